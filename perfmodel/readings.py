@@ -1,0 +1,51 @@
+"""A measured figure together with where it came from.
+
+Every figure perfmodel records says which source gave it. A figure a sensor or counter did not give is
+NaN with a ``reason``; it is never guessed. ``provenance`` tells the modelling stage what kind of figure it
+is, so that a model trained on simulated counts is never fed real PMU counts (or the reverse).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+Provenance = Literal["real", "simulated", "software", "derived", "external", "none"]
+PROVENANCES: tuple[str, ...] = ("real", "simulated", "software", "derived", "external", "none")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One figure: ``value`` in ``unit`` from ``source``.
+
+    ``provenance``: ``real`` (hardware PMU or a physical sensor), ``simulated`` (valgrind), ``software``
+    (OS / kernel software events, psutil), ``derived`` (computed from other readings), ``external``
+    (imported data set or analyzer log), ``none`` (no source: value is NaN and ``reason`` says why).
+    """
+
+    name: str
+    value: float
+    unit: str = ""
+    source: str = ""
+    provenance: Provenance = "real"
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.provenance not in PROVENANCES:
+            raise ValueError(f"provenance must be one of {PROVENANCES}, got {self.provenance!r}")
+        if self.value is None or (isinstance(self.value, float) and math.isnan(self.value)):
+            object.__setattr__(self, "value", math.nan)
+            if not self.reason:
+                raise ValueError(f"reading {self.name!r} is missing (NaN) but gives no reason")
+
+    @property
+    def available(self) -> bool:
+        return not math.isnan(self.value)
+
+    @classmethod
+    def missing(cls, name: str, reason: str, unit: str = "", source: str = "none") -> "Reading":
+        return cls(name=name, value=math.nan, unit=unit, source=source, provenance="none", reason=reason)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
