@@ -1,0 +1,360 @@
+"""Keras 3 functional definitions of the study's networks.
+
+Every network takes a batch-1 NHWC float32 image ``(1, H, W, 3)`` (normalised to [-1, 1]) named
+``input`` and returns softmax scores ``(1, 1000)`` from a layer named ``prob``; the layer before the
+softmax computes the logits, and the last weighted layer (conv or dense) is named ``classifier``.
+
+Only operations that TensorFlow, LiteRT, ONNX Runtime and OpenCV DNN all import are used: Conv2D,
+DepthwiseConv2D, ReLU / ReLU6, MaxPooling2D, GlobalAveragePooling2D, ZeroPadding2D, Concatenate, Add,
+Dense and Softmax. Batch normalisation is *folded* into the preceding convolution (conv with bias), which
+is what an inference deployment runs anyway; Dropout is dropped (identity at inference).
+Local response normalisation (GoogLeNet's two LRN layers) is omitted: it is not a Keras layer, OpenCV and
+ONNX handle it differently, and it has no weights, so it does not change the parameter / MAC facts
+(its few thousand element-wise operations per image are negligible next to 1.6 GMACs).
+
+Pooling follows Caffe's ``ceil`` rounding where the original models used it (SqueezeNet, GoogLeNet, NiN,
+ResNet): see :func:`_maxpool_ceil`.
+
+The definitions are deliberately plain (no framework-specific tricks) so that the graph facts in
+:mod:`perfmodel.zoo.facts` (parameters, MACs, layer counts) come out of the graph itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Bump when a definition changes: part of the export cache key.
+ZOO_VERSION = "1"
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "prob"
+CLASSIFIER_NAME = "classifier"
+NUM_CLASSES = 1000
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """One network of the zoo: how to build it and what the literature says about it."""
+
+    name: str
+    title: str
+    builder: Callable[[int], Any] = field(repr=False)
+    input_size: int
+    min_input_size: int
+    top1: float
+    top5: float
+    accuracy_source: str
+    accuracy_note: str = ""
+    description: str = ""
+    accuracy_ref: str = ""  #: short form of ``accuracy_source`` for tables
+
+    def build(self, input_size: int | None = None) -> Any:
+        """The Keras model with Keras' default (unseeded) initial weights; see :func:`build_keras`."""
+        return self.builder(input_size or self.input_size)
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+
+def _layers():
+    import keras
+
+    return keras.layers
+
+
+def _conv(x, filters: int, k: int, name: str, stride: int = 1, pad: int | None = None,
+          act: str | None = "relu"):
+    """Conv2D (+ bias, folded BN) with symmetric zero padding ``pad`` (default ``(k-1)//2``) and activation.
+
+    Stride-1 convolutions with ``pad == (k-1)//2`` use ``padding="same"`` (symmetric for odd kernels);
+    other padded convolutions get an explicit symmetric ZeroPadding2D, as in Caffe/PyTorch, rather than
+    TensorFlow's asymmetric ``same`` for strided convolutions.
+    """
+    L = _layers()
+    pad = (k - 1) // 2 if pad is None else pad
+    padding = "valid"
+    if pad and stride == 1 and k % 2 == 1 and pad == (k - 1) // 2:
+        padding = "same"
+    elif pad:
+        x = L.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+    x = L.Conv2D(filters, k, strides=stride, padding=padding, use_bias=True, name=name)(x)
+    return _act(x, act, name)
+
+
+def _dwconv(x, k: int, name: str, stride: int = 1, act: str | None = "relu6"):
+    """DepthwiseConv2D (multiplier 1, + bias) with symmetric padding ``(k-1)//2``."""
+    L = _layers()
+    pad = (k - 1) // 2
+    padding = "same" if stride == 1 else "valid"
+    if stride != 1 and pad:
+        x = L.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+    x = L.DepthwiseConv2D(k, strides=stride, padding=padding, use_bias=True, name=name)(x)
+    return _act(x, act, name)
+
+
+def _act(x, act: str | None, name: str):
+    L = _layers()
+    if act == "relu":
+        return L.ReLU(name=f"{name}_relu")(x)
+    if act == "relu6":
+        return L.Activation("relu6", name=f"{name}_relu6")(x)
+    if act is None:
+        return x
+    raise ValueError(f"unsupported activation {act!r}")
+
+
+def _maxpool_ceil(x, k: int, s: int, name: str):
+    """Max pooling with Caffe's ``ceil`` output rounding, using only valid / same pooling.
+
+    Output size ``ceil((n - k) / s) + 1``. When that equals the floor size, plain ``valid`` pooling;
+    when TensorFlow's ``same`` gives the same size with the single padding row at the end, ``same``;
+    otherwise zero padding at the end followed by ``valid`` pooling, which is exact because every
+    pooled tensor here follows a ReLU (values >= 0, so a zero pad never wins the max).
+    """
+    L = _layers()
+    n = int(x.shape[1])
+    if int(x.shape[2]) != n:
+        raise ValueError("square inputs only")
+    out_floor = (n - k) // s + 1
+    out_ceil = -(-(n - k) // s) + 1
+    if out_ceil == out_floor:
+        return L.MaxPooling2D(k, s, padding="valid", name=name)(x)
+    need = (out_ceil - 1) * s + k - n
+    same_out = -(-n // s)
+    if same_out == out_ceil and need == 1:
+        return L.MaxPooling2D(k, s, padding="same", name=name)(x)
+    x = L.ZeroPadding2D(((0, need), (0, need)), name=f"{name}_pad")(x)
+    return L.MaxPooling2D(k, s, padding="valid", name=name)(x)
+
+
+def _input(size: int, min_size: int, network: str):
+    import keras
+
+    if size < min_size:
+        from perfmodel.errors import PerfmodelError
+
+        raise PerfmodelError(f"input size {size} is too small for {network} (minimum {min_size})")
+    return keras.Input(shape=(size, size, 3), batch_size=1, dtype="float32", name=INPUT_NAME)
+
+
+def _head_gap_softmax(x, dense: bool):
+    """Global average pooling then (optionally) the dense classifier, then softmax ``prob``."""
+    L = _layers()
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    if dense:
+        x = L.Dense(NUM_CLASSES, name=CLASSIFIER_NAME)(x)
+    x = L.Softmax(name=OUTPUT_NAME)(x)
+    return x
+
+
+def _model(inp, out, name: str):
+    import keras
+
+    return keras.Model(inp, out, name=name)
+
+
+# ---------------------------------------------------------------------------------------- networks
+
+
+def _squeezenet1_1(size: int):
+    """SqueezeNet v1.1 (Iandola et al. 2016; the DeepScale Caffe release): 26 conv, 0 FC."""
+    L = _layers()
+    inp = _input(size, 67, "squeezenet1_1")
+
+    def fire(x, squeeze: int, expand: int, name: str):
+        s = _conv(x, squeeze, 1, f"{name}_squeeze1x1")
+        e1 = _conv(s, expand, 1, f"{name}_expand1x1")
+        e3 = _conv(s, expand, 3, f"{name}_expand3x3")
+        return L.Concatenate(axis=-1, name=f"{name}_concat")([e1, e3])
+
+    x = _conv(inp, 64, 3, "conv1", stride=2, pad=0)
+    x = _maxpool_ceil(x, 3, 2, "pool1")
+    x = fire(x, 16, 64, "fire2")
+    x = fire(x, 16, 64, "fire3")
+    x = _maxpool_ceil(x, 3, 2, "pool3")
+    x = fire(x, 32, 128, "fire4")
+    x = fire(x, 32, 128, "fire5")
+    x = _maxpool_ceil(x, 3, 2, "pool5")
+    x = fire(x, 48, 192, "fire6")
+    x = fire(x, 48, 192, "fire7")
+    x = fire(x, 64, 256, "fire8")
+    x = fire(x, 64, 256, "fire9")
+    x = _conv(x, NUM_CLASSES, 1, CLASSIFIER_NAME)  # conv10 + ReLU
+    return _model(inp, _head_gap_softmax(x, dense=False), "squeezenet1_1")
+
+
+def _googlenet(size: int):
+    """GoogLeNet / Inception v1 (Szegedy et al. 2015), no auxiliary heads, no LRN: 57 conv, 1 FC."""
+    L = _layers()
+    inp = _input(size, 64, "googlenet")
+
+    def inception(x, c1, c3r, c3, c5r, c5, pp, name):
+        b1 = _conv(x, c1, 1, f"{name}_1x1")
+        b2 = _conv(_conv(x, c3r, 1, f"{name}_3x3_reduce"), c3, 3, f"{name}_3x3")
+        b3 = _conv(_conv(x, c5r, 1, f"{name}_5x5_reduce"), c5, 5, f"{name}_5x5")
+        b4 = L.MaxPooling2D(3, 1, padding="same", name=f"{name}_pool")(x)
+        b4 = _conv(b4, pp, 1, f"{name}_pool_proj")
+        return L.Concatenate(axis=-1, name=f"{name}_output")([b1, b2, b3, b4])
+
+    x = _conv(inp, 64, 7, "conv1_7x7_s2", stride=2, pad=3)
+    x = _maxpool_ceil(x, 3, 2, "pool1_3x3_s2")
+    x = _conv(x, 64, 1, "conv2_3x3_reduce")
+    x = _conv(x, 192, 3, "conv2_3x3")
+    x = _maxpool_ceil(x, 3, 2, "pool2_3x3_s2")
+    x = inception(x, 64, 96, 128, 16, 32, 32, "inception_3a")
+    x = inception(x, 128, 128, 192, 32, 96, 64, "inception_3b")
+    x = _maxpool_ceil(x, 3, 2, "pool3_3x3_s2")
+    x = inception(x, 192, 96, 208, 16, 48, 64, "inception_4a")
+    x = inception(x, 160, 112, 224, 24, 64, 64, "inception_4b")
+    x = inception(x, 128, 128, 256, 24, 64, 64, "inception_4c")
+    x = inception(x, 112, 144, 288, 32, 64, 64, "inception_4d")
+    x = inception(x, 256, 160, 320, 32, 128, 128, "inception_4e")
+    x = _maxpool_ceil(x, 3, 2, "pool4_3x3_s2")
+    x = inception(x, 256, 160, 320, 32, 128, 128, "inception_5a")
+    x = inception(x, 384, 192, 384, 48, 128, 128, "inception_5b")
+    return _model(inp, _head_gap_softmax(x, dense=True), "googlenet")
+
+
+def _resnet50(size: int):
+    """ResNet-50 v1 (He et al. 2016; stride 2 in the first 1x1 conv of a stage): 53 conv, 1 FC."""
+    L = _layers()
+    inp = _input(size, 32, "resnet50")
+
+    def bottleneck(x, width: int, stride: int, project: bool, name: str):
+        shortcut = x
+        if project:
+            shortcut = _conv(x, 4 * width, 1, f"{name}_branch1", stride=stride, act=None)
+        y = _conv(x, width, 1, f"{name}_branch2a", stride=stride)
+        y = _conv(y, width, 3, f"{name}_branch2b")
+        y = _conv(y, 4 * width, 1, f"{name}_branch2c", act=None)
+        y = L.Add(name=f"{name}_add")([shortcut, y])
+        return L.ReLU(name=f"{name}_relu")(y)
+
+    x = _conv(inp, 64, 7, "conv1", stride=2, pad=3)
+    x = _maxpool_ceil(x, 3, 2, "pool1")
+    for stage, (width, blocks) in enumerate(((64, 3), (128, 4), (256, 6), (512, 3)), start=2):
+        for b in range(blocks):
+            stride = 2 if (b == 0 and stage > 2) else 1
+            x = bottleneck(x, width, stride, project=(b == 0), name=f"res{stage}{chr(ord('a') + b)}")
+    return _model(inp, _head_gap_softmax(x, dense=True), "resnet50")
+
+
+def _mobilenet_v1(size: int):
+    """MobileNet v1, width 1.0 (Howard et al. 2017), ReLU6 as in the TensorFlow release: 27 conv, 1 FC."""
+    inp = _input(size, 32, "mobilenet_v1")
+    x = _conv(inp, 32, 3, "conv1", stride=2, act="relu6")
+    cfg = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+    for i, (filters, stride) in enumerate(cfg, start=1):
+        x = _dwconv(x, 3, f"conv_dw_{i}", stride=stride)
+        x = _conv(x, filters, 1, f"conv_pw_{i}", act="relu6")
+    return _model(inp, _head_gap_softmax(x, dense=True), "mobilenet_v1")
+
+
+def _mobilenet_v2(size: int):
+    """MobileNet v2, width 1.0 (Sandler et al. 2018): inverted residuals, linear bottlenecks; 52 conv, 1 FC."""
+    L = _layers()
+    inp = _input(size, 32, "mobilenet_v2")
+    x = _conv(inp, 32, 3, "conv1", stride=2, act="relu6")
+    in_ch = 32
+    block = 0
+    for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                       (6, 160, 3, 2), (6, 320, 1, 1)):
+        for i in range(n):
+            stride = s if i == 0 else 1
+            name = f"block_{block}"
+            y = x
+            if t != 1:
+                y = _conv(y, in_ch * t, 1, f"{name}_expand", act="relu6")
+            y = _dwconv(y, 3, f"{name}_depthwise", stride=stride)
+            y = _conv(y, c, 1, f"{name}_project", act=None)
+            if stride == 1 and in_ch == c:
+                y = L.Add(name=f"{name}_add")([x, y])
+            x = y
+            in_ch = c
+            block += 1
+    x = _conv(x, 1280, 1, "conv_last", act="relu6")
+    return _model(inp, _head_gap_softmax(x, dense=True), "mobilenet_v2")
+
+
+def _nin(size: int):
+    """Network-in-Network, ImageNet model of the Caffe Model Zoo (Lin et al. 2014): 12 conv, 0 FC."""
+    inp = _input(size, 99, "nin")
+    x = _conv(inp, 96, 11, "conv1", stride=4, pad=0)
+    x = _conv(x, 96, 1, "cccp1")
+    x = _conv(x, 96, 1, "cccp2")
+    x = _maxpool_ceil(x, 3, 2, "pool1")
+    x = _conv(x, 256, 5, "conv2", pad=2)
+    x = _conv(x, 256, 1, "cccp3")
+    x = _conv(x, 256, 1, "cccp4")
+    x = _maxpool_ceil(x, 3, 2, "pool2")
+    x = _conv(x, 384, 3, "conv3", pad=1)
+    x = _conv(x, 384, 1, "cccp5")
+    x = _conv(x, 384, 1, "cccp6")
+    x = _maxpool_ceil(x, 3, 2, "pool3")
+    x = _conv(x, 1024, 3, "conv4_1024", pad=1)
+    x = _conv(x, 1024, 1, "cccp7_1024")
+    x = _conv(x, NUM_CLASSES, 1, CLASSIFIER_NAME)  # cccp8 + ReLU
+    return _model(inp, _head_gap_softmax(x, dense=False), "nin")
+
+
+_TV = "torchvision model docs (ImageNet-1k val, single 224 centre crop)"
+
+NETWORKS: dict[str, NetworkSpec] = {
+    spec.name: spec
+    for spec in (
+        NetworkSpec(
+            "squeezenet1_1", "SqueezeNet v1.1", _squeezenet1_1, 227, 67, 58.178, 80.624,
+            _TV + ", SqueezeNet1_1_Weights.IMAGENET1K_V1",
+            "the study's 227x227 input (DeepScale Caffe release)",
+            "Fire modules (squeeze 1x1, expand 1x1 + 3x3), conv classifier, global average pool",
+            accuracy_ref="torchvision",
+        ),
+        NetworkSpec(
+            "squeezenet1_1_224", "SqueezeNet v1.1 (224)", _squeezenet1_1, 224, 67, 58.178, 80.624,
+            _TV + ", SqueezeNet1_1_Weights.IMAGENET1K_V1",
+            "224x224 variant (torchvision input size)",
+            "SqueezeNet v1.1 at 224x224",
+            accuracy_ref="torchvision",
+        ),
+        NetworkSpec(
+            "googlenet", "GoogLeNet (Inception v1)", _googlenet, 224, 64, 69.778, 89.530,
+            _TV + ", GoogLeNet_Weights.IMAGENET1K_V1",
+            "torchvision's GoogLeNet uses batch norm and a 3x3 in the '5x5' branch; this graph follows the "
+            "paper (5x5, no LRN, no aux heads)",
+            "9 Inception modules, global average pool, 1 FC",
+            accuracy_ref="torchvision",
+        ),
+        NetworkSpec(
+            "resnet50", "ResNet-50", _resnet50, 224, 32, 75.3, 92.2,
+            "He et al. 2016, original Caffe release (KaimingHe/deep-residual-networks), 224 centre crop",
+            "v1 graph (stride in the 1x1 conv, ~3.9 GMACs as in the study's Table I); torchvision's "
+            "ResNet50_Weights.IMAGENET1K_V1 (v1.5, stride in the 3x3 conv, 4.1 GMACs) reports 76.13/92.86",
+            "bottleneck residual blocks [3, 4, 6, 3], global average pool, 1 FC",
+            accuracy_ref="He et al. 2016 (Caffe)",
+        ),
+        NetworkSpec(
+            "mobilenet_v1", "MobileNet v1 (1.0, 224)", _mobilenet_v1, 224, 32, 70.9, 89.9,
+            "TensorFlow-Slim model list, MobileNet_v1_1.0_224 checkpoint",
+            "Howard et al. 2017 (arXiv:1704.04861) report top-1 70.6 and no top-5",
+            "13 depthwise-separable blocks, ReLU6, global average pool, 1 FC",
+            accuracy_ref="TF-Slim",
+        ),
+        NetworkSpec(
+            "mobilenet_v2", "MobileNet v2 (1.0, 224)", _mobilenet_v2, 224, 32, 71.878, 90.286,
+            _TV + ", MobileNet_V2_Weights.IMAGENET1K_V1",
+            "Sandler et al. 2018 report 72.0 top-1",
+            "17 inverted-residual blocks with linear bottlenecks, ReLU6, global average pool, 1 FC",
+            accuracy_ref="torchvision",
+        ),
+        NetworkSpec(
+            "nin", "Network-in-Network (ImageNet)", _nin, 224, 99, 59.36, math.nan,
+            "Caffe Model Zoo NIN-ImageNet (Lin et al. 2014 model, released by M. Lin), centre crop",
+            "top-5 not reported by the source",
+            "4 mlpconv blocks (conv + two 1x1 'cccp'), conv classifier, global average pool, no FC",
+            accuracy_ref="Caffe Model Zoo",
+        ),
+    )
+}
