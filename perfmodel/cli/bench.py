@@ -1,0 +1,177 @@
+"""``perfmodel bench``: quick side-by-side timing of frameworks x networks x threads.
+
+The timing loop and statistics live in :mod:`perfmodel.runners.timing`; this module only parses options,
+runs the cells (each in a fresh process by default, see :mod:`perfmodel.runners.worker`) and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+DEFAULT_NETWORK = "squeezenet1_1"
+SYNTHETIC_IMAGES = 16
+
+
+def bench(
+    frameworks: list[str] = typer.Option(None, "--framework", "-f", help="tensorflow, litert, onnxruntime or "
+                                         "opencv; repeat for several (default: all four)."),
+    networks: list[str] = typer.Option(None, "--network", "-n", help="Zoo network; repeat for several "
+                                       f"(default: {DEFAULT_NETWORK}). See `perfmodel zoo list`."),
+    threads: list[int] = typer.Option(None, "--threads", "-t", help="Thread count; repeat for several "
+                                      "(default: 1)."),
+    images: Path = typer.Option(None, "--images", help="Folder of JPEG/PNG images (default: "
+                                f"{SYNTHETIC_IMAGES} deterministic synthetic 500x375 JPEGs)."),
+    warmup: int = typer.Option(2, "--warmup", min=0, help="Untimed images before timing each cell."),
+    count: int = typer.Option(20, "--count", min=1, help="Timed images per cell (at least)."),
+    min_time: float = typer.Option(1.0, "--min-time", min=0.0, help="Seconds of timing per cell (at least); "
+                                   "a cell runs --count images or --min-time seconds, whichever is longer."),
+    model: Path = typer.Option(None, "--model", help="Time this model file instead of a zoo network "
+                               "(SavedModel folder, .tflite or .onnx; needs exactly one --framework)."),
+    xnnpack: bool = typer.Option(True, "--xnnpack/--no-xnnpack", help="LiteRT: XNNPACK delegate (default) "
+                                 "or built-in kernels."),
+    opencv_engine: str = typer.Option("classic", "--opencv-engine", help="OpenCV DNN engine: classic, new or "
+                                      "auto (OpenCV 5)."),
+    isolate: bool = typer.Option(True, "--isolate/--no-isolate", help="Run every cell in a fresh process "
+                                 "(default; needed for several TensorFlow thread counts)."),
+    samples: bool = typer.Option(False, "--samples", help="With --json: include per-image times."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
+) -> None:
+    """Time read + pre-process + inference per image for each framework x network x threads cell.
+
+    Each cell loads the model (exported from the zoo on first use), runs --warmup untimed images, then
+    at least --count images and at least --min-time seconds. Prints count / min / median / mean / p90 /
+    p99 / max latency (ms) and images/s (= 1000 / mean), like TFLite's benchmark_model; pre and infer
+    are the mean pre-processing (read + decode + resize + normalise) and inference parts.
+    """
+    from perfmodel.errors import PerfmodelError, check_choice
+    from perfmodel.runners import FRAMEWORKS
+    from perfmodel.runners.base import check_threads
+    from perfmodel.runners.opencv import ENGINES
+
+    fws = list(dict.fromkeys(frameworks or FRAMEWORKS))
+    for fw in fws:
+        check_choice("framework", fw, FRAMEWORKS)
+    thread_counts = list(dict.fromkeys(check_threads(t) for t in (threads or [1])))
+    check_choice("OpenCV engine", opencv_engine, ENGINES)
+    if model is not None:
+        if len(fws) != 1:
+            raise PerfmodelError("--model needs exactly one --framework (the one that reads that file)")
+        if networks:
+            raise PerfmodelError("give --model or --network, not both")
+        if not model.exists():
+            raise PerfmodelError(f"model {str(model)!r} not found")
+        nets: list[str | None] = [model.stem if model.suffix else model.name]
+    else:
+        from perfmodel.zoo import get_network
+
+        nets = list(dict.fromkeys(networks or [DEFAULT_NETWORK]))
+        for net in nets:
+            get_network(net)
+    from perfmodel.images import default_images, list_images
+
+    paths = list_images(images) if images is not None else default_images(SYNTHETIC_IMAGES)
+    timing = {"warmup": warmup, "count": count, "min_time_s": min_time}
+    options = {"litert": {"xnnpack": xnnpack}, "opencv": {"engine": opencv_engine}}
+
+    cells = [(fw, net, t) for net in nets for fw in fws for t in thread_counts]
+    rows: list[dict[str, Any]] = []
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    err = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=err, transient=True,
+                  disable=json_out or not sys.stderr.isatty()) as bar:
+        task = bar.add_task("bench", total=len(cells))
+        for fw, net, t in cells:
+            bar.update(task, description=f"{fw} {net} t={t}")
+            rows.append(_run(fw, net, t, paths, model, options.get(fw, {}), timing, isolate, samples))
+            bar.advance(task)
+
+    failed = [r for r in rows if "error" in r]
+    if json_out:
+        doc = {"machine": _machine(), "images": {"count": len(paths), "source": str(images) if images else
+                                                  "synthetic 500x375 JPEG (perfmodel.images.default_images)"},
+               "timing": timing, "isolate": isolate, "cells": rows}
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        _print_table(rows, len(paths), images)
+    if failed:
+        raise PerfmodelError(f"{len(failed)} of {len(rows)} cell(s) failed: "
+                             + "; ".join(f"{r['framework']} {r['network']} t={r['threads']}: {r['error']}"
+                                         for r in failed))
+
+
+def _run(fw: str, net: str | None, t: int, paths: list[Path], model: Path | None, options: dict[str, Any],
+         timing: dict[str, Any], isolate: bool, samples: bool) -> dict[str, Any]:
+    from perfmodel.errors import PerfmodelError
+    from perfmodel.runners import run_cell, time_isolated
+
+    try:
+        if isolate:
+            result = time_isolated(fw, net, t, paths, model_path=model, options=options, **timing)
+        else:
+            result = run_cell(fw, net, t, paths, model_path=model, options=options, **timing)
+    except PerfmodelError as exc:
+        return {"framework": fw, "network": net, "threads": t, "error": str(exc)}
+    return result.to_dict(samples=samples)
+
+
+def _machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"machine": platform.machine(), "cpu": cpu, "logical_cpus": os.cpu_count(),
+            "python": platform.python_version(), "system": platform.platform()}
+
+
+def _print_table(rows: list[dict[str, Any]], n_images: int, images: Path | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    src = str(images) if images else "synthetic 500x375 JPEGs"
+    table = Table(title=f"perfmodel bench: ms per image (read + pre-process + inference), {n_images} images "
+                        f"from {src}")
+    for col in ("framework", "network", "threads"):
+        table.add_column(col, no_wrap=True)
+    for col in ("count", "min", "median", "mean", "p90", "p99", "max", "img/s", "pre", "infer"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in rows:
+        if "error" in r:
+            table.add_row(r["framework"], str(r["network"]), str(r["threads"]), "[red]error[/red]",
+                          *[""] * 9)
+            continue
+        table.add_row(r["framework"], r["network"], str(r["threads"]), str(r["count"]),
+                      *(f"{r[k]:.2f}" for k in ("min_ms", "median_ms", "mean_ms", "p90_ms", "p99_ms", "max_ms")),
+                      f"{r['images_per_s']:.1f}", f"{r['preprocess_mean_ms']:.2f}",
+                      f"{r['inference_mean_ms']:.2f}")
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=140)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``perfmodel bench``."""
+    app.command("bench", help=_reflow(bench.__doc__ or ""))(bench)
+
+
+def _reflow(doc: str) -> str:
+    """Docstring paragraphs as single lines (rich help would otherwise keep the source line breaks)."""
+    import inspect
+
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
