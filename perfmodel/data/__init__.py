@@ -1,0 +1,58 @@
+"""Data sets: the tidy record schema, storage, and the wide tables modelling uses.
+
+* :mod:`.schema` - the long record format (one row per record and metric), its pandera validation and
+  :class:`SchemaError`.
+* :mod:`.store` - data set folders (``dataset.json`` + ``records/<cell_id>.parquet`` + JSON sidecars),
+  atomic per-cell writes, resumable campaigns (:meth:`Dataset.done_cells`), :func:`merge` with metadata
+  compatibility checks, flat records files for imported data.
+* :mod:`.tables` - :func:`wide_per_image`, :func:`wide_per_cell`, :func:`wide_per_sample` with
+  per-column provenance in ``df.attrs``.
+* :mod:`.importers` - external data sets into the same schema (``armpm``).
+
+This stage imports only foundation modules; ``perfmodel.collect`` writes into it.
+"""
+
+from __future__ import annotations
+
+from .schema import (
+    COLUMNS,
+    EXTRA_METRICS,
+    KEY_COLUMNS,
+    PHASES,
+    SCHEMA_VERSION,
+    SchemaError,
+    coerce,
+    empty_records,
+    known_metrics,
+    records_from_readings,
+    validate,
+)
+from .store import (
+    Dataset,
+    compat_differences,
+    compat_fields,
+    dataset_metadata,
+    merge,
+    read_dataset,
+    read_records,
+    records_metadata,
+    write_dataset,
+    write_records,
+)
+from .tables import (
+    base_provenances,
+    column_provenance,
+    provenance,
+    wide_per_cell,
+    wide_per_image,
+    wide_per_sample,
+)
+
+__all__ = [
+    "COLUMNS", "EXTRA_METRICS", "KEY_COLUMNS", "PHASES", "SCHEMA_VERSION", "SchemaError", "coerce",
+    "empty_records", "known_metrics", "records_from_readings", "validate",
+    "Dataset", "compat_differences", "compat_fields", "dataset_metadata", "merge", "read_dataset",
+    "read_records", "records_metadata", "write_dataset", "write_records",
+    "base_provenances", "column_provenance", "provenance", "wide_per_cell", "wide_per_image",
+    "wide_per_sample",
+]

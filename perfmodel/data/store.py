@@ -1,0 +1,716 @@
+"""Data-set storage: a folder of per-cell Parquet files with JSON sidecars, resumable and mergeable.
+
+Layout of a data set folder::
+
+    <dataset>/
+        dataset.json              schema version, run metadata, campaign spec, timestamps, tool version
+        records/<cell_id>.parquet the long records of one finished cell (see perfmodel.data.schema)
+        records/<cell_id>.json    the cell's sidecar: its metadata (matrix coordinates, counter source,
+                                  cache geometry, image count, timings, ...) and ``status``
+
+Atomicity and resume
+--------------------
+Every file is written to a temporary name in the same folder, flushed, fsync'ed and renamed over the
+target (``os.replace``), then the folder is fsync'ed, so a reader sees either the old file or the new
+one, never a partial file. :meth:`Dataset.write_cell` removes an old sidecar first, writes the Parquet
+file, and writes the sidecar **last**. A cell is *done* (:meth:`Dataset.done_cells`) only when both
+files exist and the sidecar says ``"status": "done"``: a worker killed at any point leaves the cell
+not done (a campaign re-runs it) and never touches other cells. Left-over temporary files are hidden
+(``.<name>.tmp-<pid>``) and ignored; :meth:`Dataset.remove_stale_temp_files` clears them.
+
+Records are validated against the schema when written and when read (``validate=True``).
+
+Versioning
+----------
+``dataset.json``, every sidecar and every Parquet file carry ``"schema_version": 1``. Reading a newer
+version raises :class:`~perfmodel.errors.PerfmodelError` asking for a newer perfmodel.
+
+Compatibility and merging
+-------------------------
+:func:`compat_fields` extracts the fields that make two data sets comparable - ``board``,
+``cpu_model``, ``counter_source``, ``cache_geometry`` and library ``versions`` (compared at
+major.minor) - from the run metadata (top level first, then nested dicts such as
+``metadata["system"]``) and then from the campaign spec (``counters``, ``geometry``).
+:func:`merge` and a resumed :meth:`Dataset.create` refuse data sets that differ in any of them and list
+the differences, unless told ``allow_incompatible=True`` (merge only).
+
+Flat files
+----------
+:func:`write_records` / :func:`read_records` store one validated long frame (e.g. an imported external
+data set) in a single Parquet file with its metadata and ``df.attrs`` in the file's key-value metadata.
+:func:`read_dataset` reads either form; :func:`write_dataset` writes either form (by the path's suffix).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, is_dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from perfmodel.errors import InputFileError, PerfmodelError
+from perfmodel.paths import atomic_write_bytes
+
+from .schema import SCHEMA_VERSION, coerce, empty_records, validate
+
+FORMAT = "perfmodel-dataset"
+DATASET_FILE = "dataset.json"
+RECORDS_DIR = "records"
+PARQUET_META_KEY = b"perfmodel"
+STATUSES = ("done", "failed", "partial")
+
+_CELL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+@,-]{0,199}$")
+_RESERVED_SIDECAR = ("schema_version", "cell_id", "rows", "sha256", "parquet", "written")
+
+
+# --------------------------------------------------------------------------------------------------
+# small helpers
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _tool_version() -> str:
+    from perfmodel import __version__
+
+    return __version__
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON data: numpy scalars -> Python, Paths -> str, dataclasses -> dicts, NaN -> None."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(obj, key=str) if isinstance(obj, (set, frozenset)) else obj
+        return [_jsonable(v) for v in items]
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(asdict(obj))
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "shape", None) == ():
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if hasattr(obj, "tolist") and callable(obj.tolist):
+        return _jsonable(obj.tolist())
+    if hasattr(obj, "to_dict") and callable(obj.to_dict):
+        return _jsonable(obj.to_dict())
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    raise PerfmodelError(f"cannot store {type(obj).__name__} value {obj!r} in JSON metadata")
+
+
+def _dumps(obj: Any) -> bytes:
+    return (json.dumps(_jsonable(obj), indent=2, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    atomic_write_bytes(path, data)
+    _fsync_dir(path.parent)
+
+
+def _load_json(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFileError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputFileError(f"{what} {path} is unreadable or corrupt: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputFileError(f"{what} {path} is not a JSON object")
+    return data
+
+
+def _check_version(version: Any, where: str) -> None:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InputFileError(f"{where} has no valid schema_version (got {version!r})")
+    if version > SCHEMA_VERSION:
+        raise PerfmodelError(
+            f"{where} uses data schema version {version}, but this perfmodel reads versions up to "
+            f"{SCHEMA_VERSION}; upgrade perfmodel to read it")
+    if version < 1:
+        raise InputFileError(f"{where} has invalid schema_version {version}")
+
+
+def check_cell_id(cell_id: str) -> str:
+    """Return ``cell_id`` if it is a safe file name stem (letters, digits, ``_ . = + @ , -``)."""
+    if not isinstance(cell_id, str) or not _CELL_ID.match(cell_id) or cell_id.endswith((".json", ".parquet")):
+        raise PerfmodelError(
+            f"invalid cell id {cell_id!r}: use 1-200 letters, digits and _ . = + @ , - (starting with a "
+            "letter or digit)")
+    return cell_id
+
+
+def _parquet_bytes(df: pd.DataFrame, meta: dict) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    kv = dict(table.schema.metadata or {})
+    kv[PARQUET_META_KEY] = _dumps(meta)
+    table = table.replace_schema_metadata(kv)
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except FileNotFoundError:
+        raise InputFileError(f"records file {path} does not exist") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise InputFileError(f"records file {path} is unreadable or corrupt: {exc}") from None
+    kv = table.schema.metadata or {}
+    meta: dict = {}
+    if PARQUET_META_KEY in kv:
+        try:
+            meta = json.loads(kv[PARQUET_META_KEY])
+        except json.JSONDecodeError as exc:
+            raise InputFileError(f"records file {path} has corrupt perfmodel metadata: {exc}") from None
+        _check_version(meta.get("schema_version"), f"records file {path}")
+    # pandas' own metadata may carry attrs too; perfmodel restores its own copy below
+    df = table.to_pandas()
+    df.attrs = {}
+    if isinstance(meta.get("attrs"), dict):
+        df.attrs = meta["attrs"]
+    return df, meta
+
+
+# --------------------------------------------------------------------------------------------------
+# compatibility
+
+#: compatibility field -> keys that may hold it (first found wins)
+COMPAT_ALIASES: dict[str, tuple[str, ...]] = {
+    "board": ("board",),
+    "cpu_model": ("cpu_model",),
+    "counter_source": ("counter_source", "counters"),
+    "cache_geometry": ("cache_geometry", "geometry"),
+    "versions": ("versions", "library_versions"),
+}
+
+
+def _find(metadata: Mapping, keys: Sequence[str]) -> Any:
+    for key in keys:
+        if key in metadata and metadata[key] is not None:
+            return metadata[key]
+    for value in metadata.values():
+        if isinstance(value, Mapping):
+            for key in keys:
+                if key in value and value[key] is not None:
+                    return value[key]
+    return None
+
+
+def _major_minor(version: Any) -> str:
+    parts = re.findall(r"\d+", str(version))
+    return ".".join(parts[:2]) if parts else str(version)
+
+
+def compat_fields(metadata: Mapping | None, campaign: Mapping | None = None) -> dict[str, Any]:
+    """The fields two data sets must share to be merged (see the module docstring)."""
+    metadata = dict(metadata or {})
+    campaign = dict(campaign or {})
+    out: dict[str, Any] = {}
+    for name, keys in COMPAT_ALIASES.items():
+        value = _find(metadata, keys)
+        if value is None and campaign:
+            value = _find(campaign, keys)
+        if name == "versions" and isinstance(value, Mapping):
+            value = {str(k): _major_minor(v) for k, v in value.items() if v is not None}
+        out[name] = _jsonable(value)
+    return out
+
+
+def compat_differences(a: Mapping, b: Mapping) -> list[str]:
+    """Human-readable differences between two :func:`compat_fields` dicts (empty when compatible)."""
+    diffs = []
+    for name in COMPAT_ALIASES:
+        va, vb = a.get(name), b.get(name)
+        if name == "versions" and isinstance(va, Mapping) and isinstance(vb, Mapping):
+            for lib in sorted(set(va) | set(vb)):
+                if va.get(lib) != vb.get(lib):
+                    diffs.append(f"versions.{lib}: {va.get(lib, '(missing)')} != {vb.get(lib, '(missing)')}")
+        elif va != vb:
+            show = lambda v: "(missing)" if v is None else json.dumps(v, sort_keys=True)  # noqa: E731
+            diffs.append(f"{name}: {show(va)} != {show(vb)}")
+    return diffs
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+class Dataset:
+    """A data set folder (see the module docstring). Use :meth:`create` or :meth:`open`."""
+
+    def __init__(self, path: Path, info: dict):
+        self.path = Path(path)
+        self.info = info
+
+    # ---- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        metadata: Mapping | None,
+        *,
+        campaign: Mapping | None = None,
+        exist_ok: bool = False,
+    ) -> "Dataset":
+        """Create a data set folder, or with ``exist_ok`` re-open a compatible existing one (resume).
+
+        Refuses (``PerfmodelError``) to use a non-empty folder that is not a data set, an existing data
+        set without ``exist_ok``, or an existing data set whose metadata differ in a compatibility field.
+        On resume the new metadata and campaign are appended to ``info["runs"]`` and the campaign spec is
+        replaced by the new one.
+        """
+        path = Path(path)
+        metadata = _jsonable(dict(metadata or {}))
+        campaign = _jsonable(dict(campaign)) if campaign is not None else None
+        if path.exists() and not path.is_dir():
+            raise PerfmodelError(f"{path} exists and is not a folder")
+        if (path / DATASET_FILE).exists():
+            if not exist_ok:
+                raise PerfmodelError(
+                    f"a data set already exists at {path}; resume it (exist_ok / --resume) or choose a new path")
+            ds = cls.open(path)
+            diffs = compat_differences(compat_fields(ds.metadata, ds.campaign), compat_fields(metadata, campaign))
+            if diffs:
+                raise PerfmodelError(
+                    f"the data set at {path} was collected with different settings; refusing to add to it:\n  - "
+                    + "\n  - ".join(diffs))
+            ds.info.setdefault("runs", []).append({"opened": _now(), "metadata": metadata, "campaign": campaign})
+            if campaign is not None:
+                ds.info["campaign"] = campaign
+            ds.info["tool_version"] = _tool_version()
+            ds._save_info()
+            return ds
+        if path.exists() and any(path.iterdir()):
+            raise PerfmodelError(f"{path} is not empty and is not a perfmodel data set; choose a new path")
+        (path / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
+        now = _now()
+        info = {
+            "format": FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "tool_version": _tool_version(),
+            "created": now,
+            "updated": now,
+            "metadata": metadata,
+            "campaign": campaign,
+            "runs": [{"opened": now, "metadata": metadata, "campaign": campaign}],
+        }
+        ds = cls(path, info)
+        ds._save_info(touch=False)
+        return ds
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "Dataset":
+        """Open an existing data set folder (``InputFileError`` if it is not one)."""
+        path = Path(path)
+        if not (path / DATASET_FILE).is_file():
+            raise InputFileError(f"{path} is not a perfmodel data set (no {DATASET_FILE})")
+        info = _load_json(path / DATASET_FILE, "data set file")
+        if info.get("format") != FORMAT:
+            raise InputFileError(f"{path / DATASET_FILE} is not a perfmodel data set file (format "
+                                 f"{info.get('format')!r})")
+        _check_version(info.get("schema_version"), f"data set {path}")
+        return cls(path, info)
+
+    # ---- properties ---------------------------------------------------------------------------
+
+    @property
+    def records_dir(self) -> Path:
+        return self.path / RECORDS_DIR
+
+    @property
+    def metadata(self) -> dict:
+        """The run metadata given to :meth:`create` (first run)."""
+        return self.info.get("metadata") or {}
+
+    @property
+    def campaign(self) -> dict | None:
+        """The campaign spec of the latest run, or None."""
+        return self.info.get("campaign")
+
+    def compat(self) -> dict:
+        return compat_fields(self.metadata, self.campaign)
+
+    def __repr__(self) -> str:
+        return f"Dataset({str(self.path)!r})"
+
+    def _save_info(self, touch: bool = True) -> None:
+        if touch:
+            self.info["updated"] = _now()
+        _atomic_write(self.path / DATASET_FILE, _dumps(self.info))
+
+    def _parquet(self, cell_id: str) -> Path:
+        return self.records_dir / f"{cell_id}.parquet"
+
+    def _sidecar(self, cell_id: str) -> Path:
+        return self.records_dir / f"{cell_id}.json"
+
+    # ---- writing ------------------------------------------------------------------------------
+
+    def write_cell(self, cell_id: str, records: pd.DataFrame, cell_meta: Mapping | None = None) -> Path:
+        """Validate and store one cell's records and metadata atomically; return the Parquet path.
+
+        Every row of ``records`` must have ``cell_id == cell_id``. ``cell_meta`` is any JSON-able dict;
+        its ``status`` (default ``"done"``) is one of ``done``, ``failed``, ``partial``. Re-writing a
+        cell replaces it (the old sidecar is removed first, so a crash in between leaves it not done).
+        """
+        check_cell_id(cell_id)
+        meta = _jsonable(dict(cell_meta or {}))
+        status = meta.get("status", "done")
+        if status not in STATUSES:
+            raise PerfmodelError(f"cell status must be one of {', '.join(STATUSES)}, got {status!r}")
+        if meta.get("cell_id", cell_id) != cell_id:
+            raise PerfmodelError(f"cell_meta names cell {meta['cell_id']!r}, not {cell_id!r}")
+        df = validate(records, what=f"records of cell {cell_id!r}")
+        wrong = df.loc[df["cell_id"] != cell_id, "cell_id"].unique()
+        if len(wrong):
+            raise PerfmodelError(f"records written for cell {cell_id!r} name other cells: "
+                                 f"{', '.join(map(repr, wrong[:5]))}")
+        attrs = _jsonable(dict(records.attrs)) if getattr(records, "attrs", None) else {}
+        data = _parquet_bytes(df, {"schema_version": SCHEMA_VERSION, "cell_id": cell_id, "attrs": attrs})
+        self.records_dir.mkdir(parents=True, exist_ok=True)
+        sidecar = self._sidecar(cell_id)
+        if sidecar.exists():
+            sidecar.unlink()
+            _fsync_dir(self.records_dir)
+        _atomic_write(self._parquet(cell_id), data)
+        meta.update({
+            "schema_version": SCHEMA_VERSION,
+            "cell_id": cell_id,
+            "status": status,
+            "rows": int(len(df)),
+            "parquet": self._parquet(cell_id).name,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "written": _now(),
+        })
+        _atomic_write(sidecar, _dumps(meta))
+        self._save_info()
+        return self._parquet(cell_id)
+
+    def mark_failed(self, cell_id: str, reason: str, cell_meta: Mapping | None = None) -> None:
+        """Record that a cell failed (sidecar only, ``status="failed"``); it stays not done."""
+        check_cell_id(cell_id)
+        meta = _jsonable(dict(cell_meta or {}))
+        meta.update({"schema_version": SCHEMA_VERSION, "cell_id": cell_id, "status": "failed",
+                     "reason": str(reason), "rows": 0, "parquet": None, "sha256": None, "written": _now()})
+        self.records_dir.mkdir(parents=True, exist_ok=True)
+        parquet = self._parquet(cell_id)
+        sidecar = self._sidecar(cell_id)
+        if sidecar.exists():
+            sidecar.unlink()
+        if parquet.exists():
+            parquet.unlink()
+        _atomic_write(sidecar, _dumps(meta))
+        self._save_info()
+
+    def remove_cell(self, cell_id: str) -> None:
+        """Delete a cell's files (sidecar first)."""
+        check_cell_id(cell_id)
+        for p in (self._sidecar(cell_id), self._parquet(cell_id)):
+            if p.exists():
+                p.unlink()
+        _fsync_dir(self.records_dir)
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete temporary files a killed writer left in ``records/``; return them."""
+        gone = []
+        if self.records_dir.is_dir():
+            for p in self.records_dir.iterdir():
+                if p.name.startswith(".") and ".tmp-" in p.name:
+                    p.unlink(missing_ok=True)
+                    gone.append(p)
+        return gone
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    def cells(self) -> dict[str, dict]:
+        """cell_id -> sidecar dict, for every readable sidecar (any status)."""
+        out: dict[str, dict] = {}
+        if not self.records_dir.is_dir():
+            return out
+        for p in sorted(self.records_dir.glob("*.json")):
+            if p.name.startswith("."):
+                continue
+            try:
+                meta = _load_json(p, "cell sidecar")
+            except InputFileError:
+                continue  # a sidecar is written atomically; an unreadable one is not a finished cell
+            _check_version(meta.get("schema_version"), f"cell sidecar {p}")
+            out[p.stem] = meta
+        return out
+
+    def done_cells(self) -> list[str]:
+        """Sorted ids of finished cells: Parquet file and sidecar present, sidecar status ``done``."""
+        return sorted(cid for cid, meta in self.cells().items()
+                      if meta.get("status") == "done" and self._parquet(cid).is_file())
+
+    def is_done(self, cell_id: str) -> bool:
+        check_cell_id(cell_id)
+        sidecar = self._sidecar(cell_id)
+        if not sidecar.is_file() or not self._parquet(cell_id).is_file():
+            return False
+        try:
+            return _load_json(sidecar, "cell sidecar").get("status") == "done"
+        except InputFileError:
+            return False
+
+    def cell_meta(self, cell_id: str) -> dict:
+        """The sidecar of one cell."""
+        check_cell_id(cell_id)
+        meta = _load_json(self._sidecar(cell_id), "cell sidecar")
+        _check_version(meta.get("schema_version"), f"cell sidecar {self._sidecar(cell_id)}")
+        return meta
+
+    def read_cell(self, cell_id: str, *, validate: bool = True) -> pd.DataFrame:
+        """The records of one cell (with the ``attrs`` they were written with)."""
+        check_cell_id(cell_id)
+        df, _ = _read_parquet(self._parquet(cell_id))
+        attrs = df.attrs
+        if validate:
+            df = _validate(df, f"records file {self._parquet(cell_id)}")
+        df.attrs = attrs
+        return df
+
+    def read(self, *, validate: bool = True, cells: Iterable[str] | None = None) -> pd.DataFrame:
+        """All records of the done cells (or of ``cells``) as one long frame, validated by default.
+
+        ``attrs``: ``dataset`` (path), ``schema_version`` and ``cell_attrs`` (cell_id -> attrs written
+        with the cell, for cells that had any).
+        """
+        ids = self.done_cells() if cells is None else [check_cell_id(c) for c in cells]
+        frames, cell_attrs = [], {}
+        for cid in ids:
+            df, _ = _read_parquet(self._parquet(cid))
+            if df.attrs:
+                cell_attrs[cid] = df.attrs
+            df.attrs = {}
+            frames.append(df)
+        frames = [f for f in frames if len(f)]
+        df = pd.concat(frames, ignore_index=True) if frames else empty_records()
+        df = _validate(df, f"records of data set {self.path}") if validate else coerce(df)
+        df.attrs = {"dataset": str(self.path), "schema_version": SCHEMA_VERSION}
+        if cell_attrs:
+            df.attrs["cell_attrs"] = cell_attrs
+        return df
+
+    def verify(self) -> list[str]:
+        """Check every done cell's Parquet file against the size and hash in its sidecar; list problems."""
+        problems = []
+        for cid, meta in self.cells().items():
+            if meta.get("status") != "done":
+                continue
+            p = self._parquet(cid)
+            if not p.is_file():
+                problems.append(f"{cid}: records file missing")
+                continue
+            digest = hashlib.sha256(p.read_bytes()).hexdigest()
+            if meta.get("sha256") and digest != meta["sha256"]:
+                problems.append(f"{cid}: records file does not match its sidecar (sha256)")
+        return problems
+
+    def summary(self) -> dict:
+        """Counts for ``--json`` output: cells by status, rows of done cells, path, created/updated."""
+        cells = self.cells()
+        by_status: dict[str, int] = {}
+        for meta in cells.values():
+            by_status[meta.get("status", "?")] = by_status.get(meta.get("status", "?"), 0) + 1
+        done = set(self.done_cells())
+        return {
+            "path": str(self.path),
+            "schema_version": self.info.get("schema_version"),
+            "created": self.info.get("created"),
+            "updated": self.info.get("updated"),
+            "cells": by_status,
+            "done_cells": len(done),
+            "rows": sum(int(cells[c].get("rows", 0)) for c in done),
+        }
+
+
+def _validate(df: pd.DataFrame, what: str) -> pd.DataFrame:
+    return validate(df, what=what)
+
+
+# --------------------------------------------------------------------------------------------------
+# flat files and convenience functions
+
+
+def write_records(path: str | os.PathLike, records: pd.DataFrame, metadata: Mapping | None = None) -> Path:
+    """Validate ``records`` and write them to one Parquet file atomically (with metadata and attrs)."""
+    path = Path(path)
+    df = validate(records, what=f"records for {path.name}")
+    attrs = _jsonable(dict(records.attrs)) if records.attrs else {}
+    meta = {"schema_version": SCHEMA_VERSION, "format": FORMAT + "-records", "tool_version": _tool_version(),
+            "written": _now(), "metadata": _jsonable(dict(metadata or {})), "attrs": attrs}
+    _atomic_write(path, _parquet_bytes(df, meta))
+    return path
+
+
+def read_records(path: str | os.PathLike, *, validate: bool = True) -> pd.DataFrame:
+    """Read a flat records Parquet file written by :func:`write_records` (``attrs`` restored)."""
+    path = Path(path)
+    df, _ = _read_parquet(path)
+    attrs = df.attrs
+    if validate:
+        df = _validate(df, f"file {path}")
+    df.attrs = attrs
+    return df
+
+
+def records_metadata(path: str | os.PathLike) -> dict:
+    """The metadata stored in a flat records file (``{}`` if none)."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    try:
+        kv = pq.read_schema(path).metadata or {}
+    except FileNotFoundError:
+        raise InputFileError(f"records file {path} does not exist") from None
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for corrupt files
+        raise InputFileError(f"records file {path} is unreadable or corrupt: {exc}") from None
+    if PARQUET_META_KEY not in kv:
+        return {}
+    meta = json.loads(kv[PARQUET_META_KEY])
+    _check_version(meta.get("schema_version"), f"records file {path}")
+    return meta.get("metadata") or {}
+
+
+def write_dataset(
+    path: str | os.PathLike,
+    records: pd.DataFrame,
+    metadata: Mapping | None = None,
+    *,
+    campaign: Mapping | None = None,
+    exist_ok: bool = False,
+) -> Path:
+    """Write ``records`` as a flat file (``*.parquet``) or as a data set folder (one cell per cell_id)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        if path.exists() and not exist_ok:
+            raise PerfmodelError(f"{path} already exists")
+        return write_records(path, records, metadata)
+    df = validate(records)
+    ds = Dataset.create(path, metadata, campaign=campaign, exist_ok=exist_ok)
+    for cell_id, group in df.groupby("cell_id", sort=True):
+        ds.write_cell(str(cell_id), group.reset_index(drop=True), {"status": "done"})
+    return path
+
+
+def read_dataset(path: str | os.PathLike, *, validate: bool = True) -> pd.DataFrame:
+    """Records of a data set folder or a flat records file."""
+    path = Path(path)
+    if path.is_dir():
+        return Dataset.open(path).read(validate=validate)
+    if path.is_file():
+        return read_records(path, validate=validate)
+    raise InputFileError(f"{path} does not exist")
+
+
+def dataset_metadata(path: str | os.PathLike) -> tuple[dict, dict | None]:
+    """(metadata, campaign) of a data set folder or a flat records file."""
+    path = Path(path)
+    if path.is_dir():
+        ds = Dataset.open(path)
+        return ds.metadata, ds.campaign
+    return records_metadata(path), None
+
+
+def merge(
+    datasets: Sequence["Dataset | str | os.PathLike"],
+    out: str | os.PathLike,
+    *,
+    allow_incompatible: bool = False,
+    on_duplicate: str = "error",
+) -> Dataset:
+    """Merge data sets (folders, :class:`Dataset` objects or flat records files) into a new folder.
+
+    Refuses (``PerfmodelError``, listing the differences) when the inputs differ in a compatibility field
+    (:func:`compat_fields`) unless ``allow_incompatible``; the differences are then recorded in
+    ``metadata["incompatible"]``. The merged metadata is the first input's, plus ``merged_from`` (path,
+    metadata and campaign of every input). A cell id present in more than one input is an error
+    (``on_duplicate="error"``), keeps the first (``"first"``), or is renamed ``<cell_id>@<n>`` for the n-th
+    input (``"rename"``; the records' ``cell_id`` is renamed too, the original kept in the sidecar).
+    """
+    if on_duplicate not in ("error", "first", "rename"):
+        raise PerfmodelError(f"on_duplicate must be error, first or rename, got {on_duplicate!r}")
+    if not datasets:
+        raise PerfmodelError("nothing to merge")
+    sources = []
+    for item in datasets:
+        if isinstance(item, Dataset):
+            sources.append((str(item.path), item.metadata, item.campaign, item))
+        else:
+            p = Path(item)
+            meta, camp = dataset_metadata(p)
+            sources.append((str(p), meta, camp, Dataset.open(p) if p.is_dir() else p))
+    base = compat_fields(sources[0][1], sources[0][2])
+    problems = []
+    for name, meta, camp, _ in sources[1:]:
+        diffs = compat_differences(base, compat_fields(meta, camp))
+        if diffs:
+            problems.append(f"{name} differs from {sources[0][0]}:\n    - " + "\n    - ".join(diffs))
+    if problems and not allow_incompatible:
+        raise PerfmodelError("refusing to merge data sets with incompatible metadata (pass "
+                             "allow_incompatible / --allow-incompatible to merge anyway):\n  "
+                             + "\n  ".join(problems))
+    metadata = dict(sources[0][1])
+    metadata["merged_from"] = [{"path": n, "metadata": m, "campaign": c} for n, m, c, _ in sources]
+    if problems:
+        metadata["incompatible"] = problems
+    merged = Dataset.create(out, metadata, campaign=sources[0][2])
+    seen: set[str] = set()
+    for n, (name, _, _, src) in enumerate(sources):
+        if isinstance(src, Dataset):
+            items = [(cid, src.read_cell(cid), src.cell_meta(cid)) for cid in src.done_cells()]
+        else:
+            df = read_records(src)
+            items = [(str(cid), g.reset_index(drop=True), {"status": "done"})
+                     for cid, g in df.groupby("cell_id", sort=True)]
+        for cid, records, meta in items:
+            target = cid
+            if cid in seen:
+                if on_duplicate == "error":
+                    raise PerfmodelError(f"cell {cid!r} is in more than one input (last: {name}); pass "
+                                         "on_duplicate='first' or 'rename'")
+                if on_duplicate == "first":
+                    continue
+                target = f"{cid}@{n}"
+                records = records.assign(cell_id=target)
+                meta = {**meta, "original_cell_id": cid}
+            meta = {k: v for k, v in meta.items() if k not in _RESERVED_SIDECAR}
+            meta["merged_from"] = name
+            merged.write_cell(target, records, meta)
+            seen.add(target)
+    return merged
