@@ -1,0 +1,149 @@
+"""Power-analyzer logs: formats, alignment by clock offset, and fuzzed text parsers."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from perfmodel.errors import InputFileError
+from perfmodel.sensors import Sampler, read_sensors
+from perfmodel.sensors.base import (
+    parse_int,
+    parse_vcgencmd_clock,
+    parse_vcgencmd_temp,
+    parse_vcgencmd_throttled,
+)
+from perfmodel.sensors.frequency import parse_cpu_list, parse_hex
+from perfmodel.sensors.powerlog import load_power_log, parse_power_log_text
+
+
+def test_generic_time_power():
+    log = parse_power_log_text("time_s,power_w\n0,2.0\n1,4.0\n2,4.0\n")
+    assert log.provenance["power_w"] == "external"
+    assert log.at(0.5)["power_w"].value == pytest.approx(3.0)
+    # time-weighted mean over [0, 2]: (3*1 + 4*1) / 2
+    assert log.mean(0.0, 2.0)["power_w"].value == pytest.approx(3.5)
+
+
+def test_timestamp_current_voltage_derives_power_and_units():
+    log = parse_power_log_text("timestamp,current_ma,voltage_v\n10.0,500,5.0\n10.5,700,5.0\n")
+    r = log.at(10.0)
+    assert r["power_w"].value == pytest.approx(2.5) and r["power_w"].provenance == "derived"
+    assert r["current_a"].value == pytest.approx(0.5) and r["current_a"].provenance == "external"
+
+
+def test_otii_export():
+    text = "Timestamp (s),Main current (A),Main voltage (V)\n0.000,0.40,5.1\n0.001,0.42,5.1\n0.002,0.44,5.1\n"
+    log = parse_power_log_text(text, "otii.csv")
+    assert log.at(0.001)["power_w"].value == pytest.approx(0.42 * 5.1)
+    assert log.source == "power log otii.csv"
+
+
+def test_keysight_datalog_with_sample_interval():
+    text = ("Keysight N6705C datalog\nSample interval (ms),100\nStart time,2024-01-01 10:00:00\n\n"
+            "Sample,Curr avg 1,Volt avg 1\n0,0.5,5.0\n1,0.6,5.0\n2,0.7,5.0\n")
+    log = parse_power_log_text(text)
+    assert list(log.t) == pytest.approx([0.0, 0.1, 0.2])
+    assert log.at(0.1)["power_w"].value == pytest.approx(3.0)
+    assert "interval" in log.fmt
+
+
+def test_semicolon_and_iso_times():
+    text = "time;power (mW)\n2024-01-01T00:00:00+00:00;1500\n2024-01-01T00:00:01+00:00;2500\n"
+    log = parse_power_log_text(text)
+    t0 = log.t[0]
+    assert log.at(t0 + 0.5)["power_w"].value == pytest.approx(2.0)
+
+
+def test_offset_alignment_and_outside_is_nan():
+    log = parse_power_log_text("time_s,power_w\n100,1\n101,3\n")
+    # our time 0.5 is log time 100.5
+    assert log.at(0.5, offset_s=100.0)["power_w"].value == pytest.approx(2.0)
+    r = log.at(5.0, offset_s=100.0)["power_w"]
+    assert not r.available and "outside the power log" in r.reason
+    r = log.mean(0.5, 1.5, offset_s=100.0)["power_w"]  # partly outside: not a number
+    assert not r.available
+
+
+def test_garbled_cells_are_missing_and_rows_without_time_dropped():
+    log = parse_power_log_text("time_s,power_w\n0,1\nxx,5\n1,oops\n2,3\n")
+    assert len(log.t) == 3 and any("dropped" in n for n in log.notes)
+    assert log.at(1.0)["power_w"].value == pytest.approx(2.0)  # between the two readable samples
+
+
+@pytest.mark.parametrize("text", ["", "a,b\n1,2\n", "power_w\n1\n2\n", "time_s,power_w\n", "time_s,power_w\n2,1\n1,1\n"])
+def test_unusable_logs_raise_input_file_error(text):
+    with pytest.raises(InputFileError):
+        parse_power_log_text(text)
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(InputFileError):
+        load_power_log(tmp_path / "nope.csv")
+
+
+def test_read_sensors_and_sampler_with_log(tmp_path):
+    now = time.monotonic()
+    lines = ["time_s,power_w"] + [f"{now - 5 + i * 0.01:.4f},{2.0 + (i % 2)}" for i in range(2000)]
+    p = tmp_path / "log.csv"
+    p.write_text("\n".join(lines) + "\n")
+    snap = read_sensors(tmp_path, power_log=p)
+    assert snap["power_w"].available and snap["power_w"].provenance == "external"
+    assert 2.0 <= snap["power_w"].value <= 3.0
+    with Sampler(0.02, root=tmp_path, power_log=p) as s:
+        time.sleep(0.1)
+    ts = [t for t, _ in s.samples()]
+    r = s.window(ts[0], ts[-1])["power_w"]
+    assert r.value == pytest.approx(2.5, abs=0.1)
+    # an offset that moves us off the log: NaN + reason
+    snap = read_sensors(tmp_path, power_log=p, power_log_offset_s=1e6)
+    assert not snap["power_w"].available and "outside" in snap["power_w"].reason
+
+
+# --- fuzz: the text parsers never raise and never make up a value ----------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_fuzz_small_parsers(text):
+    v, reason = parse_int(text)
+    assert (v is None) != (reason is None)
+    if v is not None:
+        assert str(v) in text
+    for fn in (parse_vcgencmd_temp, parse_vcgencmd_clock, parse_vcgencmd_throttled, parse_hex):
+        v, reason = fn(text)
+        assert (v is None) != (reason is None)
+        if v is not None:
+            assert isinstance(v, (int, float)) and math.isfinite(v)
+    cpus = parse_cpu_list(text)
+    assert cpus is None or all(isinstance(c, int) and c >= 0 for c in cpus)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.text(max_size=8), st.floats(allow_nan=True).map(str)), max_size=4),
+                max_size=8),
+       st.sampled_from(["time_s,power_w", "timestamp,current_a,voltage_v", "Sample,Curr avg 1,Volt avg 1", ""]))
+def test_fuzz_power_log(rows, header):
+    text = header + "\n" + "\n".join(",".join(r) for r in rows)
+    try:
+        log = parse_power_log_text(text)
+    except InputFileError:
+        return
+    numbers = set()
+    for r in rows:
+        for c in r:
+            try:
+                numbers.add(float(c))
+            except ValueError:
+                pass
+    for m, arr in log.columns.items():
+        for v in arr:
+            if math.isnan(v) or m == "power_w" and log.provenance[m] == "derived":
+                continue
+            assert any(math.isclose(v, n * s, rel_tol=1e-9) for n in numbers for s in (1, 1e-3, 1e-6))
+    r = log.at(float(log.t[0]))
+    assert set(r) == set(log.columns)
