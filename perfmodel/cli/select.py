@@ -1,0 +1,232 @@
+"""``perfmodel select`` (rank framework x network x threads against a spec) and ``perfmodel correlate``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import typer
+
+UNEVALUABLE_POLICY = (
+    "A constraint that cannot be evaluated for a candidate (no measured value and no model that predicts "
+    "it, e.g. --max-power on a machine without a power sensor) is never treated as passing: the candidate "
+    "is listed under 'cannot evaluate' with the constraint and the reason, and is not ranked unless "
+    "--allow-unknown is given (then it is ranked, flagged in the 'unknown' column)."
+)
+
+
+def load_long(dataset: Path):
+    """Long records of a data set folder or a flat records file (PerfmodelError when missing/corrupt)."""
+    from perfmodel.data import read_dataset, read_records
+    from perfmodel.errors import InputFileError
+
+    if not dataset.exists():
+        raise InputFileError(f"data set {dataset} does not exist")
+    return read_dataset(dataset) if dataset.is_dir() else read_records(dataset)
+
+
+def _load_models(paths):
+    if not paths:
+        return []
+    from perfmodel.errors import PerfmodelError
+
+    try:
+        from perfmodel.model import load_model
+    except ImportError as exc:
+        raise PerfmodelError(f"cannot load models: perfmodel.model is not available ({exc})") from None
+    return [load_model(p) for p in paths]
+
+
+def spec_from_options(*, max_power, max_energy, min_fps, min_top1, min_top5, max_memory, max_temp, objective,
+                      weights, allow_unknown):
+    from perfmodel.select import Spec
+
+    return Spec.from_options(max_power=max_power, max_energy=max_energy, min_fps=min_fps, min_top1=min_top1,
+                             min_top5=min_top5, max_memory=max_memory, max_temp=max_temp,
+                             objective=objective.strip().lower(), weights=weights, allow_unknown=allow_unknown)
+
+
+def _console():
+    from rich.console import Console
+
+    c = Console()
+    return c if c.is_terminal else Console(width=160)
+
+
+def _val(r, col: str, fmt: str = ".3g") -> str:
+    v = r.get(col, math.nan)
+    src = str(r.get(f"{col}_source", ""))
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    s = format(float(v), fmt)
+    if src == "predicted":
+        lo, hi = r.get(f"{col}_lo", math.nan), r.get(f"{col}_hi", math.nan)
+        s += f" [{format(lo, fmt)}, {format(hi, fmt)}] p" if not (math.isnan(lo) or math.isnan(hi)) else " p"
+    elif src == "derived":
+        s += " d"
+    elif src == "published":
+        s += " pub"
+    return s
+
+
+def print_selection(result) -> None:
+    from rich.markup import escape
+    from rich.table import Table as _Table
+
+    class Table(_Table):  # every cell is plain text, never rich markup
+        def add_row(self, *cells, **kw):
+            super().add_row(*(escape(str(c)) for c in cells), **kw)
+
+    con = _console()
+    spec = result.spec
+    con.print(f"[bold]spec[/bold]: {'; '.join(c.describe() for c in spec.constraints) or 'no constraints'}; "
+              f"objective: {spec.describe_objective()}  ({len(result.candidates)} candidates)")
+    t = Table(title="ranked (p = predicted \\[interval], d = derived, pub = published; otherwise measured)")
+    for col in ("rank", "candidate", "objective", "fps", "power W", "energy J/img", "top1", "mem MiB", "temp C",
+                "flags"):
+        t.add_column(col, justify="left" if col in ("candidate", "flags") else "right")
+    for _, r in result.ranked.iterrows():
+        flags = "; ".join(x for x in (f"unknown: {r['unknown']}" if r.get("unknown") else "",
+                                      f"uncertain: {r['uncertain']}" if r.get("uncertain") else "") if x)
+        t.add_row("-" if math.isnan(r["rank"]) else str(int(r["rank"])), r["candidate"],
+                  "n/a" if math.isnan(r["objective"]) else f"{r['objective']:.4g}",
+                  _val(r, "throughput_fps"), _val(r, "power_w"), _val(r, "energy_j"), _val(r, "top1"),
+                  _val(r, "max_rss_mb", ".4g"), _val(r, "temperature_c"), flags)
+    con.print(t)
+    if len(result.excluded):
+        t = Table(title="excluded: the constraint that excluded each candidate")
+        for col in ("candidate", "constraint", "value", "limit", "short by", "source"):
+            t.add_column(col)
+        for _, r in result.excluded.iterrows():
+            t.add_row(r["candidate"], r["text"], f"{r['value']:.4g}", f"{r['limit']:g}", f"{r['shortfall']:.3g}",
+                      str(r["source"]))
+        con.print(t)
+    if len(result.unevaluable):
+        t = Table(title="cannot evaluate (not ranked" + (", ranked anyway: --allow-unknown)" if spec.allow_unknown
+                                                         else "; --allow-unknown ranks them, flagged)"))
+        for col in ("candidate", "constraint", "reason"):
+            t.add_column(col)
+        for _, r in result.unevaluable.iterrows():
+            t.add_row(r["candidate"], r["text"], str(r["reason"]))
+        con.print(t)
+    if len(result.pareto):
+        t = Table(title=f"Pareto front ({' vs '.join(result.pareto_axes)})")
+        for col in ["candidate"] + result.pareto_axes + ["status"]:
+            t.add_column(col)
+        for _, r in result.pareto.iterrows():
+            t.add_row(r["candidate"], *[_val(r, c) for c in result.pareto_axes], r["status"])
+        con.print(t)
+    for n in result.notes:
+        con.print(f"note: {n}")
+    if result.binding:
+        con.print(f"[bold red]{result.binding['message']}[/bold red]")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``select`` and ``correlate`` to the ``perfmodel`` app."""
+
+    @app.command("select", help=(
+        "Rank framework x network x threads candidates of a data set against constraints and an objective.\n\n"
+        "Candidates are the measured cells (repeats averaged); --model fills figures a cell lacks with "
+        "predictions (with intervals). Accuracy is the zoo's published top-1 / top-5. Energy per image is "
+        "measured per-image energy or power / throughput. Prints the ranked table with each value's source, "
+        "the excluded candidates with the constraint that excluded them, the Pareto front (throughput vs "
+        "power vs top-1), and for an infeasible spec the binding constraint and how close the best "
+        "candidate came.\n\n" + UNEVALUABLE_POLICY + "\n\nExit status: 0 when a candidate is ranked, 1 when "
+        "none is (infeasible or unevaluable spec), 2 on bad input."))
+    def select_cmd(
+        dataset: Path = typer.Argument(..., help="Data set folder or records file (.parquet)."),
+        model: list[Path] = typer.Option(None, "--model", "-m", help="Model file (perfmodel fit); repeat. "
+                                         "Its target (throughput_fps, power_w, ...) is predicted where missing."),
+        max_power: float = typer.Option(None, "--max-power", help="Power budget (W, mean while inferring)."),
+        max_energy: float = typer.Option(None, "--max-energy", help="Maximum energy per image (J)."),
+        min_fps: float = typer.Option(None, "--min-fps", help="Minimum throughput (images/s)."),
+        min_top1: float = typer.Option(None, "--min-top1", help="Minimum top-1 accuracy, fraction (0.55) "
+                                       "or percent (> 1)."),
+        min_top5: float = typer.Option(None, "--min-top5", help="Minimum top-5 accuracy, fraction or percent."),
+        max_memory: float = typer.Option(None, "--max-memory", help="Maximum peak memory (MB; max_rss_mb)."),
+        max_temp: float = typer.Option(None, "--max-temp", help="Maximum temperature (degC)."),
+        objective: str = typer.Option("throughput", "--objective", help="throughput (max fps), energy (min J/"
+                                      "image), power (min W) or merit (max product of value^weight)."),
+        weights: str = typer.Option(None, "--weights", help="Merit weights, e.g. 'throughput_fps=1,power_w=-1,"
+                                    "top1=1' (the default): merit = fps * top1 / W."),
+        allow_unknown: bool = typer.Option(False, "--allow-unknown", help="Rank candidates with a constraint "
+                                           "that cannot be evaluated anyway, flagged."),
+        expand: bool = typer.Option(False, "--expand", help="Also list framework x network x threads "
+                                    "combinations of the data set that were not measured (models may fill them)."),
+        json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    ) -> None:
+        from perfmodel.data import wide_per_cell
+        from perfmodel.select import candidates_from_cells, missing_reasons, rank
+
+        spec = spec_from_options(max_power=max_power, max_energy=max_energy, min_fps=min_fps, min_top1=min_top1,
+                                 min_top5=min_top5, max_memory=max_memory, max_temp=max_temp, objective=objective,
+                                 weights=weights, allow_unknown=allow_unknown)
+        long_df = load_long(dataset)
+        models = _load_models(model)
+        cand = candidates_from_cells(wide_per_cell(long_df), models=models, reasons=missing_reasons(long_df),
+                                     expand=expand)
+        result = rank(cand, spec)
+        if json_out:
+            typer.echo(json.dumps(result.to_dict(), indent=1, default=str))
+        else:
+            print_selection(result)
+        if not result.feasible:
+            raise typer.Exit(1)
+
+    @app.command("correlate", help=(
+        "Pearson (95 % Fisher-z CI, p-value) and Spearman correlation of power or throughput with event "
+        "figures.\n\n--level sample: over the trace samples (instantaneous power vs events/s, the study's "
+        "Table II; default features: every *_per_s column). --level cell: across cells (throughput vs "
+        "per-image counts, the study's Fig. 5; default features: every *_per_image column). auto: sample "
+        "when the target has trace samples, else cell. Fewer than 3 samples or a constant column give n/a "
+        "with the reason."))
+    def correlate_cmd(
+        dataset: Path = typer.Argument(..., help="Data set folder or records file (.parquet)."),
+        target: str = typer.Option("power_w", "--target", help="power_w, throughput_fps or any column."),
+        features: str = typer.Option(None, "--features", help="Comma-separated columns (default: event rates "
+                                     "for samples, per-image counts for cells)."),
+        by: str = typer.Option(None, "--by", help="Group by this column (e.g. framework)."),
+        level: str = typer.Option("auto", "--level", help="sample, cell or auto."),
+        json_out: bool = typer.Option(False, "--json", help="Print the table as JSON records."),
+    ) -> None:
+        from perfmodel.data import wide_per_cell, wide_per_sample
+        from perfmodel.errors import PerfmodelError, check_choice
+        from perfmodel.report.correlate import correlation_table, default_features
+
+        check_choice("level", level, ("auto", "sample", "cell"))
+        long_df = load_long(dataset)
+        if level in ("auto", "sample"):
+            table = wide_per_sample(long_df)
+            if level == "auto" and (target not in table.columns or not table[target].notna().any()):
+                level, table = "cell", wide_per_cell(long_df)
+            else:
+                level = "sample"
+        else:
+            table = wide_per_cell(long_df)
+        if target not in table.columns:
+            raise PerfmodelError(f"no column {target!r} in the per-{level} table of {dataset}")
+        feats = [f.strip() for f in features.split(",") if f.strip()] if features else default_features(table, level)
+        if not feats:
+            raise PerfmodelError(f"no event columns to correlate with in the per-{level} table; pass --features")
+        res = correlation_table(table, target, feats, by=by)
+        if json_out:
+            recs = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                    for r in res.to_dict("records")]
+            typer.echo(json.dumps({"target": target, "level": level, "rows": recs}, indent=1, default=str))
+            return
+        from rich.table import Table
+
+        t = Table(title=f"correlation of {target} ({level} level, {len(table)} rows)")
+        for col in ("group", "feature", "n", "pearson r", "95% CI", "p", "spearman rho", "p (rho)", "note"):
+            t.add_column(col, justify="left" if col in ("group", "feature", "note") else "right")
+
+        def f(v, fmt=".3f"):
+            return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+        for _, r in res.iterrows():
+            t.add_row(str(r["group"]), r["feature"], str(r["n"]), f(r["pearson_r"]),
+                      f"[{f(r['ci_low'])}, {f(r['ci_high'])}]", f(r["p_value"], ".2g"), f(r["spearman_rho"]),
+                      f(r["spearman_p"], ".2g"), r["reason"])
+        _console().print(t)
