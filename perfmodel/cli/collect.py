@@ -1,0 +1,221 @@
+"""``perfmodel collect`` (campaigns and whole commands) and ``perfmodel trace`` (long runs)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+COUNTERS_HELP = ("Counter source: auto (perf_event_open hardware + software events where they work, plus OS "
+                 "counters; events this machine cannot count are recorded as NaN with the reason), perf, "
+                 "software (OS counters only) or valgrind (simulated cache/branch counts only).")
+
+
+def _list(text: str | None, what: str) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        from perfmodel.errors import PerfmodelError
+
+        raise PerfmodelError(f"--{what} needs at least one value")
+    return items
+
+
+def _ints(text: str | None) -> list[int] | None:
+    from perfmodel.errors import PerfmodelError
+
+    items = _list(text, "threads")
+    if items is None:
+        return None
+    try:
+        return [int(t) for t in items]
+    except ValueError:
+        raise PerfmodelError(f"--threads must be a comma list of integers, got {text!r}") from None
+
+
+def collect(
+    out: Path = typer.Option(..., "--out", "-o", help="Data set folder to create, or to resume (see --resume)."),
+    frameworks: str = typer.Option(None, "--frameworks", help="Comma list of frameworks (default: tensorflow,"
+                                   "litert,onnxruntime,opencv)."),
+    networks: str = typer.Option(None, "--networks", help="Comma list of zoo networks (default: squeezenet1_1)."),
+    threads: str = typer.Option(None, "--threads", help="Comma list of thread counts (default: 1)."),
+    images: int = typer.Option(50, "--images", help="Counted images per cell (cycled over the image set); "
+                               "with --command: images the command processes."),
+    image_folder: Path = typer.Option(None, "--image-folder", help="Folder of JPEG/PNG images (default: "
+                                      "deterministic synthetic 500x375 JPEGs)."),
+    repeats: int = typer.Option(1, "--repeats", help="Repeats of every cell (each in a fresh worker); with "
+                                "--command: s1/s2 pairs."),
+    counters: str = typer.Option("auto", "--counters", help=COUNTERS_HELP),
+    simulate: bool = typer.Option(False, "--simulate/--no-simulate", help="Also run the valgrind pass: one "
+                                  "callgrind run per framework x network (threads=1) with per-image counts."),
+    valgrind_images: int = typer.Option(3, "--valgrind-images", help="Images of each simulated (valgrind) run "
+                                        "(slow: ~10-100x native)."),
+    geometry: str = typer.Option(None, "--geometry", help="Simulated caches, e.g. 'I1=32K,4,64;D1=32K,4,64;"
+                                 "LL=512K,16,64' (size,assoc,line; default Cortex-A53-like as on a Pi 3)."),
+    sampler_period: float = typer.Option(0.1, "--sampler-period", help="Sensor sampling period (s)."),
+    warmup_images: int = typer.Option(3, "--warmup-images", help="Untimed images before counting."),
+    warmup_min_s: float = typer.Option(0.5, "--warmup-min-s", help="Minimum warm-up time (s)."),
+    cell_timeout: float = typer.Option(3600.0, "--cell-timeout", help="Seconds before a worker is killed and "
+                                       "its cell marked failed."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip cells already done in --out "
+                                "(default). A data set of another machine, library versions, counter source "
+                                "or measurement spec is refused."),
+    merge: bool = typer.Option(False, "--merge", help="Add to a data set collected with a different spec "
+                               "(images, warm-up, ...): only its missing cells are measured."),
+    force: bool = typer.Option(False, "--force", help="Add to an incompatible data set anyway; with "
+                               "--no-resume re-measure and replace every cell."),
+    command: str = typer.Option(None, "--command", help="Whole-command mode: measure this command (s1) with "
+                                "perf stat / OS counters / callgrind; per image = (s1 - s2) / --images."),
+    load_command: str = typer.Option(None, "--load-command", help="The load-only command (s2) for --command."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary instead of the table."),
+) -> None:
+    """Measure a framework x network x threads campaign into a data set folder.
+
+    Every cell runs in a fresh worker process: counters are opened before the model loads, then warm-up,
+    then per image read + pre-process + inference is timed (batch 1) with per-image counter deltas;
+    per cell CPU % and sensor windows (temperature, frequency, power: NaN + reason where the machine has
+    no sensor). Each finished cell is written atomically, so an interrupted campaign keeps its finished
+    cells; run the same command again to measure only the missing or failed ones.
+    """
+    from perfmodel.errors import PerfmodelError
+
+    if command is not None:
+        from perfmodel.collect.command import COMMAND_COUNTERS, collect_command
+        from perfmodel.collect.spec import parse_geometry
+        from perfmodel.errors import check_choice
+
+        check_choice("counter source", counters, COMMAND_COUNTERS)
+        if images < 1 or repeats < 1:
+            raise PerfmodelError("--images and --repeats must be >= 1")
+        summary = collect_command(out, command, images, load_command, counters, repeats,
+                                  geometry_dict=parse_geometry(geometry) if counters == "valgrind" else None,
+                                  resume=resume, force=force, timeout=cell_timeout)
+        if json_out:
+            typer.echo(json.dumps(summary, indent=2))
+        else:
+            _print_command(summary)
+        return
+    if load_command is not None:
+        raise PerfmodelError("--load-command needs --command")
+
+    from perfmodel.collect.campaign import run_campaign
+    from perfmodel.collect.spec import CampaignSpec, parse_geometry
+
+    defaults = CampaignSpec()
+    spec = CampaignSpec(
+        frameworks=_list(frameworks, "frameworks") or defaults.frameworks,
+        networks=_list(networks, "networks") or defaults.networks,
+        threads=_ints(threads) or defaults.threads,
+        images=images, image_folder=str(image_folder) if image_folder is not None else None, repeats=repeats,
+        warmup_images=warmup_images, warmup_min_s=warmup_min_s, counters=counters,
+        geometry=parse_geometry(geometry), valgrind_images=valgrind_images, sampler_period_s=sampler_period,
+        cell_timeout_s=cell_timeout, simulate=simulate,
+    ).validate()
+    result = run_campaign(spec, out, resume=resume, progress=not json_out, merge=merge, force=force)
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        _print_campaign(result)
+    if result.interrupted:
+        typer.echo("interrupted: finished cells are saved; run the same command again to resume", err=True)
+        raise SystemExit(130)
+    if result.failed:
+        typer.echo(f"error: {len(result.failed)} cell(s) failed (reasons stored in the data set); run the same "
+                   "command again to retry them", err=True)
+        raise SystemExit(1)
+
+
+def trace(
+    framework: str = typer.Option("onnxruntime", "--framework", "-f", help="tensorflow, litert, onnxruntime "
+                                  "or opencv."),
+    network: str = typer.Option("squeezenet1_1", "--network", "-n", help="Zoo network."),
+    threads: int = typer.Option(1, "--threads", "-t", help="Thread count."),
+    duration: str = typer.Option("6m", "--duration", "-d", help="How long to run: seconds or 90s, 6m, 1h."),
+    period: float = typer.Option(1.0, "--period", help="Seconds per trace record (closed at the first image "
+                                 "end after it)."),
+    sampler_period: float = typer.Option(0.1, "--sampler-period", help="Sensor sampling period (s)."),
+    counters: str = typer.Option("auto", "--counters", help="auto, perf or software (events per interval)."),
+    images: int = typer.Option(50, "--images", help="Synthetic images to cycle over (without --image-folder)."),
+    image_folder: Path = typer.Option(None, "--image-folder", help="Folder of JPEG/PNG images."),
+    out: Path = typer.Option(None, "--out", "-o", help="Data set folder to store the trace cell in (created or "
+                             "resumed); without it the series is only printed."),
+    force: bool = typer.Option(False, "--force", help="Run again even if this trace cell is done in --out."),
+    json_out: bool = typer.Option(False, "--json", help="Print the per-interval series as JSON."),
+) -> None:
+    """Long run: continuous inference over the image set for --duration, one record per --period with
+    throughput (images / interval), CPU %, temperature, frequency, power and event rates.
+
+    Stored as phase="trace" records; perfmodel.data.wide_per_sample gives the time series (throughput
+    and temperature over time).
+    """
+    from perfmodel.collect.spec import parse_duration
+    from perfmodel.collect.trace import run_trace
+    from perfmodel.data import wide_per_sample
+
+    seconds = parse_duration(duration)
+    res = run_trace(framework, network, threads, seconds, period, out=out, counters=counters, images=images,
+                    image_folder=str(image_folder) if image_folder is not None else None,
+                    sampler_period_s=sampler_period, force=force, progress=not json_out)
+    wide = wide_per_sample(res.records)
+    cols = [c for c in ("t_rel_s", "dt_s", "images", "throughput_fps", "cpu_percent", "temperature_c", "freq_mhz",
+                        "power_w", "task_clock_ms_per_s", "instructions_per_s") if c in wide.columns]
+    if json_out:
+        rows = json.loads(wide[cols].to_json(orient="records"))
+        typer.echo(json.dumps({"cell_id": res.cell_id, "path": res.path, "skipped": res.skipped,
+                               "intervals": rows}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"perfmodel trace {res.cell_id}" + (" (already done; --force to re-run)" if res.skipped
+                                                             else ""))
+    for c in cols:
+        table.add_column(c, justify="right")
+    step = max(1, len(wide) // 40)
+    for _, row in wide.iloc[::step].iterrows():
+        table.add_row(*[_fmt(row[c]) for c in cols])
+    Console().print(table)
+    if res.path:
+        typer.echo(f"stored in {res.path}")
+
+
+def _fmt(v) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return "nan" if f != f else f"{f:.4g}"
+
+
+def _print_campaign(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"perfmodel collect -> {result.path} (run {result.run_id}, {result.wall_s:.1f} s)")
+    for c in ("cell", "status", "rows", "s", "reason"):
+        table.add_column(c, overflow="fold")
+    for o in result.outcomes:
+        table.add_row(o.cell_id, o.status, str(o.rows), f"{o.wall_s:.1f}", o.reason.splitlines()[0][:120]
+                      if o.reason else "")
+    Console().print(table)
+    typer.echo(f"{len(result.done)} done, {len(result.skipped)} skipped, {len(result.failed)} failed")
+
+
+def _print_command(summary: dict) -> None:
+    typer.echo(f"{summary['cell_id']}: {summary['status']} -> {summary['path']}")
+    if summary.get("note"):
+        typer.echo(f"note: {summary['note']}")
+    for k, v in (summary.get("per_image") or {}).items():
+        typer.echo(f"  {k:24s} {_fmt(v) if v is not None else 'nan'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("collect")(collect)
+    app.command("trace")(trace)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(0)

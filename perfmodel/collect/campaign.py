@@ -1,0 +1,370 @@
+"""Run a campaign: every cell in a fresh worker, each finished cell written atomically into a data set.
+
+:func:`run_campaign` is what ``perfmodel collect`` and the pipeline command call::
+
+    result = run_campaign(CampaignSpec(frameworks=["onnxruntime"], images=20), "runs/ort")
+    result.done, result.failed          # cell ids
+
+Guarantees
+----------
+* The parent writes each finished cell with :meth:`perfmodel.data.Dataset.write_cell` (atomic), so a
+  crash, a killed worker or Ctrl-C never loses a finished cell.
+* A worker that fails, crashes, is killed or runs past ``spec.cell_timeout_s`` marks its cell failed
+  (:meth:`~perfmodel.data.Dataset.mark_failed`, with the reason) and the campaign goes on. Ctrl-C kills
+  the current worker, leaves that cell not done and stops cleanly (``result.interrupted``).
+* A re-run into the same folder skips done cells (``resume=True``, the default) and retries failed
+  ones. It refuses a data set collected on another machine / library versions / counter source /
+  cache geometry, or with a spec that measures cells differently (images, warm-up, ...: see
+  :data:`~perfmodel.collect.spec.MEASUREMENT_FIELDS`), unless ``merge=True`` (different spec allowed:
+  only missing cells are added) or ``force=True`` (anything; with ``resume=False`` every cell is
+  measured again and replaced). Nothing is overwritten silently.
+* Models are exported in the parent before the workers start, so workers never race on the cache.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perfmodel.errors import PerfmodelError
+
+from .spec import CampaignSpec, Cell, spec_differences
+
+WORKER_MODULE = "perfmodel.collect.worker"
+
+
+class CellFailed(Exception):
+    """A cell's worker failed; ``str(exc)`` is the reason stored in the data set."""
+
+
+@dataclass
+class CellOutcome:
+    cell_id: str
+    status: str  # done | failed | skipped | interrupted
+    reason: str = ""
+    wall_s: float = 0.0
+    rows: int = 0
+    spawn_s: float | None = None  #: parent Popen -> first line of the worker module
+
+
+@dataclass
+class CampaignResult:
+    path: str
+    run_id: str
+    outcomes: list[CellOutcome] = field(default_factory=list)
+    interrupted: bool = False
+    wall_s: float = 0.0
+
+    def _ids(self, status: str) -> list[str]:
+        return [o.cell_id for o in self.outcomes if o.status == status]
+
+    @property
+    def done(self) -> list[str]:
+        return self._ids("done")
+
+    @property
+    def failed(self) -> list[str]:
+        return self._ids("failed")
+
+    @property
+    def skipped(self) -> list[str]:
+        return self._ids("skipped")
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.interrupted
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "run_id": self.run_id, "interrupted": self.interrupted,
+                "wall_s": self.wall_s, "done": len(self.done), "failed": len(self.failed),
+                "skipped": len(self.skipped), "cells": [asdict(o) for o in self.outcomes]}
+
+
+# --------------------------------------------------------------------------------------------------
+# workers
+
+
+def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    root = str(Path(__file__).resolve().parents[2])  # the worker imports this same perfmodel
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    env.update(extra or {})
+    return env
+
+
+def spawn_worker(request: dict[str, Any], timeout_s: float | None,
+                 on_progress: Callable[[int, int], None] | None = None) -> tuple[Any, dict[str, Any]]:
+    """Run ``request`` in ``python -m perfmodel.collect.worker``; returns (records, meta).
+
+    Raises :class:`CellFailed` with the reason when the worker fails, crashes, is killed or times out;
+    on ``KeyboardInterrupt`` the worker is killed and the interrupt re-raised.
+    """
+    import pandas as pd
+
+    from .worker import PROGRESS_PREFIX
+
+    label = request.get("cell_id", "cell")
+    with tempfile.TemporaryDirectory(prefix="perfmodel-collect-") as tmp:
+        request = {**request, "out_dir": tmp}
+        t_spawn = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=worker_env(),
+                                text=True, errors="replace")
+        tail: collections.deque[str] = collections.deque(maxlen=20)
+
+        def pump_out() -> None:
+            for line in proc.stdout:
+                if line.startswith(PROGRESS_PREFIX):
+                    try:
+                        done, total = map(int, line.split()[1:3])
+                    except ValueError:
+                        continue
+                    if on_progress is not None:
+                        on_progress(done, total)
+
+        def pump_err() -> None:
+            for line in proc.stderr:
+                if line.strip():
+                    tail.append(line.rstrip())
+
+        readers = [threading.Thread(target=f, daemon=True) for f in (pump_out, pump_err)]
+        for t in readers:
+            t.start()
+        try:
+            try:
+                proc.stdin.write(json.dumps(request))
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            try:
+                rc = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise CellFailed(f"{label}: worker did not finish within {timeout_s:g} s and was killed") from None
+        except BaseException:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            raise
+        finally:
+            for t in readers:
+                t.join(timeout=5)
+        reply_path = Path(tmp) / "reply.json"
+        if not reply_path.exists():
+            how = f"was killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
+            last = "\n".join(list(tail)[-8:])
+            raise CellFailed(f"{label}: worker process {how} without a result"
+                             + (f"; its last output:\n{last}" if last else ""))
+        reply = json.loads(reply_path.read_text("utf-8"))
+        if not reply.get("ok"):
+            raise CellFailed(f"{label}: {reply.get('error', 'unknown error')}")
+        df = pd.read_pickle(Path(tmp) / "records.pkl")
+        meta = reply["meta"]
+        started = meta.get("worker", {}).get("started_monotonic")
+        if started is not None:
+            meta["worker"]["spawn_s"] = float(started) - t_spawn
+        return df, meta
+
+
+# --------------------------------------------------------------------------------------------------
+# data set handling
+
+
+def image_paths(images: int, image_folder: str | None, seed: int = 0) -> list[Path]:
+    """The campaign's image files: the user's folder, or ``images`` deterministic synthetic JPEGs."""
+    from perfmodel.images import default_images, list_images
+
+    if image_folder:
+        return list_images(Path(image_folder))
+    return default_images(max(1, min(int(images), 100)), seed=seed)
+
+
+def open_dataset(out: str | os.PathLike, metadata: dict[str, Any], campaign: dict[str, Any], *,
+                 resume: bool, merge: bool, force: bool, measurement_diff: Callable[[dict | None], list[str]]):
+    """Create the data set, or re-open an existing one after the compatibility checks (module doc)."""
+    from perfmodel.data import Dataset
+    from perfmodel.data.store import DATASET_FILE
+
+    out = Path(out)
+    if not (out / DATASET_FILE).exists():
+        return Dataset.create(out, metadata, campaign=campaign)
+    if not resume and not force:
+        raise PerfmodelError(f"a data set already exists at {out}; resume it (--resume, the default), "
+                             "choose another --out, or --force to measure every cell again")
+    existing = Dataset.open(out)
+    diffs = measurement_diff(existing.campaign)
+    if diffs and not (merge or force):
+        raise PerfmodelError(
+            f"the data set at {out} was collected with a different campaign spec; refusing to add to it "
+            "(use --merge to add the missing cells anyway, or another --out):\n  - " + "\n  - ".join(diffs))
+    try:
+        return Dataset.create(out, metadata, campaign=campaign, exist_ok=True)
+    except PerfmodelError as exc:
+        if not force:
+            raise PerfmodelError(f"{exc}\n(use --force to add to it anyway)") from None
+        ds = Dataset.open(out)
+        from perfmodel.data.store import _now
+
+        ds.info.setdefault("runs", []).append({"opened": _now(), "metadata": metadata, "campaign": campaign,
+                                               "forced": True, "differences": str(exc)})
+        ds.info["campaign"] = campaign
+        ds._save_info()
+        return ds
+
+
+def _progress_bar(enabled: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=False,
+                    disable=not enabled or not sys.stderr.isatty())
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _record_keys(cell: Cell, run_id: str, board: str) -> dict[str, Any]:
+    return {"run_id": run_id, "cell_id": cell.cell_id, "board": board, "framework": cell.framework,
+            "network": cell.network, "threads": cell.threads, "workload": f"{cell.framework}/{cell.network}",
+            "repeat": cell.repeat}
+
+
+def _cell_meta(cell: Cell, spec: CampaignSpec, run_id: str) -> dict[str, Any]:
+    return {"framework": cell.framework, "network": cell.network, "threads": cell.threads,
+            "repeat": cell.repeat, "counter_source": cell.counter_source, "run_id": run_id,
+            "spec_digest": spec.digest()}
+
+
+def run_timing_cell(cell: Cell, spec: CampaignSpec, paths: Sequence[Path], keys: dict[str, Any],
+                    model_path: str | None, on_progress=None) -> tuple[Any, dict[str, Any]]:
+    request = {"action": "cell", "cell_id": cell.cell_id, "framework": cell.framework, "network": cell.network,
+               "threads": cell.threads, "model_path": model_path, "options": {"seed": spec.seed},
+               "counters": cell.counter_source, "images": [str(p) for p in paths], "n_images": spec.images,
+               "warmup_images": spec.warmup_images, "warmup_min_s": spec.warmup_min_s,
+               "sampler_period_s": spec.sampler_period_s, "keys": keys}
+    df, meta = spawn_worker(request, spec.cell_timeout_s, on_progress)
+    meta["images"] = {"counted": spec.images, "files": [p.name for p in paths][:200],
+                      "source": spec.image_folder or "synthetic 500x375 JPEGs (perfmodel.images.default_images)"}
+    return df, meta
+
+
+def run_valgrind_cell(cell: Cell, spec: CampaignSpec, paths: Sequence[Path], keys: dict[str, Any],
+                      model_path: str | None) -> tuple[Any, dict[str, Any]]:
+    """One callgrind run of ``spec.valgrind_images`` images (per-image dumps), threads=1."""
+    import pandas as pd
+
+    from perfmodel.counters.valgrind import THREAD_ENV, WorkloadSpec, helper_library, simulate
+    from perfmodel.data.schema import records_from_readings
+
+    geometry = spec.cache_geometry()
+    n = spec.valgrind_images
+    marker = "client" if helper_library() is not None else "control"
+    workload = WorkloadSpec("perfmodel.collect.worker:valgrind_workload",
+                            {"framework": cell.framework, "network": cell.network,
+                             "images": [str(p) for p in paths], "model_path": model_path, "seed": spec.seed})
+    t0 = time.monotonic()
+    try:
+        per_image = simulate(workload, n, geometry, timeout=spec.cell_timeout_s, env=worker_env(), marker=marker)
+    except PerfmodelError as exc:
+        raise CellFailed(f"{cell.cell_id}: {exc}") from None
+    frames = [records_from_readings(r, **keys, phase="image", image_index=i) for i, r in enumerate(per_image)]
+    meta = {"simulated_images": n, "images": {"counted": n, "files": [paths[i % len(paths)].name for i in range(n)]},
+            "cache_geometry": spec.geometry, "geometry": geometry.describe(), "marker": marker,
+            "thread_env": THREAD_ENV, "wall_s": time.monotonic() - t0,
+            "per_image_work": "read file + pre-process + inference (model load and one warm-up image not counted)",
+            "note": "simulated counts of this machine's build of the framework, not of the target board"}
+    return pd.concat(frames, ignore_index=True), meta
+
+
+def run_campaign(spec: CampaignSpec, out: str | os.PathLike, resume: bool = True, progress: bool = True,
+                 merge: bool = False, *, force: bool = False,
+                 on_cell: Callable[[CellOutcome], None] | None = None) -> CampaignResult:
+    """Measure every cell of ``spec`` that is not done in the data set at ``out`` (module docstring)."""
+    from perfmodel.runners import MODEL_FORMATS
+
+    from .meta import new_run_id, run_metadata
+
+    t_begin = time.monotonic()
+    spec = spec.validate()
+    paths = image_paths(spec.images, spec.image_folder, spec.seed)
+    run_id = new_run_id()
+    metadata = run_metadata(spec.counters, spec.geometry, run_id=run_id, simulate=spec.simulate)
+    campaign = spec.to_dict()
+    ds = open_dataset(out, metadata, campaign, resume=resume, merge=merge, force=force,
+                      measurement_diff=lambda old: spec_differences(old, campaign))
+    ds.remove_stale_temp_files()
+    board = metadata["board"]
+    result = CampaignResult(str(ds.path), run_id)
+    cells = spec.cells()
+    done = set(ds.done_cells()) if resume else set()
+    todo = [c for c in cells if c.cell_id not in done]
+    for c in cells:
+        if c.cell_id in done:
+            result.outcomes.append(CellOutcome(c.cell_id, "skipped", "already done"))
+
+    # export every model the cells need here, before any worker runs
+    models: dict[tuple[str, str], str | Exception] = {}
+    for c in todo:
+        key = (c.framework, c.network)
+        if key not in models:
+            try:
+                from perfmodel.zoo import export
+
+                models[key] = str(export(c.network, MODEL_FORMATS[c.framework], seed=spec.seed))
+            except PerfmodelError as exc:
+                models[key] = exc
+
+    with _progress_bar(progress) as bar:
+        task = bar.add_task("cells", total=len(todo))
+        img_task = bar.add_task("images", total=spec.images, visible=False)
+        for cell in todo:
+            bar.update(task, description=f"{cell.framework} {cell.network} t={cell.threads} r={cell.repeat} "
+                                         f"[{cell.counter_source}]")
+            keys = _record_keys(cell, run_id, board)
+            cmeta = _cell_meta(cell, spec, run_id)
+            t0 = time.monotonic()
+            outcome = CellOutcome(cell.cell_id, "done")
+            try:
+                model = models[(cell.framework, cell.network)]
+                if isinstance(model, Exception):
+                    raise CellFailed(f"{cell.cell_id}: model export failed: {model}")
+                if cell.counter_source == "valgrind":
+                    bar.update(img_task, visible=False)
+                    df, meta = run_valgrind_cell(cell, spec, paths, keys, model)
+                else:
+                    bar.update(img_task, completed=0, total=spec.images, visible=True)
+                    df, meta = run_timing_cell(cell, spec, paths, keys, model,
+                                               lambda d, n: bar.update(img_task, completed=d, total=n))
+                meta.update(cmeta)
+                meta["status"] = "done"
+                ds.write_cell(cell.cell_id, df, meta)
+                outcome.rows = int(len(df))
+                outcome.spawn_s = meta.get("worker", {}).get("spawn_s")
+            except (CellFailed, PerfmodelError) as exc:  # PerfmodelError: records that do not validate
+                outcome.status, outcome.reason = "failed", str(exc)
+                ds.mark_failed(cell.cell_id, str(exc), cmeta)
+            except KeyboardInterrupt:
+                outcome.status, outcome.reason = "interrupted", "interrupted (Ctrl-C); not done"
+                result.interrupted = True
+            outcome.wall_s = time.monotonic() - t0
+            result.outcomes.append(outcome)
+            if on_cell is not None:
+                on_cell(outcome)
+            bar.advance(task)
+            if result.interrupted:
+                break
+    result.wall_s = time.monotonic() - t_begin
+    return result

@@ -1,0 +1,255 @@
+"""Whole-command measurement: the study's two-phase method for any inference program.
+
+``s1`` = the full command (load + N images), ``s2`` = a load-only command; per image = (s1 - s2) / N,
+averaged over repeats (full and load runs alternate so that drift affects both). Without a load-only
+command the figures are s1 / N, which includes the load: the records' ``source`` says so and
+``df.attrs["note"]`` explains it.
+
+Counters: ``perf`` (``perf stat``; hardware events this machine cannot count are NaN + reason),
+``software`` (wall clock + getrusage of the child: CPU time, faults, context switches), ``auto``
+(``perf`` where the perf tool is installed, else ``software``), ``valgrind`` (the whole command under
+callgrind's cache and branch simulation; ``provenance="simulated"``).
+
+Records are ``phase="command"``; :func:`perfmodel.data.wide_per_cell` reads them as per-image values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import resource
+import shlex
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from perfmodel.errors import PerfmodelError, check_choice
+from perfmodel.readings import Reading
+
+COMMAND_COUNTERS = ("auto", "perf", "software", "valgrind")
+
+
+def _argv(cmd: str | Sequence[str]) -> list[str]:
+    argv = shlex.split(cmd) if isinstance(cmd, str) else [str(a) for a in cmd]
+    if not argv:
+        raise PerfmodelError("empty command")
+    return argv
+
+
+def command_cell_id(argv: Sequence[str], counters: str) -> str:
+    digest = hashlib.sha256("\0".join(argv).encode()).hexdigest()[:10]
+    return f"command__{digest}__{counters}"
+
+
+def _check_rc(rc: int | None, argv: Sequence[str]) -> None:
+    if rc not in (0, None):
+        raise PerfmodelError(f"command exited with code {rc}: {shlex.join(argv)}")
+
+
+def _run_software(argv: Sequence[str], timeout: float | None) -> tuple[float, dict[str, Reading]]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout)
+    except FileNotFoundError:
+        raise PerfmodelError(f"command not found: {argv[0]!r}") from None
+    except subprocess.TimeoutExpired:
+        raise PerfmodelError(f"command timed out after {timeout} s: {shlex.join(argv)}") from None
+    wall = time.monotonic() - t0
+    _check_rc(proc.returncode, argv)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    src = "getrusage(RUSAGE_CHILDREN)"
+    cpu_ms = ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)) * 1e3
+    vals = {
+        "task_clock_ms": ("ms", cpu_ms),
+        "user_time_ms": ("ms", (after.ru_utime - before.ru_utime) * 1e3),
+        "system_time_ms": ("ms", (after.ru_stime - before.ru_stime) * 1e3),
+        "minor_faults": ("count", float(after.ru_minflt - before.ru_minflt)),
+        "major_faults": ("count", float(after.ru_majflt - before.ru_majflt)),
+        "context_switches": ("count", float(after.ru_nvcsw - before.ru_nvcsw + after.ru_nivcsw - before.ru_nivcsw)),
+    }
+    return wall, {n: Reading(n, v, u, src, "software") for n, (u, v) in vals.items()}
+
+
+def _run_perf(argv: Sequence[str], events: Sequence[str] | None, timeout: float | None) -> tuple[float, dict[str, Reading]]:
+    from perfmodel.counters.perf_event import default_events
+    from perfmodel.counters.perf_stat import run_perf_stat
+
+    t0 = time.monotonic()
+    res = run_perf_stat(list(argv), list(events or default_events()), timeout=timeout)
+    wall = time.monotonic() - t0
+    _check_rc(res.returncode, argv)
+    return wall, res.readings()
+
+
+def _run_valgrind(argv: Sequence[str], geometry: Any, timeout: float | None) -> tuple[float, dict[str, Reading]]:
+    import shutil
+
+    from perfmodel.counters.valgrind import THREAD_ENV, dump_readings, parse_callgrind_file
+
+    exe = shutil.which("valgrind")
+    if exe is None:
+        raise PerfmodelError("valgrind not installed; simulated counters need valgrind (callgrind)")
+    with tempfile.TemporaryDirectory(prefix="perfmodel-cmd-callgrind-") as tmp:
+        out = Path(tmp) / "callgrind.out"
+        vg = [exe, "--tool=callgrind", "--cache-sim=yes", "--branch-sim=yes", *geometry.valgrind_args(),
+              "--dump-instr=no", "--compress-strings=no", f"--callgrind-out-file={out}"]
+        env = dict(os.environ, **THREAD_ENV)
+        t0 = time.monotonic()
+        try:
+            proc = subprocess.run(vg + list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  env=env, timeout=timeout, text=True)
+        except subprocess.TimeoutExpired:
+            raise PerfmodelError(f"callgrind run timed out after {timeout} s: {shlex.join(argv)}") from None
+        wall = time.monotonic() - t0
+        _check_rc(proc.returncode, argv)
+        if not out.exists():
+            raise PerfmodelError(f"callgrind wrote no output: {proc.stderr.strip()[-500:]}")
+        dump = parse_callgrind_file(out)
+        source = f"valgrind {dump.creator or 'callgrind'} cache-sim ({geometry.describe()}), whole command"
+        return wall, dump_readings(dump, source)
+
+
+def measure_command(argv: str | Sequence[str], images: int, load_argv: str | Sequence[str] | None = None,
+                    counters: str = "auto", repeats: int = 1, *, events: Sequence[str] | None = None,
+                    geometry: Any = None, timeout: float | None = None, run_id: str | None = None,
+                    board: str | None = None, cell_id: str | None = None, workload: str | None = None,
+                    framework: str = "", network: str = "", threads: int = 1):
+    """Per-image figures of a whole command (module docstring) as long records with ``phase="command"``.
+
+    ``latency_ms`` = (wall(s1) - wall(s2)) / N; ``cpu_percent`` = CPU time / wall time of the same
+    difference (software counters). A per-image value that comes out <= 0 (load-only run longer than
+    the full run: N too small to resolve) is NaN with that reason, never a negative count.
+    """
+    import pandas as pd
+
+    from perfmodel.data.schema import records_from_readings, validate
+
+    from .meta import board_name, new_run_id
+
+    full = _argv(argv)
+    load = _argv(load_argv) if load_argv is not None else None
+    check_choice("counter source", counters, COMMAND_COUNTERS)
+    if isinstance(images, bool) or int(images) < 1:
+        raise PerfmodelError(f"images must be >= 1, got {images}")
+    if int(repeats) < 1:
+        raise PerfmodelError(f"repeats must be >= 1, got {repeats}")
+    images, repeats = int(images), int(repeats)
+    used = counters
+    if counters == "auto":
+        from perfmodel.counters.perf_stat import perf_binary
+
+        used = "perf" if perf_binary() is not None else "software"
+    if used == "valgrind":
+        from perfmodel.counters.valgrind import CacheGeometry
+
+        geometry = (geometry or CacheGeometry()).validate()
+        run = lambda a: _run_valgrind(a, geometry, timeout)  # noqa: E731
+    elif used == "perf":
+        run = lambda a: _run_perf(a, events, timeout)  # noqa: E731
+    else:
+        run = lambda a: _run_software(a, timeout)  # noqa: E731
+
+    per_rep: list[dict[str, Reading]] = []
+    walls: list[tuple[float, float]] = []
+    for _ in range(repeats):
+        w1, r1 = run(full)
+        w2, r2 = run(load) if load is not None else (0.0, {})
+        walls.append((w1, w2))
+        per_rep.append({"__wall1": w1, "__wall2": w2, "full": r1, "load": r2})  # type: ignore[dict-item]
+
+    method = "(s1-s2)/N" if load is not None else "s1/N (no load-only command: includes model load)"
+    out: dict[str, Reading] = {}
+    names = list(dict.fromkeys(n for rep in per_rep for n in rep["full"]))  # type: ignore[union-attr]
+    for name in names:
+        vals, unit, source, prov, reason = [], "count", "", "real", None
+        for rep in per_rep:
+            a = rep["full"].get(name)  # type: ignore[union-attr]
+            b = rep["load"].get(name) if load is not None else None  # type: ignore[union-attr]
+            if a is None:
+                continue
+            unit, source, prov = a.unit, a.source, a.provenance
+            if not a.available:
+                reason = a.reason
+                continue
+            if load is not None and (b is None or not b.available):
+                reason = (b.reason if b is not None else None) or "missing from the load-only run"
+                continue
+            vals.append((a.value - (b.value if b is not None else 0.0)) / images)
+        mean = sum(vals) / len(vals) if vals else math.nan
+        if vals and (mean > 0 or (mean == 0 and unit != "ms")):
+            out[name] = Reading(name, mean, unit, f"{source} {method}", prov)
+        elif vals:
+            out[name] = Reading.missing(name, f"per-image value <= 0 by {method} (load-only run counted more; "
+                                              "use more images)", unit, source)
+        else:
+            out[name] = Reading.missing(name, reason or "not counted", unit, source)
+    if used in ("perf", "software"):
+        from .worker import complete_events
+
+        out = complete_events(out, used, {})
+    lat = [(w1 - w2) / images * 1e3 for w1, w2 in walls]
+    if all(v > 0 for v in lat):
+        out["latency_ms"] = Reading("latency_ms", sum(lat) / len(lat), "ms", f"time.monotonic {method}", "real")
+    else:
+        out["latency_ms"] = Reading.missing("latency_ms", f"wall time per image <= 0 by {method}; use more images",
+                                            "ms", "time.monotonic")
+    tc = out.get("task_clock_ms")
+    if used != "valgrind" and tc is not None and tc.available and out["latency_ms"].available:
+        out["cpu_percent"] = Reading("cpu_percent", 100.0 * tc.value / out["latency_ms"].value, "%",
+                                     f"task_clock / wall {method}", "software")
+    else:
+        out["cpu_percent"] = Reading.missing("cpu_percent", "needs CPU time and wall time per image "
+                                             "(not available with simulated counts)" if used == "valgrind"
+                                             else "CPU time or wall time per image not available", "%")
+    from .meta import usable_readings
+
+    out = usable_readings(out)
+    cid = cell_id or command_cell_id(full, counters)
+    df = records_from_readings(out, run_id=run_id or new_run_id(), cell_id=cid, board=board or board_name(),
+                               framework=framework, network=network, threads=int(threads),
+                               workload=workload or f"command:{Path(full[0]).name}", phase="command", repeat=0)
+    df = validate(df, what="command records")
+    df.attrs["meta"] = {"command": full, "load_command": load, "images": images, "repeats": repeats,
+                        "counters": counters, "counters_used": used, "method": method,
+                        "wall_s": [list(w) for w in walls],
+                        "geometry": geometry.describe() if used == "valgrind" else None}
+    df.attrs["note"] = ("per image = (s1 - s2) / N, mean over repeats" if load is not None else
+                        "no load-only command: per image = s1 / N, which includes start-up and model load")
+    return df
+
+
+def collect_command(out: str | os.PathLike, argv: str | Sequence[str], images: int,
+                    load_argv: str | Sequence[str] | None = None, counters: str = "auto", repeats: int = 1, *,
+                    geometry_dict: dict | None = None, resume: bool = True, force: bool = False,
+                    timeout: float | None = None) -> dict[str, Any]:
+    """:func:`measure_command` into the data set at ``out`` (one cell); returns a summary dict."""
+    from .campaign import open_dataset
+    from .meta import new_run_id, run_metadata
+    from .spec import geometry_from_dict, spec_differences
+
+    full = _argv(argv)
+    run_id = new_run_id()
+    geometry = geometry_from_dict(geometry_dict) if geometry_dict else None
+    spec = {"mode": "command", "command": full, "load_command": _argv(load_argv) if load_argv else None,
+            "images": int(images), "repeats": int(repeats), "counters": counters,
+            "geometry": geometry_dict if counters == "valgrind" else None}
+    metadata = run_metadata(counters, spec["geometry"], run_id=run_id)
+    ds = open_dataset(out, metadata, spec, resume=resume, merge=True, force=force,
+                      measurement_diff=lambda old: spec_differences(old, spec))
+    cid = command_cell_id(full, counters)
+    if resume and not force and ds.is_done(cid):
+        return {"path": str(ds.path), "cell_id": cid, "status": "skipped", "reason": "already done"}
+    t0 = time.monotonic()
+    df = measure_command(full, images, load_argv, counters, repeats, geometry=geometry, timeout=timeout,
+                         run_id=run_id, board=metadata["board"], cell_id=cid)
+    meta = dict(df.attrs["meta"], status="done", run_id=run_id, note=df.attrs["note"],
+                wall_s_total=time.monotonic() - t0)
+    ds.write_cell(cid, df, meta)
+    values = {r.metric: (None if math.isnan(r.value) else r.value) for r in df.itertuples()}
+    return {"path": str(ds.path), "cell_id": cid, "status": "done", "note": df.attrs["note"],
+            "per_image": values}

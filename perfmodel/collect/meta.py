@@ -1,0 +1,201 @@
+"""Run metadata (machine, library versions, tool version) and the sensor sampler, with fallbacks.
+
+``perfmodel.sysinfo`` and ``perfmodel.sensors`` give the machine description and the sensor readings;
+where they are missing or fail, this module falls back to :mod:`platform` / :mod:`importlib.metadata`
+and to NaN readings with the reason, never to invented values.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from perfmodel.readings import Reading
+
+#: sensor metrics every cell / trace interval records (NaN + reason where the machine has no sensor)
+SENSOR_METRICS = {"temperature_c": "degC", "freq_mhz": "MHz", "power_w": "W"}
+
+#: distribution names per library, first installed wins
+LIBRARIES = {
+    "tensorflow": ("tensorflow", "tensorflow-cpu", "tf-nightly"),
+    "litert": ("ai-edge-litert", "tflite-runtime"),
+    "onnxruntime": ("onnxruntime",),
+    "opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python"),
+    "numpy": ("numpy",),
+    "psutil": ("psutil",),
+}
+
+
+def new_run_id() -> str:
+    """A unique id for one invocation of the collector: UTC time + random suffix."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def tool_version() -> str:
+    from perfmodel import __version__
+
+    return __version__
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text(errors="replace").replace("\x00", "").strip() or None
+    except OSError:
+        return None
+
+
+def cpu_model() -> str:
+    text = _read("/proc/cpuinfo") or ""
+    for line in text.splitlines():
+        if line.lower().startswith(("model name", "hardware", "cpu model")):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def board_name() -> str:
+    """Device-tree model (Raspberry Pi ...), else DMI product name, else the host name."""
+    model = _read("/proc/device-tree/model") or _read("/sys/firmware/devicetree/base/model")
+    if model:
+        return model
+    product = _read("/sys/class/dmi/id/product_name")
+    if product:
+        vendor = _read("/sys/class/dmi/id/sys_vendor")
+        return f"{vendor} {product}" if vendor and vendor not in product else product
+    return platform.node() or "unknown"
+
+
+def system_info() -> dict[str, Any]:
+    """``perfmodel.sysinfo.system_info()`` or a platform-based fallback (``board`` and ``cpu_model`` set)."""
+    info: dict[str, Any] = {}
+    try:
+        from perfmodel import sysinfo
+
+        info = dict(sysinfo.system_info())
+        info.setdefault("source", "perfmodel.sysinfo")
+    except Exception as exc:  # noqa: BLE001 - the module is optional; the fallback says why it was used
+        info = {"source": f"platform fallback (perfmodel.sysinfo unavailable: {type(exc).__name__}: {exc})"}
+    info.setdefault("board", board_name())
+    info.setdefault("cpu_model", cpu_model())
+    info.setdefault("machine", platform.machine())
+    info.setdefault("logical_cpus", os.cpu_count())
+    info.setdefault("kernel", platform.release())
+    info.setdefault("python", platform.python_version())
+    return info
+
+
+def library_versions() -> dict[str, str]:
+    """``perfmodel.sysinfo.library_versions()`` or installed distribution versions."""
+    try:
+        from perfmodel import sysinfo
+
+        return {str(k): str(v) for k, v in dict(sysinfo.library_versions()).items()}
+    except Exception:  # noqa: BLE001
+        pass
+    from importlib import metadata
+
+    out = {}
+    for lib, dists in LIBRARIES.items():
+        for dist in dists:
+            try:
+                out[lib] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+        else:
+            out[lib] = "missing"
+    return out
+
+
+def run_metadata(counter_source: str, geometry: Mapping | None, **extra: Any) -> dict[str, Any]:
+    """Metadata stored with every run: board, CPU, system, library versions, counters, tool version."""
+    system = system_info()
+    return {
+        "board": str(system.get("board") or board_name()),
+        "cpu_model": str(system.get("cpu_model") or cpu_model()),
+        "system": system,
+        "versions": library_versions(),
+        "counter_source": counter_source,
+        "cache_geometry": dict(geometry) if geometry else None,
+        "tool": "perfmodel",
+        "tool_version": tool_version(),
+        **extra,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# sensors
+
+
+def _missing_sensors(reason: str) -> dict[str, Reading]:
+    return {n: Reading.missing(n, reason, unit, "perfmodel.sensors") for n, unit in SENSOR_METRICS.items()}
+
+
+def usable_readings(readings: Mapping[str, Reading]) -> dict[str, Reading]:
+    """Readings under names the record schema accepts: known metrics as is, others prefixed ``x_``."""
+    from perfmodel.data.schema import USER_PREFIX, known_metrics
+
+    known = known_metrics()
+    out: dict[str, Reading] = {}
+    for key, r in readings.items():
+        if not isinstance(r, Reading):
+            continue
+        name = r.name if r.name in known or r.name.startswith(USER_PREFIX) else f"{USER_PREFIX}{r.name}"
+        if name != r.name:
+            r = Reading(name, r.value, r.unit, r.source, r.provenance, r.reason)
+        out[name] = r
+    return out
+
+
+class SensorWindow:
+    """The sensor sampler of a worker: ``perfmodel.sensors.Sampler`` if it works, else NaN + reason.
+
+    :meth:`window` always returns at least :data:`SENSOR_METRICS`.
+    """
+
+    def __init__(self, period_s: float = 0.1):
+        self.period_s = period_s
+        self.sampler = None
+        self.reason: str | None = None
+        try:
+            from perfmodel.sensors import Sampler
+
+            self.sampler = Sampler(period_s=period_s)
+        except Exception as exc:  # noqa: BLE001 - optional stage; the reason is recorded with every NaN
+            self.reason = f"sensor sampler unavailable ({type(exc).__name__}: {exc})"
+
+    def start(self) -> "SensorWindow":
+        if self.sampler is not None:
+            try:
+                self.sampler.start()
+            except Exception as exc:  # noqa: BLE001
+                self.reason = f"sensor sampler failed to start ({type(exc).__name__}: {exc})"
+                self.sampler = None
+        return self
+
+    def stop(self) -> None:
+        if self.sampler is not None:
+            try:
+                self.sampler.stop()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def window(self, t0: float, t1: float) -> dict[str, Reading]:
+        if self.sampler is None:
+            return _missing_sensors(self.reason or "no sensor sampler")
+        try:
+            got = usable_readings(dict(self.sampler.window(t0, t1)))
+        except Exception as exc:  # noqa: BLE001
+            return _missing_sensors(f"sensor window failed ({type(exc).__name__}: {exc})")
+        for name, unit in SENSOR_METRICS.items():
+            got.setdefault(name, Reading.missing(name, "the sensor sampler gave no reading", unit,
+                                                 "perfmodel.sensors"))
+        return got
+
+    def status(self) -> dict[str, Any]:
+        return {"sampler": type(self.sampler).__module__ + "." + type(self.sampler).__name__
+                if self.sampler is not None else None, "period_s": self.period_s, "reason": self.reason}

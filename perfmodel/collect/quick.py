@@ -1,0 +1,57 @@
+"""A short in-worker sample for the model CLI: warm-up + a few images of one cell, optionally with the
+simulated (valgrind) counts of the same framework x network.
+
+    df = quick_sample("onnxruntime", "squeezenet1_1", threads=2, images=10, simulate=True)
+
+Returns validated long records (``phase="image"`` and ``"cell"``), not written anywhere; ``df.attrs``
+holds the cell metadata under ``"cells"``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from perfmodel.errors import PerfmodelError
+
+MAX_QUICK_IMAGES = 10
+
+
+def quick_sample(framework: str, network: str, threads: int = 1, images: int = 10, counters: str = "auto",
+                 simulate: bool = False, *, valgrind_images: int = 3, warmup_images: int = 2,
+                 warmup_min_s: float = 0.2, image_folder: str | None = None, timeout_s: float = 900.0,
+                 geometry: dict | None = None) -> pd.DataFrame:
+    """Measure one cell in a fresh worker (``images`` <= 10 counted images after the warm-up)."""
+    from perfmodel.data.schema import validate
+    from perfmodel.runners import MODEL_FORMATS
+    from perfmodel.zoo import export
+
+    from .campaign import CellFailed, image_paths, run_timing_cell, run_valgrind_cell, _record_keys
+    from .meta import new_run_id, run_metadata
+    from .spec import DEFAULT_GEOMETRY, CampaignSpec
+
+    if isinstance(images, bool) or not 1 <= int(images) <= MAX_QUICK_IMAGES:
+        raise PerfmodelError(f"a quick sample takes 1 to {MAX_QUICK_IMAGES} images, got {images}")
+    spec = CampaignSpec(frameworks=[framework], networks=[network], threads=[int(threads)], images=int(images),
+                        image_folder=image_folder, warmup_images=warmup_images, warmup_min_s=warmup_min_s,
+                        counters=counters, simulate=simulate, valgrind_images=valgrind_images,
+                        cell_timeout_s=timeout_s, geometry=dict(geometry or DEFAULT_GEOMETRY)).validate()
+    paths = image_paths(spec.images, spec.image_folder, spec.seed)
+    run_id = new_run_id()
+    board = run_metadata(counters, spec.geometry)["board"]
+    model = str(export(network, MODEL_FORMATS[framework], seed=spec.seed))
+    frames, metas = [], {}
+    for cell in spec.cells():
+        keys = _record_keys(cell, run_id, board)
+        try:
+            if cell.counter_source == "valgrind":
+                df, meta = run_valgrind_cell(cell, spec, paths, keys, model)
+            else:
+                df, meta = run_timing_cell(cell, spec, paths, keys, model)
+        except CellFailed as exc:
+            raise PerfmodelError(f"quick sample failed: {exc}") from None
+        frames.append(df)
+        metas[cell.cell_id] = meta
+    out = validate(pd.concat(frames, ignore_index=True), what="quick sample records")
+    out.attrs["cells"] = metas
+    out.attrs["run_id"] = run_id
+    return out

@@ -1,0 +1,331 @@
+"""The measuring process of one campaign cell: ``python -m perfmodel.collect.worker``.
+
+Each cell runs in a fresh Python process (as pyperf does): TensorFlow fixes its thread pools per process,
+OpenCV's thread count is process-wide, and one framework's allocator and caches must not disturb the next.
+The parent (:mod:`perfmodel.collect.campaign`) writes a JSON request on stdin; the worker writes
+``records.pkl`` (the long records, a pandas DataFrame) and ``reply.json`` (``{"ok": true, "meta": ...}``
+or ``{"ok": false, "error": ...}``) into the request's ``out_dir`` and prints progress lines
+``@@perfmodel-progress DONE TOTAL`` on stdout (other stdout / stderr output is library chatter).
+
+Actions
+-------
+``cell``: open the counters (before the model loads, so that ``inherit`` covers the framework's worker
+threads), start the sensor sampler, load the runner, warm up (``warmup_images`` images and at least
+``warmup_min_s`` seconds), then for each counted image: ``t0`` -> read file -> ``t1`` -> pre-process ->
+``t2`` -> inference -> ``t3`` -> counter read (one group read). Per image records: ``read_ms``,
+``preprocess_ms``, ``inference_ms``, ``latency_ms`` (= t3 - t0, batch 1) on :func:`time.monotonic`
+(``t_start_s`` / ``t_end_s``), and the counter deltas of that image. Per cell (``phase="cell"``): CPU %
+of the process over the counted images (getrusage), machine CPU % (psutil), wall time and the sensor
+window (temperature, frequency, power; NaN + reason where there is no sensor).
+
+``trace``: the same set-up, then continuous inference over the image set for ``duration_s``; every
+``period_s`` (closed at the first image end after it) one ``phase="trace"`` record with ``images``
+completed, the counter deltas (event counts and CPU %) and the sensor window of the interval.
+
+Test hook: when ``PERFMODEL_TEST_CRASH_CELL`` equals the request's ``cell_id`` the worker SIGKILLs itself
+after the warm-up (a crash the parent must survive).
+"""
+
+from __future__ import annotations
+
+import time
+
+_T_STARTED = time.monotonic()  # as early as possible: spawn overhead = this - parent's Popen time
+
+import gc  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+from collections.abc import Callable, Mapping, Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from perfmodel.errors import PerfmodelError  # noqa: E402
+from perfmodel.readings import Reading  # noqa: E402
+
+PROGRESS_PREFIX = "@@perfmodel-progress"
+CRASH_ENV = "PERFMODEL_TEST_CRASH_CELL"
+CLOCK_SOURCE = "time.monotonic"
+
+#: the study's events: always recorded (NaN + reason where this machine cannot count them)
+STUDY_EVENTS = ("instructions", "cycles", "l1d_accesses", "l1d_refills", "l2d_accesses", "l2d_refills",
+                "branches", "branch_misses")
+
+
+def _progress(done: int, total: int) -> None:
+    sys.stdout.write(f"{PROGRESS_PREFIX} {done} {total}\n")
+    sys.stdout.flush()
+
+
+def open_cell_counters(source: str) -> tuple[Any, dict[str, Any]]:
+    """Opened (not started) counters for a timing cell, and a description for the cell metadata."""
+    from perfmodel.counters import open_counters
+
+    counters = open_counters(source)
+    sessions = getattr(counters, "sessions", [counters])
+    desc = {"source": source, "sessions": [type(s).__name__ for s in sessions],
+            "perf_event_mode": next((getattr(s, "mode", None) for s in sessions if hasattr(s, "mode")), None),
+            "unavailable": dict(getattr(counters, "unavailable", {}) or {})}
+    return counters, desc
+
+
+def complete_events(readings: dict[str, Reading], source: str, unavailable: Mapping[str, str]) -> dict[str, Reading]:
+    """Add the study's events the session did not report, as NaN with the reason (never dropped)."""
+    from perfmodel.metrics import EVENTS
+
+    for name in STUDY_EVENTS:
+        if name in readings:
+            continue
+        if source == "software":
+            reason = "not counted: counter source 'software' (OS counters only) was chosen"
+        elif name in unavailable:
+            reason = unavailable[name]
+        else:
+            import platform
+
+            reason = f"no perf event for {name} on this CPU architecture ({platform.machine()})"
+        readings[name] = Reading.missing(name, reason, EVENTS[name][1], "perf_event_open")
+    return readings
+
+
+def _timing(name: str, ms: float) -> Reading:
+    return Reading(name, max(ms, 0.0), "ms", CLOCK_SOURCE, "real")
+
+
+def _rusage_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _system_busy() -> tuple[float, float] | None:
+    try:
+        from perfmodel.counters.software import _system_times
+
+        busy, total = _system_times()
+        return None if busy is None else (busy, total)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _setup(req: dict[str, Any]):
+    """Counters (opened first), sensors, then the runner."""
+    from perfmodel.collect.meta import SensorWindow
+    from perfmodel.runners import get_runner
+
+    counters, cdesc = open_cell_counters(req["counters"])
+    sensors = SensorWindow(float(req.get("sampler_period_s", 0.1))).start()
+    t = time.monotonic()
+    runner = get_runner(req["framework"], req["network"], int(req["threads"]), req.get("model_path"),
+                        **dict(req.get("options") or {}))
+    load_s = time.monotonic() - t
+    return counters, cdesc, sensors, runner, load_s
+
+
+def _one(runner: Any, path: Path) -> tuple[float, float, float, float]:
+    t0 = time.monotonic()
+    data = path.read_bytes()
+    t1 = time.monotonic()
+    x = runner.preprocess(data, path.name)
+    t2 = time.monotonic()
+    runner.infer(x)
+    t3 = time.monotonic()
+    return t0, t1, t2, t3
+
+
+def _warmup(runner: Any, paths: Sequence[Path], images: int, min_s: float) -> tuple[int, float]:
+    start = time.monotonic()
+    n = 0
+    while n < images or time.monotonic() - start < min_s:
+        _one(runner, paths[n % len(paths)])
+        n += 1
+    return n, time.monotonic() - start
+
+
+def _maybe_crash(cell_id: str) -> None:
+    if os.environ.get(CRASH_ENV) and os.environ.get(CRASH_ENV) == cell_id:
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_cell(req: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Measure one timing cell in this process; returns (long records, cell metadata)."""
+    import pandas as pd
+
+    from perfmodel.data.schema import records_from_readings
+
+    keys = dict(req["keys"])
+    paths = [Path(p) for p in req["images"]]
+    n_images = int(req["n_images"])
+    counters, cdesc, sensors, runner, load_s = _setup(req)
+    try:
+        warm_n, warm_s = _warmup(runner, paths, int(req.get("warmup_images", 3)), float(req.get("warmup_min_s", 0.5)))
+        _maybe_crash(req["cell_id"])
+        frames = []
+        rows: list[tuple[int, float, float, float, float, dict[str, Reading]]] = []
+        gc_was = gc.isenabled()
+        gc.disable()
+        try:
+            sys0 = _system_busy()
+            cpu0 = _rusage_cpu_s()
+            counters.start()
+            w0 = time.monotonic()
+            for i in range(n_images):
+                t0, t1, t2, t3 = _one(runner, paths[i % len(paths)])
+                rows.append((i, t0, t1, t2, t3, counters.read()))
+                _progress(i + 1, n_images)
+            w1 = time.monotonic()
+            cpu1 = _rusage_cpu_s()
+            sys1 = _system_busy()
+        finally:
+            if gc_was:
+                gc.enable()
+        unavailable = cdesc["unavailable"]
+        for i, t0, t1, t2, t3, readings in rows:
+            readings = complete_events(dict(readings), req["counters"], unavailable)
+            readings.update({
+                "read_ms": _timing("read_ms", (t1 - t0) * 1e3),
+                "preprocess_ms": _timing("preprocess_ms", (t2 - t1) * 1e3),
+                "inference_ms": _timing("inference_ms", (t3 - t2) * 1e3),
+                "latency_ms": _timing("latency_ms", (t3 - t0) * 1e3),
+            })
+            frames.append(records_from_readings(readings, **keys, phase="image", image_index=i,
+                                                t_start_s=t0, t_end_s=t3))
+        wall = w1 - w0
+        cell: dict[str, Reading] = {
+            "cpu_percent": Reading("cpu_percent", 100.0 * (cpu1 - cpu0) / wall, "%",
+                                   "getrusage(RUSAGE_SELF) / wall clock", "software") if wall > 0 else
+            Reading.missing("cpu_percent", "zero-length cell", "%"),
+            "wall_ms": Reading("wall_ms", wall * 1e3, "ms", CLOCK_SOURCE, "real"),
+        }
+        if sys0 is not None and sys1 is not None and wall > 0:
+            cell["system_cpu_percent"] = Reading("system_cpu_percent", 100.0 * (sys1[0] - sys0[0]) / wall, "%",
+                                                 "psutil.cpu_times (all CPUs)", "software")
+        else:
+            cell["system_cpu_percent"] = Reading.missing("system_cpu_percent", "psutil not available", "%")
+        cell.update(sensors.window(w0, w1))
+        frames.append(records_from_readings(cell, **keys, phase="cell", t_start_s=w0, t_end_s=w1))
+        meta = {
+            "load_s": load_s, "warmup_images": warm_n, "warmup_s": warm_s, "counted_images": n_images,
+            "distinct_images": len(paths), "wall_s": wall, "counters": cdesc, "sensors": sensors.status(),
+            "runner": runner.details(), "clock": CLOCK_SOURCE,
+        }
+        return pd.concat(frames, ignore_index=True), meta
+    finally:
+        sensors.stop()
+        counters.close()
+        runner.close()
+
+
+def run_trace(req: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Continuous inference for ``duration_s``, one ``phase="trace"`` record per interval."""
+    import pandas as pd
+
+    from perfmodel.data.schema import records_from_readings
+
+    keys = dict(req["keys"])
+    paths = [Path(p) for p in req["images"]]
+    duration = float(req["duration_s"])
+    period = float(req["period_s"])
+    counters, cdesc, sensors, runner, load_s = _setup(req)
+    try:
+        warm_n, warm_s = _warmup(runner, paths, int(req.get("warmup_images", 3)), float(req.get("warmup_min_s", 0.5)))
+        _maybe_crash(req["cell_id"])
+        frames = []
+        unavailable = cdesc["unavailable"]
+        total_steps = max(1, int(math.ceil(duration / period)))
+        counters.start()
+        t_int = t_begin = time.monotonic()
+        end = t_begin + duration
+        n_int = n_total = intervals = 0
+        i = 0
+        while True:
+            _one(runner, paths[i % len(paths)])
+            i += 1
+            n_int += 1
+            now = time.monotonic()
+            if now - t_int >= period or now >= end:
+                readings = complete_events(dict(counters.read()), req["counters"], unavailable)
+                readings["images"] = Reading("images", float(n_int), "count", "perfmodel.collect.worker", "real")
+                readings.update(sensors.window(t_int, now))
+                frames.append(records_from_readings(readings, **keys, phase="trace", t_start_s=t_int, t_end_s=now))
+                n_total += n_int
+                intervals += 1
+                t_int, n_int = now, 0
+                _progress(min(intervals, total_steps), total_steps)
+            if now >= end:
+                break
+        meta = {"load_s": load_s, "warmup_images": warm_n, "warmup_s": warm_s, "duration_s": duration,
+                "period_s": period, "intervals": intervals, "images_total": n_total,
+                "wall_s": time.monotonic() - t_begin, "distinct_images": len(paths), "counters": cdesc,
+                "sensors": sensors.status(), "runner": runner.details(), "clock": CLOCK_SOURCE}
+        return pd.concat(frames, ignore_index=True), meta
+    finally:
+        sensors.stop()
+        counters.close()
+        runner.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# valgrind pass: a workload factory for perfmodel.counters.valgrind.simulate
+
+
+def valgrind_workload(framework: str, network: str, images: Sequence[str], model_path: str | None = None,
+                      seed: int = 0, **options: Any) -> Callable[[int], object]:
+    """Per-image body for the simulated pass: read file + pre-process + infer image ``i`` (one thread).
+
+    Set-up (model load, one warm-up inference) runs before instrumentation starts, so it is not counted.
+    """
+    from perfmodel.runners import get_runner
+
+    paths = [Path(p) for p in images]
+    if not paths:
+        raise PerfmodelError("valgrind workload: no images")
+    runner = get_runner(framework, network, 1, model_path, **options)
+
+    def body(i: int) -> object:
+        path = paths[i % len(paths)]
+        return runner.infer(runner.preprocess(path.read_bytes(), path.name))
+
+    body(0)
+    return body
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def serve(req: dict[str, Any]) -> dict[str, Any]:
+    action = req.get("action")
+    if action == "cell":
+        df, meta = run_cell(req)
+    elif action == "trace":
+        df, meta = run_trace(req)
+    else:
+        raise PerfmodelError(f"unknown worker action {action!r}")
+    out = Path(req["out_dir"])
+    df.to_pickle(out / "records.pkl")
+    meta["worker"] = {"pid": os.getpid(), "started_monotonic": _T_STARTED, "python": sys.version.split()[0]}
+    return meta
+
+
+def main() -> int:
+    req = json.loads(sys.stdin.read())
+    out = Path(req["out_dir"])
+    try:
+        reply = {"ok": True, "meta": serve(req)}
+    except PerfmodelError as exc:
+        reply = {"ok": False, "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which marks the cell failed
+        tb = traceback.format_exc().strip().splitlines()
+        reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": tb[-12:]}
+    tmp = out / ".reply.json.tmp"
+    tmp.write_text(json.dumps(reply, default=str), "utf-8")
+    os.replace(tmp, out / "reply.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

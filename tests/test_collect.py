@@ -1,0 +1,294 @@
+"""The collection stage: campaigns in fresh workers, crash safety and resume, traces, whole commands."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from perfmodel.collect import CampaignSpec, measure_command, parse_duration, parse_geometry, run_campaign
+from perfmodel.collect.spec import spec_differences
+from perfmodel.data import Dataset, read_dataset, wide_per_cell, wide_per_sample
+from perfmodel.errors import PerfmodelError
+
+REPO = Path(__file__).resolve().parents[1]
+FRAMEWORKS = ["tensorflow", "litert", "onnxruntime", "opencv"]
+
+
+def _spec(**kw) -> CampaignSpec:
+    base = dict(networks=["squeezenet1_1"], threads=[1], images=3, warmup_images=1, warmup_min_s=0.0)
+    base.update(kw)
+    return CampaignSpec(**base)
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    e = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "perfmodel", *args], capture_output=True, text=True, cwd=REPO,
+                          env=e, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory, squeezenet_exports):
+    out = tmp_path_factory.mktemp("campaign") / "ds"
+    result = run_campaign(_spec(frameworks=FRAMEWORKS), out, progress=False)
+    return out, result
+
+
+# ------------------------------------------------------------------------------------------------ spec
+
+
+def test_spec_cells_timing_and_valgrind_pass():
+    s = _spec(frameworks=["litert", "onnxruntime"], threads=[1, 2], repeats=2, simulate=True).validate()
+    cells = s.cells()
+    timing = [c for c in cells if c.counter_source == "auto"]
+    sim = [c for c in cells if c.counter_source == "valgrind"]
+    assert len(timing) == 2 * 2 * 2 and len(sim) == 2
+    assert all(c.threads == 1 and c.repeat == 0 for c in sim)
+    assert len({c.cell_id for c in cells}) == len(cells)
+    only = _spec(frameworks=["litert"], counters="valgrind").validate().cells()
+    assert [c.counter_source for c in only] == ["valgrind"]
+
+
+def test_parse_duration_and_geometry():
+    assert parse_duration("6m") == 360 and parse_duration("90s") == 90 and parse_duration("2") == 2
+    assert parse_duration("1.5h") == 5400
+    for bad in ("5x", "", "-3", "0", "m"):
+        with pytest.raises(PerfmodelError):
+            parse_duration(bad)
+    g = parse_geometry("LL=1M,16,64;L1=16K,4,64")
+    assert g == {"I1": "16384,4,64", "D1": "16384,4,64", "LL": "1048576,16,64"}
+    with pytest.raises(PerfmodelError):
+        parse_geometry("LL=1000,3,64")  # sets not a power of two
+    with pytest.raises(PerfmodelError):
+        parse_geometry("L9=32K,4,64")
+
+
+def test_spec_differences_only_measurement_fields():
+    a = _spec(frameworks=["litert"]).to_dict()
+    b = _spec(frameworks=["opencv"], threads=[1, 2]).to_dict()
+    assert spec_differences(a, b) == []
+    c = _spec(images=7).to_dict()
+    assert any(d.startswith("images") for d in spec_differences(a, c))
+
+
+# ----------------------------------------------------------------------------------------- campaign
+
+
+def test_campaign_all_frameworks(campaign):
+    out, result = campaign
+    assert result.ok and len(result.done) == 4, result.to_dict()
+    df = read_dataset(out)  # validates
+    img = df[df.phase == "image"]
+    assert sorted(img.framework.unique()) == sorted(FRAMEWORKS)
+    assert img.groupby("cell_id").image_index.nunique().eq(3).all()
+    wide = wide_per_cell(df)
+    assert sorted(wide.framework) == sorted(FRAMEWORKS)
+    assert (wide.throughput_fps > 0).all() and (wide.n_images == 3).all()
+    # throughput is 1000 / mean latency, latency = read + preprocess + inference
+    assert wide.throughput_fps.values == pytest.approx(1000 / wide.latency_ms.values)
+    per = df[df.phase == "image"].pivot_table(index=["cell_id", "image_index"], columns="metric", values="value")
+    assert per.latency_ms.values == pytest.approx((per.read_ms + per.preprocess_ms + per.inference_ms).values,
+                                                  rel=1e-6, abs=1e-6)
+
+
+def test_campaign_records_missing_events_and_sensors_with_reasons(campaign):
+    out, _ = campaign
+    df = read_dataset(out)
+    for metric in ("instructions", "l1d_accesses", "l2d_accesses", "branches", "temperature_c", "power_w",
+                   "freq_mhz", "cpu_percent"):
+        rows = df[df.metric == metric]
+        assert len(rows), f"{metric} was dropped"
+        nan = rows[rows.value.isna()]
+        assert (nan.reason != "").all() and (nan.provenance == "none").all()
+    cpu = df[(df.metric == "cpu_percent") & (df.phase == "cell")]
+    assert len(cpu) == 4 and (cpu.value > 0).all()
+    # times are on one monotonic clock and images are in order
+    img = df[(df.phase == "image") & (df.metric == "latency_ms")].sort_values(["cell_id", "image_index"])
+    for _, g in img.groupby("cell_id"):
+        assert (g.t_end_s.values >= g.t_start_s.values).all()
+        assert (g.t_start_s.diff().dropna() > 0).all()
+
+
+def test_campaign_metadata(campaign):
+    out, _ = campaign
+    ds = Dataset.open(out)
+    meta = ds.metadata
+    for key in ("board", "cpu_model", "versions", "counter_source", "cache_geometry", "tool_version", "system"):
+        assert key in meta, key
+    assert meta["counter_source"] == "auto"
+    assert ds.campaign["images"] == 3
+    cell = ds.cell_meta("onnxruntime__squeezenet1_1__t1__r0__auto")
+    assert cell["counted_images"] == 3 and cell["status"] == "done"
+    assert cell["counters"]["source"] == "auto" and "runner" in cell
+    assert cell["worker"]["pid"] > 0
+
+
+def test_rerun_skips_done_cells(campaign):
+    out, _ = campaign
+    again = run_campaign(_spec(frameworks=FRAMEWORKS), out, progress=False)
+    assert len(again.skipped) == 4 and not again.done
+
+
+def test_incompatible_rerun_refused(campaign, tmp_path):
+    out, _ = campaign
+    before = sorted(p.name for p in (out / "records").iterdir())
+    with pytest.raises(PerfmodelError, match="different campaign spec"):
+        run_campaign(_spec(frameworks=["onnxruntime"], images=5), out, progress=False)
+    with pytest.raises(PerfmodelError, match="already exists"):
+        run_campaign(_spec(frameworks=["onnxruntime"]), out, resume=False, progress=False)
+    assert sorted(p.name for p in (out / "records").iterdir()) == before
+    # a data set from "another machine" is refused too
+    info = json.loads((out / "dataset.json").read_text())
+    copy = tmp_path / "other"
+    import shutil
+
+    shutil.copytree(out, copy)
+    info["metadata"]["board"] = "Raspberry Pi 3 Model B Rev 1.2"
+    (copy / "dataset.json").write_text(json.dumps(info))
+    with pytest.raises(PerfmodelError, match="board"):
+        run_campaign(_spec(frameworks=["onnxruntime"]), copy, progress=False)
+
+
+def test_killed_worker_keeps_finished_cells_and_resume_completes(tmp_path, monkeypatch, squeezenet_exports):
+    out = tmp_path / "ds"
+    spec = _spec(frameworks=["litert", "onnxruntime", "opencv"])
+    victim = "onnxruntime__squeezenet1_1__t1__r0__auto"
+    monkeypatch.setenv("PERFMODEL_TEST_CRASH_CELL", victim)
+    first = run_campaign(spec, out, progress=False)
+    assert first.failed == [victim]
+    assert sorted(first.done) == ["litert__squeezenet1_1__t1__r0__auto", "opencv__squeezenet1_1__t1__r0__auto"]
+    ds = Dataset.open(out)
+    assert ds.cells()[victim]["status"] == "failed"
+    assert "signal 9" in ds.cells()[victim]["reason"]
+    assert not ds.is_done(victim)
+    done_files = {c: (out / "records" / f"{c}.parquet").stat().st_mtime_ns for c in first.done}
+    monkeypatch.delenv("PERFMODEL_TEST_CRASH_CELL")
+    second = run_campaign(spec, out, progress=False)
+    assert second.done == [victim] and sorted(second.skipped) == sorted(first.done)
+    assert {c: (out / "records" / f"{c}.parquet").stat().st_mtime_ns for c in first.done} == done_files
+    assert sorted(wide_per_cell(read_dataset(out)).framework) == ["litert", "onnxruntime", "opencv"]
+
+
+# ------------------------------------------------------------------------------------------ trace, command
+
+
+def test_trace_short(tmp_path, squeezenet_exports):
+    from perfmodel.collect import run_trace
+
+    res = run_trace("onnxruntime", "squeezenet1_1", 1, duration_s=5, period_s=0.5, out=tmp_path / "tr", images=4,
+                    progress=False)
+    df = res.records
+    assert set(df.phase) == {"trace"}
+    wide = wide_per_sample(read_dataset(tmp_path / "tr"))
+    assert 6 <= len(wide) <= 11
+    assert (wide.images >= 1).all() and (wide.throughput_fps > 0).all()
+    assert wide.throughput_fps.values == pytest.approx((wide.images / wide.dt_s).values)
+    assert wide.dt_s.sum() == pytest.approx(5, abs=1.0)
+    assert "cpu_percent" in wide and "temperature_c" in wide
+    again = run_trace("onnxruntime", "squeezenet1_1", 1, duration_s=5, period_s=0.5, out=tmp_path / "tr",
+                      images=4, progress=False)
+    assert again.skipped
+
+
+def _script(tmp_path: Path) -> Path:
+    p = tmp_path / "work.py"
+    p.write_text("import sys\nn = int(sys.argv[1])\nif len(sys.argv) < 3:\n"
+                 "    for i in range(n):\n        sum(range(300000))\n")
+    return p
+
+
+@pytest.mark.parametrize("counters", ["auto", "software"])
+def test_measure_command_two_phase(tmp_path, counters):
+    script = _script(tmp_path)
+    df = measure_command([sys.executable, str(script), "8"], 8, [sys.executable, str(script), "8", "load"],
+                         counters=counters, repeats=2)
+    assert set(df.phase) == {"command"} and (df.image_index == -1).all()
+    v = df.set_index("metric")
+    assert v.loc["latency_ms", "value"] > 0 and v.loc["task_clock_ms", "value"] > 0
+    assert "(s1-s2)/N" in v.loc["task_clock_ms", "source"]
+    assert "instructions" in v.index  # not countable here -> NaN with reason, or counted on a real PMU
+    row = v.loc["instructions"]
+    assert (not math.isnan(row.value)) or row.reason
+    wide = wide_per_cell(df)
+    assert wide.throughput_fps.iloc[0] == pytest.approx(1000 / v.loc["latency_ms", "value"])
+
+
+def test_measure_command_without_load_notes_it(tmp_path):
+    script = _script(tmp_path)
+    df = measure_command([sys.executable, str(script), "2"], 2, counters="software")
+    assert "includes" in df.attrs["note"]
+    assert "s1/N" in df.set_index("metric").loc["latency_ms", "source"]
+    with pytest.raises(PerfmodelError):
+        measure_command([sys.executable, str(script), "2"], 0)
+    with pytest.raises(PerfmodelError, match="exited with code"):
+        measure_command([sys.executable, "-c", "raise SystemExit(3)"], 1, counters="software")
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+
+@pytest.mark.parametrize("args, message", [
+    (["collect", "-o", "{tmp}/a", "--networks", "nope"], "unknown network"),
+    (["collect", "-o", "{tmp}/b", "--frameworks", "caffe"], "unknown framework"),
+    (["collect", "-o", "{tmp}/c", "--image-folder", "{tmp}/missing"], "does not exist"),
+    (["collect", "-o", "{tmp}/d", "--threads", "1,x"], "--threads"),
+    (["collect", "-o", "{tmp}/e", "--geometry", "LL=7,3,5"], "cache"),
+    (["trace", "--duration", "5x"], "bad duration"),
+    (["trace", "--network", "nope", "--duration", "1s"], "unknown network"),
+])
+def test_cli_bad_input(tmp_path, args, message):
+    proc = _cli(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_command_mode_json(tmp_path):
+    script = _script(tmp_path)
+    cmd = f"{sys.executable} {script} 4"
+    proc = _cli("collect", "-o", str(tmp_path / "ds"), "--command", cmd, "--load-command", cmd + " load",
+                "--images", "4", "--counters", "software", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["status"] == "done" and summary["per_image"]["latency_ms"] > 0
+    df = read_dataset(tmp_path / "ds")
+    assert set(df.phase) == {"command"}
+    again = _cli("collect", "-o", str(tmp_path / "ds"), "--command", cmd, "--load-command", cmd + " load",
+                 "--images", "4", "--counters", "software", "--json")
+    assert json.loads(again.stdout)["status"] == "skipped"
+
+
+def test_quick_sample(squeezenet_exports):
+    from perfmodel.collect import quick_sample
+
+    df = quick_sample("litert", "squeezenet1_1", threads=1, images=2)
+    assert set(df.phase) == {"image", "cell"}
+    assert df[df.phase == "image"].image_index.nunique() == 2
+    with pytest.raises(PerfmodelError):
+        quick_sample("litert", "squeezenet1_1", images=50)
+
+
+@pytest.mark.slow
+def test_valgrind_cell(tmp_path, squeezenet_exports):
+    from perfmodel.counters.valgrind import valgrind_available
+
+    ok, why = valgrind_available()
+    if not ok:
+        pytest.skip(why)
+    out = tmp_path / "vg"
+    res = run_campaign(_spec(frameworks=["onnxruntime"], counters="valgrind", valgrind_images=2), out,
+                       progress=False)
+    assert res.ok and res.done == ["onnxruntime__squeezenet1_1__t1__r0__valgrind"], res.to_dict()
+    df = read_dataset(out)
+    ins = df[df.metric == "instructions"]
+    assert len(ins) == 2 and (ins.provenance == "simulated").all() and (ins.value > 1e6).all()
+    meta = Dataset.open(out).cell_meta(res.done[0])
+    assert meta["simulated_images"] == 2 and "LL 512K" in meta["geometry"]
+    wide = wide_per_cell(df)
+    assert wide.l1d_accesses_per_image.iloc[0] > 0 and wide.branches_per_image.iloc[0] > 0
