@@ -1,0 +1,74 @@
+"""Modelling speed: fit + CV of all model kinds, and the latency of one prediction.
+
+    python benchmarks/bench_model_speed.py [--data armpm:PATH] [--json OUT]
+
+Default data: the synthetic power table (360 samples) and, where present, the ARMPM file (6 000
+samples). Budget: fit + CV of all models <= 10 s on 2 cores; one prediction <= 10 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+ARMPM = ROOT.parent / "shared" / "data" / "armpm-parsec" / "xu3_cset_perfcpu_PARSEC_eMMC_big.data"
+FEATS = ["voltage_v", "voltage_v^2*freq_mhz", "temperature_c*voltage_v", "instructions_per_s*voltage_v^2",
+         "l2d_accesses_per_s*voltage_v^2", "cycles_per_s*voltage_v^2"]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args(argv)
+    from perfmodel.model import fit_model, load_model, save_model
+    from perfmodel.model.fit import evaluate
+    from perfmodel.model.synthetic import synthetic_power_table
+
+    sets = {"synthetic (360)": synthetic_power_table()}
+    if ARMPM.is_file():
+        from perfmodel.data.importers.armpm import load_armpm
+
+        sets["armpm (6059)"] = load_armpm(ARMPM, sensor_lag=1)
+    rows = []
+    for name, df in sets.items():
+        t = time.perf_counter()
+        evaluate(df, "power_w", FEATS, kinds=("linear", "loglinear", "ridge"), group="workload", n_jobs=args.jobs)
+        t_eval = time.perf_counter() - t
+        t = time.perf_counter()
+        m = fit_model(df, "power_w", kind="linear", groups="lowo", n_jobs=args.jobs)
+        t_fit = time.perf_counter() - t
+        path = save_model(m, Path("/tmp") / "bench_model_speed.json")
+        m = load_model(path)
+        one = df.iloc[[0]].copy()
+        one.attrs = df.attrs
+        m.predict_frame(one)
+        times = []
+        for _ in range(200):
+            t = time.perf_counter()
+            m.predict_frame(one)
+            times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        load_model(path)
+        t_load = time.perf_counter() - t
+        rows.append({"data": name, "cv_3_kinds_fixed_s": t_eval, "fit_stepwise_cv_s": t_fit,
+                     "load_ms": 1000 * t_load, "predict_one_ms_median": 1000 * float(np.median(times)),
+                     "predict_one_ms_p95": 1000 * float(np.percentile(times, 95))})
+    print(f"{'data':16s} {'CV 3 kinds s':>12s} {'fit+stepwise+CV s':>18s} {'load ms':>8s} {'predict ms':>11s} {'p95 ms':>7s}")
+    for r in rows:
+        print(f"{r['data']:16s} {r['cv_3_kinds_fixed_s']:12.2f} {r['fit_stepwise_cv_s']:18.2f} {r['load_ms']:8.2f} "
+              f"{r['predict_one_ms_median']:11.2f} {r['predict_one_ms_p95']:7.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

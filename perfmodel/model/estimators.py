@@ -1,0 +1,256 @@
+"""scikit-learn compatible regressors that are linear in (optionally log-transformed) features.
+
+All three share one representation, :class:`LinearParams`: features ``x`` are transformed
+(``log`` or identity), standardised ``z = (t(x) - mean) / scale`` and the (transformed) target is
+``t_y(y) = intercept + z . coef``. Prediction intervals use the residual variance ``sigma2`` and the
+unscaled covariance ``C`` of ``[1, z]``: ``t_y(y) in mean +- t_{dof, 1-a/2} sqrt(sigma2 (1 + a C a'))`` with
+``a = [1, z]``, then back-transformed (``exp`` for a log target, giving the median). For OLS ``C =
+(A'A)^-1`` and the interval is exactly statsmodels' ``obs_ci``; for ridge ``C`` is the sandwich
+``M A'A M`` with ``M = (A'A + alpha I)^-1`` (intercept unpenalised).
+
+* :class:`LinearModel` - ordinary least squares (``numpy`` pseudo-inverse, as statsmodels).
+* :class:`LogLinearModel` - log target and/or log features, fitted through
+  :class:`sklearn.compose.TransformedTargetRegressor` (``func=np.log``, ``inverse_func=np.exp``).
+* :class:`RidgeModel` - ridge on standardised features, ``alpha`` chosen by
+  :class:`sklearn.linear_model.RidgeCV` inside every fit (efficient leave-one-out, or ``cv`` folds),
+  so an outer cross-validation is a nested one.
+
+``__init__`` only stores parameters; learned attributes end in ``_``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-6, 6, 25))
+
+
+@dataclass
+class LinearParams:
+    """Everything prediction (and its interval) needs; what a model file stores."""
+
+    coef: np.ndarray
+    intercept: float
+    scaler_mean: np.ndarray
+    scaler_scale: np.ndarray
+    sigma2: float
+    cov_unscaled: np.ndarray  # (p+1, p+1) over [1, z]
+    dof_resid: float
+    log_features: bool = False
+    log_target: bool = False
+    alpha: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype="float64")
+        if self.log_features:
+            if (X <= 0).any():
+                raise ValueError("log features need values > 0")
+            X = np.log(X)
+        return (X - self.scaler_mean) / self.scaler_scale
+
+    def predict(self, X: np.ndarray, alpha: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(prediction, lower, upper)`` in target units; bounds NaN when ``alpha`` is None."""
+        Z = self.transform(X)
+        mean = self.intercept + Z @ self.coef
+        if alpha is None:
+            lower = upper = np.full_like(mean, np.nan)
+        else:
+            A = np.column_stack([np.ones(len(Z)), Z])
+            h = np.einsum("ij,jk,ik->i", A, self.cov_unscaled, A)
+            se = np.sqrt(self.sigma2 * (1.0 + h))
+            q = stats.t.ppf(1 - alpha / 2, self.dof_resid) if self.dof_resid > 0 else np.inf
+            lower, upper = mean - q * se, mean + q * se
+        if self.log_target:
+            return np.exp(mean), np.exp(lower), np.exp(upper)
+        return mean, lower, upper
+
+
+def _fit_ols(Z: np.ndarray, y: np.ndarray, fit_intercept: bool = True) -> tuple[float, np.ndarray, float, np.ndarray, float]:
+    """OLS by pseudo-inverse: ``(intercept, coef, sigma2, cov_unscaled over [1,z], dof)``."""
+    n, p = Z.shape
+    A = np.column_stack([np.ones(n), Z]) if fit_intercept else Z
+    pinv = np.linalg.pinv(A)
+    beta = pinv @ y
+    cov = pinv @ pinv.T
+    rank = np.linalg.matrix_rank(A)
+    resid = y - A @ beta
+    dof = float(n - rank)
+    sigma2 = float(resid @ resid / dof) if dof > 0 else 0.0
+    if fit_intercept:
+        return float(beta[0]), beta[1:], sigma2, cov, dof
+    full = np.zeros((p + 1, p + 1))
+    full[1:, 1:] = cov
+    return 0.0, beta, sigma2, full, dof
+
+
+class _LinearBase(RegressorMixin, BaseEstimator):
+    """Shared fitted-state handling of the three regressors."""
+
+    def _set_params_from(self, params: LinearParams) -> None:
+        self.params_ = params
+        self.coef_ = params.coef
+        self.intercept_ = params.intercept
+        self.sigma2_ = params.sigma2
+        self.dof_resid_ = params.dof_resid
+
+    def predict(self, X):
+        check_is_fitted(self, "params_")
+        X = validate_data(self, X, reset=False)
+        return self.params_.predict(X)[0]
+
+    def predict_interval(self, X, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(prediction, lower, upper)``: a ``1 - alpha`` prediction interval for new observations."""
+        check_is_fitted(self, "params_")
+        X = validate_data(self, X, reset=False)
+        return self.params_.predict(X, alpha)
+
+
+class LinearModel(_LinearBase):
+    """Ordinary least squares (coefficients and intervals identical to ``statsmodels.OLS``).
+
+    Parameters
+    ----------
+    fit_intercept : bool, default True
+    """
+
+    def __init__(self, fit_intercept: bool = True):
+        self.fit_intercept = fit_intercept
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, y_numeric=True)
+        p = X.shape[1]
+        b0, coef, s2, cov, dof = _fit_ols(X, y.astype("float64"), self.fit_intercept)
+        self._set_params_from(LinearParams(coef, b0, np.zeros(p), np.ones(p), s2, cov, dof))
+        return self
+
+
+class LogLinearModel(_LinearBase):
+    """OLS on ``log(y)`` and/or ``log(x)``, back-transformed with ``exp`` (the conditional median).
+
+    Fitted as ``TransformedTargetRegressor(regressor=[log features ->] LinearModel, func=np.log,
+    inverse_func=np.exp)`` (the fitted wrapper is ``estimator_``).
+
+    Parameters
+    ----------
+    log_target : bool, default True
+    log_features : bool, default False
+    fit_intercept : bool, default True
+    """
+
+    def __init__(self, log_target: bool = True, log_features: bool = False, fit_intercept: bool = True):
+        self.log_target = log_target
+        self.log_features = log_features
+        self.fit_intercept = fit_intercept
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = bool(self.log_target)
+        tags.input_tags.positive_only = bool(self.log_features)
+        return tags
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, y_numeric=True)
+        y = y.astype("float64")
+        if self.log_target and (y <= 0).any():
+            raise ValueError("LogLinearModel(log_target=True) needs a target > 0")
+        if self.log_features and (X <= 0).any():
+            raise ValueError("Negative values in data (or zeros): LogLinearModel(log_features=True) needs features > 0")
+        inner = LinearModel(fit_intercept=self.fit_intercept)
+        reg = make_pipeline(FunctionTransformer(np.log), inner) if self.log_features else inner
+        if self.log_target:
+            est = TransformedTargetRegressor(regressor=reg, func=np.log, inverse_func=np.exp, check_inverse=False)
+        else:
+            est = clone(reg)
+        est.fit(X, y)
+        self.estimator_ = est
+        fitted = est.regressor_ if self.log_target else est
+        lin = fitted[-1] if self.log_features else fitted
+        p = lin.params_
+        self._set_params_from(LinearParams(
+            p.coef, p.intercept, p.scaler_mean, p.scaler_scale, p.sigma2, p.cov_unscaled, p.dof_resid,
+            log_features=bool(self.log_features), log_target=bool(self.log_target)))
+        return self
+
+
+class RidgeModel(_LinearBase):
+    """Ridge regression on standardised features, ``alpha`` chosen by inner CV (``RidgeCV``).
+
+    Parameters
+    ----------
+    alphas : sequence of float, default ``logspace(-6, 6, 25)``
+    cv : int, CV splitter or None, default None (efficient leave-one-out)
+    log_features : bool, default False
+    """
+
+    def __init__(self, alphas=DEFAULT_ALPHAS, cv=None, log_features: bool = False):
+        self.alphas = alphas
+        self.cv = cv
+        self.log_features = log_features
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = bool(self.log_features)
+        return tags
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, y_numeric=True)
+        y = y.astype("float64")
+        if self.log_features:
+            if (X <= 0).any():
+                raise ValueError("Negative values in data (or zeros): RidgeModel(log_features=True) needs features > 0")
+            X = np.log(X)
+        n, p = X.shape
+        mean = X.mean(axis=0)
+        scale = X.std(axis=0)
+        scale[scale == 0] = 1.0
+        Z = (X - mean) / scale
+        if n > 2:
+            search = RidgeCV(alphas=np.asarray(self.alphas, dtype="float64"), cv=self.cv, fit_intercept=True)
+            alpha = float(search.fit(Z, y).alpha_)
+        else:
+            alpha = float(np.max(self.alphas))
+        ybar = float(y.mean())
+        G = Z.T @ Z
+        M = np.linalg.pinv(G + alpha * np.eye(p))
+        coef = M @ Z.T @ (y - ybar)
+        resid = y - ybar - Z @ coef
+        dof = float(n - 1 - np.trace(M @ G))
+        sigma2 = float(resid @ resid / dof) if dof > 0 else 0.0
+        cov = np.zeros((p + 1, p + 1))
+        cov[0, 0] = 1.0 / n
+        cov[1:, 1:] = M @ G @ M
+        self.alpha_ = alpha
+        self._set_params_from(LinearParams(coef, ybar, mean, scale, sigma2, cov, dof,
+                                           log_features=bool(self.log_features), alpha=alpha))
+        return self
+
+
+#: model kind -> factory
+MODEL_KINDS = {
+    "linear": lambda: LinearModel(),
+    "loglinear": lambda: LogLinearModel(log_target=True, log_features=False),
+    "loglog": lambda: LogLinearModel(log_target=True, log_features=True),
+    "ridge": lambda: RidgeModel(),
+}
+
+
+def make_estimator(kind: str) -> _LinearBase:
+    """A fresh estimator of ``kind`` (one of :data:`MODEL_KINDS`)."""
+    from perfmodel.errors import check_choice
+
+    check_choice("model kind", kind, MODEL_KINDS)
+    return MODEL_KINDS[kind]()
+
+
+__all__ = ["LinearParams", "LinearModel", "LogLinearModel", "RidgeModel", "MODEL_KINDS", "make_estimator",
+           "DEFAULT_ALPHAS"]

@@ -1,0 +1,422 @@
+"""Feature columns for the regressors: selection, product terms, log transform, provenance.
+
+A *feature* is a column name of the wide table or a product of factors written ``a*b^2*c`` where each
+factor is a column (optionally raised to a small integer power ``^k``). Product terms are computed here,
+never with ``eval``, and their names are stored in model files so that prediction recomputes them from
+the same columns. Examples::
+
+    instructions_per_s                       # a plain column
+    l1d_accesses_per_s*voltage_v^2           # dynamic-power term  (rate x V^2)
+    voltage_v^2*freq_mhz                     # switching term       (V^2 f)
+    temperature_c*voltage_v                  # leakage term         (~ exp(T) V, linearised)
+
+:func:`powmon_terms` builds the Powmon / ARMPM style power features: every event *rate* times ``V^2``
+(rate = events per cycle x cycles per second, so this is the "events per cycle x f x V^2" term summed
+over active cores), plus ``V``, ``V^2 f``, optional ``T V`` (leakage) and ``cores V^2 f``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from perfmodel.errors import PerfmodelError
+from perfmodel.metrics import EVENTS, base_event
+
+#: the study's fixed feature list (L1-d loads/s, L2-d loads/s, instructions/s)
+STUDY_FEATURES: tuple[str, ...] = ("l1d_accesses_per_s", "l2d_accesses_per_s", "instructions_per_s")
+
+#: key / bookkeeping columns that are never candidate features
+NON_FEATURES = frozenset({
+    "run_id", "cell_id", "board", "framework", "network", "threads", "workload", "repeat", "image_index",
+    "t_start_s", "t_end_s", "t_rel_s", "dt_s", "timestamp_ns", "segment", "run", "interval_ok", "n_images",
+})
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_FACTOR = re.compile(rf"^(?:log\(({_NAME})\)|({_NAME})=([A-Za-z0-9_.+-]+)|({_NAME})(?:\^([1-9]))?)$")
+
+
+class FeatureError(PerfmodelError):
+    """A feature that cannot be computed: missing column, NaN / infinite value, bad name."""
+
+
+class Factor(NamedTuple):
+    """One factor of a feature: ``column``, ``column^power``, ``log(column)`` or ``column=value``."""
+
+    column: str
+    power: int = 1
+    op: str = ""  # "" | "log" | "eq"
+    value: str = ""
+
+
+def parse_feature(name: str) -> list[Factor]:
+    """``"a*b^2*log(c)*fw=litert"`` -> its :class:`Factor` list (:class:`FeatureError` for malformed names).
+
+    Factors: ``column`` (numeric), ``column^k`` (k = 1..9), ``log(column)`` (natural log, column > 0) and
+    ``column=value`` (indicator: 1.0 where ``str(column) == value``, else 0.0; for categorical keys such
+    as ``framework`` or ``threads``).
+    """
+    if not isinstance(name, str) or not name:
+        raise FeatureError(f"invalid feature name {name!r}")
+    factors = []
+    for part in name.split("*"):
+        m = _FACTOR.match(part.strip())
+        if not m:
+            raise FeatureError(
+                f"invalid feature {name!r}: factor {part!r} is not 'column', 'column^k' (k=1..9), "
+                "'log(column)' or 'column=value'")
+        if m.group(1):
+            factors.append(Factor(m.group(1), 1, "log"))
+        elif m.group(2):
+            factors.append(Factor(m.group(2), 1, "eq", m.group(3)))
+        else:
+            factors.append(Factor(m.group(4), int(m.group(5) or 1)))
+    return factors
+
+
+def base_columns(features: Iterable[str]) -> list[str]:
+    """The table columns the features are computed from (in first-use order)."""
+    out: list[str] = []
+    for f in features:
+        for fac in parse_feature(f):
+            if fac.column not in out:
+                out.append(fac.column)
+    return out
+
+
+def _key_str(s: pd.Series) -> pd.Series:
+    """Categorical values as strings, integral floats without ``.0`` (``threads`` 2.0 -> ``"2"``)."""
+    if pd.api.types.is_float_dtype(s.dtype):
+        return s.map(lambda v: str(int(v)) if np.isfinite(v) and float(v).is_integer() else str(v))
+    return s.astype(str)
+
+
+def compute_feature(df: pd.DataFrame, name: str) -> pd.Series:
+    """The values of feature ``name`` on ``df`` (float64)."""
+    values = None
+    for fac in parse_feature(name):
+        col = fac.column
+        if col not in df.columns:
+            raise FeatureError(f"feature {name!r} needs column {col!r}, which the data does not have")
+        if fac.op == "eq":
+            x = (_key_str(df[col]) == fac.value).astype("float64")
+        else:
+            try:
+                x = pd.to_numeric(df[col], errors="raise").astype("float64")
+            except (TypeError, ValueError):
+                raise FeatureError(f"column {col!r} (feature {name!r}) is not numeric") from None
+            if fac.op == "log":
+                bad = ~(x > 0) & x.notna()
+                if bad.any():
+                    raise FeatureError(f"feature {name!r}: log of {int(bad.sum())} value(s) of {col!r} that are <= 0")
+                x = np.log(x)
+            elif fac.power != 1:
+                x = x**fac.power
+        values = x if values is None else values * x
+    assert values is not None
+    return values.rename(name)
+
+
+def feature_frame(df: pd.DataFrame, features: Sequence[str], *, allow_nan: bool = False) -> pd.DataFrame:
+    """A DataFrame with one float column per feature; NaN / inf raise :class:`FeatureError` unless allowed."""
+    if not len(features):
+        raise FeatureError("no features given")
+    if len(set(features)) != len(features):
+        raise FeatureError(f"duplicate features in {list(features)}")
+    out = pd.DataFrame({f: compute_feature(df, f) for f in features}, index=df.index)
+    if not allow_nan:
+        bad = ~np.isfinite(out.to_numpy())
+        if bad.any():
+            cols = [features[j] for j in np.flatnonzero(bad.any(axis=0))]
+            rows = int(bad.any(axis=1).sum())
+            raise FeatureError(
+                f"{rows} row(s) have NaN or infinite values in feature(s) {', '.join(cols)}; "
+                "drop or fill them first (missing figures are never guessed)"
+            )
+    return out
+
+
+def feature_matrix(df: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
+    """``feature_frame(df, features).to_numpy()``."""
+    return feature_frame(df, features).to_numpy(dtype="float64")
+
+
+def target_vector(df: pd.DataFrame, target: str, *, positive: bool = False) -> np.ndarray:
+    """The target column as float64, checked finite (and > 0 when ``positive``)."""
+    if target not in df.columns:
+        raise FeatureError(f"target column {target!r} is not in the data (columns: {', '.join(map(str, df.columns[:30]))})")
+    y = pd.to_numeric(df[target], errors="coerce").to_numpy(dtype="float64")
+    if not np.isfinite(y).all():
+        raise FeatureError(f"target {target!r} has {int((~np.isfinite(y)).sum())} NaN or infinite value(s)")
+    if positive and (y <= 0).any():
+        raise FeatureError(f"target {target!r} must be > 0 for this model (log transform / percentage errors)")
+    return y
+
+
+def candidate_features(df: pd.DataFrame, target: str, *, kinds: Sequence[str] = ("_per_s", "_per_image", "_per_cycle")) -> list[str]:
+    """Event columns of ``df`` (``<event><suffix>``, suffix in ``kinds``) usable as features of ``target``."""
+    out = []
+    for col in df.columns:
+        if col == target or col in NON_FEATURES or not isinstance(col, str):
+            continue
+        ev = base_event(col)
+        if ev is None or col == ev:
+            continue
+        if not any(col.endswith(k) for k in kinds):
+            continue
+        if not pd.api.types.is_numeric_dtype(df[col]) or not np.isfinite(df[col].to_numpy(dtype="float64")).all():
+            continue
+        if df[col].nunique() <= 1:
+            continue
+        out.append(col)
+    return out
+
+
+def powmon_terms(
+    df: pd.DataFrame,
+    events: Sequence[str] | None = None,
+    *,
+    voltage: str = "voltage_v",
+    freq: str = "freq_mhz",
+    temperature: str | None = "temperature_c",
+    cores: str | None = "cores",
+    rate_suffix: str = "_per_s",
+) -> tuple[list[str], list[str]]:
+    """Powmon-style power features: ``(event_terms, fixed_terms)``.
+
+    ``event_terms``: ``<event>_per_s*voltage_v^2`` for each event (all events with a rate column when
+    ``events`` is None, cycles included); ``fixed_terms``: ``voltage_v``, ``voltage_v^2*freq_mhz`` and,
+    where the columns exist, ``temperature_c*voltage_v`` (leakage) and ``cores*voltage_v^2*freq_mhz``.
+    """
+    for col in (voltage, freq):
+        if col not in df.columns:
+            raise FeatureError(f"power features need column {col!r}")
+    if events is None:
+        events = [e for e in EVENTS if f"{e}{rate_suffix}" in df.columns]
+    event_terms = [f"{e}{rate_suffix}*{voltage}^2" for e in events]
+    fixed = [voltage, f"{voltage}^2*{freq}"]
+    if temperature and temperature in df.columns:
+        fixed.append(f"{temperature}*{voltage}")
+    if cores and cores in df.columns and df[cores].nunique() > 1:
+        fixed.append(f"{cores}*{voltage}^2*{freq}")
+    return event_terms, fixed
+
+
+# -- provenance ------------------------------------------------------------------------------------
+
+#: columns that are keys / design variables rather than measurements: provenance ``"key"``
+KEY_COLUMNS = frozenset(NON_FEATURES | {"cores", "macs"})
+
+
+def resolve_provenance(attrs: Mapping, column: str) -> set[str] | None:
+    """The provenances of the measurements behind ``column`` according to ``df.attrs``.
+
+    Derived columns are followed through ``attrs["derived_from"]``; ``"real+simulated"`` splits into two.
+    None when the attrs say nothing about the column.
+    """
+    prov = attrs.get("provenance", {}) or {}
+    derived = attrs.get("derived_from", {}) or {}
+    out: set[str] = set()
+    todo, seen = [column], set()
+    while todo:
+        col = todo.pop()
+        if col in seen:
+            continue
+        seen.add(col)
+        if derived.get(col):
+            todo.extend(derived[col])
+        elif col in prov:
+            p = prov[col]
+            if p == "derived":  # derived with no recorded inputs: bookkeeping (dt_s)
+                continue
+            out.update(str(p).split("+"))
+        elif col in KEY_COLUMNS:
+            continue
+        else:
+            return None
+    return out
+
+
+def column_provenance(df: pd.DataFrame, columns: Iterable[str], override: str | Mapping[str, str] | None = None,
+                      ) -> dict[str, list[str] | None]:
+    """Base column -> sorted provenances (``["key"]`` for key columns, None when unknown).
+
+    ``override``: one provenance for every measured column (``"real"``) or a column -> provenance
+    mapping; it applies to columns the attrs do not describe (e.g. a CSV file).
+    """
+    attrs = getattr(df, "attrs", {}) or {}
+    out: dict[str, list[str] | None] = {}
+    for col in columns:
+        if col in KEY_COLUMNS and col not in (attrs.get("provenance") or {}):
+            out[col] = ["key"]
+            continue
+        p = resolve_provenance(attrs, col)
+        if p is None and override is not None:
+            if isinstance(override, str):
+                p = {override}
+            elif col in override:
+                p = {override[col]}
+        out[col] = sorted(p) if p is not None else None
+    return out
+
+
+def feature_provenance(df: pd.DataFrame, features: Sequence[str], override: str | Mapping[str, str] | None = None,
+                       ) -> dict[str, list[str] | None]:
+    """Feature -> sorted provenances of the columns behind it (None when any of them is unknown).
+
+    Indicator factors (``framework=litert``) and key columns count as ``"key"``.
+    """
+    cols = column_provenance(df, base_columns(features), override)
+    out: dict[str, list[str] | None] = {}
+    for f in features:
+        acc: set[str] = set()
+        for fac in parse_feature(f):
+            p = ["key"] if fac.op == "eq" else cols[fac.column]
+            if p is None:
+                acc = None  # type: ignore[assignment]
+                break
+            acc.update(p)
+        out[f] = sorted(acc) if acc is not None else None
+    return out
+
+
+# -- simulated counts and throughput features -----------------------------------------------------
+
+
+def _is_simulated_cell(df: pd.DataFrame) -> pd.Series:
+    if "counter_source" in df.columns:
+        return df["counter_source"].astype(str) == "valgrind"
+    if "cell_id" in df.columns:
+        return df["cell_id"].astype(str).str.split("__").str[-1] == "valgrind"
+    raise FeatureError("cannot tell simulated cells apart: the table has neither 'counter_source' nor 'cell_id'")
+
+
+def join_simulated(cell_df: pd.DataFrame, *, simulated: pd.Series | None = None,
+                   keys: Sequence[str] = ("framework", "network")) -> pd.DataFrame:
+    """Attach each (framework, network)'s simulated per-image counts to its timing cells.
+
+    ``cell_df`` is a :func:`perfmodel.data.wide_per_cell` table holding both timing cells and the
+    separate valgrind cells (``simulated``: a boolean mask of those rows; by default the rows whose
+    ``cell_id`` ends in ``__valgrind``, the collect stage's naming, or whose ``counter_source`` is
+    ``valgrind``). The result has the timing cells only (every thread count), with each
+    ``<event>_per_image`` column the valgrind cells have replaced by the mean over the matching
+    valgrind cells (repeats), provenance ``"simulated"``; ``<event>_per_s`` is recomputed from it and
+    the cell's measured ``latency_ms``, miss rates from the simulated counts. A timing cell with no
+    valgrind cell keeps NaN there (nothing is guessed); ``attrs["join_unmatched"]`` counts them.
+    """
+    from perfmodel.data.tables import MISS_RATES  # noqa: PLC0415 (data may be imported by model)
+    from perfmodel.metrics import per_image, per_second
+
+    keys = list(keys)
+    missing = [k for k in keys if k not in cell_df.columns]
+    if missing:
+        raise FeatureError(f"join_simulated needs key column(s) {', '.join(missing)}")
+    sim_mask = (_is_simulated_cell(cell_df) if simulated is None else pd.Series(simulated, index=cell_df.index)).astype(bool)
+    if not sim_mask.any():
+        raise FeatureError("join_simulated: the table has no simulated (valgrind) cells")
+    if sim_mask.all():
+        raise FeatureError("join_simulated: the table has no timing cells, only simulated ones")
+    attrs = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (cell_df.attrs or {}).items()}
+    prov = dict(attrs.get("provenance", {}) or {})
+    derived = {k: list(v) for k, v in (attrs.get("derived_from", {}) or {}).items()}
+    sim = cell_df.loc[sim_mask]
+    timing = cell_df.loc[~sim_mask].copy()
+    events = [e for e in EVENTS if per_image(e) in sim.columns and sim[per_image(e)].notna().any()]
+    if not events:
+        raise FeatureError("join_simulated: the simulated cells have no <event>_per_image counts")
+    cols = [per_image(e) for e in events]
+    means = sim.groupby(keys, sort=False)[cols].mean()
+    joined = timing[keys].merge(means, left_on=keys, right_index=True, how="left")
+    for c in cols:
+        timing[c] = joined[c].to_numpy(dtype="float64")
+        prov[c] = "simulated"
+        derived.pop(c, None)
+        for extra in (f"{c}_std", f"{c}_n"):
+            if extra in timing.columns:
+                timing = timing.drop(columns=extra)
+                prov.pop(extra, None)
+                derived.pop(extra, None)
+    if "latency_ms" in timing.columns:
+        secs = timing["latency_ms"].astype("float64") / 1000.0
+        for e, c in zip(events, cols):
+            timing[per_second(e)] = timing[c] / secs.where(secs > 0)
+            prov[per_second(e)] = "derived"
+            derived[per_second(e)] = [c, "latency_ms"]
+    for name, (miss, acc) in MISS_RATES.items():
+        mc, ac = per_image(miss), per_image(acc)
+        if mc in cols and ac in cols:
+            timing[name] = timing[mc] / timing[ac].where(timing[ac] > 0)
+            prov[name] = "derived"
+            derived[name] = [mc, ac]
+    unmatched = int(timing[cols[0]].isna().sum())
+    timing = timing.reset_index(drop=True)
+    attrs.update({"provenance": prov, "derived_from": derived, "join_unmatched": unmatched,
+                  "join_simulated_events": events})
+    timing.attrs = attrs
+    return timing
+
+
+def attach_macs(df: pd.DataFrame, column: str = "network") -> pd.DataFrame:
+    """A copy of ``df`` with a ``macs`` column from :func:`perfmodel.zoo.facts` (per network).
+
+    Raises :class:`FeatureError` when a network is unknown or its facts cannot be computed.
+    """
+    if "macs" in df.columns:
+        return df
+    if column not in df.columns:
+        raise FeatureError(f"MACs need a {column!r} column")
+    from perfmodel.zoo import facts  # noqa: PLC0415 - may import TensorFlow on a cold cache
+
+    macs = {}
+    for name in pd.unique(df[column].astype(str)):
+        try:
+            macs[name] = float(facts(name)["macs"])
+        except Exception as exc:  # noqa: BLE001 - unknown network, no TensorFlow, ...
+            raise FeatureError(f"no MACs for network {name!r}: {exc}") from None
+    out = df.copy()
+    out["macs"] = out[column].astype(str).map(macs).astype("float64")
+    out.attrs = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (df.attrs or {}).items()}
+    return out
+
+
+def throughput_terms(df: pd.DataFrame, *, work: str = "instructions_per_image",
+                     threads_model: str = "log") -> list[str]:
+    """The throughput feature set for a log-target model: ``log(fps) ~ log(work) + framework + threads``.
+
+    * ``log(<work>)`` - per-image work (simulated or real instruction count; ``macs`` also works);
+    * ``framework=<fw>`` - one indicator per framework but the first (its CPI / overhead level);
+    * threads: ``threads_model="log"`` gives ``log(threads)`` and ``log(threads)*framework=<fw>`` (a
+      per-framework scaling slope); ``"levels"`` gives one indicator per (framework, threads > 1) pair.
+
+    Columns that do not vary in ``df`` contribute no terms.
+    """
+    if work not in df.columns:
+        raise FeatureError(f"throughput features need column {work!r}")
+    terms = [f"log({work})"]
+    fws = sorted(map(str, pd.unique(df["framework"]))) if "framework" in df.columns else []
+    terms += [f"framework={fw}" for fw in fws[1:]]
+    if "threads" in df.columns and df["threads"].nunique() > 1:
+        if threads_model == "log":
+            terms.append("log(threads)")
+            terms += [f"log(threads)*framework={fw}" for fw in fws[1:]]
+        elif threads_model == "levels":
+            levels = sorted(int(t) for t in pd.unique(df["threads"]) if int(t) > 1)
+            combos = fws if fws else [None]
+            for fw in combos:
+                for t in levels:
+                    terms.append(f"threads={t}" + (f"*framework={fw}" if fw is not None else ""))
+        else:
+            raise FeatureError(f"threads_model must be 'log' or 'levels', got {threads_model!r}")
+    return terms
+
+
+__all__ = [
+    "STUDY_FEATURES", "FeatureError", "parse_feature", "base_columns", "compute_feature", "feature_frame",
+    "feature_matrix", "target_vector", "candidate_features", "powmon_terms", "resolve_provenance",
+    "feature_provenance", "column_provenance", "Factor", "KEY_COLUMNS", "join_simulated", "attach_macs",
+    "throughput_terms",
+]

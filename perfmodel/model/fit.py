@@ -1,0 +1,245 @@
+"""Fitting a model end to end: candidate features, selection, final fit, CV scores, a :class:`ModelFile`.
+
+* :func:`fit_model` - the one call behind ``perfmodel fit``.
+* :func:`evaluate` - the CV table behind ``perfmodel evaluate``: linear / log-linear / ridge on the same
+  features and splits, beside the baselines (a baseline that cannot be evaluated is listed with the
+  reason, never dropped).
+* :func:`default_candidates` - the feature candidates for a target (power: Powmon terms; throughput:
+  ``log(fps) ~ log(work) + framework + threads``; else the event columns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from perfmodel.errors import PerfmodelError, check_choice
+
+from .cv import (CVResult, FeatureModel, default_baselines, make_splits, cross_validate, results_table)
+from .estimators import MODEL_KINDS, make_estimator
+from .features import (
+    STUDY_FEATURES, FeatureError, candidate_features, feature_frame, feature_provenance, column_provenance,
+    base_columns, parse_feature, powmon_terms, target_vector, throughput_terms, _key_str,
+)
+from .modelfile import ModelFile, training_hash
+from .selection import stepwise_select
+
+#: CLI CV scheme -> group column (None: shuffled k-fold)
+CV_SCHEMES: dict[str, str | None] = {"kfold": None, "lono": "network", "lofo": "framework", "lowo": "workload",
+                                     "lobo": "board"}
+LOG_TARGET_KINDS = ("loglinear", "loglog")
+
+
+def scheme_group(cv: str | None) -> str | None:
+    """``"lono"`` -> ``"network"``; a column name passes through; None / ``"kfold"`` -> None."""
+    if cv is None:
+        return None
+    if cv in CV_SCHEMES:
+        return CV_SCHEMES[cv]
+    return cv
+
+
+def _is_throughput(target: str) -> bool:
+    return "throughput" in target or "fps" in target or "latency" in target
+
+
+def default_candidates(df: pd.DataFrame, target: str, kind: str = "linear") -> tuple[list[str], list[str]]:
+    """``(candidates, always)`` for ``target``: see the module docstring."""
+    if target.startswith("power") and "voltage_v" in df.columns and "freq_mhz" in df.columns:
+        events, fixed = powmon_terms(df, [c[: -len("_per_s")] for c in candidate_features(df, target, kinds=("_per_s",))])
+        return events, fixed
+    if _is_throughput(target) and kind in LOG_TARGET_KINDS:
+        work = next((c for c in ("instructions_per_image", "macs") if c in df.columns
+                     and np.isfinite(pd.to_numeric(df[c], errors="coerce")).all()), None)
+        if work is not None and "framework" in df.columns:
+            always = throughput_terms(df, work=work)
+            cands = [f"log({c})" for c in candidate_features(df, target, kinds=("_per_image",))
+                     if f"log({c})" not in always and (df[c] > 0).all()]
+            cands += [c for c in ("l1d_miss_rate", "llc_miss_rate", "branch_miss_rate", "l2d_miss_rate")
+                      if c in df.columns and np.isfinite(df[c].to_numpy(dtype="float64")).all()]
+            return cands, always
+    return candidate_features(df, target), []
+
+
+def _levels(df: pd.DataFrame, features: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in features:
+        for fac in parse_feature(f):
+            if fac.op == "eq" and fac.column not in out:
+                out[fac.column] = sorted(set(_key_str(df[fac.column]).unique()))
+    return out
+
+
+def _results_dict(results: Sequence[CVResult], skipped: Mapping[str, str]) -> list[dict[str, Any]]:
+    rows = [{"model": r.name, "scheme": r.scheme, "status": "ok", **r.metrics, "folds": r.folds} for r in results]
+    rows += [{"model": name, "status": "not evaluated", "reason": why} for name, why in skipped.items()]
+    return rows
+
+
+def _baselines(df: pd.DataFrame, target: str) -> tuple[pd.DataFrame, dict[str, Any], dict[str, str]]:
+    """Baselines for ``target`` and the ones that cannot be evaluated (name -> reason)."""
+    skipped: dict[str, str] = {}
+    if _is_throughput(target) and "macs" not in df.columns:
+        if "network" in df.columns:
+            from .features import attach_macs
+
+            try:
+                df = attach_macs(df)
+            except FeatureError as exc:
+                skipped["baseline: MACs-only"] = str(exc)
+        else:
+            skipped["baseline: MACs-only"] = "the data has no network / macs column"
+    return df, default_baselines(df, target), skipped
+
+
+def evaluate(
+    df: pd.DataFrame,
+    target: str,
+    features: Sequence[str],
+    *,
+    kinds: Sequence[str] = ("linear", "loglinear", "ridge"),
+    group: str | None = None,
+    n_splits: int = 5,
+    n_jobs: int = 1,
+    baselines: bool = True,
+    random_state: int = 0,
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Cross-validate every model kind on ``features`` and the baselines on the same splits.
+
+    Returns the table (one row per model; ``status`` ``"not evaluated"`` with a ``reason`` where a model
+    or baseline cannot be evaluated) and the detailed rows (with per-fold figures).
+    """
+    features = list(features)
+    splits = make_splits(df, group=group, n_splits=n_splits, random_state=random_state)
+    results, skipped = [], {}
+    for kind in kinds:
+        check_choice("model kind", kind, MODEL_KINDS)
+        try:
+            if kind in LOG_TARGET_KINDS:
+                target_vector(df, target, positive=True)
+            results.append(cross_validate(FeatureModel(make_estimator(kind), features), df, target, splits,
+                                          name=kind, group=group, n_jobs=n_jobs))
+        except (PerfmodelError, ValueError, np.linalg.LinAlgError) as exc:
+            skipped[kind] = str(exc)
+    if baselines:
+        bdf, base, bskip = _baselines(df, target)
+        skipped.update(bskip)
+        for name, m in base.items():
+            try:
+                results.append(cross_validate(m, bdf, target, splits, name=name, group=group, n_jobs=n_jobs))
+            except (PerfmodelError, ValueError) as exc:
+                skipped[name] = str(exc)
+    rows = _results_dict(results, skipped)
+    table = results_table(results)
+    if skipped:
+        table = pd.concat([table, pd.DataFrame([{"model": k, "scheme": "", "reason": v} for k, v in skipped.items()])],
+                          ignore_index=True)
+    return table, rows
+
+
+def fit_model(
+    df: pd.DataFrame,
+    target: str,
+    features: Sequence[str] | None = None,
+    kind: str = "linear",
+    groups: str | None = None,
+    select: str = "stepwise",
+    *,
+    always: Sequence[str] | None = None,
+    max_features: int = 8,
+    vif_cap: float = 10.0,
+    n_splits: int = 5,
+    n_jobs: int = 1,
+    provenance: str | Mapping[str, str] | None = None,
+    baselines: bool = True,
+    statistics: bool = True,
+    metadata: Mapping[str, Any] | None = None,
+    random_state: int = 0,
+) -> ModelFile:
+    """Fit ``target`` on a wide table and return a :class:`ModelFile` with its CV scores.
+
+    Parameters
+    ----------
+    features : candidate features for ``select="stepwise"`` (default :func:`default_candidates`), or the
+        model's features for ``select="fixed"`` (default :data:`STUDY_FEATURES`).
+    kind : ``linear`` (OLS), ``loglinear`` (log target), ``loglog`` (log target and features) or
+        ``ridge`` (alpha by inner CV, so the outer CV is nested).
+    groups : CV group column (``network``, ``framework``, ``workload``, ``board``) or a scheme name
+        (``lono``, ``lofo``, ``lowo``, ``lobo``); None or ``kfold``: shuffled ``n_splits``-fold.
+    always : terms stepwise selection always keeps (default: from :func:`default_candidates`).
+    provenance : provenance of columns ``df.attrs`` does not describe (e.g. ``"real"`` for a CSV).
+    """
+    check_choice("model kind", kind, MODEL_KINDS)
+    check_choice("selection", select, ("stepwise", "fixed"))
+    if not isinstance(df, pd.DataFrame) or df.empty:
+        raise PerfmodelError("no data to fit")
+    group = scheme_group(groups)
+    y_all = target_vector(df, target, positive=kind in LOG_TARGET_KINDS)
+    del y_all
+    estimator = make_estimator(kind)
+    splits = make_splits(df, group=group, n_splits=n_splits, random_state=random_state)
+    selection: dict[str, Any]
+    if select == "fixed":
+        feats = list(features) if features else [f for f in STUDY_FEATURES]
+        if not features and not all(f in df.columns for f in feats):
+            raise PerfmodelError(f"fixed selection without --features uses the study's {', '.join(STUDY_FEATURES)}, "
+                                 "which the data does not all have; name the features")
+        selection = {"method": "fixed", "features": feats}
+    else:
+        if features:
+            cands, auto_always = list(features), []
+        else:
+            cands, auto_always = default_candidates(df, target, kind)
+        keep = list(always) if always is not None else auto_always
+        res = stepwise_select(df, target, cands, estimator, splits, always=keep, max_features=max_features,
+                              vif_cap=vif_cap, n_jobs=n_jobs)
+        feats = res.features
+        selection = res.as_dict()
+        selection.update({"vif_cap": vif_cap, "max_features": max_features,
+                          "note": "features chosen by CV error on the same splits: the CV score is optimistic"})
+    X = feature_frame(df, feats).to_numpy(dtype="float64")
+    y = target_vector(df, target, positive=kind in LOG_TARGET_KINDS)
+    if X.shape[0] <= X.shape[1] + 1:
+        raise PerfmodelError(f"{X.shape[0]} samples are too few for {X.shape[1]} features")
+    fitted = make_estimator(kind).fit(X, y)
+    prov = feature_provenance(df, feats, provenance)
+    cprov = column_provenance(df, base_columns(feats), provenance)
+    unknown = sorted(c for c, v in cprov.items() if v is None)
+    if unknown:
+        raise PerfmodelError(
+            f"provenance of column(s) {', '.join(unknown)} is unknown (the data does not record it); "
+            "state it (provenance='real' / --provenance real)")
+    # cross-validation of the final feature set, beside the baselines
+    table, rows = evaluate(df, target, feats, kinds=(kind,), group=group, n_splits=n_splits, n_jobs=n_jobs,
+                           baselines=baselines, random_state=random_state)
+    main = next((r for r in rows if r["model"] == kind and r.get("status") == "ok"), None)
+    cv = {"scheme": main["scheme"] if main else (f"leave-one-{group}-out" if group else f"{n_splits}-fold"),
+          "group": group, "results": rows}
+    if main:
+        cv.update({k: main[k] for k in ("mape", "rmspe", "within_5", "within_10", "within_15", "r2", "spearman", "n")})
+    stats: dict[str, Any] = {}
+    if statistics and kind in ("linear", "loglinear"):
+        from .stats import ols_statistics
+
+        try:
+            stats = ols_statistics(df, target, feats, log_target=kind == "loglinear")
+        except Exception as exc:  # noqa: BLE001 - statistics are informative, never block a fit
+            stats = {"error": str(exc)}
+    training = {"n": int(len(y)), "sha256": training_hash(X, y, feats, target),
+                "ranges": {f: [float(np.min(X[:, j])), float(np.max(X[:, j]))] for j, f in enumerate(feats)},
+                "target_range": [float(y.min()), float(y.max())],
+                "groups": sorted(map(str, pd.unique(df[group]))) if group else None,
+                "source": (df.attrs or {}).get("source")}
+    return ModelFile(
+        target=target, kind=kind, features=feats, params=fitted.params_,
+        provenance={f: v for f, v in prov.items()},  # type: ignore[misc]
+        column_provenance={c: v for c, v in cprov.items()},  # type: ignore[misc]
+        levels=_levels(df, feats), training=training, cv=cv, selection=selection, statistics=stats,
+        metadata=dict(metadata or {}),
+    )
+
+
+__all__ = ["CV_SCHEMES", "scheme_group", "default_candidates", "evaluate", "fit_model"]

@@ -1,0 +1,168 @@
+"""Event selection: stepwise forward selection by cross-validated error with a VIF cap, or a fixed list.
+
+:func:`stepwise_select` starts from ``always`` (terms every model keeps, e.g. the ``V^2 f`` power
+terms or the framework indicators of a throughput model) and adds, one at a time, the candidate that
+lowers the pooled out-of-fold MAPE most, as long as
+
+* the improvement is at least ``min_improvement`` (relative, default 1 %),
+* no selected term then has a variance inflation factor above ``vif_cap`` among the selected
+  (non-``always``) terms - the ``always`` terms (indicator groups, the ``V``/``V^2 f`` power terms) are
+  collinear with the events by design and are left out of the VIF, and
+* fewer than ``max_features`` terms were added.
+
+The CV error is computed on the same splits the caller evaluates with, so the CV score of the chosen
+set is optimistic; :func:`perfmodel.model.fit.nested_cv` gives the honest figure (selection redone
+inside every outer fold).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.base import clone
+
+from perfmodel.errors import PerfmodelError
+
+from .features import FeatureError, compute_feature, target_vector
+
+
+def vif(X: np.ndarray) -> np.ndarray:
+    """Variance inflation factor of every column of ``X`` (regressed on the others with an intercept).
+
+    ``inf`` for a column that is a linear combination of the others (or constant).
+    """
+    X = np.asarray(X, dtype="float64")
+    n, p = X.shape
+    out = np.empty(p)
+    if p == 1:
+        return np.where(np.ptp(X, axis=0) > 0, 1.0, np.inf)
+    for j in range(p):
+        y = X[:, j]
+        A = np.column_stack([np.ones(n), np.delete(X, j, axis=1)])
+        beta, *_ = np.linalg.lstsq(A, y, rcond=None)
+        resid = y - A @ beta
+        ss_tot = float(((y - y.mean()) ** 2).sum())
+        ss_res = float(resid @ resid)
+        if ss_tot <= 0 or ss_res <= 1e-12 * ss_tot:
+            out[j] = np.inf
+        else:
+            out[j] = ss_tot / ss_res
+    return out
+
+
+def cv_mape(estimator: Any, X: np.ndarray, y: np.ndarray, splits: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Pooled out-of-fold MAPE (%) of ``estimator`` on ``X, y``; ``inf`` when a fold fails to fit."""
+    pred = np.empty(len(y))
+    from .estimators import LinearModel
+
+    try:
+        if type(estimator) is LinearModel and estimator.fit_intercept:  # fast path: same OLS, no validation
+            A = np.column_stack([np.ones(len(y)), X])
+            for tr, te in splits:
+                beta = np.linalg.lstsq(A[tr], y[tr], rcond=None)[0]
+                pred[te] = A[te] @ beta
+        else:
+            for tr, te in splits:
+                pred[te] = clone(estimator).fit(X[tr], y[tr]).predict(X[te])
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+        return float("inf")
+    if not np.isfinite(pred).all():
+        return float("inf")
+    return float(100 * np.mean(np.abs(pred - y) / np.abs(y)))
+
+
+@dataclass
+class SelectionResult:
+    """The chosen features and one history row per step."""
+
+    features: list[str]
+    method: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)  # candidate -> why it was never tried
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "features": list(self.features), "history": self.history,
+                "rejected": self.rejected}
+
+
+def _columns(df: pd.DataFrame, names: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    cols, rejected = {}, {}
+    for name in names:
+        try:
+            x = compute_feature(df, name).to_numpy(dtype="float64")
+        except FeatureError as exc:
+            rejected[name] = str(exc)
+            continue
+        if not np.isfinite(x).all():
+            rejected[name] = "NaN or infinite values"
+        elif np.ptp(x) == 0:
+            rejected[name] = "constant"
+        else:
+            cols[name] = x
+    return cols, rejected
+
+
+def stepwise_select(
+    df: pd.DataFrame,
+    target: str,
+    candidates: Sequence[str],
+    estimator: Any,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    always: Sequence[str] = (),
+    max_features: int = 8,
+    vif_cap: float = 10.0,
+    min_improvement: float = 0.01,
+    n_jobs: int = 1,
+) -> SelectionResult:
+    """Forward selection by CV MAPE with a VIF cap (see the module docstring)."""
+    y = target_vector(df, target)
+    always = list(dict.fromkeys(always))
+    cols, rejected = _columns(df, list(dict.fromkeys(list(always) + [c for c in candidates if c not in always])))
+    bad_always = [a for a in always if a not in cols]
+    if bad_always:
+        raise FeatureError(f"required feature(s) cannot be used: "
+                           + "; ".join(f"{a}: {rejected.get(a, '?')}" for a in bad_always))
+    pool = [c for c in candidates if c in cols and c not in always]
+    if not pool and not always:
+        raise PerfmodelError("stepwise selection has no usable candidate feature")
+    selected = list(always)
+    history: list[dict[str, Any]] = []
+    if selected:
+        best = cv_mape(estimator, np.column_stack([cols[c] for c in selected]), y, splits)
+        history.append({"step": 0, "added": None, "features": list(selected), "cv_mape": best})
+    else:
+        best = float("inf")
+
+    def score(c: str) -> tuple[str, float, float]:
+        trial = selected + [c]
+        X = np.column_stack([cols[t] for t in trial])
+        checked = [i for i, t in enumerate(trial) if t not in always]
+        v = vif(X[:, checked]) if len(checked) > 1 else np.array([1.0])
+        vmax = float(np.max(v)) if len(v) else 1.0
+        if vmax > vif_cap:
+            return c, float("inf"), vmax
+        return c, cv_mape(estimator, X, y, splits), vmax
+
+    while pool and len(selected) - len(always) < max_features:
+        scores = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(score)(c) for c in pool)
+        c, err, vmax = min(scores, key=lambda t: t[1])
+        if not np.isfinite(err):
+            break
+        if np.isfinite(best) and err > best * (1 - min_improvement):
+            break
+        selected.append(c)
+        pool.remove(c)
+        best = err
+        history.append({"step": len(history), "added": c, "features": list(selected), "cv_mape": err, "max_vif": vmax})
+    if not selected:
+        raise PerfmodelError("stepwise selection found no feature that the models can fit")
+    return SelectionResult(selected, "stepwise", history, rejected)
+
+
+__all__ = ["vif", "cv_mape", "SelectionResult", "stepwise_select"]

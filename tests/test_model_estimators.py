@@ -1,0 +1,93 @@
+"""The regressors: scikit-learn compatibility, and coefficients / intervals equal to statsmodels / numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import Ridge
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from perfmodel.model.estimators import LinearModel, LogLinearModel, RidgeModel, make_estimator
+from perfmodel.model.stats import ols_prediction, ols_statistics
+
+
+@parametrize_with_checks([LinearModel(), LogLinearModel(), RidgeModel()])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def _data(n=60, seed=1):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(1, 10, size=(n, 3))
+    y = 2.0 + X @ np.array([1.5, -0.7, 0.3]) + rng.normal(0, 0.5, n)
+    return X, y
+
+
+def test_ols_matches_statsmodels_and_numpy():
+    import statsmodels.api as sm
+
+    X, y = _data()
+    m = LinearModel().fit(X, y)
+    res = sm.OLS(y, sm.add_constant(X)).fit()
+    np.testing.assert_allclose(m.intercept_, res.params[0], rtol=1e-10)
+    np.testing.assert_allclose(m.coef_, res.params[1:], rtol=1e-10)
+    beta = np.linalg.lstsq(np.column_stack([np.ones(len(y)), X]), y, rcond=None)[0]
+    np.testing.assert_allclose(np.r_[m.intercept_, m.coef_], beta, rtol=1e-10)
+    np.testing.assert_allclose(m.sigma2_, res.scale, rtol=1e-10)
+
+
+def test_prediction_interval_matches_statsmodels_obs_ci():
+    X, y = _data()
+    df = pd.DataFrame(X, columns=["a", "b", "c"]).assign(y=y)
+    new = pd.DataFrame(np.array([[2.0, 3.0, 4.0], [9.0, 1.0, 1.0]]), columns=["a", "b", "c"])
+    pred, lo, hi = LinearModel().fit(X, y).predict_interval(new.to_numpy(), alpha=0.1)
+    ref = ols_prediction(df, "y", ["a", "b", "c"], new, alpha=0.1)
+    np.testing.assert_allclose(pred, ref["mean"], rtol=1e-10)
+    np.testing.assert_allclose(lo, ref["obs_ci_lower"], rtol=1e-10)
+    np.testing.assert_allclose(hi, ref["obs_ci_upper"], rtol=1e-10)
+
+
+def test_loglinear_is_ols_on_log_target_back_transformed():
+    X, y = _data()
+    y = np.exp(y / 10)
+    df = pd.DataFrame(X, columns=["a", "b", "c"]).assign(y=y)
+    m = LogLinearModel().fit(X, y)
+    ref = ols_prediction(df, "y", ["a", "b", "c"], df.iloc[:5], log_target=True, alpha=0.05)
+    pred, lo, hi = m.predict_interval(X[:5], alpha=0.05)
+    np.testing.assert_allclose(pred, ref["mean"], rtol=1e-10)
+    np.testing.assert_allclose(lo, ref["obs_ci_lower"], rtol=1e-10)
+    np.testing.assert_allclose(hi, ref["obs_ci_upper"], rtol=1e-10)
+    with pytest.raises(ValueError):
+        LogLinearModel().fit(X, -y)
+
+
+def test_ridge_matches_sklearn_ridge_on_standardised_features():
+    X, y = _data()
+    m = RidgeModel(alphas=[3.0]).fit(X, y)
+    Z = (X - X.mean(0)) / X.std(0)
+    ref = Ridge(alpha=3.0).fit(Z, y)
+    np.testing.assert_allclose(m.coef_, ref.coef_, rtol=1e-8)
+    np.testing.assert_allclose(m.predict(X), ref.predict(Z), rtol=1e-8)
+    # alpha is chosen from the grid by the inner CV: a huge grid value shrinks to the mean
+    big = RidgeModel(alphas=[1e12]).fit(X, y)
+    assert np.ptp(big.predict(X)) < 1e-6 * np.ptp(y)
+
+
+def test_ols_statistics_table_has_pvalues_and_vif():
+    X, y = _data()
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(X, columns=["a", "b", "c"]).assign(y=y, noise=rng.normal(size=len(y)))
+    df["a2"] = df["a"] + rng.normal(0, 0.01, len(df))  # near duplicate of a
+    st = ols_statistics(df, "y", ["a", "b", "noise", "a2"])
+    rows = {r["term"]: r for r in st["coefficients"]}
+    assert rows["b"]["p_value"] < 1e-6
+    assert rows["noise"]["p_value"] > rows["b"]["p_value"]
+    assert rows["a"]["vif"] > 100 and rows["b"]["vif"] < 2
+
+
+def test_make_estimator_rejects_unknown_kind():
+    from perfmodel.errors import PerfmodelError
+
+    with pytest.raises(PerfmodelError, match="unknown model kind"):
+        make_estimator("forest")
