@@ -91,3 +91,29 @@ def test_open_counters():
         assert r["task_clock_ms"].available and r["task_clock_ms"].value >= 15
         assert "instructions" in r  # counted or missing with its reason
         assert r["instructions"].available or r["instructions"].reason
+
+
+def test_busy_percent_rounding_is_zero_but_a_real_step_back_is_missing():
+    from perfmodel.counters.software import busy_percent
+
+    # psutil busy time = total - idle of float sums: an idle interval can be -2.6e-9 s (seen in a campaign)
+    r = busy_percent(-2.59e-9, 0.01, "psutil")
+    assert r.value == 0.0 and r.reason is None
+    r = busy_percent(0.005, 0.01, "psutil")
+    assert r.value == 50.0
+    back = busy_percent(-0.5, 0.01, "psutil")
+    assert back.value != back.value and "backwards" in back.reason
+
+
+def test_peak_rss_prefers_vm_hwm_over_inherited_ru_maxrss(tmp_path):
+    import resource
+
+    from perfmodel.counters.software import peak_rss
+
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nVmPeak:\t  999999 kB\nVmHWM:\t   204800 kB\nVmRSS:\t  100000 kB\n")
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    r = peak_rss(ru, str(status))
+    assert r.value == 200.0 and "VmHWM" in r.source
+    fallback = peak_rss(ru, str(tmp_path / "absent"))
+    assert fallback.value == ru.ru_maxrss / 1024.0 and "upper bound" in fallback.source

@@ -202,8 +202,9 @@ def run_cell(req: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
             "wall_ms": Reading("wall_ms", wall * 1e3, "ms", CLOCK_SOURCE, "real"),
         }
         if sys0 is not None and sys1 is not None and wall > 0:
-            cell["system_cpu_percent"] = Reading("system_cpu_percent", 100.0 * (sys1[0] - sys0[0]) / wall, "%",
-                                                 "psutil.cpu_times (all CPUs)", "software")
+            from perfmodel.counters.software import busy_percent
+
+            cell["system_cpu_percent"] = busy_percent(sys1[0] - sys0[0], wall, "psutil.cpu_times (all CPUs)")
         else:
             cell["system_cpu_percent"] = Reading.missing("system_cpu_percent", "psutil not available", "%")
         cell.update(sensors.window(w0, w1))

@@ -274,7 +274,7 @@ def _cell_from_images(long_df: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict, 
     out_derived["n_images"] = []
     out_units["n_images"] = "count"
     # recompute derived means as ratios of means
-    cell = cell.reset_index()
+    cell = cell.copy().reset_index()  # copy() consolidates blocks (no fragmentation warning)
     base_cols = [c for c in metric_cols if c not in derived]
     d = _Derive(cell, out_prov, out_units, out_derived)
     for c in metric_cols:

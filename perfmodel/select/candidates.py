@@ -130,6 +130,26 @@ def _accuracy(network: str, accuracy: bool | Mapping) -> tuple[float, float, str
     return t1, t5, s1, s5, ref
 
 
+
+def _join_simulated_cells(cell_df: pd.DataFrame) -> pd.DataFrame:
+    """Timing cells only, with the simulated (valgrind) cells' per-image counts attached.
+
+    A valgrind cell holds simulated counts and no timing, so it is not a candidate of its own; its counts
+    describe every timing cell of the same framework x network (any thread count), which is what a model
+    trained on simulated counts needs to predict them.
+    """
+    if "cell_id" not in cell_df.columns or cell_df.empty:
+        return cell_df.copy()
+    sim = cell_df["cell_id"].astype(str).str.split("__").str[-1] == "valgrind"
+    if not sim.any():
+        return cell_df.copy()
+    if sim.all():
+        raise PerfmodelError("the data set holds only simulated (valgrind) cells: there is no measured "
+                             "throughput to select on")
+    from perfmodel.model.features import join_simulated
+
+    return join_simulated(cell_df, simulated=sim)
+
 def candidates_from_cells(
     cell_df: pd.DataFrame,
     models: Iterable[Any] = (),
@@ -154,7 +174,7 @@ def candidates_from_cells(
     if missing:
         raise PerfmodelError(f"not a per-cell table: missing column(s) {', '.join(missing)}")
     reasons = dict(reasons or {})
-    df = cell_df.copy()
+    df = _join_simulated_cells(cell_df)
     if "board" not in df.columns:
         df["board"] = ""
     keys = list(KEY_COLUMNS)
