@@ -189,16 +189,17 @@ def selection_html(result: Any) -> str:
 
 def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: str | os.PathLike,
                  models: Iterable[Any] = (), selection: Any = None, *, title: str | None = None,
-                 progress: Any = None) -> Path:
+                 progress: Any = None, extra_records: pd.DataFrame | None = None) -> Path:
     """Write the report into ``out_dir`` (created) and return the HTML path.
 
     ``dataset_path_or_df``: a data set folder / records file, or a long records DataFrame.
+    ``extra_records``: more long records to include (e.g. the simulated cells of a reference data set).
     ``models``: :class:`perfmodel.model.ModelFile` objects or paths. ``selection``: a
     :class:`perfmodel.select.SelectionResult`, or a :class:`perfmodel.select.Spec` to rank the data set's
     candidates (with ``models``) here. ``progress``: optional callable(str) told of each step.
     """
     from perfmodel.data import dataset_metadata, read_dataset, wide_per_cell, wide_per_sample
-    from perfmodel.select import Spec, candidates_from_cells, missing_reasons, rank
+    from perfmodel.select import Spec, candidates_from_cells, join_simulated_cells, missing_reasons, rank
 
     from . import figures
 
@@ -213,6 +214,8 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
         long_df = read_dataset(path)
         meta, campaign = dataset_metadata(path)
         source_name = str(path)
+    if extra_records is not None and len(extra_records):
+        long_df = pd.concat([long_df, extra_records], ignore_index=True)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise PerfmodelError(f"{out} exists and is not a folder")
@@ -221,7 +224,8 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
 
     step("tables")
     reasons = missing_reasons(long_df)
-    cells = wide_per_cell(long_df)
+    # simulated (valgrind) cells have counts and no timing: attach them to the timing cells they describe
+    cells = join_simulated_cells(wide_per_cell(long_df))
     samples = wide_per_sample(long_df)
     if isinstance(selection, Spec):
         step("selection")

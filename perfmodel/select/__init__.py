@@ -12,13 +12,13 @@
 
 from __future__ import annotations
 
-from .candidates import KEY_COLUMNS, VALUE_COLUMNS, candidates_from_cells, missing_reasons
+from .candidates import KEY_COLUMNS, VALUE_COLUMNS, candidates_from_cells, join_simulated_cells, missing_reasons
 from .pareto import pareto_front
 from .rank import PARETO_AXES, SelectionResult, rank
 from .spec import CONSTRAINTS, DEFAULT_WEIGHTS, OBJECTIVES, Constraint, Spec, parse_weights
 
 __all__ = [
-    "KEY_COLUMNS", "VALUE_COLUMNS", "candidates_from_cells", "missing_reasons", "pareto_front",
+    "KEY_COLUMNS", "VALUE_COLUMNS", "candidates_from_cells", "join_simulated_cells", "missing_reasons", "pareto_front",
     "PARETO_AXES", "SelectionResult", "rank", "CONSTRAINTS", "DEFAULT_WEIGHTS", "OBJECTIVES", "Constraint",
     "Spec", "parse_weights",
 ]

@@ -131,7 +131,7 @@ def _accuracy(network: str, accuracy: bool | Mapping) -> tuple[float, float, str
 
 
 
-def _join_simulated_cells(cell_df: pd.DataFrame) -> pd.DataFrame:
+def join_simulated_cells(cell_df: pd.DataFrame) -> pd.DataFrame:
     """Timing cells only, with the simulated (valgrind) cells' per-image counts attached.
 
     A valgrind cell holds simulated counts and no timing, so it is not a candidate of its own; its counts
@@ -174,7 +174,7 @@ def candidates_from_cells(
     if missing:
         raise PerfmodelError(f"not a per-cell table: missing column(s) {', '.join(missing)}")
     reasons = dict(reasons or {})
-    df = _join_simulated_cells(cell_df)
+    df = join_simulated_cells(cell_df)
     if "board" not in df.columns:
         df["board"] = ""
     keys = list(KEY_COLUMNS)

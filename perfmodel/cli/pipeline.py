@@ -1,0 +1,286 @@
+"""``perfmodel pipeline``: the main job end to end - collect, fit, select, report - on a built-in default.
+
+Steps (each prints what it did; the whole run is resumable because the campaign is):
+
+1. **collect** a short campaign on this machine (all frameworks, the study's networks, a few images per
+   cell, counters ``auto``) into ``<out>/campaign``;
+2. **fit** a throughput model ``log(fps) ~ log(work per image) + framework + threads`` with
+   leave-one-network-out CV. The per-image work is, best first: hardware instruction counts of the
+   campaign (a board with a PMU), the simulated instruction counts of the reference data set shipped in
+   ``datasets/reference`` (a machine without a PMU, same library versions), or the networks' MACs. The
+   model file goes to ``<out>/models/throughput.json``; the campaign's measured cells are compared with
+   its predictions;
+3. **select** the best candidate for the spec (``--min-fps``, ``--min-top1``, ``--max-power`` ...);
+   a constraint that cannot be evaluated here (a power budget on a machine without a power sensor or an
+   applicable power model) is reported as such;
+4. **report**: ``<out>/report/report.html`` with the figures, the CV tables and the selection.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+PAPER_NETWORKS = "squeezenet1_1,googlenet,resnet50"
+ALL_FRAMEWORKS = "tensorflow,litert,onnxruntime,opencv"
+
+
+def reference_dataset() -> Path | None:
+    """``datasets/reference`` of the source checkout perfmodel runs from, if present."""
+    import perfmodel
+
+    p = Path(perfmodel.__file__).resolve().parents[1] / "datasets" / "reference"
+    return p if (p / "dataset.json").is_file() else None
+
+
+def trained_dir() -> Path | None:
+    import perfmodel
+
+    p = Path(perfmodel.__file__).resolve().parents[1] / "trained"
+    return p if p.is_dir() else None
+
+
+def _has_values(df, col: str, provenance: str | None = None) -> bool:
+    if col not in df.columns or not df[col].notna().all():
+        return False
+    if provenance is None:
+        return True
+    prov = (df.attrs or {}).get("provenance", {}).get(col, "")
+    return provenance in str(prov).split("+")
+
+
+def _versions_match(campaign_meta: dict, reference_meta: dict) -> tuple[bool, str]:
+    """Simulated counts are deterministic for the same framework builds: compare the library versions."""
+    keys = ("tensorflow", "ai-edge-litert", "onnxruntime", "opencv-python-headless", "numpy")
+
+    def versions(meta: dict) -> dict:
+        for k in ("library_versions", "versions"):
+            if isinstance(meta.get(k), dict):
+                return meta[k]
+        return {}
+
+    a, b = versions(campaign_meta), versions(reference_meta)
+    diff = [f"{k} {a.get(k)} vs {b.get(k)}" for k in keys if k in a and k in b and a.get(k) != b.get(k)]
+    if diff:
+        return False, "library versions differ from the reference data set: " + "; ".join(diff)
+    return True, ""
+
+
+def training_table(campaign_long, campaign_meta: dict, reference: Path | None) -> tuple[Any, str, str]:
+    """The table to fit on, the per-image work column and a sentence saying where the work figures came from."""
+    from perfmodel.data import dataset_metadata, read_dataset, wide_per_cell
+    from perfmodel.model.features import attach_macs, join_simulated
+
+    cells = wide_per_cell(campaign_long)
+    if _has_values(cells, "instructions_per_image", "real"):
+        return cells, "instructions_per_image", "hardware instruction counts measured by this campaign"
+    if reference is not None:
+        ref_meta, _ = dataset_metadata(reference)
+        ok, why = _versions_match(campaign_meta, ref_meta)
+        if ok:
+            ref_cells = wide_per_cell(read_dataset(reference))
+            try:
+                joined = join_simulated(ref_cells)
+            except Exception as exc:  # noqa: BLE001 - no simulated cells: fall through to MACs
+                why = f"reference data set has no usable simulated counts ({exc})"
+            else:
+                joined = joined[joined["instructions_per_image"].notna()]
+                if len(joined) >= 8:
+                    return (joined, "instructions_per_image",
+                            f"valgrind-simulated instruction counts of the reference data set {reference}")
+                why = "reference data set has too few cells with simulated counts"
+    else:
+        why = "no reference data set (datasets/reference) next to this perfmodel"
+    return attach_macs(cells), "macs", f"MACs of the networks (no instruction counts: {why})"
+
+
+def _campaign_for_prediction(campaign_long, reference: Path | None):
+    """Campaign cells with the reference's simulated counts attached, for the prediction check."""
+    import pandas as pd
+
+    from perfmodel.data import read_dataset, wide_per_cell
+    from perfmodel.model.features import join_simulated
+
+    if reference is None:
+        return wide_per_cell(campaign_long)
+    ref = read_dataset(reference)
+    sim = ref[ref["cell_id"].astype(str).str.endswith("__valgrind")]
+    return join_simulated(wide_per_cell(pd.concat([campaign_long, sim], ignore_index=True)))
+
+
+
+def _prediction_check(model, long_df, ref, work: str, work_note: str, con) -> list[dict]:
+    """The fitted model's predictions for this campaign's measured cells (not a CV figure: a check)."""
+    from perfmodel.errors import PerfmodelError
+
+    rows: list[dict] = []
+    try:
+        pc = _campaign_for_prediction(long_df, ref if "simulated" in work_note else None)
+        pc = pc[pc["throughput_fps"].notna()]
+        if work == "macs":
+            from perfmodel.model.features import attach_macs
+
+            pc = attach_macs(pc)
+        pred = model.predict_frame(pc)
+    except PerfmodelError as exc:
+        con.print(f"[yellow]prediction check skipped: {exc}")
+        return rows
+    for i, r in pc.iterrows():
+        err = 100.0 * (pred.loc[i, "pred"] - r["throughput_fps"]) / r["throughput_fps"]
+        rows.append({"framework": r["framework"], "network": r["network"], "threads": int(r["threads"]),
+                     "measured_fps": float(r["throughput_fps"]), "predicted_fps": float(pred.loc[i, "pred"]),
+                     "lo": float(pred.loc[i, "lo"]), "hi": float(pred.loc[i, "hi"]), "error_pct": float(err)})
+    if rows:
+        errs = [abs(r["error_pct"]) for r in rows]
+        con.print(f"model vs this campaign's measurements: mean |error| {sum(errs) / len(errs):.1f}% over "
+                  f"{len(errs)} cells (max {max(errs):.1f}%)")
+    return rows
+
+def _fmt(x: Any, spec: str = ".3g") -> str:
+    try:
+        return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("pipeline", help=(
+        "Run the main job end to end on a built-in default: collect a short campaign on this machine (all "
+        "frameworks, the study's networks SqueezeNet v1.1 / GoogLeNet / ResNet-50, threads 1 and 2, a few "
+        "images per cell), fit a throughput model with leave-one-network-out CV, select the best candidate "
+        "for a spec, and write an HTML report. Re-running with the same --out resumes the campaign.\n\n"
+        "On a machine without a PMU the throughput model uses the simulated instruction counts of the "
+        "reference data set shipped in datasets/ (same library versions) or, failing that, MACs; on a "
+        "machine without a power sensor a power budget is reported as not evaluable."))
+    def pipeline_cmd(
+        out: Path = typer.Option(Path("perfmodel-run"), "--out", "-o", help="Output folder (campaign, models, "
+                                 "report)."),
+        frameworks: str = typer.Option(ALL_FRAMEWORKS, "--frameworks", help="Comma list of frameworks."),
+        networks: str = typer.Option(PAPER_NETWORKS, "--networks", help="Comma list of zoo networks."),
+        threads: str = typer.Option("1,2", "--threads", help="Comma list of thread counts."),
+        images: int = typer.Option(20, "--images", help="Counted images per cell."),
+        reference: Path = typer.Option(None, "--reference", help="Reference data set with simulated counts "
+                                       "(default: datasets/reference of this checkout)."),
+        min_fps: float = typer.Option(5.0, "--min-fps", help="Selection: minimum throughput (images/s)."),
+        min_top1: float = typer.Option(0.6, "--min-top1", help="Selection: minimum top-1 accuracy (fraction)."),
+        max_power: float = typer.Option(None, "--max-power", help="Selection: power budget (W)."),
+        max_energy: float = typer.Option(None, "--max-energy", help="Selection: max energy per image (J)."),
+        objective: str = typer.Option("throughput", "--objective", help="throughput, energy, power or merit."),
+        json_out: bool = typer.Option(False, "--json", help="Print a JSON summary at the end."),
+    ) -> None:
+        from rich.console import Console
+
+        from perfmodel.cli.select import print_selection, spec_from_options
+        from perfmodel.collect import CampaignSpec, run_campaign
+        from perfmodel.data import dataset_metadata, read_dataset
+        from perfmodel.errors import PerfmodelError
+        from perfmodel.model import fit_model, load_model, save_model
+        from perfmodel.model.features import throughput_terms
+        from perfmodel.report import build_report
+        from perfmodel.select import candidates_from_cells, missing_reasons, rank
+
+        con = Console(stderr=True)
+        t0 = time.monotonic()
+        timings: dict[str, float] = {}
+        spec = spec_from_options(max_power=max_power, max_energy=max_energy, min_fps=min_fps, min_top1=min_top1,
+                                 min_top5=None, max_memory=None, max_temp=None, objective=objective,
+                                 weights=None, allow_unknown=False)
+        ref = reference if reference is not None else reference_dataset()
+        if ref is not None and not (Path(ref) / "dataset.json").is_file():
+            raise PerfmodelError(f"reference data set {ref} does not exist (no dataset.json)")
+        out.mkdir(parents=True, exist_ok=True)
+
+        # 1. collect
+        con.rule("[bold]1/4 collect")
+        cspec = CampaignSpec(frameworks=[s.strip() for s in frameworks.split(",") if s.strip()],
+                             networks=[s.strip() for s in networks.split(",") if s.strip()],
+                             threads=[int(t) for t in threads.split(",") if t.strip()], images=images,
+                             counters="auto")
+        result = run_campaign(cspec, out / "campaign", resume=True, progress=True)
+        timings["collect_s"] = time.monotonic() - t0
+        if result.interrupted:
+            raise typer.Exit(130)
+        con.print(f"campaign: {len(result.done)} cells measured, {len(result.skipped)} already done, "
+                  f"{len(result.failed)} failed -> {out / 'campaign'}")
+        long_df = read_dataset(out / "campaign")
+        meta, _ = dataset_metadata(out / "campaign")
+
+        # 2. fit
+        t1 = time.monotonic()
+        con.rule("[bold]2/4 fit")
+        model, model_path, base, cv, check_rows = None, None, {}, {}, []
+        work, work_note = None, ""
+        try:
+            train, work, work_note = training_table(long_df, meta, ref)
+            terms = throughput_terms(train, work=work)
+            model = fit_model(train, "throughput_fps", terms, kind="loglinear", groups="network", select="fixed",
+                              metadata={"work": work, "work_source": work_note, "made_by": "perfmodel pipeline"})
+        except PerfmodelError as exc:
+            con.print(f"[yellow]throughput model not fitted: {exc}")
+        if model is not None:
+            model_path = out / "models" / "throughput.json"
+            model_path.parent.mkdir(parents=True, exist_ok=True)
+            save_model(model, model_path)
+            cv = model.cv
+            base = next((r for r in cv.get("results", []) if str(r.get("model", "")).startswith("baseline: MACs")),
+                        {})
+            con.print(f"throughput model ({work_note}): leave-one-network-out MAPE {_fmt(cv.get('mape'), '.1f')}%, "
+                      f"{_fmt(cv.get('within_10'), '.0f')}% within +-10% (MACs-only baseline: "
+                      f"{_fmt(base.get('mape'), '.1f')}%) -> {model_path}")
+            check_rows = _prediction_check(model, long_df, ref, work, work_note, con)
+        models = [model] if model is not None else []
+        td = trained_dir()
+        if td is not None and (td / "power_armpm_xu3_a15.json").is_file():
+            models.append(load_model(td / "power_armpm_xu3_a15.json"))
+        timings["fit_s"] = time.monotonic() - t1
+
+        # 3. select
+        t2 = time.monotonic()
+        con.rule("[bold]3/4 select")
+        from perfmodel.data import wide_per_cell
+
+        cand = candidates_from_cells(wide_per_cell(long_df), models=models, reasons=missing_reasons(long_df))
+        selection = rank(cand, spec)
+        import contextlib
+        import sys
+
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the --json summary
+            print_selection(selection)
+        timings["select_s"] = time.monotonic() - t2
+
+        # 4. report
+        t3 = time.monotonic()
+        con.rule("[bold]4/4 report")
+        extra = None
+        if work == "instructions_per_image" and "simulated" in work_note and ref is not None:
+            ref_long = read_dataset(ref)
+            extra = ref_long[ref_long["cell_id"].astype(str).str.endswith("__valgrind")]
+        html = build_report(out / "campaign", out / "report", models=models, selection=selection,
+                            title="perfmodel pipeline: " + str(meta.get("board", "this machine")),
+                            extra_records=extra)
+        if check_rows:
+            (out / "report" / "prediction_check.json").write_text(json.dumps(check_rows, indent=1))
+        timings["report_s"] = time.monotonic() - t3
+        timings["total_s"] = time.monotonic() - t0
+        best = selection.best if selection.feasible else None
+        best_label = None
+        if best is not None:
+            best_label = str(best.get("candidate")) if hasattr(best, "get") else str(best)
+        summary = {"campaign": str(out / "campaign"), "model": str(model_path) if model_path else None,
+                   "report": str(html),
+                   "work_source": work_note, "cv": {k: cv.get(k) for k in ("scheme", "mape", "within_10")},
+                   "baseline_macs_mape": base.get("mape"), "selected": best_label,
+                   "feasible": bool(selection.feasible), "prediction_check": check_rows,
+                   "timings_s": {k: round(v, 1) for k, v in timings.items()}}
+        if json_out:
+            typer.echo(json.dumps(summary, indent=1, default=str))
+        con.rule("[bold]done")
+        con.print(f"selected: [bold]{best_label or 'nothing feasible (see above)'}[/bold]")
+        con.print(f"report: [bold]{html}[/bold]  (open it in a browser)")
+        con.print(f"total {timings['total_s']:.0f} s (collect {timings['collect_s']:.0f} s, fit "
+                  f"{timings['fit_s']:.0f} s, select {timings['select_s']:.0f} s, report {timings['report_s']:.0f} s)")

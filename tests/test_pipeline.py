@@ -1,0 +1,93 @@
+"""The main job end to end: perfmodel pipeline (collect -> fit -> select -> report) on a tiny campaign."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import subprocess
+import sys
+
+import pytest
+
+from perfmodel.cli.pipeline import reference_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class _Res:
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.exit_code = proc.returncode
+        self.stdout = proc.stdout
+        self.output = proc.stdout + proc.stderr
+
+
+def _run(args: list[str]) -> _Res:
+    """The real console entry point (python -m perfmodel), so exit codes and error messages are the user's."""
+    proc = subprocess.run([sys.executable, "-m", "perfmodel", *args], capture_output=True, text=True,
+                          timeout=600, cwd=REPO, env={**__import__("os").environ, "COLUMNS": "200"})
+    return _Res(proc)
+
+
+def _summary(res: _Res) -> dict:
+    return json.loads(res.stdout)
+
+
+def test_pipeline_small_campaign_end_to_end(tmp_path: Path, squeezenet_exports):
+    out = tmp_path / "run"
+    args = ["pipeline", "--out", str(out), "--frameworks", "onnxruntime,opencv", "--networks", "squeezenet1_1",
+            "--threads", "1", "--images", "3", "--min-fps", "1", "--min-top1", "0.5", "--json"]
+    res = _run(args)
+    assert res.exit_code == 0, res.output
+    summary = _summary(res)
+    # the campaign is a real, resumable data set
+    assert (out / "campaign" / "dataset.json").is_file()
+    assert summary["selected"] in {"onnxruntime/squeezenet1_1 x1", "opencv/squeezenet1_1 x1"}
+    assert summary["feasible"] is True
+    # the report renders and its links resolve
+    html = Path(summary["report"])
+    assert html.is_file()
+    text = html.read_text()
+    for ref in re.findall(r'(?:src|href)="([^"#:]+)"', text):
+        assert (html.parent / ref).is_file(), ref
+    # with the reference data set's simulated counts, a model is fitted and checked against the campaign
+    ref = reference_dataset()
+    n_sim = 0 if ref is None else sum(p.name.endswith("__valgrind.parquet") for p in (ref / "records").iterdir())
+    if n_sim >= 8:
+        assert "simulated" in summary["work_source"]
+        assert Path(summary["model"]).is_file()
+        assert summary["cv"]["scheme"] == "leave-one-network-out"
+        assert {r["framework"] for r in summary["prediction_check"]} == {"onnxruntime", "opencv"}
+    else:  # no usable reference: the fit step says why and the pipeline still selects and reports
+        assert summary["model"] is None or "MACs" in summary["work_source"]
+    # a re-run resumes: nothing is measured twice
+    res2 = _run(args)
+    assert res2.exit_code == 0, res2.output
+    assert "0 cells measured, 2 already done" in res2.output.replace("\n", " ")
+
+
+def test_pipeline_power_budget_is_reported_unevaluable_not_dropped(tmp_path: Path, squeezenet_exports):
+    out = tmp_path / "run"
+    res = _run(["pipeline", "--out", str(out), "--frameworks", "onnxruntime", "--networks",
+                              "squeezenet1_1", "--threads", "1", "--images", "2", "--max-power", "3",
+                              "--min-top1", "0", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = _summary(res)
+    assert summary["feasible"] is False and summary["selected"] is None
+    flat = res.output.replace("\n", " ")
+    assert "power" in flat and ("cannot evaluate" in flat or "unevaluable" in flat or "cannot be evaluated" in flat)
+
+
+def test_pipeline_bad_input_is_a_clear_error(tmp_path: Path):
+    res = _run(["pipeline", "--out", str(tmp_path / "x"), "--networks", "alexnet"])
+    assert res.exit_code == 2
+    assert "alexnet" in res.output and "squeezenet1_1" in res.output
+    res = _run(["pipeline", "--out", str(tmp_path / "y"), "--reference", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "reference data set" in res.output
+
+
+@pytest.mark.parametrize("opt", ["--threads", "--images"])
+def test_pipeline_rejects_bad_numbers(tmp_path: Path, opt: str):
+    res = _run(["pipeline", "--out", str(tmp_path / "z"), opt, "0"])
+    assert res.exit_code == 2
