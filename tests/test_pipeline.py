@@ -91,3 +91,17 @@ def test_pipeline_bad_input_is_a_clear_error(tmp_path: Path):
 def test_pipeline_rejects_bad_numbers(tmp_path: Path, opt: str):
     res = _run(["pipeline", "--out", str(tmp_path / "z"), opt, "0"])
     assert res.exit_code == 2
+
+
+def test_simulated_counts_are_reused_only_for_the_same_builds():
+    from perfmodel.cli.pipeline import _versions_match
+
+    ref = {"versions": {"onnxruntime": "1.32.0", "numpy": "2.4.6", "python": "3.11.7"}, "system": {"arch": "x86_64"}}
+    same = {"versions": dict(ref["versions"]), "system": {"arch": "x86_64"}}
+    assert _versions_match(same, ref) == (True, "")
+    newer = {"versions": {**ref["versions"], "onnxruntime": "1.33.0"}, "system": {"arch": "x86_64"}}
+    ok, why = _versions_match(newer, ref)
+    assert not ok and "onnxruntime 1.33.0 vs 1.32.0" in why
+    arm = {"versions": dict(ref["versions"]), "system": {"arch": "aarch64"}}
+    ok, why = _versions_match(arm, ref)
+    assert not ok and "aarch64" in why

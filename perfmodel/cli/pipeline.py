@@ -56,7 +56,8 @@ def _has_values(df, col: str, provenance: str | None = None) -> bool:
 
 def _versions_match(campaign_meta: dict, reference_meta: dict) -> tuple[bool, str]:
     """Simulated counts are deterministic for the same framework builds: compare the library versions."""
-    keys = ("tensorflow", "ai-edge-litert", "onnxruntime", "opencv-python-headless", "numpy")
+    # the framework builds, numpy and the interpreter all run inside the simulated per-image work
+    keys = ("tensorflow", "ai-edge-litert", "onnxruntime", "opencv", "opencv-python-headless", "numpy", "python")
 
     def versions(meta: dict) -> dict:
         for k in ("library_versions", "versions"):
@@ -64,6 +65,10 @@ def _versions_match(campaign_meta: dict, reference_meta: dict) -> tuple[bool, st
                 return meta[k]
         return {}
 
+    arch_a = (campaign_meta.get("system") or {}).get("arch")
+    arch_b = (reference_meta.get("system") or {}).get("arch")
+    if arch_a and arch_b and arch_a != arch_b:
+        return False, f"the reference data set was simulated on {arch_b}, this machine is {arch_a}"
     a, b = versions(campaign_meta), versions(reference_meta)
     diff = [f"{k} {a.get(k)} vs {b.get(k)}" for k in keys if k in a and k in b and a.get(k) != b.get(k)]
     if diff:
