@@ -12,7 +12,10 @@ the same columns. Examples::
 
 :func:`powmon_terms` builds the Powmon / ARMPM style power features: every event *rate* times ``V^2``
 (rate = events per cycle x cycles per second, so this is the "events per cycle x f x V^2" term summed
-over active cores), plus ``V``, ``V^2 f``, optional ``T V`` (leakage) and ``cores V^2 f``.
+over active cores), plus ``V``, ``V^2 f``, optional ``T V`` (leakage) and ``cores V^2 f``;
+:func:`power_features` is the fixed, a-priori set (all events, per-frequency intercepts) whose
+cross-validated error needs no nesting, :func:`power_loglinear_features` its multiplicative
+counterpart for a log target.
 """
 
 from __future__ import annotations
@@ -185,25 +188,96 @@ def powmon_terms(
     temperature: str | None = "temperature_c",
     cores: str | None = "cores",
     rate_suffix: str = "_per_s",
+    freq_levels: bool = False,
+    core_static: bool = False,
 ) -> tuple[list[str], list[str]]:
     """Powmon-style power features: ``(event_terms, fixed_terms)``.
 
     ``event_terms``: ``<event>_per_s*voltage_v^2`` for each event (all events with a rate column when
     ``events`` is None, cycles included); ``fixed_terms``: ``voltage_v``, ``voltage_v^2*freq_mhz`` and,
     where the columns exist, ``temperature_c*voltage_v`` (leakage) and ``cores*voltage_v^2*freq_mhz``.
+
+    Options (default off, so the default set is unchanged):
+
+    * ``freq_levels``: one indicator ``freq_mhz=<f>`` per operating point but the lowest - a
+      per-frequency intercept. The DVFS voltage of an operating point is fixed, so this absorbs the
+      static / uncore power of the operating point where the measured ``V`` is coarse (the XU3 logs it
+      to 0.1 V: 1.1 or 1.2 V at 1800 MHz). ``V^2 f`` is then left out (collinear with the levels and
+      ``V``); ``V`` stays for the voltage variation within an operating point.
+    * ``core_static``: ``cores*voltage_v`` (leakage of every powered core, independent of activity).
+
+    Only columns of the wide table are used, so a model on these terms applies to any table that has
+    them (e.g. :func:`perfmodel.data.importers.armpm.load_armpm`).
     """
     for col in (voltage, freq):
         if col not in df.columns:
             raise FeatureError(f"power features need column {col!r}")
     if events is None:
         events = [e for e in EVENTS if f"{e}{rate_suffix}" in df.columns]
+    missing = [e for e in events if f"{e}{rate_suffix}" not in df.columns]
+    if missing:
+        raise FeatureError(f"power features need column(s) {', '.join(e + rate_suffix for e in missing)}")
     event_terms = [f"{e}{rate_suffix}*{voltage}^2" for e in events]
-    fixed = [voltage, f"{voltage}^2*{freq}"]
+    # with a per-frequency intercept V^2 f adds nothing a level and V do not (with one or two measured
+    # V values per operating point it is an exact linear combination of them): left out
+    fixed = [voltage] if freq_levels else [voltage, f"{voltage}^2*{freq}"]
     if temperature and temperature in df.columns:
         fixed.append(f"{temperature}*{voltage}")
-    if cores and cores in df.columns and df[cores].nunique() > 1:
+    has_cores = bool(cores and cores in df.columns and df[cores].nunique() > 1)
+    if has_cores:
         fixed.append(f"{cores}*{voltage}^2*{freq}")
+        if core_static:
+            fixed.append(f"{cores}*{voltage}")
+    if freq_levels:
+        fixed += freq_level_terms(df, freq)
     return event_terms, fixed
+
+
+def freq_level_terms(df: pd.DataFrame, freq: str = "freq_mhz") -> list[str]:
+    """``freq_mhz=<f>`` indicators for every frequency of ``df`` but the lowest (none for one frequency)."""
+    if freq not in df.columns:
+        raise FeatureError(f"frequency levels need column {freq!r}")
+    vals = pd.to_numeric(df[freq], errors="coerce")
+    if vals.isna().any():
+        raise FeatureError(f"column {freq!r} has missing values")
+    levels = sorted(pd.unique(vals))
+    return [f"{freq}={_key_str(pd.Series([v], dtype='float64')).iloc[0]}" for v in levels[1:]]
+
+
+def power_features(df: pd.DataFrame, *, rate_suffix: str = "_per_s") -> list[str]:
+    """The a-priori power feature set (no selection, so its cross-validated error is honest).
+
+    Every event rate of the table times ``V^2`` (Powmon's events-per-cycle x f x V^2, summed over
+    the active cores), ``V`` (static), ``T V`` (leakage, linearised in temperature), ``cores V^2 f``
+    (per-core dynamic idle / clock tree) and a per-frequency intercept, which takes the place of
+    ``V^2 f`` (:func:`powmon_terms` with ``freq_levels=True``). The list depends only on which columns
+    exist, never on the target values.
+    """
+    events, fixed = powmon_terms(df, rate_suffix=rate_suffix, freq_levels=True)
+    return fixed + events
+
+
+def power_loglinear_features(df: pd.DataFrame) -> list[str]:
+    """An a-priori *multiplicative* power feature set, for a log-target model.
+
+    ``log P = b0 + b1 log V + b2 log f + b3 log(cycles/s) + b4 cores + b5 T + per-frequency intercepts
+    + sum_i c_i <event_i>_per_cycle``: power scales as a power law in V, f and activity (cycles per
+    second = cores x utilisation x f), and the mix of events per cycle (what every cycle does) shifts
+    it by a factor. Additive Powmon terms suit a linear target; under a log target they do not (their
+    sum is what is multiplicative), hence this separate set.
+    """
+    need = ["voltage_v", "freq_mhz", "cycles_per_s"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise FeatureError(f"log-linear power features need column(s) {', '.join(missing)}")
+    feats = ["log(voltage_v)", "log(freq_mhz)", "log(cycles_per_s)"]
+    if "cores" in df.columns and df["cores"].nunique() > 1:
+        feats.append("cores")
+    if "temperature_c" in df.columns:
+        feats.append("temperature_c")
+    feats += freq_level_terms(df)
+    feats += [f"{e}_per_cycle" for e in EVENTS if e != "cycles" and f"{e}_per_cycle" in df.columns]
+    return feats
 
 
 # -- provenance ------------------------------------------------------------------------------------
@@ -416,7 +490,8 @@ def throughput_terms(df: pd.DataFrame, *, work: str = "instructions_per_image",
 
 __all__ = [
     "STUDY_FEATURES", "FeatureError", "parse_feature", "base_columns", "compute_feature", "feature_frame",
-    "feature_matrix", "target_vector", "candidate_features", "powmon_terms", "resolve_provenance",
+    "feature_matrix", "target_vector", "candidate_features", "powmon_terms", "freq_level_terms",
+    "power_features", "power_loglinear_features", "resolve_provenance",
     "feature_provenance", "column_provenance", "Factor", "KEY_COLUMNS", "join_simulated", "attach_macs",
     "throughput_terms",
 ]

@@ -4,6 +4,8 @@
 * :func:`evaluate` - the CV table behind ``perfmodel evaluate``: linear / log-linear / ridge on the same
   features and splits, beside the baselines (a baseline that cannot be evaluated is listed with the
   reason, never dropped).
+* :func:`nested_cv` - the honest CV figure of stepwise selection (selection redone inside every outer
+  fold, on the training rows only).
 * :func:`default_candidates` - the feature candidates for a target (power: Powmon terms; throughput:
   ``log(fps) ~ log(work) + framework + threads``; else the event columns).
 """
@@ -18,7 +20,8 @@ import pandas as pd
 
 from perfmodel.errors import PerfmodelError, check_choice
 
-from .cv import (CVResult, FeatureModel, default_baselines, make_splits, cross_validate, results_table)
+from .cv import (CVResult, FeatureModel, default_baselines, make_splits, cross_validate, regression_metrics,
+                 results_table)
 from .estimators import MODEL_KINDS, make_estimator
 from .features import (
     STUDY_FEATURES, FeatureError, candidate_features, feature_frame, feature_provenance, column_provenance,
@@ -140,6 +143,58 @@ def evaluate(
     return table, rows
 
 
+def nested_cv(
+    df: pd.DataFrame,
+    target: str,
+    candidates: Sequence[str],
+    kind: str = "linear",
+    group: str | None = None,
+    *,
+    always: Sequence[str] = (),
+    max_features: int = 8,
+    vif_cap: float = 10.0,
+    n_splits: int = 5,
+    n_jobs: int = 1,
+    random_state: int = 0,
+    name: str | None = None,
+) -> tuple[CVResult, dict[str, list[str]]]:
+    """Honest CV of stepwise selection: the selection is redone inside every outer fold.
+
+    For every outer split (leave-one-``group``-out, or shuffled ``n_splits``-fold when ``group`` is
+    None) :func:`~.selection.stepwise_select` runs on the *training rows only*, with inner splits of the
+    same kind over the training groups (k-fold inside the training rows when ``group`` is None), the
+    chosen features are fitted on the training rows and the held-out rows are predicted. Nothing about
+    a held-out row - not even which features it is predicted from - depends on its target.
+
+    Returns the pooled out-of-fold :class:`~.cv.CVResult` and, per outer fold (held-out group or
+    ``fold<i>``), the features chosen there (``always`` terms included).
+    """
+    check_choice("model kind", kind, MODEL_KINDS)
+    y = target_vector(df, target, positive=kind in LOG_TARGET_KINDS)
+    df = df.reset_index(drop=True)
+    outer = make_splits(df, group=group, n_splits=n_splits, random_state=random_state)
+    pred = np.full(len(y), np.nan)
+    chosen: dict[str, list[str]] = {}
+    folds = []
+    for i, (tr, te) in enumerate(outer):
+        train = df.iloc[tr].reset_index(drop=True)
+        train.attrs = df.attrs
+        held = str(df[group].iloc[te[0]]) if group else f"fold{i}"
+        if group and train[group].nunique() < 2:
+            raise PerfmodelError(f"nested CV needs at least 3 distinct {group} values (2 left to select on)")
+        inner = make_splits(train, group=group, n_splits=n_splits, random_state=random_state)
+        res = stepwise_select(train, target, candidates, make_estimator(kind), inner, always=always,
+                              max_features=max_features, vif_cap=vif_cap, n_jobs=n_jobs)
+        model = FeatureModel(make_estimator(kind), res.features).fit(train, y[tr])
+        pred[te] = model.predict(df.iloc[te])
+        chosen[held] = list(res.features)
+        fold = {"held_out": held, "n_test": int(len(te)), "features": list(res.features)}
+        fold.update({k: v for k, v in regression_metrics(y[te], pred[te]).items() if k in ("mape", "within_10")})
+        folds.append(fold)
+    scheme = (f"leave-one-{group}-out" if group else f"{len(outer)}-fold") + ", selection nested"
+    return CVResult(name or f"{kind} (stepwise, nested)", pred, y, regression_metrics(y, pred), folds, scheme), chosen
+
+
 def fit_model(
     df: pd.DataFrame,
     target: str,
@@ -242,4 +297,4 @@ def fit_model(
     )
 
 
-__all__ = ["CV_SCHEMES", "scheme_group", "default_candidates", "evaluate", "fit_model"]
+__all__ = ["CV_SCHEMES", "scheme_group", "default_candidates", "evaluate", "nested_cv", "fit_model"]
