@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="perfmodel")
     except PerfmodelError as exc:
         fail(str(exc), exc.exit_code)
+    except OSError as exc:  # an output path that cannot be written, a full disk, ...: the user's to fix
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        fail(f"{exc.strerror or exc}{where}", 2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise SystemExit(130)

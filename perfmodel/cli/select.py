@@ -17,10 +17,16 @@ UNEVALUABLE_POLICY = (
 
 
 def load_long(dataset: Path):
-    """Long records of a data set folder or a flat records file (PerfmodelError when missing/corrupt)."""
+    """Long records of a data set folder, a flat records file, or ``armpm:PATH`` (an ARMPM ``.data`` file
+    imported on the fly); PerfmodelError when missing/corrupt."""
     from perfmodel.data import read_dataset, read_records
     from perfmodel.errors import InputFileError
 
+    text = str(dataset)
+    if text.startswith("armpm:"):
+        from perfmodel.data.importers.armpm import load_armpm_records
+
+        return load_armpm_records(text[len("armpm:"):])
     if not dataset.exists():
         raise InputFileError(f"data set {dataset} does not exist")
     return read_dataset(dataset) if dataset.is_dir() else read_records(dataset)
@@ -194,20 +200,35 @@ def register(app: typer.Typer) -> None:
         from perfmodel.data import wide_per_cell, wide_per_sample
         from perfmodel.errors import PerfmodelError, check_choice
         from perfmodel.report.correlate import correlation_table, default_features
+        from perfmodel.select import join_simulated_cells, missing_reasons
 
         check_choice("level", level, ("auto", "sample", "cell"))
         long_df = load_long(dataset)
+
+        def cells():
+            # simulated (valgrind) cells carry the per-image counts of the timing cells they describe
+            return join_simulated_cells(wide_per_cell(long_df))
+
         if level in ("auto", "sample"):
             table = wide_per_sample(long_df)
             if level == "auto" and (target not in table.columns or not table[target].notna().any()):
-                level, table = "cell", wide_per_cell(long_df)
+                level, table = "cell", cells()
             else:
                 level = "sample"
         else:
-            table = wide_per_cell(long_df)
-        if target not in table.columns:
-            raise PerfmodelError(f"no column {target!r} in the per-{level} table of {dataset}")
-        feats = [f.strip() for f in features.split(",") if f.strip()] if features else default_features(table, level)
+            table = cells()
+        if target not in table.columns or not table[target].notna().any():
+            why = missing_reasons(long_df).get(target)
+            raise PerfmodelError(f"no {target} values in the per-{level} table of {dataset}"
+                                 + (f": {why}" if why else "") + "; nothing to correlate")
+        if features:
+            feats = [f.strip() for f in features.split(",") if f.strip()]
+            unknown = [f for f in feats if f not in table.columns]
+            if unknown:
+                raise PerfmodelError(f"no column(s) {', '.join(unknown)} in the per-{level} table; known event "
+                                     f"columns: {', '.join(default_features(table, level)) or 'none'}")
+        else:
+            feats = default_features(table, level)
         if not feats:
             raise PerfmodelError(f"no event columns to correlate with in the per-{level} table; pass --features")
         res = correlation_table(table, target, feats, by=by)

@@ -266,7 +266,7 @@ def run_valgrind_cell(cell: Cell, spec: CampaignSpec, paths: Sequence[Path], key
     """One callgrind run of ``spec.valgrind_images`` images (per-image dumps), threads=1."""
     import pandas as pd
 
-    from perfmodel.counters.valgrind import THREAD_ENV, WorkloadSpec, helper_library, simulate
+    from perfmodel.counters.valgrind import COLLECTION_METHOD, THREAD_ENV, WorkloadSpec, helper_library, simulate
     from perfmodel.data.schema import records_from_readings
 
     geometry = spec.cache_geometry()
@@ -283,6 +283,7 @@ def run_valgrind_cell(cell: Cell, spec: CampaignSpec, paths: Sequence[Path], key
     frames = [records_from_readings(r, **keys, phase="image", image_index=i) for i, r in enumerate(per_image)]
     meta = {"simulated_images": n, "images": {"counted": n, "files": [paths[i % len(paths)].name for i in range(n)]},
             "cache_geometry": spec.geometry, "geometry": geometry.describe(), "marker": marker,
+            "collection": COLLECTION_METHOD,
             "thread_env": THREAD_ENV, "wall_s": time.monotonic() - t0,
             "per_image_work": "read file + pre-process + inference (model load and one warm-up image not counted)",
             "note": "simulated counts of this machine's build of the framework, not of the target board"}

@@ -40,6 +40,10 @@ from perfmodel.readings import Reading
 
 CALLGRIND_HEADER_DIRS = ("/usr/include", "/usr/local/include")
 
+#: how per-image counts are delimited; stored with every simulated cell so counts made by different
+#: methods are never mixed ("all-threads": costs of every thread, zeroed before and dumped after each image)
+COLLECTION_METHOD = "all-threads"
+
 #: callgrind event -> meaning (``--cache-sim=yes --branch-sim=yes``)
 CALLGRIND_EVENTS = {
     "Ir": "instruction reads", "Dr": "data reads", "Dw": "data writes",
@@ -362,15 +366,17 @@ class CallgrindMarker:
 
     def begin_image(self) -> None:
         if self.mode == "client":
-            self._lib.pm_toggle_collect()
+            # ZERO_STATS resets the costs of ALL threads; TOGGLE_COLLECT would switch collection for the
+            # calling thread only, and frameworks such as TensorFlow run the graph on pool threads
+            # (the first version of this marker missed ~90% of TensorFlow's instructions that way).
+            self._lib.pm_zero_stats()
         elif self.mode == "control" and self.on_valgrind:
             self._control("--instr=on")
         self._collecting = True
 
     def end_image(self, label: str) -> None:
         if self.mode == "client":
-            self._lib.pm_toggle_collect()
-            self._lib.pm_dump_stats_at(label.encode())
+            self._lib.pm_dump_stats_at(label.encode())  # all threads, summed (--separate-threads=no)
         elif self.mode == "control" and self.on_valgrind:
             self._control("--dump=" + label)
             self._control("--instr=off")
@@ -457,7 +463,9 @@ def callgrind_argv(out_file: Path, geometry: CacheGeometry, marker: str = "clien
     exe = shutil.which("valgrind")
     if exe is None:
         raise PerfmodelError("valgrind not installed; simulated counters need valgrind (callgrind)")
-    collect = "no" if marker == "client" else "yes"
+    # collection stays on in every thread; per-image boundaries are ZERO_STATS / DUMP_STATS_AT (client
+    # mode) or instrumentation switched on and off (control mode)
+    collect = "yes"
     return [exe, "--tool=callgrind", "--cache-sim=yes", "--branch-sim=yes", *geometry.valgrind_args(),
             "--instr-atstart=no", f"--collect-atstart={collect}", "--dump-instr=no", "--compress-strings=no",
             f"--callgrind-out-file={out_file}"]
@@ -537,8 +545,8 @@ def _worker_main(spec_json: str) -> int:
     marker = CallgrindMarker(mode=spec.get("marker", "auto"))
     n = int(spec["n_images"])
     warmup = int(spec.get("warmup", 0))
-    marker.start()  # instrumented from here on, collected only between begin/end_image
-    for i in range(warmup):  # simulated (warms the simulated caches) but not collected
+    marker.start()  # instrumented from here on; each image's costs are zeroed before and dumped after it
+    for i in range(warmup):  # simulated (warms the simulated caches); zeroed before the first image
         body(i)
     for i in range(n):
         marker.begin_image()

@@ -44,7 +44,7 @@ def _plt():
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")  # keeps legends placed outside the axes
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -104,7 +104,7 @@ def _grouped_bars(ax, table: pd.DataFrame, col: str, log: bool | None = None) ->
     x = np.arange(len(nets))
     for k, s in enumerate(series):
         ax.bar(x + (k - (len(series) - 1) / 2) * width, piv[s].to_numpy(dtype=float), width, label=str(s))
-    ax.set_xticks(x, nets, rotation=0)
+    ax.set_xticks(x, nets, rotation=25, ha="right")
     vals = piv.to_numpy(dtype=float)
     vals = vals[np.isfinite(vals) & (vals > 0)]
     if log is None:
@@ -135,7 +135,10 @@ def fig_cpu_throughput(cells: pd.DataFrame, path: Path, reasons: dict[str, str])
             continue
         _grouped_bars(ax, t, col, log=False)
         ax.set_ylabel(label)
-        ax.legend(fontsize=7)
+    handles, labels = axes[-1].get_legend_handles_labels() if _has(t, "throughput_fps") else \
+        axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return _save(fig, path)
 
 
@@ -144,18 +147,24 @@ def fig_events(cells: pd.DataFrame, path: Path) -> Path | str:
     events = [(e, lab) for e, lab in EVENT_FIGURES if _has(cells, f"{e}_per_image")]
     if cells is None or cells.empty or not events:
         return "no per-image event counts in the data set"
-    t = _series_table(cells)
+    # per-image counts do not depend on the thread count for simulated counts (one single-thread run per
+    # framework x network, attached to every thread count's cell), so plot the lowest thread count only
+    tmin = int(cells["threads"].min())
+    t = cells[cells["threads"] == tmin].copy()
+    t["series"] = t["framework"].astype(str)
     plt = _plt()
     ncol = 2 if len(events) > 1 else 1
     nrow = math.ceil(len(events) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(5 * ncol, 3.2 * nrow), squeeze=False)
     for ax, (e, lab) in zip(axes.flat, events):
         _grouped_bars(ax, t, f"{e}_per_image")
-        ax.set_title(f"Fig. 3 - {lab} per image")
+        ax.set_title(f"Fig. 3 - {lab} per image ({tmin} thread{'s' if tmin > 1 else ''})", fontsize=9)
         ax.set_ylabel("count per image")
-        ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(events):]:
         ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return _save(fig, path)
 
 
@@ -192,17 +201,28 @@ def fig_throughput_metric(cells: pd.DataFrame, path: Path, metric: str | None = 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     g = cells.groupby(["framework", "network", "threads"], sort=True)[[metric, "throughput_fps"]].mean().reset_index()
     g = g.dropna()
+    markers = {t: m for t, m in zip(sorted(g["threads"].unique()), "os^Dv")}
     for fw, sub in g.groupby("framework", sort=True):
-        ax.scatter(sub[metric], sub["throughput_fps"], s=22, label=str(fw))
-        for _, r in sub.iterrows():
-            ax.annotate(f"{r['framework']}/{r['network']} x{int(r['threads'])}", (r[metric], r["throughput_fps"]),
-                        fontsize=6, xytext=(3, 3), textcoords="offset points")
+        color = None
+        for th, part in sub.groupby("threads", sort=True):
+            pts = ax.scatter(part[metric], part["throughput_fps"], s=24, marker=markers.get(th, "o"), color=color,
+                             label=f"{fw} x{int(th)}")
+            color = pts.get_facecolor()[0]
+        # label each network once (at its lowest thread count) to keep the plot readable
+        first = sub[sub["threads"] == sub["threads"].min()]
+        for _, r in first.iterrows():
+            ax.annotate(str(r["network"]), (r[metric], r["throughput_fps"]), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")
     if len(g) and (g[metric] > 0).all():
+        from matplotlib.ticker import LogLocator, NullFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"{metric.replace('_', ' ')} (log)")
     ax.set_ylabel("throughput (img/s)")
     ax.set_title(f"Fig. 5 - throughput vs {metric}")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return _save(fig, path)
 
 

@@ -150,7 +150,7 @@ def join_simulated_cells(cell_df: pd.DataFrame) -> pd.DataFrame:
 
     return join_simulated(cell_df, simulated=sim)
 
-def candidates_from_cells(
+def _candidates_from_cells(
     cell_df: pd.DataFrame,
     models: Iterable[Any] = (),
     accuracy: bool | Mapping[str, Mapping[str, Any]] = True,
@@ -260,6 +260,23 @@ def candidates_from_cells(
     cand.attrs["value_columns"] = dict(VALUE_COLUMNS)
     return cand
 
+
+
+def candidates_from_cells(cell_df: pd.DataFrame, models: Iterable[Any] = (),
+                          accuracy: bool | Mapping[str, Mapping[str, Any]] = True, *,
+                          reasons: Mapping[str, str] | None = None, expand: bool = False,
+                          alpha: float = 0.05) -> pd.DataFrame:
+    """Candidate table from a per-cell wide table: see :func:`_candidates_from_cells`."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # one companion column per value column is added in turn; pandas warns about fragmentation
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        out = _candidates_from_cells(cell_df, models, accuracy, reasons=reasons, expand=expand, alpha=alpha)
+    attrs = out.attrs
+    out = out.copy()
+    out.attrs = attrs
+    return out
 
 def _apply_models(cand: pd.DataFrame, models: Sequence[Any], alpha: float) -> None:
     for i, model in enumerate(models):

@@ -286,12 +286,18 @@ def _binding(cand: pd.DataFrame, spec: Spec, excluded: pd.DataFrame, unevaluable
     parts = [f"{s['constraint']}: {s['value']:.4g} vs limit {s['limit']:g} {s['unit']} "
              f"(short by {s['shortfall']:.3g}, {100 * s['relative_shortfall']:.1f} %)"
              for s in out["closest"]["shortfalls"]]
-    out["message"] = (f"infeasible: binding constraint(s) {', '.join(out['constraints'])}; closest candidate "
-                      f"{closest_name}: " + "; ".join(parts))
+    excluded_msg = (f"binding constraint(s) {', '.join(out['constraints'])}; closest excluded candidate "
+                    f"{closest_name}: " + "; ".join(parts))
     if len(unevaluable):
-        out["message"] += (f"; {unevaluable['candidate'].nunique()} other candidate(s) pass every constraint "
-                           "that could be evaluated but cannot be evaluated on "
-                           + ", ".join(sorted(set(unevaluable["constraint"]))) + " (see unevaluable)")
+        # the headline is what blocks the candidates that pass everything else: the constraint that
+        # cannot be evaluated, not the one that excluded the others
+        out["unevaluable_constraints"] = sorted(set(unevaluable["constraint"]))
+        out["message"] = (f"infeasible: {unevaluable['candidate'].nunique()} candidate(s) pass every constraint "
+                          "that could be evaluated but cannot be evaluated on "
+                          + ", ".join(out["unevaluable_constraints"]) + " (see unevaluable; --allow-unknown ranks "
+                          f"them anyway, flagged); of the other candidates, {excluded_msg}")
+    else:
+        out["message"] = "infeasible: " + excluded_msg
     return out
 
 
