@@ -407,17 +407,39 @@ class WorkloadSpec:
         return fn(**dict(self.kwargs))
 
 
-def matmul_workload(size: int = 64, seed: int = 0) -> Callable[[int], float]:
-    """A small deterministic numpy workload (one ``size x size`` float32 matmul + ReLU per "image")."""
+def matmul_workload(size: int = 64, seed: int = 0, on_thread: bool = False) -> Callable[[int], float]:
+    """A small deterministic numpy workload (one ``size x size`` float32 matmul + ReLU per "image").
+
+    ``on_thread``: do the work on a long-lived worker thread and wait for it, as TensorFlow runs a graph
+    on its pool threads - the per-image counts must include that thread's work.
+    """
     import numpy as np
 
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((size, size)).astype(np.float32)
     w = rng.standard_normal((size, size)).astype(np.float32)
 
-    def body(i: int) -> float:
+    def work(i: int) -> float:
         y = np.maximum(a @ w, 0.0)
         return float(y[i % size, 0])
+
+    if not on_thread:
+        return work
+    import queue
+    import threading
+
+    jobs: queue.Queue = queue.Queue()
+    done: queue.Queue = queue.Queue()
+
+    def loop() -> None:
+        while True:
+            done.put(work(jobs.get()))
+
+    threading.Thread(target=loop, daemon=True).start()
+
+    def body(i: int) -> float:
+        jobs.put(i)
+        return done.get()
 
     return body
 
