@@ -38,6 +38,20 @@ COMMAND_MODULES = [
     "perfmodel.cli.pipeline",
 ]
 
+def _version(value: bool) -> None:
+    if value:
+        from perfmodel import __version__
+
+        typer.echo(f"perfmodel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Empirical performance prediction for CNN inference on low-cost CPU boards."""
+
+
 for _mod in COMMAND_MODULES:
     try:
         _m = importlib.import_module(_mod)

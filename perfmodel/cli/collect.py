@@ -138,7 +138,7 @@ def trace(
                                  "end after it)."),
     sampler_period: float = typer.Option(0.1, "--sampler-period", help="Sensor sampling period (s)."),
     counters: str = typer.Option("auto", "--counters", help="auto, perf or software (events per interval)."),
-    images: int = typer.Option(50, "--images", help="Synthetic images to cycle over (without --image-folder)."),
+    images: int = typer.Option(50, "--images", help="Distinct synthetic images to cycle over, 1-100 (without --image-folder)."),
     image_folder: Path = typer.Option(None, "--image-folder", help="Folder of JPEG/PNG images."),
     out: Path = typer.Option(None, "--out", "-o", help="Data set folder to store the trace cell in (created or "
                              "resumed); without it the series is only printed."),
@@ -156,6 +156,10 @@ def trace(
     from perfmodel.data import wide_per_sample
 
     seconds = parse_duration(duration)
+    if image_folder is None and not 1 <= images <= 100:
+        from perfmodel.errors import PerfmodelError
+
+        raise PerfmodelError(f"--images must be between 1 and 100 distinct synthetic images, got {images}")
     res = run_trace(framework, network, threads, seconds, period, out=out, counters=counters, images=images,
                     image_folder=str(image_folder) if image_folder is not None else None,
                     sampler_period_s=sampler_period, force=force, progress=not json_out)

@@ -198,14 +198,19 @@ def register(app: typer.Typer) -> None:
         ref = reference if reference is not None else reference_dataset()
         if ref is not None and not (Path(ref) / "dataset.json").is_file():
             raise PerfmodelError(f"reference data set {ref} does not exist (no dataset.json)")
+        try:
+            thread_list = [int(t) for t in threads.split(",") if t.strip()]
+        except ValueError:
+            raise PerfmodelError(f"--threads must be a comma list of integers, got {threads!r}") from None
+        cspec = CampaignSpec(frameworks=[s.strip() for s in frameworks.split(",") if s.strip()],
+                             networks=[s.strip() for s in networks.split(",") if s.strip()],
+                             threads=thread_list, images=images, counters="auto").validate()
+        if out.exists() and not out.is_dir():
+            raise PerfmodelError(f"--out {out} exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
 
         # 1. collect
         con.rule("[bold]1/4 collect")
-        cspec = CampaignSpec(frameworks=[s.strip() for s in frameworks.split(",") if s.strip()],
-                             networks=[s.strip() for s in networks.split(",") if s.strip()],
-                             threads=[int(t) for t in threads.split(",") if t.strip()], images=images,
-                             counters="auto")
         result = run_campaign(cspec, out / "campaign", resume=True, progress=True)
         timings["collect_s"] = time.monotonic() - t0
         if result.interrupted:
