@@ -56,6 +56,11 @@ def collect(
     geometry: str = typer.Option(None, "--geometry", help="Simulated caches, e.g. 'I1=32K,4,64;D1=32K,4,64;"
                                  "LL=512K,16,64' (size,assoc,line; default Cortex-A53-like as on a Pi 3)."),
     sampler_period: float = typer.Option(0.1, "--sampler-period", help="Sensor sampling period (s)."),
+    power_log: Path = typer.Option(None, "--power-log", help="External power-analyzer log (timestamped CSV: "
+                                   "generic time_s,power_w or current/voltage, Otii, Keysight N6705C datalog); "
+                                   "power per image/interval is its mean over the window."),
+    power_log_offset: float = typer.Option(0.0, "--power-log-offset", help="Seconds to add to our monotonic "
+                                           "clock to get the log's clock (align the two timelines)."),
     warmup_images: int = typer.Option(3, "--warmup-images", help="Untimed images before counting."),
     warmup_min_s: float = typer.Option(0.5, "--warmup-min-s", help="Minimum warm-up time (s)."),
     cell_timeout: float = typer.Option(3600.0, "--cell-timeout", help="Seconds before a worker is killed and "
@@ -113,6 +118,7 @@ def collect(
         warmup_images=warmup_images, warmup_min_s=warmup_min_s, counters=counters,
         geometry=parse_geometry(geometry), valgrind_images=valgrind_images, sampler_period_s=sampler_period,
         cell_timeout_s=cell_timeout, simulate=simulate,
+        power_log=str(power_log) if power_log is not None else None, power_log_offset_s=power_log_offset,
     ).validate()
     result = run_campaign(spec, out, resume=resume, progress=not json_out, merge=merge, force=force)
     if json_out:
@@ -137,6 +143,11 @@ def trace(
     period: float = typer.Option(1.0, "--period", help="Seconds per trace record (closed at the first image "
                                  "end after it)."),
     sampler_period: float = typer.Option(0.1, "--sampler-period", help="Sensor sampling period (s)."),
+    power_log: Path = typer.Option(None, "--power-log", help="External power-analyzer log (timestamped CSV: "
+                                   "generic time_s,power_w or current/voltage, Otii, Keysight N6705C datalog); "
+                                   "power per image/interval is its mean over the window."),
+    power_log_offset: float = typer.Option(0.0, "--power-log-offset", help="Seconds to add to our monotonic "
+                                           "clock to get the log's clock (align the two timelines)."),
     counters: str = typer.Option("auto", "--counters", help="auto, perf or software (events per interval)."),
     images: int = typer.Option(50, "--images", help="Distinct synthetic images to cycle over, 1-100 (without --image-folder)."),
     image_folder: Path = typer.Option(None, "--image-folder", help="Folder of JPEG/PNG images."),
@@ -162,7 +173,9 @@ def trace(
         raise PerfmodelError(f"--images must be between 1 and 100 distinct synthetic images, got {images}")
     res = run_trace(framework, network, threads, seconds, period, out=out, counters=counters, images=images,
                     image_folder=str(image_folder) if image_folder is not None else None,
-                    sampler_period_s=sampler_period, force=force, progress=not json_out)
+                    sampler_period_s=sampler_period, force=force, progress=not json_out,
+                    power_log=str(power_log) if power_log is not None else None,
+                    power_log_offset_s=power_log_offset)
     wide = wide_per_sample(res.records)
     cols = [c for c in ("t_rel_s", "dt_s", "images", "throughput_fps", "cpu_percent", "temperature_c", "freq_mhz",
                         "power_w", "task_clock_ms_per_s", "instructions_per_s") if c in wide.columns]

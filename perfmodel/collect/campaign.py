@@ -254,7 +254,8 @@ def run_timing_cell(cell: Cell, spec: CampaignSpec, paths: Sequence[Path], keys:
                "threads": cell.threads, "model_path": model_path, "options": {"seed": spec.seed},
                "counters": cell.counter_source, "images": [str(p) for p in paths], "n_images": spec.images,
                "warmup_images": spec.warmup_images, "warmup_min_s": spec.warmup_min_s,
-               "sampler_period_s": spec.sampler_period_s, "keys": keys}
+               "sampler_period_s": spec.sampler_period_s, "power_log": spec.power_log,
+               "power_log_offset_s": spec.power_log_offset_s, "keys": keys}
     df, meta = spawn_worker(request, spec.cell_timeout_s, on_progress)
     meta["images"] = {"counted": spec.images, "files": [p.name for p in paths][:200],
                       "source": spec.image_folder or "synthetic 500x375 JPEGs (perfmodel.images.default_images)"}

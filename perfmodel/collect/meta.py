@@ -157,14 +157,14 @@ class SensorWindow:
     :meth:`window` always returns at least :data:`SENSOR_METRICS`.
     """
 
-    def __init__(self, period_s: float = 0.1):
+    def __init__(self, period_s: float = 0.1, power_log: str | None = None, power_log_offset_s: float = 0.0):
         self.period_s = period_s
         self.sampler = None
         self.reason: str | None = None
         try:
             from perfmodel.sensors import Sampler
 
-            self.sampler = Sampler(period_s=period_s)
+            self.sampler = Sampler(period_s=period_s, power_log=power_log, power_log_offset_s=power_log_offset_s)
         except Exception as exc:  # noqa: BLE001 - optional stage; the reason is recorded with every NaN
             self.reason = f"sensor sampler unavailable ({type(exc).__name__}: {exc})"
 

@@ -45,6 +45,8 @@ class CampaignSpec:
     geometry: dict = field(default_factory=lambda: dict(DEFAULT_GEOMETRY))
     valgrind_images: int = 3
     sampler_period_s: float = 0.1
+    power_log: str | None = None  # external power-analyzer log (timestamped CSV), aligned by the offset
+    power_log_offset_s: float = 0.0
     seed: int = 0
     cell_timeout_s: float = 3600.0
     #: also run the valgrind pass (one simulated cell per framework x network) next to the timing cells
@@ -70,6 +72,8 @@ class CampaignSpec:
             raise PerfmodelError(f"repeats must be >= 1, got {self.repeats}")
         if not 0.01 <= self.sampler_period_s <= 10:
             raise PerfmodelError(f"sampler period must be between 0.01 and 10 s, got {self.sampler_period_s}")
+        if self.power_log is not None and not Path(self.power_log).is_file():
+            raise PerfmodelError(f"power log {self.power_log!r} does not exist")
         if self.image_folder is not None and not Path(self.image_folder).is_dir():
             raise PerfmodelError(f"image folder {self.image_folder!r} does not exist")
         if self.valgrind_images < 1:

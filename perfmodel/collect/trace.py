@@ -39,7 +39,8 @@ def run_trace(framework: str, network: str, threads: int = 1, duration_s: float 
               *, out: str | os.PathLike | None = None, counters: str = "auto", images: int = 50,
               image_folder: str | None = None, sampler_period_s: float = 0.1, warmup_images: int = 3,
               warmup_min_s: float = 0.5, repeat: int = 0, seed: int = 0, resume: bool = True,
-              force: bool = False, progress: bool = True, timeout_s: float | None = None) -> TraceResult:
+              force: bool = False, progress: bool = True, timeout_s: float | None = None,
+              power_log: str | None = None, power_log_offset_s: float = 0.0) -> TraceResult:
     """Continuous inference for ``duration_s``; one trace record per ``period_s`` (at least one image)."""
     from perfmodel.data.schema import validate
     from perfmodel.runners import FRAMEWORKS, MODEL_FORMATS
@@ -58,6 +59,8 @@ def run_trace(framework: str, network: str, threads: int = 1, duration_s: float 
         raise PerfmodelError(f"the trace period must be between 0.01 s and the duration, got {period_s}")
     if not 0.01 <= sampler_period_s <= 10:
         raise PerfmodelError(f"sampler period must be between 0.01 and 10 s, got {sampler_period_s}")
+    if power_log is not None and not os.path.isfile(power_log):
+        raise PerfmodelError(f"power log {power_log!r} does not exist")
     if image_folder is not None and not os.path.isdir(image_folder):
         raise PerfmodelError(f"image folder {image_folder!r} does not exist")
     paths = image_paths(images, image_folder, seed)
@@ -81,7 +84,8 @@ def run_trace(framework: str, network: str, threads: int = 1, duration_s: float 
                "threads": threads, "model_path": model, "options": {"seed": seed}, "counters": counters,
                "images": [str(p) for p in paths], "duration_s": duration_s, "period_s": period_s,
                "warmup_images": warmup_images, "warmup_min_s": warmup_min_s,
-               "sampler_period_s": sampler_period_s, "keys": keys}
+               "sampler_period_s": sampler_period_s, "power_log": power_log,
+               "power_log_offset_s": power_log_offset_s, "keys": keys}
     cmeta = {"framework": framework, "network": network, "threads": threads, "repeat": repeat,
              "counter_source": counters, "run_id": run_id, "mode": "trace"}
     timeout = timeout_s if timeout_s is not None else duration_s + 600.0

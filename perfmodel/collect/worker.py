@@ -117,7 +117,8 @@ def _setup(req: dict[str, Any]):
     from perfmodel.runners import get_runner
 
     counters, cdesc = open_cell_counters(req["counters"])
-    sensors = SensorWindow(float(req.get("sampler_period_s", 0.1))).start()
+    sensors = SensorWindow(float(req.get("sampler_period_s", 0.1)), req.get("power_log"),
+                           float(req.get("power_log_offset_s", 0.0))).start()
     t = time.monotonic()
     runner = get_runner(req["framework"], req["network"], int(req["threads"]), req.get("model_path"),
                         **dict(req.get("options") or {}))
