@@ -1,16 +1,28 @@
-"""Throughput model: leave-one-network-out MAPE and share within +-10 % vs the MACs-only baseline.
+"""Throughput model on a data set: leave-one-network-out MAPE / RMSPE / share within +-10 % per model.
 
     python benchmarks/bench_throughput_model.py DATASET [--json OUT]
     python benchmarks/bench_throughput_model.py --synthetic        # demo on generated data (not a measurement)
 
 DATASET: a data set folder / records file with timing cells (framework, network, threads, latency) and
 separate valgrind cells (threads=1, simulated per-image counts); the simulated counts are attached to
-the timing cells of every thread count (perfmodel.model.features.join_simulated). Models:
+the timing cells of every thread count (perfmodel.model.features.join_simulated). Timing cells whose
+valgrind cell is not there (yet) are left out and listed. Every model is scored on the same
+leave-one-network-out splits (the held-out network is never seen in fitting, selection or choice):
 
-* ``log(fps) ~ log(instructions/image) + framework + log(threads) x framework`` (log-linear, fixed);
-* the same plus stepwise-chosen simulated counts / miss rates (log-linear, stepwise);
-* linear and ridge on the same fixed terms;
-* baselines: mean, MACs-only per (framework, threads) (``log fps = a + b log MACs``).
+* ``fixed``: ``log(fps) ~ log(instructions/image) + framework + log(threads) x framework`` (log-linear);
+* ``levels``: the same with one indicator per (framework, threads > 1) instead of ``log(threads)``;
+* linear and ridge (alpha by inner CV) on those terms (target not logged);
+* ``+ <count>``: one extra simulated count per image (or miss rate) added to ``levels`` - exploration:
+  choosing the best of these rows by its score would be tuning on the held-out networks;
+* ``stepwise (nested)``: extra simulated counts chosen by stepwise selection *inside* every outer fold
+  (inner leave-one-network-out on the training networks) - an honest score;
+* ``stepwise (optimistic)``: selection on all networks, scored on the same splits - optimistic, labelled;
+* ``choice among the above (nested)``: the term set with the best inner-CV MAPE, chosen inside every outer
+  fold - the honest score of "explore and keep the best";
+* baselines: MACs-only per (framework, threads) (``log fps = a + b log MACs``), ``log(MACs) + framework +
+  threads levels`` (the structure of the model with MACs as the work), and the mean.
+
+Issue targets: MAPE <= 8 %, >= 90 % within +-10 %, and the simulated-count model beats the MACs baseline.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,59 +38,244 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+TARGET = "throughput_fps"
+MISS_RATE_COLUMNS = ("l1d_miss_rate", "l2d_miss_rate", "llc_miss_rate", "branch_miss_rate")
+
+
+class NestedStepwise:
+    """Frame model: stepwise selection of extra terms on the training part only (inner LONO), then a fit."""
+
+    def __init__(self, kind, always, candidates, group="network"):
+        self.kind, self.always, self.candidates, self.group = kind, list(always), list(candidates), group
+
+    def fit(self, df, y):
+        from perfmodel.model.cv import FeatureModel, make_splits
+        from perfmodel.model.estimators import make_estimator
+        from perfmodel.model.selection import stepwise_select
+
+        df = df.reset_index(drop=True).assign(**{TARGET: y})
+        splits = make_splits(df, group=self.group)
+        res = stepwise_select(df, TARGET, self.candidates, make_estimator(self.kind), splits, always=self.always)
+        self.features_ = res.features
+        self.model_ = FeatureModel(make_estimator(self.kind), self.features_).fit(df, y)
+        return self
+
+    def predict(self, df):
+        return self.model_.predict(df)
+
+
+class NestedChoice:
+    """Frame model: the term set with the lowest inner leave-one-network-out MAPE on the training part."""
+
+    def __init__(self, kind, term_sets, group="network"):
+        self.kind, self.term_sets, self.group = kind, dict(term_sets), group
+
+    def fit(self, df, y):
+        from perfmodel.model.cv import FeatureModel, make_splits
+        from perfmodel.model.estimators import make_estimator
+        from perfmodel.model.features import feature_matrix
+        from perfmodel.model.selection import cv_mape
+
+        df = df.reset_index(drop=True)
+        splits = make_splits(df, group=self.group)
+        scores = {name: cv_mape(make_estimator(self.kind), feature_matrix(df, f), y, splits)
+                  for name, f in self.term_sets.items()}
+        self.chosen_ = min(scores, key=scores.get)
+        self.model_ = FeatureModel(make_estimator(self.kind), self.term_sets[self.chosen_]).fit(df, y)
+        return self
+
+    def predict(self, df):
+        return self.model_.predict(df)
+
+
+def load(args):
+    """``(joined table or None, all timing cells, timing cells left out, simulated events, why None)``."""
+    from perfmodel.data import read_dataset, wide_per_cell
+    from perfmodel.model.features import FeatureError, attach_macs, join_simulated
+
+    if args.synthetic:
+        from perfmodel.model.synthetic import synthetic_throughput_records
+
+        records = synthetic_throughput_records(networks=("squeezenet1_1", "mobilenet_v2", "googlenet", "resnet50",
+                                                         "mobilenet_v1"), threads=(1, 2))
+    else:
+        records = read_dataset(args.dataset)
+    if args.simulated_from:
+        import pandas as pd
+
+        extra = [read_dataset(p) for p in args.simulated_from]
+        extra = [e[e["cell_id"].astype(str).str.endswith("__valgrind")] for e in extra]
+        have = set(records["cell_id"].astype(str))
+        extra = [e[~e["cell_id"].astype(str).isin(have)] for e in extra]
+        print(f"valgrind cells added from {', '.join(map(str, args.simulated_from))}: "
+              f"{sum(e['cell_id'].nunique() for e in extra)}")
+        records = pd.concat([records, *extra], ignore_index=True)
+    wide = wide_per_cell(records)
+    if args.exclude:
+        attrs = wide.attrs
+        wide = wide[~wide["framework"].astype(str).isin(args.exclude)].reset_index(drop=True)
+        wide.attrs = attrs
+        print(f"excluded framework(s): {', '.join(args.exclude)}")
+    timing = wide[~wide["cell_id"].astype(str).str.endswith("__valgrind") & wide[TARGET].notna()].reset_index(drop=True)
+    timing.attrs = wide.attrs
+    try:
+        joined = join_simulated(wide)
+    except FeatureError as exc:  # no valgrind cell finished yet
+        return None, attach_macs(timing), sorted(timing["cell_id"].astype(str)), [], str(exc)
+    ok = joined["instructions_per_image"].notna() & joined[TARGET].notna()
+    missing = sorted(joined.loc[~ok, "cell_id"].astype(str))
+    df = joined[ok].reset_index(drop=True)
+    df.attrs = joined.attrs
+    return attach_macs(df), attach_macs(timing), missing, list(joined.attrs.get("join_simulated_events", [])), None
+
+
+def baselines_only(timing, why, args):
+    """The MACs / mean baselines on every timing cell, when the simulated-count model cannot be evaluated."""
+    from perfmodel.model.cv import FeatureModel, MacsBaseline, MeanBaseline, cross_validate, make_splits
+    from perfmodel.model.estimators import make_estimator
+    from perfmodel.model.features import throughput_terms
+
+    nets = sorted(timing["network"].unique())
+    print(f"simulated-count models: NOT EVALUATED ({why})")
+    print(f"baselines on all {len(timing)} timing cells ({len(nets)} networks: {', '.join(nets)}), leave-one-network-out:")
+    models = {"baseline: MACs-only per (fw, threads)": MacsBaseline(group=["framework", "threads"]),
+              "baseline: log(MACs) + fw + fw x thr levels": FeatureModel(
+                  make_estimator("loglinear"), throughput_terms(timing, work="macs", threads_model="levels")),
+              "baseline: mean": MeanBaseline()}
+    splits = make_splits(timing, group="network")
+    rows = []
+    for name, m in models.items():
+        r = cross_validate(m, timing, TARGET, splits, name=name, group="network")
+        print(f"{name:52s} MAPE {r.metrics['mape']:6.2f}  RMSPE {r.metrics['rmspe']:6.2f}  <=10 % {r.metrics['within_10']:5.1f}"
+              "   per network: " + ", ".join(f"{f['held_out']} {f['mape']:.1f}" for f in r.folds))
+        rows.append({"model": name, **{k: r.metrics[k] for k in ("mape", "rmspe", "within_10", "n")}, "folds": r.folds})
+    if args.json:
+        args.json.write_text(json.dumps({"dataset": args.dataset, "simulated_models": f"not evaluated: {why}",
+                                         "baselines_all_timing_cells": rows}, indent=1))
+    return 1
+
+
+def extra_candidates(df, events):
+    out = [f"log({e}_per_image)" for e in events if e != "instructions" and f"{e}_per_image" in df.columns
+           and (df[f"{e}_per_image"] > 0).all() and df[f"{e}_per_image"].nunique() > 1]
+    out += [c for c in MISS_RATE_COLUMNS if c in df.columns and np.isfinite(df[c].to_numpy(dtype="float64")).all()
+            and df[c].nunique() > 1]
+    return out
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dataset", nargs="?")
     ap.add_argument("--synthetic", action="store_true", help="use generated data (a demo, not a measurement)")
-    ap.add_argument("--json", type=Path)
+    ap.add_argument("--json", type=Path, help="write the tables as JSON")
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--simulated-from", action="append", default=[], type=Path, metavar="DATASET",
+                    help="another data set whose valgrind cells are added (its timing cells are ignored), e.g. a "
+                         "valgrind pass run in parallel into a second folder")
+    ap.add_argument("--exclude", action="append", default=[], metavar="FRAMEWORK",
+                    help="leave a framework out of every table (e.g. one whose simulated counts are known bad)")
     args = ap.parse_args(argv)
-    from perfmodel.data import read_dataset, wide_per_cell
-    from perfmodel.model import fit_model
-    from perfmodel.model.features import attach_macs, join_simulated, throughput_terms
-    from perfmodel.model.fit import evaluate
-
-    if args.synthetic:
-        from perfmodel.model.synthetic import synthetic_throughput_records
-
-        records = synthetic_throughput_records(networks=("squeezenet1_1", "mobilenet_v2", "googlenet", "resnet50"))
-    elif args.dataset:
-        records = read_dataset(args.dataset)
-    else:
+    if not args.synthetic and not args.dataset:
         ap.error("give DATASET or --synthetic")
-    df = join_simulated(wide_per_cell(records))
-    df = df[df["instructions_per_image"].notna() & df["throughput_fps"].notna()].reset_index(drop=True)
+    from perfmodel.errors import PerfmodelError
+    from perfmodel.model.cv import FeatureModel, MacsBaseline, MeanBaseline, cross_validate, make_splits
+    from perfmodel.model.estimators import make_estimator
+    from perfmodel.model.features import throughput_terms
+
+    t0 = time.perf_counter()
     try:
-        df = attach_macs(df)
-    except Exception as exc:  # noqa: BLE001
-        print(f"MACs-only baseline not evaluated: {exc}")
+        df, timing, missing, events, why = load(args)
+    except PerfmodelError as exc:
+        print(f"cannot build the table: {exc}")
+        return 2
+    if df is None:
+        return baselines_only(timing, why, args)
+    nets = sorted(df["network"].unique())
+    print(f"throughput, leave-one-network-out: {len(df)} timing cells with simulated counts, {len(nets)} networks "
+          f"({', '.join(nets)}), {df['framework'].nunique()} frameworks, threads {sorted(map(int, df['threads'].unique()))}")
+    if missing:
+        print(f"left out {len(missing)} timing cell(s) without a finished valgrind cell: "
+              f"{', '.join(sorted({'__'.join(c.split('__')[:2]) for c in missing}))}")
+    if len(nets) < 3:
+        return baselines_only(timing, f"only {len(nets)} network(s) have finished valgrind cells: "
+                              f"{', '.join(nets)}; leave-one-network-out needs at least 3", args)
     fixed = throughput_terms(df)
+    levels = throughput_terms(df, threads_model="levels")
+    extras = extra_candidates(df, events)
+    macs_levels = throughput_terms(df, work="macs", threads_model="levels")
+    models = {
+        "loglinear fixed (instr + fw + log(thr) x fw)": FeatureModel(make_estimator("loglinear"), fixed),
+        "loglinear levels (instr + fw + fw x thr levels)": FeatureModel(make_estimator("loglinear"), levels),
+        "linear fixed": FeatureModel(make_estimator("linear"), fixed),
+        "ridge fixed": FeatureModel(make_estimator("ridge"), fixed),
+        "linear levels": FeatureModel(make_estimator("linear"), levels),
+        "ridge levels": FeatureModel(make_estimator("ridge"), levels),
+    }
+    for e in extras:
+        models[f"  exploration: levels + {e}"] = FeatureModel(make_estimator("loglinear"), levels + [e])
+    models["loglinear levels + stepwise counts (nested)"] = NestedStepwise("loglinear", levels, extras)
+    sets = {"fixed": fixed, "levels": levels, **{f"levels+{e}": levels + [e] for e in extras}}
+    models["choice among fixed/levels/levels+1 count (nested)"] = NestedChoice("loglinear", sets)
+    models["baseline: MACs-only per (fw, threads)"] = MacsBaseline(group=["framework", "threads"])
+    models["baseline: log(MACs) + fw + fw x thr levels"] = FeatureModel(make_estimator("loglinear"), macs_levels)
+    models["baseline: mean"] = MeanBaseline()
+    splits = make_splits(df, group="network")
+    results = {}
+    for name, m in models.items():
+        try:
+            results[name] = cross_validate(m, df, TARGET, splits, name=name, group="network", n_jobs=args.jobs)
+        except (PerfmodelError, ValueError, np.linalg.LinAlgError) as exc:
+            results[name] = str(exc)
+    # optimistic: stepwise selection on every network, scored on the same splits
+    from perfmodel.model import fit_model
+
+    try:
+        sw = fit_model(df, TARGET, extras, kind="loglinear", groups="network", always=levels, baselines=False,
+                       statistics=False, n_jobs=args.jobs)
+        opt = {"mape": sw.cv.get("mape"), "rmspe": sw.cv.get("rmspe"), "within_10": sw.cv.get("within_10"),
+               "features": sw.features}
+    except PerfmodelError as exc:
+        opt = {"error": str(exc)}
+
     rows = []
-    _, res = evaluate(df, "throughput_fps", fixed, kinds=("loglinear", "linear", "ridge"), group="network",
-                      n_jobs=args.jobs)
-    for r in res:
-        rows.append({"model": r["model"] + ("" if r["model"].startswith("baseline") else " (fixed terms)"),
-                     "mape": r.get("mape"), "within_10": r.get("within_10"), "reason": r.get("reason")})
-    sw = fit_model(df, "throughput_fps", kind="loglinear", groups="lono", baselines=False, statistics=False,
-                   n_jobs=args.jobs)
-    rows.append({"model": "loglinear (fixed + stepwise counts)", "mape": sw.cv.get("mape"),
-                 "within_10": sw.cv.get("within_10"), "reason": None})
-    print(f"throughput, leave-one-network-out: {len(df)} cells, {df['network'].nunique()} networks, "
-          f"{df['framework'].nunique()} frameworks, threads {sorted(df['threads'].unique())}")
-    print(f"fixed terms: {', '.join(fixed)}")
-    print(f"stepwise added: {', '.join(f for f in sw.features if f not in fixed) or '-'}")
-    print(f"{'model':40s} {'MAPE %':>8s} {'<=10 %':>7s}")
-    for r in rows:
-        if r["mape"] is None:
-            print(f"{r['model']:40s} not evaluated: {r['reason']}")
-        else:
-            print(f"{r['model']:40s} {r['mape']:8.2f} {r['within_10']:7.1f}")
+    print(f"\n{'model':52s} {'MAPE %':>7s} {'RMSPE %':>8s} {'<=10 %':>7s} {'max %':>7s}")
+    for name, r in results.items():
+        if isinstance(r, str):
+            print(f"{name:52s} not evaluated: {r}")
+            rows.append({"model": name, "status": "not evaluated", "reason": r})
+            continue
+        ape = 100 * np.abs(r.predictions - r.y) / r.y
+        print(f"{name:52s} {r.metrics['mape']:7.2f} {r.metrics['rmspe']:8.2f} {r.metrics['within_10']:7.1f} "
+              f"{ape.max():7.1f}")
+        rows.append({"model": name, "status": "ok", **{k: r.metrics[k] for k in ("mape", "rmspe", "within_10", "n")},
+                     "max_ape": float(ape.max()), "folds": r.folds})
+    if "error" in opt:
+        print(f"{'levels + stepwise counts (optimistic)':52s} not evaluated: {opt['error']}")
+    else:
+        print(f"{'levels + stepwise counts (OPTIMISTIC: chosen on all)':52s} {opt['mape']:7.2f} {opt['rmspe']:8.2f} "
+              f"{opt['within_10']:7.1f}   added: {', '.join(f for f in opt['features'] if f not in levels) or '-'}")
+    # per-network folds of the main rows
+    show = [n for n in results if not isinstance(results[n], str) and not n.startswith("  ")
+            and not n.startswith(("linear", "ridge"))]
+    print("\nper held-out network: MAPE % (share within +-10 %)")
+    short = {n: n.replace("baseline: ", "b:").replace("loglinear ", "").split(" (")[0][:18] for n in show}
+    short.update({n: n.split(" ")[0] + " (nested)" for n in show if n.endswith("(nested)")})
+    print(f"{'network':15s} " + " ".join(f"{short[n][:18]:>18s}" for n in show))
+    for net in nets:
+        cells = []
+        for n in show:
+            fold = next(f for f in results[n].folds if f["held_out"] == net)
+            cells.append(f"{fold['mape']:7.1f} ({fold['within_10']:3.0f}%)")
+        print(f"{net:15s} " + " ".join(f"{c:>18s}" for c in cells))
+    print(f"\nfixed terms: {', '.join(fixed)}\nlevels terms: {', '.join(levels)}\nextra candidates: {', '.join(extras)}")
+    print(f"({time.perf_counter() - t0:.0f} s)")
     if args.synthetic:
         print("(synthetic data: these figures only show the pipeline works; they are not measurements)")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "fixed": fixed, "stepwise": sw.features}, indent=1,
-                                        default=lambda x: None if isinstance(x, float) and not np.isfinite(x) else str(x)))
+        args.json.write_text(json.dumps({"dataset": args.dataset, "cells": len(df), "networks": nets,
+                                         "left_out": missing, "rows": rows, "optimistic_stepwise": opt,
+                                         "fixed": fixed, "levels": levels, "extras": extras}, indent=1,
+                                        default=lambda x: None if isinstance(x, float) else str(x)))
     return 0
 
 

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from perfmodel.cli.app import app
+from perfmodel.errors import PerfmodelError
 from perfmodel.data import write_records
 from perfmodel.model.synthetic import synthetic_power_table, synthetic_throughput_records
 
@@ -82,3 +83,172 @@ def test_help_explains_commands():
     for cmd in ("fit", "evaluate", "predict"):
         r = runner.invoke(app, [cmd, "--help"])
         assert r.exit_code == 0 and "--json" in r.output
+
+
+# -- fit --terms / --dropna and the quick-sample prediction path -----------------------------------
+
+
+def _ref_metadata(**versions):
+    import platform
+
+    from perfmodel.sysinfo import library_versions
+
+    v = dict(library_versions())
+    v.update(versions)
+    return {"versions": v, "system": {"arch": platform.machine()}}
+
+
+@pytest.fixture(scope="module")
+def tp_setup(tmp_path_factory):
+    """A synthetic reference data set (versions of this machine), one with other versions, and a model."""
+    from perfmodel.data import write_dataset
+
+    d = tmp_path_factory.mktemp("quick")
+    recs = synthetic_throughput_records(networks=("squeezenet1_1", "mobilenet_v2", "googlenet", "resnet50"),
+                                        frameworks=("litert", "onnxruntime"), threads=(1, 2), seed=5)
+    write_dataset(d / "ref", recs, _ref_metadata())
+    write_dataset(d / "ref_old", recs, _ref_metadata(onnxruntime="0.0.1"))
+    model = d / "tp.json"
+    r = runner.invoke(app, ["fit", str(d / "ref"), "-t", "throughput_fps", "--kind", "loglinear", "--cv", "lono",
+                            "--terms", "throughput", "-o", str(model), "--json"])
+    assert r.exit_code == 0, r.output
+    return d, recs, model
+
+
+def _fake_sampler(calls, recs):
+    """A stand-in for quick_sample: the synthetic records of one timing cell (and its valgrind cell when
+    simulate) of the same generated board as the reference."""
+    def sample(framework, network, threads=1, images=10, counters="auto", simulate=False, **kw):
+        calls.append({"framework": framework, "network": network, "threads": threads, "images": images,
+                      "simulate": simulate})
+        prefix = f"{framework}__{network}__"
+        keep = recs["cell_id"].isin([f"{prefix}t{threads}__r0__software"] +
+                                    ([f"{prefix}t1__r0__valgrind"] if simulate else []))
+        return recs[keep].reset_index(drop=True)
+    return sample
+
+
+def test_fit_terms_fixed_and_dropna(tp_setup, tmp_path):
+    d, recs, model = tp_setup
+    from perfmodel.model import load_model
+
+    m = load_model(model)
+    assert m.features == ["log(instructions_per_image)", "framework=onnxruntime", "log(threads)",
+                          "log(threads)*framework=onnxruntime"]
+    assert m.selection["method"] == "fixed" and m.column_provenance["instructions_per_image"] == ["simulated"]
+    # a timing cell whose valgrind cell is missing: an error without --dropna, listed and dropped with it
+    part = tmp_path / "part.parquet"
+    write_records(part, recs[recs["cell_id"] != "litert__googlenet__t1__r0__valgrind"])
+    args = ["fit", str(part), "-t", "throughput_fps", "--kind", "loglinear", "--cv", "lono", "--terms",
+            "throughput-levels", "-o", str(tmp_path / "m.json")]
+    r = runner.invoke(app, args)
+    assert isinstance(r.exception, PerfmodelError) and "NaN" in str(r.exception)
+    r = runner.invoke(app, args + ["--dropna", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output[r.output.index("{"):])
+    assert "threads=2*framework=litert" in out["features"]
+    assert "litert__googlenet__t1__r0__software" in load_model(tmp_path / "m.json").metadata["dropped_rows"]
+    r = runner.invoke(app, ["fit", str(part), "-t", "throughput_fps", "--terms", "bogus", "-o", str(tmp_path / "x.json")])
+    assert isinstance(r.exception, PerfmodelError) and "bogus" in str(r.exception)
+
+
+def test_predict_quick_sample_uses_matching_reference(tp_setup, monkeypatch):
+    import perfmodel.collect.quick as quick
+
+    d, recs, model = tp_setup
+    calls = []
+    monkeypatch.setattr(quick, "quick_sample", _fake_sampler(calls, recs))
+    r = runner.invoke(app, ["predict", "--model", str(model), "--framework", "onnxruntime", "--network", "googlenet",
+                            "--threads", "2", "--images", "4", "--simulated-from", str(d / "ref"), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output[r.output.index("{"):])
+    assert calls == [{"framework": "onnxruntime", "network": "googlenet", "threads": 2, "images": 4, "simulate": False}]
+    row, q = out["rows"][0], out["quick_sample"]
+    assert row["lo"] <= row["pred"] <= row["hi"] and row["threads"] == 2
+    assert "reference data set" in q["counts_from"] and str(d / "ref") in q["counts_from"]
+    # the fake sample's own throughput is reported beside the prediction, and they agree roughly
+    assert q["measured_fps"] == pytest.approx(row["measured"])
+    assert abs(row["pred"] - q["measured_fps"]) / q["measured_fps"] < 0.25
+    r = runner.invoke(app, ["predict", "--model", str(model), "--framework", "onnxruntime", "--network", "googlenet",
+                            "--simulated-from", str(d / "ref")])
+    assert r.exit_code == 0, r.output
+    assert "predicted long-run throughput_fps" in r.output and "quick sample" in r.output
+    assert "counts from: valgrind-simulated counts" in r.output
+
+
+def test_predict_quick_sample_refuses_or_simulates(tp_setup, monkeypatch):
+    import perfmodel.collect.quick as quick
+    from perfmodel.cli.app import main
+
+    d, recs, model = tp_setup
+    calls = []
+    monkeypatch.setattr(quick, "quick_sample", _fake_sampler(calls, recs))
+    argv = ["predict", "--model", str(model), "--framework", "onnxruntime", "--network", "googlenet",
+            "--simulated-from", str(d / "ref_old")]
+    r = runner.invoke(app, argv)
+    assert isinstance(r.exception, PerfmodelError)
+    assert "onnxruntime 0.0.1 (reference)" in str(r.exception) and "--simulate" in str(r.exception)
+    assert calls == []  # refused before measuring anything
+    r = runner.invoke(app, argv + ["--simulate", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output[r.output.index("{"):])
+    assert calls[-1]["simulate"] is True
+    assert out["quick_sample"]["counts_from"].startswith("valgrind-simulated counts of this quick sample")
+    # a network the reference has no valgrind cell of, without --simulate: exit 2, a message, no traceback
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "--model", str(model), "--framework", "onnxruntime", "--network", "mobilenet_v1",
+              "--simulated-from", str(d / "ref")])
+    assert exc.value.code == 2
+
+
+def test_predict_quick_sample_needs_no_reference_for_a_macs_model(tp_setup, tmp_path, monkeypatch):
+    import perfmodel.collect.quick as quick
+
+    d, recs, model = tp_setup
+    macs_model = tmp_path / "macs.json"
+    r = runner.invoke(app, ["fit", str(d / "ref"), "-t", "throughput_fps", "--kind", "loglinear", "--cv", "lono",
+                            "--terms", "throughput-macs", "-o", str(macs_model)])
+    assert r.exit_code == 0, r.output
+    calls = []
+    monkeypatch.setattr(quick, "quick_sample", _fake_sampler(calls, recs))
+    r = runner.invoke(app, ["predict", "--model", str(macs_model), "--framework", "litert", "--network", "resnet50",
+                            "--simulated-from", str(tmp_path / "none"), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output[r.output.index("{"):])
+    assert "MACs" in out["quick_sample"]["counts_from"] and out["rows"][0]["pred"] > 0
+
+
+def test_predict_real_quick_sample(tp_setup, tmp_path):
+    """One real quick sample (onnxruntime, SqueezeNet v1.1, 3 images) through the CLI with a MACs model."""
+    pytest.importorskip("onnxruntime")
+    d, recs, model = tp_setup
+    macs_model = tmp_path / "macs.json"
+    r = runner.invoke(app, ["fit", str(d / "ref"), "-t", "throughput_fps", "--kind", "loglinear", "--cv", "lono",
+                            "--terms", "throughput-macs", "-o", str(macs_model)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["predict", "--model", str(macs_model), "--framework", "onnxruntime", "--network",
+                            "squeezenet1_1", "--images", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output[r.output.index("{"):])
+    q = out["quick_sample"]
+    assert q["measured_fps"] > 0 and out["rows"][0]["pred"] > 0 and out["rows"][0]["measured"] == q["measured_fps"]
+
+
+def test_fit_exclude_rows_and_refuse_unseen_framework(tp_setup, tmp_path, monkeypatch):
+    import perfmodel.collect.quick as quick
+    from perfmodel.model import load_model
+
+    d, recs, model = tp_setup
+    out = tmp_path / "no_litert.json"
+    r = runner.invoke(app, ["fit", str(d / "ref"), "-t", "throughput_fps", "--kind", "loglinear", "--cv", "lono",
+                            "--terms", "throughput", "--exclude", "framework=litert", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    m = load_model(out)
+    assert m.metadata["excluded"] == {"rules": ["framework=litert"], "rows": 8}
+    assert m.training["n"] == 8 and not any("litert" in f for f in m.features)
+    monkeypatch.setattr(quick, "quick_sample", _fake_sampler([], recs))
+    r = runner.invoke(app, ["predict", "--model", str(out), "--framework", "litert", "--network", "googlenet",
+                            "--simulated-from", str(d / "ref")])
+    assert isinstance(r.exception, PerfmodelError) and "litert" in str(r.exception)
+    r = runner.invoke(app, ["fit", str(d / "ref"), "-t", "throughput_fps", "--exclude", "framework", "-o", str(out)])
+    assert isinstance(r.exception, PerfmodelError) and "COLUMN=VALUE" in str(r.exception)

@@ -77,6 +77,89 @@ def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0):
     return _wide_from_records(read_dataset(path), table)
 
 
+TERM_SETS = ("throughput", "throughput-levels", "throughput-macs")
+
+
+def named_terms(df, name: str):
+    """``(df, features)``: the features of a named term set (see ``perfmodel fit --terms``) on ``df``
+    (``df`` gains a ``macs`` column for ``throughput-macs``)."""
+    from perfmodel.errors import check_choice
+    from perfmodel.model.features import attach_macs, throughput_terms
+
+    check_choice("term set", name, TERM_SETS)
+    if name == "throughput-macs":
+        df = attach_macs(df)
+        return df, throughput_terms(df, work="macs")
+    return df, throughput_terms(df, threads_model="levels" if name.endswith("levels") else "log")
+
+
+def exclude_rows(df, rules: list[str]):
+    """``(df without the rows matching any COLUMN=VALUE rule, number of rows removed)``."""
+    from perfmodel.model.features import _key_str
+
+    keep = None
+    for rule in rules:
+        col, sep, value = rule.partition("=")
+        if not sep or not col:
+            raise PerfmodelError(f"--exclude takes COLUMN=VALUE (e.g. framework=tensorflow), got {rule!r}")
+        if col not in df.columns:
+            raise PerfmodelError(f"--exclude {rule}: the data has no column {col!r}")
+        hit = _key_str(df[col]) == value
+        keep = ~hit if keep is None else keep & ~hit
+    out = df.loc[keep].reset_index(drop=True)
+    out.attrs = df.attrs
+    if out.empty:
+        raise PerfmodelError(f"--exclude {' '.join(rules)} leaves no data")
+    return out, int((~keep).sum())
+
+
+def load_with_simulated(dataset: str, extra: list[Path], *, table: str = "auto"):
+    """The wide table of ``dataset`` with the valgrind cells of the ``extra`` data sets added."""
+    import pandas as pd
+
+    from perfmodel.data import read_dataset
+
+    records = read_dataset(Path(dataset))
+    have = set(records["cell_id"].astype(str))
+    parts = [records]
+    for p in extra:
+        e = read_dataset(Path(p))
+        cid = e["cell_id"].astype(str)
+        parts.append(e[cid.str.endswith("__valgrind") & ~cid.isin(have)])
+    return _wide_from_records(pd.concat(parts, ignore_index=True), table)
+
+
+def check_excluded(model, df) -> None:
+    """Refuse samples that match a row class the model was fitted without (``perfmodel fit --exclude``)."""
+    from perfmodel.model import IncompatibleSampleError
+    from perfmodel.model.features import _key_str
+
+    rules = ((model.metadata or {}).get("excluded") or {}).get("rules") or []
+    for rule in rules:
+        col, _, value = str(rule).partition("=")
+        if col in df.columns and (_key_str(df[col]) == value).any():
+            raise IncompatibleSampleError(
+                f"the model was fitted without {rule} (excluded: {', '.join(rules)}); it cannot predict it")
+
+
+def drop_incomplete(df, target: str, features: list[str] | None):
+    """``(df without rows lacking the target or a feature's columns, labels of the dropped rows)``."""
+    import numpy as np
+    import pandas as pd
+
+    from perfmodel.model.features import feature_frame
+
+    ok = np.isfinite(pd.to_numeric(df[target], errors="coerce").to_numpy(dtype="float64")) \
+        if target in df.columns else np.ones(len(df), dtype=bool)
+    if features:
+        ok &= np.isfinite(feature_frame(df, features, allow_nan=True).to_numpy(dtype="float64")).all(axis=1)
+    label = df["cell_id"].astype(str) if "cell_id" in df.columns else pd.Series(df.index.astype(str), index=df.index)
+    dropped = list(label[~ok])
+    out = df.loc[ok].reset_index(drop=True)
+    out.attrs = df.attrs
+    return out, dropped
+
+
 def _parse_features(features: str | None) -> list[str] | None:
     if not features:
         return None
@@ -117,6 +200,123 @@ def _cv_rows(rows: list[dict]) -> list[list[str]]:
     return out
 
 
+# -- quick-sample prediction: where simulated counts come from ------------------------------------
+
+#: framework -> the library (perfmodel.sysinfo.library_versions() key) whose build decides its instruction counts
+FRAMEWORK_LIBRARY = {"tensorflow": "tensorflow", "litert": "ai-edge-litert", "onnxruntime": "onnxruntime",
+                     "opencv": "opencv"}
+
+
+def default_reference() -> Path:
+    """``datasets/reference`` of the source checkout perfmodel runs from (it may not exist)."""
+    import perfmodel
+
+    return Path(perfmodel.__file__).resolve().parents[1] / "datasets" / "reference"
+
+
+def simulated_columns(model) -> list[str]:
+    """The model's input columns measured by simulation (valgrind), e.g. ``instructions_per_image``."""
+    return [c for c, p in model.column_provenance.items() if p and "simulated" in p]
+
+
+def reference_mismatch(ref_meta: dict, framework: str) -> list[str]:
+    """Why the reference's simulated counts do not apply to ``framework`` on this machine (empty: they do).
+
+    Simulated counts are deterministic for one instruction set and one build of the framework, the
+    pre-processing libraries (OpenCV, NumPy) and Python: compare the architecture and those versions.
+    """
+    import platform
+
+    from perfmodel.sysinfo import library_versions
+
+    meta = dict(ref_meta or {})
+    ref_versions = meta.get("versions") or meta.get("library_versions") or {}
+    here = library_versions()
+    out = []
+    for lib in dict.fromkeys([FRAMEWORK_LIBRARY.get(framework, framework), "opencv", "numpy", "python"]):
+        a, b = ref_versions.get(lib), here.get(lib)
+        if a is None:
+            out.append(f"the reference does not record its {lib} version")
+        elif a != b:
+            out.append(f"{lib} {a} (reference) vs {b} (here)")
+    arch = (meta.get("system") or {}).get("arch") or (meta.get("system") or {}).get("machine")
+    if arch and arch != platform.machine():
+        out.append(f"architecture {arch} (reference) vs {platform.machine()} (here)")
+    return out
+
+
+def reference_simulated_records(reference: Path, framework: str, network: str):
+    """``(records, note)``: the reference data set's valgrind records of ``framework`` x ``network``, or
+    ``(None, reason)`` when the data set is missing, was recorded with other library versions or lacks
+    the cell."""
+    from perfmodel.data import Dataset
+
+    reference = Path(reference)
+    if not (reference / "dataset.json").is_file():
+        return None, f"no reference data set at {reference}"
+    ds = Dataset.open(reference)
+    why = reference_mismatch(ds.metadata, framework)
+    if why:
+        return None, f"the reference data set {reference} does not apply here: " + "; ".join(why)
+    prefix = f"{framework}__{network}__"
+    cells = [c for c in ds.done_cells() if c.startswith(prefix) and c.endswith("__valgrind")]
+    if not cells:
+        return None, f"the reference data set {reference} has no finished valgrind cell for {framework} x {network}"
+    return ds.read(cells=cells), (f"valgrind-simulated counts of {framework} x {network} from the reference data "
+                                  f"set {reference} (same library versions and architecture as here)")
+
+
+def quick_sample_table(model, framework: str, network: str, *, threads: int = 1, images: int = 10,
+                       counters: str = "auto", simulated_from: Path | None = None, simulate: bool = False,
+                       sampler=None, status=None):
+    """``(wide cell table, note on where the counts came from, long records of the sample)``.
+
+    Measures a quick sample; when the model needs simulated counts the sample cannot give, they come
+    from the reference data set (same library versions only), else from a valgrind pass of the sample
+    when ``simulate`` (slow), else :class:`PerfmodelError`.
+    """
+    import pandas as pd
+
+    from perfmodel.data import wide_per_cell
+    from perfmodel.model.features import attach_macs, join_simulated
+
+    if sampler is None:
+        from perfmodel.collect.quick import quick_sample as sampler
+    say = status or (lambda msg: None)
+    need_sim = simulated_columns(model)
+    sim_records, note = None, "the quick sample's own counters"
+    if need_sim:
+        ref = Path(simulated_from) if simulated_from is not None else default_reference()
+        sim_records, why = reference_simulated_records(ref, framework, network)
+        if sim_records is None:
+            if not simulate:
+                raise PerfmodelError(
+                    f"the model needs simulated counts ({', '.join(need_sim)}) that a quick sample does not "
+                    f"measure, and {why}. Add --simulate to run the valgrind pass for this sample (slow: "
+                    "minutes per image), or give --simulated-from DATASET with matching library versions")
+            say(f"{why}; running the valgrind pass for this sample (slow: minutes)")
+            records = sampler(framework, network, threads=threads, images=images, counters=counters, simulate=True)
+            note = f"valgrind-simulated counts of this quick sample ({why.split(':')[0]})"
+        else:
+            note = why
+            say(f"simulated counts: {note}")
+            records = sampler(framework, network, threads=threads, images=images, counters=counters)
+    else:
+        records = sampler(framework, network, threads=threads, images=images, counters=counters)
+    both = records if sim_records is None else pd.concat([records, sim_records], ignore_index=True)
+    wide = wide_per_cell(both)
+    if "cell_id" in wide.columns and len(wide):
+        sim = wide["cell_id"].astype(str).str.split("__").str[-1] == "valgrind"
+        if sim.any() and not sim.all():
+            wide = join_simulated(wide)
+        elif need_sim:
+            raise PerfmodelError("the quick sample has no simulated (valgrind) cell to take counts from")
+    if "macs" in model.column_provenance and "macs" not in wide.columns:
+        wide = attach_macs(wide)
+        note += "; MACs from the zoo"
+    return wide, note, records
+
+
 _CV_COLS = ["model", "MAPE %", "RMSPE %", "<=5 %", "<=10 %", "<=15 %", "R2", "Spearman"]
 
 
@@ -132,7 +332,21 @@ def register(app: typer.Typer) -> None:
                                      "model's features, else the stepwise candidates. Products a*b^2, log(a) and "
                                      "indicators framework=litert are allowed."),
         select: str = typer.Option(None, "--select", help="stepwise (default without --features) or fixed "
-                                   "(default with --features)."),
+                                   "(default with --features or --terms)."),
+        terms: str = typer.Option(None, "--terms", help="A named term set (fixed selection; --features are added "
+                                  "to it): 'throughput' = log(instructions_per_image) + framework + log(threads) "
+                                  "x framework; 'throughput-levels' = the same with one indicator per (framework, "
+                                  "threads > 1); 'throughput-macs' = log(macs) instead of instructions. Simulated "
+                                  "counts of a data set's valgrind cells are joined to its timing cells."),
+        simulated_from: list[Path] = typer.Option(None, "--simulated-from", help="Another data set whose valgrind "
+                                                  "cells are added to DATASET's (repeatable; its timing cells are "
+                                                  "ignored), e.g. a valgrind pass run into a second folder."),
+        exclude: list[str] = typer.Option(None, "--exclude", help="Leave out rows where COLUMN=VALUE (repeatable, "
+                                          "e.g. --exclude framework=tensorflow); recorded in the model file, "
+                                          "and the model then refuses to predict values it never saw."),
+        dropna: bool = typer.Option(False, "--dropna", help="Drop rows that lack a value of a model feature or of "
+                                    "the target (e.g. timing cells whose valgrind cell is not finished); the "
+                                    "dropped rows are listed. Without it such rows are an error."),
         cv: str = typer.Option("kfold", "--cv", help="CV scheme: lono / lofo / lowo / lobo (leave one network / "
                                "framework / workload / board out) or kfold."),
         folds: int = typer.Option(5, "--folds", help="Folds for --cv kfold."),
@@ -154,15 +368,32 @@ def register(app: typer.Typer) -> None:
         """
         from perfmodel.model import fit_model, save_model
 
-        df = load_table(dataset, table=table, sensor_lag=sensor_lag)
-        feats = _parse_features(features)
-        sel = select or ("fixed" if feats else "stepwise")
         from rich.console import Console
 
+        if simulated_from:
+            df = load_with_simulated(dataset, simulated_from, table=table)
+        else:
+            df = load_table(dataset, table=table, sensor_lag=sensor_lag)
+        feats = _parse_features(features)
+        meta: dict[str, Any] = {"dataset": dataset, "simulated_from": [str(p) for p in simulated_from or []] or None,
+                                "sensor_lag": sensor_lag if dataset.startswith("armpm:") else None}
+        if exclude:
+            df, removed = exclude_rows(df, exclude)
+            meta["excluded"] = {"rules": list(exclude), "rows": removed}
+        if terms:
+            df, named = named_terms(df, terms)
+            feats = named + [f for f in (feats or []) if f not in named]
+            meta["terms"] = terms
+        sel = select or ("fixed" if feats else "stepwise")
+        if dropna:
+            df, dropped = drop_incomplete(df, target, feats if sel == "fixed" else None)
+            if dropped:
+                Console(stderr=True).print(f"dropped {len(dropped)} row(s) without a value of a feature or the "
+                                           f"target: {', '.join(dropped[:12])}{' ...' if len(dropped) > 12 else ''}")
+                meta["dropped_rows"] = dropped
         with Console(stderr=True).status(f"fitting {kind} model of {target} ({sel} selection, {cv} CV)"):
             model = fit_model(df, target, feats, kind=kind, groups=cv, select=sel, max_features=max_features,
-                              vif_cap=vif_cap, n_splits=folds, n_jobs=jobs, provenance=provenance,
-                              metadata={"dataset": dataset, "sensor_lag": sensor_lag if dataset.startswith("armpm:") else None})
+                              vif_cap=vif_cap, n_splits=folds, n_jobs=jobs, provenance=provenance, metadata=meta)
         save_model(model, output)
         summary = {"model": str(output), "target": target, "kind": kind, "features": model.features,
                    "cv": {k: v for k, v in model.cv.items() if k != "results"}, "results": model.cv["results"]}
@@ -217,8 +448,16 @@ def register(app: typer.Typer) -> None:
         framework: str = typer.Option(None, "--framework", help="Measure a quick sample of this framework ..."),
         network: str = typer.Option(None, "--network", help="... running this network."),
         threads: int = typer.Option(1, "--threads", help="Threads of the quick sample."),
-        images: int = typer.Option(10, "--images", help="Images of the quick sample / measured command."),
+        images: int = typer.Option(10, "--images", help="Images of the quick sample (1-10, counted after a "
+                                   "warm-up) / of the measured command."),
         counters: str = typer.Option("auto", "--counters", help="Counter source of the quick sample."),
+        simulated_from: Path = typer.Option(None, "--simulated-from", help="Quick sample: data set whose valgrind "
+                                            "cells supply the simulated counts a model needs (used only when its "
+                                            "library versions and architecture match this machine; default: "
+                                            "datasets/reference of this checkout)."),
+        simulate: bool = typer.Option(False, "--simulate", help="Quick sample: when no matching reference has the "
+                                      "simulated counts, run the valgrind pass for the sample (slow: minutes) "
+                                      "instead of refusing."),
         provenance: str = typer.Option(None, "--provenance", help="Provenance of CSV columns: real, simulated, "
                                        "software (a CSV does not record it)."),
         alpha: float = typer.Option(0.05, "--alpha", help="1 - confidence of the prediction interval."),
@@ -228,12 +467,18 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Predict the model's target, with a prediction interval, for every row of a data set or CSV, for
         a quick sample (--framework/--network) or for a command (-- CMD...). The sample must have the
-        model's features from the same counter source (real PMU vs simulated) or the prediction is refused."""
+        model's features from the same counter source (real PMU vs simulated) or the prediction is refused.
+
+        Quick sample: measures a few images of FRAMEWORK x NETWORK after a warm-up and prints the predicted
+        long-run value with its interval beside the sample's own measured throughput. Simulated counts
+        the model needs come from --simulated-from (same library versions only) or, with --simulate, from
+        a valgrind pass of the sample; the output says which."""
         import pandas as pd
 
         from perfmodel.model import load_model
 
         model = load_model(model_path)
+        counts_note = None
         given = [x for x in (dataset, csv, framework or network, command) if x]
         if len(given) != 1:
             raise PerfmodelError("give exactly one of --dataset, --csv, --framework/--network or -- CMD")
@@ -250,25 +495,47 @@ def register(app: typer.Typer) -> None:
                 except ImportError:
                     raise PerfmodelError("measuring a command (perfmodel.collect.command) is not available yet") from None
                 records = measure_command(list(command), images, counters=counters)
+                df = wide_per_cell(records)
             else:
                 if not (framework and network):
                     raise PerfmodelError("a quick sample needs both --framework and --network")
-                try:
-                    from perfmodel.collect.quick import quick_sample
-                except ImportError:
-                    raise PerfmodelError("quick samples (perfmodel.collect.quick) are not available yet") from None
-                records = quick_sample(framework, network, threads=threads, images=images, counters=counters)
-            df = wide_per_cell(records)
+                from rich.console import Console
+
+                con = Console(stderr=True)
+                with con.status(f"quick sample: {framework} x {network}, {threads} thread(s), {images} image(s)"):
+                    df, counts_note, _ = quick_sample_table(
+                        model, framework, network, threads=threads, images=images, counters=counters,
+                        simulated_from=simulated_from, simulate=simulate, status=con.print)
         if df.empty:
             raise PerfmodelError("no samples to predict")
+        check_excluded(model, df)
         pred = model.predict_frame(df, alpha=alpha, provenance=provenance)
         keys = [c for c in ("framework", "network", "threads", "workload", "freq_mhz", "cores") if c in df.columns]
         out = pd.concat([df[keys].reset_index(drop=True), pred.reset_index(drop=True)], axis=1)
         if model.target in df.columns:
             out["measured"] = pd.to_numeric(df[model.target], errors="coerce").to_numpy()
+        quick = None
+        if counts_note is not None:
+            fps = pd.to_numeric(df["throughput_fps"], errors="coerce") if "throughput_fps" in df else None
+            quick = {"framework": framework, "network": network, "threads": threads, "images": images,
+                     "measured_fps": float(fps.iloc[0]) if fps is not None and len(fps) else None,
+                     "counts_from": counts_note,
+                     "note": "pred = the model's long-run estimate; measured_fps = this short sample's own "
+                             "throughput (a naive estimate)"}
         if json_out:
-            typer.echo(json.dumps(_json_safe({"target": model.target, "alpha": alpha,
-                                              "rows": out.to_dict("records")}), indent=2))
+            payload = {"target": model.target, "alpha": alpha, "rows": out.to_dict("records")}
+            if quick is not None:
+                payload["quick_sample"] = quick
+            typer.echo(json.dumps(_json_safe(payload), indent=2))
+            return
+        if quick is not None:
+            r = out.iloc[0]
+            typer.echo(f"{framework} x {network}, {threads} thread(s): predicted long-run {model.target} "
+                       f"{_fmt(r['pred'], '.4g')} [{_fmt(r['lo'], '.4g')}, {_fmt(r['hi'], '.4g')}] "
+                       f"({1 - alpha:.0%} prediction interval)")
+            typer.echo(f"  quick sample ({images} images after warm-up) measured "
+                       f"{_fmt(quick['measured_fps'], '.4g')} images/s")
+            typer.echo(f"  counts from: {counts_note}")
             return
         cols = keys + ["pred", f"lo ({1 - alpha:.0%})", "hi"] + (["measured"] if "measured" in out else [])
         rows = []

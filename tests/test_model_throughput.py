@@ -1,0 +1,142 @@
+"""Throughput model pieces on synthetic data: simulated-count join, term sets, reference checks, fitting."""
+
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from perfmodel.data import wide_per_cell, write_dataset
+from perfmodel.model import fit_model
+from perfmodel.model.features import FeatureError, attach_macs, join_simulated, throughput_terms
+from perfmodel.model.synthetic import synthetic_throughput_records
+from perfmodel.sysinfo import library_versions
+
+NETS = ("squeezenet1_1", "mobilenet_v2", "googlenet", "resnet50")
+
+
+@pytest.fixture(scope="module")
+def records():
+    return synthetic_throughput_records(networks=NETS, frameworks=("litert", "onnxruntime"), threads=(1, 2), seed=3)
+
+
+def _ref_metadata(**versions):
+    v = dict(library_versions())
+    v.update(versions)
+    return {"versions": v, "system": {"arch": platform.machine()}}
+
+
+def test_join_attaches_simulated_counts_to_every_thread_count(records):
+    wide = wide_per_cell(records)
+    joined = join_simulated(wide)
+    assert not joined["cell_id"].str.endswith("__valgrind").any()
+    assert len(joined) == len(NETS) * 2 * 2
+    sim = wide[wide["cell_id"].str.endswith("__valgrind")].set_index(["framework", "network"])
+    for _, r in joined.iterrows():
+        assert r["instructions_per_image"] == pytest.approx(sim.loc[(r["framework"], r["network"]), "instructions_per_image"])
+    assert joined.attrs["provenance"]["instructions_per_image"] == "simulated"
+    # per-second rates come from the simulated counts and each cell's own latency
+    r = joined.iloc[0]
+    assert r["instructions_per_s"] == pytest.approx(r["instructions_per_image"] / (r["latency_ms"] / 1000))
+
+
+def test_join_leaves_unmatched_cells_nan(records):
+    drop = records["cell_id"] == "litert__resnet50__t1__r0__valgrind"
+    joined = join_simulated(wide_per_cell(records[~drop]))
+    gone = joined[(joined["framework"] == "litert") & (joined["network"] == "resnet50")]
+    assert len(gone) == 2 and gone["instructions_per_image"].isna().all()
+    assert joined.attrs["join_unmatched"] == 2
+    with pytest.raises(FeatureError, match="no simulated"):
+        join_simulated(wide_per_cell(records[~records["cell_id"].str.endswith("__valgrind")]))
+
+
+def test_throughput_term_sets(records):
+    df = join_simulated(wide_per_cell(records))
+    log_terms = throughput_terms(df)
+    assert log_terms == ["log(instructions_per_image)", "framework=onnxruntime", "log(threads)",
+                         "log(threads)*framework=onnxruntime"]
+    levels = throughput_terms(df, threads_model="levels")
+    assert levels[-2:] == ["threads=2*framework=litert", "threads=2*framework=onnxruntime"]
+    one_thread = df[df["threads"] == 1]
+    assert throughput_terms(one_thread) == ["log(instructions_per_image)", "framework=onnxruntime"]
+    with pytest.raises(FeatureError):
+        throughput_terms(df, work="not_a_column")
+    with pytest.raises(FeatureError):
+        throughput_terms(df, threads_model="cubic")
+
+
+def test_simulated_model_beats_macs_baseline_on_its_ground_truth(records):
+    df = join_simulated(wide_per_cell(records))
+    model = fit_model(df, "throughput_fps", throughput_terms(df), kind="loglinear", groups="lono", select="fixed")
+    rows = {r["model"]: r for r in model.cv["results"]}
+    assert model.cv["scheme"] == "leave-one-network-out"
+    assert model.column_provenance["instructions_per_image"] == ["simulated"]
+    # the synthetic truth is fps ~ 1 / instructions: the instruction model must do better than MACs
+    assert rows["loglinear"]["mape"] < rows["baseline: MACs-only"]["mape"]
+    assert rows["loglinear"]["mape"] < rows["baseline: mean"]["mape"]
+    # the fitted elasticity of fps to instructions is close to -1 (work doubles -> fps halves)
+    coef = model.coefficients().set_index("term")["coef"]
+    assert coef["log(instructions_per_image)"] == pytest.approx(-1.0, abs=0.15)
+
+
+def test_reference_mismatch_and_records(records, tmp_path):
+    from perfmodel.cli.model import reference_mismatch, reference_simulated_records
+
+    assert reference_mismatch(_ref_metadata(), "onnxruntime") == []
+    why = reference_mismatch(_ref_metadata(onnxruntime="0.0.1"), "onnxruntime")
+    assert len(why) == 1 and "onnxruntime 0.0.1" in why[0]
+    # another framework's library does not matter
+    assert reference_mismatch(_ref_metadata(onnxruntime="0.0.1"), "litert") == []
+    other_arch = dict(_ref_metadata(), system={"arch": "not-" + platform.machine()})
+    assert any("architecture" in w for w in reference_mismatch(other_arch, "litert"))
+    assert any("does not record" in w for w in reference_mismatch({"versions": {}}, "litert"))
+
+    ok = tmp_path / "ref"
+    write_dataset(ok, records, _ref_metadata())
+    got, note = reference_simulated_records(ok, "onnxruntime", "googlenet")
+    assert got is not None and "same library versions" in note
+    assert set(got["cell_id"]) == {"onnxruntime__googlenet__t1__r0__valgrind"}
+    got, note = reference_simulated_records(ok, "tensorflow", "googlenet")
+    assert got is None and "no finished valgrind cell" in note
+    bad = tmp_path / "ref_old"
+    write_dataset(bad, records, _ref_metadata(onnxruntime="0.0.1"))
+    got, note = reference_simulated_records(bad, "onnxruntime", "googlenet")
+    assert got is None and "does not apply here" in note
+    got, note = reference_simulated_records(tmp_path / "nothing", "onnxruntime", "googlenet")
+    assert got is None and "no reference data set" in note
+
+
+def test_drop_incomplete_and_named_terms(records):
+    from perfmodel.cli.model import drop_incomplete, named_terms
+
+    df = join_simulated(wide_per_cell(records[records["cell_id"] != "litert__googlenet__t1__r0__valgrind"]))
+    df2, feats = named_terms(df, "throughput")
+    assert feats == throughput_terms(df)
+    kept, dropped = drop_incomplete(df2, "throughput_fps", feats)
+    assert sorted(dropped) == ["litert__googlenet__t1__r0__software", "litert__googlenet__t2__r0__software"]
+    assert len(kept) == len(df) - 2 and np.isfinite(kept["instructions_per_image"]).all()
+    assert kept.attrs["provenance"]["instructions_per_image"] == "simulated"
+    df3, macs_terms = named_terms(df, "throughput-macs")
+    assert macs_terms[0] == "log(macs)" and (df3["macs"] > 0).all()
+    assert attach_macs(df3) is df3
+    from perfmodel.errors import PerfmodelError
+
+    with pytest.raises(PerfmodelError):
+        named_terms(df, "power")
+
+
+def test_levels_model_predicts_unseen_network_within_tolerance(records):
+    df = join_simulated(wide_per_cell(records))
+    train = df[df["network"] != "googlenet"].reset_index(drop=True)
+    train.attrs = df.attrs
+    test = df[df["network"] == "googlenet"].reset_index(drop=True)
+    test.attrs = df.attrs
+    model = fit_model(train, "throughput_fps", throughput_terms(train, threads_model="levels"), kind="loglinear",
+                      groups="lono", select="fixed", baselines=False, statistics=False)
+    pred = model.predict_frame(test)
+    rel = np.abs(pred["pred"] - test["throughput_fps"]) / test["throughput_fps"]
+    assert (rel < 0.15).all()
+    assert ((pred["lo"] <= test["throughput_fps"]) & (test["throughput_fps"] <= pred["hi"])).mean() >= 0.75
+    assert isinstance(pred, pd.DataFrame)
