@@ -252,3 +252,20 @@ def test_fit_exclude_rows_and_refuse_unseen_framework(tp_setup, tmp_path, monkey
     assert isinstance(r.exception, PerfmodelError) and "litert" in str(r.exception)
     r = runner.invoke(app, ["fit", str(d / "ref"), "-t", "throughput_fps", "--exclude", "framework", "-o", str(out)])
     assert isinstance(r.exception, PerfmodelError) and "COLUMN=VALUE" in str(r.exception)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["evaluate", "{rec}", "-t", "throughput_fps", "--features", "nosuch"], "nosuch"),
+    (["evaluate", "{rec}", "-t", "throughput_fps", "--folds", "1"], "--folds"),
+    (["fit", "{rec}", "-t", "throughput_fps", "--jobs", "0", "-o", "{tmp}/m.json"], "--jobs"),
+    (["fit", "{rec}", "-t", "throughput_fps", "--provenance", "foo", "-o", "{tmp}/m.json"], "provenance"),
+    (["fit", "{rec}", "-t", "throughput_fps", "-o", "{tmp}"], "folder"),
+])
+def test_bad_options_are_clear_errors(records, tmp_path, args, needle):
+    import subprocess
+    import sys
+
+    argv = [a.format(rec=records, tmp=tmp_path) for a in args]
+    proc = subprocess.run([sys.executable, "-m", "perfmodel", *argv], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error:") and needle in proc.stderr and "Traceback" not in proc.stderr

@@ -320,12 +320,41 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
 _CV_COLS = ["model", "MAPE %", "RMSPE %", "<=5 %", "<=10 %", "<=15 %", "R2", "Spearman"]
 
 
+def _check_provenance(provenance: str | None) -> None:
+    from perfmodel.readings import PROVENANCES
+
+    if provenance is not None and provenance not in PROVENANCES:
+        raise PerfmodelError(f"unknown provenance {provenance!r}; valid: {', '.join(PROVENANCES)}")
+
+
+def _check_cv_options(folds: int, jobs: int) -> None:
+    if folds < 2:
+        raise PerfmodelError(f"--folds must be >= 2, got {folds}")
+    if jobs == 0 or jobs < -1:
+        raise PerfmodelError(f"--jobs must be >= 1 (or -1 for all cores), got {jobs}")
+
+
+def _check_features_exist(df, feats) -> None:
+    from perfmodel.model.features import FeatureError, compute_feature
+
+    bad = []
+    for f in feats or []:
+        try:
+            compute_feature(df, f)
+        except FeatureError as exc:
+            bad.append(f"{f} ({exc})")
+        except Exception as exc:  # noqa: BLE001 - any failure to compute is the user's feature name
+            bad.append(f"{f} ({exc})")
+    if bad:
+        raise PerfmodelError("unknown or uncomputable feature(s): " + "; ".join(bad))
+
+
 def register(app: typer.Typer) -> None:
     @app.command("fit")
     def fit_cmd(
         dataset: str = typer.Argument(..., help=_DATASET_HELP),
         target: str = typer.Option(..., "--target", "-t", help="Column to predict: throughput_fps, power_w, ..."),
-        output: Path = typer.Option(..., "--output", "-o", help="Model file to write (JSON)."),
+        output: Path = typer.Option(..., "--out", "--output", "-o", help="Model file to write (JSON)."),
         kind: str = typer.Option("linear", "--kind", help="linear (OLS), loglinear (log target), loglog (log "
                                  "target and features) or ridge (alpha by inner CV)."),
         features: str = typer.Option(None, "--features", help="Comma-separated features: with --select fixed the "
@@ -369,6 +398,11 @@ def register(app: typer.Typer) -> None:
         from perfmodel.model import fit_model, save_model
 
         from rich.console import Console
+
+        _check_cv_options(folds, jobs)
+        _check_provenance(provenance)
+        if output.exists() and output.is_dir():
+            raise PerfmodelError(f"--out {output} is a folder; give a file name such as {output / 'model.json'}")
 
         if simulated_from:
             df = load_with_simulated(dataset, simulated_from, table=table)
@@ -424,8 +458,10 @@ def register(app: typer.Typer) -> None:
         +-5/10/15 %, R^2 and Spearman rho. A model that cannot be evaluated is listed with the reason."""
         from perfmodel.model.fit import evaluate, fit_model, scheme_group
 
+        _check_cv_options(folds, jobs)
         df = load_table(dataset, table=table, sensor_lag=sensor_lag)
         feats = _parse_features(features)
+        _check_features_exist(df, feats)
         if feats is None:
             feats = fit_model(df, target, kind="linear", groups=cv, n_splits=folds, n_jobs=jobs, baselines=False,
                               statistics=False, provenance="real").features
@@ -462,7 +498,8 @@ def register(app: typer.Typer) -> None:
                                        "software (a CSV does not record it)."),
         alpha: float = typer.Option(0.05, "--alpha", help="1 - confidence of the prediction interval."),
         table: str = typer.Option("auto", "--table", help="Wide table of a data set: auto, cell, image, sample."),
-        sensor_lag: int = typer.Option(0, "--sensor-lag", help="armpm: sensor lag in samples."),
+        sensor_lag: int = typer.Option(None, "--sensor-lag", help="armpm: sensor lag in samples (default: the "
+                                       "lag the model was trained with, metadata sensor_lag, else 0)."),
         json_out: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
     ) -> None:
         """Predict the model's target, with a prediction interval, for every row of a data set or CSV, for
@@ -478,6 +515,9 @@ def register(app: typer.Typer) -> None:
         from perfmodel.model import load_model
 
         model = load_model(model_path)
+        _check_provenance(provenance)
+        if sensor_lag is None:
+            sensor_lag = int((model.metadata or {}).get("sensor_lag", 0) or 0)
         counts_note = None
         given = [x for x in (dataset, csv, framework or network, command) if x]
         if len(given) != 1:
