@@ -129,7 +129,7 @@ def measure_command(argv: str | Sequence[str], images: int, load_argv: str | Seq
 
     from perfmodel.data.schema import records_from_readings, validate
 
-    from .meta import board_name, new_run_id
+    from .meta import new_run_id, system_info
 
     full = _argv(argv)
     load = _argv(load_argv) if load_argv is not None else None
@@ -210,7 +210,8 @@ def measure_command(argv: str | Sequence[str], images: int, load_argv: str | Seq
 
     out = usable_readings(out)
     cid = cell_id or command_cell_id(full, counters)
-    df = records_from_readings(out, run_id=run_id or new_run_id(), cell_id=cid, board=board or board_name(),
+    board = board or str(system_info().get("board") or "unknown")
+    df = records_from_readings(out, run_id=run_id or new_run_id(), cell_id=cid, board=board,
                                framework=framework, network=network, threads=int(threads),
                                workload=workload or f"command:{Path(full[0]).name}", phase="command", repeat=0)
     df = validate(df, what="command records")

@@ -1,35 +1,20 @@
-"""Run metadata (machine, library versions, tool version) and the sensor sampler, with fallbacks.
+"""Run metadata (machine, library versions, tool version) and the sensor sampler of a worker.
 
-``perfmodel.sysinfo`` and ``perfmodel.sensors`` give the machine description and the sensor readings;
-where they are missing or fail, this module falls back to :mod:`platform` / :mod:`importlib.metadata`
-and to NaN readings with the reason, never to invented values.
+``perfmodel.sysinfo`` gives the machine description and ``perfmodel.sensors`` the sensor readings; a
+sampler that fails gives NaN readings with the reason, never invented values.
 """
 
 from __future__ import annotations
 
-import os
-import platform
 import secrets
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from perfmodel.readings import Reading
 
 #: sensor metrics every cell / trace interval records (NaN + reason where the machine has no sensor)
 SENSOR_METRICS = {"temperature_c": "degC", "freq_mhz": "MHz", "power_w": "W"}
-
-#: distribution names per library, first installed wins
-LIBRARIES = {
-    "tensorflow": ("tensorflow", "tensorflow-cpu", "tf-nightly"),
-    "litert": ("ai-edge-litert", "tflite-runtime"),
-    "onnxruntime": ("onnxruntime",),
-    "opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python"),
-    "numpy": ("numpy",),
-    "psutil": ("psutil",),
-}
-
 
 def new_run_id() -> str:
     """A unique id for one invocation of the collector: UTC time + random suffix."""
@@ -42,81 +27,28 @@ def tool_version() -> str:
     return __version__
 
 
-def _read(path: str) -> str | None:
-    try:
-        return Path(path).read_text(errors="replace").replace("\x00", "").strip() or None
-    except OSError:
-        return None
-
-
-def cpu_model() -> str:
-    text = _read("/proc/cpuinfo") or ""
-    for line in text.splitlines():
-        if line.lower().startswith(("model name", "hardware", "cpu model")):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def board_name() -> str:
-    """Device-tree model (Raspberry Pi ...), else DMI product name, else the host name."""
-    model = _read("/proc/device-tree/model") or _read("/sys/firmware/devicetree/base/model")
-    if model:
-        return model
-    product = _read("/sys/class/dmi/id/product_name")
-    if product:
-        vendor = _read("/sys/class/dmi/id/sys_vendor")
-        return f"{vendor} {product}" if vendor and vendor not in product else product
-    return platform.node() or "unknown"
-
-
 def system_info() -> dict[str, Any]:
-    """``perfmodel.sysinfo.system_info()`` or a platform-based fallback (``board`` and ``cpu_model`` set)."""
-    info: dict[str, Any] = {}
-    try:
-        from perfmodel import sysinfo
+    """The machine description stored with every run (:func:`perfmodel.sysinfo.system_info`)."""
+    from perfmodel import sysinfo
 
-        info = dict(sysinfo.system_info())
-        info.setdefault("source", "perfmodel.sysinfo")
-    except Exception as exc:  # noqa: BLE001 - the module is optional; the fallback says why it was used
-        info = {"source": f"platform fallback (perfmodel.sysinfo unavailable: {type(exc).__name__}: {exc})"}
-    info.setdefault("board", board_name())
-    info.setdefault("cpu_model", cpu_model())
-    info.setdefault("machine", platform.machine())
-    info.setdefault("logical_cpus", os.cpu_count())
-    info.setdefault("kernel", platform.release())
-    info.setdefault("python", platform.python_version())
+    info = dict(sysinfo.system_info())
+    info.setdefault("source", "perfmodel.sysinfo")
     return info
 
 
 def library_versions() -> dict[str, str]:
-    """``perfmodel.sysinfo.library_versions()`` or installed distribution versions."""
-    try:
-        from perfmodel import sysinfo
+    """Installed versions of the numeric and ML libraries; ``"missing"`` for one not installed."""
+    from perfmodel import sysinfo
 
-        return {str(k): str(v) for k, v in dict(sysinfo.library_versions()).items()}
-    except Exception:  # noqa: BLE001
-        pass
-    from importlib import metadata
-
-    out = {}
-    for lib, dists in LIBRARIES.items():
-        for dist in dists:
-            try:
-                out[lib] = metadata.version(dist)
-                break
-            except metadata.PackageNotFoundError:
-                continue
-        else:
-            out[lib] = "missing"
-    return out
+    return {str(k): (str(v) if v is not None else "missing") for k, v in sysinfo.library_versions().items()}
 
 
 def run_metadata(counter_source: str, geometry: Mapping | None, **extra: Any) -> dict[str, Any]:
     """Metadata stored with every run: board, CPU, system, library versions, counters, tool version."""
     system = system_info()
     return {
-        "board": str(system.get("board") or board_name()),
-        "cpu_model": str(system.get("cpu_model") or cpu_model()),
+        "board": str(system.get("board") or "unknown"),
+        "cpu_model": str(system.get("cpu_model") or "unknown"),
         "system": system,
         "versions": library_versions(),
         "counter_source": counter_source,
