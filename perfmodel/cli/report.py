@@ -20,7 +20,8 @@ def register(app: typer.Typer) -> None:
         "The PNG figures sit next to report.html with relative links, so the folder can be moved. A figure "
         "with no data is replaced by a sentence saying why (e.g. 'not measured: no thermal zone')."))
     def report_cmd(
-        dataset: Path = typer.Argument(..., help="Data set folder or records file (.parquet)."),
+        datasets: list[Path] = typer.Argument(..., help="Data set folder(s) or records file(s) (.parquet); the "
+                                              "first gives the metadata, the others are added (e.g. traces)."),
         model: list[Path] = typer.Option(None, "--model", "-m", help="Model file (perfmodel fit); repeat."),
         out: Path = typer.Option(Path("report"), "--out", "-o", help="Output folder (created)."),
         title: str = typer.Option(None, "--title", help="Report title."),
@@ -50,16 +51,25 @@ def register(app: typer.Typer) -> None:
         if objective is not None or weights is not None or any(v is not None for v in limits.values()):
             spec = spec_from_options(**limits, objective=objective or "throughput", weights=weights,
                                      allow_unknown=allow_unknown)
-        if not dataset.exists():
-            from perfmodel.errors import InputFileError
+        from perfmodel.errors import InputFileError
 
-            raise InputFileError(f"data set {dataset} does not exist")
+        for d in datasets:
+            if not d.exists():
+                raise InputFileError(f"data set {d} does not exist")
+        dataset = datasets[0]
+        extra = None
+        if len(datasets) > 1:
+            import pandas as pd
+
+            from perfmodel.cli.select import load_long
+
+            extra = pd.concat([load_long(d) for d in datasets[1:]], ignore_index=True)
         models = _load_models(model)
         err = Console(stderr=True)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
                       transient=True, disable=not sys.stderr.isatty()) as bar:
             task = bar.add_task("report", total=None)
-            path = build_report(dataset, out, models=models, selection=spec,
+            path = build_report(dataset, out, models=models, selection=spec, extra_records=extra,
                                 title=title, progress=lambda msg: bar.update(task, description=f"report: {msg}"))
         files = sorted(str(p) for p in path.parent.iterdir() if p.suffix in (".html", ".png"))
         if json_out:

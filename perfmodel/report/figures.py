@@ -79,9 +79,17 @@ def fig_timeseries(samples: pd.DataFrame, path: Path, reasons: dict[str, str], m
         if src is None:
             ax.set_yticks([])
             ax.grid(False)
-            ax.text(0.5, 0.5, _why(col, reasons), ha="center", va="center", transform=ax.transAxes,
-                    fontsize=10, color="0.3", wrap=True)
+            import textwrap
+
+            ax.text(0.5, 0.5, textwrap.fill(_why(col, reasons), 70), ha="center", va="center",
+                    transform=ax.transAxes, fontsize=9, color="0.3")
             continue
+        prov = samples.attrs.get("provenance", {}).get(src)
+        if prov and prov != "real":
+            # say where a figure comes from when it is not a measurement of a real sensor / counter
+            # (e.g. the nominal frequency a VM reports in /proc/cpuinfo is "software", not measured)
+            ax.text(0.99, 0.95, f"source: {prov}", ha="right", va="top", transform=ax.transAxes, fontsize=7,
+                    color="0.35")
         for (fw, net, th, _cid, rep), g in shown:
             g = g.sort_values("t_rel_s")
             ax.plot(g["t_rel_s"], g[src], marker=".", lw=1, label=f"{fw}/{net} x{th}" + (f" r{rep}" if rep else ""))
