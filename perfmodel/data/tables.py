@@ -38,7 +38,7 @@ provenances of the measurements behind it, so a model trained on simulated count
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -83,11 +83,13 @@ def column_provenance(df: pd.DataFrame, column: str) -> str:
     return prov[column]
 
 
-def base_provenances(df: pd.DataFrame, column: str) -> set[str]:
-    """The provenances of the measured columns behind ``column`` (derived columns resolved)."""
-    prov = df.attrs.get("provenance", {})
-    derived = df.attrs.get("derived_from", {})
-    out: set[str] = set()
+def provenance_leaves(attrs: Mapping, column: str) -> list[tuple[str, str | None]]:
+    """The measured columns behind ``column`` with their recorded provenance (None when ``attrs`` does not
+    describe one). Derived columns are followed through ``attrs["derived_from"]``; a derived column with
+    no recorded inputs (bookkeeping such as ``n_images``) contributes nothing."""
+    prov = attrs.get("provenance", {}) or {}
+    derived = attrs.get("derived_from", {}) or {}
+    leaves: list[tuple[str, str | None]] = []
     todo, seen = [column], set()
     while todo:
         col = todo.pop()
@@ -96,10 +98,18 @@ def base_provenances(df: pd.DataFrame, column: str) -> set[str]:
         seen.add(col)
         if col in derived:
             todo.extend(derived[col])
-        elif col in prov:
-            out.update(prov[col].split("+"))
         else:
+            leaves.append((col, prov.get(col)))
+    return leaves
+
+
+def base_provenances(df: pd.DataFrame, column: str) -> set[str]:
+    """The provenances of the measured columns behind ``column`` (derived columns resolved)."""
+    out: set[str] = set()
+    for col, p in provenance_leaves(df.attrs, column):
+        if p is None:
             raise KeyError(f"no provenance recorded for column {col!r}")
+        out.update(p.split("+"))
     return out
 
 
@@ -360,5 +370,5 @@ def wide_per_sample(long_df: pd.DataFrame) -> pd.DataFrame:
 
 __all__ = [
     "CELL_KEYS", "IMAGE_KEYS", "SAMPLE_KEYS", "MISS_RATES", "wide_per_image", "wide_per_cell",
-    "wide_per_sample", "provenance", "column_provenance", "base_provenances",
+    "wide_per_sample", "provenance", "column_provenance", "base_provenances", "provenance_leaves",
 ]

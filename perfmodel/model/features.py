@@ -292,26 +292,17 @@ def resolve_provenance(attrs: Mapping, column: str) -> set[str] | None:
     Derived columns are followed through ``attrs["derived_from"]``; ``"real+simulated"`` splits into two.
     None when the attrs say nothing about the column.
     """
-    prov = attrs.get("provenance", {}) or {}
-    derived = attrs.get("derived_from", {}) or {}
+    from perfmodel.data.tables import provenance_leaves  # noqa: PLC0415 (data may be imported by model)
+
     out: set[str] = set()
-    todo, seen = [column], set()
-    while todo:
-        col = todo.pop()
-        if col in seen:
-            continue
-        seen.add(col)
-        if derived.get(col):
-            todo.extend(derived[col])
-        elif col in prov:
-            p = prov[col]
-            if p == "derived":  # derived with no recorded inputs: bookkeeping (dt_s)
+    for col, p in provenance_leaves(attrs, column):
+        if p is None:
+            if col in KEY_COLUMNS:
                 continue
-            out.update(str(p).split("+"))
-        elif col in KEY_COLUMNS:
-            continue
-        else:
             return None
+        if p == "derived":  # marked derived without recorded inputs: bookkeeping
+            continue
+        out.update(str(p).split("+"))
     return out
 
 

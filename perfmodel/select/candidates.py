@@ -75,19 +75,10 @@ def _model_name(model: Any, i: int) -> str:
 
 
 def _base_prov(cell_df: pd.DataFrame, col: str) -> str:
-    prov = cell_df.attrs.get("provenance", {}) or {}
-    derived = cell_df.attrs.get("derived_from", {}) or {}
-    out: set[str] = set()
-    todo, seen = [col], set()
-    while todo:
-        c = todo.pop()
-        if c in seen:
-            continue
-        seen.add(c)
-        if c in derived and derived[c]:
-            todo.extend(derived[c])
-        elif c in prov:
-            out.update(p for p in str(prov[c]).split("+") if p and p != "none")
+    from perfmodel.data.tables import provenance_leaves
+
+    out = {p for _, leaf in provenance_leaves(cell_df.attrs, col) if leaf for p in str(leaf).split("+")
+           if p and p != "none"}
     return "+".join(sorted(out)) if out else "unknown"
 
 
