@@ -215,20 +215,19 @@ def system_info(root: str | Path = "/") -> dict[str, Any]:
     return info
 
 
+def installed_version(*dists: str) -> str | None:
+    """Version of the first of ``dists`` (distribution names) that is installed; None if none is."""
+    for dist in dists:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 def library_versions() -> dict[str, str | None]:
     """Installed versions of the numeric and ML libraries (None when not installed); imports none of them."""
-    out: dict[str, str | None] = {}
-    for lib, dists in LIBRARIES.items():
-        out[lib] = None
-        for dist in dists:
-            try:
-                out[lib] = metadata.version(dist)
-                break
-            except metadata.PackageNotFoundError:
-                continue
-    try:
-        out["perfmodel"] = metadata.version("perfmodel")
-    except metadata.PackageNotFoundError:
-        out["perfmodel"] = None
+    out: dict[str, str | None] = {lib: installed_version(*dists) for lib, dists in LIBRARIES.items()}
+    out["perfmodel"] = installed_version("perfmodel")
     out["python"] = sys.version.split()[0]
     return out

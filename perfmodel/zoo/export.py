@@ -57,20 +57,11 @@ class ExportError(PerfmodelError):
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries whose output ends up in an exported model (part of the cache key)."""
-    from importlib import metadata
+    from perfmodel.sysinfo import installed_version
 
-    versions = {}
-    for dist in ("tensorflow", "keras", "tf2onnx", "onnx"):
-        candidates = ("tensorflow", "tensorflow-cpu") if dist == "tensorflow" else (dist,)
-        for cand in candidates:
-            try:
-                versions[dist] = metadata.version(cand)
-                break
-            except metadata.PackageNotFoundError:
-                continue
-        else:
-            versions[dist] = "missing"
-    return versions
+    dists = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",), "tf2onnx": ("tf2onnx",),
+             "onnx": ("onnx",)}
+    return {lib: installed_version(*names) or "missing" for lib, names in dists.items()}
 
 
 def cache_key(name: str, seed: int = 0, input_size: int | None = None) -> tuple[str, dict[str, Any]]:
