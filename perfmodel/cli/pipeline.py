@@ -18,6 +18,7 @@ Steps (each prints what it did; the whole run is resumable because the campaign 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -32,9 +33,9 @@ ALL_FRAMEWORKS = "tensorflow,litert,onnxruntime,opencv"
 
 def reference_dataset() -> Path | None:
     """``datasets/reference`` of the source checkout perfmodel runs from, if present."""
-    import perfmodel
+    from perfmodel.cli.model import default_reference
 
-    p = Path(perfmodel.__file__).resolve().parents[1] / "datasets" / "reference"
+    p = default_reference()
     return p if (p / "dataset.json").is_file() else None
 
 
@@ -43,6 +44,20 @@ def trained_dir() -> Path | None:
 
     p = Path(perfmodel.__file__).resolve().parents[1] / "trained"
     return p if p.is_dir() else None
+
+
+@functools.lru_cache(maxsize=2)
+def _reference_records(reference: str):
+    """The reference data set's long records, read (and validated) once per run of the pipeline."""
+    from perfmodel.data import read_dataset
+
+    return read_dataset(reference)
+
+
+def _simulated_records(reference: Path):
+    """The reference's simulated (valgrind) cells: per-image counts, no timing."""
+    ref = _reference_records(str(reference))
+    return ref[ref["cell_id"].astype(str).str.endswith("__valgrind")]
 
 
 def _has_values(df, col: str, provenance: str | None = None) -> bool:
@@ -78,7 +93,7 @@ def _versions_match(campaign_meta: dict, reference_meta: dict) -> tuple[bool, st
 
 def training_table(campaign_long, campaign_meta: dict, reference: Path | None) -> tuple[Any, str, str]:
     """The table to fit on, the per-image work column and a sentence saying where the work figures came from."""
-    from perfmodel.data import dataset_metadata, read_dataset, wide_per_cell
+    from perfmodel.data import dataset_metadata, wide_per_cell
     from perfmodel.model.features import attach_macs, join_simulated
 
     cells = wide_per_cell(campaign_long)
@@ -88,7 +103,7 @@ def training_table(campaign_long, campaign_meta: dict, reference: Path | None) -
         ref_meta, _ = dataset_metadata(reference)
         ok, why = _versions_match(campaign_meta, ref_meta)
         if ok:
-            ref_cells = wide_per_cell(read_dataset(reference))
+            ref_cells = wide_per_cell(_reference_records(str(reference)))
             try:
                 joined = join_simulated(ref_cells)
             except Exception as exc:  # noqa: BLE001 - no simulated cells: fall through to MACs
@@ -108,15 +123,13 @@ def _campaign_for_prediction(campaign_long, reference: Path | None):
     """Campaign cells with the reference's simulated counts attached, for the prediction check."""
     import pandas as pd
 
-    from perfmodel.data import read_dataset, wide_per_cell
+    from perfmodel.data import wide_per_cell
     from perfmodel.model.features import join_simulated
 
     if reference is None:
         return wide_per_cell(campaign_long)
-    ref = read_dataset(reference)
-    sim = ref[ref["cell_id"].astype(str).str.endswith("__valgrind")]
+    sim = _simulated_records(reference)
     return join_simulated(wide_per_cell(pd.concat([campaign_long, sim], ignore_index=True)))
-
 
 
 def _prediction_check(model, long_df, ref, work: str, work_note: str, con) -> list[dict]:
@@ -268,8 +281,7 @@ def register(app: typer.Typer) -> None:
         con.rule("[bold]4/4 report")
         extra = None
         if work == "instructions_per_image" and "simulated" in work_note and ref is not None:
-            ref_long = read_dataset(ref)
-            extra = ref_long[ref_long["cell_id"].astype(str).str.endswith("__valgrind")]
+            extra = _simulated_records(ref)
         html = build_report(out / "campaign", out / "report", models=models, selection=selection,
                             title="perfmodel pipeline: " + str(meta.get("board", "this machine")),
                             extra_records=extra)
