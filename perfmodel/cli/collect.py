@@ -13,6 +13,15 @@ COUNTERS_HELP = ("Counter source: auto (perf_event_open hardware + software even
                  "software (OS counters only) or valgrind (simulated cache/branch counts only).")
 
 
+# sensor options shared by collect and trace
+SAMPLER_PERIOD = typer.Option(0.1, "--sampler-period", help="Sensor sampling period (s).")
+POWER_LOG = typer.Option(None, "--power-log", help="External power-analyzer log (timestamped CSV: generic "
+                         "time_s,power_w or current/voltage, Otii, Keysight N6705C datalog); power per "
+                         "image/interval is its mean over the window.")
+POWER_LOG_OFFSET = typer.Option(0.0, "--power-log-offset", help="Seconds to add to our monotonic clock to get "
+                                "the log's clock (align the two timelines).")
+
+
 def _list(text: str | None, what: str) -> list[str] | None:
     if text is None:
         return None
@@ -55,12 +64,9 @@ def collect(
                                         "(slow: ~10-100x native)."),
     geometry: str = typer.Option(None, "--geometry", help="Simulated caches, e.g. 'I1=32K,4,64;D1=32K,4,64;"
                                  "LL=512K,16,64' (size,assoc,line; default Cortex-A53-like as on a Pi 3)."),
-    sampler_period: float = typer.Option(0.1, "--sampler-period", help="Sensor sampling period (s)."),
-    power_log: Path = typer.Option(None, "--power-log", help="External power-analyzer log (timestamped CSV: "
-                                   "generic time_s,power_w or current/voltage, Otii, Keysight N6705C datalog); "
-                                   "power per image/interval is its mean over the window."),
-    power_log_offset: float = typer.Option(0.0, "--power-log-offset", help="Seconds to add to our monotonic "
-                                           "clock to get the log's clock (align the two timelines)."),
+    sampler_period: float = SAMPLER_PERIOD,
+    power_log: Path = POWER_LOG,
+    power_log_offset: float = POWER_LOG_OFFSET,
     warmup_images: int = typer.Option(3, "--warmup-images", help="Untimed images before counting."),
     warmup_min_s: float = typer.Option(0.5, "--warmup-min-s", help="Minimum warm-up time (s)."),
     cell_timeout: float = typer.Option(3600.0, "--cell-timeout", help="Seconds before a worker is killed and "
@@ -142,12 +148,9 @@ def trace(
     duration: str = typer.Option("6m", "--duration", "-d", help="How long to run: seconds or 90s, 6m, 1h."),
     period: float = typer.Option(1.0, "--period", help="Seconds per trace record (closed at the first image "
                                  "end after it)."),
-    sampler_period: float = typer.Option(0.1, "--sampler-period", help="Sensor sampling period (s)."),
-    power_log: Path = typer.Option(None, "--power-log", help="External power-analyzer log (timestamped CSV: "
-                                   "generic time_s,power_w or current/voltage, Otii, Keysight N6705C datalog); "
-                                   "power per image/interval is its mean over the window."),
-    power_log_offset: float = typer.Option(0.0, "--power-log-offset", help="Seconds to add to our monotonic "
-                                           "clock to get the log's clock (align the two timelines)."),
+    sampler_period: float = SAMPLER_PERIOD,
+    power_log: Path = POWER_LOG,
+    power_log_offset: float = POWER_LOG_OFFSET,
     counters: str = typer.Option("auto", "--counters", help="auto, perf or software (events per interval)."),
     images: int = typer.Option(50, "--images", help="Distinct synthetic images to cycle over, 1-100 (without --image-folder)."),
     image_folder: Path = typer.Option(None, "--image-folder", help="Folder of JPEG/PNG images."),

@@ -264,10 +264,7 @@ def candidates_from_cells(cell_df: pd.DataFrame, models: Iterable[Any] = (),
         # one companion column per value column is added in turn; pandas warns about fragmentation
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
         out = _candidates_from_cells(cell_df, models, accuracy, reasons=reasons, expand=expand, alpha=alpha)
-    attrs = out.attrs
-    out = out.copy()
-    out.attrs = attrs
-    return out
+    return out.copy()  # one consolidated block per dtype (copy keeps attrs)
 
 def _apply_models(cand: pd.DataFrame, models: Sequence[Any], alpha: float) -> None:
     for i, model in enumerate(models):
