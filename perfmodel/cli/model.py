@@ -335,15 +335,13 @@ def _check_cv_options(folds: int, jobs: int) -> None:
 
 
 def _check_features_exist(df, feats) -> None:
-    from perfmodel.model.features import FeatureError, compute_feature
+    from perfmodel.model.features import compute_feature
 
     bad = []
     for f in feats or []:
         try:
             compute_feature(df, f)
-        except FeatureError as exc:
-            bad.append(f"{f} ({exc})")
-        except Exception as exc:  # noqa: BLE001 - any failure to compute is the user's feature name
+        except Exception as exc:  # noqa: BLE001 - FeatureError or any failure: the user's feature name
             bad.append(f"{f} ({exc})")
     if bad:
         raise PerfmodelError("unknown or uncomputable feature(s): " + "; ".join(bad))

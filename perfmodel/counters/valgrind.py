@@ -275,7 +275,6 @@ HELPER_SOURCE = r"""
 #include <valgrind/callgrind.h>
 void pm_start_instrumentation(void) { CALLGRIND_START_INSTRUMENTATION; }
 void pm_stop_instrumentation(void) { CALLGRIND_STOP_INSTRUMENTATION; }
-void pm_toggle_collect(void) { CALLGRIND_TOGGLE_COLLECT; }
 void pm_zero_stats(void) { CALLGRIND_ZERO_STATS; }
 void pm_dump_stats_at(const char *label) { CALLGRIND_DUMP_STATS_AT(label); }
 unsigned pm_running_on_valgrind(void) { return RUNNING_ON_VALGRIND; }
@@ -343,7 +342,6 @@ class CallgrindMarker:
             self.mode = "control"
         elif mode == "client":
             raise PerfmodelError("callgrind client requests need valgrind/callgrind.h and a C compiler")
-        self._collecting = False
 
     @property
     def on_valgrind(self) -> bool:
@@ -372,7 +370,6 @@ class CallgrindMarker:
             self._lib.pm_zero_stats()
         elif self.mode == "control" and self.on_valgrind:
             self._control("--instr=on")
-        self._collecting = True
 
     def end_image(self, label: str) -> None:
         if self.mode == "client":
@@ -380,7 +377,6 @@ class CallgrindMarker:
         elif self.mode == "control" and self.on_valgrind:
             self._control("--dump=" + label)
             self._control("--instr=off")
-        self._collecting = False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -480,16 +476,14 @@ def valgrind_available() -> tuple[bool, str]:
     return True, f"{version} ({marker})"
 
 
-def callgrind_argv(out_file: Path, geometry: CacheGeometry, marker: str = "client") -> list[str]:
-    """valgrind command line; ``marker="control"`` keeps collection on (instrumentation is toggled)."""
+def callgrind_argv(out_file: Path, geometry: CacheGeometry) -> list[str]:
+    """valgrind command line. Collection stays on in every thread; per-image boundaries are ZERO_STATS /
+    DUMP_STATS_AT (client marker) or instrumentation switched on and off (control marker)."""
     exe = shutil.which("valgrind")
     if exe is None:
         raise PerfmodelError("valgrind not installed; simulated counters need valgrind (callgrind)")
-    # collection stays on in every thread; per-image boundaries are ZERO_STATS / DUMP_STATS_AT (client
-    # mode) or instrumentation switched on and off (control mode)
-    collect = "yes"
     return [exe, "--tool=callgrind", "--cache-sim=yes", "--branch-sim=yes", *geometry.valgrind_args(),
-            "--instr-atstart=no", f"--collect-atstart={collect}", "--dump-instr=no", "--compress-strings=no",
+            "--instr-atstart=no", "--collect-atstart=yes", "--dump-instr=no", "--compress-strings=no",
             f"--callgrind-out-file={out_file}"]
 
 
@@ -535,7 +529,7 @@ def simulate(target: WorkloadSpec | str | Sequence[str], n_images: int,
         # the worker must import this perfmodel even when it is not installed (a source checkout)
         pkg_root = str(Path(__file__).resolve().parents[2])
         run_env["PYTHONPATH"] = os.pathsep.join(filter(None, [pkg_root, run_env.get("PYTHONPATH", "")]))
-        argv = callgrind_argv(out_file, geometry, marker) + worker
+        argv = callgrind_argv(out_file, geometry) + worker
         try:
             proc = subprocess.run(argv, env=run_env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
