@@ -19,8 +19,15 @@ leave-one-network-out splits (the held-out network is never seen in fitting, sel
 * ``stepwise (optimistic)``: selection on all networks, scored on the same splits - optimistic, labelled;
 * ``choice among the above (nested)``: the term set with the best inner-CV MAPE, chosen inside every outer
   fold - the honest score of "explore and keep the best";
+* ``overhead-loglinear``: ``fps = 1000 / (overhead + t)``, ``log t`` on the ``fixed`` terms, the overhead
+  being the training cells' mean read + pre-process time (per fold) - the form of trained/throughput_reference.json;
+  ``+ stepwise counts (nested)`` as above;
+* ``measured-run``: the same plus the log of the cell's own measured CPU utilisation (task-clock ms per s,
+  a software counter of the held-out cell's run): not a prediction before running, shown for the
+  quick-sample use (where the sample is measured anyway);
 * baselines: MACs-only per (framework, threads) (``log fps = a + b log MACs``), ``log(MACs) + framework +
-  threads levels`` (the structure of the model with MACs as the work), and the mean.
+  threads levels`` (the structure of the model with MACs as the work), ``overhead-loglinear`` on
+  ``log(MACs)`` (the overhead split without counters), and the mean.
 
 Issue targets: MAPE <= 8 %, >= 90 % within +-10 %, and the simulated-count model beats the MACs baseline.
 """
@@ -55,7 +62,12 @@ class NestedStepwise:
 
         df = df.reset_index(drop=True).assign(**{TARGET: y})
         splits = make_splits(df, group=self.group)
-        res = stepwise_select(df, TARGET, self.candidates, make_estimator(self.kind), splits, always=self.always)
+        est = make_estimator(self.kind)
+        if "overhead" in est.get_params():  # the training part's mean read + pre-process time
+            from perfmodel.model.features import frame_overhead
+
+            est.set_params(overhead=frame_overhead(df))
+        res = stepwise_select(df, TARGET, self.candidates, est, splits, always=self.always)
         self.features_ = res.features
         self.model_ = FeatureModel(make_estimator(self.kind), self.features_).fit(df, y)
         return self
@@ -129,6 +141,24 @@ def load(args):
     return attach_macs(df), attach_macs(timing), missing, list(joined.attrs.get("join_simulated_events", [])), None
 
 
+def average_repeats(df):
+    """One row per (framework, network, threads): numeric columns averaged over repeats / runs, throughput
+    recomputed as 1000 / mean latency (ratio of means, as the data set's cell tables do)."""
+    import pandas as pd
+
+    keys = ["framework", "network", "threads"]
+    num = [c for c in df.select_dtypes("number").columns if c not in keys]
+    g = df.groupby(keys, sort=True, observed=True)
+    out = g[num].mean().join(g.size().rename("n_repeats")).reset_index()
+    other = [c for c in df.columns if c not in out.columns]
+    out = out.join(g[other].first().reset_index(drop=True)) if other else out
+    if "latency_ms" in out.columns:
+        out["throughput_fps"] = 1000.0 / out["latency_ms"]
+    out = pd.DataFrame(out)
+    out.attrs = df.attrs
+    return out
+
+
 def baselines_only(timing, why, args):
     """The MACs / mean baselines on every timing cell, when the simulated-count model cannot be evaluated."""
     from perfmodel.model.cv import FeatureModel, MacsBaseline, MeanBaseline, cross_validate, make_splits
@@ -174,6 +204,9 @@ def main(argv=None) -> int:
                          "valgrind pass run in parallel into a second folder")
     ap.add_argument("--exclude", action="append", default=[], metavar="FRAMEWORK",
                     help="leave a framework out of every table (e.g. one whose simulated counts are known bad)")
+    ap.add_argument("--average-repeats", action="store_true",
+                    help="score against the mean of the repeats of each framework x network x threads (the "
+                         "configuration's throughput) instead of every repeat on its own")
     args = ap.parse_args(argv)
     if not args.synthetic and not args.dataset:
         ap.error("give DATASET or --synthetic")
@@ -190,6 +223,11 @@ def main(argv=None) -> int:
         return 2
     if df is None:
         return baselines_only(timing, why, args)
+    if args.average_repeats:
+        before = len(df)
+        df = average_repeats(df)
+        print(f"averaged repeats: {before} timing cells -> {len(df)} framework x network x threads rows "
+              f"(repeats per row: {sorted(set(df['n_repeats'].astype(int)))})")
     nets = sorted(df["network"].unique())
     print(f"throughput, leave-one-network-out: {len(df)} timing cells with simulated counts, {len(nets)} networks "
           f"({', '.join(nets)}), {df['framework'].nunique()} frameworks, threads {sorted(map(int, df['threads'].unique()))}")
@@ -214,10 +252,17 @@ def main(argv=None) -> int:
     for e in extras:
         models[f"  exploration: levels + {e}"] = FeatureModel(make_estimator("loglinear"), levels + [e])
     models["loglinear levels + stepwise counts (nested)"] = NestedStepwise("loglinear", levels, extras)
+    models["overhead-loglinear fixed (trained/ model)"] = FeatureModel(make_estimator("overhead-loglinear"), fixed)
+    models["overhead-loglinear + stepwise counts (nested)"] = NestedStepwise("overhead-loglinear", fixed, extras)
+    if "task_clock_ms_per_s" in df.columns and (df["task_clock_ms_per_s"] > 0).all():
+        models["  measured-run: overhead fixed + log(CPU util.)"] = FeatureModel(
+            make_estimator("overhead-loglinear"), fixed + ["log(task_clock_ms_per_s)"])
     sets = {"fixed": fixed, "levels": levels, **{f"levels+{e}": levels + [e] for e in extras}}
     models["choice among fixed/levels/levels+1 count (nested)"] = NestedChoice("loglinear", sets)
     models["baseline: MACs-only per (fw, threads)"] = MacsBaseline(group=["framework", "threads"])
     models["baseline: log(MACs) + fw + fw x thr levels"] = FeatureModel(make_estimator("loglinear"), macs_levels)
+    models["baseline: overhead-loglinear on log(MACs)"] = FeatureModel(make_estimator("overhead-loglinear"),
+                                                                      throughput_terms(df, work="macs"))
     models["baseline: mean"] = MeanBaseline()
     splits = make_splits(df, group="network")
     results = {}
@@ -273,6 +318,7 @@ def main(argv=None) -> int:
         print("(synthetic data: these figures only show the pipeline works; they are not measurements)")
     if args.json:
         args.json.write_text(json.dumps({"dataset": args.dataset, "cells": len(df), "networks": nets,
+                                         "average_repeats": bool(args.average_repeats),
                                          "left_out": missing, "rows": rows, "optimistic_stepwise": opt,
                                          "fixed": fixed, "levels": levels, "extras": extras}, indent=1,
                                         default=lambda x: None if isinstance(x, float) else str(x)))

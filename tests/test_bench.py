@@ -215,7 +215,7 @@ def test_cli_table(two_images):
 
 @pytest.mark.parametrize("args, msg", [
     (["-f", "nosuch"], "unknown framework 'nosuch'; valid frameworks: litert, onnxruntime, opencv, tensorflow"),
-    (["-n", "alexnet"], "unknown network 'alexnet'"),
+    (["-n", "vgg19"], "unknown network 'vgg19'"),
     (["-t", "0"], "threads must be"),
     (["--images", "/nonexistent/folder"], "does not exist"),
     (["--model", "x.onnx"], "exactly one --framework"),

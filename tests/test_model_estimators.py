@@ -8,11 +8,11 @@ import pytest
 from sklearn.linear_model import Ridge
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from perfmodel.model.estimators import LinearModel, LogLinearModel, RidgeModel, make_estimator
+from perfmodel.model.estimators import LinearModel, LogLinearModel, OverheadLogLinearModel, RidgeModel, make_estimator
 from perfmodel.model.stats import ols_prediction, ols_statistics
 
 
-@parametrize_with_checks([LinearModel(), LogLinearModel(), RidgeModel()])
+@parametrize_with_checks([LinearModel(), LogLinearModel(), RidgeModel(), OverheadLogLinearModel(overhead=0.01)])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -91,3 +91,45 @@ def test_make_estimator_rejects_unknown_kind():
 
     with pytest.raises(PerfmodelError, match="unknown model kind"):
         make_estimator("forest")
+
+
+def test_overhead_loglinear_is_ols_on_log_time_mapped_to_a_rate():
+    """y = 1000 / (o + t), log t ~ X: the same as statsmodels OLS on log(1000 / y - o), intervals mapped."""
+    X, y = _data()
+    t = np.exp(y / 10)  # ms
+    o = 1.3
+    fps = 1000.0 / (o + t)
+    df = pd.DataFrame(X, columns=["a", "b", "c"]).assign(t=t)
+    m = OverheadLogLinearModel(overhead=o).fit(X, fps)
+    ref = ols_prediction(df, "t", ["a", "b", "c"], df.iloc[:5], log_target=True, alpha=0.05)
+    pred, lo, hi = m.predict_interval(X[:5], alpha=0.05)
+    np.testing.assert_allclose(pred, 1000 / (o + ref["mean"]), rtol=1e-10)
+    np.testing.assert_allclose(lo, 1000 / (o + ref["obs_ci_upper"]), rtol=1e-10)  # decreasing: bounds swap
+    np.testing.assert_allclose(hi, 1000 / (o + ref["obs_ci_lower"]), rtol=1e-10)
+    assert (lo < pred).all() and (pred < hi).all()
+    assert m.params_.rate_scale == 1000.0 and m.params_.overhead == o
+
+
+def test_overhead_loglinear_recovers_a_power_law_exactly():
+    rng = np.random.default_rng(5)
+    work = rng.uniform(1e8, 1e9, 40)
+    fps = 1000.0 / (1.1 + np.exp(-18.0) * work ** 0.9)
+    m = OverheadLogLinearModel(overhead=1.1).fit(np.log(work)[:, None], fps)
+    np.testing.assert_allclose(m.predict(np.log(work)[:, None]), fps, rtol=1e-9)
+    np.testing.assert_allclose(m.coef_ / m.params_.scaler_scale, [0.9], rtol=1e-9)
+    # a plain log-linear model cannot bend one power law over the constant part
+    plain = LogLinearModel().fit(np.log(work)[:, None], fps)
+    assert np.abs(plain.predict(np.log(work)[:, None]) / fps - 1).max() > 1e-3
+
+
+def test_overhead_loglinear_rejects_impossible_overheads():
+    X = np.arange(1.0, 7.0)[:, None]
+    fps = 1000.0 / (2.0 + X[:, 0])  # latencies 3..8 ms
+    with pytest.raises(ValueError, match="not below every observed time"):
+        OverheadLogLinearModel(overhead=3.0).fit(X, fps)
+    with pytest.raises(ValueError, match="overhead must be"):
+        OverheadLogLinearModel(overhead=-1.0).fit(X, fps)
+    with pytest.raises(ValueError, match="scale must be"):
+        OverheadLogLinearModel(scale=0.0).fit(X, fps)
+    with pytest.raises(ValueError, match="rate"):
+        OverheadLogLinearModel().fit(X, -fps)

@@ -140,3 +140,66 @@ def test_levels_model_predicts_unseen_network_within_tolerance(records):
     assert (rel < 0.15).all()
     assert ((pred["lo"] <= test["throughput_fps"]) & (test["throughput_fps"] <= pred["hi"])).mean() >= 0.75
     assert isinstance(pred, pd.DataFrame)
+
+
+def test_overhead_model_uses_training_overhead_only_and_round_trips(tmp_path):
+    """overhead-loglinear: overhead = training rows' mean read + pre-process ms (never the held-out rows'),
+    exact on its own ground truth where a plain log-linear model is biased, saved and reloaded bit-exactly."""
+    from perfmodel.model import load_model, save_model
+    from perfmodel.model.cv import FeatureModel, cross_validate, make_splits
+    from perfmodel.model.estimators import make_estimator
+
+    recs = synthetic_throughput_records(networks=NETS, frameworks=("litert", "onnxruntime"), threads=(1,),
+                                        seed=2, noise=0.0, overhead_ms=300.0)
+    df = join_simulated(wide_per_cell(recs))
+    assert {"read_ms", "preprocess_ms"} <= set(df.columns)
+    terms = throughput_terms(df)
+    fm = FeatureModel(make_estimator("overhead-loglinear"), terms)
+    train = df[df["network"] != "resnet50"]
+    fm.fit(train, train["throughput_fps"].to_numpy())
+    assert fm.estimator_.overhead == pytest.approx((train["read_ms"] + train["preprocess_ms"]).mean(), rel=1e-12)
+    assert fm.estimator_.overhead == pytest.approx(300.0, rel=1e-9)  # ~ the inference time of small nets
+    splits = make_splits(df, group="network")
+    y = df["throughput_fps"]
+    over = cross_validate(fm, df, "throughput_fps", splits, name="o", group="network")
+    plain = cross_validate(FeatureModel(make_estimator("loglinear"), terms), df, "throughput_fps", splits,
+                           name="p", group="network")
+    assert over.metrics["mape"] < plain.metrics["mape"]
+    # the synthetic ground truth has an LLC term the features lack: close, not exact
+    assert over.metrics["mape"] < 3.0
+
+    model = fit_model(df, "throughput_fps", terms, kind="overhead-loglinear", groups="lono", select="fixed")
+    assert model.params.overhead == pytest.approx(300.0, rel=1e-9) and model.params.rate_scale == 1000.0
+    path = save_model(model, tmp_path / "m.json")
+    d = __import__("json").loads(path.read_text())
+    assert d["schema_version"] >= 2 and d["transforms"]["rate"]["overhead"] == float.hex(model.params.overhead)
+    back = load_model(path)
+    p1, p2 = model.predict_frame(df), back.predict_frame(df)
+    assert p1.to_numpy().tobytes() == p2.to_numpy().tobytes()
+    assert (p1["lo"] < p1["pred"]).all() and (p1["pred"] < p1["hi"]).all()
+    assert np.allclose(p1["pred"], y, rtol=0.05)
+
+
+def test_overhead_model_refuses_targets_and_data_it_cannot_model(records, tmp_path):
+    import json
+
+    from perfmodel.errors import PerfmodelError
+    from perfmodel.model import ModelFileError, load_model, save_model
+
+    df = join_simulated(wide_per_cell(records))  # no read_ms / preprocess_ms
+    with pytest.raises(PerfmodelError, match="read_ms"):
+        fit_model(df, "throughput_fps", throughput_terms(df), kind="overhead-loglinear", groups="lono", select="fixed")
+    df = df.assign(read_ms=0.1, preprocess_ms=0.9, power_w=3.0)
+    with pytest.raises(PerfmodelError, match="throughput target"):
+        fit_model(df, "power_w", throughput_terms(df), kind="overhead-loglinear", groups="lono", select="fixed")
+    model = fit_model(df, "throughput_fps", throughput_terms(df), kind="overhead-loglinear", groups="lono",
+                      select="fixed", baselines=False)
+    d = json.loads(save_model(model, tmp_path / "m.json").read_text())
+    d["schema_version"] = 1  # a version-1 reader would ignore the rate transform: refuse the combination
+    body = {k: v for k, v in d.items() if k != "checksum"}
+    from perfmodel.model.modelfile import _canonical
+
+    d["checksum"] = "sha256:" + __import__("hashlib").sha256(_canonical(body)).hexdigest()
+    (tmp_path / "v1.json").write_text(json.dumps(d))
+    with pytest.raises(ModelFileError, match="schema_version >= 2"):
+        load_model(tmp_path / "v1.json")

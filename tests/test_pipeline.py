@@ -80,9 +80,9 @@ def test_pipeline_power_budget_is_reported_unevaluable_not_dropped(tmp_path: Pat
 
 
 def test_pipeline_bad_input_is_a_clear_error(tmp_path: Path):
-    res = _run(["pipeline", "--out", str(tmp_path / "x"), "--networks", "alexnet"])
+    res = _run(["pipeline", "--out", str(tmp_path / "x"), "--networks", "vgg19"])
     assert res.exit_code == 2
-    assert "alexnet" in res.output and "squeezenet1_1" in res.output
+    assert "vgg19" in res.output and "squeezenet1_1" in res.output
     res = _run(["pipeline", "--out", str(tmp_path / "y"), "--reference", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "reference data set" in res.output
 

@@ -29,16 +29,16 @@ def test_names_and_paper_networks():
 
 
 @pytest.mark.parametrize("call", [
-    lambda: zoo.get_network("alexnet"),
-    lambda: zoo.facts("alexnet"),
-    lambda: zoo.build_keras("alexnet"),
-    lambda: zoo.export("alexnet", "onnx"),
+    lambda: zoo.get_network("vgg19"),
+    lambda: zoo.facts("vgg19"),
+    lambda: zoo.build_keras("vgg19"),
+    lambda: zoo.export("vgg19", "onnx"),
 ])
 def test_unknown_network_lists_valid_names(call):
     with pytest.raises(UnknownNameError) as info:
         call()
     msg = str(info.value)
-    assert "alexnet" in msg and "squeezenet1_1" in msg and "resnet50" in msg
+    assert "vgg19" in msg and "squeezenet1_1" in msg and "resnet50" in msg
 
 
 def test_bad_format_seed_and_size():
@@ -110,6 +110,21 @@ def test_facts_of_the_other_networks():
     assert zoo.facts("squeezenet1_1", input_size=224, use_cache=False)["macs"] == s224["macs"]
 
 
+def test_facts_of_the_added_networks():
+    """Against torchvision's published figures (params; GFLOPS there = GMACs here)."""
+    f = {n: zoo.facts(n, use_cache=False) for n in ("squeezenet1_0", "resnet18", "alexnet", "densenet121")}
+    assert f["alexnet"]["params"] == 61_100_840 and 0.71e9 < f["alexnet"]["macs"] < 0.72e9  # no BN: exact
+    assert (f["alexnet"]["conv_layers"], f["alexnet"]["fc_layers"]) == (5, 3)
+    assert f["squeezenet1_0"]["params"] == 1_248_424 and 0.81e9 < f["squeezenet1_0"]["macs"] < 0.83e9
+    # BN folded into a conv bias: one parameter per channel instead of BN's two (torchvision 11,689,512 / 7,978,856)
+    assert f["resnet18"]["params"] == pytest.approx(11_689_512, rel=1e-3) and 1.80e9 < f["resnet18"]["macs"] < 1.83e9
+    assert (f["resnet18"]["conv_layers"], f["resnet18"]["fc_layers"]) == (20, 1)
+    assert f["densenet121"]["params"] == pytest.approx(7_978_856, rel=0.01) and 2.8e9 < f["densenet121"]["macs"] < 2.9e9
+    assert (f["densenet121"]["conv_layers"], f["densenet121"]["fc_layers"]) == (120, 1)
+    with pytest.raises(PerfmodelError, match="224"):
+        zoo.build_keras("alexnet", input_size=256)
+
+
 def test_facts_are_cached(tmp_model_cache, monkeypatch):
     first = zoo.facts("squeezenet1_1")
     assert list((tmp_model_cache / "models" / "facts").glob("squeezenet1_1-227-*.json"))
@@ -143,6 +158,8 @@ def test_same_seed_same_weights_other_seed_other_weights(squeezenet_keras):
 
 def _check_scale(model):
     """Activations O(1) and well-separated top-5 on held-out images (not the calibration batch)."""
+    import keras
+
     from perfmodel.zoo.build import layer_output_stats
 
     size = int(model.inputs[0].shape[1])
@@ -157,8 +174,11 @@ def _check_scale(model):
         assert peaks.max() < 2e3
         scores = np.asarray(model(x), np.float64)[0]
         assert scores.shape == (1000,) and abs(scores.sum() - 1) < 1e-4
-        logits = np.log(scores)
-        assert 1.0 < logits.std() < 12.0
+        # the softmax input itself (log(scores) underflows when one class dominates); calibrated to a
+        # std of 3 on the calibration batch, a held-out image may drift by a data-dependent gain (random
+        # ReLU nets are positively homogeneous: SqueezeNet v1.0 on image seed 7 gets ~4.6x)
+        logits = np.asarray(keras.Model(model.inputs, model.get_layer("prob").input)(x), np.float64)[0]
+        assert 1.0 < logits.std() < 20.0
         top6 = np.sort(logits)[::-1][:6]
         assert np.min(-np.diff(top6)) > 1e-3  # >> float error between frameworks
 
@@ -172,7 +192,7 @@ def test_activation_scale_is_order_one(squeezenet_keras):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["googlenet", "resnet50", "mobilenet_v1", "mobilenet_v2", "nin",
-                                  "squeezenet1_1_224"])
+                                  "squeezenet1_1_224", "squeezenet1_0", "resnet18", "vgg19", "densenet121"])
 def test_activation_scale_big_networks(name):
     _check_scale(zoo.build_keras(name))
 
@@ -308,7 +328,7 @@ def test_unusable_cache_is_a_clear_error(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["googlenet", "resnet50", "mobilenet_v1", "mobilenet_v2", "nin",
-                                  "squeezenet1_1_224"])
+                                  "squeezenet1_1_224", "squeezenet1_0", "resnet18", "vgg19", "densenet121"])
 def test_big_network_exports_agree(name):
     paths = {fmt: zoo.export(name, fmt) for fmt in zoo.FORMATS}
     _assert_agree(_run_all_formats(paths, zoo.facts(name)["input_size"]))

@@ -241,7 +241,10 @@ def register(app: typer.Typer) -> None:
         try:
             train, work, work_note = training_table(long_df, meta, ref)
             terms = throughput_terms(train, work=work)
-            model = fit_model(train, "throughput_fps", terms, kind="loglinear", groups="network", select="fixed",
+            # latency = read + pre-process overhead + inference (log-linear in the work); plain log-linear
+            # where the table lacks the read / pre-process times
+            kind = "overhead-loglinear" if {"read_ms", "preprocess_ms"} <= set(train.columns) else "loglinear"
+            model = fit_model(train, "throughput_fps", terms, kind=kind, groups="network", select="fixed",
                               metadata={"work": work, "work_source": work_note, "made_by": "perfmodel pipeline"})
         except PerfmodelError as exc:
             con.print(f"[yellow]throughput model not fitted: {exc}")

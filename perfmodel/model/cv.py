@@ -28,7 +28,7 @@ from sklearn.model_selection import KFold, LeaveOneGroupOut
 
 from perfmodel.errors import PerfmodelError
 
-from .features import FeatureError, feature_matrix, target_vector
+from .features import FeatureError, feature_matrix, frame_overhead, target_vector
 
 GROUP_COLUMNS: tuple[str, ...] = ("network", "framework", "workload", "board")
 
@@ -86,7 +86,10 @@ class FeatureModel:
         self.features = list(features)
 
     def fit(self, df: pd.DataFrame, y: np.ndarray) -> "FeatureModel":
-        self.estimator_ = clone(self.estimator).fit(feature_matrix(df, self.features), y)
+        est = clone(self.estimator)
+        if "overhead" in est.get_params():  # OverheadLogLinearModel: the training rows' mean overhead
+            est.set_params(overhead=frame_overhead(df))
+        self.estimator_ = est.fit(feature_matrix(df, self.features), y)
         return self
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:

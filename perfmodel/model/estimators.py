@@ -11,6 +11,9 @@ unscaled covariance ``C`` of ``[1, z]``: ``t_y(y) in mean +- t_{dof, 1-a/2} sqrt
 * :class:`LinearModel` - ordinary least squares (``numpy`` pseudo-inverse, as statsmodels).
 * :class:`LogLinearModel` - log target and/or log features, fitted through
   :class:`sklearn.compose.TransformedTargetRegressor` (``func=np.log``, ``inverse_func=np.exp``).
+* :class:`OverheadLogLinearModel` - a rate ``y = scale / (overhead + t)`` whose time part ``t`` is
+  log-linear: throughput (images/s) from a per-image latency that is a constant read + pre-process
+  ``overhead`` (ms, network-independent) plus an inference time that scales as a power of the work.
 * :class:`RidgeModel` - ridge on standardised features, ``alpha`` chosen by
   :class:`sklearn.linear_model.RidgeCV` inside every fit (efficient leave-one-out, or ``cv`` folds),
   so an outer cross-validation is a nested one.
@@ -21,6 +24,7 @@ unscaled covariance ``C`` of ``[1, z]``: ``t_y(y) in mean +- t_{dof, 1-a/2} sqrt
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from scipy import stats
@@ -48,6 +52,9 @@ class LinearParams:
     log_features: bool = False
     log_target: bool = False
     alpha: float = 0.0
+    #: > 0: the linear predictor is ``log t`` and the target is ``rate_scale / (overhead + t)``
+    rate_scale: float = 0.0
+    overhead: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -70,6 +77,11 @@ class LinearParams:
             se = np.sqrt(self.sigma2 * (1.0 + h))
             q = stats.t.ppf(1 - alpha / 2, self.dof_resid) if self.dof_resid > 0 else np.inf
             lower, upper = mean - q * se, mean + q * se
+        if self.rate_scale > 0:  # decreasing in the predictor: the bounds swap
+            def rate(eta):
+                return _rate(eta, self.rate_scale, self.overhead)
+
+            return rate(mean), rate(upper), rate(lower)
         if self.log_target:
             return np.exp(mean), np.exp(lower), np.exp(upper)
         return mean, lower, upper
@@ -182,6 +194,77 @@ class LogLinearModel(_LinearBase):
         return self
 
 
+def _log_time(y, scale: float, overhead: float):
+    """Rate -> log of its time part: ``log(scale / y - overhead)``."""
+    return np.log(scale / y - overhead)
+
+
+def _rate(eta, scale: float, overhead: float):
+    """Inverse of :func:`_log_time`."""
+    return scale / (overhead + np.exp(eta))
+
+
+class OverheadLogLinearModel(_LinearBase):
+    """A rate ``y = scale / (overhead + t)`` with ``log t`` linear in the features (OLS).
+
+    For throughput (images/s) from a per-image latency in ms (``scale=1000``): latency = a constant
+    ``overhead`` (read + pre-process, the same images and pre-processing for every network) plus an
+    inference time ``t`` that is log-linear in the work (``log t = b0 + b log(instructions) + ...``).
+    Without the split, a log-linear throughput model has to bend one power law over both the fixed
+    overhead and the work-dependent part, which biases small networks. ``overhead`` is a parameter
+    (ms), not learned from ``y``: :class:`perfmodel.model.cv.FeatureModel` sets it to the training
+    rows' mean measured read + pre-process time (:func:`perfmodel.model.features.frame_overhead`).
+    Fitted as ``TransformedTargetRegressor(LinearModel, func=log(scale / y - overhead),
+    inverse_func=scale / (overhead + exp(.)))``. Intervals: the OLS interval of ``log t`` mapped through
+    the (decreasing) inverse; the overhead's own spread is not part of it.
+
+    Parameters
+    ----------
+    overhead : float, default 0.0 (>= 0, the target's time units)
+    scale : float, default 1000.0 (rate = scale / time: images/s from ms)
+    fit_intercept : bool, default True
+    """
+
+    def __init__(self, overhead: float = 0.0, scale: float = 1000.0, fit_intercept: bool = True):
+        self.overhead = overhead
+        self.scale = scale
+        self.fit_intercept = fit_intercept
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = True
+        return tags
+
+    def _check_params(self) -> tuple[float, float]:
+        o, sc = float(self.overhead), float(self.scale)
+        if not (np.isfinite(o) and o >= 0):
+            raise ValueError(f"overhead must be a finite number >= 0, got {self.overhead!r}")
+        if not (np.isfinite(sc) and sc > 0):
+            raise ValueError(f"scale must be a finite number > 0, got {self.scale!r}")
+        return o, sc
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, y_numeric=True)
+        y = y.astype("float64")
+        o, sc = self._check_params()
+        if (y <= 0).any():
+            raise ValueError("OverheadLogLinearModel needs a target (rate) > 0")
+        t = sc / y - o
+        if (t <= 0).any():
+            raise ValueError(f"the overhead ({o:.4g}) is not below every observed time (scale / y, min "
+                             f"{float((sc / y).min()):.4g}): the time part would be <= 0")
+        est = TransformedTargetRegressor(
+            regressor=LinearModel(fit_intercept=self.fit_intercept), func=partial(_log_time, scale=sc, overhead=o),
+            inverse_func=partial(_rate, scale=sc, overhead=o), check_inverse=False)
+        est.fit(X, y)
+        self.estimator_ = est
+        p = est.regressor_.params_
+        self._set_params_from(LinearParams(
+            p.coef, p.intercept, p.scaler_mean, p.scaler_scale, p.sigma2, p.cov_unscaled, p.dof_resid,
+            rate_scale=sc, overhead=o))
+        return self
+
+
 class RidgeModel(_LinearBase):
     """Ridge regression on standardised features, ``alpha`` chosen by inner CV (``RidgeCV``).
 
@@ -241,6 +324,7 @@ MODEL_KINDS = {
     "loglinear": lambda: LogLinearModel(log_target=True, log_features=False),
     "loglog": lambda: LogLinearModel(log_target=True, log_features=True),
     "ridge": lambda: RidgeModel(),
+    "overhead-loglinear": lambda: OverheadLogLinearModel(),
 }
 
 
@@ -252,5 +336,5 @@ def make_estimator(kind: str) -> _LinearBase:
     return MODEL_KINDS[kind]()
 
 
-__all__ = ["LinearParams", "LinearModel", "LogLinearModel", "RidgeModel", "MODEL_KINDS", "make_estimator",
-           "DEFAULT_ALPHAS"]
+__all__ = ["LinearParams", "LinearModel", "LogLinearModel", "OverheadLogLinearModel", "RidgeModel", "MODEL_KINDS",
+           "make_estimator", "DEFAULT_ALPHAS"]

@@ -479,7 +479,28 @@ def throughput_terms(df: pd.DataFrame, *, work: str = "instructions_per_image",
     return terms
 
 
+#: per-image time outside inference: its mean is the overhead of an ``overhead-loglinear`` model
+OVERHEAD_COLUMNS: tuple[str, ...] = ("read_ms", "preprocess_ms")
+
+
+def frame_overhead(df: pd.DataFrame, columns: Sequence[str] = OVERHEAD_COLUMNS) -> float:
+    """Mean per-image read + pre-process time (ms) over the rows of ``df``: the fixed part of a latency.
+
+    Raises :class:`FeatureError` when a column is missing or has no finite value.
+    """
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise FeatureError(f"the overhead (read + pre-process time) needs column(s) {', '.join(missing)}; "
+                           "data sets collected by perfmodel have them (per cell: read_ms, preprocess_ms)")
+    total = df[list(columns)].apply(pd.to_numeric, errors="coerce").sum(axis=1, min_count=len(columns))
+    total = total[np.isfinite(total.to_numpy(dtype="float64"))]
+    if total.empty:
+        raise FeatureError(f"no row has finite {' + '.join(columns)}: the overhead cannot be estimated")
+    return float(total.mean())
+
+
 __all__ = [
+    "OVERHEAD_COLUMNS", "frame_overhead",
     "STUDY_FEATURES", "FeatureError", "parse_feature", "base_columns", "compute_feature", "feature_frame",
     "feature_matrix", "target_vector", "candidate_features", "powmon_terms", "freq_level_terms",
     "power_features", "power_loglinear_features", "resolve_provenance",

@@ -25,7 +25,7 @@ from .cv import (CVResult, FeatureModel, default_baselines, make_splits, cross_v
 from .estimators import MODEL_KINDS, make_estimator
 from .features import (
     STUDY_FEATURES, FeatureError, candidate_features, feature_frame, feature_provenance, column_provenance,
-    base_columns, parse_feature, powmon_terms, target_vector, throughput_terms, _key_str,
+    base_columns, frame_overhead, parse_feature, powmon_terms, target_vector, throughput_terms, _key_str,
 )
 from .modelfile import ModelFile, training_hash
 from .selection import stepwise_select
@@ -33,7 +33,7 @@ from .selection import stepwise_select
 #: CLI CV scheme -> group column (None: shuffled k-fold)
 CV_SCHEMES: dict[str, str | None] = {"kfold": None, "lono": "network", "lofo": "framework", "lowo": "workload",
                                      "lobo": "board"}
-LOG_TARGET_KINDS = ("loglinear", "loglog")
+LOG_TARGET_KINDS = ("loglinear", "loglog", "overhead-loglinear")
 
 
 def scheme_group(cv: str | None) -> str | None:
@@ -235,6 +235,14 @@ def fit_model(
     y_all = target_vector(df, target, positive=kind in LOG_TARGET_KINDS)
     del y_all
     estimator = make_estimator(kind)
+    if kind == "overhead-loglinear":
+        if not _is_throughput(target):
+            raise PerfmodelError(f"model kind overhead-loglinear predicts a rate 1000 / (overhead ms + time ms): "
+                                 f"it needs a throughput target (images/s), not {target!r}")
+        try:  # stepwise selection below scores candidate sets with the overhead of all rows
+            estimator.set_params(overhead=frame_overhead(df))
+        except FeatureError as exc:
+            raise PerfmodelError(f"model kind overhead-loglinear: {exc}") from None
     splits = make_splits(df, group=group, n_splits=n_splits, random_state=random_state)
     selection: dict[str, Any]
     if select == "fixed":
@@ -259,7 +267,7 @@ def fit_model(
     y = target_vector(df, target, positive=kind in LOG_TARGET_KINDS)
     if X.shape[0] <= X.shape[1] + 1:
         raise PerfmodelError(f"{X.shape[0]} samples are too few for {X.shape[1]} features")
-    fitted = make_estimator(kind).fit(X, y)
+    fitted = FeatureModel(make_estimator(kind), feats).fit(df, y).estimator_
     prov = feature_provenance(df, feats, provenance)
     cprov = column_provenance(df, base_columns(feats), provenance)
     unknown = sorted(c for c, v in cprov.items() if v is None)

@@ -41,7 +41,7 @@ from .estimators import LinearParams
 from .features import FeatureError, column_provenance, feature_frame, parse_feature
 
 FORMAT = "perfmodel-model"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: transforms.rate (overhead-loglinear); version 1 files still load
 
 
 class ModelFileError(InputFileError):
@@ -242,7 +242,9 @@ class ModelFile:
             "provenance": {f: list(v) for f, v in self.provenance.items()},
             "column_provenance": {c: list(v) for c, v in self.column_provenance.items()},
             "levels": {c: list(v) for c, v in self.levels.items()},
-            "transforms": {"log_target": bool(p.log_target), "log_features": bool(p.log_features)},
+            "transforms": {"log_target": bool(p.log_target), "log_features": bool(p.log_features),
+                           **({"rate": {"scale": _hex(p.rate_scale), "overhead": _hex(p.overhead)}}
+                              if p.rate_scale > 0 else {})},
             "params": {
                 "n_features": k,
                 "scaler_mean": _hex_array(p.scaler_mean),
@@ -295,6 +297,9 @@ class ModelFile:
             if par["n_features"] != k:
                 raise ModelFileError(f"{where}: n_features {par['n_features']} != {k} features")
             tr = d["transforms"]
+            rate = tr.get("rate") or {}
+            if rate and version < 2:
+                raise ModelFileError(f"{where}: a 'rate' transform needs schema_version >= 2, the file says {version}")
             params = LinearParams(
                 coef=_unhex_array(par["coef"], "coef", (k,)),
                 intercept=_unhex(par["intercept"], "intercept"),
@@ -306,7 +311,12 @@ class ModelFile:
                 log_features=bool(tr["log_features"]),
                 log_target=bool(tr["log_target"]),
                 alpha=_unhex(par["alpha"], "alpha"),
+                rate_scale=_unhex(rate["scale"], "rate scale") if rate else 0.0,
+                overhead=_unhex(rate["overhead"], "rate overhead") if rate else 0.0,
             )
+            if rate and not (params.rate_scale > 0 and params.overhead >= 0):
+                raise ModelFileError(f"{where}: invalid rate transform (scale {params.rate_scale}, "
+                                     f"overhead {params.overhead})")
             return cls(
                 target=str(d["target"]), kind=str(d["kind"]), features=features, params=params,
                 provenance={str(f): [str(p) for p in v] for f, v in d["provenance"].items()},

@@ -31,6 +31,7 @@ def synthetic_throughput_records(
     noise: float = 0.02,
     freq_hz: float = 1.2e9,
     seed: int = 0,
+    overhead_ms: float = 0.0,
 ) -> pd.DataFrame:
     """Long records (``perfmodel.data`` schema) of timing cells and separate valgrind cells.
 
@@ -38,7 +39,9 @@ def synthetic_throughput_records(
     (provenance ``software``); valgrind cells (``...__t1__r0__valgrind``) hold simulated per-image counts
     (``instructions``, ``l1d_accesses``, ``l1d_refills``, ``llc_misses``, ``branches``,
     ``branch_misses``; provenance ``simulated``). Ground truth: ``latency = instr * cpi_fw /
-    (f * amdahl_fw(T)) * (1 + 3 * llc_miss_per_instr) * lognormal(noise)``.
+    (f * amdahl_fw(T)) * (1 + 3 * llc_miss_per_instr) * lognormal(noise)``, plus ``overhead_ms`` when
+    that is > 0: then timing cells also hold ``read_ms`` (10 %) and ``preprocess_ms`` (90 %) of it, each
+    with the same relative noise, and ``latency_ms`` is their sum with the inference time.
     """
     rng = np.random.default_rng(seed)
     rows = []
@@ -61,8 +64,14 @@ def synthetic_throughput_records(
                 lat_s = fw_instr * cpi / freq_hz / speed * (1 + 3 * llc / instr)
                 cid = f"{fw}__{net}__t{t}__r0__software"
                 for i in range(images):
-                    rec(cid, fw, net, t, i, "latency_ms", 1000 * lat_s * np.exp(noise * rng.standard_normal()), "ms",
-                        "perf_counter", "software")
+                    lat_ms = 1000 * lat_s * np.exp(noise * rng.standard_normal())
+                    if overhead_ms > 0:
+                        read = 0.1 * overhead_ms * np.exp(noise * rng.standard_normal())
+                        pre = 0.9 * overhead_ms * np.exp(noise * rng.standard_normal())
+                        rec(cid, fw, net, t, i, "read_ms", read, "ms", "perf_counter", "software")
+                        rec(cid, fw, net, t, i, "preprocess_ms", pre, "ms", "perf_counter", "software")
+                        lat_ms += read + pre
+                    rec(cid, fw, net, t, i, "latency_ms", lat_ms, "ms", "perf_counter", "software")
             cid = f"{fw}__{net}__t1__r0__valgrind"
             for i in range(images):
                 j = 1 + 0.001 * rng.standard_normal()

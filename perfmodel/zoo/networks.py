@@ -6,7 +6,8 @@ softmax computes the logits, and the last weighted layer (conv or dense) is name
 
 Only operations that TensorFlow, LiteRT, ONNX Runtime and OpenCV DNN all import are used: Conv2D,
 DepthwiseConv2D, ReLU / ReLU6, MaxPooling2D, GlobalAveragePooling2D, ZeroPadding2D, Concatenate, Add,
-Dense and Softmax. Batch normalisation is *folded* into the preceding convolution (conv with bias), which
+Dense, Flatten (AlexNet), AveragePooling2D (DenseNet transitions) and Softmax. Batch normalisation is
+*folded* into the preceding convolution (conv with bias), which
 is what an inference deployment runs anyway; Dropout is dropped (identity at inference).
 Local response normalisation (GoogLeNet's two LRN layers) is omitted: it is not a Keras layer, OpenCV and
 ONNX handle it differently, and it has no weights, so it does not change the parameter / MAC facts
@@ -300,6 +301,106 @@ def _nin(size: int):
     return _model(inp, _head_gap_softmax(x, dense=False), "nin")
 
 
+def _squeezenet1_0(size: int):
+    """SqueezeNet v1.0 (Iandola et al. 2016): 7x7/96 first conv, later pooling; 26 conv, 0 FC."""
+    L = _layers()
+    inp = _input(size, 99, "squeezenet1_0")
+
+    def fire(x, squeeze: int, expand: int, name: str):
+        s = _conv(x, squeeze, 1, f"{name}_squeeze1x1")
+        e1 = _conv(s, expand, 1, f"{name}_expand1x1")
+        e3 = _conv(s, expand, 3, f"{name}_expand3x3")
+        return L.Concatenate(axis=-1, name=f"{name}_concat")([e1, e3])
+
+    x = _conv(inp, 96, 7, "conv1", stride=2, pad=0)
+    x = _maxpool_ceil(x, 3, 2, "pool1")
+    x = fire(x, 16, 64, "fire2")
+    x = fire(x, 16, 64, "fire3")
+    x = fire(x, 32, 128, "fire4")
+    x = _maxpool_ceil(x, 3, 2, "pool4")
+    x = fire(x, 32, 128, "fire5")
+    x = fire(x, 48, 192, "fire6")
+    x = fire(x, 48, 192, "fire7")
+    x = fire(x, 64, 256, "fire8")
+    x = _maxpool_ceil(x, 3, 2, "pool8")
+    x = fire(x, 64, 256, "fire9")
+    x = _conv(x, NUM_CLASSES, 1, CLASSIFIER_NAME)  # conv10 + ReLU
+    return _model(inp, _head_gap_softmax(x, dense=False), "squeezenet1_0")
+
+
+def _resnet18(size: int):
+    """ResNet-18 (He et al. 2016): basic residual blocks [2, 2, 2, 2]; 20 conv (incl. 3 projections), 1 FC."""
+    L = _layers()
+    inp = _input(size, 32, "resnet18")
+
+    def basic(x, width: int, stride: int, project: bool, name: str):
+        shortcut = x
+        if project:
+            shortcut = _conv(x, width, 1, f"{name}_downsample", stride=stride, act=None)
+        y = _conv(x, width, 3, f"{name}_conv1", stride=stride)
+        y = _conv(y, width, 3, f"{name}_conv2", act=None)
+        y = L.Add(name=f"{name}_add")([shortcut, y])
+        return L.ReLU(name=f"{name}_relu")(y)
+
+    x = _conv(inp, 64, 7, "conv1", stride=2, pad=3)
+    x = _maxpool_ceil(x, 3, 2, "pool1")  # torchvision: pad 1 floor == Caffe ceil for 112 -> 56
+    for stage, width in enumerate((64, 128, 256, 512), start=1):
+        for b in range(2):
+            stride = 2 if (b == 0 and stage > 1) else 1
+            x = basic(x, width, stride, project=(b == 0 and stage > 1), name=f"layer{stage}_{b}")
+    return _model(inp, _head_gap_softmax(x, dense=True), "resnet18")
+
+
+def _alexnet(size: int):
+    """AlexNet, torchvision's single-tower variant (64/192/384/256/256 filters): 5 conv, 3 FC, 61 M params."""
+    L = _layers()
+    if size != 224:
+        from perfmodel.errors import PerfmodelError
+
+        raise PerfmodelError("alexnet has fully connected layers sized for 224x224 input (6x6x256 features); "
+                             f"input size {size} is not supported")
+    inp = _input(size, 224, "alexnet")
+    x = _conv(inp, 64, 11, "conv1", stride=4, pad=2)
+    x = L.MaxPooling2D(3, 2, padding="valid", name="pool1")(x)
+    x = _conv(x, 192, 5, "conv2")
+    x = L.MaxPooling2D(3, 2, padding="valid", name="pool2")(x)
+    x = _conv(x, 384, 3, "conv3")
+    x = _conv(x, 256, 3, "conv4")
+    x = _conv(x, 256, 3, "conv5")
+    x = L.MaxPooling2D(3, 2, padding="valid", name="pool5")(x)
+    x = L.Flatten(name="flatten")(x)
+    x = L.Dense(4096, name="fc6")(x)
+    x = L.ReLU(name="fc6_relu")(x)
+    x = L.Dense(4096, name="fc7")(x)
+    x = L.ReLU(name="fc7_relu")(x)
+    x = L.Dense(NUM_CLASSES, name=CLASSIFIER_NAME)(x)
+    return _model(inp, L.Softmax(name=OUTPUT_NAME)(x), "alexnet")
+
+
+def _densenet121(size: int):
+    """DenseNet-121 (Huang et al. 2017), growth 32, blocks [6, 12, 24, 16]: 120 conv, 1 FC.
+
+    The pre-activation BN of every layer is folded as a conv bias followed by ReLU (conv -> ReLU order
+    instead of BN-ReLU-conv: the same operations and MACs with random weights). Transitions average-pool.
+    """
+    L = _layers()
+    inp = _input(size, 32, "densenet121")
+    x = _conv(inp, 64, 7, "conv0", stride=2, pad=3)
+    x = _maxpool_ceil(x, 3, 2, "pool0")
+    channels = 64
+    for b, n in enumerate((6, 12, 24, 16), start=1):
+        for i in range(1, n + 1):
+            y = _conv(x, 128, 1, f"denseblock{b}_layer{i}_conv1")
+            y = _conv(y, 32, 3, f"denseblock{b}_layer{i}_conv2")
+            x = L.Concatenate(axis=-1, name=f"denseblock{b}_layer{i}_concat")([x, y])
+            channels += 32
+        if b < 4:
+            channels //= 2
+            x = _conv(x, channels, 1, f"transition{b}_conv")
+            x = L.AveragePooling2D(2, 2, padding="valid", name=f"transition{b}_pool")(x)
+    return _model(inp, _head_gap_softmax(x, dense=True), "densenet121")
+
+
 _TV = "torchvision model docs (ImageNet-1k val, single 224 centre crop)"
 
 NETWORKS: dict[str, NetworkSpec] = {
@@ -355,6 +456,34 @@ NETWORKS: dict[str, NetworkSpec] = {
             "top-5 not reported by the source",
             "4 mlpconv blocks (conv + two 1x1 'cccp'), conv classifier, global average pool, no FC",
             accuracy_ref="Caffe Model Zoo",
+        ),
+        NetworkSpec(
+            "squeezenet1_0", "SqueezeNet v1.0", _squeezenet1_0, 224, 99, 58.092, 80.420,
+            _TV + ", SqueezeNet1_0_Weights.IMAGENET1K_V1",
+            "",
+            "Fire modules, 7x7/96 first conv, pooling after fire4 and fire8; ~2.2x the MACs of v1.1",
+            accuracy_ref="torchvision",
+        ),
+        NetworkSpec(
+            "resnet18", "ResNet-18", _resnet18, 224, 32, 69.758, 89.078,
+            _TV + ", ResNet18_Weights.IMAGENET1K_V1",
+            "",
+            "basic residual blocks [2, 2, 2, 2], global average pool, 1 FC",
+            accuracy_ref="torchvision",
+        ),
+        NetworkSpec(
+            "alexnet", "AlexNet", _alexnet, 224, 224, 56.522, 79.066,
+            _TV + ", AlexNet_Weights.IMAGENET1K_V1",
+            "torchvision's one-tower variant (no LRN, 64 first-layer filters); fixed 224x224 input",
+            "5 conv, 3 max pools, 3 FC (58.6 M of its 61.1 M parameters in the FC layers)",
+            accuracy_ref="torchvision",
+        ),
+        NetworkSpec(
+            "densenet121", "DenseNet-121", _densenet121, 224, 32, 74.434, 91.972,
+            _TV + ", DenseNet121_Weights.IMAGENET1K_V1",
+            "BN folded as conv bias + ReLU after each conv (random weights: same operations and MACs)",
+            "4 dense blocks [6, 12, 24, 16], growth 32, 1x1 + avg-pool transitions, 1 FC",
+            accuracy_ref="torchvision",
         ),
     )
 }
