@@ -160,29 +160,29 @@ def _model(inp, out, name: str):
 # ---------------------------------------------------------------------------------------- networks
 
 
+def _fire(x, squeeze: int, expand: int, name: str):
+    """SqueezeNet's Fire module: squeeze 1x1, then expand 1x1 and 3x3 concatenated."""
+    s = _conv(x, squeeze, 1, f"{name}_squeeze1x1")
+    e1 = _conv(s, expand, 1, f"{name}_expand1x1")
+    e3 = _conv(s, expand, 3, f"{name}_expand3x3")
+    return _layers().Concatenate(axis=-1, name=f"{name}_concat")([e1, e3])
+
+
 def _squeezenet1_1(size: int):
     """SqueezeNet v1.1 (Iandola et al. 2016; the DeepScale Caffe release): 26 conv, 0 FC."""
-    L = _layers()
     inp = _input(size, 67, "squeezenet1_1")
-
-    def fire(x, squeeze: int, expand: int, name: str):
-        s = _conv(x, squeeze, 1, f"{name}_squeeze1x1")
-        e1 = _conv(s, expand, 1, f"{name}_expand1x1")
-        e3 = _conv(s, expand, 3, f"{name}_expand3x3")
-        return L.Concatenate(axis=-1, name=f"{name}_concat")([e1, e3])
-
     x = _conv(inp, 64, 3, "conv1", stride=2, pad=0)
     x = _maxpool_ceil(x, 3, 2, "pool1")
-    x = fire(x, 16, 64, "fire2")
-    x = fire(x, 16, 64, "fire3")
+    x = _fire(x, 16, 64, "fire2")
+    x = _fire(x, 16, 64, "fire3")
     x = _maxpool_ceil(x, 3, 2, "pool3")
-    x = fire(x, 32, 128, "fire4")
-    x = fire(x, 32, 128, "fire5")
+    x = _fire(x, 32, 128, "fire4")
+    x = _fire(x, 32, 128, "fire5")
     x = _maxpool_ceil(x, 3, 2, "pool5")
-    x = fire(x, 48, 192, "fire6")
-    x = fire(x, 48, 192, "fire7")
-    x = fire(x, 64, 256, "fire8")
-    x = fire(x, 64, 256, "fire9")
+    x = _fire(x, 48, 192, "fire6")
+    x = _fire(x, 48, 192, "fire7")
+    x = _fire(x, 64, 256, "fire8")
+    x = _fire(x, 64, 256, "fire9")
     x = _conv(x, NUM_CLASSES, 1, CLASSIFIER_NAME)  # conv10 + ReLU
     return _model(inp, _head_gap_softmax(x, dense=False), "squeezenet1_1")
 
@@ -303,27 +303,19 @@ def _nin(size: int):
 
 def _squeezenet1_0(size: int):
     """SqueezeNet v1.0 (Iandola et al. 2016): 7x7/96 first conv, later pooling; 26 conv, 0 FC."""
-    L = _layers()
     inp = _input(size, 99, "squeezenet1_0")
-
-    def fire(x, squeeze: int, expand: int, name: str):
-        s = _conv(x, squeeze, 1, f"{name}_squeeze1x1")
-        e1 = _conv(s, expand, 1, f"{name}_expand1x1")
-        e3 = _conv(s, expand, 3, f"{name}_expand3x3")
-        return L.Concatenate(axis=-1, name=f"{name}_concat")([e1, e3])
-
     x = _conv(inp, 96, 7, "conv1", stride=2, pad=0)
     x = _maxpool_ceil(x, 3, 2, "pool1")
-    x = fire(x, 16, 64, "fire2")
-    x = fire(x, 16, 64, "fire3")
-    x = fire(x, 32, 128, "fire4")
+    x = _fire(x, 16, 64, "fire2")
+    x = _fire(x, 16, 64, "fire3")
+    x = _fire(x, 32, 128, "fire4")
     x = _maxpool_ceil(x, 3, 2, "pool4")
-    x = fire(x, 32, 128, "fire5")
-    x = fire(x, 48, 192, "fire6")
-    x = fire(x, 48, 192, "fire7")
-    x = fire(x, 64, 256, "fire8")
+    x = _fire(x, 32, 128, "fire5")
+    x = _fire(x, 48, 192, "fire6")
+    x = _fire(x, 48, 192, "fire7")
+    x = _fire(x, 64, 256, "fire8")
     x = _maxpool_ceil(x, 3, 2, "pool8")
-    x = fire(x, 64, 256, "fire9")
+    x = _fire(x, 64, 256, "fire9")
     x = _conv(x, NUM_CLASSES, 1, CLASSIFIER_NAME)  # conv10 + ReLU
     return _model(inp, _head_gap_softmax(x, dense=False), "squeezenet1_0")
 
