@@ -20,14 +20,20 @@ leave-one-network-out splits (the held-out network is never seen in fitting, sel
 * ``choice among the above (nested)``: the term set with the best inner-CV MAPE, chosen inside every outer
   fold - the honest score of "explore and keep the best";
 * ``overhead-loglinear``: ``fps = 1000 / (overhead + t)``, ``log t`` on the ``fixed`` terms, the overhead
-  being the training cells' mean read + pre-process time (per fold) - the form of trained/throughput_reference.json;
+  being the training cells' mean read + pre-process time (per fold) (chosen before the four added networks were measured);
   ``+ stepwise counts (nested)`` as above;
+* ``overhead-linear additive`` (the form of trained/throughput_reference.json): the same rate with an
+  additive (CPI-stack) inference time, ``t =
+  sum_fw,thr c instr x [fw, thr] + c_mem x L2-d refills`` (non-negative costs, relative-error fit); with
+  instructions only beside it; ``hybrid``: + the weights read per image (4 x parameters: a graph fact, not a
+  counter) instead of the refills;
 * ``measured-run``: the same plus the log of the cell's own measured CPU utilisation (task-clock ms per s,
   a software counter of the held-out cell's run): not a prediction before running, shown for the
   quick-sample use (where the sample is measured anyway);
 * baselines: MACs-only per (framework, threads) (``log fps = a + b log MACs``), ``log(MACs) + framework +
   threads levels`` (the structure of the model with MACs as the work), ``overhead-loglinear`` on
-  ``log(MACs)`` (the overhead split without counters), and the mean.
+  ``log(MACs)`` and ``overhead-linear`` on MACs x (framework, threads) (the two rate forms without
+  counters), and the mean.
 
 Issue targets: MAPE <= 8 %, >= 90 % within +-10 %, and the simulated-count model beats the MACs baseline.
 """
@@ -123,11 +129,12 @@ def load(args):
               f"{sum(e['cell_id'].nunique() for e in extra)}")
         records = pd.concat([records, *extra], ignore_index=True)
     wide = wide_per_cell(records)
-    if args.exclude:
+    if args.exclude or args.exclude_network:
         attrs = wide.attrs
-        wide = wide[~wide["framework"].astype(str).isin(args.exclude)].reset_index(drop=True)
+        wide = wide[~wide["framework"].astype(str).isin(args.exclude)
+                    & ~wide["network"].astype(str).isin(args.exclude_network)].reset_index(drop=True)
         wide.attrs = attrs
-        print(f"excluded framework(s): {', '.join(args.exclude)}")
+        print(f"excluded: {', '.join(args.exclude + args.exclude_network)}")
     timing = wide[~wide["cell_id"].astype(str).str.endswith("__valgrind") & wide[TARGET].notna()].reset_index(drop=True)
     timing.attrs = wide.attrs
     try:
@@ -138,7 +145,20 @@ def load(args):
     missing = sorted(joined.loc[~ok, "cell_id"].astype(str))
     df = joined[ok].reset_index(drop=True)
     df.attrs = joined.attrs
-    return attach_macs(df), attach_macs(timing), missing, list(joined.attrs.get("join_simulated_events", [])), None
+    return (with_weight_bytes(attach_macs(df)), attach_macs(timing), missing,
+            list(joined.attrs.get("join_simulated_events", [])), None)
+
+
+def with_weight_bytes(df):
+    """``weight_bytes`` = 4 x parameters of each network (float32 weights read per image): a graph fact,
+    used only by the labelled hybrid row."""
+    from perfmodel.zoo import facts
+
+    out = df.copy()
+    out["weight_bytes"] = out["network"].astype(str).map(
+        {n: 4.0 * facts(n)["params"] for n in out["network"].astype(str).unique()})
+    out.attrs = df.attrs
+    return out
 
 
 def average_repeats(df):
@@ -204,6 +224,8 @@ def main(argv=None) -> int:
                          "valgrind pass run in parallel into a second folder")
     ap.add_argument("--exclude", action="append", default=[], metavar="FRAMEWORK",
                     help="leave a framework out of every table (e.g. one whose simulated counts are known bad)")
+    ap.add_argument("--exclude-network", action="append", default=[], metavar="NETWORK",
+                    help="leave a network out of every table (e.g. alexnet: what the figures are without it)")
     ap.add_argument("--average-repeats", action="store_true",
                     help="score against the mean of the repeats of each framework x network x threads (the "
                          "configuration's throughput) instead of every repeat on its own")
@@ -252,8 +274,18 @@ def main(argv=None) -> int:
     for e in extras:
         models[f"  exploration: levels + {e}"] = FeatureModel(make_estimator("loglinear"), levels + [e])
     models["loglinear levels + stepwise counts (nested)"] = NestedStepwise("loglinear", levels, extras)
-    models["overhead-loglinear fixed (trained/ model)"] = FeatureModel(make_estimator("overhead-loglinear"), fixed)
+    models["overhead-loglinear fixed (instr + fw + log(thr) x fw)"] = FeatureModel(make_estimator("overhead-loglinear"), fixed)
     models["overhead-loglinear + stepwise counts (nested)"] = NestedStepwise("overhead-loglinear", fixed, extras)
+    from perfmodel.model.features import additive_throughput_terms
+
+    additive = additive_throughput_terms(df)
+    models["overhead-linear additive: instr + L2-d refills (trained/)"] = FeatureModel(
+        make_estimator("overhead-linear"), additive)
+    models["overhead-linear additive: instr x (fw, thr) only"] = FeatureModel(
+        make_estimator("overhead-linear"), additive_throughput_terms(df, memory=()))
+    if "weight_bytes" in df.columns:
+        models["  hybrid: additive + weight bytes (graph fact)"] = FeatureModel(
+            make_estimator("overhead-linear"), additive_throughput_terms(df, memory=("weight_bytes",)))
     if "task_clock_ms_per_s" in df.columns and (df["task_clock_ms_per_s"] > 0).all():
         models["  measured-run: overhead fixed + log(CPU util.)"] = FeatureModel(
             make_estimator("overhead-loglinear"), fixed + ["log(task_clock_ms_per_s)"])
@@ -263,6 +295,8 @@ def main(argv=None) -> int:
     models["baseline: log(MACs) + fw + fw x thr levels"] = FeatureModel(make_estimator("loglinear"), macs_levels)
     models["baseline: overhead-loglinear on log(MACs)"] = FeatureModel(make_estimator("overhead-loglinear"),
                                                                       throughput_terms(df, work="macs"))
+    models["baseline: overhead-linear on MACs x (fw, thr)"] = FeatureModel(
+        make_estimator("overhead-linear"), additive_throughput_terms(df, work="macs", memory=()))
     models["baseline: mean"] = MeanBaseline()
     splits = make_splits(df, group="network")
     results = {}
@@ -305,6 +339,8 @@ def main(argv=None) -> int:
     print("\nper held-out network: MAPE % (share within +-10 %)")
     short = {n: n.replace("baseline: ", "b:").replace("loglinear ", "").split(" (")[0][:18] for n in show}
     short.update({n: n.split(" ")[0] + " (nested)" for n in show if n.endswith("(nested)")})
+    short.update({n: "additive " + ("+L2-d refills" if "refills" in n else "instr only")
+                  for n in show if n.startswith("overhead-linear additive")})
     print(f"{'network':15s} " + " ".join(f"{short[n][:18]:>18s}" for n in show))
     for net in nets:
         cells = []

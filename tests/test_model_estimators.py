@@ -8,11 +8,13 @@ import pytest
 from sklearn.linear_model import Ridge
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from perfmodel.model.estimators import LinearModel, LogLinearModel, OverheadLogLinearModel, RidgeModel, make_estimator
+from perfmodel.model.estimators import (LinearModel, LogLinearModel, OverheadLinearModel, OverheadLogLinearModel, RidgeModel,
+                                        make_estimator)
 from perfmodel.model.stats import ols_prediction, ols_statistics
 
 
-@parametrize_with_checks([LinearModel(), LogLinearModel(), RidgeModel(), OverheadLogLinearModel(overhead=0.01)])
+@parametrize_with_checks([LinearModel(), LogLinearModel(), RidgeModel(), OverheadLogLinearModel(overhead=0.01),
+                          OverheadLinearModel(overhead=0.01)])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -133,3 +135,38 @@ def test_overhead_loglinear_rejects_impossible_overheads():
         OverheadLogLinearModel(scale=0.0).fit(X, fps)
     with pytest.raises(ValueError, match="rate"):
         OverheadLogLinearModel().fit(X, -fps)
+
+
+def test_overhead_linear_recovers_a_cpi_stack_and_keeps_costs_non_negative():
+    """t = 2e-9 s/instr * instr + 5e-8 * refills (+ a useless column): recovered exactly, its cost 0."""
+    rng = np.random.default_rng(3)
+    instr = rng.uniform(1e8, 1e9, 30)
+    refills = rng.uniform(1e5, 1e7, 30)
+    junk = rng.uniform(1, 10, 30)
+    t_ms = 1000 * (2e-9 * instr + 5e-8 * refills)
+    X = np.column_stack([instr, refills, junk])
+    fps = 1000.0 / (1.2 + t_ms)
+    m = OverheadLinearModel(overhead=1.2).fit(X, fps)
+    costs = m.coef_ / m.params_.scaler_scale
+    np.testing.assert_allclose(costs[:2], [2e-6, 5e-5], rtol=1e-8)
+    assert abs(costs[2]) < 1e-12 and (m.coef_ >= 0).all()
+    # a column whose least-squares cost would be negative is held at exactly 0 (the constraint is active)
+    t_neg = 1000 * (2e-9 * instr - 1e-8 * refills * 0.01)
+    m2 = OverheadLinearModel(overhead=1.2).fit(X[:, :2], 1000.0 / (1.2 + t_neg))
+    assert m2.coef_[1] == 0.0 and m2.coef_[0] > 0 and m2.dof_resid_ == 29
+    np.testing.assert_allclose(m.predict(X), fps, rtol=1e-9)
+    # a noisy version: intervals around the prediction, rate bounds swapped correctly
+    noisy = fps * np.exp(0.03 * rng.standard_normal(30))
+    pred, lo, hi = OverheadLinearModel(overhead=1.2).fit(X, noisy).predict_interval(X, alpha=0.05)
+    assert (lo < pred).all() and (pred < hi).all()
+    assert ((lo <= noisy) & (noisy <= hi)).mean() >= 0.85
+    with pytest.raises(ValueError, match=">= 0"):
+        OverheadLinearModel().fit(-X, fps)
+
+
+def test_overhead_linear_prediction_below_the_data_is_nan_not_negative():
+    X = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 2.0], [1.0, 1.0]])
+    fps = 1000.0 / (0.5 + X @ np.array([3.0, 4.0]))
+    m = OverheadLinearModel(overhead=0.5).fit(X, fps)
+    pred = m.predict(np.array([[0.0, 0.0]]))  # no work at all: t = 0 has no finite rate model
+    assert np.isnan(pred).all()

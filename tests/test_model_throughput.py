@@ -203,3 +203,27 @@ def test_overhead_model_refuses_targets_and_data_it_cannot_model(records, tmp_pa
     (tmp_path / "v1.json").write_text(json.dumps(d))
     with pytest.raises(ModelFileError, match="schema_version >= 2"):
         load_model(tmp_path / "v1.json")
+
+
+def test_additive_model_fits_files_and_refuses_non_rates(tmp_path):
+    """overhead-linear on the additive terms: LONO beats the MACs baseline on its ground truth (an LLC
+    term the log model lacks), round-trips bit-exactly with the 'linear' time transform."""
+    from perfmodel.model import load_model, save_model
+    from perfmodel.model.features import additive_throughput_terms
+
+    recs = synthetic_throughput_records(networks=NETS, frameworks=("litert", "onnxruntime"), threads=(1, 2),
+                                        seed=2, noise=0.01, overhead_ms=300.0)
+    df = join_simulated(wide_per_cell(recs))
+    terms = additive_throughput_terms(df, memory=("llc_misses_per_image",))
+    assert terms == [f"instructions_per_image*framework={fw}*threads={t}" for fw in ("litert", "onnxruntime")
+                     for t in (1, 2)] + ["llc_misses_per_image"]
+    model = fit_model(df, "throughput_fps", terms, kind="overhead-linear", groups="lono", select="fixed")
+    base = next(r for r in model.cv["results"] if r["model"].startswith("baseline: MACs"))
+    assert model.cv["mape"] < 3.0 < base["mape"]
+    d = __import__("json").loads(save_model(model, tmp_path / "m.json").read_text())
+    assert d["transforms"]["rate"]["time"] == "linear"
+    back = load_model(tmp_path / "m.json")
+    assert back.params.rate_time == "linear"
+    p1, p2 = model.predict_frame(df), back.predict_frame(df)
+    assert p1.to_numpy().tobytes() == p2.to_numpy().tobytes()
+    assert ((p1["lo"] <= df["throughput_fps"]) & (df["throughput_fps"] <= p1["hi"])).mean() >= 0.85

@@ -11,7 +11,7 @@ import typer
 
 from perfmodel.errors import PerfmodelError
 
-KINDS = ("linear", "loglinear", "loglog", "ridge", "overhead-loglinear")
+KINDS = ("linear", "loglinear", "loglog", "ridge", "overhead-loglinear", "overhead-linear")
 CV_CHOICES = ("lono", "lofo", "lowo", "lobo", "kfold")
 TABLES = ("auto", "cell", "image", "sample")
 
@@ -77,16 +77,18 @@ def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0):
     return _wide_from_records(read_dataset(path), table)
 
 
-TERM_SETS = ("throughput", "throughput-levels", "throughput-macs")
+TERM_SETS = ("throughput", "throughput-levels", "throughput-macs", "throughput-additive")
 
 
 def named_terms(df, name: str):
     """``(df, features)``: the features of a named term set (see ``perfmodel fit --terms``) on ``df``
     (``df`` gains a ``macs`` column for ``throughput-macs``)."""
     from perfmodel.errors import check_choice
-    from perfmodel.model.features import attach_macs, throughput_terms
+    from perfmodel.model.features import additive_throughput_terms, attach_macs, throughput_terms
 
     check_choice("term set", name, TERM_SETS)
+    if name == "throughput-additive":
+        return df, additive_throughput_terms(df)
     if name == "throughput-macs":
         df = attach_macs(df)
         return df, throughput_terms(df, work="macs")
@@ -357,7 +359,8 @@ def register(app: typer.Typer) -> None:
                                  "target and features), ridge (alpha by inner CV) or overhead-loglinear "
                                  "(throughput = 1000 / (overhead + inference ms), the overhead being the training "
                                  "cells' mean read + pre-process time and log(inference ms) linear in the "
-                                 "features)."),
+                                 "features) or overhead-linear (the same with inference ms = a non-negative sum "
+                                 "of per-image counts x cost, a CPI stack; --terms throughput-additive)."),
         features: str = typer.Option(None, "--features", help="Comma-separated features: with --select fixed the "
                                      "model's features, else the stepwise candidates. Products a*b^2, log(a) and "
                                      "indicators framework=litert are allowed."),
@@ -366,7 +369,9 @@ def register(app: typer.Typer) -> None:
         terms: str = typer.Option(None, "--terms", help="A named term set (fixed selection; --features are added "
                                   "to it): 'throughput' = log(instructions_per_image) + framework + log(threads) "
                                   "x framework; 'throughput-levels' = the same with one indicator per (framework, "
-                                  "threads > 1); 'throughput-macs' = log(macs) instead of instructions. Simulated "
+                                  "threads > 1); 'throughput-macs' = log(macs) instead of instructions; "
+                                  "'throughput-additive' = instructions x (framework, threads) + L2-d refills, "
+                                  "for --kind overhead-linear. Simulated "
                                   "counts of a data set's valgrind cells are joined to its timing cells."),
         simulated_from: list[Path] = typer.Option(None, "--simulated-from", help="Another data set whose valgrind "
                                                   "cells are added to DATASET's (repeatable; its timing cells are "
@@ -468,7 +473,7 @@ def register(app: typer.Typer) -> None:
                               statistics=False, provenance="real").features
         kinds = ("linear", "loglinear", "ridge")
         if _is_throughput(target):  # "not evaluated" with the reason where read/pre-process times are missing
-            kinds += ("overhead-loglinear",)
+            kinds += ("overhead-loglinear",)  # overhead-linear needs its own terms (--kind on fit)
         _, rows = evaluate(df, target, feats, kinds=kinds, group=scheme_group(cv),
                            n_splits=folds, n_jobs=jobs)
         if json_out:

@@ -4,7 +4,8 @@ Steps (each prints what it did; the whole run is resumable because the campaign 
 
 1. **collect** a short campaign on this machine (all frameworks, the study's networks, a few images per
    cell, counters ``auto``) into ``<out>/campaign``;
-2. **fit** a throughput model ``log(fps) ~ log(work per image) + framework + threads`` with
+2. **fit** a throughput model ``fps = 1000 / (overhead + t)`` with ``t`` an additive CPI stack
+   (work per image x (framework, threads) + L2-d refills where counted; kind ``overhead-linear``) with
    leave-one-network-out CV. The per-image work is, best first: hardware instruction counts of the
    campaign (a board with a PMU), the simulated instruction counts of the reference data set shipped in
    ``datasets/reference`` (a machine without a PMU, same library versions), or the networks' MACs. The
@@ -198,7 +199,7 @@ def register(app: typer.Typer) -> None:
         from perfmodel.data import dataset_metadata, read_dataset
         from perfmodel.errors import PerfmodelError
         from perfmodel.model import fit_model, load_model, save_model
-        from perfmodel.model.features import throughput_terms
+        from perfmodel.model.features import additive_throughput_terms, throughput_terms
         from perfmodel.report import build_report
         from perfmodel.select import candidates_from_cells, missing_reasons, rank
 
@@ -240,10 +241,13 @@ def register(app: typer.Typer) -> None:
         work, work_note = None, ""
         try:
             train, work, work_note = training_table(long_df, meta, ref)
-            terms = throughput_terms(train, work=work)
-            # latency = read + pre-process overhead + inference (log-linear in the work); plain log-linear
-            # where the table lacks the read / pre-process times
-            kind = "overhead-loglinear" if {"read_ms", "preprocess_ms"} <= set(train.columns) else "loglinear"
+            # latency = read + pre-process overhead + inference, the inference time an additive CPI stack
+            # (work x (framework, threads) + L2-d refills where counted); plain log-linear where the table
+            # lacks the read / pre-process times
+            if {"read_ms", "preprocess_ms"} <= set(train.columns):
+                kind, terms = "overhead-linear", additive_throughput_terms(train, work=work)
+            else:
+                kind, terms = "loglinear", throughput_terms(train, work=work)
             model = fit_model(train, "throughput_fps", terms, kind=kind, groups="network", select="fixed",
                               metadata={"work": work, "work_source": work_note, "made_by": "perfmodel pipeline"})
         except PerfmodelError as exc:

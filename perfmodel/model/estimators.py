@@ -14,6 +14,8 @@ unscaled covariance ``C`` of ``[1, z]``: ``t_y(y) in mean +- t_{dof, 1-a/2} sqrt
 * :class:`OverheadLogLinearModel` - a rate ``y = scale / (overhead + t)`` whose time part ``t`` is
   log-linear: throughput (images/s) from a per-image latency that is a constant read + pre-process
   ``overhead`` (ms, network-independent) plus an inference time that scales as a power of the work.
+* :class:`OverheadLinearModel` - the same rate with an *additive* time part ``t = sum c_j x_j``
+  (``c_j >= 0``, non-negative least squares on relative errors): a CPI stack of per-image event counts.
 * :class:`RidgeModel` - ridge on standardised features, ``alpha`` chosen by
   :class:`sklearn.linear_model.RidgeCV` inside every fit (efficient leave-one-out, or ``cv`` folds),
   so an outer cross-validation is a nested one.
@@ -55,6 +57,9 @@ class LinearParams:
     #: > 0: the linear predictor is ``log t`` and the target is ``rate_scale / (overhead + t)``
     rate_scale: float = 0.0
     overhead: float = 0.0
+    #: with ``rate_scale``: ``"log"`` (the predictor is ``log t``) or ``"linear"`` (it is ``t`` itself,
+    #: fitted on relative errors: the interval is relative to ``t``)
+    rate_time: str = "log"
     extra: dict = field(default_factory=dict)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -69,14 +74,29 @@ class LinearParams:
         """``(prediction, lower, upper)`` in target units; bounds NaN when ``alpha`` is None."""
         Z = self.transform(X)
         mean = self.intercept + Z @ self.coef
+        linear_time = self.rate_scale > 0 and self.rate_time == "linear"
         if alpha is None:
             lower = upper = np.full_like(mean, np.nan)
         else:
             A = np.column_stack([np.ones(len(Z)), Z])
+            if linear_time:  # fitted on relative errors: the row in the weighted design is A / t
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    A = A / mean[:, None]
             h = np.einsum("ij,jk,ik->i", A, self.cov_unscaled, A)
             se = np.sqrt(self.sigma2 * (1.0 + h))
             q = stats.t.ppf(1 - alpha / 2, self.dof_resid) if self.dof_resid > 0 else np.inf
-            lower, upper = mean - q * se, mean + q * se
+            if linear_time:
+                lower, upper = mean * (1 - q * se), mean * (1 + q * se)
+            else:
+                lower, upper = mean - q * se, mean + q * se
+        if linear_time:  # rate = scale / (overhead + t); t <= 0 (below the training data) has no finite rate
+            def rate_lin(t):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return np.where(t > 0, self.rate_scale / (self.overhead + np.maximum(t, 0)), np.nan)
+
+            lo = rate_lin(upper)
+            hi = np.where(lower > 0, rate_lin(lower), self.rate_scale / self.overhead if self.overhead > 0 else np.inf)
+            return rate_lin(mean), lo, hi
         if self.rate_scale > 0:  # decreasing in the predictor: the bounds swap
             def rate(eta):
                 return _rate(eta, self.rate_scale, self.overhead)
@@ -265,6 +285,73 @@ class OverheadLogLinearModel(_LinearBase):
         return self
 
 
+class OverheadLinearModel(_LinearBase):
+    """A rate ``y = scale / (overhead + t)`` with ``t = sum_j c_j x_j``, ``c_j >= 0`` (additive time).
+
+    The CPI-stack view of a per-image latency: a constant read + pre-process ``overhead`` plus an
+    inference time that is a non-negative sum of per-image event counts times a cost per event, e.g.
+    instructions x (seconds per instruction of each framework and thread count) + L2-d refills x (seconds
+    per refill). Fitted by non-negative least squares on *relative* errors (``(t_hat - t) / t``, so small
+    networks weigh as much as big ones), no intercept (the constant part is ``overhead``). ``overhead`` is
+    set by :class:`perfmodel.model.cv.FeatureModel` as for :class:`OverheadLogLinearModel`.
+
+    Intervals: ``t (1 +- q sqrt(s2 (1 + h)))`` with ``s2`` the variance of the relative residuals and
+    ``h`` the leverage in the weighted design of the coefficients NNLS left free (those held at 0 are
+    treated as known), mapped through the decreasing ``scale / (overhead + t)``.
+
+    Parameters
+    ----------
+    overhead : float, default 0.0 (>= 0, the target's time units)
+    scale : float, default 1000.0 (rate = scale / time: images/s from ms)
+    """
+
+    def __init__(self, overhead: float = 0.0, scale: float = 1000.0):
+        self.overhead = overhead
+        self.scale = scale
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = True
+        tags.input_tags.positive_only = True
+        # a rate with a no-intercept, non-negative additive time is not meant for generic regression data
+        tags.regressor_tags.poor_score = True
+        return tags
+
+    _check_params = OverheadLogLinearModel._check_params
+
+    def fit(self, X, y):
+        from scipy.optimize import nnls
+
+        X, y = validate_data(self, X, y, y_numeric=True)
+        y = y.astype("float64")
+        o, sc = self._check_params()
+        if (y <= 0).any():
+            raise ValueError("OverheadLinearModel needs a target (rate) > 0")
+        if (X < 0).any():
+            raise ValueError("Negative values in data: OverheadLinearModel needs features >= 0 (event counts)")
+        t = sc / y - o
+        if (t <= 0).any():
+            raise ValueError(f"the overhead ({o:.4g}) is not below every observed time (scale / y, min "
+                             f"{float((sc / y).min()):.4g}): the time part would be <= 0")
+        n, p = X.shape
+        scale = np.abs(X).max(axis=0)
+        scale[scale == 0] = 1.0
+        Aw = (X / scale) / t[:, None]
+        b, _ = nnls(Aw, np.ones(n))
+        free = b > 0
+        resid = Aw @ b - 1.0
+        dof = float(n - int(free.sum()))
+        sigma2 = float(resid @ resid / dof) if dof > 0 else 0.0
+        cov = np.zeros((p + 1, p + 1))
+        if free.any():
+            cov_free = np.linalg.pinv(Aw[:, free].T @ Aw[:, free])
+            idx = np.flatnonzero(free) + 1
+            cov[np.ix_(idx, idx)] = cov_free
+        self._set_params_from(LinearParams(b, 0.0, np.zeros(p), scale, sigma2, cov, dof, rate_scale=sc,
+                                           overhead=o, rate_time="linear"))
+        return self
+
+
 class RidgeModel(_LinearBase):
     """Ridge regression on standardised features, ``alpha`` chosen by inner CV (``RidgeCV``).
 
@@ -325,6 +412,7 @@ MODEL_KINDS = {
     "loglog": lambda: LogLinearModel(log_target=True, log_features=True),
     "ridge": lambda: RidgeModel(),
     "overhead-loglinear": lambda: OverheadLogLinearModel(),
+    "overhead-linear": lambda: OverheadLinearModel(),
 }
 
 
@@ -336,5 +424,6 @@ def make_estimator(kind: str) -> _LinearBase:
     return MODEL_KINDS[kind]()
 
 
-__all__ = ["LinearParams", "LinearModel", "LogLinearModel", "OverheadLogLinearModel", "RidgeModel", "MODEL_KINDS",
+__all__ = ["LinearParams", "LinearModel", "LogLinearModel", "OverheadLogLinearModel", "OverheadLinearModel",
+           "RidgeModel", "MODEL_KINDS",
            "make_estimator", "DEFAULT_ALPHAS"]

@@ -479,6 +479,27 @@ def throughput_terms(df: pd.DataFrame, *, work: str = "instructions_per_image",
     return terms
 
 
+def additive_throughput_terms(df: pd.DataFrame, *, work: str = "instructions_per_image",
+                              memory: Sequence[str] = ("l2d_refills_per_image",)) -> list[str]:
+    """Terms of an additive (CPI-stack) time model, ``t = sum c_j x_j`` (kind ``overhead-linear``):
+
+    * ``<work>*framework=<fw>*threads=<t>`` - one time per unit of work for every framework and thread
+      count present (the inverse of its instructions per second);
+    * ``<memory col>`` - one shared cost per event for each memory column present with finite values
+      (default: L2-d refills per image, the traffic beyond the last simulated / real cache level).
+    """
+    if work not in df.columns:
+        raise FeatureError(f"throughput features need column {work!r}")
+    if "framework" not in df.columns:
+        raise FeatureError("additive throughput terms need a 'framework' column")
+    fws = sorted(map(str, pd.unique(df["framework"])))
+    thr = sorted(int(t) for t in pd.unique(df["threads"])) if "threads" in df.columns else []
+    terms = [f"{work}*framework={fw}" + (f"*threads={t}" if thr else "") for fw in fws for t in (thr or [None])]
+    terms += [c for c in memory if c in df.columns
+              and np.isfinite(pd.to_numeric(df[c], errors="coerce").to_numpy(dtype="float64")).all()]
+    return terms
+
+
 #: per-image time outside inference: its mean is the overhead of an ``overhead-loglinear`` model
 OVERHEAD_COLUMNS: tuple[str, ...] = ("read_ms", "preprocess_ms")
 
@@ -500,7 +521,7 @@ def frame_overhead(df: pd.DataFrame, columns: Sequence[str] = OVERHEAD_COLUMNS) 
 
 
 __all__ = [
-    "OVERHEAD_COLUMNS", "frame_overhead",
+    "OVERHEAD_COLUMNS", "frame_overhead", "additive_throughput_terms",
     "STUDY_FEATURES", "FeatureError", "parse_feature", "base_columns", "compute_feature", "feature_frame",
     "feature_matrix", "target_vector", "candidate_features", "powmon_terms", "freq_level_terms",
     "power_features", "power_loglinear_features", "resolve_provenance",

@@ -33,7 +33,8 @@ from .selection import stepwise_select
 #: CLI CV scheme -> group column (None: shuffled k-fold)
 CV_SCHEMES: dict[str, str | None] = {"kfold": None, "lono": "network", "lofo": "framework", "lowo": "workload",
                                      "lobo": "board"}
-LOG_TARGET_KINDS = ("loglinear", "loglog", "overhead-loglinear")
+LOG_TARGET_KINDS = ("loglinear", "loglog", "overhead-loglinear", "overhead-linear")
+RATE_KINDS = ("overhead-loglinear", "overhead-linear")
 
 
 def scheme_group(cv: str | None) -> str | None:
@@ -235,14 +236,14 @@ def fit_model(
     y_all = target_vector(df, target, positive=kind in LOG_TARGET_KINDS)
     del y_all
     estimator = make_estimator(kind)
-    if kind == "overhead-loglinear":
+    if kind in RATE_KINDS:
         if not _is_throughput(target):
-            raise PerfmodelError(f"model kind overhead-loglinear predicts a rate 1000 / (overhead ms + time ms): "
+            raise PerfmodelError(f"model kind {kind} predicts a rate 1000 / (overhead ms + time ms): "
                                  f"it needs a throughput target (images/s), not {target!r}")
         try:  # stepwise selection below scores candidate sets with the overhead of all rows
             estimator.set_params(overhead=frame_overhead(df))
         except FeatureError as exc:
-            raise PerfmodelError(f"model kind overhead-loglinear: {exc}") from None
+            raise PerfmodelError(f"model kind {kind}: {exc}") from None
     splits = make_splits(df, group=group, n_splits=n_splits, random_state=random_state)
     selection: dict[str, Any]
     if select == "fixed":

@@ -243,7 +243,8 @@ class ModelFile:
             "column_provenance": {c: list(v) for c, v in self.column_provenance.items()},
             "levels": {c: list(v) for c, v in self.levels.items()},
             "transforms": {"log_target": bool(p.log_target), "log_features": bool(p.log_features),
-                           **({"rate": {"scale": _hex(p.rate_scale), "overhead": _hex(p.overhead)}}
+                           **({"rate": {"scale": _hex(p.rate_scale), "overhead": _hex(p.overhead),
+                                        "time": p.rate_time}}
                               if p.rate_scale > 0 else {})},
             "params": {
                 "n_features": k,
@@ -313,10 +314,11 @@ class ModelFile:
                 alpha=_unhex(par["alpha"], "alpha"),
                 rate_scale=_unhex(rate["scale"], "rate scale") if rate else 0.0,
                 overhead=_unhex(rate["overhead"], "rate overhead") if rate else 0.0,
+                rate_time=str(rate.get("time", "log")) if rate else "log",
             )
-            if rate and not (params.rate_scale > 0 and params.overhead >= 0):
+            if rate and not (params.rate_scale > 0 and params.overhead >= 0 and params.rate_time in ("log", "linear")):
                 raise ModelFileError(f"{where}: invalid rate transform (scale {params.rate_scale}, "
-                                     f"overhead {params.overhead})")
+                                     f"overhead {params.overhead}, time {params.rate_time!r})")
             return cls(
                 target=str(d["target"]), kind=str(d["kind"]), features=features, params=params,
                 provenance={str(f): [str(p) for p in v] for f, v in d["provenance"].items()},
