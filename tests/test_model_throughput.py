@@ -10,7 +10,8 @@ import pytest
 
 from perfmodel.data import wide_per_cell, write_dataset
 from perfmodel.model import fit_model
-from perfmodel.model.features import FeatureError, attach_macs, join_simulated, throughput_terms
+from perfmodel.model.features import (FeatureError, additive_throughput_terms, attach_macs, join_simulated,
+                                      throughput_terms)
 from perfmodel.model.synthetic import synthetic_throughput_records
 from perfmodel.sysinfo import library_versions
 
@@ -227,3 +228,21 @@ def test_additive_model_fits_files_and_refuses_non_rates(tmp_path):
     p1, p2 = model.predict_frame(df), back.predict_frame(df)
     assert p1.to_numpy().tobytes() == p2.to_numpy().tobytes()
     assert ((p1["lo"] <= df["throughput_fps"]) & (df["throughput_fps"] <= p1["hi"])).mean() >= 0.85
+
+
+def test_default_throughput_candidates_never_restate_the_latency(records):
+    """CPU time, cycles, rates and per-cycle ratios divide by (or are) the run's own time: not defaults."""
+    from perfmodel.model.fit import default_candidates
+
+    df = join_simulated(wide_per_cell(records))
+    lat = df["latency_ms"].to_numpy()
+    df = df.assign(read_ms=0.1, preprocess_ms=0.9, task_clock_ms_per_image=lat, cycles_per_image=1.2e6 * lat,
+                   instructions_per_cycle=df["instructions_per_image"] / (1.2e6 * lat))
+    for kind in ("loglinear", "overhead-linear", "linear"):
+        cands, always = default_candidates(df, "throughput_fps", kind)
+        named = " ".join(cands + always)
+        assert "task_clock" not in named and "cycles_per_image" not in named and "_per_s" not in named, kind
+        assert "per_cycle" not in named, kind
+        assert any("l1d_refills_per_image" in c for c in cands), kind
+    cands, always = default_candidates(df, "throughput_fps", "overhead-linear")
+    assert always == additive_throughput_terms(df, memory=()) and "llc_misses_per_image" in cands

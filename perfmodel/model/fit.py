@@ -7,7 +7,11 @@
 * :func:`nested_cv` - the honest CV figure of stepwise selection (selection redone inside every outer
   fold, on the training rows only).
 * :func:`default_candidates` - the feature candidates for a target (power: Powmon terms; throughput:
-  ``log(fps) ~ log(work) + framework + threads``; else the event columns).
+  ``log(fps) ~ log(work) + framework + threads``, or the additive terms for ``overhead-linear``; else the
+  event columns). For a throughput target, counts that measure time itself (:data:`TIME_EVENTS`: CPU
+  time, cycles) and rates / per-cycle ratios (divided by the same run's time) are never default
+  candidates: with the per-image counts they restate the latency, so a model "predicting" throughput from
+  them only restates the measurement (name them explicitly if that is meant).
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from .cv import (CVResult, FeatureModel, default_baselines, make_splits, cross_v
                  results_table)
 from .estimators import MODEL_KINDS, make_estimator
 from .features import (
-    STUDY_FEATURES, FeatureError, candidate_features, feature_frame, feature_provenance, column_provenance,
-    base_columns, frame_overhead, parse_feature, powmon_terms, target_vector, throughput_terms, _key_str,
+    STUDY_FEATURES, FeatureError, additive_throughput_terms, candidate_features, feature_frame, feature_provenance,
+    column_provenance, base_columns, frame_overhead, parse_feature, powmon_terms, target_vector, throughput_terms,
+    _key_str,
 )
 from .modelfile import ModelFile, training_hash
 from .selection import stepwise_select
@@ -35,6 +40,8 @@ CV_SCHEMES: dict[str, str | None] = {"kfold": None, "lono": "network", "lofo": "
                                      "lobo": "board"}
 LOG_TARGET_KINDS = ("loglinear", "loglog", "overhead-loglinear", "overhead-linear")
 RATE_KINDS = ("overhead-loglinear", "overhead-linear")
+#: events that count time (per image: the latency in other units), kept out of default throughput candidates
+TIME_EVENTS = ("task_clock_ms", "cycles")
 
 
 def scheme_group(cv: str | None) -> str | None:
@@ -50,6 +57,12 @@ def _is_throughput(target: str) -> bool:
     return "throughput" in target or "fps" in target or "latency" in target
 
 
+def _untimed(columns: Sequence[str]) -> list[str]:
+    from perfmodel.metrics import base_event
+
+    return [c for c in columns if base_event(c) not in TIME_EVENTS]
+
+
 def default_candidates(df: pd.DataFrame, target: str, kind: str = "linear") -> tuple[list[str], list[str]]:
     """``(candidates, always)`` for ``target``: see the module docstring."""
     if target.startswith("power") and "voltage_v" in df.columns and "freq_mhz" in df.columns:
@@ -58,13 +71,21 @@ def default_candidates(df: pd.DataFrame, target: str, kind: str = "linear") -> t
     if _is_throughput(target) and kind in LOG_TARGET_KINDS:
         work = next((c for c in ("instructions_per_image", "macs") if c in df.columns
                      and np.isfinite(pd.to_numeric(df[c], errors="coerce")).all()), None)
+        if work is not None and "framework" in df.columns and kind == "overhead-linear":
+            # additive time: raw per-image counts (a cost per event), never logs
+            always = additive_throughput_terms(df, work=work, memory=())
+            cands = [c for c in _untimed(candidate_features(df, target, kinds=("_per_image",)))
+                     if c != work and (df[c] >= 0).all()]
+            return cands, always
         if work is not None and "framework" in df.columns:
             always = throughput_terms(df, work=work)
-            cands = [f"log({c})" for c in candidate_features(df, target, kinds=("_per_image",))
+            cands = [f"log({c})" for c in _untimed(candidate_features(df, target, kinds=("_per_image",)))
                      if f"log({c})" not in always and (df[c] > 0).all()]
             cands += [c for c in ("l1d_miss_rate", "llc_miss_rate", "branch_miss_rate", "l2d_miss_rate")
                       if c in df.columns and np.isfinite(df[c].to_numpy(dtype="float64")).all()]
             return cands, always
+    if _is_throughput(target):  # per-image counts only: a rate or a per-cycle ratio divides by the run's own time
+        return _untimed(candidate_features(df, target, kinds=("_per_image",))), []
     return candidate_features(df, target), []
 
 
