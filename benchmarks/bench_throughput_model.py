@@ -118,6 +118,15 @@ def load(args):
                                                          "mobilenet_v1"), threads=(1, 2))
     else:
         records = read_dataset(args.dataset)
+    if args.replace_simulated:
+        import pandas as pd
+
+        own = records["cell_id"].astype(str).str.endswith("__valgrind")
+        repl = [read_dataset(p) for p in args.replace_simulated]
+        repl = [r[r["cell_id"].astype(str).str.endswith("__valgrind")] for r in repl]
+        print(f"simulated counts replaced: {int(records.loc[own, 'cell_id'].nunique())} valgrind cells of the data set "
+              f"-> {sum(r['cell_id'].nunique() for r in repl)} from {', '.join(map(str, args.replace_simulated))}")
+        records = pd.concat([records[~own], *repl], ignore_index=True)
     if args.simulated_from:
         import pandas as pd
 
@@ -222,6 +231,9 @@ def main(argv=None) -> int:
     ap.add_argument("--simulated-from", action="append", default=[], type=Path, metavar="DATASET",
                     help="another data set whose valgrind cells are added (its timing cells are ignored), e.g. a "
                          "valgrind pass run in parallel into a second folder")
+    ap.add_argument("--replace-simulated", action="append", default=[], type=Path, metavar="DATASET",
+                    help="use the valgrind cells of DATASET instead of the data set's own (e.g. the same workloads "
+                         "simulated with another cache geometry)")
     ap.add_argument("--exclude", action="append", default=[], metavar="FRAMEWORK",
                     help="leave a framework out of every table (e.g. one whose simulated counts are known bad)")
     ap.add_argument("--exclude-network", action="append", default=[], metavar="NETWORK",

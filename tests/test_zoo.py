@@ -192,7 +192,7 @@ def test_activation_scale_is_order_one(squeezenet_keras):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["googlenet", "resnet50", "mobilenet_v1", "mobilenet_v2", "nin",
-                                  "squeezenet1_1_224", "squeezenet1_0", "resnet18", "vgg19", "densenet121"])
+                                  "squeezenet1_1_224", "squeezenet1_0", "resnet18", "alexnet", "densenet121"])
 def test_activation_scale_big_networks(name):
     _check_scale(zoo.build_keras(name))
 
@@ -328,7 +328,7 @@ def test_unusable_cache_is_a_clear_error(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["googlenet", "resnet50", "mobilenet_v1", "mobilenet_v2", "nin",
-                                  "squeezenet1_1_224", "squeezenet1_0", "resnet18", "vgg19", "densenet121"])
+                                  "squeezenet1_1_224", "squeezenet1_0", "resnet18", "alexnet", "densenet121"])
 def test_big_network_exports_agree(name):
     paths = {fmt: zoo.export(name, fmt) for fmt in zoo.FORMATS}
     _assert_agree(_run_all_formats(paths, zoo.facts(name)["input_size"]))
