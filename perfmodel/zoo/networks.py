@@ -168,23 +168,24 @@ def _fire(x, squeeze: int, expand: int, name: str):
     return _layers().Concatenate(axis=-1, name=f"{name}_concat")([e1, e3])
 
 
-def _squeezenet1_1(size: int):
-    """SqueezeNet v1.1 (Iandola et al. 2016; the DeepScale Caffe release): 26 conv, 0 FC."""
-    inp = _input(size, 67, "squeezenet1_1")
-    x = _conv(inp, 64, 3, "conv1", stride=2, pad=0)
+def _squeezenet(size: int, name: str, min_size: int, conv1: tuple[int, int], pool_after: tuple[int, int]):
+    """SqueezeNet: conv1 (filters, kernel) stride 2, pool, Fire modules 2-9 with a pool after the two named,
+    conv classifier + ReLU, global average pool: 26 conv, 0 FC."""
+    inp = _input(size, min_size, name)
+    x = _conv(inp, conv1[0], conv1[1], "conv1", stride=2, pad=0)
     x = _maxpool_ceil(x, 3, 2, "pool1")
-    x = _fire(x, 16, 64, "fire2")
-    x = _fire(x, 16, 64, "fire3")
-    x = _maxpool_ceil(x, 3, 2, "pool3")
-    x = _fire(x, 32, 128, "fire4")
-    x = _fire(x, 32, 128, "fire5")
-    x = _maxpool_ceil(x, 3, 2, "pool5")
-    x = _fire(x, 48, 192, "fire6")
-    x = _fire(x, 48, 192, "fire7")
-    x = _fire(x, 64, 256, "fire8")
-    x = _fire(x, 64, 256, "fire9")
+    for i, (squeeze, expand) in enumerate(((16, 64), (16, 64), (32, 128), (32, 128), (48, 192), (48, 192),
+                                           (64, 256), (64, 256)), start=2):
+        x = _fire(x, squeeze, expand, f"fire{i}")
+        if i in pool_after:
+            x = _maxpool_ceil(x, 3, 2, f"pool{i}")
     x = _conv(x, NUM_CLASSES, 1, CLASSIFIER_NAME)  # conv10 + ReLU
-    return _model(inp, _head_gap_softmax(x, dense=False), "squeezenet1_1")
+    return _model(inp, _head_gap_softmax(x, dense=False), name)
+
+
+def _squeezenet1_1(size: int):
+    """SqueezeNet v1.1 (Iandola et al. 2016; the DeepScale Caffe release): 3x3/64 conv1, pools after fire3, fire5."""
+    return _squeezenet(size, "squeezenet1_1", 67, (64, 3), (3, 5))
 
 
 def _googlenet(size: int):
@@ -302,22 +303,8 @@ def _nin(size: int):
 
 
 def _squeezenet1_0(size: int):
-    """SqueezeNet v1.0 (Iandola et al. 2016): 7x7/96 first conv, later pooling; 26 conv, 0 FC."""
-    inp = _input(size, 99, "squeezenet1_0")
-    x = _conv(inp, 96, 7, "conv1", stride=2, pad=0)
-    x = _maxpool_ceil(x, 3, 2, "pool1")
-    x = _fire(x, 16, 64, "fire2")
-    x = _fire(x, 16, 64, "fire3")
-    x = _fire(x, 32, 128, "fire4")
-    x = _maxpool_ceil(x, 3, 2, "pool4")
-    x = _fire(x, 32, 128, "fire5")
-    x = _fire(x, 48, 192, "fire6")
-    x = _fire(x, 48, 192, "fire7")
-    x = _fire(x, 64, 256, "fire8")
-    x = _maxpool_ceil(x, 3, 2, "pool8")
-    x = _fire(x, 64, 256, "fire9")
-    x = _conv(x, NUM_CLASSES, 1, CLASSIFIER_NAME)  # conv10 + ReLU
-    return _model(inp, _head_gap_softmax(x, dense=False), "squeezenet1_0")
+    """SqueezeNet v1.0 (Iandola et al. 2016): 7x7/96 conv1, pools after fire4 and fire8."""
+    return _squeezenet(size, "squeezenet1_0", 99, (96, 7), (4, 8))
 
 
 def _resnet18(size: int):
