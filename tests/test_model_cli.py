@@ -65,6 +65,16 @@ def test_predict_csv_needs_provenance(tmp_path):
     r = runner.invoke(app, ["predict", "--model", str(model), "--csv", str(csv), "--provenance", "real", "--json"])
     assert r.exit_code == 0, r.output
     assert len(json.loads(r.output)["rows"]) == len(df)
+    # a sample far outside the training data is predicted, flagged and warned about
+    far = df.head(2).copy()
+    far["instructions_per_s"] *= 50
+    far.to_csv(tmp_path / "far.csv", index=False)
+    r = runner.invoke(app, ["predict", "--model", str(model), "--csv", str(tmp_path / "far.csv"), "--provenance",
+                            "real", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["rows"]
+    assert all("instructions_per_s*voltage_v^2" in row["outside_training"] for row in rows)
+    assert "outside the model's training range" in r.output
 
 
 def test_user_errors_exit_2_without_traceback(tmp_path, capsys):

@@ -561,6 +561,15 @@ def register(app: typer.Typer) -> None:
         pred = model.predict_frame(df, alpha=alpha, provenance=provenance)
         keys = [c for c in ("framework", "network", "threads", "workload", "freq_mhz", "cores") if c in df.columns]
         out = pd.concat([df[keys].reset_index(drop=True), pred.reset_index(drop=True)], axis=1)
+        outside = model.out_of_range(df).reset_index(drop=True)
+        if (outside != "").any():
+            out["outside_training"] = outside
+            from rich.console import Console
+
+            Console(stderr=True).print(
+                f"[yellow]warning: {int((outside != '').sum())} of {len(outside)} sample(s) lie outside the "
+                f"model's training range (an extrapolation; the interval assumes the fitted form still holds), "
+                f"e.g. {outside[outside != ''].iloc[0]}")
         if model.target in df.columns:
             out["measured"] = pd.to_numeric(df[model.target], errors="coerce").to_numpy()
         quick = None

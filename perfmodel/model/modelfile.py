@@ -202,6 +202,26 @@ class ModelFile:
                     f"{col} value(s) {', '.join(unknown)} were not in the training data "
                     f"(known: {', '.join(values)}); the model cannot predict them")
 
+    def out_of_range(self, df: pd.DataFrame, tolerance: float = 0.05) -> pd.Series:
+        """Per row, the features whose value lies outside the training range (widened by ``tolerance`` of
+        its width), as ``"feature=value (trained a..b)"`` joined by ``"; "`` - ``""`` inside. A prediction
+        there is an extrapolation: its interval assumes the fitted form still holds."""
+        ranges = (self.training or {}).get("ranges") or {}
+        X = feature_frame(df, self.features, allow_nan=True)
+        out = pd.Series("", index=df.index, dtype=object)
+        for f in self.features:
+            lo_hi = ranges.get(f)
+            if not lo_hi or len(lo_hi) != 2:
+                continue
+            lo, hi = float(lo_hi[0]), float(lo_hi[1])
+            pad = tolerance * (hi - lo)
+            v = X[f].to_numpy(dtype="float64")
+            bad = np.isfinite(v) & ((v < lo - pad) | (v > hi + pad))
+            for i in np.flatnonzero(bad):
+                note = f"{f}={v[i]:.4g} (trained {lo:.4g}..{hi:.4g})"
+                out.iat[i] = note if not out.iat[i] else f"{out.iat[i]}; {note}"
+        return out
+
     def predict_frame(self, df: pd.DataFrame, alpha: float = 0.05,
                       provenance: str | Mapping[str, str] | None = None) -> pd.DataFrame:
         """Columns ``pred``, ``lo``, ``hi`` (a ``1 - alpha`` prediction interval), same index as ``df``."""
