@@ -62,17 +62,13 @@ class NestedStepwise:
         self.kind, self.always, self.candidates, self.group = kind, list(always), list(candidates), group
 
     def fit(self, df, y):
-        from perfmodel.model.cv import FeatureModel, make_splits
+        from perfmodel.model.cv import FeatureModel, make_splits, with_frame_overhead
         from perfmodel.model.estimators import make_estimator
         from perfmodel.model.selection import stepwise_select
 
         df = df.reset_index(drop=True).assign(**{TARGET: y})
         splits = make_splits(df, group=self.group)
-        est = make_estimator(self.kind)
-        if "overhead" in est.get_params():  # the training part's mean read + pre-process time
-            from perfmodel.model.features import frame_overhead
-
-            est.set_params(overhead=frame_overhead(df))
+        est = with_frame_overhead(make_estimator(self.kind), df)  # the training part's read + pre-process time
         res = stepwise_select(df, TARGET, self.candidates, est, splits, always=self.always)
         self.features_ = res.features
         self.model_ = FeatureModel(make_estimator(self.kind), self.features_).fit(df, y)

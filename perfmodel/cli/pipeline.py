@@ -199,7 +199,7 @@ def register(app: typer.Typer) -> None:
         from perfmodel.data import dataset_metadata, read_dataset
         from perfmodel.errors import PerfmodelError
         from perfmodel.model import fit_model, load_model, save_model
-        from perfmodel.model.features import additive_throughput_terms, throughput_terms
+        from perfmodel.model.features import OVERHEAD_COLUMNS, additive_throughput_terms, throughput_terms
         from perfmodel.report import build_report
         from perfmodel.select import candidates_from_cells, missing_reasons, rank
 
@@ -244,7 +244,7 @@ def register(app: typer.Typer) -> None:
             # latency = read + pre-process overhead + inference, the inference time an additive CPI stack
             # (work x (framework, threads) + L2-d refills where counted); plain log-linear where the table
             # lacks the read / pre-process times
-            if {"read_ms", "preprocess_ms"} <= set(train.columns):
+            if set(OVERHEAD_COLUMNS) <= set(train.columns):
                 kind, terms = "overhead-linear", additive_throughput_terms(train, work=work)
             else:
                 kind, terms = "loglinear", throughput_terms(train, work=work)

@@ -78,6 +78,15 @@ class FrameModel(Protocol):
     def predict(self, df: pd.DataFrame) -> np.ndarray: ...
 
 
+def with_frame_overhead(estimator: Any, df: pd.DataFrame) -> Any:
+    """``estimator`` with ``overhead`` set to ``df``'s mean read + pre-process time when it has that parameter
+    (the rate kinds, :class:`~perfmodel.model.estimators.OverheadLogLinearModel` and ``OverheadLinearModel``);
+    other estimators are returned as they are. ``df`` is the training part, so in CV it is per fold."""
+    if "overhead" in estimator.get_params():
+        estimator.set_params(overhead=frame_overhead(df))
+    return estimator
+
+
 class FeatureModel:
     """An estimator on the feature columns ``features`` of a frame (see :mod:`.features`)."""
 
@@ -86,9 +95,7 @@ class FeatureModel:
         self.features = list(features)
 
     def fit(self, df: pd.DataFrame, y: np.ndarray) -> "FeatureModel":
-        est = clone(self.estimator)
-        if "overhead" in est.get_params():  # OverheadLogLinearModel: the training rows' mean overhead
-            est.set_params(overhead=frame_overhead(df))
+        est = with_frame_overhead(clone(self.estimator), df)
         self.estimator_ = est.fit(feature_matrix(df, self.features), y)
         return self
 

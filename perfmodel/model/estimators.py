@@ -54,7 +54,7 @@ class LinearParams:
     log_features: bool = False
     log_target: bool = False
     alpha: float = 0.0
-    #: > 0: the linear predictor is ``log t`` and the target is ``rate_scale / (overhead + t)``
+    #: > 0: the target is the rate ``rate_scale / (overhead + t)``, ``t`` the time part (see ``rate_time``)
     rate_scale: float = 0.0
     overhead: float = 0.0
     #: with ``rate_scale``: ``"log"`` (the predictor is ``log t``) or ``"linear"`` (it is ``t`` itself,
@@ -224,7 +224,31 @@ def _rate(eta, scale: float, overhead: float):
     return scale / (overhead + np.exp(eta))
 
 
-class OverheadLogLinearModel(_LinearBase):
+class _RateBase(_LinearBase):
+    """Shared checks of the rate kinds: ``y = scale / (overhead + t)``, ``overhead`` >= 0, ``scale`` > 0."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = True
+        return tags
+
+    def _time_part(self, y: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """``(t, overhead, scale)``: the time part ``scale / y - overhead`` of the rates ``y``, checked > 0."""
+        o, sc = float(self.overhead), float(self.scale)
+        if not (np.isfinite(o) and o >= 0):
+            raise ValueError(f"overhead must be a finite number >= 0, got {self.overhead!r}")
+        if not (np.isfinite(sc) and sc > 0):
+            raise ValueError(f"scale must be a finite number > 0, got {self.scale!r}")
+        if (y <= 0).any():
+            raise ValueError(f"{type(self).__name__} needs a target (rate) > 0")
+        t = sc / y - o
+        if (t <= 0).any():
+            raise ValueError(f"the overhead ({o:.4g}) is not below every observed time (scale / y, min "
+                             f"{float((sc / y).min()):.4g}): the time part would be <= 0")
+        return t, o, sc
+
+
+class OverheadLogLinearModel(_RateBase):
     """A rate ``y = scale / (overhead + t)`` with ``log t`` linear in the features (OLS).
 
     For throughput (images/s) from a per-image latency in ms (``scale=1000``): latency = a constant
@@ -250,29 +274,9 @@ class OverheadLogLinearModel(_LinearBase):
         self.scale = scale
         self.fit_intercept = fit_intercept
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.positive_only = True
-        return tags
-
-    def _check_params(self) -> tuple[float, float]:
-        o, sc = float(self.overhead), float(self.scale)
-        if not (np.isfinite(o) and o >= 0):
-            raise ValueError(f"overhead must be a finite number >= 0, got {self.overhead!r}")
-        if not (np.isfinite(sc) and sc > 0):
-            raise ValueError(f"scale must be a finite number > 0, got {self.scale!r}")
-        return o, sc
-
     def fit(self, X, y):
         X, y = validate_data(self, X, y, y_numeric=True)
-        y = y.astype("float64")
-        o, sc = self._check_params()
-        if (y <= 0).any():
-            raise ValueError("OverheadLogLinearModel needs a target (rate) > 0")
-        t = sc / y - o
-        if (t <= 0).any():
-            raise ValueError(f"the overhead ({o:.4g}) is not below every observed time (scale / y, min "
-                             f"{float((sc / y).min()):.4g}): the time part would be <= 0")
+        _, o, sc = self._time_part(y.astype("float64"))
         est = TransformedTargetRegressor(
             regressor=LinearModel(fit_intercept=self.fit_intercept), func=partial(_log_time, scale=sc, overhead=o),
             inverse_func=partial(_rate, scale=sc, overhead=o), check_inverse=False)
@@ -285,7 +289,7 @@ class OverheadLogLinearModel(_LinearBase):
         return self
 
 
-class OverheadLinearModel(_LinearBase):
+class OverheadLinearModel(_RateBase):
     """A rate ``y = scale / (overhead + t)`` with ``t = sum_j c_j x_j``, ``c_j >= 0`` (additive time).
 
     The CPI-stack view of a per-image latency: a constant read + pre-process ``overhead`` plus an
@@ -311,28 +315,18 @@ class OverheadLinearModel(_LinearBase):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.positive_only = True
         tags.input_tags.positive_only = True
         # a rate with a no-intercept, non-negative additive time is not meant for generic regression data
         tags.regressor_tags.poor_score = True
         return tags
 
-    _check_params = OverheadLogLinearModel._check_params
-
     def fit(self, X, y):
         from scipy.optimize import nnls
 
         X, y = validate_data(self, X, y, y_numeric=True)
-        y = y.astype("float64")
-        o, sc = self._check_params()
-        if (y <= 0).any():
-            raise ValueError("OverheadLinearModel needs a target (rate) > 0")
+        t, o, sc = self._time_part(y.astype("float64"))
         if (X < 0).any():
             raise ValueError("Negative values in data: OverheadLinearModel needs features >= 0 (event counts)")
-        t = sc / y - o
-        if (t <= 0).any():
-            raise ValueError(f"the overhead ({o:.4g}) is not below every observed time (scale / y, min "
-                             f"{float((sc / y).min()):.4g}): the time part would be <= 0")
         n, p = X.shape
         scale = np.abs(X).max(axis=0)
         scale[scale == 0] = 1.0

@@ -25,11 +25,11 @@ import pandas as pd
 from perfmodel.errors import PerfmodelError, check_choice
 
 from .cv import (CVResult, FeatureModel, default_baselines, make_splits, cross_validate, regression_metrics,
-                 results_table)
+                 results_table, with_frame_overhead)
 from .estimators import MODEL_KINDS, make_estimator
 from .features import (
     STUDY_FEATURES, FeatureError, additive_throughput_terms, candidate_features, feature_frame, feature_provenance,
-    column_provenance, base_columns, frame_overhead, parse_feature, powmon_terms, target_vector, throughput_terms,
+    column_provenance, base_columns, parse_feature, powmon_terms, target_vector, throughput_terms,
     _key_str,
 )
 from .modelfile import ModelFile, training_hash
@@ -262,7 +262,7 @@ def fit_model(
             raise PerfmodelError(f"model kind {kind} predicts a rate 1000 / (overhead ms + time ms): "
                                  f"it needs a throughput target (images/s), not {target!r}")
         try:  # stepwise selection below scores candidate sets with the overhead of all rows
-            estimator.set_params(overhead=frame_overhead(df))
+            with_frame_overhead(estimator, df)
         except FeatureError as exc:
             raise PerfmodelError(f"model kind {kind}: {exc}") from None
     splits = make_splits(df, group=group, n_splits=n_splits, random_state=random_state)

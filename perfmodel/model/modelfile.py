@@ -41,7 +41,7 @@ from .estimators import LinearParams
 from .features import FeatureError, column_provenance, feature_frame, parse_feature
 
 FORMAT = "perfmodel-model"
-SCHEMA_VERSION = 2  # 2: transforms.rate (overhead-loglinear); version 1 files still load
+SCHEMA_VERSION = 2  # 2: transforms.rate (the overhead-* kinds); version 1 files still load
 
 
 class ModelFileError(InputFileError):
