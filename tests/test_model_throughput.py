@@ -191,8 +191,9 @@ def test_overhead_model_refuses_targets_and_data_it_cannot_model(records, tmp_pa
     with pytest.raises(PerfmodelError, match="read_ms"):
         fit_model(df, "throughput_fps", throughput_terms(df), kind="overhead-loglinear", groups="lono", select="fixed")
     df = df.assign(read_ms=0.1, preprocess_ms=0.9, power_w=3.0)
-    with pytest.raises(PerfmodelError, match="throughput target"):
-        fit_model(df, "power_w", throughput_terms(df), kind="overhead-loglinear", groups="lono", select="fixed")
+    for target in ("power_w", "latency_ms"):  # a latency is the time itself, not a rate
+        with pytest.raises(PerfmodelError, match="throughput target"):
+            fit_model(df, target, throughput_terms(df), kind="overhead-loglinear", groups="lono", select="fixed")
     model = fit_model(df, "throughput_fps", throughput_terms(df), kind="overhead-loglinear", groups="lono",
                       select="fixed", baselines=False)
     d = json.loads(save_model(model, tmp_path / "m.json").read_text())
