@@ -123,6 +123,13 @@ def test_campaign_metadata(campaign):
         assert key in meta, key
     assert meta["counter_source"] == "auto"
     assert ds.campaign["images"] == 3
+    # the machine calibration measured before the timing cells, at the spec's thread counts
+    cal = meta["calibration"]
+    assert set(cal["stream_gbps"]) == {str(t) for t in ds.campaign["threads"]} and not cal["errors"]
+    assert all(v > 0 for v in cal["stream_gbps"].values()) and all(v > 0 for v in cal["gemm_gflops"].values())
+    from perfmodel.data import dataset_calibrations
+
+    assert dataset_calibrations(out) == [cal]
     cell = ds.cell_meta("onnxruntime__squeezenet1_1__t1__r0__auto")
     assert cell["counted_images"] == 3 and cell["status"] == "done"
     assert cell["counters"]["source"] == "auto" and "runner" in cell

@@ -81,6 +81,10 @@ def collect(
     command: str = typer.Option(None, "--command", help="Whole-command mode: measure this command (s1) with "
                                 "perf stat / OS counters / callgrind; per image = (s1 - s2) / --images."),
     load_command: str = typer.Option(None, "--load-command", help="The load-only command (s2) for --command."),
+    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Before the timing cells, measure "
+                                   "the machine's streaming bandwidth and compute speed at the campaign's thread "
+                                   "counts (~2 s, stored in the run metadata; the throughput model prices FC "
+                                   "weights with it). See `perfmodel calibrate`."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary instead of the table."),
 ) -> None:
     """Measure a framework x network x threads campaign into a data set folder.
@@ -126,7 +130,8 @@ def collect(
         cell_timeout_s=cell_timeout, simulate=simulate,
         power_log=str(power_log) if power_log is not None else None, power_log_offset_s=power_log_offset,
     ).validate()
-    result = run_campaign(spec, out, resume=resume, progress=not json_out, merge=merge, force=force)
+    result = run_campaign(spec, out, resume=resume, progress=not json_out, merge=merge, force=force,
+                          calibrate=calibrate)
     if json_out:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -232,9 +237,63 @@ def _print_command(summary: dict) -> None:
         typer.echo(f"  {k:24s} {_fmt(v) if v is not None else 'nan'}")
 
 
+def calibrate(
+    threads: str = typer.Option("1,2", "--threads", help="Comma list of thread counts to measure."),
+    buffer_mib: int = typer.Option(256, "--buffer-mib", help="Size of the streamed matrix (MiB); larger than "
+                                   "the caches to see past (256 ~ AlexNet's FC weights)."),
+    seconds: float = typer.Option(0.5, "--seconds", help="Measuring time per figure (s)."),
+    attach: Path = typer.Option(None, "--attach", help="Add the result to this data set folder (dataset.json "
+                                "'calibrations'), e.g. one collected before calibrations existed."),
+    note: str = typer.Option("", "--note", help="With --attach: why / when (stored with it)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the calibration as JSON."),
+) -> None:
+    """Measure this machine's streaming memory bandwidth and compute speed (about 2 s).
+
+    stream GB/s: a float32 matrix-vector product over --buffer-mib (what a fully connected layer does at
+    batch 1: every weight read once); gemm GFLOP/s: a 256x256 matrix product (in cache), an index of the
+    machine's speed at the time. Each at every --threads count. `perfmodel collect` measures this itself
+    before its timing cells; the throughput model turns a network's FC weight bytes into a time with it.
+    Run it while nothing else runs.
+    """
+    from perfmodel.collect.calibrate import measure_calibration
+    from perfmodel.errors import PerfmodelError
+
+    thr = _ints(threads)
+    if not thr or min(thr) < 1:
+        raise PerfmodelError("--threads must be a comma list of integers >= 1")
+    if buffer_mib < 1 or not seconds > 0:
+        raise PerfmodelError("--buffer-mib must be >= 1 and --seconds > 0")
+    if note and attach is None:
+        raise PerfmodelError("--note needs --attach")
+    if attach is not None:
+        from perfmodel.data import Dataset
+
+        Dataset.open(attach)  # refuse a bad folder before measuring
+    cal = measure_calibration(thr, buffer_mib=buffer_mib, seconds=seconds)
+    if attach is not None:
+        from perfmodel.data import attach_calibration
+
+        cal = attach_calibration(attach, cal, note)
+    if json_out:
+        typer.echo(json.dumps(cal, indent=2))
+    else:
+        for t in thr:
+            key = str(t)
+            if key in cal["stream_gbps"]:
+                typer.echo(f"threads {t}: stream {cal['stream_gbps'][key]:.2f} GB/s, gemm "
+                           f"{cal['gemm_gflops'][key]:.1f} GFLOP/s")
+            else:
+                typer.echo(f"threads {t}: not measured: {cal['errors'].get(key, 'unknown reason')}")
+        if attach is not None:
+            typer.echo(f"attached to {attach}")
+    if cal["errors"]:
+        raise SystemExit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("collect")(collect)
     app.command("trace")(trace)
+    app.command("calibrate")(calibrate)
 
 
 if __name__ == "__main__":  # pragma: no cover

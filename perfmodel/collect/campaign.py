@@ -293,8 +293,13 @@ def run_valgrind_cell(cell: Cell, spec: CampaignSpec, paths: Sequence[Path], key
 
 def run_campaign(spec: CampaignSpec, out: str | os.PathLike, resume: bool = True, progress: bool = True,
                  merge: bool = False, *, force: bool = False,
-                 on_cell: Callable[[CellOutcome], None] | None = None) -> CampaignResult:
-    """Measure every cell of ``spec`` that is not done in the data set at ``out`` (module docstring)."""
+                 on_cell: Callable[[CellOutcome], None] | None = None, calibrate: bool = True) -> CampaignResult:
+    """Measure every cell of ``spec`` that is not done in the data set at ``out`` (module docstring).
+
+    ``calibrate``: when the spec has timing cells, first measure the machine's streaming bandwidth and
+    compute speed at the spec's thread counts (:mod:`.calibrate`, ~2 s) into the run metadata
+    (``metadata["calibration"]``): the throughput model prices FC weights with it.
+    """
     from perfmodel.runners import MODEL_FORMATS
 
     from .meta import new_run_id, run_metadata
@@ -305,12 +310,16 @@ def run_campaign(spec: CampaignSpec, out: str | os.PathLike, resume: bool = True
     run_id = new_run_id()
     metadata = run_metadata(spec.counters, spec.geometry, run_id=run_id, simulate=spec.simulate)
     campaign = spec.to_dict()
+    cells = spec.cells()
+    if calibrate and any(c.counter_source != "valgrind" for c in cells):
+        from .calibrate import measure_calibration
+
+        metadata["calibration"] = measure_calibration(spec.threads)
     ds = open_dataset(out, metadata, campaign, resume=resume, merge=merge, force=force,
                       measurement_diff=lambda old: spec_differences(old, campaign))
     ds.remove_stale_temp_files()
     board = metadata["board"]
     result = CampaignResult(str(ds.path), run_id)
-    cells = spec.cells()
     done = set(ds.done_cells()) if resume else set()
     todo = [c for c in cells if c.cell_id not in done]
     for c in cells:

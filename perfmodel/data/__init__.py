@@ -7,6 +7,7 @@
   compatibility checks, flat records files for imported data.
 * :mod:`.tables` - :func:`wide_per_image`, :func:`wide_per_cell`, :func:`wide_per_sample` with
   per-column provenance in ``df.attrs``.
+* :mod:`.calibration` - machine calibrations (streaming bandwidth) stored with a data set.
 * :mod:`.importers` - external data sets into the same schema (``armpm``).
 
 This stage imports only foundation modules; ``perfmodel.collect`` writes into it.
@@ -14,6 +15,7 @@ This stage imports only foundation modules; ``perfmodel.collect`` writes into it
 
 from __future__ import annotations
 
+from .calibration import attach_calibration, dataset_calibrations, stream_bandwidth
 from .schema import (
     COLUMNS,
     EXTRA_METRICS,
@@ -49,6 +51,7 @@ from .tables import (
 )
 
 __all__ = [
+    "attach_calibration", "dataset_calibrations", "stream_bandwidth",
     "COLUMNS", "EXTRA_METRICS", "KEY_COLUMNS", "PHASES", "SCHEMA_VERSION", "SchemaError", "coerce",
     "empty_records", "known_metrics", "records_from_readings", "validate",
     "Dataset", "compat_differences", "compat_fields", "dataset_metadata", "merge", "read_dataset",

@@ -713,4 +713,8 @@ def merge(
             meta["merged_from"] = name
             merged.write_cell(target, records, meta)
             seen.add(target)
+    attached = [c for _, _, _, src in sources if isinstance(src, Dataset) for c in src.info.get("calibrations") or []]
+    if attached:  # calibrations attached to an input after its campaign (its run metadata is in merged_from)
+        merged.info["calibrations"] = attached
+        merged._save_info()
     return merged
