@@ -77,7 +77,40 @@ def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0):
     return _wide_from_records(read_dataset(path), table)
 
 
-TERM_SETS = ("throughput", "throughput-levels", "throughput-macs", "throughput-additive")
+TERM_SETS = ("throughput", "throughput-levels", "throughput-macs", "throughput-additive", "throughput-stream")
+
+
+def needs_stream_time(features) -> bool:
+    """Whether any of ``features`` uses the weight-streaming time ``fc_stream_ms``."""
+    from perfmodel.model.features import base_columns
+
+    return "fc_stream_ms" in base_columns(features or [])
+
+
+def with_stream_time(df, dataset: str | None, fallback: dict | None = None):
+    """``(df + fc_stream_ms, {threads: GB/s} used, where it came from)``: the bandwidth of the data set's own
+    calibrations (:func:`perfmodel.data.dataset_calibrations`), else ``fallback`` (a model's training
+    calibration), else :class:`PerfmodelError` saying how to get one. A frame that has ``fc_stream_ms``
+    already (a CSV) is returned as it is."""
+    from perfmodel.data import dataset_calibrations, stream_bandwidth
+    from perfmodel.model.features import attach_stream_time
+
+    if "fc_stream_ms" in df.columns:
+        return df, None, "the data's own fc_stream_ms column"
+    bw, source = {}, ""
+    if dataset and not dataset.startswith("armpm:") and Path(dataset).is_dir():
+        cals = dataset_calibrations(dataset)
+        bw = stream_bandwidth(cals)
+        source = f"{len(cals)} calibration(s) of {dataset}"
+    if not bw and fallback:
+        bw = {int(k): float(v) for k, v in fallback.items()}
+        source = "the model's training calibration (this data has none: the machines' bandwidths may differ)"
+    if not bw:
+        raise PerfmodelError(
+            "the weight-streaming time fc_stream_ms needs the machine's streaming bandwidth and this data has no "
+            "calibration: `perfmodel collect` measures one (unless --no-calibrate); for a data set collected "
+            "without, run `perfmodel calibrate --attach DATASET --note '...'` on the same machine")
+    return attach_stream_time(df, bw), bw, source
 
 
 def named_terms(df, name: str):
@@ -89,6 +122,8 @@ def named_terms(df, name: str):
     check_choice("term set", name, TERM_SETS)
     if name == "throughput-additive":
         return df, additive_throughput_terms(df)
+    if name == "throughput-stream":  # needs fc_stream_ms (with_stream_time)
+        return df, additive_throughput_terms(df) + ["fc_stream_ms"]
     if name == "throughput-macs":
         df = attach_macs(df)
         return df, throughput_terms(df, work="macs")
@@ -316,6 +351,9 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
     if "macs" in model.column_provenance and "macs" not in wide.columns:
         wide = attach_macs(wide)
         note += "; MACs from the zoo"
+    if needs_stream_time(model.features):
+        wide, _, bw_source = with_stream_time(wide, None, (model.metadata or {}).get("stream_bandwidth_gbps"))
+        note += f"; streaming bandwidth from {bw_source}"
     return wide, note, records
 
 
@@ -371,7 +409,9 @@ def register(app: typer.Typer) -> None:
                                   "x framework; 'throughput-levels' = the same with one indicator per (framework, "
                                   "threads > 1); 'throughput-macs' = log(macs) instead of instructions; "
                                   "'throughput-additive' = instructions x (framework, threads) + L2-d refills, "
-                                  "for --kind overhead-linear. Simulated "
+                                  "for --kind overhead-linear; 'throughput-stream' = the same + fc_stream_ms, the "
+                                  "time to stream the network's FC weights at the calibrated bandwidth "
+                                  "(coefficient 1; needs a calibration, see perfmodel calibrate). Simulated "
                                   "counts of a data set's valgrind cells are joined to its timing cells."),
         simulated_from: list[Path] = typer.Option(None, "--simulated-from", help="Another data set whose valgrind "
                                                   "cells are added to DATASET's (repeatable; its timing cells are "
@@ -424,6 +464,10 @@ def register(app: typer.Typer) -> None:
             df, named = named_terms(df, terms)
             feats = named + [f for f in (feats or []) if f not in named]
             meta["terms"] = terms
+        if needs_stream_time(feats):
+            df, bw, source = with_stream_time(df, dataset)
+            meta["stream_bandwidth_gbps"] = {str(k): v for k, v in (bw or {}).items()} or None
+            meta["stream_bandwidth_source"] = source
         sel = select or ("fixed" if feats else "stepwise")
         if dropna:
             df, dropped = drop_incomplete(df, target, feats if sel == "fixed" else None)
@@ -442,7 +486,8 @@ def register(app: typer.Typer) -> None:
             return
         typer.echo(f"wrote {output}: {kind} model of {target} on {len(model.features)} features")
         for f in model.features:
-            typer.echo(f"  {f}  [{'+'.join(model.provenance.get(f) or ['?'])}]")
+            prov = model.provenance.get(f)
+            typer.echo(f"  {f}  [{'?' if prov is None else '+'.join(prov) or 'derived'}]")
         _print_table(f"{model.cv['scheme']} cross-validation", _CV_COLS,
                      _cv_rows([{k: v for k, v in r.items()} for r in model.cv["results"]]))
 
@@ -558,6 +603,12 @@ def register(app: typer.Typer) -> None:
         if df.empty:
             raise PerfmodelError("no samples to predict")
         check_excluded(model, df)
+        if needs_stream_time(model.features) and "fc_stream_ms" not in df.columns:  # (a quick sample has it)
+            df, _, bw_source = with_stream_time(df, dataset, (model.metadata or {}).get("stream_bandwidth_gbps"))
+            if not dataset:
+                from rich.console import Console
+
+                Console(stderr=True).print(f"note: streaming bandwidth from {bw_source}")
         pred = model.predict_frame(df, alpha=alpha, provenance=provenance)
         keys = [c for c in ("framework", "network", "threads", "workload", "freq_mhz", "cores") if c in df.columns]
         out = pd.concat([df[keys].reset_index(drop=True), pred.reset_index(drop=True)], axis=1)

@@ -5,7 +5,8 @@ Steps (each prints what it did; the whole run is resumable because the campaign 
 1. **collect** a short campaign on this machine (all frameworks, the study's networks, a few images per
    cell, counters ``auto``) into ``<out>/campaign``;
 2. **fit** a throughput model ``fps = 1000 / (overhead + t)`` with ``t`` an additive CPI stack
-   (work per image x (framework, threads) + L2-d refills where counted; kind ``overhead-linear``) with
+   (work per image x (framework, threads) + L2-d refills where counted + the time to stream the FC
+   weights at the bandwidth the campaign calibrated; kind ``overhead-linear``) with
    leave-one-network-out CV. The per-image work is, best first: hardware instruction counts of the
    campaign (a board with a PMU), the simulated instruction counts of the reference data set shipped in
    ``datasets/reference`` (a machine without a PMU, same library versions), or the networks' MACs. The
@@ -133,7 +134,7 @@ def _campaign_for_prediction(campaign_long, reference: Path | None):
     return join_simulated(wide_per_cell(pd.concat([campaign_long, sim], ignore_index=True)))
 
 
-def _prediction_check(model, long_df, ref, work: str, work_note: str, con) -> list[dict]:
+def _prediction_check(model, long_df, ref, work: str, work_note: str, con, campaign: Path) -> list[dict]:
     """The fitted model's predictions for this campaign's measured cells (not a CV figure: a check)."""
     from perfmodel.errors import PerfmodelError
 
@@ -145,6 +146,14 @@ def _prediction_check(model, long_df, ref, work: str, work_note: str, con) -> li
             from perfmodel.model.features import attach_macs
 
             pc = attach_macs(pc)
+        if "fc_stream_ms" in model.column_provenance:  # the campaign's own calibration where it covers the cells
+            from perfmodel.data import dataset_calibrations, stream_bandwidth
+            from perfmodel.model.features import attach_stream_time
+
+            bw = stream_bandwidth(dataset_calibrations(campaign))
+            if not {int(t) for t in pc["threads"].unique()} <= set(bw):
+                bw = (model.metadata or {}).get("stream_bandwidth_gbps") or {}
+            pc = attach_stream_time(pc, bw)
         pred = model.predict_frame(pc)
     except PerfmodelError as exc:
         con.print(f"[yellow]prediction check skipped: {exc}")
@@ -196,10 +205,11 @@ def register(app: typer.Typer) -> None:
 
         from perfmodel.cli.select import print_selection, spec_from_options
         from perfmodel.collect import CampaignSpec, run_campaign
-        from perfmodel.data import dataset_metadata, read_dataset
+        from perfmodel.data import dataset_calibrations, dataset_metadata, read_dataset, stream_bandwidth
         from perfmodel.errors import PerfmodelError
         from perfmodel.model import fit_model, load_model, save_model
-        from perfmodel.model.features import OVERHEAD_COLUMNS, additive_throughput_terms, throughput_terms
+        from perfmodel.model.features import (OVERHEAD_COLUMNS, additive_throughput_terms, attach_stream_time,
+                                              throughput_terms)
         from perfmodel.report import build_report
         from perfmodel.select import candidates_from_cells, missing_reasons, rank
 
@@ -244,12 +254,24 @@ def register(app: typer.Typer) -> None:
             # latency = read + pre-process overhead + inference, the inference time an additive CPI stack
             # (work x (framework, threads) + L2-d refills where counted); plain log-linear where the table
             # lacks the read / pre-process times
+            fit_meta = {"work": work, "work_source": work_note, "made_by": "perfmodel pipeline"}
             if set(OVERHEAD_COLUMNS) <= set(train.columns):
                 kind, terms = "overhead-linear", additive_throughput_terms(train, work=work)
+                # + the FC weights' streaming time at the bandwidth calibrated with the training cells
+                cal_src = ref if ref is not None and "reference" in work_note else out / "campaign"
+                bw = stream_bandwidth(dataset_calibrations(cal_src))
+                need = {int(t) for t in train["threads"].unique()}
+                if bw and need <= set(bw):
+                    train, terms = attach_stream_time(train, bw), terms + ["fc_stream_ms"]
+                    fit_meta.update(stream_bandwidth_gbps={str(k): v for k, v in bw.items()},
+                                    stream_bandwidth_source=f"the calibrations of {cal_src}")
+                else:
+                    con.print(f"[yellow]no FC weight-streaming term: {cal_src} has no calibration for threads "
+                              f"{sorted(need - set(bw))}")
             else:
                 kind, terms = "loglinear", throughput_terms(train, work=work)
             model = fit_model(train, "throughput_fps", terms, kind=kind, groups="network", select="fixed",
-                              metadata={"work": work, "work_source": work_note, "made_by": "perfmodel pipeline"})
+                              metadata=fit_meta)
         except PerfmodelError as exc:
             con.print(f"[yellow]throughput model not fitted: {exc}")
         if model is not None:
@@ -262,7 +284,7 @@ def register(app: typer.Typer) -> None:
             con.print(f"throughput model ({work_note}): leave-one-network-out MAPE {_fmt(cv.get('mape'), '.1f')}%, "
                       f"{_fmt(cv.get('within_10'), '.0f')}% within +-10% (MACs-only baseline: "
                       f"{_fmt(base.get('mape'), '.1f')}%) -> {model_path}")
-            check_rows = _prediction_check(model, long_df, ref, work, work_note, con)
+            check_rows = _prediction_check(model, long_df, ref, work, work_note, con, out / "campaign")
         models = [model] if model is not None else []
         td = trained_dir()
         if td is not None and (td / "power_armpm_xu3_a15.json").is_file():

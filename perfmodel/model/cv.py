@@ -28,7 +28,7 @@ from sklearn.model_selection import KFold, LeaveOneGroupOut
 
 from perfmodel.errors import PerfmodelError
 
-from .features import FeatureError, feature_matrix, frame_overhead, target_vector
+from .features import KNOWN_TIME_COLUMNS, FeatureError, feature_matrix, frame_overhead, target_vector
 
 GROUP_COLUMNS: tuple[str, ...] = ("network", "framework", "workload", "board")
 
@@ -87,6 +87,15 @@ def with_frame_overhead(estimator: Any, df: pd.DataFrame) -> Any:
     return estimator
 
 
+def with_known_times(estimator: Any, features: Sequence[str]) -> Any:
+    """``estimator`` with ``known`` set to the positions of the features that are times already
+    (:data:`~perfmodel.model.features.KNOWN_TIME_COLUMNS`, coefficient 1) when it has that parameter
+    (``OverheadLinearModel``); other estimators are returned as they are."""
+    if "known" in estimator.get_params():
+        estimator.set_params(known=tuple(i for i, f in enumerate(features) if f in KNOWN_TIME_COLUMNS))
+    return estimator
+
+
 class FeatureModel:
     """An estimator on the feature columns ``features`` of a frame (see :mod:`.features`)."""
 
@@ -95,7 +104,7 @@ class FeatureModel:
         self.features = list(features)
 
     def fit(self, df: pd.DataFrame, y: np.ndarray) -> "FeatureModel":
-        est = with_frame_overhead(clone(self.estimator), df)
+        est = with_known_times(with_frame_overhead(clone(self.estimator), df), self.features)
         self.estimator_ = est.fit(feature_matrix(df, self.features), y)
         return self
 

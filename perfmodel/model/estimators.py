@@ -303,15 +303,21 @@ class OverheadLinearModel(_RateBase):
     ``h`` the leverage in the weighted design of the coefficients NNLS left free (those held at 0 are
     treated as known), mapped through the decreasing ``scale / (overhead + t)``.
 
+    ``known``: indexes of columns that are already times in the target's units (e.g. the weight-streaming
+    time ``fc_stream_ms`` = streamed bytes / the machine's measured bandwidth): their coefficient is 1,
+    not fitted; the other costs are fitted on what those times leave (``t - sum known``).
+
     Parameters
     ----------
     overhead : float, default 0.0 (>= 0, the target's time units)
     scale : float, default 1000.0 (rate = scale / time: images/s from ms)
+    known : tuple of int, default () (columns with coefficient 1)
     """
 
-    def __init__(self, overhead: float = 0.0, scale: float = 1000.0):
+    def __init__(self, overhead: float = 0.0, scale: float = 1000.0, known: tuple = ()):
         self.overhead = overhead
         self.scale = scale
+        self.known = known
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -328,11 +334,23 @@ class OverheadLinearModel(_RateBase):
         if (X < 0).any():
             raise ValueError("Negative values in data: OverheadLinearModel needs features >= 0 (event counts)")
         n, p = X.shape
+        try:
+            known = sorted({int(i) for i in self.known})
+        except (TypeError, ValueError):
+            raise ValueError(f"known must be a sequence of column indexes, got {self.known!r}") from None
+        if known and not (0 <= known[0] and known[-1] < p):
+            raise ValueError(f"known column index out of range for {p} feature(s): {known}")
+        is_known = np.zeros(p, dtype=bool)
+        is_known[known] = True
         scale = np.abs(X).max(axis=0)
         scale[scale == 0] = 1.0
         Aw = (X / scale) / t[:, None]
-        b, _ = nnls(Aw, np.ones(n))
-        free = b > 0
+        b = np.zeros(p)
+        b[is_known] = scale[is_known]  # coefficient 1 on the raw column
+        rest = 1.0 - Aw[:, is_known] @ b[is_known]  # relative time left to the fitted costs
+        if (~is_known).any():
+            b[~is_known], _ = nnls(Aw[:, ~is_known], rest)
+        free = (b > 0) & ~is_known
         resid = Aw @ b - 1.0
         dof = float(n - int(free.sum()))
         sigma2 = float(resid @ resid / dof) if dof > 0 else 0.0

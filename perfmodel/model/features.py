@@ -461,6 +461,50 @@ def attach_macs(df: pd.DataFrame, column: str = "network") -> pd.DataFrame:
     return out
 
 
+def attach_stream_time(df: pd.DataFrame, bandwidth_gbps: Mapping, *, column: str = "network") -> pd.DataFrame:
+    """A copy of ``df`` with ``fc_stream_ms``: the time to stream the network's FC weights once (4 bytes x
+    :func:`perfmodel.zoo.facts` ``fc_params``) at the machine's measured streaming bandwidth for the row's
+    thread count, ``bandwidth_gbps`` = {threads: GB/s} (a calibration, :mod:`perfmodel.collect.calibrate`).
+
+    At batch 1 every FC weight is read once per image and used for one multiply-add, so that part of the
+    inference runs at memory speed, not at instruction speed (AlexNet: 58.6 M FC weights, 234 MB). The
+    column is a time in ms (:data:`KNOWN_TIME_COLUMNS`: coefficient 1 in an ``overhead-linear`` model).
+    Raises :class:`FeatureError` for an unknown network or a thread count the calibration did not measure.
+    """
+    for c in (column, "threads"):
+        if c not in df.columns:
+            raise FeatureError(f"the weight-streaming time needs a {c!r} column")
+    bw: dict[int, float] = {}
+    for k, v in dict(bandwidth_gbps or {}).items():
+        try:
+            t, g = int(k), float(v)
+        except (TypeError, ValueError):
+            raise FeatureError(f"bandwidth {k!r}: {v!r} is not threads: GB/s") from None
+        if not (np.isfinite(g) and g > 0):
+            raise FeatureError(f"bandwidth for {t} thread(s) must be a finite number > 0 GB/s, got {v!r}")
+        bw[t] = g
+    from perfmodel.zoo import facts  # noqa: PLC0415 - may import TensorFlow on a cold cache
+
+    fc = {}
+    for name in pd.unique(df[column].astype(str)):
+        try:
+            fc[name] = 4.0 * float(facts(name)["fc_params"])
+        except Exception as exc:  # noqa: BLE001 - unknown network, no TensorFlow, ...
+            raise FeatureError(f"no FC weight count for network {name!r}: {exc}") from None
+    thr = pd.to_numeric(df["threads"], errors="coerce")
+    missing = sorted({int(t) for t in thr.dropna().unique()} - set(bw))
+    if missing or thr.isna().any():
+        have = ", ".join(map(str, sorted(bw))) or "none"
+        raise FeatureError(f"no streaming bandwidth measured for {missing or 'unknown'} thread(s) (calibration has "
+                           f"{have}); calibrate with those thread counts (perfmodel calibrate --threads ...)")
+    out = df.copy()
+    out["fc_stream_ms"] = (out[column].astype(str).map(fc).astype("float64")
+                           / (thr.astype(int).map(bw).astype("float64") * 1e6))
+    out.attrs = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (df.attrs or {}).items()}
+    out.attrs.setdefault("provenance", {})["fc_stream_ms"] = "derived"  # zoo facts x a measured calibration
+    return out
+
+
 def throughput_terms(df: pd.DataFrame, *, work: str = "instructions_per_image",
                      threads_model: str = "log") -> list[str]:
     """The throughput feature set for a log-target model: ``log(fps) ~ log(work) + framework + threads``.
@@ -513,6 +557,10 @@ def additive_throughput_terms(df: pd.DataFrame, *, work: str = "instructions_per
     return terms
 
 
+#: columns that are already a per-image time (ms) computed from facts and a measured machine figure:
+#: an ``overhead-linear`` model gives them coefficient 1 instead of fitting one (see :func:`attach_stream_time`)
+KNOWN_TIME_COLUMNS: tuple[str, ...] = ("fc_stream_ms",)
+
 #: per-image time outside inference: its mean is the overhead of an ``overhead-loglinear`` model
 OVERHEAD_COLUMNS: tuple[str, ...] = ("read_ms", "preprocess_ms")
 
@@ -534,10 +582,11 @@ def frame_overhead(df: pd.DataFrame, columns: Sequence[str] = OVERHEAD_COLUMNS) 
 
 
 __all__ = [
-    "OVERHEAD_COLUMNS", "frame_overhead", "additive_throughput_terms",
+    "OVERHEAD_COLUMNS", "KNOWN_TIME_COLUMNS", "frame_overhead", "additive_throughput_terms",
     "STUDY_FEATURES", "FeatureError", "parse_feature", "base_columns", "compute_feature", "feature_frame",
     "feature_matrix", "target_vector", "candidate_features", "powmon_terms", "freq_level_terms",
     "power_features", "power_loglinear_features", "resolve_provenance",
     "feature_provenance", "column_provenance", "Factor", "KEY_COLUMNS", "join_simulated", "attach_macs",
+    "attach_stream_time",
     "throughput_terms",
 ]

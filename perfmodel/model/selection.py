@@ -133,8 +133,13 @@ def stepwise_select(
         raise PerfmodelError("stepwise selection has no usable candidate feature")
     selected = list(always)
     history: list[dict[str, Any]] = []
+    from .cv import with_known_times
+
+    def est(features):  # a rate model's known times (fc_stream_ms) keep coefficient 1 in every trial
+        return with_known_times(clone(estimator), features)
+
     if selected:
-        best = cv_mape(estimator, np.column_stack([cols[c] for c in selected]), y, splits)
+        best = cv_mape(est(selected), np.column_stack([cols[c] for c in selected]), y, splits)
         history.append({"step": 0, "added": None, "features": list(selected), "cv_mape": best})
     else:
         best = float("inf")
@@ -147,7 +152,7 @@ def stepwise_select(
         vmax = float(np.max(v)) if len(v) else 1.0
         if vmax > vif_cap:
             return c, float("inf"), vmax
-        return c, cv_mape(estimator, X, y, splits), vmax
+        return c, cv_mape(est(trial), X, y, splits), vmax
 
     while pool and len(selected) - len(always) < max_features:
         scores = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(score)(c) for c in pool)

@@ -106,7 +106,8 @@ def facts(name: str, input_size: int | None = None, *, use_cache: bool = True,
     """Facts of network ``name`` at ``input_size`` (default: the network's own).
 
     Keys: ``network``, ``title``, ``params``, ``macs``, ``gmacs``, ``conv_layers``, ``depthwise_layers``,
-    ``fc_layers``, ``input_size``, ``input_shape``, ``top1``, ``top5`` (percent; NaN when the source
+    ``fc_layers``, ``fc_params`` (weights of the FC layers: read once per image at batch 1), ``input_size``,
+    ``input_shape``, ``top1``, ``top5`` (percent; NaN when the source
     gives none, with ``top5_reason``), ``accuracy_source``, ``accuracy_ref`` (short form), ``accuracy_note``; ``layers`` (per-layer MACs
     and params) when ``per_layer``. The graph counts are cached as JSON in the model cache, because
     building a graph needs TensorFlow (seconds to import).
@@ -139,6 +140,8 @@ def facts(name: str, input_size: int | None = None, *, use_cache: bool = True,
     out: dict[str, Any] = {"network": spec.name, "title": spec.title}
     out.update({k: v for k, v in counted.items() if k != "layers"})
     out["gmacs"] = counted["macs"] / 1e9
+    # weights of the fully connected layers: at batch 1 each is read once per image (streamed)
+    out["fc_params"] = int(sum(int(layer["params"]) for layer in counted.get("layers", []) if layer.get("kind") == "fc"))
     out["top1"] = float(spec.top1)
     out["top5"] = float(spec.top5)
     if math.isnan(spec.top5):

@@ -1,0 +1,163 @@
+"""Machine calibration (streaming bandwidth) and the FC weight-streaming time it prices."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from perfmodel.cli.app import app
+from perfmodel.collect.calibrate import measure_calibration
+from perfmodel.data import (Dataset, attach_calibration, dataset_calibrations, merge, stream_bandwidth,
+                            write_dataset, write_records)
+from perfmodel.errors import InputFileError, PerfmodelError
+from perfmodel.model.estimators import OverheadLinearModel
+from perfmodel.model.features import FeatureError, attach_stream_time
+from perfmodel.model.synthetic import synthetic_throughput_records
+
+runner = CliRunner()
+
+
+def _cal(one: float, two: float, when: str = "2026-01-01T00:00:00Z") -> dict:
+    return {"version": 1, "when": when, "stream_gbps": {"1": one, "2": two}, "gemm_gflops": {"1": 1.0, "2": 2.0},
+            "errors": {}}
+
+
+def test_measure_calibration_small():
+    cal = measure_calibration((2, 1), buffer_mib=4, seconds=0.05)
+    json.dumps(cal)  # JSON-able as stored
+    assert cal["version"] == 1 and cal["buffer_mib"] == 4.0 and not cal["errors"]
+    assert set(cal["stream_gbps"]) == set(cal["gemm_gflops"]) == {"1", "2"}
+    assert all(np.isfinite(v) and v > 0 for v in [*cal["stream_gbps"].values(), *cal["gemm_gflops"].values()])
+    assert all(r["stream"] >= 3 and r["gemm"] >= 3 for r in cal["repeats"].values())
+    for bad in ({"threads": ()}, {"threads": (0,)}, {"threads": ("x",)}, {"buffer_mib": 0}, {"seconds": 0}):
+        with pytest.raises(ValueError):
+            measure_calibration(**{"threads": (1,), "buffer_mib": 1, "seconds": 0.01, **bad})
+
+
+def test_calibrations_of_a_data_set_attached_run_and_merged(tmp_path):
+    recs = synthetic_throughput_records(networks=("squeezenet1_1",), frameworks=("onnxruntime",), threads=(1,))
+    write_dataset(tmp_path / "a", recs, {"board": "b", "calibration": _cal(10.0, 20.0)})
+    write_dataset(tmp_path / "b", recs.assign(cell_id=recs["cell_id"] + "x"), {"board": "b"})
+    assert dataset_calibrations(tmp_path / "b") == []
+    entry = attach_calibration(tmp_path / "b", _cal(14.0, 30.0, "2026-01-02T00:00:00Z"), note="after the campaign")
+    assert entry["note"] == "after the campaign" and entry["attached"]
+    assert [c["stream_gbps"]["1"] for c in dataset_calibrations(tmp_path / "b")] == [14.0]
+    assert [c["stream_gbps"]["1"] for c in dataset_calibrations(tmp_path / "a")] == [10.0]
+    merged = merge([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
+    cals = dataset_calibrations(merged.path)
+    assert sorted(c["stream_gbps"]["1"] for c in cals) == [10.0, 14.0]  # each once
+    assert stream_bandwidth(cals) == {1: 12.0, 2: 25.0}
+    assert stream_bandwidth([]) == {}
+    # a flat records file has none; a calibration cannot be attached to it
+    write_records(tmp_path / "r.parquet", recs)
+    assert dataset_calibrations(tmp_path / "r.parquet") == []
+    with pytest.raises(InputFileError):
+        attach_calibration(tmp_path / "r.parquet", _cal(1.0, 2.0))
+    with pytest.raises(InputFileError):
+        dataset_calibrations(tmp_path / "nothing")
+    for bad, needle in ((["x"], "not a calibration"), ({**_cal(1, 2), "version": 9}, "version"),
+                        ({**_cal(1, 2), "stream_gbps": {"1": -3}}, "GB/s > 0"), ({"version": 1}, "stream_gbps")):
+        with pytest.raises(PerfmodelError, match=needle):
+            attach_calibration(tmp_path / "b", bad)
+    assert len(Dataset.open(tmp_path / "b").info["calibrations"]) == 1  # nothing stored by a refused one
+
+
+def test_attach_stream_time_from_facts_and_bandwidth():
+    df = pd.DataFrame({"network": ["alexnet", "alexnet", "squeezenet1_1", "resnet50"], "threads": [1, 2, 1, 2]})
+    df.attrs = {"provenance": {"network": "key"}}
+    out = attach_stream_time(df, {"1": 16.0, 2: 32.0})
+    expect = [4 * 58_631_144 / 16e6, 4 * 58_631_144 / 32e6, 0.0, 4 * 2_049_000 / 32e6]
+    np.testing.assert_allclose(out["fc_stream_ms"], expect, rtol=1e-12)
+    assert "fc_stream_ms" not in df.columns and out.attrs["provenance"]["fc_stream_ms"] == "derived"
+    with pytest.raises(FeatureError, match=r"no streaming bandwidth measured for \[2\]"):
+        attach_stream_time(df, {1: 16.0})
+    for bad in ({1: 0.0, 2: 1.0}, {1: float("nan"), 2: 1.0}, {"one": 1.0}):
+        with pytest.raises(FeatureError):
+            attach_stream_time(df, bad)
+    with pytest.raises(FeatureError, match="vgg19"):
+        attach_stream_time(df.assign(network="vgg19"), {1: 1.0, 2: 1.0})
+    with pytest.raises(FeatureError, match="threads"):
+        attach_stream_time(df.drop(columns="threads"), {1: 1.0})
+
+
+def test_known_time_column_has_coefficient_one():
+    """t = 2e-6 x + s, s a known time: the fitted cost of x is exact and s keeps coefficient 1."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(1e6, 5e6, 40)
+    s = rng.choice([0.0, 3.0, 9.0], 40)
+    t = 2e-6 * x + s
+    y = 1000.0 / (1.5 + t)
+    X = np.column_stack([x, s])
+    m = OverheadLinearModel(overhead=1.5, known=(1,)).fit(X, y)
+    c = m.params_.coef / m.params_.scaler_scale
+    np.testing.assert_allclose(c, [2e-6, 1.0], rtol=1e-9)
+    np.testing.assert_allclose(m.predict(X), y, rtol=1e-9)
+    # fitted freely, the same column gets whatever the least squares give; known, the time is not refitted
+    assert OverheadLinearModel(overhead=1.5).fit(np.column_stack([x, 2 * s]), y).params_.coef[1] > 0
+    m2 = OverheadLinearModel(overhead=1.5, known=(1,)).fit(np.column_stack([x, 2 * s]), y)
+    assert m2.params_.coef[1] / m2.params_.scaler_scale[1] == 1.0 and m2.params_.dof_resid == 39
+    for bad in ((2,), (-1,), ("a",)):
+        with pytest.raises(ValueError):
+            OverheadLinearModel(overhead=1.5, known=bad).fit(X, y)
+
+
+def test_feature_model_marks_known_time_features():
+    from perfmodel.model.cv import FeatureModel
+    from perfmodel.model.estimators import make_estimator
+
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"a": rng.uniform(1, 2, 20), "fc_stream_ms": rng.uniform(0, 1, 20),
+                       "read_ms": 0.1, "preprocess_ms": 0.4})
+    y = 1000.0 / (0.5 + 3.0 * df["a"] + df["fc_stream_ms"])
+    fm = FeatureModel(make_estimator("overhead-linear"), ["fc_stream_ms", "a"]).fit(df, y.to_numpy())
+    assert fm.estimator_.known == (0,)
+    np.testing.assert_allclose(fm.predict(df), y, rtol=1e-9)
+    assert FeatureModel(make_estimator("loglinear"), ["a"]).fit(df, y.to_numpy()).estimator_.get_params().get("known") is None
+
+
+def test_cli_calibrate_attach_and_fit_stream_terms(tmp_path):
+    from perfmodel.model import load_model
+
+    recs = synthetic_throughput_records(networks=("squeezenet1_1", "mobilenet_v2", "googlenet", "resnet50"),
+                                        frameworks=("litert", "onnxruntime"), threads=(1, 2), seed=4,
+                                        overhead_ms=300.0)
+    write_dataset(tmp_path / "ds", recs, {"board": "synthetic"})
+    fit = ["fit", str(tmp_path / "ds"), "-t", "throughput_fps", "--kind", "overhead-linear", "--cv", "lono",
+           "--terms", "throughput-stream", "-o", str(tmp_path / "m.json")]
+    r = runner.invoke(app, fit)
+    assert isinstance(r.exception, PerfmodelError) and "perfmodel calibrate --attach" in str(r.exception)
+    r = runner.invoke(app, ["calibrate", "--note", "x"])
+    assert isinstance(r.exception, PerfmodelError) and "--attach" in str(r.exception)
+    r = runner.invoke(app, ["calibrate", "--threads", "1,2", "--buffer-mib", "2", "--seconds", "0.02", "--attach",
+                            str(tmp_path / "ds"), "--note", "test", "--json"])
+    assert r.exit_code == 0, r.output
+    cal = json.loads(r.output)
+    assert cal["note"] == "test" and set(cal["stream_gbps"]) == {"1", "2"}
+    r = runner.invoke(app, fit + ["--json"])
+    assert r.exit_code == 0, r.output
+    m = load_model(tmp_path / "m.json")
+    assert m.features[-1] == "fc_stream_ms" and m.metadata["terms"] == "throughput-stream"
+    assert m.metadata["stream_bandwidth_gbps"] == {k: pytest.approx(v) for k, v in cal["stream_gbps"].items()}
+    assert m.params.coef[-1] / m.params.scaler_scale[-1] == 1.0
+    # predicting from the data set uses its calibration; from a CSV without it, the model's (said so)
+    r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m.json"), "--dataset", str(tmp_path / "ds"),
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)["rows"]
+    assert len(rows) == 16 and all(np.isfinite(x["pred"]) for x in rows)
+    from perfmodel.data import read_dataset, wide_per_cell
+    from perfmodel.model.features import join_simulated
+
+    wide = join_simulated(wide_per_cell(read_dataset(tmp_path / "ds")))
+    cols = ["framework", "network", "threads", "instructions_per_image", "l2d_refills_per_image"]
+    wide[[c for c in cols if c in wide.columns]].to_csv(tmp_path / "s.csv", index=False)
+    r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m.json"), "--csv", str(tmp_path / "s.csv"),
+                            "--provenance", "simulated", "--json"])
+    assert r.exit_code == 0, r.output
+    assert "the model's training calibration" in r.stderr
+    preds = [x["pred"] for x in json.loads(r.stdout)["rows"]]
+    np.testing.assert_allclose(preds, [x["pred"] for x in rows], rtol=1e-9)
