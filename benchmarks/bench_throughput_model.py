@@ -22,11 +22,17 @@ leave-one-network-out splits (the held-out network is never seen in fitting, sel
 * ``overhead-loglinear``: ``fps = 1000 / (overhead + t)``, ``log t`` on the ``fixed`` terms, the overhead
   being the training cells' mean read + pre-process time (per fold) (chosen before the four added networks were measured);
   ``+ stepwise counts (nested)`` as above;
-* ``overhead-linear additive`` (the form of trained/throughput_reference.json): the same rate with an
+* ``overhead-linear additive``: the same rate with an
   additive (CPI-stack) inference time, ``t =
   sum_fw,thr c instr x [fw, thr] + c_mem x L2-d refills`` (non-negative costs, relative-error fit); with
   instructions only beside it; ``hybrid``: + the weights read per image (4 x parameters: a graph fact, not a
   counter) instead of the refills;
+* ``stream`` (the form of trained/throughput_reference.json): the additive model plus ``fc_stream_ms``, the
+  time to read the network's FC weights once (4 bytes x FC parameters, a graph fact) at the streaming
+  bandwidth the data set's calibration measured (``perfmodel calibrate``), with coefficient 1 (not fitted:
+  the conv networks cannot tell what a streamed byte costs, their traffic overlaps with arithmetic); the
+  row with that cost fitted instead shows why; ``+ stepwise raw counts (nested)``: more simulated
+  per-image counts (a cost each) chosen inside every outer fold;
 * ``measured-run``: the same plus the log of the cell's own measured CPU utilisation (task-clock ms per s,
   a software counter of the held-out cell's run): not a prediction before running, shown for the
   quick-sample use (where the sample is measured anyway);
@@ -150,8 +156,19 @@ def load(args):
     missing = sorted(joined.loc[~ok, "cell_id"].astype(str))
     df = joined[ok].reset_index(drop=True)
     df.attrs = joined.attrs
-    return (with_weight_bytes(attach_macs(df)), attach_macs(timing), missing,
-            list(joined.attrs.get("join_simulated_events", [])), None)
+    df = with_weight_bytes(attach_macs(df))
+    if not args.synthetic:
+        from perfmodel.data import dataset_calibrations, stream_bandwidth
+        from perfmodel.model.features import attach_stream_time
+
+        bw = stream_bandwidth(dataset_calibrations(args.dataset))
+        if bw:
+            print("streaming bandwidth (median of the data set's calibrations): "
+                  + ", ".join(f"{t} thread(s) {g:.1f} GB/s" for t, g in bw.items()))
+            df = attach_stream_time(df, bw)
+        else:
+            print("no calibration in the data set: the FC-stream rows are not evaluated")
+    return (df, attach_macs(timing), missing, list(joined.attrs.get("join_simulated_events", [])), None)
 
 
 def with_weight_bytes(df):
@@ -287,7 +304,22 @@ def main(argv=None) -> int:
     from perfmodel.model.features import additive_throughput_terms
 
     additive = additive_throughput_terms(df)
-    models["overhead-linear additive: instr + L2-d refills (trained/)"] = FeatureModel(
+    if "fc_stream_ms" in df.columns:
+        models["stream: additive + FC weights at calibrated BW (trained/)"] = FeatureModel(
+            make_estimator("overhead-linear"), additive + ["fc_stream_ms"])
+        models["stream: instr x (fw, thr) + FC weights at calibrated BW"] = FeatureModel(
+            make_estimator("overhead-linear"), additive_throughput_terms(df, memory=()) + ["fc_stream_ms"])
+        models["  stream: additive + FC stream time, cost fitted per thr"] = FeatureModel(
+            make_estimator("overhead-linear"), additive + [f"fc_stream_ms*threads={t}"
+                                                           for t in sorted(map(int, df["threads"].unique()))])
+        raw = [f"{e}_per_image" for e in events if f"{e}_per_image" in df.columns
+               and f"{e}_per_image" not in additive and e != "instructions"
+               and (df[f"{e}_per_image"] >= 0).all() and df[f"{e}_per_image"].nunique() > 1]
+        models["stream + stepwise raw counts (nested)"] = NestedStepwise(
+            "overhead-linear", additive + ["fc_stream_ms"], raw)
+        models["baseline: overhead-linear on MACs x (fw, thr) + FC stream"] = FeatureModel(
+            make_estimator("overhead-linear"), additive_throughput_terms(df, work="macs", memory=()) + ["fc_stream_ms"])
+    models["overhead-linear additive: instr + L2-d refills"] = FeatureModel(
         make_estimator("overhead-linear"), additive)
     models["overhead-linear additive: instr x (fw, thr) only"] = FeatureModel(
         make_estimator("overhead-linear"), additive_throughput_terms(df, memory=()))
@@ -349,6 +381,8 @@ def main(argv=None) -> int:
     short.update({n: n.split(" ")[0] + " (nested)" for n in show if n.endswith("(nested)")})
     short.update({n: "additive " + ("+L2-d refills" if "refills" in n else "instr only")
                   for n in show if n.startswith("overhead-linear additive")})
+    short.update({n: "stream " + ("instr only" if "only" in n or "instr x" in n else "+refills")
+                  for n in show if n.startswith("stream:")})
     print(f"{'network':15s} " + " ".join(f"{short[n][:18]:>18s}" for n in show))
     for net in nets:
         cells = []
