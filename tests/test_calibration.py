@@ -143,6 +143,7 @@ def test_cli_calibrate_attach_and_fit_stream_terms(tmp_path):
     assert m.features[-1] == "fc_stream_ms" and m.metadata["terms"] == "throughput-stream"
     assert m.metadata["stream_bandwidth_gbps"] == {k: pytest.approx(v) for k, v in cal["stream_gbps"].items()}
     assert m.params.coef[-1] / m.params.scaler_scale[-1] == 1.0
+    assert m.training["fixed_coefficients"] == {"fc_stream_ms": 1.0}
     # predicting from the data set uses its calibration; from a CSV without it, the model's (said so)
     r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m.json"), "--dataset", str(tmp_path / "ds"),
                             "--json"])

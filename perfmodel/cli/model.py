@@ -251,6 +251,42 @@ def default_reference() -> Path:
     return Path(perfmodel.__file__).resolve().parents[1] / "datasets" / "reference"
 
 
+def default_traces() -> list[Path]:
+    """The trace data sets in ``datasets/traces`` of the source checkout (may be none)."""
+    d = default_reference().parent / "traces"
+    return sorted(p for p in d.iterdir() if (p / "dataset.json").is_file()) if d.is_dir() else []
+
+
+def long_run_from_sample(quick_fps: float, framework: str, threads: int, traces: list[Path] | None = None, *,
+                         exclude_network=(), alpha: float = 0.05) -> dict:
+    """The quick sample's throughput x the long-run / start-of-run ratio of long-run traces
+    (:mod:`perfmodel.model.longrun`): ``{"pred", "lo", "hi", "ratio", "n_traces", "traces_from"}``, or
+    ``{"reason"}`` when no trace applies. Traces of the same framework and thread count are used when
+    there are at least two, else all of them (said in ``traces_from``)."""
+    import pandas as pd
+
+    from perfmodel.data import read_dataset
+    from perfmodel.model.longrun import LongRunRatio, trace_ratios
+
+    paths = list(traces) if traces else default_traces()
+    if not paths:
+        return {"reason": "no long-run trace data set (give --traces DIR; record one with perfmodel trace)"}
+    try:
+        table = pd.concat([trace_ratios(read_dataset(p)) for p in paths], ignore_index=True)
+        same = table[(table["framework"] == framework) & (table["threads"] == int(threads))
+                     & ~table["network"].isin(list(exclude_network))]
+        if len(same) >= 2:
+            lr, where = LongRunRatio.fit(same), f"{len(same)} trace(s) of {framework}, {threads} thread(s)"
+        else:
+            lr = LongRunRatio.fit(table, exclude_network=exclude_network)
+            where = f"{lr.n} trace(s) of any framework / thread count (fewer than 2 of {framework} x {threads})"
+        pred, lo, hi = lr.predict(quick_fps, alpha)
+    except PerfmodelError as exc:
+        return {"reason": str(exc)}
+    return {"pred": pred, "lo": lo, "hi": hi, "ratio": lr.ratio, "n_traces": lr.n,
+            "traces_from": where + " in " + ", ".join(map(str, paths))}
+
+
 def simulated_columns(model) -> list[str]:
     """The model's input columns measured by simulation (valgrind), e.g. ``instructions_per_image``."""
     return [c for c, p in model.column_provenance.items() if p and "simulated" in p]
@@ -545,6 +581,10 @@ def register(app: typer.Typer) -> None:
                                             "cells supply the simulated counts a model needs (used only when its "
                                             "library versions and architecture match this machine; default: "
                                             "datasets/reference of this checkout)."),
+        traces: list[Path] = typer.Option(None, "--traces", help="Quick sample: long-run trace data sets (perfmodel "
+                                          "trace) whose long-run / first-2-s throughput ratio turns the sample's "
+                                          "own throughput into a long-run estimate (repeatable; default: "
+                                          "datasets/traces of this checkout)."),
         simulate: bool = typer.Option(False, "--simulate", help="Quick sample: when no matching reference has the "
                                       "simulated counts, run the valgrind pass for the sample (slow: minutes) "
                                       "instead of refusing."),
@@ -560,10 +600,11 @@ def register(app: typer.Typer) -> None:
         a quick sample (--framework/--network) or for a command (-- CMD...). The sample must have the
         model's features from the same counter source (real PMU vs simulated) or the prediction is refused.
 
-        Quick sample: measures a few images of FRAMEWORK x NETWORK after a warm-up and prints the predicted
-        long-run value with its interval beside the sample's own measured throughput. Simulated counts
-        the model needs come from --simulated-from (same library versions only) or, with --simulate, from
-        a valgrind pass of the sample; the output says which."""
+        Quick sample: measures a few images of FRAMEWORK x NETWORK after a warm-up and prints the model's
+        predicted long-run value with its interval, the sample's own measured throughput, and that
+        throughput x the long-run / start-of-run ratio of long-run traces (--traces) with its interval.
+        Simulated counts the model needs come from --simulated-from (same library versions only) or, with
+        --simulate, from a valgrind pass of the sample; the output says which."""
         import pandas as pd
 
         from perfmodel.model import load_model
@@ -626,11 +667,14 @@ def register(app: typer.Typer) -> None:
         quick = None
         if counts_note is not None:
             fps = pd.to_numeric(df["throughput_fps"], errors="coerce") if "throughput_fps" in df else None
+            measured = float(fps.iloc[0]) if fps is not None and len(fps) else None
             quick = {"framework": framework, "network": network, "threads": threads, "images": images,
-                     "measured_fps": float(fps.iloc[0]) if fps is not None and len(fps) else None,
-                     "counts_from": counts_note,
-                     "note": "pred = the model's long-run estimate; measured_fps = this short sample's own "
-                             "throughput (a naive estimate)"}
+                     "measured_fps": measured, "counts_from": counts_note,
+                     "long_run_from_sample": (long_run_from_sample(measured, framework, threads, traces, alpha=alpha)
+                                              if measured else {"reason": "the sample has no throughput"}),
+                     "note": "pred = the counter model's long-run estimate (from counts, not from the sample's "
+                             "timing); measured_fps = this short sample's own throughput; long_run_from_sample "
+                             "= measured_fps x the long-run / start ratio of long-run traces"}
         if json_out:
             payload = {"target": model.target, "alpha": alpha, "rows": out.to_dict("records")}
             if quick is not None:
@@ -644,6 +688,13 @@ def register(app: typer.Typer) -> None:
                        f"({1 - alpha:.0%} prediction interval)")
             typer.echo(f"  quick sample ({images} images after warm-up) measured "
                        f"{_fmt(quick['measured_fps'], '.4g')} images/s")
+            lrs = quick["long_run_from_sample"]
+            if "pred" in lrs:
+                typer.echo(f"  long-run from the sample: {_fmt(lrs['pred'], '.4g')} [{_fmt(lrs['lo'], '.4g')}, "
+                           f"{_fmt(lrs['hi'], '.4g')}] images/s (x {lrs['ratio']:.3f}, the long-run / first-2-s "
+                           f"ratio of {lrs['traces_from']})")
+            else:
+                typer.echo(f"  long-run from the sample: not evaluated: {lrs['reason']}")
             typer.echo(f"  counts from: {counts_note}")
             return
         cols = keys + ["pred", f"lo ({1 - alpha:.0%})", "hi"] + (["measured"] if "measured" in out else [])

@@ -318,6 +318,9 @@ def fit_model(
                 "target_range": [float(y.min()), float(y.max())],
                 "groups": sorted(map(str, pd.unique(df[group]))) if group else None,
                 "source": (df.attrs or {}).get("source")}
+    known = [feats[i] for i in (fitted.get_params().get("known") or ())]
+    if known:  # times already (fc_stream_ms): coefficient 1, not fitted
+        training["fixed_coefficients"] = {f: 1.0 for f in known}
     return ModelFile(
         target=target, kind=kind, features=feats, params=fitted.params_,
         provenance={f: v for f, v in prov.items()},  # type: ignore[misc]
