@@ -71,7 +71,7 @@ def main(argv=None) -> int:
                          "held-out network's own traces are never used for its estimate")
     ap.add_argument("--json", type=Path, help="write the table as JSON")
     args = ap.parse_args(argv)
-    from perfmodel.cli.model import default_traces, long_run_from_sample, quick_sample_table
+    from perfmodel.cli.model import default_traces, long_run_from_sample, quick_sample_table, sample_rel_se
     from perfmodel.errors import PerfmodelError
     from perfmodel.model import load_model
 
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
             lr = c["long_run_fps"]
             ratio_traces = args.ratio_traces or list(dict.fromkeys(default_traces() + list(args.trace)))
             fs = long_run_from_sample(quick, c["framework"], c["threads"], ratio_traces,
-                                      exclude_network=[c["network"]])
+                                      exclude_network=[c["network"]], quick_rel_se=sample_rel_se(df))
             if "pred" in fs:
                 row.update({"from_sample_fps": fs["pred"], "from_sample_lo": fs["lo"], "from_sample_hi": fs["hi"],
                             "from_sample_error_pct": 100 * (fs["pred"] - lr) / lr, "ratio": fs["ratio"],

@@ -105,3 +105,19 @@ def test_predict_quick_sample_reports_the_estimate_from_the_sample(tmp_path, mon
                             "googlenet", "--traces", str(tmp_path / "t1"), "--traces", str(tmp_path / "t2")])
     assert r.exit_code == 0 and "long-run from the sample:" in r.stdout
     assert cli_model.default_traces() is not None
+
+
+def test_sample_noise_widens_the_interval():
+    table = pd.DataFrame({"framework": ["onnxruntime"] * 2, "network": ["a", "b"], "threads": [1, 1],
+                          "ratio": [0.95, 0.9501]})
+    lr = LongRunRatio.fit(table)
+    _, lo0, hi0 = lr.predict(100.0)
+    pred, lo, hi = lr.predict(100.0, quick_rel_se=0.02)
+    half = stats.t.ppf(0.975, 1) * np.sqrt(lr.log_sd**2 * 1.5 + 0.02**2)
+    assert (lo, hi) == (pytest.approx(pred * np.exp(-half)), pytest.approx(pred * np.exp(half)))
+    assert lo < lo0 and hi > hi0
+    from perfmodel.cli.model import sample_rel_se
+
+    df = pd.DataFrame({"latency_ms": [10.0], "latency_ms_std": [2.0], "latency_ms_n": [4]})
+    assert sample_rel_se(df) == pytest.approx(0.1)
+    assert sample_rel_se(df.assign(latency_ms_n=1)) == 0.0 and sample_rel_se(pd.DataFrame()) == 0.0

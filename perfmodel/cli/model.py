@@ -257,8 +257,19 @@ def default_traces() -> list[Path]:
     return sorted(p for p in d.iterdir() if (p / "dataset.json").is_file()) if d.is_dir() else []
 
 
+def sample_rel_se(df) -> float:
+    """Relative standard error of a quick sample's mean latency (sd / mean / sqrt(n)); 0 when unknown."""
+    import math
+
+    try:
+        m, sd, n = (float(df[c].iloc[0]) for c in ("latency_ms", "latency_ms_std", "latency_ms_n"))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return 0.0
+    return sd / m / math.sqrt(n) if all(math.isfinite(v) for v in (m, sd, n)) and m > 0 and n > 1 else 0.0
+
+
 def long_run_from_sample(quick_fps: float, framework: str, threads: int, traces: list[Path] | None = None, *,
-                         exclude_network=(), alpha: float = 0.05) -> dict:
+                         exclude_network=(), alpha: float = 0.05, quick_rel_se: float = 0.0) -> dict:
     """The quick sample's throughput x the long-run / start-of-run ratio of long-run traces
     (:mod:`perfmodel.model.longrun`): ``{"pred", "lo", "hi", "ratio", "n_traces", "traces_from"}``, or
     ``{"reason"}`` when no trace applies. Traces of the same framework and thread count are used when
@@ -280,7 +291,7 @@ def long_run_from_sample(quick_fps: float, framework: str, threads: int, traces:
         else:
             lr = LongRunRatio.fit(table, exclude_network=exclude_network)
             where = f"{lr.n} trace(s) of any framework / thread count (fewer than 2 of {framework} x {threads})"
-        pred, lo, hi = lr.predict(quick_fps, alpha)
+        pred, lo, hi = lr.predict(quick_fps, alpha, quick_rel_se)
     except PerfmodelError as exc:
         return {"reason": str(exc)}
     return {"pred": pred, "lo": lo, "hi": hi, "ratio": lr.ratio, "n_traces": lr.n,
@@ -670,7 +681,8 @@ def register(app: typer.Typer) -> None:
             measured = float(fps.iloc[0]) if fps is not None and len(fps) else None
             quick = {"framework": framework, "network": network, "threads": threads, "images": images,
                      "measured_fps": measured, "counts_from": counts_note,
-                     "long_run_from_sample": (long_run_from_sample(measured, framework, threads, traces, alpha=alpha)
+                     "long_run_from_sample": (long_run_from_sample(measured, framework, threads, traces, alpha=alpha,
+                                                                   quick_rel_se=sample_rel_se(df))
                                               if measured else {"reason": "the sample has no throughput"}),
                      "note": "pred = the counter model's long-run estimate (from counts, not from the sample's "
                              "timing); measured_fps = this short sample's own throughput; long_run_from_sample "

@@ -8,10 +8,10 @@ state a quick sample sees) and over everything after ``skip_s`` seconds (the lon
     long-run fps = quick-sample fps x r,     log r ~ mean of log(long-run / first window) over the traces,
 
 with a prediction interval from the spread of ``log r`` across the traces (Student t, ``n - 1`` degrees
-of freedom, ``sqrt(1 + 1/n)``). One trace gives the ratio but no interval. The traces should come from
+of freedom, ``sqrt(1 + 1/n)``) and the sample's own standard error. One trace gives the ratio but no
+interval. The traces should come from
 the same machine (and ideally the same framework and thread count: :meth:`LongRunRatio.fit` can select
-them); the quick sample's own sampling noise is part of the spread only as far as the traces' first
-windows show it.
+them).
 """
 
 from __future__ import annotations
@@ -95,15 +95,21 @@ class LongRunRatio:
     def ratio(self) -> float:
         return float(np.exp(self.log_mean))
 
-    def predict(self, quick_fps: float, alpha: float = 0.05) -> tuple[float, float, float]:
-        """``(long-run fps, lo, hi)``; the bounds are NaN from a single trace (no spread to go on)."""
+    def predict(self, quick_fps: float, alpha: float = 0.05, quick_rel_se: float = 0.0) -> tuple[float, float, float]:
+        """``(long-run fps, lo, hi)``; the bounds are NaN from a single trace (no spread to go on).
+
+        ``quick_rel_se``: the relative standard error of the sample's own throughput (per-image latency
+        sd / mean / sqrt(images)), added in quadrature to the traces' spread: with few traces their ratios
+        can agree by chance, and the sample's noise is then the larger part.
+        """
         q = float(quick_fps)
         if not (np.isfinite(q) and q > 0):
             raise PerfmodelError(f"the quick sample's throughput must be > 0, got {quick_fps!r}")
+        se_q = float(quick_rel_se) if np.isfinite(quick_rel_se) and quick_rel_se > 0 else 0.0
         pred = q * self.ratio
         if self.n < 2 or not np.isfinite(self.log_sd):
             return pred, float("nan"), float("nan")
-        half = stats.t.ppf(1 - alpha / 2, self.n - 1) * self.log_sd * np.sqrt(1 + 1 / self.n)
+        half = stats.t.ppf(1 - alpha / 2, self.n - 1) * np.sqrt(self.log_sd**2 * (1 + 1 / self.n) + se_q**2)
         return pred, pred * float(np.exp(-half)), pred * float(np.exp(half))
 
     def to_dict(self) -> dict[str, Any]:
