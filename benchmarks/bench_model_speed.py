@@ -3,7 +3,8 @@
     python benchmarks/bench_model_speed.py [--data armpm:PATH] [--json OUT]
 
 Default data: the synthetic power table (360 samples) and, where present, the ARMPM file (6 000
-samples). Budget: fit + CV of all models <= 10 s on 2 cores; one prediction <= 10 ms.
+samples) and the reference throughput data set (the trained model's fixed form: fit + leave-one-network-out
+CV with baselines; one prediction includes computing its FC weight-streaming time). Budget: fit + CV of all models <= 10 s on 2 cores; one prediction <= 10 ms.
 """
 
 from __future__ import annotations
@@ -21,6 +22,38 @@ sys.path.insert(0, str(ROOT))
 ARMPM = ROOT.parent / "shared" / "data" / "armpm-parsec" / "xu3_cset_perfcpu_PARSEC_eMMC_big.data"
 FEATS = ["voltage_v", "voltage_v^2*freq_mhz", "temperature_c*voltage_v", "instructions_per_s*voltage_v^2",
          "l2d_accesses_per_s*voltage_v^2", "cycles_per_s*voltage_v^2"]
+
+
+def throughput_row(ref: Path, trained: Path, jobs: int) -> dict:
+    """The trained throughput model's form on the reference data set: fit + leave-one-network-out CV (with
+    the baselines), and one prediction from a reference row including its FC weight-streaming time."""
+    from perfmodel.data import dataset_calibrations, read_dataset, stream_bandwidth, wide_per_cell
+    from perfmodel.model import fit_model, load_model
+    from perfmodel.model.features import additive_throughput_terms, attach_stream_time, join_simulated
+
+    df = join_simulated(wide_per_cell(read_dataset(ref)))
+    keep = df["throughput_fps"].notna() & df["instructions_per_image"].notna()
+    attrs, df = df.attrs, df[keep].reset_index(drop=True)
+    df.attrs = attrs
+    bw = stream_bandwidth(dataset_calibrations(ref))
+    t = time.perf_counter()
+    train = attach_stream_time(df, bw)
+    fit_model(train, "throughput_fps", additive_throughput_terms(train) + ["fc_stream_ms"], kind="overhead-linear",
+              groups="lono", select="fixed", n_jobs=jobs)
+    t_fit = time.perf_counter() - t
+    t = time.perf_counter()
+    m = load_model(trained)
+    t_load = time.perf_counter() - t
+    one = df.iloc[[0]].copy()
+    one.attrs = df.attrs
+    times = []
+    for _ in range(200):
+        t = time.perf_counter()
+        m.predict_frame(attach_stream_time(one, bw))
+        times.append(time.perf_counter() - t)
+    return {"data": f"throughput ({len(df)})", "cv_3_kinds_fixed_s": float("nan"), "fit_stepwise_cv_s": t_fit,
+            "load_ms": 1000 * t_load, "predict_one_ms_median": 1000 * float(np.median(times)),
+            "predict_one_ms_p95": 1000 * float(np.percentile(times, 95))}
 
 
 def main(argv=None) -> int:
@@ -61,6 +94,10 @@ def main(argv=None) -> int:
         rows.append({"data": name, "cv_3_kinds_fixed_s": t_eval, "fit_stepwise_cv_s": t_fit,
                      "load_ms": 1000 * t_load, "predict_one_ms_median": 1000 * float(np.median(times)),
                      "predict_one_ms_p95": 1000 * float(np.percentile(times, 95))})
+    ref = ROOT / "datasets" / "reference"
+    trained = ROOT / "trained" / "throughput_reference.json"
+    if (ref / "dataset.json").is_file() and trained.is_file():
+        rows.append(throughput_row(ref, trained, args.jobs))
     print(f"{'data':16s} {'CV 3 kinds s':>12s} {'fit+stepwise+CV s':>18s} {'load ms':>8s} {'predict ms':>11s} {'p95 ms':>7s}")
     for r in rows:
         print(f"{r['data']:16s} {r['cv_3_kinds_fixed_s']:12.2f} {r['fit_stepwise_cv_s']:18.2f} {r['load_ms']:8.2f} "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -130,20 +131,27 @@ def compute_feature(df: pd.DataFrame, name: str, _cache: dict | None = None) -> 
     return values.rename(name)
 
 
+@contextmanager
+def attrs_aside(df: pd.DataFrame):
+    """Within the block ``df.attrs`` is empty (restored after): pandas deep-copies ``attrs`` into every
+    intermediate result (even a column lookup), and a data set's metadata there made a one-row
+    prediction ~20x slower."""
+    saved, df.attrs = df.attrs, {}
+    try:
+        yield saved
+    finally:
+        df.attrs = saved
+
+
 def feature_frame(df: pd.DataFrame, features: Sequence[str], *, allow_nan: bool = False) -> pd.DataFrame:
     """A DataFrame with one float column per feature; NaN / inf raise :class:`FeatureError` unless allowed."""
     if not len(features):
         raise FeatureError("no features given")
     if len(set(features)) != len(features):
         raise FeatureError(f"duplicate features in {list(features)}")
-    # pandas deep-copies ``attrs`` into every intermediate result (even a shallow copy): with a data set's
-    # metadata there that made a one-row prediction ~20x slower, so they are set aside while computing
-    saved, df.attrs = df.attrs, {}
-    try:
+    with attrs_aside(df):
         cache: dict = {}
         out = pd.DataFrame({f: compute_feature(df, f, cache) for f in features}, index=df.index)
-    finally:
-        df.attrs = saved
     if not allow_nan:
         bad = ~np.isfinite(out.to_numpy())
         if bad.any():
@@ -474,6 +482,14 @@ def attach_stream_time(df: pd.DataFrame, bandwidth_gbps: Mapping, *, column: str
     for c in (column, "threads"):
         if c not in df.columns:
             raise FeatureError(f"the weight-streaming time needs a {c!r} column")
+    with attrs_aside(df) as saved:
+        out = _with_stream_time(df, bandwidth_gbps, column)
+    out.attrs = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (saved or {}).items()}
+    out.attrs.setdefault("provenance", {})["fc_stream_ms"] = "derived"  # zoo facts x a measured calibration
+    return out
+
+
+def _with_stream_time(df: pd.DataFrame, bandwidth_gbps: Mapping, column: str) -> pd.DataFrame:
     bw: dict[int, float] = {}
     for k, v in dict(bandwidth_gbps or {}).items():
         try:
@@ -491,18 +507,19 @@ def attach_stream_time(df: pd.DataFrame, bandwidth_gbps: Mapping, *, column: str
             fc[name] = 4.0 * float(facts(name)["fc_params"])
         except Exception as exc:  # noqa: BLE001 - unknown network, no TensorFlow, ...
             raise FeatureError(f"no FC weight count for network {name!r}: {exc}") from None
-    thr = pd.to_numeric(df["threads"], errors="coerce")
-    missing = sorted({int(t) for t in thr.dropna().unique()} - set(bw))
-    if missing or thr.isna().any():
+    thr = pd.to_numeric(df["threads"].to_numpy(), errors="coerce")
+    thr = np.asarray(thr, dtype="float64")
+    missing = sorted({int(t) for t in thr[np.isfinite(thr)]} - set(bw))
+    if missing or not np.isfinite(thr).all():
         have = ", ".join(map(str, sorted(bw))) or "none"
         raise FeatureError(f"no streaming bandwidth measured for {missing or 'unknown'} thread(s) (calibration has "
                            f"{have}); calibrate with those thread counts (perfmodel calibrate --threads ...)")
-    out = df.copy()
-    out["fc_stream_ms"] = (out[column].astype(str).map(fc).astype("float64")
-                           / (thr.astype(int).map(bw).astype("float64") * 1e6))
-    out.attrs = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (df.attrs or {}).items()}
-    out.attrs.setdefault("provenance", {})["fc_stream_ms"] = "derived"  # zoo facts x a measured calibration
-    return out
+    nets = df[column].astype(str).to_numpy()
+    values = np.array([fc[n] for n in nets], dtype="float64") / (np.array([bw[int(t)] for t in thr]) * 1e6)
+    if "fc_stream_ms" in df.columns:
+        df = df.drop(columns="fc_stream_ms")
+    # one concat, not an insert into a possibly fragmented frame (pandas warns about many inserts)
+    return pd.concat([df, pd.DataFrame({"fc_stream_ms": values}, index=df.index)], axis=1)
 
 
 def throughput_terms(df: pd.DataFrame, *, work: str = "instructions_per_image",
@@ -582,7 +599,7 @@ def frame_overhead(df: pd.DataFrame, columns: Sequence[str] = OVERHEAD_COLUMNS) 
 
 
 __all__ = [
-    "OVERHEAD_COLUMNS", "KNOWN_TIME_COLUMNS", "frame_overhead", "additive_throughput_terms",
+    "OVERHEAD_COLUMNS", "KNOWN_TIME_COLUMNS", "frame_overhead", "attrs_aside", "additive_throughput_terms",
     "STUDY_FEATURES", "FeatureError", "parse_feature", "base_columns", "compute_feature", "feature_frame",
     "feature_matrix", "target_vector", "candidate_features", "powmon_terms", "freq_level_terms",
     "power_features", "power_loglinear_features", "resolve_provenance",

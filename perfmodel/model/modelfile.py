@@ -193,9 +193,10 @@ class ModelFile:
             raise IncompatibleSampleError(
                 "the sample's counter source does not match the model's - " + "; ".join(problems))
         for col, values in self.levels.items():
-            from .features import _key_str
+            from .features import _key_str, attrs_aside
 
-            seen = set(_key_str(df[col]).unique())
+            with attrs_aside(df):
+                seen = set(_key_str(df[col]).unique())
             unknown = sorted(seen - set(values))
             if unknown:
                 raise IncompatibleSampleError(
