@@ -125,7 +125,9 @@ def test_cli_calibrate_attach_and_fit_stream_terms(tmp_path):
     recs = synthetic_throughput_records(networks=("squeezenet1_1", "mobilenet_v2", "googlenet", "resnet50"),
                                         frameworks=("litert", "onnxruntime"), threads=(1, 2), seed=4,
                                         overhead_ms=300.0)
-    write_dataset(tmp_path / "ds", recs, {"board": "synthetic"})
+    from perfmodel.collect.meta import system_info
+
+    write_dataset(tmp_path / "ds", recs, {"board": system_info().get("board")})  # this machine's data set
     fit = ["fit", str(tmp_path / "ds"), "-t", "throughput_fps", "--kind", "overhead-linear", "--cv", "lono",
            "--terms", "throughput-stream", "-o", str(tmp_path / "m.json")]
     r = runner.invoke(app, fit)
@@ -162,3 +164,84 @@ def test_cli_calibrate_attach_and_fit_stream_terms(tmp_path):
     assert "the model's training calibration" in r.stderr
     preds = [x["pred"] for x in json.loads(r.stdout)["rows"]]
     np.testing.assert_allclose(preds, [x["pred"] for x in rows], rtol=1e-9)
+
+
+def test_run_calibrations_of_a_resumed_data_set_survive_a_merge(tmp_path):
+    ds = Dataset.create(tmp_path / "a", {"board": "b", "run_id": "r1"})
+    ds.record_run_metadata("r1", "calibration", _cal(10.0, 20.0, "t1"))
+    ds = Dataset.create(tmp_path / "a", {"board": "b", "run_id": "r2"}, exist_ok=True)
+    with pytest.raises(PerfmodelError, match="not the run"):
+        ds.record_run_metadata("r1", "calibration", _cal(1.0, 1.0))
+    ds.record_run_metadata("r2", "calibration", _cal(12.0, 22.0, "t2"))
+    back = Dataset.open(tmp_path / "a")
+    assert back.metadata["calibration"]["when"] == "t1"  # the first run's, where it was created
+    assert sorted(c["when"] for c in dataset_calibrations(tmp_path / "a")) == ["t1", "t2"]
+    merged = merge([tmp_path / "a"], tmp_path / "m")
+    assert sorted(c["when"] for c in dataset_calibrations(merged.path)) == ["t1", "t2"]
+    # a malformed attached entry is an error, not skipped
+    info = Dataset.open(tmp_path / "a").info
+    info["calibrations"] = [{"version": 1}]
+    from perfmodel.data.calibration import calibrations_of_info
+
+    with pytest.raises(PerfmodelError, match="attached calibration 0"):
+        calibrations_of_info(info)
+
+
+def test_calibration_failures_are_recorded_not_raised(monkeypatch):
+    import perfmodel.collect.calibrate as cal_mod
+
+    monkeypatch.setattr(cal_mod, "measure_calibration", lambda *a, **k: (_ for _ in ()).throw(MemoryError("256 MiB")))
+    out = cal_mod.safe_calibration([1, 2])
+    assert out["stream_gbps"] == {} and "MemoryError" in out["errors"]["all"]
+    assert stream_bandwidth([out]) == {}
+    monkeypatch.undo()
+    import threadpoolctl
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: [])
+    out = measure_calibration((1, 2), buffer_mib=1, seconds=0.01)
+    assert out["stream_gbps"] == {} and set(out["errors"]) == {"1", "2"} and "BLAS" in out["errors"]["1"]
+
+
+def test_stream_time_needs_whole_thread_counts_and_known_time_may_exceed_the_time():
+    df = pd.DataFrame({"network": ["alexnet"], "threads": [1.5]})
+    with pytest.raises(FeatureError, match="whole thread counts"):
+        attach_stream_time(df, {1: 1.0, 2: 1.0})
+    # a known time larger than some measured times: the fitted costs stay >= 0, the fit does not fail
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    s = np.array([0.0, 0.0, 9.0, 0.0, 0.0])
+    y = 1000.0 / (2.0 * x)
+    m = OverheadLinearModel(known=(1,)).fit(np.column_stack([x, s]), y)
+    assert (m.params_.coef >= 0).all() and np.isfinite(m.predict(np.column_stack([x, s]))).all()
+
+
+def test_cli_calibrate_refuses_another_machines_data_set(tmp_path):
+    recs = synthetic_throughput_records(networks=("squeezenet1_1",), frameworks=("onnxruntime",), threads=(1,))
+    write_dataset(tmp_path / "ds", recs, {"board": "Raspberry Pi 3 Model B Rev 1.2", "cpu_model": "Cortex-A53"})
+    args = ["calibrate", "--threads", "1", "--buffer-mib", "1", "--seconds", "0.01", "--attach", str(tmp_path / "ds")]
+    r = runner.invoke(app, args)
+    assert isinstance(r.exception, PerfmodelError) and "another machine" in str(r.exception)
+    assert dataset_calibrations(tmp_path / "ds") == []
+    r = runner.invoke(app, args + ["--force"])
+    assert r.exit_code == 0, r.output
+    assert len(dataset_calibrations(tmp_path / "ds")) == 1
+
+
+def test_predict_from_a_data_set_without_calibration_says_whose_bandwidth(tmp_path):
+    recs = synthetic_throughput_records(networks=("squeezenet1_1", "mobilenet_v2", "googlenet", "resnet50"),
+                                        frameworks=("litert", "onnxruntime"), threads=(1, 2), seed=4,
+                                        overhead_ms=300.0)
+    write_dataset(tmp_path / "ds", recs, {"board": "synthetic"})
+    write_dataset(tmp_path / "other", recs, {"board": "synthetic"})
+    attach_calibration(tmp_path / "ds", _cal(16.0, 32.0))
+    r = runner.invoke(app, ["fit", str(tmp_path / "ds"), "-t", "throughput_fps", "--kind", "overhead-linear",
+                            "--cv", "lono", "--terms", "throughput-stream", "-o", str(tmp_path / "m.json")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m.json"), "--dataset", str(tmp_path / "other"),
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    assert "the model's training calibration" in r.stderr
+    assert "the model's training calibration" in json.loads(r.stdout)["stream_bandwidth_from"]
+    r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m.json"), "--dataset", str(tmp_path / "ds"),
+                            "--json"])
+    assert r.exit_code == 0 and "note:" not in r.stderr
+    assert json.loads(r.stdout)["stream_bandwidth_from"].startswith("calibrations of")

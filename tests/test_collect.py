@@ -140,6 +140,9 @@ def test_rerun_skips_done_cells(campaign):
     out, _ = campaign
     again = run_campaign(_spec(frameworks=FRAMEWORKS), out, progress=False)
     assert len(again.skipped) == 4 and not again.done
+    # nothing left to time: no calibration measured for that run (the first run's stays)
+    info = Dataset.open(out).info
+    assert "calibration" not in info["runs"][-1]["metadata"] and "calibration" in info["metadata"]
 
 
 def test_incompatible_rerun_refused(campaign, tmp_path):

@@ -121,3 +121,10 @@ def test_sample_noise_widens_the_interval():
     df = pd.DataFrame({"latency_ms": [10.0], "latency_ms_std": [2.0], "latency_ms_n": [4]})
     assert sample_rel_se(df) == pytest.approx(0.1)
     assert sample_rel_se(df.assign(latency_ms_n=1)) == 0.0 and sample_rel_se(pd.DataFrame()) == 0.0
+
+
+def test_trace_without_images_is_a_clear_error():
+    recs = _trace("a", "squeezenet1_1", [100.0] * 12)
+    recs = recs.assign(metric="cpu_percent")
+    with pytest.raises(PerfmodelError, match="images"):
+        trace_ratios(recs)

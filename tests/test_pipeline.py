@@ -58,6 +58,13 @@ def test_pipeline_small_campaign_end_to_end(tmp_path: Path, squeezenet_exports):
         assert "simulated" in summary["work_source"]
         assert Path(summary["model"]).is_file()
         assert summary["cv"]["scheme"] == "leave-one-network-out"
+        from perfmodel.data import dataset_calibrations
+        from perfmodel.model import load_model
+
+        meta = load_model(summary["model"]).metadata
+        if dataset_calibrations(ref):  # the reference's timing cells are priced with the reference's bandwidth
+            assert "fc_stream_ms" in load_model(summary["model"]).features
+            assert str(ref) in meta["stream_bandwidth_source"]
         assert {r["framework"] for r in summary["prediction_check"]} == {"onnxruntime", "opencv"}
     else:  # no usable reference: the fit step says why and the pipeline still selects and reports
         assert summary["model"] is None or "MACs" in summary["work_source"]

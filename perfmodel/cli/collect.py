@@ -245,6 +245,8 @@ def calibrate(
     attach: Path = typer.Option(None, "--attach", help="Add the result to this data set folder (dataset.json "
                                 "'calibrations'), e.g. one collected before calibrations existed."),
     note: str = typer.Option("", "--note", help="With --attach: why / when (stored with it)."),
+    force: bool = typer.Option(False, "--force", help="With --attach: attach even though the data set's metadata "
+                               "names another board / CPU than this machine."),
     json_out: bool = typer.Option(False, "--json", help="Print the calibration as JSON."),
 ) -> None:
     """Measure this machine's streaming memory bandwidth and compute speed (about 2 s).
@@ -265,11 +267,20 @@ def calibrate(
         raise PerfmodelError("--buffer-mib must be >= 1 and --seconds > 0")
     if note and attach is None:
         raise PerfmodelError("--note needs --attach")
-    if attach is not None:
+    if attach is not None:  # refuse a bad folder, or another machine's data set, before measuring
+        from perfmodel.collect.meta import system_info
         from perfmodel.data import Dataset
 
-        Dataset.open(attach)  # refuse a bad folder before measuring
+        meta = Dataset.open(attach).metadata
+        here = system_info()
+        diff = [f"{k}: data set {meta.get(k)!r}, this machine {here.get(k)!r}" for k in ("board", "cpu_model")
+                if meta.get(k) and here.get(k) and str(meta.get(k)) != str(here.get(k))]
+        if diff and not force:
+            raise PerfmodelError(f"{attach} was measured on another machine ({'; '.join(diff)}): a calibration "
+                                 "describes the machine it runs on (--force to attach it anyway)")
     cal = measure_calibration(thr, buffer_mib=buffer_mib, seconds=seconds)
+    if attach is not None and not cal["stream_gbps"]:
+        raise PerfmodelError(f"nothing measured, nothing attached: {cal['errors']}")
     if attach is not None:
         from perfmodel.data import attach_calibration
 

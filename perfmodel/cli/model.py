@@ -101,7 +101,7 @@ def with_stream_time(df, dataset: str | None, fallback: dict | None = None):
     if dataset and not dataset.startswith("armpm:") and Path(dataset).is_dir():
         cals = dataset_calibrations(dataset)
         bw = stream_bandwidth(cals)
-        source = f"{len(cals)} calibration(s) of {dataset}"
+        source = f"calibrations of {dataset} ({len(cals)})"
     if not bw and fallback:
         bw = {int(k): float(v) for k, v in fallback.items()}
         source = "the model's training calibration (this data has none: the machines' bandwidths may differ)"
@@ -362,7 +362,7 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
     import pandas as pd
 
     from perfmodel.data import wide_per_cell
-    from perfmodel.model.features import attach_macs, join_simulated
+    from perfmodel.model.features import attach_macs, attach_stream_time, join_simulated
 
     if sampler is None:
         from perfmodel.collect.quick import quick_sample as sampler
@@ -399,8 +399,19 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
         wide = attach_macs(wide)
         note += "; MACs from the zoo"
     if needs_stream_time(model.features):
-        wide, _, bw_source = with_stream_time(wide, None, (model.metadata or {}).get("stream_bandwidth_gbps"))
-        note += f"; streaming bandwidth from {bw_source}"
+        from perfmodel.collect.calibrate import safe_calibration
+        from perfmodel.data import stream_bandwidth
+
+        say("measuring this machine's streaming bandwidth (about 1 s)")
+        cal = safe_calibration([threads], seconds=0.2)
+        now = stream_bandwidth([cal])
+        if int(threads) in now:
+            wide = attach_stream_time(wide, now)
+            note += f"; streaming bandwidth measured now ({now[int(threads)]:.1f} GB/s)"
+        else:  # could not measure: the model's, said so
+            wide, _, bw_source = with_stream_time(wide, None, (model.metadata or {}).get("stream_bandwidth_gbps"))
+            note += (f"; streaming bandwidth from {bw_source} (measuring it here failed: "
+                     f"{'; '.join(cal.get('errors', {}).values()) or 'no figure'})")
     return wide, note, records
 
 
@@ -655,9 +666,10 @@ def register(app: typer.Typer) -> None:
         if df.empty:
             raise PerfmodelError("no samples to predict")
         check_excluded(model, df)
+        bw_source = None
         if needs_stream_time(model.features) and "fc_stream_ms" not in df.columns:  # (a quick sample has it)
             df, _, bw_source = with_stream_time(df, dataset, (model.metadata or {}).get("stream_bandwidth_gbps"))
-            if not dataset:
+            if not (dataset and bw_source.startswith("calibration")):  # not the data's own: say so
                 from rich.console import Console
 
                 Console(stderr=True).print(f"note: streaming bandwidth from {bw_source}")
@@ -689,6 +701,8 @@ def register(app: typer.Typer) -> None:
                              "= measured_fps x the long-run / start ratio of long-run traces"}
         if json_out:
             payload = {"target": model.target, "alpha": alpha, "rows": out.to_dict("records")}
+            if bw_source is not None:
+                payload["stream_bandwidth_from"] = bw_source
             if quick is not None:
                 payload["quick_sample"] = quick
             typer.echo(json.dumps(_json_safe(payload), indent=2))

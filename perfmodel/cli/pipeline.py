@@ -258,7 +258,9 @@ def register(app: typer.Typer) -> None:
             if set(OVERHEAD_COLUMNS) <= set(train.columns):
                 kind, terms = "overhead-linear", additive_throughput_terms(train, work=work)
                 # + the FC weights' streaming time at the bandwidth calibrated with the training cells
-                cal_src = ref if ref is not None and "reference" in work_note else out / "campaign"
+                # the training rows are the reference's timing cells only on the simulated-counts path
+                from_ref = ref is not None and work == "instructions_per_image" and "simulated" in work_note
+                cal_src = ref if from_ref else out / "campaign"
                 bw = stream_bandwidth(dataset_calibrations(cal_src))
                 need = {int(t) for t in train["threads"].unique()}
                 if bw and need <= set(bw):

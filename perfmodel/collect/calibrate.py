@@ -52,7 +52,7 @@ def measure_calibration(threads: Sequence[int] = (1, 2), *, buffer_mib: int = 25
     ``buffer_mib`` (>= 1): size of the streamed matrix; make it larger than the caches you want to see
     past (the default 256 MiB is about AlexNet's FC weights). ``seconds`` (> 0): time per stream figure.
     """
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     try:
         thr = sorted({int(t) for t in threads})
@@ -78,6 +78,10 @@ def measure_calibration(threads: Sequence[int] = (1, 2), *, buffer_mib: int = 25
         "stream_gbps": {}, "gemm_gflops": {}, "repeats": {}, "errors": {},
     }
     t0 = time.perf_counter()
+    if not any(p.get("user_api") == "blas" for p in threadpool_info()):
+        for t in thr:  # threadpool_limits would change nothing: every figure would use all cores
+            out["errors"][str(t)] = "no BLAS thread pool found by threadpoolctl: the thread count cannot be set"
+        thr = []
     for t in thr:
         try:
             with threadpool_limits(limits=t, user_api="blas"):
@@ -93,4 +97,15 @@ def measure_calibration(threads: Sequence[int] = (1, 2), *, buffer_mib: int = 25
     return out
 
 
-__all__ = ["measure_calibration", "CALIBRATION_VERSION"]
+def safe_calibration(threads: Sequence[int], **kw: Any) -> dict[str, Any]:
+    """:func:`measure_calibration`, with a failure (no memory for the buffer on a small board, a missing
+    library) recorded as the calibration's ``errors`` instead of raised: a campaign goes on without it."""
+    try:
+        return measure_calibration(threads, **kw)
+    except Exception as exc:  # noqa: BLE001 - recorded with the run, never invented
+        return {"version": CALIBRATION_VERSION, "method": METHOD, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                time.gmtime()), "stream_gbps": {}, "gemm_gflops": {},
+                "errors": {"all": f"{type(exc).__name__}: {exc}"}}
+
+
+__all__ = ["measure_calibration", "safe_calibration", "CALIBRATION_VERSION"]

@@ -296,9 +296,10 @@ def run_campaign(spec: CampaignSpec, out: str | os.PathLike, resume: bool = True
                  on_cell: Callable[[CellOutcome], None] | None = None, calibrate: bool = True) -> CampaignResult:
     """Measure every cell of ``spec`` that is not done in the data set at ``out`` (module docstring).
 
-    ``calibrate``: when the spec has timing cells, first measure the machine's streaming bandwidth and
-    compute speed at the spec's thread counts (:mod:`.calibrate`, ~2 s) into the run metadata
-    (``metadata["calibration"]``): the throughput model prices FC weights with it.
+    ``calibrate``: when timing cells are left to measure, first measure the machine's streaming bandwidth
+    and compute speed at the spec's thread counts (:mod:`.calibrate`, ~2 s) into this run's metadata
+    (``metadata["calibration"]``; a failure is recorded there, not raised): the throughput model prices
+    FC weights with it.
     """
     from perfmodel.runners import MODEL_FORMATS
 
@@ -311,10 +312,6 @@ def run_campaign(spec: CampaignSpec, out: str | os.PathLike, resume: bool = True
     metadata = run_metadata(spec.counters, spec.geometry, run_id=run_id, simulate=spec.simulate)
     campaign = spec.to_dict()
     cells = spec.cells()
-    if calibrate and any(c.counter_source != "valgrind" for c in cells):
-        from .calibrate import measure_calibration
-
-        metadata["calibration"] = measure_calibration(spec.threads)
     ds = open_dataset(out, metadata, campaign, resume=resume, merge=merge, force=force,
                       measurement_diff=lambda old: spec_differences(old, campaign))
     ds.remove_stale_temp_files()
@@ -325,6 +322,10 @@ def run_campaign(spec: CampaignSpec, out: str | os.PathLike, resume: bool = True
     for c in cells:
         if c.cell_id in done:
             result.outcomes.append(CellOutcome(c.cell_id, "skipped", "already done"))
+    if calibrate and any(c.counter_source != "valgrind" for c in todo):
+        from .calibrate import safe_calibration
+
+        ds.record_run_metadata(run_id, "calibration", safe_calibration(spec.threads))
 
     # export every model the cells need here, before any worker runs
     models: dict[tuple[str, str], str | Exception] = {}

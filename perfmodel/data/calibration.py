@@ -63,9 +63,14 @@ def calibrations_of_info(info: Mapping) -> list[dict]:
     found: list[dict] = []
     seen: set[str] = set()
     _walk({k: v for k, v in info.items() if k != CALIBRATIONS_KEY}, found, seen)
-    for i, cal in enumerate(info.get(CALIBRATIONS_KEY) or []):
+    found = [check_calibration(c, f"calibration of a run ({c.get('when', '?')})") for c in found]
+    attached = info.get(CALIBRATIONS_KEY) or []
+    if not isinstance(attached, list):
+        raise PerfmodelError(f"'{CALIBRATIONS_KEY}' of the data set is not a list")
+    for i, cal in enumerate(attached):
+        cal = check_calibration(cal, f"attached calibration {i}")
         _walk({"calibration": cal}, found, seen)
-    return [check_calibration(c, f"calibration {i}") for i, c in enumerate(found)]
+    return found
 
 
 def dataset_calibrations(path: str | os.PathLike) -> list[dict]:

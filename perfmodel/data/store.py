@@ -367,6 +367,20 @@ class Dataset:
     def __repr__(self) -> str:
         return f"Dataset({str(self.path)!r})"
 
+    def record_run_metadata(self, run_id: str, key: str, value: Any) -> None:
+        """Add ``key: value`` to the metadata of run ``run_id`` (the run that opened the data set last), and to
+        the data set's metadata when that run created it; saved at once. :class:`PerfmodelError` when the
+        last run is not ``run_id``."""
+        runs = self.info.get("runs") or []
+        last = runs[-1].get("metadata") if runs else None
+        if not isinstance(last, dict) or last.get("run_id") != run_id:
+            raise PerfmodelError(f"run {run_id} is not the run that opened {self.path} last")
+        value = _jsonable(value)
+        last[key] = value
+        if isinstance(self.info.get("metadata"), dict) and self.info["metadata"].get("run_id") == run_id:
+            self.info["metadata"][key] = value
+        self._save_info()
+
     def _save_info(self, touch: bool = True) -> None:
         if touch:
             self.info["updated"] = _now()
@@ -713,8 +727,10 @@ def merge(
             meta["merged_from"] = name
             merged.write_cell(target, records, meta)
             seen.add(target)
-    attached = [c for _, _, _, src in sources if isinstance(src, Dataset) for c in src.info.get("calibrations") or []]
-    if attached:  # calibrations attached to an input after its campaign (its run metadata is in merged_from)
-        merged.info["calibrations"] = attached
+    from .calibration import calibrations_of_info
+
+    cals = [c for _, _, _, src in sources if isinstance(src, Dataset) for c in calibrations_of_info(src.info)]
+    if cals:  # every input's calibrations (of all its runs and attached ones): merged_from has first runs only
+        merged.info["calibrations"] = cals
         merged._save_info()
     return merged

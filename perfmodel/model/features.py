@@ -507,12 +507,13 @@ def _with_stream_time(df: pd.DataFrame, bandwidth_gbps: Mapping, column: str) ->
             fc[name] = 4.0 * float(facts(name)["fc_params"])
         except Exception as exc:  # noqa: BLE001 - unknown network, no TensorFlow, ...
             raise FeatureError(f"no FC weight count for network {name!r}: {exc}") from None
-    thr = pd.to_numeric(df["threads"].to_numpy(), errors="coerce")
-    thr = np.asarray(thr, dtype="float64")
-    missing = sorted({int(t) for t in thr[np.isfinite(thr)]} - set(bw))
-    if missing or not np.isfinite(thr).all():
+    thr = np.asarray(pd.to_numeric(df["threads"].to_numpy(), errors="coerce"), dtype="float64")
+    if not (np.isfinite(thr) & (thr == np.round(thr))).all():
+        raise FeatureError("the weight-streaming time needs whole thread counts in 'threads'")
+    missing = sorted({int(t) for t in thr} - set(bw))
+    if missing:
         have = ", ".join(map(str, sorted(bw))) or "none"
-        raise FeatureError(f"no streaming bandwidth measured for {missing or 'unknown'} thread(s) (calibration has "
+        raise FeatureError(f"no streaming bandwidth measured for {missing} thread(s) (calibration has "
                            f"{have}); calibrate with those thread counts (perfmodel calibrate --threads ...)")
     nets = df[column].astype(str).to_numpy()
     values = np.array([fc[n] for n in nets], dtype="float64") / (np.array([bw[int(t)] for t in thr]) * 1e6)

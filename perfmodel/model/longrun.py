@@ -44,6 +44,10 @@ def trace_ratios(records: pd.DataFrame, *, window_s: float = WINDOW_S, skip_s: f
     if rec.empty:
         return pd.DataFrame(columns=cols)
     wide = wide_per_sample(rec)
+    missing = [c for c in ("images", "t_rel_s", "dt_s") if c not in wide.columns]
+    if missing:
+        raise PerfmodelError(f"trace records without {', '.join(missing)}: not a perfmodel trace (perfmodel trace "
+                             "records the images completed per interval)")
     rows = []
     for (fw, net, thr, cid), g in wide.groupby(["framework", "network", "threads", "cell_id"], sort=True,
                                               observed=True):
@@ -55,8 +59,9 @@ def trace_ratios(records: pd.DataFrame, *, window_s: float = WINDOW_S, skip_s: f
         if not start.any() or not late.any() or im[start].sum() <= 0 or im[late].sum() <= 0:
             continue
         s_fps, l_fps = im[start].sum() / dt[start].sum(), im[late].sum() / dt[late].sum()
+        last = np.flatnonzero(ok)[np.argmax(t[ok])]
         rows.append([str(fw), str(net), int(thr), str(cid), float(s_fps), float(l_fps), float(l_fps / s_fps),
-                     float(t[ok].max() + dt[ok][-1])])
+                     float(t[last] + dt[last])])
     return pd.DataFrame(rows, columns=cols)
 
 
