@@ -146,6 +146,13 @@ def test_cli_calibrate_attach_and_fit_stream_terms(tmp_path):
     assert m.metadata["stream_bandwidth_gbps"] == {k: pytest.approx(v) for k, v in cal["stream_gbps"].items()}
     assert m.params.coef[-1] / m.params.scaler_scale[-1] == 1.0
     assert m.training["fixed_coefficients"] == {"fc_stream_ms": 1.0}
+    # a known time beyond its training range is not an extrapolation of the fit; a fitted feature is
+    from perfmodel.model.features import join_simulated as _join
+    from perfmodel.data import read_dataset as _read, wide_per_cell as _wide
+
+    w = attach_stream_time(_join(_wide(_read(tmp_path / "ds"))), {1: 1e-3, 2: 1e-3})
+    assert (m.out_of_range(w.assign(fc_stream_ms=1e9)) == "").all()
+    assert (m.out_of_range(w.assign(instructions_per_image=1e15)) != "").all()
     # predicting from the data set uses its calibration; from a CSV without it, the model's (said so)
     r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m.json"), "--dataset", str(tmp_path / "ds"),
                             "--json"])

@@ -206,11 +206,15 @@ class ModelFile:
     def out_of_range(self, df: pd.DataFrame, tolerance: float = 0.05) -> pd.Series:
         """Per row, the features whose value lies outside the training range (widened by ``tolerance`` of
         its width), as ``"feature=value (trained a..b)"`` joined by ``"; "`` - ``""`` inside. A prediction
-        there is an extrapolation: its interval assumes the fitted form still holds."""
+        there is an extrapolation: its interval assumes the fitted form still holds. Features with a fixed
+        coefficient (``training["fixed_coefficients"]``, a known time) are not checked."""
         ranges = (self.training or {}).get("ranges") or {}
+        fixed = (self.training or {}).get("fixed_coefficients") or {}
         X = feature_frame(df, self.features, allow_nan=True)
         out = pd.Series("", index=df.index, dtype=object)
         for f in self.features:
+            if f in fixed:  # a known time (coefficient 1, not fitted): beyond its training range is no extrapolation
+                continue
             lo_hi = ranges.get(f)
             if not lo_hi or len(lo_hi) != 2:
                 continue
