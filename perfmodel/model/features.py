@@ -446,6 +446,20 @@ def join_simulated(cell_df: pd.DataFrame, *, simulated: pd.Series | None = None,
     return timing
 
 
+def _network_facts(df: pd.DataFrame, column: str, key: str, what: str) -> dict[str, float]:
+    """``{network: float(facts(network)[key])}`` for the networks in ``df[column]`` (:func:`perfmodel.zoo.facts`);
+    :class:`FeatureError` "no <what> for network ..." when a network is unknown or its facts cannot be computed."""
+    from perfmodel.zoo import facts  # noqa: PLC0415 - may import TensorFlow on a cold cache
+
+    out = {}
+    for name in pd.unique(df[column].astype(str)):
+        try:
+            out[name] = float(facts(name)[key])
+        except Exception as exc:  # noqa: BLE001 - unknown network, no TensorFlow, ...
+            raise FeatureError(f"no {what} for network {name!r}: {exc}") from None
+    return out
+
+
 def attach_macs(df: pd.DataFrame, column: str = "network") -> pd.DataFrame:
     """A copy of ``df`` with a ``macs`` column from :func:`perfmodel.zoo.facts` (per network).
 
@@ -455,14 +469,7 @@ def attach_macs(df: pd.DataFrame, column: str = "network") -> pd.DataFrame:
         return df
     if column not in df.columns:
         raise FeatureError(f"MACs need a {column!r} column")
-    from perfmodel.zoo import facts  # noqa: PLC0415 - may import TensorFlow on a cold cache
-
-    macs = {}
-    for name in pd.unique(df[column].astype(str)):
-        try:
-            macs[name] = float(facts(name)["macs"])
-        except Exception as exc:  # noqa: BLE001 - unknown network, no TensorFlow, ...
-            raise FeatureError(f"no MACs for network {name!r}: {exc}") from None
+    macs = _network_facts(df, column, "macs", "MACs")
     out = df.copy()
     out["macs"] = out[column].astype(str).map(macs).astype("float64")
     out.attrs = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (df.attrs or {}).items()}
@@ -499,14 +506,7 @@ def _with_stream_time(df: pd.DataFrame, bandwidth_gbps: Mapping, column: str) ->
         if not (np.isfinite(g) and g > 0):
             raise FeatureError(f"bandwidth for {t} thread(s) must be a finite number > 0 GB/s, got {v!r}")
         bw[t] = g
-    from perfmodel.zoo import facts  # noqa: PLC0415 - may import TensorFlow on a cold cache
-
-    fc = {}
-    for name in pd.unique(df[column].astype(str)):
-        try:
-            fc[name] = 4.0 * float(facts(name)["fc_params"])
-        except Exception as exc:  # noqa: BLE001 - unknown network, no TensorFlow, ...
-            raise FeatureError(f"no FC weight count for network {name!r}: {exc}") from None
+    fc_params = _network_facts(df, column, "fc_params", "FC weight count")
     thr = np.asarray(pd.to_numeric(df["threads"].to_numpy(), errors="coerce"), dtype="float64")
     if not (np.isfinite(thr) & (thr == np.round(thr))).all():
         raise FeatureError("the weight-streaming time needs whole thread counts in 'threads'")
@@ -516,7 +516,7 @@ def _with_stream_time(df: pd.DataFrame, bandwidth_gbps: Mapping, column: str) ->
         raise FeatureError(f"no streaming bandwidth measured for {missing} thread(s) (calibration has "
                            f"{have}); calibrate with those thread counts (perfmodel calibrate --threads ...)")
     nets = df[column].astype(str).to_numpy()
-    values = np.array([fc[n] for n in nets], dtype="float64") / (np.array([bw[int(t)] for t in thr]) * 1e6)
+    values = 4.0 * np.array([fc_params[n] for n in nets]) / (np.array([bw[int(t)] for t in thr]) * 1e6)
     if "fc_stream_ms" in df.columns:
         df = df.drop(columns="fc_stream_ms")
     # one concat, not an insert into a possibly fragmented frame (pandas warns about many inserts)
