@@ -29,6 +29,20 @@ def _import_tf() -> Any:
     return tf
 
 
+def onednn_opts_enabled() -> bool | None:
+    """Whether this process's TensorFlow runs its oneDNN custom operations (``TF_ENABLE_ONEDNN_OPTS``, whose
+    default depends on the CPU's features), as TensorFlow reports it; None when it cannot tell."""
+    _import_tf()
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:  # pragma: no cover - a build without the query
+        return None
+    try:
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except Exception:  # pragma: no cover - defensive: a changed binding
+        return None
+
+
 def configure_threads(threads: int) -> None:
     """Set TensorFlow's intra-op pool to ``threads`` and inter-op to 1, or raise :class:`ThreadsError`."""
     tf = _import_tf()
@@ -122,4 +136,5 @@ class TensorFlowRunner(Runner):
         tf = self._tf
         return {"intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
                 "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-                "call": f"SavedModel signature {self.options['signature']!r} (graph function)"}
+                "call": f"SavedModel signature {self.options['signature']!r} (graph function)",
+                "onednn_opts": onednn_opts_enabled()}
