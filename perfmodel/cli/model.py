@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import typer
@@ -303,11 +304,14 @@ def simulated_columns(model) -> list[str]:
     return [c for c, p in model.column_provenance.items() if p and "simulated" in p]
 
 
-def reference_mismatch(ref_meta: dict, framework: str) -> list[str]:
-    """Why the reference's simulated counts do not apply to ``framework`` on this machine (empty: they do).
+def reference_mismatch(ref_meta: dict, frameworks: str | Sequence[str], *, versions: dict | None = None,
+                       arch: str | None = None) -> list[str]:
+    """Why the reference's simulated counts do not apply to ``frameworks`` here (empty: they do).
 
     Simulated counts are deterministic for one instruction set and one build of the framework, the
     pre-processing libraries (OpenCV, NumPy) and Python: compare the architecture and those versions.
+    ``versions`` / ``arch``: the other side's library versions and architecture (default: this machine's;
+    the pipeline passes its fresh campaign's). A version the reference does not record is a mismatch.
     """
     import platform
 
@@ -315,17 +319,19 @@ def reference_mismatch(ref_meta: dict, framework: str) -> list[str]:
 
     meta = dict(ref_meta or {})
     ref_versions = meta.get("versions") or meta.get("library_versions") or {}
-    here = library_versions()
+    here = library_versions() if versions is None else versions
+    arch = arch or platform.machine()
+    frameworks = [frameworks] if isinstance(frameworks, str) else list(frameworks)
     out = []
-    for lib in dict.fromkeys([FRAMEWORK_LIBRARY.get(framework, framework), "opencv", "numpy", "python"]):
+    for lib in dict.fromkeys([*(FRAMEWORK_LIBRARY.get(f, f) for f in frameworks), "opencv", "numpy", "python"]):
         a, b = ref_versions.get(lib), here.get(lib)
         if a is None:
             out.append(f"the reference does not record its {lib} version")
         elif a != b:
             out.append(f"{lib} {a} (reference) vs {b} (here)")
-    arch = (meta.get("system") or {}).get("arch") or (meta.get("system") or {}).get("machine")
-    if arch and arch != platform.machine():
-        out.append(f"architecture {arch} (reference) vs {platform.machine()} (here)")
+    ref_arch = (meta.get("system") or {}).get("arch") or (meta.get("system") or {}).get("machine")
+    if ref_arch and ref_arch != arch:
+        out.append(f"architecture {ref_arch} (reference) vs {arch} (here)")
     return out
 
 

@@ -71,30 +71,9 @@ def _has_values(df, col: str, provenance: str | None = None) -> bool:
     return provenance in str(prov).split("+")
 
 
-def _versions_match(campaign_meta: dict, reference_meta: dict) -> tuple[bool, str]:
-    """Simulated counts are deterministic for the same framework builds: compare the library versions."""
-    # the framework builds, numpy and the interpreter all run inside the simulated per-image work
-    keys = ("tensorflow", "ai-edge-litert", "onnxruntime", "opencv", "opencv-python-headless", "numpy", "python")
-
-    def versions(meta: dict) -> dict:
-        for k in ("library_versions", "versions"):
-            if isinstance(meta.get(k), dict):
-                return meta[k]
-        return {}
-
-    arch_a = (campaign_meta.get("system") or {}).get("arch")
-    arch_b = (reference_meta.get("system") or {}).get("arch")
-    if arch_a and arch_b and arch_a != arch_b:
-        return False, f"the reference data set was simulated on {arch_b}, this machine is {arch_a}"
-    a, b = versions(campaign_meta), versions(reference_meta)
-    diff = [f"{k} {a.get(k)} vs {b.get(k)}" for k in keys if k in a and k in b and a.get(k) != b.get(k)]
-    if diff:
-        return False, "library versions differ from the reference data set: " + "; ".join(diff)
-    return True, ""
-
-
 def training_table(campaign_long, campaign_meta: dict, reference: Path | None) -> tuple[Any, str, str]:
     """The table to fit on, the per-image work column and a sentence saying where the work figures came from."""
+    from perfmodel.cli.model import reference_mismatch
     from perfmodel.data import dataset_metadata, wide_per_cell
     from perfmodel.model.features import attach_macs, join_simulated
 
@@ -102,9 +81,15 @@ def training_table(campaign_long, campaign_meta: dict, reference: Path | None) -
     if _has_values(cells, "instructions_per_image", "real"):
         return cells, "instructions_per_image", "hardware instruction counts measured by this campaign"
     if reference is not None:
-        ref_meta, _ = dataset_metadata(reference)
-        ok, why = _versions_match(campaign_meta, ref_meta)
-        if ok:
+        ref_meta, ref_campaign = dataset_metadata(reference)
+        # the fit uses the reference's cells of every framework it has, the check the campaign's
+        frameworks = set(cells["framework"].astype(str)) | set((ref_campaign or {}).get("frameworks") or [])
+        campaign_versions = next((campaign_meta[k] for k in ("versions", "library_versions")
+                                  if isinstance(campaign_meta.get(k), dict)), None)
+        mismatch = reference_mismatch(ref_meta, sorted(frameworks), versions=campaign_versions,
+                                      arch=(campaign_meta.get("system") or {}).get("arch"))
+        why = "the reference's simulated counts do not apply: " + "; ".join(mismatch)
+        if not mismatch:
             ref_cells = wide_per_cell(_reference_records(str(reference)))
             try:
                 joined = join_simulated(ref_cells)
