@@ -158,6 +158,10 @@ def load(args):
     df.attrs = joined.attrs
     df = with_weight_bytes(attach_macs(df))
     if not args.synthetic:
+        from perfmodel.model.codepath import code_path_differences
+
+        for note in code_path_differences(args.dataset):
+            print(f"warning: {note}")
         from perfmodel.data import dataset_calibrations, stream_bandwidth
         from perfmodel.model.features import attach_stream_time
 

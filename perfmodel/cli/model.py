@@ -75,7 +75,19 @@ def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0):
             raise PerfmodelError(f"cannot read CSV {path}: {exc}") from None
     from perfmodel.data import read_dataset
 
-    return _wide_from_records(read_dataset(path), table)
+    wide = _wide_from_records(read_dataset(path), table)
+    if path.is_dir() and wide.attrs.get("join_simulated_events"):  # simulated counts joined to timing cells
+        from perfmodel.model.codepath import code_path_differences
+
+        notes = code_path_differences(path)
+        if notes:
+            from rich.console import Console
+            from rich.markup import escape
+
+            for note in notes:
+                Console(stderr=True).print(f"[yellow]warning: {escape(note)}", highlight=False)
+            wide.attrs["code_path_differences"] = notes
+    return wide
 
 
 TERM_SETS = ("throughput", "throughput-levels", "throughput-macs", "throughput-additive", "throughput-stream")
@@ -521,6 +533,8 @@ def register(app: typer.Typer) -> None:
         feats = _parse_features(features)
         meta: dict[str, Any] = {"dataset": dataset, "simulated_from": [str(p) for p in simulated_from or []] or None,
                                 "sensor_lag": sensor_lag if dataset.startswith("armpm:") else None}
+        if df.attrs.get("code_path_differences"):  # said on stderr by load_table; kept with the model
+            meta["code_path_differences"] = list(df.attrs["code_path_differences"])
         if exclude:
             df, removed = exclude_rows(df, exclude)
             meta["excluded"] = {"rules": list(exclude), "rows": removed}

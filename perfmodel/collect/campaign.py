@@ -267,7 +267,8 @@ def run_valgrind_cell(cell: Cell, spec: CampaignSpec, paths: Sequence[Path], key
     """One callgrind run of ``spec.valgrind_images`` images (per-image dumps), threads=1."""
     import pandas as pd
 
-    from perfmodel.counters.valgrind import COLLECTION_METHOD, THREAD_ENV, WorkloadSpec, helper_library, simulate
+    from perfmodel.counters.valgrind import (COLLECTION_METHOD, SIM_DETAILS_ENV, THREAD_ENV, WorkloadSpec,
+                                             helper_library, simulate)
     from perfmodel.data.schema import records_from_readings
 
     geometry = spec.cache_geometry()
@@ -277,15 +278,22 @@ def run_valgrind_cell(cell: Cell, spec: CampaignSpec, paths: Sequence[Path], key
                             {"framework": cell.framework, "network": cell.network,
                              "images": [str(p) for p in paths], "model_path": model_path, "seed": spec.seed})
     t0 = time.monotonic()
-    try:
-        per_image = simulate(workload, n, geometry, timeout=spec.cell_timeout_s, env=worker_env(), marker=marker)
-    except PerfmodelError as exc:
-        raise CellFailed(f"{cell.cell_id}: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="perfmodel-simdetails-") as tmp:
+        details_file = Path(tmp) / "runner.json"
+        try:
+            per_image = simulate(workload, n, geometry, timeout=spec.cell_timeout_s,
+                                 env=worker_env({SIM_DETAILS_ENV: str(details_file)}), marker=marker)
+        except PerfmodelError as exc:
+            raise CellFailed(f"{cell.cell_id}: {exc}") from None
+        try:  # the runner's settings under the simulator, to compare with the timing cells' (code_path_differences)
+            runner_details = json.loads(details_file.read_text())
+        except (OSError, ValueError) as exc:
+            runner_details = {"error": f"the simulated worker wrote no runner details ({type(exc).__name__})"}
     frames = [records_from_readings(r, **keys, phase="image", image_index=i) for i, r in enumerate(per_image)]
     meta = {"simulated_images": n, "images": {"counted": n, "files": [paths[i % len(paths)].name for i in range(n)]},
             "cache_geometry": spec.geometry, "geometry": geometry.describe(), "marker": marker,
             "collection": COLLECTION_METHOD,
-            "thread_env": THREAD_ENV, "wall_s": time.monotonic() - t0,
+            "thread_env": THREAD_ENV, "wall_s": time.monotonic() - t0, "runner": runner_details,
             "per_image_work": "read file + pre-process + inference (model load and one warm-up image not counted)",
             "note": "simulated counts of this machine's build of the framework, not of the target board"}
     return pd.concat(frames, ignore_index=True), meta

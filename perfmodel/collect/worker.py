@@ -293,6 +293,11 @@ def valgrind_workload(framework: str, network: str, images: Sequence[str], model
         return runner.infer(runner.preprocess(path.read_bytes(), path.name))
 
     body(0)
+    from perfmodel.counters.valgrind import SIM_DETAILS_ENV
+
+    details_path = os.environ.get(SIM_DETAILS_ENV)
+    if details_path:  # what the runner did under the simulator (e.g. TensorFlow's oneDNN switch), for the cell
+        Path(details_path).write_text(json.dumps(runner.details(), default=str))
     return body
 
 

@@ -68,6 +68,10 @@ CANONICAL_FROM_CALLGRIND: dict[str, tuple[str, ...]] = {
     "branch_misses": ("Bcm", "Bim"),
 }
 
+#: environment variable naming a file where a simulated workload may write what it ran (JSON, e.g. a
+#: runner's details), so the caller can record the settings a library chose under the simulator
+SIM_DETAILS_ENV = "PERFMODEL_SIM_DETAILS"
+
 THREAD_ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",

@@ -122,6 +122,9 @@ class Runner(abc.ABC):
     layout: ClassVar[str]
     #: Options this framework accepts (name -> default).
     option_defaults: ClassVar[dict[str, Any]] = {}
+    #: Keys of :meth:`effective` that select the library's kernels (not thread counts): a simulated run
+    #: whose values differ from a timed run's counted other code (``perfmodel.model.codepath``).
+    code_path_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, network: str, threads: int = 1, model_path: str | Path | None = None, *,
                  seed: int = 0, input_size: int | None = None, **options: Any) -> None:

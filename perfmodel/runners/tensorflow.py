@@ -71,6 +71,7 @@ class TensorFlowRunner(Runner):
     model_format = "savedmodel"
     layout = "NHWC"
     option_defaults = {"signature": "serving_default"}
+    code_path_keys = ("onednn_opts",)  # oneDNN convolutions vs Eigen's: another algorithm (datasets/README.md)
 
     def _check_path(self, path: Path) -> None:
         super()._check_path(path)
