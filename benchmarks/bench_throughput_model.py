@@ -129,6 +129,23 @@ def load(args):
         print(f"simulated counts replaced: {int(records.loc[own, 'cell_id'].nunique())} valgrind cells of the data set "
               f"-> {sum(r['cell_id'].nunique() for r in repl)} from {', '.join(map(str, args.replace_simulated))}")
         records = pd.concat([records[~own], *repl], ignore_index=True)
+    for path in args.replace_framework:
+        import pandas as pd
+
+        repl = read_dataset(path)
+        r_vg = repl["cell_id"].astype(str).str.endswith("__valgrind")
+        own_vg = records["cell_id"].astype(str).str.endswith("__valgrind")
+        said = []
+        for mask_r, mask_own, kind in ((r_vg, own_vg, "valgrind"), (~r_vg, ~own_vg, "timing")):
+            fws = sorted(set(repl.loc[mask_r, "framework"].astype(str)))
+            if not fws:
+                continue
+            gone = mask_own & records["framework"].astype(str).isin(fws)
+            said.append(f"{kind} cells of {', '.join(fws)}: {int(records.loc[gone, 'cell_id'].nunique())} -> "
+                        f"{int(repl.loc[mask_r, 'cell_id'].nunique())}")
+            records = pd.concat([records[~gone], repl[mask_r]], ignore_index=True)
+            own_vg = records["cell_id"].astype(str).str.endswith("__valgrind")
+        print(f"replaced from {path}: {'; '.join(said) or 'nothing (no cells)'}")
     if args.simulated_from:
         import pandas as pd
 
@@ -251,6 +268,10 @@ def main(argv=None) -> int:
     ap.add_argument("--replace-simulated", action="append", default=[], type=Path, metavar="DATASET",
                     help="use the valgrind cells of DATASET instead of the data set's own (e.g. the same workloads "
                          "simulated with another cache geometry)")
+    ap.add_argument("--replace-framework", action="append", default=[], type=Path, metavar="DATASET",
+                    help="for every framework DATASET has timing (valgrind) cells of, use those instead of the "
+                         "data set's timing (valgrind) cells of that framework, e.g. TensorFlow timed or "
+                         "simulated on another code path (datasets/tf-code-paths)")
     ap.add_argument("--exclude", action="append", default=[], metavar="FRAMEWORK",
                     help="leave a framework out of every table (e.g. one whose simulated counts are known bad)")
     ap.add_argument("--exclude-network", action="append", default=[], metavar="NETWORK",
