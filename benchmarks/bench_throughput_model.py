@@ -134,17 +134,17 @@ def load(args):
 
         repl = read_dataset(path)
         r_vg = repl["cell_id"].astype(str).str.endswith("__valgrind")
-        own_vg = records["cell_id"].astype(str).str.endswith("__valgrind")
         said = []
-        for mask_r, mask_own, kind in ((r_vg, own_vg, "valgrind"), (~r_vg, ~own_vg, "timing")):
+        for simulated, kind in ((True, "valgrind"), (False, "timing")):
+            mask_r = r_vg if simulated else ~r_vg
             fws = sorted(set(repl.loc[mask_r, "framework"].astype(str)))
             if not fws:
                 continue
-            gone = mask_own & records["framework"].astype(str).isin(fws)
+            own = records["cell_id"].astype(str).str.endswith("__valgrind") == simulated  # of the current rows
+            gone = own & records["framework"].astype(str).isin(fws)
             said.append(f"{kind} cells of {', '.join(fws)}: {int(records.loc[gone, 'cell_id'].nunique())} -> "
                         f"{int(repl.loc[mask_r, 'cell_id'].nunique())}")
             records = pd.concat([records[~gone], repl[mask_r]], ignore_index=True)
-            own_vg = records["cell_id"].astype(str).str.endswith("__valgrind")
         print(f"replaced from {path}: {'; '.join(said) or 'nothing (no cells)'}")
     if args.simulated_from:
         import pandas as pd
@@ -175,10 +175,11 @@ def load(args):
     df.attrs = joined.attrs
     df = with_weight_bytes(attach_macs(df))
     if not args.synthetic:
-        from perfmodel.model.codepath import code_path_differences
+        if Path(args.dataset).is_dir():
+            from perfmodel.model.codepath import code_path_differences
 
-        for note in code_path_differences(args.dataset):
-            print(f"warning: {note}")
+            for diff in code_path_differences([args.dataset, *args.simulated_from]):
+                print(f"warning (cells as recorded, before any --replace-*): {diff.sentence()}")
         from perfmodel.data import dataset_calibrations, stream_bandwidth
         from perfmodel.model.features import attach_stream_time
 

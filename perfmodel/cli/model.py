@@ -75,19 +75,38 @@ def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0):
             raise PerfmodelError(f"cannot read CSV {path}: {exc}") from None
     from perfmodel.data import read_dataset
 
-    wide = _wide_from_records(read_dataset(path), table)
-    if path.is_dir() and wide.attrs.get("join_simulated_events"):  # simulated counts joined to timing cells
+    return _with_code_paths(_wide_from_records(read_dataset(path), table), [path])
+
+
+def _with_code_paths(wide, paths: list[Path]):
+    """``wide`` with ``attrs["code_path_differences"]`` when simulated counts were joined to timing cells of
+    data set folders ``paths`` whose kernel-selecting settings differ (:mod:`perfmodel.model.codepath`);
+    :func:`warn_code_paths` says them for the rows a command keeps."""
+    folders = [p for p in paths if Path(p).is_dir()]
+    if folders and wide.attrs.get("join_simulated_events"):
         from perfmodel.model.codepath import code_path_differences
 
-        notes = code_path_differences(path)
-        if notes:
-            from rich.console import Console
-            from rich.markup import escape
-
-            for note in notes:
-                Console(stderr=True).print(f"[yellow]warning: {escape(note)}", highlight=False)
-            wide.attrs["code_path_differences"] = notes
+        found = code_path_differences(folders)
+        if found:
+            wide.attrs["code_path_differences"] = found
     return wide
+
+
+def warn_code_paths(df) -> list[str]:
+    """Say on stderr (and return) the code-path differences of ``df`` (see :func:`_with_code_paths`) that
+    concern its remaining rows (after ``--exclude`` etc.)."""
+    found = (df.attrs or {}).get("code_path_differences") or []
+    if not found or not {"framework", "network"} <= set(df.columns):
+        return []
+    pairs = set(zip(df["framework"].astype(str), df["network"].astype(str)))
+    notes = [d.sentence() for d in (f.restricted_to(pairs) for f in found) if d is not None]
+    if notes:
+        from rich.console import Console
+        from rich.markup import escape
+
+        for note in notes:
+            Console(stderr=True).print(f"[yellow]warning: {escape(note)}", highlight=False)
+    return notes
 
 
 TERM_SETS = ("throughput", "throughput-levels", "throughput-macs", "throughput-additive", "throughput-stream")
@@ -176,7 +195,8 @@ def load_with_simulated(dataset: str, extra: list[Path], *, table: str = "auto")
         e = read_dataset(Path(p))
         cid = e["cell_id"].astype(str)
         parts.append(e[cid.str.endswith("__valgrind") & ~cid.isin(have)])
-    return _wide_from_records(pd.concat(parts, ignore_index=True), table)
+    wide = _wide_from_records(pd.concat(parts, ignore_index=True), table)
+    return _with_code_paths(wide, [Path(dataset), *map(Path, extra)])
 
 
 def check_excluded(model, df) -> None:
@@ -533,8 +553,6 @@ def register(app: typer.Typer) -> None:
         feats = _parse_features(features)
         meta: dict[str, Any] = {"dataset": dataset, "simulated_from": [str(p) for p in simulated_from or []] or None,
                                 "sensor_lag": sensor_lag if dataset.startswith("armpm:") else None}
-        if df.attrs.get("code_path_differences"):  # said on stderr by load_table; kept with the model
-            meta["code_path_differences"] = list(df.attrs["code_path_differences"])
         if exclude:
             df, removed = exclude_rows(df, exclude)
             meta["excluded"] = {"rules": list(exclude), "rows": removed}
@@ -546,6 +564,9 @@ def register(app: typer.Typer) -> None:
             df, bw, source = with_stream_time(df, dataset)
             meta["stream_bandwidth_gbps"] = {str(k): v for k, v in (bw or {}).items()} or None
             meta["stream_bandwidth_source"] = source
+        notes = warn_code_paths(df)
+        if notes:  # kept with the model
+            meta["code_path_differences"] = notes
         sel = select or ("fixed" if feats else "stepwise")
         if dropna:
             df, dropped = drop_incomplete(df, target, feats if sel == "fixed" else None)
@@ -589,6 +610,7 @@ def register(app: typer.Typer) -> None:
 
         _check_cv_options(folds, jobs)
         df = load_table(dataset, table=table, sensor_lag=sensor_lag)
+        warn_code_paths(df)
         feats = _parse_features(features)
         _check_features_exist(df, feats)
         if feats is None:
@@ -661,6 +683,8 @@ def register(app: typer.Typer) -> None:
             raise PerfmodelError("give exactly one of --dataset, --csv, --framework/--network or -- CMD")
         if dataset:
             df = load_table(dataset, table=table, sensor_lag=sensor_lag)
+            if simulated_columns(model):  # counts of a simulated run joined to timed cells
+                warn_code_paths(df)
         elif csv:
             df = load_table(str(csv))
         else:

@@ -82,7 +82,8 @@ def training_table(campaign_long, campaign_meta: dict, reference: Path | None) -
         return cells, "instructions_per_image", "hardware instruction counts measured by this campaign"
     if reference is not None:
         ref_meta, ref_campaign = dataset_metadata(reference)
-        # the fit uses the reference's cells of every framework it has, the check the campaign's
+        # the fit uses the reference's cells of all its frameworks: each one's build must match, as must the
+        # campaign's frameworks (its cells get the reference's counts for the prediction check)
         frameworks = set(cells["framework"].astype(str)) | set((ref_campaign or {}).get("frameworks") or [])
         campaign_versions = next((campaign_meta[k] for k in ("versions", "library_versions")
                                   if isinstance(campaign_meta.get(k), dict)), None)

@@ -16,41 +16,65 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from perfmodel.data import Dataset
 
 
-def code_path_differences(path: str | os.PathLike) -> list[str]:
-    """One sentence per framework and setting whose value differs between the simulated cells and the
-    timing cells of the same networks in the data set folder ``path`` (empty: none found)."""
+@dataclass(frozen=True)
+class CodePathDifference:
+    """``key`` of ``framework``'s runner took ``simulated`` value(s) in the simulated cells but ``timed`` in
+    the timing cells of ``networks``."""
+
+    framework: str
+    key: str
+    simulated: str
+    timed: str
+    networks: tuple[str, ...]
+
+    def restricted_to(self, pairs: Iterable[tuple[str, str]]) -> "CodePathDifference | None":
+        """The same difference for the (framework, network) ``pairs`` only; None when none is left."""
+        keep = tuple(n for n in self.networks if (self.framework, n) in set(pairs))
+        return None if not keep else CodePathDifference(self.framework, self.key, self.simulated, self.timed, keep)
+
+    def sentence(self) -> str:
+        return (f"{self.framework}: {self.key} = {self.simulated} in the simulated cells but {self.timed} in the "
+                f"timing cells ({', '.join(self.networks)}): the simulated counts are of other kernels than the "
+                "timed runs (a library choosing by a CPU feature valgrind lacks; see datasets/README.md)")
+
+
+def code_path_differences(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[CodePathDifference]:
+    """The kernel-selecting settings whose values differ between the simulated cells and the timing cells
+    of the same framework x network, pooled over the data set folder(s) ``paths`` (e.g. a timing data set
+    and the folder of its valgrind pass); empty when none differ or none are recorded. Only finished
+    cells count; every simulated and every timing cell's value is compared (repeats, merged inputs)."""
     from perfmodel.runners import FRAMEWORKS, runner_class
 
-    ds = Dataset.open(path)
-    simulated: dict[tuple[str, str], dict] = {}
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    simulated: dict[tuple[str, str], list[dict]] = defaultdict(list)
     timed: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    done = set(ds.done_cells())
-    for cid, meta in ds.cells().items():
-        if cid not in done:
-            continue
-        fw, net = str(meta.get("framework")), str(meta.get("network"))
-        if fw not in FRAMEWORKS:
-            continue
-        keys = runner_class(fw).code_path_keys
-        eff = (meta.get("runner") or {}).get("effective") or {}
-        values = {k: eff.get(k) for k in keys if eff.get(k) is not None}
-        if not values:
-            continue
-        if meta.get("counter_source") == "valgrind" or cid.endswith("__valgrind"):
-            simulated[(fw, net)] = values
-        else:
-            timed[(fw, net)].append(values)
+    for path in paths:
+        ds = Dataset.open(path)
+        done = set(ds.done_cells())
+        for cid, meta in ds.cells().items():
+            if cid not in done:
+                continue
+            fw, net = str(meta.get("framework")), str(meta.get("network"))
+            if fw not in FRAMEWORKS:
+                continue
+            eff = (meta.get("runner") or {}).get("effective") or {}
+            values = {k: eff[k] for k in runner_class(fw).code_path_keys if eff.get(k) is not None}
+            if not values:
+                continue
+            simulated_cell = meta.get("counter_source") == "valgrind" or "__valgrind" in cid
+            (simulated if simulated_cell else timed)[(fw, net)].append(values)
     found: dict[tuple[str, str, str, str], list[str]] = defaultdict(list)
-    for (fw, net), sim in sorted(simulated.items()):
-        for key, s_val in sim.items():
-            t_vals = sorted({str(t[key]) for t in timed.get((fw, net), []) if key in t and t[key] != s_val})
-            if t_vals:
-                found[(fw, key, str(s_val), "/".join(t_vals))].append(net)
-    return [f"{fw}: {key} = {s_val} in the simulated cells but {t_val} in the timing cells "
-            f"({', '.join(nets)}): the simulated counts are of other kernels than the timed runs "
-            "(a library choosing by a CPU feature valgrind lacks; see datasets/README.md)"
-            for (fw, key, s_val, t_val), nets in sorted(found.items())]
+    for (fw, net), sims in sorted(simulated.items()):
+        for key in sorted({k for v in sims for k in v}):
+            s_vals = {str(v[key]) for v in sims if key in v}
+            t_vals = {str(v[key]) for v in timed.get((fw, net), []) if key in v}
+            if t_vals and s_vals != t_vals:
+                found[(fw, key, "/".join(sorted(s_vals)), "/".join(sorted(t_vals)))].append(net)
+    return [CodePathDifference(fw, key, s, t, tuple(nets)) for (fw, key, s, t), nets in sorted(found.items())]
