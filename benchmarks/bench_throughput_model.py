@@ -416,6 +416,17 @@ def main(argv=None) -> int:
             fold = next(f for f in results[n].folds if f["held_out"] == net)
             cells.append(f"{fold['mape']:7.1f} ({fold['within_10']:3.0f}%)")
         print(f"{net:15s} " + " ".join(f"{c:>18s}" for c in cells))
+    trained = "stream: additive + FC weights at calibrated BW (trained/)"
+    per_fw_thr = []
+    if trained in results and not isinstance(results[trained], str):
+        r = results[trained]
+        ape = 100 * np.abs(r.predictions - r.y) / r.y
+        cells = df[["framework", "threads"]].astype(str).assign(ape=ape)
+        print("\ntrained form, per framework x threads: MAPE % (share within +-10 %)")
+        for (fw, thr), g in cells.groupby(["framework", "threads"], sort=True):
+            per_fw_thr.append({"framework": fw, "threads": int(thr), "mape": float(g["ape"].mean()),
+                               "within_10": float(100 * (g["ape"] <= 10).mean()), "n": int(len(g))})
+            print(f"  {fw:12s} {thr} thread(s): {g['ape'].mean():6.2f} ({100 * (g['ape'] <= 10).mean():5.1f} %)")
     print(f"\nfixed terms: {', '.join(fixed)}\nlevels terms: {', '.join(levels)}\nextra candidates: {', '.join(extras)}")
     print(f"({time.perf_counter() - t0:.0f} s)")
     if args.synthetic:
@@ -424,6 +435,7 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps({"dataset": args.dataset, "cells": len(df), "networks": nets,
                                          "average_repeats": bool(args.average_repeats),
                                          "left_out": missing, "rows": rows, "optimistic_stepwise": opt,
+                                         "trained_per_framework_threads": per_fw_thr,
                                          "fixed": fixed, "levels": levels, "extras": extras}, indent=1,
                                         default=lambda x: None if isinstance(x, float) else str(x)))
     return 0
