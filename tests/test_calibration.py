@@ -252,3 +252,19 @@ def test_predict_from_a_data_set_without_calibration_says_whose_bandwidth(tmp_pa
                             "--json"])
     assert r.exit_code == 0 and "note:" not in r.stderr
     assert json.loads(r.stdout)["stream_bandwidth_from"].startswith("calibrations of")
+    # a calibration that misses a thread count of the rows: the model's, and why (one policy with the pipeline)
+    one = {"version": 1, "when": "2026-01-01T00:00:00Z", "stream_gbps": {"1": 15.0}, "gemm_gflops": {"1": 1.0},
+           "errors": {}}
+    attach_calibration(tmp_path / "other", one)
+    r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m.json"), "--dataset", str(tmp_path / "other"),
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    assert "lack thread count(s) 2" in json.loads(r.stdout)["stream_bandwidth_from"]
+    from perfmodel.cli.model import with_stream_time
+    from perfmodel.data import read_dataset, wide_per_cell
+
+    other = wide_per_cell(read_dataset(tmp_path / "other"))
+    with pytest.raises(PerfmodelError, match="2"):  # no fallback: the missing thread count is an error
+        with_stream_time(other, tmp_path / "other")
+    df, bw, _ = with_stream_time(other[other["threads"] == 1], tmp_path / "other", {"1": 99.0, "2": 99.0})
+    assert bw == {1: 15.0}  # the data's own where it covers the rows

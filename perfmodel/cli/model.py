@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -119,22 +120,31 @@ def needs_stream_time(features) -> bool:
     return "fc_stream_ms" in base_columns(features or [])
 
 
-def with_stream_time(df, dataset: str | None, fallback: dict | None = None):
+def with_stream_time(df, dataset: str | os.PathLike | None, fallback: dict | None = None):
     """``(df + fc_stream_ms, {threads: GB/s} used, where it came from)``: the bandwidth of the data set's own
-    calibrations (:func:`perfmodel.data.dataset_calibrations`), else ``fallback`` (a model's training
-    calibration), else :class:`PerfmodelError` saying how to get one. A frame that has ``fc_stream_ms``
-    already (a CSV) is returned as it is."""
+    calibrations (:func:`perfmodel.data.dataset_calibrations`) when they cover the rows' thread counts, else
+    ``fallback`` (a model's training calibration; the source says why), else :class:`PerfmodelError` saying
+    how to get one. A frame that has ``fc_stream_ms`` already (a CSV) is returned as it is. One policy for
+    ``perfmodel fit`` / ``predict`` and the pipeline's prediction check."""
+    import pandas as pd
+
     from perfmodel.data import dataset_calibrations, stream_bandwidth
     from perfmodel.model.features import attach_stream_time
 
     if "fc_stream_ms" in df.columns:
         return df, None, "the data's own fc_stream_ms column"
     bw, source = {}, ""
+    dataset = None if dataset is None else str(dataset)
     if dataset and not dataset.startswith("armpm:") and Path(dataset).is_dir():
         cals = dataset_calibrations(dataset)
         bw = stream_bandwidth(cals)
         source = f"calibrations of {dataset} ({len(cals)})"
-    if not bw and fallback:
+    need = {int(t) for t in pd.unique(df["threads"])} if "threads" in df.columns else set()
+    if bw and fallback and not need <= set(bw):
+        bw = {int(k): float(v) for k, v in fallback.items()}
+        source = (f"the model's training calibration (the calibrations of {dataset} lack thread count(s) "
+                  f"{', '.join(map(str, sorted(need - set(stream_bandwidth(cals)))))})")
+    elif not bw and fallback:
         bw = {int(k): float(v) for k, v in fallback.items()}
         source = "the model's training calibration (this data has none: the machines' bandwidths may differ)"
     if not bw:

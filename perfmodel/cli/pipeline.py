@@ -133,13 +133,9 @@ def _prediction_check(model, long_df, ref, work: str, work_note: str, con, campa
 
             pc = attach_macs(pc)
         if "fc_stream_ms" in model.column_provenance:  # the campaign's own calibration where it covers the cells
-            from perfmodel.data import dataset_calibrations, stream_bandwidth
-            from perfmodel.model.features import attach_stream_time
+            from perfmodel.cli.model import with_stream_time
 
-            bw = stream_bandwidth(dataset_calibrations(campaign))
-            if not {int(t) for t in pc["threads"].unique()} <= set(bw):
-                bw = (model.metadata or {}).get("stream_bandwidth_gbps") or {}
-            pc = attach_stream_time(pc, bw)
+            pc, _, _ = with_stream_time(pc, campaign, (model.metadata or {}).get("stream_bandwidth_gbps"))
         pred = model.predict_frame(pc)
     except PerfmodelError as exc:
         con.print(f"[yellow]prediction check skipped: {exc}")
