@@ -104,16 +104,19 @@ def test_simulated_counts_are_reused_only_for_the_same_builds():
     """One policy for the pipeline and predict (perfmodel.cli.model.reference_mismatch)."""
     from perfmodel.cli.model import reference_mismatch
 
+    def _here(versions, arch):  # a campaign's run metadata
+        return {"versions": versions, "system": {"arch": arch}}
+
     vers = {"onnxruntime": "1.32.0", "ai-edge-litert": "2.3.0", "opencv": "5.0.0.93", "numpy": "2.4.6",
             "python": "3.11.7"}
     ref = {"versions": dict(vers), "system": {"arch": "x86_64"}}
-    assert reference_mismatch(ref, ["onnxruntime", "litert"], versions=dict(vers), arch="x86_64") == []
+    assert reference_mismatch(ref, ["onnxruntime", "litert"], here_meta=_here(dict(vers), "x86_64")) == []
     newer = {**vers, "onnxruntime": "1.33.0"}
-    assert reference_mismatch(ref, ["onnxruntime"], versions=newer, arch="x86_64") == [
+    assert reference_mismatch(ref, ["onnxruntime"], here_meta=_here(newer, "x86_64")) == [
         "onnxruntime 1.32.0 (reference) vs 1.33.0 (here)"]
-    assert reference_mismatch(ref, ["litert"], versions=newer, arch="x86_64") == []  # not a library it uses
-    assert reference_mismatch(ref, ["onnxruntime"], versions=dict(vers), arch="aarch64") == [
+    assert reference_mismatch(ref, ["litert"], here_meta=_here(newer, "x86_64")) == []  # not a library it uses
+    assert reference_mismatch(ref, ["onnxruntime"], here_meta=_here(dict(vers), "aarch64")) == [
         "architecture x86_64 (reference) vs aarch64 (here)"]
     # a version the reference does not record is a mismatch (the pipeline used to let it pass)
-    assert reference_mismatch(ref, ["tensorflow"], versions={**vers, "tensorflow": "2.21.0"}, arch="x86_64") == [
+    assert reference_mismatch(ref, ["tensorflow"], here_meta=_here({**vers, "tensorflow": "2.21.0"}, "x86_64")) == [
         "the reference does not record its tensorflow version"]

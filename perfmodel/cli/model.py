@@ -141,9 +141,9 @@ def with_stream_time(df, dataset: str | os.PathLike | None, fallback: dict | Non
         source = f"calibrations of {dataset} ({len(cals)})"
     need = {int(t) for t in pd.unique(df["threads"])} if "threads" in df.columns else set()
     if bw and fallback and not need <= set(bw):
+        lacking = ", ".join(map(str, sorted(need - set(bw))))
         bw = {int(k): float(v) for k, v in fallback.items()}
-        source = (f"the model's training calibration (the calibrations of {dataset} lack thread count(s) "
-                  f"{', '.join(map(str, sorted(need - set(stream_bandwidth(cals)))))})")
+        source = f"the model's training calibration (the calibrations of {dataset} lack thread count(s) {lacking})"
     elif not bw and fallback:
         bw = {int(k): float(v) for k, v in fallback.items()}
         source = "the model's training calibration (this data has none: the machines' bandwidths may differ)"
@@ -302,8 +302,6 @@ def default_traces() -> list[Path]:
 
 def sample_rel_se(df) -> float:
     """Relative standard error of a quick sample's mean latency (sd / mean / sqrt(n)); 0 when unknown."""
-    import math
-
     try:
         m, sd, n = (float(df[c].iloc[0]) for c in ("latency_ms", "latency_ms_std", "latency_ms_n"))
     except (KeyError, IndexError, TypeError, ValueError):
@@ -346,23 +344,29 @@ def simulated_columns(model) -> list[str]:
     return [c for c, p in model.column_provenance.items() if p and "simulated" in p]
 
 
-def reference_mismatch(ref_meta: dict, frameworks: str | Sequence[str], *, versions: dict | None = None,
-                       arch: str | None = None) -> list[str]:
+def _versions_and_arch(meta: dict | None) -> tuple[dict, str | None]:
+    """``(library versions, architecture)`` recorded in a data set's or run's metadata."""
+    meta = dict(meta or {})
+    system = meta.get("system") or {}
+    return (meta.get("versions") or meta.get("library_versions") or {}), (system.get("arch") or system.get("machine"))
+
+
+def reference_mismatch(ref_meta: dict, frameworks: str | Sequence[str], *, here_meta: dict | None = None) -> list[str]:
     """Why the reference's simulated counts do not apply to ``frameworks`` here (empty: they do).
 
     Simulated counts are deterministic for one instruction set and one build of the framework, the
     pre-processing libraries (OpenCV, NumPy) and Python: compare the architecture and those versions.
-    ``versions`` / ``arch``: the other side's library versions and architecture (default: this machine's;
-    the pipeline passes its fresh campaign's). A version the reference does not record is a mismatch.
+    ``here_meta``: the metadata of the other side (the pipeline passes its fresh campaign's); what it does
+    not record, and everything when it is None, is this machine's. A version the reference does not record
+    is a mismatch.
     """
     import platform
 
     from perfmodel.sysinfo import library_versions
 
-    meta = dict(ref_meta or {})
-    ref_versions = meta.get("versions") or meta.get("library_versions") or {}
-    here = library_versions() if versions is None else versions
-    arch = arch or platform.machine()
+    ref_versions, ref_arch = _versions_and_arch(ref_meta)
+    here, arch = _versions_and_arch(here_meta)
+    here, arch = here or library_versions(), arch or platform.machine()
     frameworks = [frameworks] if isinstance(frameworks, str) else list(frameworks)
     out = []
     for lib in dict.fromkeys([*(FRAMEWORK_LIBRARY.get(f, f) for f in frameworks), "opencv", "numpy", "python"]):
@@ -371,7 +375,6 @@ def reference_mismatch(ref_meta: dict, frameworks: str | Sequence[str], *, versi
             out.append(f"the reference does not record its {lib} version")
         elif a != b:
             out.append(f"{lib} {a} (reference) vs {b} (here)")
-    ref_arch = (meta.get("system") or {}).get("arch") or (meta.get("system") or {}).get("machine")
     if ref_arch and ref_arch != arch:
         out.append(f"architecture {ref_arch} (reference) vs {arch} (here)")
     return out

@@ -85,10 +85,7 @@ def training_table(campaign_long, campaign_meta: dict, reference: Path | None) -
         # the fit uses the reference's cells of all its frameworks: each one's build must match, as must the
         # campaign's frameworks (its cells get the reference's counts for the prediction check)
         frameworks = set(cells["framework"].astype(str)) | set((ref_campaign or {}).get("frameworks") or [])
-        campaign_versions = next((campaign_meta[k] for k in ("versions", "library_versions")
-                                  if isinstance(campaign_meta.get(k), dict)), None)
-        mismatch = reference_mismatch(ref_meta, sorted(frameworks), versions=campaign_versions,
-                                      arch=(campaign_meta.get("system") or {}).get("arch"))
+        mismatch = reference_mismatch(ref_meta, sorted(frameworks), here_meta=campaign_meta)
         why = "the reference's simulated counts do not apply: " + "; ".join(mismatch)
         if not mismatch:
             ref_cells = wide_per_cell(_reference_records(str(reference)))

@@ -131,6 +131,12 @@ def compute_feature(df: pd.DataFrame, name: str, _cache: dict | None = None) -> 
     return values.rename(name)
 
 
+def _copied_attrs(attrs: Mapping | None) -> dict:
+    """A copy of a frame's ``attrs`` whose dict values (``provenance``, ...) are copies too, so a derived
+    frame can add to them without changing its source's."""
+    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in (attrs or {}).items()}
+
+
 @contextmanager
 def attrs_aside(df: pd.DataFrame):
     """Within the block ``df.attrs`` is empty (restored after): pandas deep-copies ``attrs`` into every
@@ -406,7 +412,7 @@ def join_simulated(cell_df: pd.DataFrame, *, simulated: pd.Series | None = None,
         raise FeatureError("join_simulated: the table has no simulated (valgrind) cells")
     if sim_mask.all():
         raise FeatureError("join_simulated: the table has no timing cells, only simulated ones")
-    attrs = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (cell_df.attrs or {}).items()}
+    attrs = _copied_attrs(cell_df.attrs)
     prov = dict(attrs.get("provenance", {}) or {})
     derived = {k: list(v) for k, v in (attrs.get("derived_from", {}) or {}).items()}
     sim = cell_df.loc[sim_mask]
@@ -472,7 +478,7 @@ def attach_macs(df: pd.DataFrame, column: str = "network") -> pd.DataFrame:
     macs = _network_facts(df, column, "macs", "MACs")
     out = df.copy()
     out["macs"] = out[column].astype(str).map(macs).astype("float64")
-    out.attrs = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (df.attrs or {}).items()}
+    out.attrs = _copied_attrs(df.attrs)
     return out
 
 
@@ -491,7 +497,7 @@ def attach_stream_time(df: pd.DataFrame, bandwidth_gbps: Mapping, *, column: str
             raise FeatureError(f"the weight-streaming time needs a {c!r} column")
     with attrs_aside(df) as saved:
         out = _with_stream_time(df, bandwidth_gbps, column)
-    out.attrs = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (saved or {}).items()}
+    out.attrs = _copied_attrs(saved)
     out.attrs.setdefault("provenance", {})["fc_stream_ms"] = "derived"  # zoo facts x a measured calibration
     return out
 
