@@ -190,6 +190,13 @@ def load(args):
             df = attach_stream_time(df, bw)
         else:
             print("no calibration in the data set: the FC-stream rows are not evaluated")
+        from perfmodel.data import dataset_l2_bytes
+        from perfmodel.model.features import attach_l2_overflow
+
+        l2, said = dataset_l2_bytes(args.dataset, explicit=None if args.l2_kib is None else 1024.0 * args.l2_kib)
+        print(f"L2 cache size: {said}")
+        if l2 is not None:
+            df = attach_l2_overflow(df, l2)
     return (df, attach_macs(timing), missing, list(joined.attrs.get("join_simulated_events", [])), None)
 
 
@@ -277,6 +284,10 @@ def main(argv=None) -> int:
                     help="leave a framework out of every table (e.g. one whose simulated counts are known bad)")
     ap.add_argument("--exclude-network", action="append", default=[], metavar="NETWORK",
                     help="leave a network out of every table (e.g. alexnet: what the figures are without it)")
+    ap.add_argument("--l2-kib", type=float, default=None,
+                    help="L2 cache size (KiB) of the machine the data set was timed on, for the rows with the "
+                         "conv-weights-over-L2 term (default: what the data set recorded, else this machine's "
+                         "when the data set recorded this CPU model)")
     ap.add_argument("--average-repeats", action="store_true",
                     help="score against the mean of the repeats of each framework x network x threads (the "
                          "configuration's throughput) instead of every repeat on its own")
@@ -338,6 +349,13 @@ def main(argv=None) -> int:
         models["  stream: additive + FC stream time, cost fitted per thr"] = FeatureModel(
             make_estimator("overhead-linear"), additive + [f"fc_stream_ms*threads={t}"
                                                            for t in sorted(map(int, df["threads"].unique()))])
+        if "conv_over_l2_mb" in df.columns:
+            ths = sorted(map(int, df["threads"].unique()))
+            models["stream + conv weights over L2, cost per thr"] = FeatureModel(
+                make_estimator("overhead-linear"),
+                additive + ["fc_stream_ms"] + [f"conv_over_l2_mb*threads={t}" for t in ths])
+            models["  stream + conv weights over L2, one cost"] = FeatureModel(
+                make_estimator("overhead-linear"), additive + ["fc_stream_ms", "conv_over_l2_mb"])
         raw = [f"{e}_per_image" for e in events if f"{e}_per_image" in df.columns
                and f"{e}_per_image" not in additive and e != "instructions"
                and (df[f"{e}_per_image"] >= 0).all() and df[f"{e}_per_image"].nunique() > 1]
@@ -417,15 +435,17 @@ def main(argv=None) -> int:
             cells.append(f"{fold['mape']:7.1f} ({fold['within_10']:3.0f}%)")
         print(f"{net:15s} " + " ".join(f"{c:>18s}" for c in cells))
     trained = "stream: additive + FC weights at calibrated BW (trained/)"
-    per_fw_thr = []
-    if trained in results and not isinstance(results[trained], str):
-        r = results[trained]
+    per_fw_thr, per_fw_thr_l2 = [], []
+    for name, out in ((trained, per_fw_thr), ("stream + conv weights over L2, cost per thr", per_fw_thr_l2)):
+        if name not in results or isinstance(results[name], str):
+            continue
+        r = results[name]
         ape = 100 * np.abs(r.predictions - r.y) / r.y
         cells = df[["framework", "threads"]].astype(str).assign(ape=ape)
-        print("\ntrained form, per framework x threads: MAPE % (share within +-10 %)")
+        print(f"\n{name}, per framework x threads: MAPE % (share within +-10 %)")
         for (fw, thr), g in cells.groupby(["framework", "threads"], sort=True):
-            per_fw_thr.append({"framework": fw, "threads": int(thr), "mape": float(g["ape"].mean()),
-                               "within_10": float(100 * (g["ape"] <= 10).mean()), "n": int(len(g))})
+            out.append({"framework": fw, "threads": int(thr), "mape": float(g["ape"].mean()),
+                        "within_10": float(100 * (g["ape"] <= 10).mean()), "n": int(len(g))})
             print(f"  {fw:12s} {thr} thread(s): {g['ape'].mean():6.2f} ({100 * (g['ape'] <= 10).mean():5.1f} %)")
     print(f"\nfixed terms: {', '.join(fixed)}\nlevels terms: {', '.join(levels)}\nextra candidates: {', '.join(extras)}")
     print(f"({time.perf_counter() - t0:.0f} s)")
@@ -436,6 +456,7 @@ def main(argv=None) -> int:
                                          "average_repeats": bool(args.average_repeats),
                                          "left_out": missing, "rows": rows, "optimistic_stepwise": opt,
                                          "trained_per_framework_threads": per_fw_thr,
+                                         "l2_per_framework_threads": per_fw_thr_l2,
                                          "fixed": fixed, "levels": levels, "extras": extras}, indent=1,
                                         default=lambda x: None if isinstance(x, float) else str(x)))
     return 0

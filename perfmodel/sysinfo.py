@@ -181,6 +181,9 @@ def system_info(root: str | Path = "/") -> dict[str, Any]:
         if mhz is None:
             info["freq_mhz_reason"] = "no cpufreq and no 'cpu MHz' in /proc/cpuinfo"
 
+    # caches (of cpu0; Linux cacheinfo: one indexN folder per cache level and type)
+    info.update(cache_info(root))
+
     # memory
     meminfo = _read(root, "/proc/meminfo") or ""
     m = re.search(r"^MemTotal:\s+(\d+)\s*kB", meminfo, re.MULTILINE)
@@ -213,6 +216,58 @@ def system_info(root: str | Path = "/") -> dict[str, Any]:
     if info["perf_event_paranoid"] is None:
         info["perf_event_paranoid_reason"] = "/proc/sys/kernel/perf_event_paranoid unreadable"
     return info
+
+
+def _size_bytes(text: str | None) -> int | None:
+    """Bytes of a sysfs cache ``size`` ("2048K", "512K", "32M", "1024"); None when it does not parse."""
+    t = _clean(text)
+    m = re.fullmatch(r"(\d+)\s*([KMG]?)i?B?", t or "", re.IGNORECASE)
+    if not m:
+        return None
+    return int(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m.group(2).upper()]
+
+
+CACHE_DIR = "/sys/devices/system/cpu/cpu0/cache"
+
+
+def cache_info(root: str | Path = "/") -> dict[str, Any]:
+    """cpu0's caches from Linux cacheinfo (``/sys/devices/system/cpu/cpu0/cache/index*``).
+
+    ``caches``: one entry per cache (level, type, size_bytes, shared_cpu_list, line_bytes, ways);
+    ``l2_bytes``: the size of the level-2 data / unified cache a core sees, with ``l2_bytes_source``, or
+    None with ``l2_bytes_reason`` (no cacheinfo: common on Arm boards whose device tree lists no caches;
+    then give the size by hand where a model needs it).
+    """
+    root = Path(root)
+    base = root / CACHE_DIR.lstrip("/")
+    caches: list[dict[str, Any]] = []
+    try:
+        dirs = sorted((d for d in base.iterdir() if d.name.startswith("index")),
+                      key=lambda d: int(d.name[5:]) if d.name[5:].isdigit() else 1 << 30)
+    except OSError:
+        dirs = []
+    for d in dirs:
+        rel = f"{CACHE_DIR}/{d.name}"
+        entry = {
+            "index": d.name,
+            "level": _int_or_none(_read(root, f"{rel}/level")),
+            "type": _clean(_read(root, f"{rel}/type")),
+            "size_bytes": _size_bytes(_read(root, f"{rel}/size")),
+            "line_bytes": _int_or_none(_read(root, f"{rel}/coherency_line_size")),
+            "ways": _int_or_none(_read(root, f"{rel}/ways_of_associativity")),
+            "shared_cpu_list": _clean(_read(root, f"{rel}/shared_cpu_list")),
+        }
+        caches.append(entry)
+    out: dict[str, Any] = {"caches": caches}
+    l2 = [c for c in caches if c["level"] == 2 and c["type"] in ("Unified", "Data") and c["size_bytes"]]
+    if l2:
+        out["l2_bytes"] = int(l2[0]["size_bytes"])
+        out["l2_bytes_source"] = f"{CACHE_DIR}/{l2[0]['index']}/size"
+    else:
+        out["l2_bytes"] = None
+        out["l2_bytes_reason"] = (f"no level-2 data / unified cache with a size under {CACHE_DIR}" if caches
+                                  else f"{CACHE_DIR} lists no caches (no cacheinfo on this kernel / device tree)")
+    return out
 
 
 def installed_version(*dists: str) -> str | None:

@@ -268,3 +268,55 @@ def test_predict_from_a_data_set_without_calibration_says_whose_bandwidth(tmp_pa
         with_stream_time(other, tmp_path / "other")
     df, bw, _ = with_stream_time(other[other["threads"] == 1], tmp_path / "other", {"1": 99.0, "2": 99.0})
     assert bw == {1: 15.0}  # the data's own where it covers the rows
+
+
+def test_attach_l2_overflow_counts_only_conv_layers_bigger_than_the_cache():
+    from perfmodel.model.features import attach_l2_overflow, conv_weights_over
+
+    df = pd.DataFrame({"network": ["resnet18", "alexnet", "squeezenet1_1"], "threads": [1, 2, 1]})
+    df.attrs = {"provenance": {"network": "key"}}
+    out = attach_l2_overflow(df, 2 * 1024 * 1024)
+    # ResNet-18: 512 x 512 x 3 x 3 convolutions (+ bias) are 9.44 MB each; layer4 has three of them and
+    # one 256 -> 512 3x3 (4.72 MB), layer3 three 256 -> 256 3x3 (2.36 MB > 2 MiB); its 128 -> 256 3x3
+    # (1.18 MB) fits; every layer of SqueezeNet v1.1 fits in 2 MiB, AlexNet's 3x3 384 -> 256 (3.54 MB),
+    # 256 -> 256 (2.36 MB) and 192 -> 384 (2.65 MB) do not, its FC layers are not counted
+    res = 4 * (3 * (512 * 512 * 9 + 512) + 256 * 512 * 9 + 512 + 3 * (256 * 256 * 9 + 256)) / 1e6
+    alex = 4 * ((192 * 384 * 9 + 384) + (384 * 256 * 9 + 256) + (256 * 256 * 9 + 256)) / 1e6
+    np.testing.assert_allclose(out["conv_over_l2_mb"], [res, alex, 0.0], rtol=1e-12)
+    assert out.attrs["provenance"]["conv_over_l2_mb"] == "derived" and out.attrs["l2_bytes"] == 2 * 1024 * 1024
+    assert "conv_over_l2_mb" not in df.columns and "l2_bytes" not in df.attrs
+    assert conv_weights_over("resnet18", 1e12) == 0.0  # nothing is bigger than a huge cache
+    assert conv_weights_over("resnet18", 1.0) > res  # every conv layer when the cache is tiny
+    for bad in (0, -1, float("nan"), "x", None):
+        with pytest.raises(FeatureError, match="L2 cache size"):
+            attach_l2_overflow(df, bad)
+    with pytest.raises(FeatureError, match="vgg19"):
+        attach_l2_overflow(df.assign(network="vgg19"), 1e6)
+
+
+def test_dataset_l2_bytes_sources(tmp_path):
+    from perfmodel.data import dataset_l2_bytes
+
+    recs = synthetic_throughput_records(networks=("squeezenet1_1",), frameworks=("litert",), threads=(1,), seed=1)
+    here = {"cpu_model": "Cortex-A53", "arch": "aarch64", "l2_bytes": 524288,
+            "l2_bytes_source": "/sys/devices/system/cpu/cpu0/cache/index2/size"}
+    write_dataset(tmp_path / "old", recs, {"system": {"cpu_model": "Cortex-A53", "arch": "aarch64"}})
+    write_dataset(tmp_path / "new", recs, {"system": {"cpu_model": "X", "arch": "x86_64", "l2_bytes": 1 << 20}})
+    write_dataset(tmp_path / "other", recs, {"system": {"cpu_model": "X", "arch": "x86_64"}})
+    assert dataset_l2_bytes(tmp_path / "new", here=here)[0] == 1 << 20  # recorded wins over this machine
+    b, said = dataset_l2_bytes(tmp_path / "old", here=here)  # same CPU as here: this machine's figure, said
+    assert b == 524288 and "this machine's" in said and "predate" in said
+    b, said = dataset_l2_bytes(tmp_path / "other", here=here)
+    assert b is None and "another CPU" in said and "by hand" in said
+    assert dataset_l2_bytes(tmp_path / "other", explicit=4096.0, here=here) == (4096.0, "given: 4 KiB")
+    with pytest.raises(PerfmodelError, match="> 0"):
+        dataset_l2_bytes(tmp_path / "other", explicit=0, here=here)
+    flat = tmp_path / "flat.parquet"
+    write_records(flat, recs)
+    assert dataset_l2_bytes(flat, here=here)[0] is None
+    merge([tmp_path / "new", tmp_path / "other"], tmp_path / "mixed", allow_incompatible=True, on_duplicate="rename")
+    assert dataset_l2_bytes(tmp_path / "mixed", here=here)[0] == 1 << 20  # one run said nothing
+    write_dataset(tmp_path / "new2", recs, {"system": {"cpu_model": "X", "arch": "x86_64", "l2_bytes": 1 << 21}})
+    merge([tmp_path / "new", tmp_path / "new2"], tmp_path / "two", allow_incompatible=True, on_duplicate="rename")
+    with pytest.raises(PerfmodelError, match="different L2 sizes"):
+        dataset_l2_bytes(tmp_path / "two", here=here)

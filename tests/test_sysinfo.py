@@ -67,6 +67,33 @@ def test_raspberry_pi_tree(tmp_path):
     assert info["memory_total_bytes"] == 948280 * 1024
     assert info["virtualised"] is False
     assert info["perf_event_paranoid"] == -1
+    # no cacheinfo in this tree (as on many Pi kernels): no L2 size, and the reason
+    assert info["caches"] == [] and info["l2_bytes"] is None and "lists no caches" in info["l2_bytes_reason"]
+
+
+def test_cacheinfo_of_a_cortex_a53_tree(tmp_path):
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    for idx, (level, kind, size, shared) in enumerate([(1, "Data", "32K", "0"), (1, "Instruction", "32K", "0"),
+                                                       (2, "Unified", "512K", "0-3")]):
+        for name, value in (("level", level), ("type", kind), ("size", size), ("shared_cpu_list", shared),
+                            ("coherency_line_size", 64), ("ways_of_associativity", 16 if level == 2 else 4)):
+            _w(tmp_path, f"{base}/index{idx}/{name}", f"{value}\n")
+    info = system_info(tmp_path)
+    assert info["l2_bytes"] == 512 * 1024 and info["l2_bytes_source"].endswith("index2/size")
+    assert [c["size_bytes"] for c in info["caches"]] == [32768, 32768, 524288]
+    assert info["caches"][2]["shared_cpu_list"] == "0-3" and info["caches"][2]["ways"] == 16
+
+
+def test_cacheinfo_without_a_level2_size(tmp_path):
+    from perfmodel.sysinfo import cache_info
+
+    base = "/sys/devices/system/cpu/cpu0/cache/index0"
+    _w(tmp_path, f"{base}/level", "1\n")
+    _w(tmp_path, f"{base}/type", "Data\n")
+    _w(tmp_path, f"{base}/size", "garbage\n")
+    info = cache_info(tmp_path)
+    assert info["caches"][0]["size_bytes"] is None
+    assert info["l2_bytes"] is None and "no level-2" in info["l2_bytes_reason"]
 
 
 def test_vm_tree_without_cpufreq_or_dmi(tmp_path):

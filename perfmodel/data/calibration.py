@@ -112,5 +112,64 @@ def stream_bandwidth(calibrations: Iterable[Mapping]) -> dict[int, float]:
     return {t: float(np.median(v)) for t, v in sorted(per.items())}
 
 
-__all__ = ["attach_calibration", "dataset_calibrations", "calibrations_of_info", "stream_bandwidth",
+def _systems(obj: Any, found: list[dict]) -> None:
+    """Every ``"system"`` dict (run metadata, :func:`perfmodel.sysinfo.system_info`) under ``obj``."""
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            if k == "system" and isinstance(v, Mapping):
+                found.append(dict(v))
+            else:
+                _systems(v, found)
+    elif isinstance(obj, list):
+        for v in obj:
+            _systems(v, found)
+
+
+def dataset_l2_bytes(path: str | os.PathLike, *, explicit: float | None = None,
+                     here: Mapping | None = None) -> tuple[float | None, str]:
+    """The L2 cache size (bytes) of the machine a data set was timed on, and a sentence saying where it
+    came from; ``(None, why)`` when it cannot be known.
+
+    In order: ``explicit`` (a user's figure); the size its runs recorded (``system.l2_bytes``, since
+    runs record cacheinfo); else this machine's (``here`` = :func:`perfmodel.sysinfo.system_info`, read
+    when not given) when every run recorded this machine's CPU model and architecture. Runs that recorded
+    different sizes are an error (a model needs one machine's figure).
+    """
+    if explicit is not None:
+        v = float(explicit)
+        if not (np.isfinite(v) and v > 0):
+            raise PerfmodelError(f"L2 cache size must be > 0 bytes, got {explicit!r}")
+        return v, f"given: {v / 1024:.0f} KiB"
+    path = Path(path)
+    systems: list[dict] = []
+    if path.is_dir():
+        from .store import Dataset
+
+        _systems(Dataset.open(path).info, systems)
+    if not systems:
+        return None, f"{path} records no machine description (a flat records file or no run metadata)"
+    sizes = {int(s["l2_bytes"]) for s in systems if s.get("l2_bytes")}
+    if len(sizes) > 1:
+        raise PerfmodelError(f"the runs of {path} recorded different L2 sizes "
+                             f"({', '.join(f'{b // 1024} KiB' for b in sorted(sizes))}): mixed machines")
+    if sizes:
+        b = sizes.pop()
+        return float(b), f"recorded by the data set's runs: {b // 1024} KiB (Linux cacheinfo)"
+    if here is None:
+        from perfmodel.sysinfo import system_info
+
+        here = system_info()
+    cpus = {(str(s.get("cpu_model")), str(s.get("arch"))) for s in systems}
+    mine = (str(here.get("cpu_model")), str(here.get("arch")))
+    if cpus == {mine} and here.get("l2_bytes"):
+        b = int(here["l2_bytes"])
+        return float(b), (f"this machine's: {b // 1024} KiB ({here.get('l2_bytes_source')}); the data set's runs "
+                          f"predate cache recording but recorded this CPU model ({mine[0]}, {mine[1]})")
+    why = ("its runs recorded no L2 size" + ("" if cpus == {mine} else
+                                            f" and another CPU ({', '.join(sorted(c for c, _ in cpus))})")
+           + (f"; here: {here.get('l2_bytes_reason')}" if not here.get("l2_bytes") else ""))
+    return None, f"no L2 cache size for {path}: {why}; give it by hand"
+
+
+__all__ = ["dataset_l2_bytes", "attach_calibration", "dataset_calibrations", "calibrations_of_info", "stream_bandwidth",
            "check_calibration", "CALIBRATIONS_KEY"]

@@ -529,6 +529,53 @@ def _with_stream_time(df: pd.DataFrame, bandwidth_gbps: Mapping, column: str) ->
     return pd.concat([df, pd.DataFrame({"fc_stream_ms": values}, index=df.index)], axis=1)
 
 
+#: name of the column :func:`attach_l2_overflow` adds
+L2_OVERFLOW_COLUMN = "conv_over_l2_mb"
+
+
+def conv_weights_over(network: str, cache_bytes: float) -> float:
+    """MB (1e6 bytes) of float32 weights in ``network``'s convolution layers (not depthwise, not FC) whose
+    weights alone are larger than ``cache_bytes`` (:func:`perfmodel.zoo.facts` per-layer params x 4)."""
+    from perfmodel.zoo import facts  # noqa: PLC0415 - may import TensorFlow on a cold cache
+
+    layers = facts(network, per_layer=True)["layers"]
+    return sum(4.0 * lay["params"] for lay in layers
+               if lay["kind"] == "conv" and 4.0 * lay["params"] > cache_bytes) / 1e6
+
+
+def attach_l2_overflow(df: pd.DataFrame, l2_bytes: float, *, column: str = "network") -> pd.DataFrame:
+    """A copy of ``df`` with ``conv_over_l2_mb``: the weights (MB) of the network's convolutions too big for
+    the L2 cache of the machine the rows were timed on (``l2_bytes``, :func:`perfmodel.sysinfo.cache_info`).
+
+    A convolution whose weights do not fit in a core's L2 has them re-read from the last-level cache or
+    memory for every block of output pixels the library's GEMM tiles over, a cost per byte that counts
+    simulated on a small Arm cache geometry do not carry. Fitted (one cost per thread count), not known.
+    Raises :class:`FeatureError` for an unknown network or a cache size that is not a positive number.
+    """
+    try:
+        size = float(l2_bytes)
+    except (TypeError, ValueError):
+        raise FeatureError(f"L2 cache size must be a number of bytes, got {l2_bytes!r}") from None
+    if not (np.isfinite(size) and size > 0):
+        raise FeatureError(f"L2 cache size must be a finite number of bytes > 0, got {l2_bytes!r}")
+    if column not in df.columns:
+        raise FeatureError(f"the L2-overflow weights need a {column!r} column")
+    values = {}
+    for name in pd.unique(df[column].astype(str)):
+        try:
+            values[name] = conv_weights_over(name, size)
+        except Exception as exc:  # noqa: BLE001 - unknown network, no TensorFlow, ...
+            raise FeatureError(f"no per-layer weights for network {name!r}: {exc}") from None
+    with attrs_aside(df) as saved:
+        out = df.drop(columns=L2_OVERFLOW_COLUMN) if L2_OVERFLOW_COLUMN in df.columns else df
+        out = pd.concat([out, pd.DataFrame({L2_OVERFLOW_COLUMN: df[column].astype(str).map(values).astype("float64")},
+                                           index=df.index)], axis=1)
+    out.attrs = _copied_attrs(saved)
+    out.attrs.setdefault("provenance", {})[L2_OVERFLOW_COLUMN] = "derived"  # zoo facts x a machine fact
+    out.attrs["l2_bytes"] = size
+    return out
+
+
 def throughput_terms(df: pd.DataFrame, *, work: str = "instructions_per_image",
                      threads_model: str = "log") -> list[str]:
     """The throughput feature set for a log-target model: ``log(fps) ~ log(work) + framework + threads``.
@@ -611,6 +658,6 @@ __all__ = [
     "feature_matrix", "target_vector", "candidate_features", "powmon_terms", "freq_level_terms",
     "power_features", "power_loglinear_features", "resolve_provenance",
     "feature_provenance", "column_provenance", "Factor", "KEY_COLUMNS", "join_simulated", "attach_macs",
-    "attach_stream_time",
+    "attach_stream_time", "attach_l2_overflow", "conv_weights_over", "L2_OVERFLOW_COLUMN",
     "throughput_terms",
 ]

@@ -6,7 +6,7 @@ softmax computes the logits, and the last weighted layer (conv or dense) is name
 
 Only operations that TensorFlow, LiteRT, ONNX Runtime and OpenCV DNN all import are used: Conv2D,
 DepthwiseConv2D, ReLU / ReLU6, MaxPooling2D, GlobalAveragePooling2D, ZeroPadding2D, Concatenate, Add,
-Dense, Flatten (AlexNet), AveragePooling2D (DenseNet transitions) and Softmax. Batch normalisation is
+Dense, Flatten (AlexNet, VGG-11), AveragePooling2D (DenseNet transitions, Inception v3) and Softmax. Batch normalisation is
 *folded* into the preceding convolution (conv with bias), which
 is what an inference deployment runs anyway; Dropout is dropped (identity at inference).
 Local response normalisation (GoogLeNet's two LRN layers) is omitted: it is not a Keras layer, OpenCV and
@@ -380,6 +380,124 @@ def _densenet121(size: int):
     return _model(inp, _head_gap_softmax(x, dense=True), "densenet121")
 
 
+def _vgg11(size: int):
+    """VGG-11 (Simonyan & Zisserman 2015, configuration A; torchvision's ``vgg11``): 8 conv, 3 FC, 133 M params.
+
+    Max pools 2x2/2 after conv1, conv2, conv4, conv6, conv8; the classifier's FC-6 takes the 7x7x512
+    features of a 224x224 input (102.8 M of the parameters), so the input size is fixed.
+    """
+    L = _layers()
+    if size != 224:
+        from perfmodel.errors import PerfmodelError
+
+        raise PerfmodelError("vgg11 has fully connected layers sized for 224x224 input (7x7x512 features); "
+                             f"input size {size} is not supported")
+    inp = _input(size, 224, "vgg11")
+    x = inp
+    n = 0
+    for block, (width, convs) in enumerate(((64, 1), (128, 1), (256, 2), (512, 2), (512, 2)), start=1):
+        for _ in range(convs):
+            n += 1
+            x = _conv(x, width, 3, f"conv{n}")
+        x = L.MaxPooling2D(2, 2, padding="valid", name=f"pool{block}")(x)
+    x = L.Flatten(name="flatten")(x)
+    x = L.Dense(4096, name="fc6")(x)
+    x = L.ReLU(name="fc6_relu")(x)
+    x = L.Dense(4096, name="fc7")(x)
+    x = L.ReLU(name="fc7_relu")(x)
+    x = L.Dense(NUM_CLASSES, name=CLASSIFIER_NAME)(x)
+    return _model(inp, L.Softmax(name=OUTPUT_NAME)(x), "vgg11")
+
+
+def _conv_hw(x, filters: int, kh: int, kw: int, name: str):
+    """Stride-1 Conv2D with an ``kh x kw`` kernel (odd sides), symmetric ``same`` padding, bias, ReLU."""
+    x = _layers().Conv2D(filters, (kh, kw), padding="same", use_bias=True, name=name)(x)
+    return _act(x, "relu", name)
+
+
+def _avgpool3_same(x, name: str):
+    """3x3 / stride 1 average pool with one zero row / column each side counted (torchvision's default)."""
+    L = _layers()
+    x = L.ZeroPadding2D(1, name=f"{name}_pad")(x)
+    return L.AveragePooling2D(3, 1, padding="valid", name=name)(x)
+
+
+def _inception_v3(size: int):
+    """Inception v3 (Szegedy et al. 2016; torchvision's ``inception_v3`` graph without the auxiliary head).
+
+    BN folded into conv biases; modules Mixed_5b-5d (A), 6a (B), 6b-6e (C, factorised 1x7 / 7x1), 7a (D),
+    7b-7c (E); 94 conv, 1 FC, ~5.7 GMACs at 299x299.
+    """
+    L = _layers()
+    inp = _input(size, 75, "inception_v3")
+
+    def mod_a(x, pool_features, name):
+        b1 = _conv(x, 64, 1, f"{name}_1x1")
+        b5 = _conv(_conv(x, 48, 1, f"{name}_5x5_1"), 64, 5, f"{name}_5x5_2")
+        b3 = _conv(_conv(_conv(x, 64, 1, f"{name}_3x3dbl_1"), 96, 3, f"{name}_3x3dbl_2"), 96, 3,
+                   f"{name}_3x3dbl_3")
+        bp = _conv(_avgpool3_same(x, f"{name}_pool"), pool_features, 1, f"{name}_pool_proj")
+        return L.Concatenate(axis=-1, name=f"{name}_concat")([b1, b5, b3, bp])
+
+    def mod_b(x, name):
+        b3 = _conv(x, 384, 3, f"{name}_3x3", stride=2, pad=0)
+        bd = _conv(_conv(_conv(x, 64, 1, f"{name}_3x3dbl_1"), 96, 3, f"{name}_3x3dbl_2"), 96, 3,
+                   f"{name}_3x3dbl_3", stride=2, pad=0)
+        bp = L.MaxPooling2D(3, 2, padding="valid", name=f"{name}_pool")(x)
+        return L.Concatenate(axis=-1, name=f"{name}_concat")([b3, bd, bp])
+
+    def mod_c(x, c7, name):
+        b1 = _conv(x, 192, 1, f"{name}_1x1")
+        b7 = _conv(x, c7, 1, f"{name}_7x7_1")
+        b7 = _conv_hw(b7, c7, 1, 7, f"{name}_7x7_2")
+        b7 = _conv_hw(b7, 192, 7, 1, f"{name}_7x7_3")
+        bd = _conv(x, c7, 1, f"{name}_7x7dbl_1")
+        bd = _conv_hw(bd, c7, 7, 1, f"{name}_7x7dbl_2")
+        bd = _conv_hw(bd, c7, 1, 7, f"{name}_7x7dbl_3")
+        bd = _conv_hw(bd, c7, 7, 1, f"{name}_7x7dbl_4")
+        bd = _conv_hw(bd, 192, 1, 7, f"{name}_7x7dbl_5")
+        bp = _conv(_avgpool3_same(x, f"{name}_pool"), 192, 1, f"{name}_pool_proj")
+        return L.Concatenate(axis=-1, name=f"{name}_concat")([b1, b7, bd, bp])
+
+    def mod_d(x, name):
+        b3 = _conv(_conv(x, 192, 1, f"{name}_3x3_1"), 320, 3, f"{name}_3x3_2", stride=2, pad=0)
+        b7 = _conv(x, 192, 1, f"{name}_7x7x3_1")
+        b7 = _conv_hw(b7, 192, 1, 7, f"{name}_7x7x3_2")
+        b7 = _conv_hw(b7, 192, 7, 1, f"{name}_7x7x3_3")
+        b7 = _conv(b7, 192, 3, f"{name}_7x7x3_4", stride=2, pad=0)
+        bp = L.MaxPooling2D(3, 2, padding="valid", name=f"{name}_pool")(x)
+        return L.Concatenate(axis=-1, name=f"{name}_concat")([b3, b7, bp])
+
+    def mod_e(x, name):
+        b1 = _conv(x, 320, 1, f"{name}_1x1")
+        b3 = _conv(x, 384, 1, f"{name}_3x3_1")
+        b3 = L.Concatenate(axis=-1, name=f"{name}_3x3_concat")(
+            [_conv_hw(b3, 384, 1, 3, f"{name}_3x3_2a"), _conv_hw(b3, 384, 3, 1, f"{name}_3x3_2b")])
+        bd = _conv(_conv(x, 448, 1, f"{name}_3x3dbl_1"), 384, 3, f"{name}_3x3dbl_2")
+        bd = L.Concatenate(axis=-1, name=f"{name}_3x3dbl_concat")(
+            [_conv_hw(bd, 384, 1, 3, f"{name}_3x3dbl_3a"), _conv_hw(bd, 384, 3, 1, f"{name}_3x3dbl_3b")])
+        bp = _conv(_avgpool3_same(x, f"{name}_pool"), 192, 1, f"{name}_pool_proj")
+        return L.Concatenate(axis=-1, name=f"{name}_concat")([b1, b3, bd, bp])
+
+    x = _conv(inp, 32, 3, "conv1a_3x3", stride=2, pad=0)
+    x = _conv(x, 32, 3, "conv2a_3x3", pad=0)
+    x = _conv(x, 64, 3, "conv2b_3x3")
+    x = L.MaxPooling2D(3, 2, padding="valid", name="pool1")(x)
+    x = _conv(x, 80, 1, "conv3b_1x1")
+    x = _conv(x, 192, 3, "conv4a_3x3", pad=0)
+    x = L.MaxPooling2D(3, 2, padding="valid", name="pool2")(x)
+    x = mod_a(x, 32, "mixed_5b")
+    x = mod_a(x, 64, "mixed_5c")
+    x = mod_a(x, 64, "mixed_5d")
+    x = mod_b(x, "mixed_6a")
+    for name, c7 in (("mixed_6b", 128), ("mixed_6c", 160), ("mixed_6d", 160), ("mixed_6e", 192)):
+        x = mod_c(x, c7, name)
+    x = mod_d(x, "mixed_7a")
+    x = mod_e(x, "mixed_7b")
+    x = mod_e(x, "mixed_7c")
+    return _model(inp, _head_gap_softmax(x, dense=True), "inception_v3")
+
+
 _TV = "torchvision model docs (ImageNet-1k val, single 224 centre crop)"
 
 NETWORKS: dict[str, NetworkSpec] = {
@@ -462,6 +580,20 @@ NETWORKS: dict[str, NetworkSpec] = {
             _TV + ", DenseNet121_Weights.IMAGENET1K_V1",
             "BN folded as conv bias + ReLU after each conv (random weights: same operations and MACs)",
             "4 dense blocks [6, 12, 24, 16], growth 32, 1x1 + avg-pool transitions, 1 FC",
+            accuracy_ref="torchvision",
+        ),
+        NetworkSpec(
+            "vgg11", "VGG-11", _vgg11, 224, 224, 69.020, 88.628,
+            _TV + ", VGG11_Weights.IMAGENET1K_V1",
+            "configuration A without batch norm; fixed 224x224 input",
+            "8 conv (3x3), 5 max pools, 3 FC (123.6 M of its 132.9 M parameters in the FC layers)",
+            accuracy_ref="torchvision",
+        ),
+        NetworkSpec(
+            "inception_v3", "Inception v3", _inception_v3, 299, 75, 77.294, 93.450,
+            "torchvision model docs (ImageNet-1k val, single 299 centre crop), Inception_V3_Weights.IMAGENET1K_V1",
+            "BN folded as conv bias; auxiliary classifier (training only) omitted",
+            "factorised Inception modules (1x7 / 7x1, 1x3 / 3x1), 299x299 input, global average pool, 1 FC",
             accuracy_ref="torchvision",
         ),
     )
