@@ -320,3 +320,38 @@ def test_dataset_l2_bytes_sources(tmp_path):
     merge([tmp_path / "new", tmp_path / "new2"], tmp_path / "two", allow_incompatible=True, on_duplicate="rename")
     with pytest.raises(PerfmodelError, match="different L2 sizes"):
         dataset_l2_bytes(tmp_path / "two", here=here)
+
+
+def test_cli_fit_and_predict_with_the_l2_term(tmp_path):
+    from perfmodel.model import load_model
+
+    recs = synthetic_throughput_records(networks=("squeezenet1_1", "mobilenet_v2", "googlenet", "resnet50"),
+                                        frameworks=("litert", "onnxruntime"), threads=(1, 2), seed=4,
+                                        overhead_ms=300.0)
+    system = {"cpu_model": "Some CPU", "arch": "x86_64", "l2_bytes": 1 << 21}
+    write_dataset(tmp_path / "ds", recs, {"board": "b", "system": system})
+    attach_calibration(tmp_path / "ds", _cal(16.0, 30.0), note="test")
+    fit = ["fit", str(tmp_path / "ds"), "-t", "throughput_fps", "--kind", "overhead-linear", "--cv", "lono",
+           "--terms", "throughput-l2", "-o", str(tmp_path / "m.json"), "--json"]
+    r = runner.invoke(app, fit)
+    assert r.exit_code == 0, r.output
+    m = load_model(tmp_path / "m.json")
+    assert m.features[-2:] == ["conv_over_l2_mb*threads=1", "conv_over_l2_mb*threads=2"]
+    assert m.metadata["l2_bytes"] == 1 << 21 and "recorded by the data set" in m.metadata["l2_bytes_source"]
+    # --l2-kib wins over the record; the column changes with it (1 KiB: every conv layer counts)
+    r = runner.invoke(app, fit[:-3] + ["-o", str(tmp_path / "m1.json"), "--l2-kib", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    assert load_model(tmp_path / "m1.json").metadata["l2_bytes"] == 1024.0
+    # predicting uses the model's L2 size; a data set timed with another L2 gets a warning
+    r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m.json"), "--dataset", str(tmp_path / "ds"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert "cross-machine" not in r.stderr and all(np.isfinite(x["pred"]) for x in json.loads(r.stdout)["rows"])
+    r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m1.json"), "--dataset", str(tmp_path / "ds"),
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    assert "cross-machine" in r.stderr
+    # a data set that records no L2 size, on another CPU than this machine's: refused with what to give
+    write_dataset(tmp_path / "old", recs, {"board": "b", "system": {"cpu_model": "Other CPU", "arch": "riscv"}})
+    attach_calibration(tmp_path / "old", _cal(16.0, 30.0), note="test")
+    r = runner.invoke(app, fit[:1] + [str(tmp_path / "old")] + fit[2:])
+    assert isinstance(r.exception, PerfmodelError) and "--l2-kib" in str(r.exception)

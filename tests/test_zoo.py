@@ -125,6 +125,25 @@ def test_facts_of_the_added_networks():
         zoo.build_keras("alexnet", input_size=256)
 
 
+def test_facts_of_the_validation_networks():
+    """VGG-11 and Inception v3 (added to test the throughput model on networks its terms were not chosen
+    on), against torchvision's figures: VGG-11 132,863,336 params, 7.61 GFLOPS; Inception v3 5.71 GFLOPS,
+    27,161,264 params with the auxiliary head (23,834,568 without, counting BN's two parameters per channel)."""
+    f = {n: zoo.facts(n, use_cache=False, per_layer=True) for n in ("vgg11", "inception_v3")}
+    assert f["vgg11"]["params"] == 132_863_336 and 7.60e9 < f["vgg11"]["macs"] < 7.62e9  # no BN: exact
+    assert (f["vgg11"]["conv_layers"], f["vgg11"]["fc_layers"], f["vgg11"]["fc_params"]) == (8, 3, 123_642_856)
+    inc = f["inception_v3"]
+    assert inc["params"] == pytest.approx(23_834_568, rel=1e-3) and 5.70e9 < inc["macs"] < 5.73e9
+    assert (inc["conv_layers"], inc["fc_layers"], inc["input_size"]) == (94, 1, 299)
+    kernels = {lay["name"]: lay["params"] for lay in inc["layers"]}
+    assert kernels["mixed_6b_7x7_2"] == 128 * 128 * 7 + 128  # a factorised 1x7 convolution
+    assert kernels["mixed_7c_3x3dbl_3a"] == 384 * 384 * 3 + 384
+    with pytest.raises(PerfmodelError, match="224"):
+        zoo.build_keras("vgg11", input_size=256)
+    with pytest.raises(PerfmodelError, match="out of range for inception_v3"):
+        zoo.build_keras("inception_v3", input_size=64)
+
+
 def test_facts_are_cached(tmp_model_cache, monkeypatch):
     first = zoo.facts("squeezenet1_1")
     assert list((tmp_model_cache / "models" / "facts").glob("squeezenet1_1-227-*.json"))

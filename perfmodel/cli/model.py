@@ -110,7 +110,59 @@ def warn_code_paths(df) -> list[str]:
     return notes
 
 
-TERM_SETS = ("throughput", "throughput-levels", "throughput-macs", "throughput-additive", "throughput-stream")
+TERM_SETS = ("throughput", "throughput-levels", "throughput-macs", "throughput-additive", "throughput-stream",
+             "throughput-l2")
+
+
+def needs_l2_overflow(features) -> bool:
+    """Whether any of ``features`` uses the conv-weights-over-L2 column (:func:`attach_l2_overflow`)."""
+    from perfmodel.model.features import L2_OVERFLOW_COLUMN, base_columns
+
+    return L2_OVERFLOW_COLUMN in base_columns(features or [])
+
+
+def with_l2_overflow(df, dataset: str | os.PathLike | None, *, explicit_kib: float | None = None,
+                     model_l2: float | None = None):
+    """``(df + conv_over_l2_mb, L2 bytes used, where it came from)``.
+
+    Fitting (``model_l2`` None): ``explicit_kib`` (``--l2-kib``), else the L2 size the data set's runs
+    recorded, else this machine's when the data set recorded this CPU (:func:`perfmodel.data.dataset_l2_bytes`),
+    else :class:`PerfmodelError` asking for ``--l2-kib``. Predicting (``model_l2`` = the model's
+    ``metadata.l2_bytes``): always the model's figure - its fitted costs are of that machine's cache - and
+    a data set that recorded another L2 size gets a warning, not a silent mix.
+    """
+    from perfmodel.data import dataset_l2_bytes
+    from perfmodel.model.features import L2_OVERFLOW_COLUMN, attach_l2_overflow
+
+    if L2_OVERFLOW_COLUMN in df.columns:
+        return df, None, f"the data's own {L2_OVERFLOW_COLUMN} column"
+    dataset = None if dataset is None else str(dataset)
+    usable = bool(dataset) and not dataset.startswith("armpm:") and Path(dataset).exists()
+    if model_l2 is not None:
+        source = f"the model's machine: {float(model_l2) / 1024:.0f} KiB L2"
+        if usable:
+            try:
+                theirs, said = dataset_l2_bytes(dataset)
+            except PerfmodelError as exc:
+                theirs, said = None, str(exc)
+            if theirs is not None and int(theirs) != int(model_l2):
+                from rich.console import Console
+                from rich.markup import escape
+
+                Console(stderr=True).print(
+                    f"[yellow]warning: {escape(dataset)} was timed with a {theirs / 1024:.0f} KiB L2 ({escape(said)}); "
+                    f"the model's costs are of a {float(model_l2) / 1024:.0f} KiB L2 machine: a cross-machine "
+                    "prediction", highlight=False)
+        return attach_l2_overflow(df, float(model_l2)), float(model_l2), source
+    explicit = None if explicit_kib is None else 1024.0 * float(explicit_kib)
+    if usable or explicit is not None:
+        l2, source = dataset_l2_bytes(dataset or ".", explicit=explicit)
+    else:
+        l2, source = None, "this data records no machine (a CSV or an ARMPM file)"
+    if l2 is None:
+        raise PerfmodelError(f"the conv-weights-over-L2 term needs the L2 cache size of the machine the data was "
+                             f"timed on: {source}. Give --l2-kib (e.g. 512 for a Cortex-A53 cluster's L2)")
+    return attach_l2_overflow(df, l2), l2, source
 
 
 def needs_stream_time(features) -> bool:
@@ -158,6 +210,8 @@ def with_stream_time(df, dataset: str | os.PathLike | None, fallback: dict | Non
 def named_terms(df, name: str):
     """``(df, features)``: the features of a named term set (see ``perfmodel fit --terms``) on ``df``
     (``df`` gains a ``macs`` column for ``throughput-macs``)."""
+    import pandas as pd
+
     from perfmodel.errors import check_choice
     from perfmodel.model.features import additive_throughput_terms, attach_macs, throughput_terms
 
@@ -166,6 +220,10 @@ def named_terms(df, name: str):
         return df, additive_throughput_terms(df)
     if name == "throughput-stream":  # needs fc_stream_ms (with_stream_time)
         return df, additive_throughput_terms(df) + ["fc_stream_ms"]
+    if name == "throughput-l2":  # + conv_over_l2_mb (with_l2_overflow), one cost per thread count
+        thr = sorted(int(t) for t in pd.unique(df["threads"])) if "threads" in df.columns else []
+        extra = [f"conv_over_l2_mb*threads={t}" for t in thr] if thr else ["conv_over_l2_mb"]
+        return df, additive_throughput_terms(df) + ["fc_stream_ms"] + extra
     if name == "throughput-macs":
         df = attach_macs(df)
         return df, throughput_terms(df, work="macs")
@@ -520,8 +578,13 @@ def register(app: typer.Typer) -> None:
                                   "'throughput-additive' = instructions x (framework, threads) + L2-d refills, "
                                   "for --kind overhead-linear; 'throughput-stream' = the same + fc_stream_ms, the "
                                   "time to stream the network's FC weights at the calibrated bandwidth "
-                                  "(coefficient 1; needs a calibration, see perfmodel calibrate). Simulated "
+                                  "(coefficient 1; needs a calibration, see perfmodel calibrate); "
+                                  "'throughput-l2' = the same + conv_over_l2_mb x threads, the weights of the "
+                                  "convolutions too big for the machine's L2 cache (see --l2-kib). Simulated "
                                   "counts of a data set's valgrind cells are joined to its timing cells."),
+        l2_kib: float = typer.Option(None, "--l2-kib", help="L2 cache size (KiB per core) of the machine the data "
+                                     "was timed on, for conv_over_l2_mb (default: what the data set's runs "
+                                     "recorded, else this machine's when the data set recorded this CPU model)."),
         simulated_from: list[Path] = typer.Option(None, "--simulated-from", help="Another data set whose valgrind "
                                                   "cells are added to DATASET's (repeatable; its timing cells are "
                                                   "ignored), e.g. a valgrind pass run into a second folder."),
@@ -577,6 +640,9 @@ def register(app: typer.Typer) -> None:
             df, bw, source = with_stream_time(df, dataset)
             meta["stream_bandwidth_gbps"] = {str(k): v for k, v in (bw or {}).items()} or None
             meta["stream_bandwidth_source"] = source
+        if needs_l2_overflow(feats):
+            df, l2, source = with_l2_overflow(df, dataset, explicit_kib=l2_kib)
+            meta["l2_bytes"], meta["l2_bytes_source"] = l2, source
         notes = warn_code_paths(df)
         if notes:  # kept with the model
             meta["code_path_differences"] = notes
@@ -730,6 +796,11 @@ def register(app: typer.Typer) -> None:
                 from rich.console import Console
 
                 Console(stderr=True).print(f"note: streaming bandwidth from {bw_source}")
+        if needs_l2_overflow(model.features):
+            model_l2 = (model.metadata or {}).get("l2_bytes")
+            if model_l2 is None and "conv_over_l2_mb" not in df.columns:
+                raise PerfmodelError("the model uses conv_over_l2_mb but records no L2 size (metadata.l2_bytes)")
+            df, _, _ = with_l2_overflow(df, dataset, model_l2=model_l2)
         pred = model.predict_frame(df, alpha=alpha, provenance=provenance)
         keys = [c for c in ("framework", "network", "threads", "workload", "freq_mhz", "cores") if c in df.columns]
         out = pd.concat([df[keys].reset_index(drop=True), pred.reset_index(drop=True)], axis=1)
