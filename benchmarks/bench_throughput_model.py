@@ -256,6 +256,39 @@ def baselines_only(timing, why, args):
     return 1
 
 
+def validate_on(models, results, df, networks):
+    """Every model that passed cross-validation, fitted on the networks not in ``networks`` and scored on
+    those: ``[{"model", "mape", "within_10", "n", "per_network": {net: {"mape", "within_10", "n"}}}]``."""
+    import copy
+
+    from perfmodel.errors import PerfmodelError
+
+    unknown = sorted(set(networks) - set(df["network"].astype(str)))
+    if unknown:
+        raise SystemExit(f"--validate-on: no timing cells with counts for {', '.join(unknown)}")
+    held = df["network"].astype(str).isin(networks).to_numpy()
+    train, test = df[~held].reset_index(drop=True), df[held].reset_index(drop=True)
+    train.attrs = test.attrs = df.attrs
+    y = test[TARGET].to_numpy(dtype="float64")
+    out = []
+    for name, m in models.items():
+        if isinstance(results.get(name), str) or name.startswith("  exploration"):
+            continue
+        try:
+            fitted = copy.deepcopy(m).fit(train, train[TARGET].to_numpy(dtype="float64"))
+            ape = 100 * np.abs(fitted.predict(test) - y) / y
+        except (PerfmodelError, ValueError, np.linalg.LinAlgError) as exc:
+            out.append({"model": name, "error": str(exc)})
+            continue
+        per = {}
+        for net in networks:
+            a = ape[test["network"].astype(str).to_numpy() == net]
+            per[net] = {"mape": float(a.mean()), "within_10": float(100 * (a <= 10).mean()), "n": int(len(a))}
+        out.append({"model": name, "mape": float(ape.mean()), "within_10": float(100 * (ape <= 10).mean()),
+                    "n": int(len(ape)), "per_network": per})
+    return out
+
+
 def extra_candidates(df, events):
     out = [f"log({e}_per_image)" for e in events if e != "instructions" and f"{e}_per_image" in df.columns
            and (df[f"{e}_per_image"] > 0).all() and df[f"{e}_per_image"].nunique() > 1]
@@ -288,6 +321,9 @@ def main(argv=None) -> int:
                     help="L2 cache size (KiB) of the machine the data set was timed on, for the rows with the "
                          "conv-weights-over-L2 term (default: what the data set recorded, else this machine's "
                          "when the data set recorded this CPU model)")
+    ap.add_argument("--validate-on", action="append", default=[], metavar="NETWORK",
+                    help="also fit every model on the other networks only and score it on these (repeatable): "
+                         "networks the model's terms were not chosen on")
     ap.add_argument("--average-repeats", action="store_true",
                     help="score against the mean of the repeats of each framework x network x threads (the "
                          "configuration's throughput) instead of every repeat on its own")
@@ -400,6 +436,7 @@ def main(argv=None) -> int:
     except PerfmodelError as exc:
         opt = {"error": str(exc)}
 
+    validation = validate_on(models, results, df, args.validate_on) if args.validate_on else []
     rows = []
     print(f"\n{'model':52s} {'MAPE %':>7s} {'RMSPE %':>8s} {'<=10 %':>7s} {'max %':>7s}")
     for name, r in results.items():
@@ -447,6 +484,15 @@ def main(argv=None) -> int:
             out.append({"framework": fw, "threads": int(thr), "mape": float(g["ape"].mean()),
                         "within_10": float(100 * (g["ape"] <= 10).mean()), "n": int(len(g))})
             print(f"  {fw:12s} {thr} thread(s): {g['ape'].mean():6.2f} ({100 * (g['ape'] <= 10).mean():5.1f} %)")
+    if validation:
+        print(f"\nfitted on the other networks, scored on {', '.join(args.validate_on)}: MAPE % (share within +-10 %)")
+        print(f"{'model':52s} {'all':>14s} " + " ".join(f"{n:>14s}" for n in args.validate_on))
+        for v in validation:
+            if "error" in v:
+                print(f"{v['model']:52s} not evaluated: {v['error']}")
+                continue
+            print(f"{v['model']:52s} {v['mape']:7.2f} ({v['within_10']:3.0f}%) " + " ".join(
+                f"{v['per_network'][n]['mape']:7.2f} ({v['per_network'][n]['within_10']:3.0f}%)" for n in args.validate_on))
     print(f"\nfixed terms: {', '.join(fixed)}\nlevels terms: {', '.join(levels)}\nextra candidates: {', '.join(extras)}")
     print(f"({time.perf_counter() - t0:.0f} s)")
     if args.synthetic:
@@ -457,6 +503,7 @@ def main(argv=None) -> int:
                                          "left_out": missing, "rows": rows, "optimistic_stepwise": opt,
                                          "trained_per_framework_threads": per_fw_thr,
                                          "l2_per_framework_threads": per_fw_thr_l2,
+                                         "validate_on": args.validate_on, "validation": validation,
                                          "fixed": fixed, "levels": levels, "extras": extras}, indent=1,
                                         default=lambda x: None if isinstance(x, float) else str(x)))
     return 0
