@@ -157,7 +157,7 @@ def test_cli_calibrate_attach_and_fit_stream_terms(tmp_path):
     r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m.json"), "--dataset", str(tmp_path / "ds"),
                             "--json"])
     assert r.exit_code == 0, r.output
-    rows = json.loads(r.output)["rows"]
+    rows = json.loads(r.stdout)["rows"]
     assert len(rows) == 16 and all(np.isfinite(x["pred"]) for x in rows)
     from perfmodel.data import read_dataset, wide_per_cell
     from perfmodel.model.features import join_simulated
@@ -250,8 +250,9 @@ def test_predict_from_a_data_set_without_calibration_says_whose_bandwidth(tmp_pa
     assert "the model's training calibration" in json.loads(r.stdout)["stream_bandwidth_from"]
     r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m.json"), "--dataset", str(tmp_path / "ds"),
                             "--json"])
-    assert r.exit_code == 0 and "note:" not in r.stderr
+    assert r.exit_code == 0 and "note: streaming bandwidth" not in r.stderr
     assert json.loads(r.stdout)["stream_bandwidth_from"].startswith("calibrations of")
+    assert json.loads(r.stdout)["speed_calibration"]["ratio"] == {"1": 1.0, "2": 1.0}  # its own calibration
     # a calibration that misses a thread count of the rows: the model's, and why (one policy with the pipeline)
     one = {"version": 1, "when": "2026-01-01T00:00:00Z", "stream_gbps": {"1": 15.0}, "gemm_gflops": {"1": 1.0},
            "errors": {}}
@@ -355,3 +356,68 @@ def test_cli_fit_and_predict_with_the_l2_term(tmp_path):
     attach_calibration(tmp_path / "old", _cal(16.0, 30.0), note="test")
     r = runner.invoke(app, fit[:1] + [str(tmp_path / "old")] + fit[2:])
     assert isinstance(r.exception, PerfmodelError) and "--l2-kib" in str(r.exception)
+
+
+def test_speed_scaled_scales_the_counts_of_fitted_terms_only():
+    from perfmodel.model.features import speed_scaled
+
+    df = pd.DataFrame({"framework": ["a", "b", "a"], "threads": [1, 2, 2], "instructions_per_image": [10.0, 20.0, 30.0],
+                       "l2d_refills_per_image": [1.0, 2.0, 3.0], "fc_stream_ms": [5.0, 6.0, 7.0]})
+    df.attrs = {"provenance": {"fc_stream_ms": "derived"}}
+    feats = ["instructions_per_image*framework=a*threads=1", "instructions_per_image*framework=b*threads=2",
+             "l2d_refills_per_image", "fc_stream_ms"]
+    out, cols = speed_scaled(df, feats, {1: 2.0, 2: 0.5}, known=("fc_stream_ms",))
+    assert cols == ["instructions_per_image", "l2d_refills_per_image"]
+    assert out["instructions_per_image"].tolist() == [20.0, 10.0, 15.0]
+    assert out["l2d_refills_per_image"].tolist() == [2.0, 1.0, 1.5]
+    assert out["fc_stream_ms"].tolist() == [5.0, 6.0, 7.0] and out["threads"].tolist() == [1, 2, 2]
+    assert df["instructions_per_image"].tolist() == [10.0, 20.0, 30.0] and out.attrs == df.attrs
+    with pytest.raises(FeatureError, match="no speed ratio for thread count"):
+        speed_scaled(df, feats, {1: 2.0}, known=("fc_stream_ms",))
+    for bad in ("log(instructions_per_image)", "instructions_per_image^2", "instructions_per_image*l2d_refills_per_image"):
+        with pytest.raises(FeatureError, match="cannot be rescaled"):
+            speed_scaled(df, [bad], {1: 1.0, 2: 1.0})
+    with pytest.raises(FeatureError, match="not a count"):
+        speed_scaled(df, ["threads"], {1: 1.0, 2: 1.0})
+
+
+def test_cli_predict_prices_counts_at_the_speed_of_the_data(tmp_path):
+    """A model fitted where GEMM ran at G predicts data calibrated at G / 2: its fitted time doubles, the
+    known streaming time does not."""
+    from perfmodel.model import load_model
+
+    recs = synthetic_throughput_records(networks=("squeezenet1_1", "mobilenet_v2", "googlenet", "resnet50"),
+                                        frameworks=("litert", "onnxruntime"), threads=(1, 2), seed=4,
+                                        overhead_ms=300.0)
+    for name, gemm in (("fast", {"1": 100.0, "2": 180.0}), ("slow", {"1": 50.0, "2": 90.0}), ("none", None)):
+        write_dataset(tmp_path / name, recs, {"board": "b"})
+        attach_calibration(tmp_path / name, {**_cal(16.0, 30.0), "gemm_gflops": gemm or {}}, note="test")
+    r = runner.invoke(app, ["fit", str(tmp_path / "fast"), "-t", "throughput_fps", "--kind", "overhead-linear",
+                            "--cv", "lono", "--terms", "throughput-stream", "-o", str(tmp_path / "m.json"), "--json"])
+    assert r.exit_code == 0, r.output
+    m = load_model(tmp_path / "m.json")
+    assert m.metadata["gemm_gflops"] == {"1": 100.0, "2": 180.0}
+
+    def predict(name):
+        r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m.json"), "--dataset", str(tmp_path / name),
+                                "--json"])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout), r.stderr
+
+    same, _ = predict("fast")
+    slow, said = predict("slow")
+    assert same["speed_calibration"]["ratio"] == {"1": 1.0, "2": 1.0}
+    assert slow["speed_calibration"]["applied"] and slow["speed_calibration"]["ratio"] == {"1": 2.0, "2": 2.0}
+    assert "counts priced at the machine's speed now" in said
+    from perfmodel.model.features import join_simulated
+    from perfmodel.data import read_dataset, wide_per_cell
+
+    w = attach_stream_time(join_simulated(wide_per_cell(read_dataset(tmp_path / "fast"))), {1: 16.0, 2: 30.0})
+    known = w["fc_stream_ms"].to_numpy()
+    t_same = m.params.rate_scale / np.array([x["pred"] for x in same["rows"]])
+    t_slow = m.params.rate_scale / np.array([x["pred"] for x in slow["rows"]])
+    # fitted time doubles: t_slow - known - o = 2 (t_same - known - o)  =>  t_slow - 2 t_same = -(known + o)
+    np.testing.assert_allclose(t_slow - 2 * t_same + known, -m.params.overhead, rtol=1e-6, atol=1e-9)
+    none, said = predict("none")  # no GEMM figure in the data: not rescaled, and said so
+    assert none["speed_calibration"]["applied"] is False and "as it was when the model was trained" in said
+    np.testing.assert_allclose([x["pred"] for x in none["rows"]], [x["pred"] for x in same["rows"]], rtol=1e-12)

@@ -207,6 +207,57 @@ def with_stream_time(df, dataset: str | os.PathLike | None, fallback: dict | Non
     return attach_stream_time(df, bw), bw, source
 
 
+def training_speed(dataset: str | os.PathLike | None) -> tuple[dict[int, float], str]:
+    """``({threads: GEMM GFLOP/s}, source)`` of a training data set's calibrations (``{}`` when none)."""
+    from perfmodel.data import dataset_calibrations, gemm_speed
+
+    dataset = None if dataset is None else str(dataset)
+    if not dataset or dataset.startswith("armpm:") or not Path(dataset).is_dir():
+        return {}, "no calibration (not a data set folder)"
+    cals = dataset_calibrations(dataset)
+    return gemm_speed(cals), f"calibrations of {dataset} ({len(cals)})"
+
+
+def with_speed_calibration(df, model, *, dataset: str | os.PathLike | None = None,
+                           now_gflops: dict | None = None):
+    """``(df, info)``: ``df`` with the fitted terms' counts priced at the machine's speed now, when the model
+    is an additive time model (``overhead-linear``) that stored its training data's GEMM speed
+    (``metadata.gemm_gflops``) and the prediction's data has one for its thread counts (``now_gflops``, a
+    quick sample's calibration, else the data set's calibrations). ``info`` = ``{"applied": bool,
+    "ratio": {threads: train / now}, "source" or "reason"}``; without either speed nothing is scaled and
+    the reason says the prediction is of the machine as it was when the model was trained.
+
+    A shared VM's speed drifts (this one by -19 % between a morning and an afternoon calibration); the
+    fitted costs per instruction are of the training hour. :func:`perfmodel.model.features.speed_scaled`.
+    """
+    from perfmodel.model.features import FeatureError, KNOWN_TIME_COLUMNS, speed_scaled
+
+    train = {int(k): float(v) for k, v in ((model.metadata or {}).get("gemm_gflops") or {}).items()}
+    if model.kind != "overhead-linear":
+        return df, {"applied": False, "reason": f"a {model.kind} model is not an additive time model"}
+    if not train:
+        return df, {"applied": False, "reason": "the model stores no training GEMM speed (fitted on data without a "
+                                                "calibration, or before perfmodel stored it): predicting the "
+                                                "machine as it was when the model was trained"}
+    if now_gflops:
+        now, source = {int(k): float(v) for k, v in now_gflops.items()}, "measured now"
+    else:
+        now, source = training_speed(dataset)
+    need = {int(t) for t in df["threads"].unique()} if "threads" in df.columns else set()
+    lacking = sorted(need - (set(now) & set(train)))
+    if not now or lacking:
+        return df, {"applied": False, "reason": f"no GEMM speed for thread count(s) {lacking or sorted(need)} in "
+                                                f"{'the data' if not now_gflops else 'this calibration'}: "
+                                                "predicting the machine as it was when the model was trained"}
+    ratio = {t: train[t] / now[t] for t in sorted(need)}
+    try:
+        out, _ = speed_scaled(df, model.features, ratio, known=KNOWN_TIME_COLUMNS)
+    except FeatureError as exc:
+        return df, {"applied": False, "reason": str(exc)}
+    return out, {"applied": True, "ratio": ratio, "source": f"GEMM speed: model {', '.join(f'{t}: {train[t]:.0f}' for t in sorted(need))} "
+                 f"GFLOP/s vs {source} {', '.join(f'{t}: {now[t]:.0f}' for t in sorted(need))}"}
+
+
 def named_terms(df, name: str):
     """``(df, features)``: the features of a named term set (see ``perfmodel fit --terms``) on ``df``
     (``df`` gains a ``macs`` column for ``throughput-macs``)."""
@@ -507,12 +558,15 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
     if "macs" in model.column_provenance and "macs" not in wide.columns:
         wide = attach_macs(wide)
         note += "; MACs from the zoo"
-    if needs_stream_time(model.features):
+    cal = None
+    if needs_stream_time(model.features) or (model.metadata or {}).get("gemm_gflops"):
         from perfmodel.collect.calibrate import safe_calibration
+
+        say("measuring this machine's streaming bandwidth and GEMM speed (about 1 s)")
+        cal = safe_calibration([threads], seconds=0.2)
+    if needs_stream_time(model.features):
         from perfmodel.data import stream_bandwidth
 
-        say("measuring this machine's streaming bandwidth (about 1 s)")
-        cal = safe_calibration([threads], seconds=0.2)
         now = stream_bandwidth([cal])
         if int(threads) in now:
             wide = attach_stream_time(wide, now)
@@ -521,6 +575,12 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
             wide, _, bw_source = with_stream_time(wide, None, (model.metadata or {}).get("stream_bandwidth_gbps"))
             note += (f"; streaming bandwidth from {bw_source} (measuring it here failed: "
                      f"{'; '.join(cal.get('errors', {}).values()) or 'no figure'})")
+    if cal is not None and (model.metadata or {}).get("gemm_gflops"):
+        from perfmodel.data import gemm_speed
+
+        wide, speed = with_speed_calibration(wide, model, now_gflops=gemm_speed([cal]))
+        note += (f"; counts priced at the speed measured now (x {speed['ratio'][int(threads)]:.3f}, {speed['source']})"
+                 if speed["applied"] else f"; {speed['reason']}")
     return wide, note, records
 
 
@@ -643,6 +703,10 @@ def register(app: typer.Typer) -> None:
         if needs_l2_overflow(feats):
             df, l2, source = with_l2_overflow(df, dataset, explicit_kib=l2_kib)
             meta["l2_bytes"], meta["l2_bytes_source"] = l2, source
+        if kind == "overhead-linear":  # its costs are of the training hour's speed: kept to rescale them later
+            speed, source = training_speed(dataset)
+            meta["gemm_gflops"] = {str(k): v for k, v in speed.items()} or None
+            meta["gemm_gflops_source"] = source
         notes = warn_code_paths(df)
         if notes:  # kept with the model
             meta["code_path_differences"] = notes
@@ -720,10 +784,11 @@ def register(app: typer.Typer) -> None:
         images: int = typer.Option(10, "--images", help="Images of the quick sample (1-10, counted after a "
                                    "warm-up) / of the measured command."),
         counters: str = typer.Option("auto", "--counters", help="Counter source of the quick sample."),
-        simulated_from: Path = typer.Option(None, "--simulated-from", help="Quick sample: data set whose valgrind "
-                                            "cells supply the simulated counts a model needs (used only when its "
-                                            "library versions and architecture match this machine; default: "
-                                            "datasets/reference of this checkout)."),
+        simulated_from: Path = typer.Option(None, "--simulated-from", help="Data set whose valgrind cells supply "
+                                            "the simulated counts a model needs. With --dataset: added to its "
+                                            "own valgrind cells (as perfmodel fit --simulated-from). Quick "
+                                            "sample: used only when its library versions and architecture match "
+                                            "this machine (default: datasets/reference of this checkout)."),
         traces: list[Path] = typer.Option(None, "--traces", help="Quick sample: long-run trace data sets (perfmodel "
                                           "trace) whose long-run / first-2-s throughput ratio turns the sample's "
                                           "own throughput into a long-run estimate (repeatable; default: "
@@ -760,8 +825,14 @@ def register(app: typer.Typer) -> None:
         given = [x for x in (dataset, csv, framework or network, command) if x]
         if len(given) != 1:
             raise PerfmodelError("give exactly one of --dataset, --csv, --framework/--network or -- CMD")
+        if simulated_from is not None and (csv or command):
+            raise PerfmodelError("--simulated-from applies to --dataset or a quick sample (--framework/--network), "
+                                 "not to a CSV or a measured command")
         if dataset:
-            df = load_table(dataset, table=table, sensor_lag=sensor_lag)
+            if simulated_from is not None:  # valgrind cells of another data set joined to this one's timing cells
+                df = load_with_simulated(dataset, [simulated_from], table=table)
+            else:
+                df = load_table(dataset, table=table, sensor_lag=sensor_lag)
             if simulated_columns(model):  # counts of a simulated run joined to timed cells
                 warn_code_paths(df)
         elif csv:
@@ -801,6 +872,14 @@ def register(app: typer.Typer) -> None:
             if model_l2 is None and "conv_over_l2_mb" not in df.columns:
                 raise PerfmodelError("the model uses conv_over_l2_mb but records no L2 size (metadata.l2_bytes)")
             df, _, _ = with_l2_overflow(df, dataset, model_l2=model_l2)
+        speed = None
+        if counts_note is None and model.kind == "overhead-linear":  # (a quick sample is rescaled already)
+            df, speed = with_speed_calibration(df, model, dataset=dataset)
+            from rich.console import Console
+
+            Console(stderr=True).print(
+                "note: " + (f"counts priced at the machine's speed now (x {', '.join(f'{t} thr {r:.3f}' for t, r in speed['ratio'].items())}; "
+                            f"{speed['source']})" if speed["applied"] else speed["reason"]), highlight=False)
         pred = model.predict_frame(df, alpha=alpha, provenance=provenance)
         keys = [c for c in ("framework", "network", "threads", "workload", "freq_mhz", "cores") if c in df.columns]
         out = pd.concat([df[keys].reset_index(drop=True), pred.reset_index(drop=True)], axis=1)
@@ -831,6 +910,8 @@ def register(app: typer.Typer) -> None:
             payload = {"target": model.target, "alpha": alpha, "rows": out.to_dict("records")}
             if bw_source is not None:
                 payload["stream_bandwidth_from"] = bw_source
+            if speed is not None:
+                payload["speed_calibration"] = speed
             if quick is not None:
                 payload["quick_sample"] = quick
             typer.echo(json.dumps(_json_safe(payload), indent=2))

@@ -133,6 +133,13 @@ def _prediction_check(model, long_df, ref, work: str, work_note: str, con, campa
             from perfmodel.cli.model import with_stream_time
 
             pc, _, _ = with_stream_time(pc, campaign, (model.metadata or {}).get("stream_bandwidth_gbps"))
+        if model.kind == "overhead-linear":  # the reference's costs priced at this campaign's GEMM speed
+            from perfmodel.cli.model import with_speed_calibration
+
+            pc, speed = with_speed_calibration(pc, model, dataset=campaign)
+            con.print("prediction check: " + (
+                f"counts priced at this campaign's speed (x {', '.join(f'{t} thr {r:.3f}' for t, r in speed['ratio'].items())})"
+                if speed["applied"] else speed["reason"]), highlight=False)
         pred = model.predict_frame(pc)
     except PerfmodelError as exc:
         con.print(f"[yellow]prediction check skipped: {exc}")
@@ -184,7 +191,7 @@ def register(app: typer.Typer) -> None:
 
         from perfmodel.cli.select import print_selection, spec_from_options
         from perfmodel.collect import CampaignSpec, run_campaign
-        from perfmodel.data import dataset_calibrations, dataset_metadata, read_dataset, stream_bandwidth
+        from perfmodel.data import dataset_calibrations, dataset_metadata, gemm_speed, read_dataset, stream_bandwidth
         from perfmodel.errors import PerfmodelError
         from perfmodel.model import fit_model, load_model, save_model
         from perfmodel.model.features import (OVERHEAD_COLUMNS, additive_throughput_terms, attach_stream_time,
@@ -241,6 +248,9 @@ def register(app: typer.Typer) -> None:
                 from_ref = ref is not None and work == "instructions_per_image" and "simulated" in work_note
                 cal_src = ref if from_ref else out / "campaign"
                 bw = stream_bandwidth(dataset_calibrations(cal_src))
+                speed = gemm_speed(dataset_calibrations(cal_src))  # to price counts at the speed of later data
+                fit_meta.update(gemm_gflops={str(k): v for k, v in speed.items()} or None,
+                                gemm_gflops_source=f"the calibrations of {cal_src}")
                 need = {int(t) for t in train["threads"].unique()}
                 if bw and need <= set(bw):
                     train, terms = attach_stream_time(train, bw), terms + ["fc_stream_ms"]

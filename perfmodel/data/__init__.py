@@ -15,7 +15,7 @@ This stage imports only foundation modules; ``perfmodel.collect`` writes into it
 
 from __future__ import annotations
 
-from .calibration import attach_calibration, dataset_calibrations, dataset_l2_bytes, stream_bandwidth
+from .calibration import attach_calibration, dataset_calibrations, dataset_l2_bytes, gemm_speed, stream_bandwidth
 from .schema import (
     COLUMNS,
     EXTRA_METRICS,
@@ -51,7 +51,7 @@ from .tables import (
 )
 
 __all__ = [
-    "attach_calibration", "dataset_calibrations", "dataset_l2_bytes", "stream_bandwidth",
+    "attach_calibration", "dataset_calibrations", "dataset_l2_bytes", "gemm_speed", "stream_bandwidth",
     "COLUMNS", "EXTRA_METRICS", "KEY_COLUMNS", "PHASES", "SCHEMA_VERSION", "SchemaError", "coerce",
     "empty_records", "known_metrics", "records_from_readings", "validate",
     "Dataset", "compat_differences", "compat_fields", "dataset_metadata", "merge", "read_dataset",

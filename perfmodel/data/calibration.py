@@ -112,6 +112,21 @@ def stream_bandwidth(calibrations: Iterable[Mapping]) -> dict[int, float]:
     return {t: float(np.median(v)) for t, v in sorted(per.items())}
 
 
+def gemm_speed(calibrations: Iterable[Mapping]) -> dict[int, float]:
+    """Median in-cache GEMM speed (GFLOP/s) per thread count over ``calibrations`` (``{}`` when none): the
+    machine's arithmetic speed at the time, which a shared VM's drift changes by 10-20 % within hours."""
+    per: dict[int, list[float]] = {}
+    for cal in calibrations:
+        for k, v in dict(cal.get("gemm_gflops") or {}).items():
+            try:
+                t, g = int(k), float(v)
+            except (TypeError, ValueError):
+                continue
+            if np.isfinite(g) and g > 0:
+                per.setdefault(t, []).append(g)
+    return {t: float(np.median(v)) for t, v in sorted(per.items())}
+
+
 def _systems(obj: Any, found: list[dict]) -> None:
     """Every ``"system"`` dict (run metadata, :func:`perfmodel.sysinfo.system_info`) under ``obj``."""
     if isinstance(obj, Mapping):
@@ -171,5 +186,5 @@ def dataset_l2_bytes(path: str | os.PathLike, *, explicit: float | None = None,
     return None, f"no L2 cache size for {path}: {why}; give it by hand"
 
 
-__all__ = ["dataset_l2_bytes", "attach_calibration", "dataset_calibrations", "calibrations_of_info", "stream_bandwidth",
+__all__ = ["gemm_speed", "dataset_l2_bytes", "attach_calibration", "dataset_calibrations", "calibrations_of_info", "stream_bandwidth",
            "check_calibration", "CALIBRATIONS_KEY"]

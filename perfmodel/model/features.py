@@ -628,6 +628,47 @@ def additive_throughput_terms(df: pd.DataFrame, *, work: str = "instructions_per
     return terms
 
 
+def speed_scaled(df: pd.DataFrame, features: Sequence[str], ratio: Mapping[int, float], *,
+                 known: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str]]:
+    """``(copy of df, columns scaled)``: in an additive time model (``t = sum c_j x_j``, kind
+    ``overhead-linear``) the fitted time of a row scales with the machine's speed; multiplying the count
+    column of every fitted term by ``ratio[threads]`` (= the training calibration's GEMM GFLOP/s / the
+    prediction's, per thread count) prices the counts at the speed the machine has now. Terms in
+    ``known`` (times computed from a measured figure, e.g. ``fc_stream_ms``) are left as they are.
+
+    Every other feature must be one count column (power 1) times indicators, else :class:`FeatureError`;
+    so must a row's thread count be in ``ratio``.
+    """
+    known = set(known)
+    cols: list[str] = []
+    for f in features:
+        if f in known:
+            continue
+        numeric = [fac for fac in parse_feature(f) if fac.op != "eq"]
+        if len(numeric) != 1 or numeric[0].op != "" or numeric[0].power != 1:
+            raise FeatureError(f"feature {f!r} is not one count times indicators: its time cannot be rescaled "
+                               "by a speed ratio")
+        col = numeric[0].column
+        if col in known or col in KEY_COLUMNS:
+            raise FeatureError(f"feature {f!r} scales by {col!r}, which is not a count")
+        if col not in cols:
+            cols.append(col)
+    if "threads" not in df.columns:
+        raise FeatureError("a speed ratio per thread count needs a 'threads' column")
+    thr = pd.to_numeric(df["threads"], errors="coerce").to_numpy(dtype="float64")
+    r = {int(k): float(v) for k, v in ratio.items()}
+    missing = sorted({int(t) for t in thr if np.isfinite(t)} - set(r)) or ([] if np.isfinite(thr).all() else ["NaN"])
+    if missing:
+        raise FeatureError(f"no speed ratio for thread count(s) {missing}")
+    factor = np.array([r[int(t)] for t in thr])
+    with attrs_aside(df) as saved:
+        out = df.copy()
+        for c in cols:
+            out[c] = pd.to_numeric(out[c], errors="coerce").to_numpy(dtype="float64") * factor
+    out.attrs = _copied_attrs(saved)
+    return out, cols
+
+
 #: columns that are already a per-image time (ms) computed from facts and a measured machine figure:
 #: an ``overhead-linear`` model gives them coefficient 1 instead of fitting one (see :func:`attach_stream_time`)
 KNOWN_TIME_COLUMNS: tuple[str, ...] = ("fc_stream_ms",)
@@ -658,6 +699,6 @@ __all__ = [
     "feature_matrix", "target_vector", "candidate_features", "powmon_terms", "freq_level_terms",
     "power_features", "power_loglinear_features", "resolve_provenance",
     "feature_provenance", "column_provenance", "Factor", "KEY_COLUMNS", "join_simulated", "attach_macs",
-    "attach_stream_time", "attach_l2_overflow", "conv_weights_over", "L2_OVERFLOW_COLUMN",
+    "attach_stream_time", "attach_l2_overflow", "speed_scaled", "conv_weights_over", "L2_OVERFLOW_COLUMN",
     "throughput_terms",
 ]
