@@ -812,7 +812,11 @@ def register(app: typer.Typer) -> None:
         predicted long-run value with its interval, the sample's own measured throughput, and that
         throughput x the long-run / start-of-run ratio of long-run traces (--traces) with its interval.
         Simulated counts the model needs come from --simulated-from (same library versions only) or, with
-        --simulate, from a valgrind pass of the sample; the output says which."""
+        --simulate, from a valgrind pass of the sample; the output says which.
+
+        An overhead-linear model's fitted costs are of the hour its data was timed: its counts are priced at
+        the machine's GEMM speed now (the data set's calibration, or one measured with a quick sample) /
+        its training data's; without a GEMM figure nothing is rescaled, and the output says so."""
         import pandas as pd
 
         from perfmodel.model import load_model
