@@ -279,3 +279,67 @@ def test_bad_options_are_clear_errors(records, tmp_path, args, needle):
     proc = subprocess.run([sys.executable, "-m", "perfmodel", *argv], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error:") and needle in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_predict_quick_sample_rescales_an_l2_model_to_the_speed_measured_now(tmp_path, monkeypatch):
+    """A quick sample with an overhead-linear throughput-l2 model: the L2 column exists before the counts
+    are rescaled (it is one of them), the ratio is training GEMM speed / the speed measured now."""
+    import perfmodel.collect.calibrate as calibrate
+    import perfmodel.collect.quick as quick
+    from perfmodel.data import attach_calibration
+
+    from perfmodel.data import write_dataset
+
+    recs = synthetic_throughput_records(networks=("squeezenet1_1", "mobilenet_v2", "googlenet", "resnet50"),
+                                        frameworks=("litert", "onnxruntime"), threads=(1, 2), seed=5,
+                                        overhead_ms=300.0)  # with read / pre-process times
+    write_dataset(tmp_path / "ref", recs, _ref_metadata())
+    cal = {"version": 1, "when": "2026-01-01T00:00:00Z", "stream_gbps": {"1": 16.0, "2": 30.0},
+           "gemm_gflops": {"1": 100.0, "2": 180.0}, "errors": {}}
+    attach_calibration(tmp_path / "ref", cal, note="test")
+    model = tmp_path / "l2.json"
+    r = runner.invoke(app, ["fit", str(tmp_path / "ref"), "-t", "throughput_fps", "--kind", "overhead-linear",
+                            "--cv", "lono", "--terms", "throughput-l2", "--l2-kib", "2048", "-o", str(model), "--json"])
+    assert r.exit_code == 0, r.output
+    monkeypatch.setattr(quick, "quick_sample", _fake_sampler([], recs))
+    argv = ["predict", "--model", str(model), "--framework", "onnxruntime", "--network", "resnet50",
+            "--simulated-from", str(tmp_path / "ref"), "--json"]
+
+    def run(gemm):
+        monkeypatch.setattr(calibrate, "safe_calibration", lambda threads, **kw: {**cal, "gemm_gflops": gemm})
+        r = runner.invoke(app, argv)
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)
+
+    same, slow, failed = run({"1": 100.0}), run({"1": 50.0}), run({})
+    assert "priced at the speed measured now (x 1.000" in same["quick_sample"]["counts_from"]
+    assert "priced at the speed measured now (x 2.000" in slow["quick_sample"]["counts_from"]
+    assert "not rescaled" in failed["quick_sample"]["counts_from"] and "measured now" in failed["quick_sample"]["counts_from"]
+    assert slow["rows"][0]["pred"] < same["rows"][0]["pred"] == pytest.approx(failed["rows"][0]["pred"], rel=1e-12)
+    # --l2-kib with terms that do not use it is refused, not ignored
+    r = runner.invoke(app, ["fit", str(tmp_path / "ref"), "-t", "throughput_fps", "--kind", "overhead-linear",
+                            "--terms", "throughput-stream", "--l2-kib", "2048", "-o", str(tmp_path / "x.json")])
+    assert isinstance(r.exception, PerfmodelError) and "--l2-kib" in str(r.exception)
+
+
+def test_with_speed_calibration_reasons_and_warning(tp_setup, tmp_path):
+    import pandas as pd
+
+    from perfmodel.cli.model import with_speed_calibration
+    from perfmodel.model import load_model
+
+    d, _, loglinear = tp_setup
+    df = pd.DataFrame({"framework": ["litert"], "network": ["resnet50"], "threads": [1],
+                       "instructions_per_image": [1e9], "l2d_refills_per_image": [1e6]})
+    m = load_model(loglinear)
+    assert "not an additive time model" in with_speed_calibration(df, m)[1]["reason"]
+    m.kind, m.metadata = "overhead-linear", {"gemm_gflops": {"1": 100.0}}
+    m.features = ["instructions_per_image*framework=litert*threads=1", "l2d_refills_per_image"]
+    out, info = with_speed_calibration(df, m, now_gflops={"1": 25.0})
+    assert info["ratio"] == {1: 4.0} and "another machine" in info["warning"]
+    assert out["instructions_per_image"].iloc[0] == 4e9 and df["instructions_per_image"].iloc[0] == 1e9
+    assert "no GEMM speed" in with_speed_calibration(df.assign(threads=2), m, now_gflops={"1": 90.0})[1]["reason"]
+    assert "whole thread count" in with_speed_calibration(df.assign(threads=float("nan")), m, now_gflops={"1": 9.0})[1]["reason"]
+    assert "calibration measured now" in with_speed_calibration(df, m, now_gflops={})[1]["reason"]
+    m.features = ["fc_stream_ms*threads=1"]  # a fitted term on a known time: not rescaled, with the reason
+    assert with_speed_calibration(df.assign(fc_stream_ms=1.0), m, now_gflops={"1": 90.0})[1]["applied"] is False

@@ -134,7 +134,7 @@ def with_l2_overflow(df, dataset: str | os.PathLike | None, *, explicit_kib: flo
     from perfmodel.data import dataset_l2_bytes
     from perfmodel.model.features import L2_OVERFLOW_COLUMN, attach_l2_overflow
 
-    if L2_OVERFLOW_COLUMN in df.columns:
+    if L2_OVERFLOW_COLUMN in df.columns and (model_l2 is None or "network" not in df.columns):
         return df, None, f"the data's own {L2_OVERFLOW_COLUMN} column"
     dataset = None if dataset is None else str(dataset)
     usable = bool(dataset) and not dataset.startswith("armpm:") and Path(dataset).exists()
@@ -230,32 +230,48 @@ def with_speed_calibration(df, model, *, dataset: str | os.PathLike | None = Non
     A shared VM's speed drifts (this one by -19 % between a morning and an afternoon calibration); the
     fitted costs per instruction are of the training hour. :func:`perfmodel.model.features.speed_scaled`.
     """
+    import numpy as np
+    import pandas as pd
+
     from perfmodel.model.features import FeatureError, KNOWN_TIME_COLUMNS, speed_scaled
 
+    as_trained = "predicting the machine as it was when the model was trained"
     train = {int(k): float(v) for k, v in ((model.metadata or {}).get("gemm_gflops") or {}).items()}
     if model.kind != "overhead-linear":
         return df, {"applied": False, "reason": f"a {model.kind} model is not an additive time model"}
     if not train:
         return df, {"applied": False, "reason": "the model stores no training GEMM speed (fitted on data without a "
-                                                "calibration, or before perfmodel stored it): predicting the "
-                                                "machine as it was when the model was trained"}
-    if now_gflops:
+                                                f"calibration, or before perfmodel stored it): {as_trained}"}
+    if now_gflops is not None:  # a quick sample's own measurement ({} when it failed)
         now, source = {int(k): float(v) for k, v in now_gflops.items()}, "measured now"
+        where = "the calibration measured now"
     else:
         now, source = training_speed(dataset)
-    need = {int(t) for t in df["threads"].unique()} if "threads" in df.columns else set()
+        where = "the data's calibrations"
+    thr = pd.to_numeric(df["threads"], errors="coerce").to_numpy(dtype="float64") if "threads" in df.columns \
+        else np.array([np.nan])
+    if not (np.isfinite(thr) & (thr == np.round(thr))).all():
+        return df, {"applied": False, "reason": f"rows without a whole thread count: {as_trained}"}
+    need = {int(t) for t in thr}
     lacking = sorted(need - (set(now) & set(train)))
     if not now or lacking:
         return df, {"applied": False, "reason": f"no GEMM speed for thread count(s) {lacking or sorted(need)} in "
-                                                f"{'the data' if not now_gflops else 'this calibration'}: "
-                                                "predicting the machine as it was when the model was trained"}
+                                                f"{where}: {as_trained}"}
     ratio = {t: train[t] / now[t] for t in sorted(need)}
+    # the model's own known-time terms (coefficient 1) are not rescaled
+    known = tuple((model.training or {}).get("fixed_coefficients") or {}) or KNOWN_TIME_COLUMNS
     try:
-        out, _ = speed_scaled(df, model.features, ratio, known=KNOWN_TIME_COLUMNS)
+        out, _ = speed_scaled(df, model.features, ratio, known=known)
     except FeatureError as exc:
-        return df, {"applied": False, "reason": str(exc)}
-    return out, {"applied": True, "ratio": ratio, "source": f"GEMM speed: model {', '.join(f'{t}: {train[t]:.0f}' for t in sorted(need))} "
-                 f"GFLOP/s vs {source} {', '.join(f'{t}: {now[t]:.0f}' for t in sorted(need))}"}
+        return df, {"applied": False, "reason": f"{exc}: {as_trained}"}
+    info = {"applied": True, "ratio": ratio, "source": f"GEMM speed: model {', '.join(f'{t}: {train[t]:.0f}' for t in sorted(need))} "
+            f"GFLOP/s vs {source} {', '.join(f'{t}: {now[t]:.0f}' for t in sorted(need))}"}
+    odd = {t: r for t, r in ratio.items() if not 0.5 <= r <= 2.0}
+    if odd:  # a drifting VM moves by 10-30 %; 2x is another machine or a broken calibration
+        info["warning"] = (f"speed ratio {', '.join(f'{t} thr {r:.2f}' for t, r in odd.items())} is far from 1: "
+                           "the data may be of another machine than the model's (its costs do not transfer by "
+                           "a GEMM ratio) or a calibration failed")
+    return out, info
 
 
 def named_terms(df, name: str):
@@ -575,12 +591,19 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
             wide, _, bw_source = with_stream_time(wide, None, (model.metadata or {}).get("stream_bandwidth_gbps"))
             note += (f"; streaming bandwidth from {bw_source} (measuring it here failed: "
                      f"{'; '.join(cal.get('errors', {}).values()) or 'no figure'})")
-    if cal is not None and (model.metadata or {}).get("gemm_gflops"):
+    if needs_l2_overflow(model.features):  # before the rescaling: it is one of the fitted terms' counts
+        model_l2 = (model.metadata or {}).get("l2_bytes")
+        if model_l2 is None:
+            raise PerfmodelError("the model uses conv_over_l2_mb but records no L2 size (metadata.l2_bytes)")
+        wide, _, _ = with_l2_overflow(wide, None, model_l2=model_l2)
+    if model.kind == "overhead-linear":
         from perfmodel.data import gemm_speed
 
-        wide, speed = with_speed_calibration(wide, model, now_gflops=gemm_speed([cal]))
+        wide, speed = with_speed_calibration(wide, model, now_gflops=gemm_speed([cal]) if cal is not None else {})
         note += (f"; counts priced at the speed measured now (x {speed['ratio'][int(threads)]:.3f}, {speed['source']})"
-                 if speed["applied"] else f"; {speed['reason']}")
+                 if speed["applied"] else f"; not rescaled to the speed now: {speed['reason']}")
+        if speed.get("warning"):
+            note += f"; warning: {speed['warning']}"
     return wide, note, records
 
 
@@ -642,9 +665,11 @@ def register(app: typer.Typer) -> None:
                                   "'throughput-l2' = the same + conv_over_l2_mb x threads, the weights of the "
                                   "convolutions too big for the machine's L2 cache (see --l2-kib). Simulated "
                                   "counts of a data set's valgrind cells are joined to its timing cells."),
-        l2_kib: float = typer.Option(None, "--l2-kib", help="L2 cache size (KiB per core) of the machine the data "
-                                     "was timed on, for conv_over_l2_mb (default: what the data set's runs "
-                                     "recorded, else this machine's when the data set recorded this CPU model)."),
+        l2_kib: float = typer.Option(None, "--l2-kib", help="L2 cache size (KiB) a core of the machine the data "
+                                     "was timed on sees (a cluster-shared L2: the cluster's), for --terms "
+                                     "throughput-l2; overrides what the data set's runs recorded (Linux "
+                                     "cacheinfo), which is the default, else this machine's when the data set "
+                                     "recorded this CPU model."),
         simulated_from: list[Path] = typer.Option(None, "--simulated-from", help="Another data set whose valgrind "
                                                   "cells are added to DATASET's (repeatable; its timing cells are "
                                                   "ignored), e.g. a valgrind pass run into a second folder."),
@@ -700,6 +725,9 @@ def register(app: typer.Typer) -> None:
             df, bw, source = with_stream_time(df, dataset)
             meta["stream_bandwidth_gbps"] = {str(k): v for k, v in (bw or {}).items()} or None
             meta["stream_bandwidth_source"] = source
+        if l2_kib is not None and not needs_l2_overflow(feats):
+            raise PerfmodelError("--l2-kib is for the conv_over_l2_mb term (--terms throughput-l2); these features "
+                                 "do not use it")
         if needs_l2_overflow(feats):
             df, l2, source = with_l2_overflow(df, dataset, explicit_kib=l2_kib)
             meta["l2_bytes"], meta["l2_bytes_source"] = l2, source
@@ -814,9 +842,10 @@ def register(app: typer.Typer) -> None:
         Simulated counts the model needs come from --simulated-from (same library versions only) or, with
         --simulate, from a valgrind pass of the sample; the output says which.
 
-        An overhead-linear model's fitted costs are of the hour its data was timed: its counts are priced at
-        the machine's GEMM speed now (the data set's calibration, or one measured with a quick sample) /
-        its training data's; without a GEMM figure nothing is rescaled, and the output says so."""
+        An overhead-linear model's fitted costs are of the hour its data was timed: its counts are
+        multiplied by its training data's GEMM speed / the GEMM speed of the data predicted (the data set's
+        calibration, or one measured with a quick sample), i.e. priced at the machine's speed now; without
+        a GEMM figure nothing is rescaled, and the output says so."""
         import pandas as pd
 
         from perfmodel.model import load_model
@@ -871,12 +900,12 @@ def register(app: typer.Typer) -> None:
                 from rich.console import Console
 
                 Console(stderr=True).print(f"note: streaming bandwidth from {bw_source}")
-        if needs_l2_overflow(model.features):
+        if needs_l2_overflow(model.features) and counts_note is None:  # (a quick sample has it, rescaled)
             model_l2 = (model.metadata or {}).get("l2_bytes")
             if model_l2 is None and "conv_over_l2_mb" not in df.columns:
                 raise PerfmodelError("the model uses conv_over_l2_mb but records no L2 size (metadata.l2_bytes)")
             df, _, _ = with_l2_overflow(df, dataset, model_l2=model_l2)
-        speed = None
+        speed, as_measured = None, df
         if counts_note is None and model.kind == "overhead-linear":  # (a quick sample is rescaled already)
             df, speed = with_speed_calibration(df, model, dataset=dataset)
             from rich.console import Console
@@ -884,10 +913,12 @@ def register(app: typer.Typer) -> None:
             Console(stderr=True).print(
                 "note: " + (f"counts priced at the machine's speed now (x {', '.join(f'{t} thr {r:.3f}' for t, r in speed['ratio'].items())}; "
                             f"{speed['source']})" if speed["applied"] else speed["reason"]), highlight=False)
+            if speed.get("warning"):
+                Console(stderr=True).print(f"[yellow]warning: {speed['warning']}", highlight=False)
         pred = model.predict_frame(df, alpha=alpha, provenance=provenance)
         keys = [c for c in ("framework", "network", "threads", "workload", "freq_mhz", "cores") if c in df.columns]
         out = pd.concat([df[keys].reset_index(drop=True), pred.reset_index(drop=True)], axis=1)
-        outside = model.out_of_range(df).reset_index(drop=True)
+        outside = model.out_of_range(as_measured).reset_index(drop=True)  # the counts as measured
         if (outside != "").any():
             out["outside_training"] = outside
             from rich.console import Console

@@ -140,6 +140,8 @@ def _prediction_check(model, long_df, ref, work: str, work_note: str, con, campa
             con.print("prediction check: " + (
                 f"counts priced at this campaign's speed (x {', '.join(f'{t} thr {r:.3f}' for t, r in speed['ratio'].items())})"
                 if speed["applied"] else speed["reason"]), highlight=False)
+            if speed.get("warning"):
+                con.print(f"[yellow]warning: {speed['warning']}", highlight=False)
         pred = model.predict_frame(pc)
     except PerfmodelError as exc:
         con.print(f"[yellow]prediction check skipped: {exc}")
