@@ -23,7 +23,7 @@ from perfmodel.runners.worker import tensor_digest
 REPO = Path(__file__).resolve().parents[1]
 IN_PROCESS = ("litert", "onnxruntime", "opencv")
 OTHER_NETWORKS = ("squeezenet1_1_224", "googlenet", "resnet50", "mobilenet_v1", "mobilenet_v2", "nin",
-                  "squeezenet1_0", "resnet18", "alexnet", "densenet121")
+                  "squeezenet1_0", "resnet18", "alexnet", "densenet121", "vgg11", "inception_v3")
 REL_TOL = 1e-3
 
 
