@@ -1,0 +1,87 @@
+"""A throughput model trained at one hour, scored on data timed at another: with and without pricing its
+counts at the GEMM speed of the data's calibration (``perfmodel predict`` does this for overhead-linear
+models).
+
+    python benchmarks/bench_speed_calibration.py --model trained/throughput_reference.json \\
+        datasets/validation-networks --simulated-from datasets/reference [--json OUT]
+
+Prints MAPE, share within +-10 % and the mean signed error over all timing cells of each data
+set, then per framework x threads, for: the model as trained (the machine as it was), and rescaled by
+training GEMM GFLOP/s / the data's. Networks the model never saw are listed apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def score(err) -> dict:
+    err = np.asarray(err, dtype="float64")
+    return {"mape": float(np.abs(err).mean()), "within_10": float(100 * (np.abs(err) <= 10).mean()),
+            "mean_signed": float(err.mean()), "n": int(len(err))}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("datasets", nargs="+", help="data sets to score (timing cells with throughput)")
+    ap.add_argument("--model", required=True, type=Path, help="an overhead-linear throughput model file")
+    ap.add_argument("--simulated-from", action="append", default=[], type=Path, metavar="DATASET",
+                    help="valgrind cells joined to the data sets' timing cells (as perfmodel predict)")
+    ap.add_argument("--json", type=Path, help="write the table as JSON")
+    args = ap.parse_args(argv)
+    import pandas as pd
+
+    from perfmodel.cli.model import load_with_simulated, needs_stream_time, with_speed_calibration, with_stream_time
+    from perfmodel.model import load_model
+
+    model = load_model(args.model)
+    groups = (model.training or {}).get("groups")  # the CV groups: the networks of a LONO-fitted model
+    trained_on = set(map(str, groups)) if isinstance(groups, list) else set()
+    out = {"model": str(args.model), "training_gemm_gflops": (model.metadata or {}).get("gemm_gflops"), "datasets": []}
+    for ds in args.datasets:
+        df = load_with_simulated(ds, args.simulated_from)
+        if needs_stream_time(model.features):
+            df, _, _ = with_stream_time(df, ds, (model.metadata or {}).get("stream_bandwidth_gbps"))
+        ok = pd.to_numeric(df["throughput_fps"], errors="coerce").notna() & \
+            pd.to_numeric(df["instructions_per_image"], errors="coerce").notna()
+        df = df[ok].reset_index(drop=True)
+        y = df["throughput_fps"].to_numpy(dtype="float64")
+        scaled, speed = with_speed_calibration(df, model, dataset=ds)
+        rows = {}
+        for name, frame in (("as trained", df), ("rescaled", scaled)):
+            err = 100 * (model.predict_frame(frame)["pred"].to_numpy() - y) / y
+            res = {"all": score(err)}
+            new = ~df["network"].astype(str).isin(trained_on) if trained_on else np.zeros(len(df), bool)
+            if new.any():
+                res["networks not in training"] = score(err[new])
+                res["networks in training"] = score(err[~new])
+            res["per_framework_threads"] = {f"{fw} t{t}": score(g) for (fw, t), g in
+                                            pd.Series(err).groupby([df["framework"], df["threads"]])}
+            rows[name] = res
+        print(f"\n{ds}: {len(df)} timing cells; "
+              + (f"ratio {', '.join(f'{t} thr {r:.3f}' for t, r in speed['ratio'].items())} ({speed['source']})"
+                 if speed["applied"] else f"not rescaled: {speed['reason']}"))
+        print(f"{'':34s} {'as trained':>28s} {'rescaled':>28s}")
+        keys = ["all"] + [k for k in ("networks not in training", "networks in training") if k in rows["as trained"]]
+        for k in keys + list(rows["as trained"]["per_framework_threads"]):
+            a = rows["as trained"].get(k) or rows["as trained"]["per_framework_threads"][k]
+            b = rows["rescaled"].get(k) or rows["rescaled"]["per_framework_threads"][k]
+            print(f"{k:34s} " + " ".join(f"{s['mape']:7.2f} % ({s['within_10']:5.1f} %, {s['mean_signed']:+6.1f})"
+                                         for s in (a, b)))
+        out["datasets"].append({"dataset": ds, "cells": int(len(df)), "speed": speed, "rows": rows})
+    print("\ncolumns: MAPE % (share within +-10 %, mean signed error %)")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
