@@ -378,13 +378,17 @@ def main(argv=None) -> int:
 
     additive = additive_throughput_terms(df)
     if "fc_stream_ms" in df.columns:
-        models["stream: additive + FC weights at calibrated BW (trained/)"] = FeatureModel(
+        models["stream: additive + FC weights at calibrated BW"] = FeatureModel(
             make_estimator("overhead-linear"), additive + ["fc_stream_ms"])
         models["stream: instr x (fw, thr) + FC weights at calibrated BW"] = FeatureModel(
             make_estimator("overhead-linear"), additive_throughput_terms(df, memory=()) + ["fc_stream_ms"])
         models["  stream: additive + FC stream time, cost fitted per thr"] = FeatureModel(
             make_estimator("overhead-linear"), additive + [f"fc_stream_ms*threads={t}"
                                                            for t in sorted(map(int, df["threads"].unique()))])
+        if "l1d_refills_per_image" in df.columns:
+            models["stream + L1-d refills x thr (trained/)"] = FeatureModel(
+                make_estimator("overhead-linear"), additive + ["fc_stream_ms"] + [
+                    f"l1d_refills_per_image*threads={t}" for t in sorted(map(int, df["threads"].unique()))])
         if "conv_over_l2_mb" in df.columns:
             ths = sorted(map(int, df["threads"].unique()))
             models["stream + conv weights over L2, cost per thr"] = FeatureModel(
@@ -471,9 +475,10 @@ def main(argv=None) -> int:
             fold = next(f for f in results[n].folds if f["held_out"] == net)
             cells.append(f"{fold['mape']:7.1f} ({fold['within_10']:3.0f}%)")
         print(f"{net:15s} " + " ".join(f"{c:>18s}" for c in cells))
-    trained = "stream: additive + FC weights at calibrated BW (trained/)"
-    per_fw_thr, per_fw_thr_l2 = [], []
-    for name, out in ((trained, per_fw_thr), ("stream + conv weights over L2, cost per thr", per_fw_thr_l2)):
+    trained = "stream + L1-d refills x thr (trained/)"
+    per_fw_thr, per_fw_thr_l2, per_fw_thr_stream = [], [], []
+    for name, out in ((trained, per_fw_thr), ("stream: additive + FC weights at calibrated BW", per_fw_thr_stream),
+                      ("stream + conv weights over L2, cost per thr", per_fw_thr_l2)):
         if name not in results or isinstance(results[name], str):
             continue
         r = results[name]
@@ -503,6 +508,7 @@ def main(argv=None) -> int:
                                          "left_out": missing, "rows": rows, "optimistic_stepwise": opt,
                                          "trained_per_framework_threads": per_fw_thr,
                                          "l2_per_framework_threads": per_fw_thr_l2,
+                                         "stream_per_framework_threads": per_fw_thr_stream,
                                          "validate_on": args.validate_on, "validation": validation,
                                          "fixed": fixed, "levels": levels, "extras": extras}, indent=1,
                                         default=lambda x: None if isinstance(x, float) else str(x)))

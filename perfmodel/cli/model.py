@@ -111,7 +111,7 @@ def warn_code_paths(df) -> list[str]:
 
 
 TERM_SETS = ("throughput", "throughput-levels", "throughput-macs", "throughput-additive", "throughput-stream",
-             "throughput-l2")
+             "throughput-stream-l1d", "throughput-l2")
 
 
 def needs_l2_overflow(features) -> bool:
@@ -287,6 +287,10 @@ def named_terms(df, name: str):
         return df, additive_throughput_terms(df)
     if name == "throughput-stream":  # needs fc_stream_ms (with_stream_time)
         return df, additive_throughput_terms(df) + ["fc_stream_ms"]
+    if name == "throughput-stream-l1d":  # + L1-d refills, one cost per thread count
+        thr = sorted(int(t) for t in pd.unique(df["threads"])) if "threads" in df.columns else []
+        extra = [f"l1d_refills_per_image*threads={t}" for t in thr] if thr else ["l1d_refills_per_image"]
+        return df, additive_throughput_terms(df) + ["fc_stream_ms"] + extra
     if name == "throughput-l2":  # + conv_over_l2_mb (with_l2_overflow), one cost per thread count
         thr = sorted(int(t) for t in pd.unique(df["threads"])) if "threads" in df.columns else []
         extra = [f"conv_over_l2_mb*threads={t}" for t in thr] if thr else ["conv_over_l2_mb"]
@@ -662,7 +666,8 @@ def register(app: typer.Typer) -> None:
                                   "for --kind overhead-linear; 'throughput-stream' = the same + fc_stream_ms, the "
                                   "time to stream the network's FC weights at the calibrated bandwidth "
                                   "(coefficient 1; needs a calibration, see perfmodel calibrate); "
-                                  "'throughput-l2' = the same + conv_over_l2_mb x threads, the weights of the "
+                                  "'throughput-stream-l1d' = the same + L1-d refills x threads (trained/); "
+                                  "'throughput-l2' = throughput-stream + conv_over_l2_mb x threads, the weights of the "
                                   "convolutions too big for the machine's L2 cache (see --l2-kib). Simulated "
                                   "counts of a data set's valgrind cells are joined to its timing cells."),
         l2_kib: float = typer.Option(None, "--l2-kib", help="L2 cache size (KiB) a core of the machine the data "

@@ -189,6 +189,8 @@ def register(app: typer.Typer) -> None:
         objective: str = typer.Option("throughput", "--objective", help="throughput, energy, power or merit."),
         json_out: bool = typer.Option(False, "--json", help="Print a JSON summary at the end."),
     ) -> None:
+        import numpy as np
+        import pandas as pd
         from rich.console import Console
 
         from perfmodel.cli.select import print_selection, spec_from_options
@@ -245,6 +247,11 @@ def register(app: typer.Typer) -> None:
             fit_meta = {"work": work, "work_source": work_note, "made_by": "perfmodel pipeline"}
             if set(OVERHEAD_COLUMNS) <= set(train.columns):
                 kind, terms = "overhead-linear", additive_throughput_terms(train, work=work)
+                # + L1-d refills at one cost per thread count where counted (trained/'s throughput-stream-l1d)
+                l1 = pd.to_numeric(train["l1d_refills_per_image"], errors="coerce").to_numpy(dtype="float64") \
+                    if work == "instructions_per_image" and "l1d_refills_per_image" in train.columns else None
+                if l1 is not None and len(l1) and np.isfinite(l1).all():
+                    terms += [f"l1d_refills_per_image*threads={t}" for t in sorted(int(t) for t in train["threads"].unique())]
                 # + the FC weights' streaming time at the bandwidth calibrated with the training cells
                 # the training rows are the reference's timing cells only on the simulated-counts path
                 from_ref = ref is not None and work == "instructions_per_image" and "simulated" in work_note
