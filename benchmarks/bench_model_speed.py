@@ -5,7 +5,7 @@
 Default data: the synthetic power table (360 samples) and, where present, the ARMPM file (6 000
 samples) and the reference throughput data set (the trained model's fixed form: fit +
 leave-one-network-out CV with baselines; one prediction includes computing its FC weight-streaming
-time). Budget: fit + CV of all models <= 10 s on 2 cores; one prediction <= 10 ms.
+time and the GEMM-speed rescaling of its counts). Budget: fit + CV of all models <= 10 s on 2 cores; one prediction <= 10 ms.
 """
 
 from __future__ import annotations
@@ -30,17 +30,20 @@ def throughput_row(ref: Path, trained: Path, jobs: int) -> dict:
     the baselines), and one prediction from a reference row including its FC weight-streaming time."""
     from perfmodel.data import dataset_calibrations, read_dataset, stream_bandwidth, wide_per_cell
     from perfmodel.model import fit_model, load_model
-    from perfmodel.model.features import additive_throughput_terms, attach_stream_time, join_simulated
+    from perfmodel.model.features import attach_stream_time, join_simulated
 
     df = join_simulated(wide_per_cell(read_dataset(ref)))
     keep = df["throughput_fps"].notna() & df["instructions_per_image"].notna()
     attrs, df = df.attrs, df[keep].reset_index(drop=True)
     df.attrs = attrs
+    from perfmodel.cli.model import named_terms, with_speed_calibration
+
     bw = stream_bandwidth(dataset_calibrations(ref))
     t = time.perf_counter()
     train = attach_stream_time(df, bw)
-    fit_model(train, "throughput_fps", additive_throughput_terms(train) + ["fc_stream_ms"], kind="overhead-linear",
-              groups="lono", select="fixed", n_jobs=jobs)
+    m = load_model(trained)
+    train, terms = named_terms(train, (m.metadata or {}).get("terms") or "throughput-stream")
+    fit_model(train, "throughput_fps", terms, kind="overhead-linear", groups="lono", select="fixed", n_jobs=jobs)
     t_fit = time.perf_counter() - t
     t = time.perf_counter()
     m = load_model(trained)
@@ -48,9 +51,11 @@ def throughput_row(ref: Path, trained: Path, jobs: int) -> dict:
     one = df.iloc[[0]].copy()
     one.attrs = df.attrs
     times = []
+    gemm = (m.metadata or {}).get("gemm_gflops") or {}  # the speed rescaling runs too (ratio 1 here)
     for _ in range(200):
         t = time.perf_counter()
-        m.predict_frame(attach_stream_time(one, bw))
+        frame, _ = with_speed_calibration(attach_stream_time(one, bw), m, now_gflops=gemm)
+        m.predict_frame(frame)
         times.append(time.perf_counter() - t)
     return {"data": f"throughput ({len(df)})", "cv_3_kinds_fixed_s": float("nan"), "fit_stepwise_cv_s": t_fit,
             "load_ms": 1000 * t_load, "predict_one_ms_median": 1000 * float(np.median(times)),

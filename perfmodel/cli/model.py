@@ -233,7 +233,7 @@ def with_speed_calibration(df, model, *, dataset: str | os.PathLike | None = Non
     import numpy as np
     import pandas as pd
 
-    from perfmodel.model.features import FeatureError, KNOWN_TIME_COLUMNS, speed_scaled
+    from perfmodel.model.features import FeatureError, KNOWN_TIME_COLUMNS, attrs_aside, speed_scaled
 
     as_trained = "predicting the machine as it was when the model was trained"
     train = {int(k): float(v) for k, v in ((model.metadata or {}).get("gemm_gflops") or {}).items()}
@@ -248,8 +248,9 @@ def with_speed_calibration(df, model, *, dataset: str | os.PathLike | None = Non
     else:
         now, source = training_speed(dataset)
         where = "the data's calibrations"
-    thr = pd.to_numeric(df["threads"], errors="coerce").to_numpy(dtype="float64") if "threads" in df.columns \
-        else np.array([np.nan])
+    with attrs_aside(df):  # (pandas deep-copies attrs into every column lookup)
+        thr = pd.to_numeric(df["threads"], errors="coerce").to_numpy(dtype="float64") if "threads" in df.columns \
+            else np.array([np.nan])
     if not (np.isfinite(thr) & (thr == np.round(thr))).all():
         return df, {"applied": False, "reason": f"rows without a whole thread count: {as_trained}"}
     need = {int(t) for t in thr}

@@ -658,7 +658,8 @@ def speed_scaled(df: pd.DataFrame, features: Sequence[str], ratio: Mapping[int, 
     absent = [c for c in cols if c not in df.columns]
     if absent:
         raise FeatureError(f"no column(s) {', '.join(absent)} to rescale")
-    thr = pd.to_numeric(df["threads"], errors="coerce").to_numpy(dtype="float64")
+    with attrs_aside(df):  # (pandas deep-copies attrs into every column lookup)
+        thr = pd.to_numeric(df["threads"], errors="coerce").to_numpy(dtype="float64")
     r = {int(k): float(v) for k, v in ratio.items()}
     missing = sorted({int(t) for t in thr if np.isfinite(t)} - set(r)) or ([] if np.isfinite(thr).all() else ["NaN"])
     if missing:
