@@ -101,7 +101,7 @@ def _key_str(s: pd.Series) -> pd.Series:
 
 def compute_feature(df: pd.DataFrame, name: str, _cache: dict | None = None) -> pd.Series:
     """The values of feature ``name`` on ``df`` (float64). ``_cache`` (a dict) lets several features of one
-    frame share the per-column conversions."""
+    frame share the per-column conversions (done once per column; the products are numpy arrays)."""
     values = None
     cache = {} if _cache is None else _cache
     for fac in parse_feature(name):
@@ -110,25 +110,27 @@ def compute_feature(df: pd.DataFrame, name: str, _cache: dict | None = None) -> 
             raise FeatureError(f"feature {name!r} needs column {col!r}, which the data does not have")
         if fac.op == "eq":
             if ("key", col) not in cache:
-                cache[("key", col)] = _key_str(df[col])
+                cache[("key", col)] = _key_str(df[col]).to_numpy(dtype=object)
             x = (cache[("key", col)] == fac.value).astype("float64")
         else:
             if ("num", col) not in cache:
                 try:
-                    cache[("num", col)] = pd.to_numeric(df[col], errors="raise").astype("float64")
+                    cache[("num", col)] = pd.to_numeric(df[col], errors="raise").to_numpy(dtype="float64",
+                                                                                           na_value=np.nan)
                 except (TypeError, ValueError):
                     raise FeatureError(f"column {col!r} (feature {name!r}) is not numeric") from None
             x = cache[("num", col)]
             if fac.op == "log":
-                bad = ~(x > 0) & x.notna()
+                bad = ~(x > 0) & ~np.isnan(x)
                 if bad.any():
                     raise FeatureError(f"feature {name!r}: log of {int(bad.sum())} value(s) of {col!r} that are <= 0")
-                x = np.log(x)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    x = np.log(x)
             elif fac.power != 1:
                 x = x**fac.power
         values = x if values is None else values * x
     assert values is not None
-    return values.rename(name)
+    return pd.Series(values, index=df.index, name=name, dtype="float64")
 
 
 def _copied_attrs(attrs: Mapping | None) -> dict:
