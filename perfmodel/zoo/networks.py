@@ -151,6 +151,16 @@ def _head_gap_softmax(x, dense: bool):
     return x
 
 
+def _head_fc(x):
+    """AlexNet / VGG classifier: flatten, FC-6 4096 + ReLU, FC-7 4096 + ReLU, the dense classifier, softmax."""
+    L = _layers()
+    x = L.Flatten(name="flatten")(x)
+    for fc in ("fc6", "fc7"):
+        x = L.ReLU(name=f"{fc}_relu")(L.Dense(4096, name=fc)(x))
+    x = L.Dense(NUM_CLASSES, name=CLASSIFIER_NAME)(x)
+    return L.Softmax(name=OUTPUT_NAME)(x)
+
+
 def _model(inp, out, name: str):
     import keras
 
@@ -347,13 +357,7 @@ def _alexnet(size: int):
     x = _conv(x, 256, 3, "conv4")
     x = _conv(x, 256, 3, "conv5")
     x = L.MaxPooling2D(3, 2, padding="valid", name="pool5")(x)
-    x = L.Flatten(name="flatten")(x)
-    x = L.Dense(4096, name="fc6")(x)
-    x = L.ReLU(name="fc6_relu")(x)
-    x = L.Dense(4096, name="fc7")(x)
-    x = L.ReLU(name="fc7_relu")(x)
-    x = L.Dense(NUM_CLASSES, name=CLASSIFIER_NAME)(x)
-    return _model(inp, L.Softmax(name=OUTPUT_NAME)(x), "alexnet")
+    return _model(inp, _head_fc(x), "alexnet")
 
 
 def _densenet121(size: int):
@@ -400,13 +404,7 @@ def _vgg11(size: int):
             n += 1
             x = _conv(x, width, 3, f"conv{n}")
         x = L.MaxPooling2D(2, 2, padding="valid", name=f"pool{block}")(x)
-    x = L.Flatten(name="flatten")(x)
-    x = L.Dense(4096, name="fc6")(x)
-    x = L.ReLU(name="fc6_relu")(x)
-    x = L.Dense(4096, name="fc7")(x)
-    x = L.ReLU(name="fc7_relu")(x)
-    x = L.Dense(NUM_CLASSES, name=CLASSIFIER_NAME)(x)
-    return _model(inp, L.Softmax(name=OUTPUT_NAME)(x), "vgg11")
+    return _model(inp, _head_fc(x), "vgg11")
 
 
 def _conv_hw(x, filters: int, kh: int, kw: int, name: str):
