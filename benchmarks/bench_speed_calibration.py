@@ -23,10 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def score(err) -> dict:
-    err = np.asarray(err, dtype="float64")
-    return {"mape": float(np.abs(err).mean()), "within_10": float(100 * (np.abs(err) <= 10).mean()),
-            "mean_signed": float(err.mean()), "n": int(len(err))}
+def score(y, pred) -> dict:
+    """MAPE, share within +-10 % and n (:func:`perfmodel.model.cv.regression_metrics`) + the mean signed error %."""
+    from perfmodel.model.cv import regression_metrics
+
+    m = regression_metrics(y, pred)
+    return {"mape": m["mape"], "within_10": m["within_10"], "mean_signed": float(np.mean(100 * (pred - y) / y)),
+            "n": m["n"]}
 
 
 def main(argv=None) -> int:
@@ -57,14 +60,14 @@ def main(argv=None) -> int:
         scaled, speed = with_speed_calibration(df, model, dataset=ds)
         rows = {}
         for name, frame in (("as trained", df), ("rescaled", scaled)):
-            err = 100 * (model.predict_frame(frame)["pred"].to_numpy() - y) / y
-            res = {"all": score(err)}
-            new = ~df["network"].astype(str).isin(trained_on) if trained_on else np.zeros(len(df), bool)
+            pred = model.predict_frame(frame)["pred"].to_numpy()
+            res = {"all": score(y, pred)}
+            new = (~df["network"].astype(str).isin(trained_on)).to_numpy() if trained_on else np.zeros(len(df), bool)
             if new.any():
-                res["networks not in training"] = score(err[new])
-                res["networks in training"] = score(err[~new])
-            res["per_framework_threads"] = {f"{fw} t{t}": score(g) for (fw, t), g in
-                                            pd.Series(err).groupby([df["framework"], df["threads"]])}
+                res["networks not in training"] = score(y[new], pred[new])
+                res["networks in training"] = score(y[~new], pred[~new])
+            res["per_framework_threads"] = {f"{fw} t{t}": score(y[idx], pred[idx]) for (fw, t), idx in
+                                            df.groupby(["framework", "threads"]).indices.items()}
             rows[name] = res
         print(f"\n{ds}: {len(df)} timing cells; "
               + (f"ratio {', '.join(f'{t} thr {r:.3f}' for t, r in speed['ratio'].items())} ({speed['source']})"

@@ -262,6 +262,7 @@ def validate_on(models, results, df, networks):
     import copy
 
     from perfmodel.errors import PerfmodelError
+    from perfmodel.model.cv import regression_metrics
 
     unknown = sorted(set(networks) - set(df["network"].astype(str)))
     if unknown:
@@ -276,16 +277,18 @@ def validate_on(models, results, df, networks):
             continue
         try:
             fitted = copy.deepcopy(m).fit(train, train[TARGET].to_numpy(dtype="float64"))
-            ape = 100 * np.abs(fitted.predict(test) - y) / y
+            pred = np.asarray(fitted.predict(test), dtype="float64")
         except (PerfmodelError, ValueError, np.linalg.LinAlgError) as exc:
             out.append({"model": name, "error": str(exc)})
             continue
-        per = {}
-        for net in networks:
-            a = ape[test["network"].astype(str).to_numpy() == net]
-            per[net] = {"mape": float(a.mean()), "within_10": float(100 * (a <= 10).mean()), "n": int(len(a))}
-        out.append({"model": name, "mape": float(ape.mean()), "within_10": float(100 * (ape <= 10).mean()),
-                    "n": int(len(ape)), "per_network": per})
+
+        def pick(mask):
+            r = regression_metrics(y[mask], pred[mask])
+            return {k: r[k] for k in ("mape", "within_10", "n")}
+
+        nets = test["network"].astype(str).to_numpy()
+        out.append({"model": name, **pick(np.ones(len(y), bool)),
+                    "per_network": {net: pick(nets == net) for net in networks}})
     return out
 
 
@@ -374,7 +377,7 @@ def main(argv=None) -> int:
     models["loglinear levels + stepwise counts (nested)"] = NestedStepwise("loglinear", levels, extras)
     models["overhead-loglinear fixed (instr + fw + log(thr) x fw)"] = FeatureModel(make_estimator("overhead-loglinear"), fixed)
     models["overhead-loglinear + stepwise counts (nested)"] = NestedStepwise("overhead-loglinear", fixed, extras)
-    from perfmodel.model.features import additive_throughput_terms
+    from perfmodel.model.features import additive_throughput_terms, per_thread_terms
 
     additive = additive_throughput_terms(df)
     if "fc_stream_ms" in df.columns:
@@ -383,17 +386,15 @@ def main(argv=None) -> int:
         models["stream: instr x (fw, thr) + FC weights at calibrated BW"] = FeatureModel(
             make_estimator("overhead-linear"), additive_throughput_terms(df, memory=()) + ["fc_stream_ms"])
         models["  stream: additive + FC stream time, cost fitted per thr"] = FeatureModel(
-            make_estimator("overhead-linear"), additive + [f"fc_stream_ms*threads={t}"
-                                                           for t in sorted(map(int, df["threads"].unique()))])
+            make_estimator("overhead-linear"), additive + per_thread_terms(df, "fc_stream_ms"))
         if "l1d_refills_per_image" in df.columns:
             models["stream + L1-d refills x thr (trained/)"] = FeatureModel(
-                make_estimator("overhead-linear"), additive + ["fc_stream_ms"] + [
-                    f"l1d_refills_per_image*threads={t}" for t in sorted(map(int, df["threads"].unique()))])
+                make_estimator("overhead-linear"),
+                additive + ["fc_stream_ms"] + per_thread_terms(df, "l1d_refills_per_image"))
         if "conv_over_l2_mb" in df.columns:
-            ths = sorted(map(int, df["threads"].unique()))
             models["stream + conv weights over L2, cost per thr"] = FeatureModel(
                 make_estimator("overhead-linear"),
-                additive + ["fc_stream_ms"] + [f"conv_over_l2_mb*threads={t}" for t in ths])
+                additive + ["fc_stream_ms"] + per_thread_terms(df, "conv_over_l2_mb"))
             models["  stream + conv weights over L2, one cost"] = FeatureModel(
                 make_estimator("overhead-linear"), additive + ["fc_stream_ms", "conv_over_l2_mb"])
         raw = [f"{e}_per_image" for e in events if f"{e}_per_image" in df.columns

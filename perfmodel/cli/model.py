@@ -122,18 +122,22 @@ def needs_l2_overflow(features) -> bool:
 
 
 def with_l2_overflow(df, dataset: str | os.PathLike | None, *, explicit_kib: float | None = None,
-                     model_l2: float | None = None):
+                     model=None):
     """``(df + conv_over_l2_mb, L2 bytes used, where it came from)``.
 
-    Fitting (``model_l2`` None): ``explicit_kib`` (``--l2-kib``), else the L2 size the data set's runs
+    Fitting (no ``model``): ``explicit_kib`` (``--l2-kib``), else the L2 size the data set's runs
     recorded, else this machine's when the data set recorded this CPU (:func:`perfmodel.data.dataset_l2_bytes`),
-    else :class:`PerfmodelError` asking for ``--l2-kib``. Predicting (``model_l2`` = the model's
-    ``metadata.l2_bytes``): always the model's figure - its fitted costs are of that machine's cache - and
-    a data set that recorded another L2 size gets a warning, not a silent mix.
+    else :class:`PerfmodelError` asking for ``--l2-kib``. Predicting with ``model``: always the model's
+    ``metadata.l2_bytes`` - its fitted costs are of that machine's cache - and a data set that recorded
+    another L2 size gets a warning, not a silent mix; a model that records no L2 size can only use a
+    column the data already has, else :class:`PerfmodelError`.
     """
     from perfmodel.data import dataset_l2_bytes
     from perfmodel.model.features import L2_OVERFLOW_COLUMN, attach_l2_overflow
 
+    model_l2 = None if model is None else (model.metadata or {}).get("l2_bytes")
+    if model is not None and model_l2 is None and L2_OVERFLOW_COLUMN not in df.columns:
+        raise PerfmodelError(f"the model uses {L2_OVERFLOW_COLUMN} but records no L2 size (metadata.l2_bytes)")
     if L2_OVERFLOW_COLUMN in df.columns and (model_l2 is None or "network" not in df.columns):
         return df, None, f"the data's own {L2_OVERFLOW_COLUMN} column"
     dataset = None if dataset is None else str(dataset)
@@ -278,10 +282,9 @@ def with_speed_calibration(df, model, *, dataset: str | os.PathLike | None = Non
 def named_terms(df, name: str):
     """``(df, features)``: the features of a named term set (see ``perfmodel fit --terms``) on ``df``
     (``df`` gains a ``macs`` column for ``throughput-macs``)."""
-    import pandas as pd
-
     from perfmodel.errors import check_choice
-    from perfmodel.model.features import additive_throughput_terms, attach_macs, throughput_terms
+    from perfmodel.model.features import (L2_OVERFLOW_COLUMN, additive_throughput_terms, attach_macs,
+                                          per_thread_terms, throughput_terms)
 
     check_choice("term set", name, TERM_SETS)
     if name == "throughput-additive":
@@ -289,13 +292,9 @@ def named_terms(df, name: str):
     if name == "throughput-stream":  # needs fc_stream_ms (with_stream_time)
         return df, additive_throughput_terms(df) + ["fc_stream_ms"]
     if name == "throughput-stream-l1d":  # + L1-d refills, one cost per thread count
-        thr = sorted(int(t) for t in pd.unique(df["threads"])) if "threads" in df.columns else []
-        extra = [f"l1d_refills_per_image*threads={t}" for t in thr] if thr else ["l1d_refills_per_image"]
-        return df, additive_throughput_terms(df) + ["fc_stream_ms"] + extra
+        return df, additive_throughput_terms(df) + ["fc_stream_ms"] + per_thread_terms(df, "l1d_refills_per_image")
     if name == "throughput-l2":  # + conv_over_l2_mb (with_l2_overflow), one cost per thread count
-        thr = sorted(int(t) for t in pd.unique(df["threads"])) if "threads" in df.columns else []
-        extra = [f"conv_over_l2_mb*threads={t}" for t in thr] if thr else ["conv_over_l2_mb"]
-        return df, additive_throughput_terms(df) + ["fc_stream_ms"] + extra
+        return df, additive_throughput_terms(df) + ["fc_stream_ms"] + per_thread_terms(df, L2_OVERFLOW_COLUMN)
     if name == "throughput-macs":
         df = attach_macs(df)
         return df, throughput_terms(df, work="macs")
@@ -597,10 +596,7 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
             note += (f"; streaming bandwidth from {bw_source} (measuring it here failed: "
                      f"{'; '.join(cal.get('errors', {}).values()) or 'no figure'})")
     if needs_l2_overflow(model.features):  # before the rescaling: it is one of the fitted terms' counts
-        model_l2 = (model.metadata or {}).get("l2_bytes")
-        if model_l2 is None:
-            raise PerfmodelError("the model uses conv_over_l2_mb but records no L2 size (metadata.l2_bytes)")
-        wide, _, _ = with_l2_overflow(wide, None, model_l2=model_l2)
+        wide, _, _ = with_l2_overflow(wide, None, model=model)
     if model.kind == "overhead-linear":
         from perfmodel.data import gemm_speed
 
@@ -907,10 +903,7 @@ def register(app: typer.Typer) -> None:
 
                 Console(stderr=True).print(f"note: streaming bandwidth from {bw_source}")
         if needs_l2_overflow(model.features) and counts_note is None:  # (a quick sample has it, rescaled)
-            model_l2 = (model.metadata or {}).get("l2_bytes")
-            if model_l2 is None and "conv_over_l2_mb" not in df.columns:
-                raise PerfmodelError("the model uses conv_over_l2_mb but records no L2 size (metadata.l2_bytes)")
-            df, _, _ = with_l2_overflow(df, dataset, model_l2=model_l2)
+            df, _, _ = with_l2_overflow(df, dataset, model=model)
         speed, as_measured = None, df
         if counts_note is None and model.kind == "overhead-linear":  # (a quick sample is rescaled already)
             df, speed = with_speed_calibration(df, model, dataset=dataset)

@@ -199,7 +199,7 @@ def register(app: typer.Typer) -> None:
         from perfmodel.errors import PerfmodelError
         from perfmodel.model import fit_model, load_model, save_model
         from perfmodel.model.features import (OVERHEAD_COLUMNS, additive_throughput_terms, attach_stream_time,
-                                              throughput_terms)
+                                              per_thread_terms, throughput_terms)
         from perfmodel.report import build_report
         from perfmodel.select import candidates_from_cells, missing_reasons, rank
 
@@ -251,13 +251,14 @@ def register(app: typer.Typer) -> None:
                 l1 = pd.to_numeric(train["l1d_refills_per_image"], errors="coerce").to_numpy(dtype="float64") \
                     if work == "instructions_per_image" and "l1d_refills_per_image" in train.columns else None
                 if l1 is not None and len(l1) and np.isfinite(l1).all():
-                    terms += [f"l1d_refills_per_image*threads={t}" for t in sorted(int(t) for t in train["threads"].unique())]
+                    terms += per_thread_terms(train, "l1d_refills_per_image")
                 # + the FC weights' streaming time at the bandwidth calibrated with the training cells
                 # the training rows are the reference's timing cells only on the simulated-counts path
                 from_ref = ref is not None and work == "instructions_per_image" and "simulated" in work_note
                 cal_src = ref if from_ref else out / "campaign"
-                bw = stream_bandwidth(dataset_calibrations(cal_src))
-                speed = gemm_speed(dataset_calibrations(cal_src))  # to price counts at the speed of later data
+                cals = dataset_calibrations(cal_src)
+                bw = stream_bandwidth(cals)
+                speed = gemm_speed(cals)  # to price counts at the speed of later data
                 fit_meta.update(gemm_gflops={str(k): v for k, v in speed.items()} or None,
                                 gemm_gflops_source=f"the calibrations of {cal_src}")
                 need = {int(t) for t in train["threads"].unique()}

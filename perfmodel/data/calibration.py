@@ -103,28 +103,33 @@ def attach_calibration(path: str | os.PathLike, calibration: Mapping, note: str 
     return entry
 
 
-def stream_bandwidth(calibrations: Iterable[Mapping]) -> dict[int, float]:
-    """Median streaming bandwidth (GB/s) per thread count over ``calibrations`` (``{}`` when none)."""
+def _median_per_threads(calibrations: Iterable[Mapping], key: str, *, skip_invalid: bool) -> dict[int, float]:
+    """Median of ``cal[key][threads]`` per thread count over ``calibrations``; with ``skip_invalid`` an entry
+    that is not threads: a finite number > 0 is left out, else it raises as ``int`` / ``float`` do."""
     per: dict[int, list[float]] = {}
     for cal in calibrations:
-        for k, v in dict(cal.get("stream_gbps") or {}).items():
-            per.setdefault(int(k), []).append(float(v))
+        for k, v in dict(cal.get(key) or {}).items():
+            try:
+                t, g = int(k), float(v)
+            except (TypeError, ValueError):
+                if skip_invalid:
+                    continue
+                raise
+            if skip_invalid and not (np.isfinite(g) and g > 0):
+                continue
+            per.setdefault(t, []).append(g)
     return {t: float(np.median(v)) for t, v in sorted(per.items())}
+
+
+def stream_bandwidth(calibrations: Iterable[Mapping]) -> dict[int, float]:
+    """Median streaming bandwidth (GB/s) per thread count over ``calibrations`` (``{}`` when none)."""
+    return _median_per_threads(calibrations, "stream_gbps", skip_invalid=False)
 
 
 def gemm_speed(calibrations: Iterable[Mapping]) -> dict[int, float]:
     """Median in-cache GEMM speed (GFLOP/s) per thread count over ``calibrations`` (``{}`` when none): the
     machine's arithmetic speed at the time, which a shared VM's drift changes by 10-20 % within hours."""
-    per: dict[int, list[float]] = {}
-    for cal in calibrations:
-        for k, v in dict(cal.get("gemm_gflops") or {}).items():
-            try:
-                t, g = int(k), float(v)
-            except (TypeError, ValueError):
-                continue
-            if np.isfinite(g) and g > 0:
-                per.setdefault(t, []).append(g)
-    return {t: float(np.median(v)) for t, v in sorted(per.items())}
+    return _median_per_threads(calibrations, "gemm_gflops", skip_invalid=True)
 
 
 def _systems(obj: Any, found: list[dict]) -> None:

@@ -21,7 +21,7 @@ counterpart for a log target.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -454,15 +454,17 @@ def join_simulated(cell_df: pd.DataFrame, *, simulated: pd.Series | None = None,
     return timing
 
 
-def _network_facts(df: pd.DataFrame, column: str, key: str, what: str) -> dict[str, float]:
-    """``{network: float(facts(network)[key])}`` for the networks in ``df[column]`` (:func:`perfmodel.zoo.facts`);
-    :class:`FeatureError` "no <what> for network ..." when a network is unknown or its facts cannot be computed."""
+def _network_facts(df: pd.DataFrame, column: str, key: str | Callable[[str], float], what: str) -> dict[str, float]:
+    """``{network: float(facts(network)[key])}`` for the networks in ``df[column]`` (:func:`perfmodel.zoo.facts`),
+    or ``key(network)`` when ``key`` is a function of the network name; :class:`FeatureError` "no <what> for
+    network ..." when a network is unknown or its facts cannot be computed."""
     from perfmodel.zoo import facts  # noqa: PLC0415 - may import TensorFlow on a cold cache
 
+    value = key if callable(key) else (lambda name: facts(name)[key])
     out = {}
     for name in pd.unique(df[column].astype(str)):
         try:
-            out[name] = float(facts(name)[key])
+            out[name] = float(value(name))
         except Exception as exc:  # noqa: BLE001 - unknown network, no TensorFlow, ...
             raise FeatureError(f"no {what} for network {name!r}: {exc}") from None
     return out
@@ -562,12 +564,7 @@ def attach_l2_overflow(df: pd.DataFrame, l2_bytes: float, *, column: str = "netw
         raise FeatureError(f"L2 cache size must be a finite number of bytes > 0, got {l2_bytes!r}")
     if column not in df.columns:
         raise FeatureError(f"the L2-overflow weights need a {column!r} column")
-    values = {}
-    for name in pd.unique(df[column].astype(str)):
-        try:
-            values[name] = conv_weights_over(name, size)
-        except Exception as exc:  # noqa: BLE001 - unknown network, no TensorFlow, ...
-            raise FeatureError(f"no per-layer weights for network {name!r}: {exc}") from None
+    values = _network_facts(df, column, lambda name: conv_weights_over(name, size), "per-layer weights")
     with attrs_aside(df) as saved:
         out = df.drop(columns=L2_OVERFLOW_COLUMN) if L2_OVERFLOW_COLUMN in df.columns else df
         out = pd.concat([out, pd.DataFrame({L2_OVERFLOW_COLUMN: df[column].astype(str).map(values).astype("float64")},
@@ -607,6 +604,13 @@ def throughput_terms(df: pd.DataFrame, *, work: str = "instructions_per_image",
         else:
             raise FeatureError(f"threads_model must be 'log' or 'levels', got {threads_model!r}")
     return terms
+
+
+def per_thread_terms(df: pd.DataFrame, column: str) -> list[str]:
+    """``<column>*threads=<t>`` for every thread count in ``df`` (one cost per thread count), or ``[column]``
+    when ``df`` has no thread counts."""
+    thr = sorted(int(t) for t in pd.unique(df["threads"])) if "threads" in df.columns else []
+    return [f"{column}*threads={t}" for t in thr] or [column]
 
 
 def additive_throughput_terms(df: pd.DataFrame, *, work: str = "instructions_per_image",
@@ -705,6 +709,6 @@ __all__ = [
     "feature_matrix", "target_vector", "candidate_features", "powmon_terms", "freq_level_terms",
     "power_features", "power_loglinear_features", "resolve_provenance",
     "feature_provenance", "column_provenance", "Factor", "KEY_COLUMNS", "join_simulated", "attach_macs",
-    "attach_stream_time", "attach_l2_overflow", "speed_scaled", "conv_weights_over", "L2_OVERFLOW_COLUMN",
+    "attach_stream_time", "attach_l2_overflow", "speed_scaled", "per_thread_terms", "conv_weights_over", "L2_OVERFLOW_COLUMN",
     "throughput_terms",
 ]
