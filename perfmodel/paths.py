@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 
 def cache_dir() -> Path:
     """The user cache directory (override with ``PERFMODEL_CACHE``)."""
     env = os.environ.get("PERFMODEL_CACHE")
-    path = Path(env) if env else Path(platformdirs.user_cache_dir("perfmodel"))
+    if env:
+        path = Path(env)
+    else:
+        import platformdirs  # here, so that the counter modules import on a machine without it
+
+        path = Path(platformdirs.user_cache_dir("perfmodel"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -175,7 +175,24 @@ def test_read_sensors_rapl_takes_two_reads(tmp_path):
     w(tmp_path, f"{z}/max_energy_range_uj", "262143328850\n")
     w(tmp_path, f"{z}/energy_uj", "1000\n")
     r = read_sensors(tmp_path, rapl_gap_s=0.02)["power_w"]
-    assert r.value == pytest.approx(0.0)  # the counter did not move: 0 W measured, not NaN
+    # two reads were taken (not "needs two samples"); the counter did not move between them, which a real
+    # package never does (seen on a VM that exposes a RAPL counter stuck at 0): NaN + reason, not 0 W
+    assert not r.available and math.isnan(r.value)
+    assert "did not move" in r.reason and "needs two samples" not in r.reason
+
+
+def test_rapl_counter_that_moves_after_a_stuck_interval(tmp_path):
+    z = "/sys/class/powercap/intel-rapl:0"
+    w(tmp_path, f"{z}/max_energy_range_uj", "262143328850\n")
+    energy = w(tmp_path, f"{z}/energy_uj", "5000\n")
+    t = [10.0]
+    sset = SensorSet(tmp_path, clock=lambda: t[0])
+    t[0] = 10.5
+    assert "did not move in 500 ms" in sset.read()["power_w"].reason
+    energy.write_text("1505000\n")
+    t[0] = 11.0
+    assert sset.read()["power_w"].value == pytest.approx(1.5 / 0.5)
+    sset.close()
 
 
 class FakeVcgencmd:
