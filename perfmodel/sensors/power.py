@@ -193,7 +193,7 @@ class RaplSource(SensorSource):
         if total == 0:
             # A package never draws 0 W, and RAPL counts in ~60 uJ steps about every millisecond: a counter
             # that did not move is a stub (a hypervisor can expose RAPL without counting: the lent KVM
-            # machine's perf 'power/energy-psys' stayed at 0 through 2 s of a 16-core matrix product).
+            # machine's perf 'power/energy-psys' stayed at 0 through 2 s of a numpy matrix-product loop).
             return self.missing(f"energy counter did not move in {dt * 1e3:.0f} ms: a stub RAPL "
                                 "(virtual machine?), not 0 W")
         power = total * 1e-6 / dt
