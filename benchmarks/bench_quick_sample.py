@@ -14,6 +14,14 @@ own throughput (the naive estimate) is compared too, and the sample's throughput
 ratio of long-run traces of the *other* networks (``perfmodel.model.longrun``; never the held-out network's
 own trace). Issue target: <= 5 % error per paper network.
 
+With ``--fresh-trace SECONDS`` the long run is measured right after each quick sample instead of taken from
+recorded traces: for every ``--cell FRAMEWORK:NETWORK:THREADS`` (default: ONNX Runtime, 1 thread, the three
+paper networks) and every ``--rounds``, the quick sample, then a trace of SECONDS of the same cell
+(``--trace-out DIR`` keeps them as a data set). This measures what a user gets - a sample now, the long run
+that follows - without the drift of a shared VM between a trace recorded hours ago and the sample (this
+VM's speed moves 5-25 % within hours; back to back, a quick sample and the minutes after it agree within
+about 3 %).
+
 Each quick sample runs inference for a few seconds: do not run this while other timing measurements run.
 """
 
@@ -55,6 +63,75 @@ def long_run(trace_path: Path, skip_s: float) -> list[dict]:
     return out
 
 
+def fresh_cells(specs: list[str]) -> list[tuple[str, str, int]]:
+    """``FRAMEWORK:NETWORK:THREADS`` strings -> tuples (default: ONNX Runtime x the paper networks, 1 thread)."""
+    if not specs:
+        return [("onnxruntime", n, 1) for n in ("squeezenet1_1", "googlenet", "resnet50")]
+    out = []
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) != 3 or not parts[2].isdigit():
+            raise ValueError(f"--cell takes FRAMEWORK:NETWORK:THREADS (e.g. onnxruntime:googlenet:1), got {spec!r}")
+        out.append((parts[0], parts[1], int(parts[2])))
+    return out
+
+
+def estimate(model, args, framework: str, network: str, threads: int) -> dict:
+    """A quick sample now: the model's prediction, the sample's own throughput and sample x long-run ratio."""
+    from perfmodel.cli.model import default_traces, long_run_from_sample, quick_sample_table, sample_rel_se
+
+    df, note, _ = quick_sample_table(model, framework, network, threads=threads, images=args.images,
+                                     counters=args.counters, simulated_from=args.simulated_from,
+                                     simulate=args.simulate)
+    pred = model.predict_frame(df).iloc[0]
+    quick = float(df["throughput_fps"].iloc[0])
+    ratio_traces = args.ratio_traces or list(dict.fromkeys(default_traces() + list(args.trace)))
+    fs = long_run_from_sample(quick, framework, threads, ratio_traces, exclude_network=[network],
+                              quick_rel_se=sample_rel_se(df))
+    return {"pred": pred, "quick_fps": quick, "from_sample": fs, "note": note}
+
+
+def fresh_long_run(framework: str, network: str, threads: int, args, rnd: int) -> dict:
+    """Trace the cell for ``--fresh-trace`` seconds now: ``{"long_run_fps", ...}`` after ``--skip-s``."""
+    from perfmodel.collect.trace import run_trace
+    from perfmodel.errors import PerfmodelError
+    from perfmodel.model.longrun import trace_ratios
+
+    try:
+        res = run_trace(framework, network, threads, duration_s=args.fresh_trace, out=args.trace_out,
+                        counters=args.counters if args.counters != "valgrind" else "auto", repeat=rnd,
+                        progress=False)
+    except PerfmodelError as exc:
+        return {"long_run_fps": None, "reason": f"trace failed: {exc}"}
+    if res.skipped:  # never score an old trace as the long run after this sample
+        return {"long_run_fps": None, "reason": f"{res.cell_id} is already in {args.trace_out}: give a new --trace-out"}
+    ratios = trace_ratios(res.records, skip_s=args.skip_s)
+    if ratios.empty:
+        return {"long_run_fps": None, "reason": f"trace too short for the first {args.skip_s:g} s to be left out"}
+    r = ratios.iloc[0]
+    return {"long_run_fps": float(r["long_run_fps"]), "trace_s": float(r["trace_s"]),
+            "first_2s_fps": float(r["start_fps"]), "cell_id": str(r["cell_id"])}
+
+
+def score(row: dict, est: dict, lr: float, sample_s: float) -> dict:
+    """``row`` with the three estimates of ``est`` scored against the long-run throughput ``lr``."""
+    pred, quick, fs = est["pred"], est["quick_fps"], est["from_sample"]
+    row = dict(row)
+    if "pred" in fs:
+        row.update({"from_sample_fps": fs["pred"], "from_sample_lo": fs["lo"], "from_sample_hi": fs["hi"],
+                    "from_sample_error_pct": 100 * (fs["pred"] - lr) / lr, "ratio": fs["ratio"],
+                    "ratio_traces": fs["traces_from"]})
+    else:
+        row["from_sample_reason"] = fs["reason"]
+    row.update({"status": "ok", "long_run_fps": lr, "predicted_fps": float(pred["pred"]), "lo": float(pred["lo"]),
+                "hi": float(pred["hi"]), "quick_fps": quick,
+                "model_error_pct": 100 * (float(pred["pred"]) - lr) / lr,
+                "naive_error_pct": 100 * (quick - lr) / lr,
+                "in_interval": bool(pred["lo"] <= lr <= pred["hi"]), "counts_from": est["note"],
+                "sample_wall_s": sample_s})
+    return row
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, type=Path, help="throughput model file (perfmodel fit)")
@@ -69,14 +146,32 @@ def main(argv=None) -> int:
                     help="traces whose long-run / first-2-s ratio turns the quick sample's own throughput into a "
                          "long-run estimate (default: datasets/traces of this checkout + the --trace ones); the "
                          "held-out network's own traces are never used for its estimate")
+    ap.add_argument("--fresh-trace", type=float, default=None, metavar="SECONDS",
+                    help="measure the long run right after each quick sample: a trace of SECONDS of the same cell "
+                         "(instead of --trace data sets recorded earlier)")
+    ap.add_argument("--cell", action="append", default=[], metavar="FRAMEWORK:NETWORK:THREADS",
+                    help="a cell for --fresh-trace (repeatable; default onnxruntime x the three paper networks, 1 thread)")
+    ap.add_argument("--rounds", type=int, default=1, help="sample + trace rounds per cell with --fresh-trace")
+    ap.add_argument("--trace-out", type=Path, default=None, help="keep the --fresh-trace traces in this data set")
     ap.add_argument("--json", type=Path, help="write the table as JSON")
     args = ap.parse_args(argv)
     from perfmodel.cli.model import default_traces, long_run_from_sample, quick_sample_table, sample_rel_se
     from perfmodel.errors import PerfmodelError
     from perfmodel.model import load_model
 
-    if not args.trace:
-        print("no --trace data set given: nothing to compare (record one with `perfmodel trace ... -o DIR`)")
+    if args.fresh_trace is not None:
+        if args.trace:
+            print("--fresh-trace measures its own long runs: give --cell, not --trace")
+            return 2
+        if not args.fresh_trace > args.skip_s:
+            print(f"--fresh-trace must be longer than --skip-s ({args.skip_s:g} s)")
+            return 2
+        if args.rounds < 1:
+            print("--rounds must be >= 1")
+            return 2
+    elif not args.trace:
+        print("no --trace data set given: nothing to compare (record one with `perfmodel trace ... -o DIR`, "
+              "or use --fresh-trace SECONDS)")
         return 2
     try:
         model = load_model(args.model)
@@ -84,7 +179,34 @@ def main(argv=None) -> int:
         print(f"cannot load the model: {exc}")
         return 2
     rows = []
-    for path in args.trace:
+    if args.fresh_trace is not None:
+        try:
+            fresh = fresh_cells(args.cell)
+        except ValueError as exc:
+            print(exc)
+            return 2
+    else:
+        fresh = []
+    for rnd in range(args.rounds if fresh else 0):
+        for fw, net, thr in fresh:
+            row = {"trace": "fresh", "round": rnd + 1, "framework": fw, "network": net, "threads": thr}
+            t0 = time.perf_counter()
+            try:
+                est = estimate(model, args, fw, net, thr)
+            except PerfmodelError as exc:
+                rows.append({**row, "status": "not evaluated", "reason": str(exc)})
+                print(f"{fw} x {net} t{thr}: not evaluated: {exc}")
+                continue
+            sample_s = time.perf_counter() - t0
+            lr = fresh_long_run(fw, net, thr, args, rnd)
+            row.update(lr)
+            if lr["long_run_fps"] is None:
+                rows.append({**row, "status": "not evaluated"})
+                continue
+            rows.append(score(row, est, lr["long_run_fps"], sample_s))
+            print(f"round {rnd + 1}: {fw} x {net} t{thr}: quick {est['quick_fps']:.2f}, long run {lr['long_run_fps']:.2f} "
+                  f"images/s", flush=True)
+    for path in ([] if fresh else args.trace):
         if not (path / "dataset.json").is_file():
             print(f"{path}: no trace data set there (not recorded yet?) - skipped")
             rows.append({"trace": str(path), "status": "missing", "reason": "no dataset.json"})
@@ -101,39 +223,20 @@ def main(argv=None) -> int:
                 continue
             t0 = time.perf_counter()
             try:
-                df, note, _ = quick_sample_table(model, c["framework"], c["network"], threads=c["threads"],
-                                                 images=args.images, counters=args.counters,
-                                                 simulated_from=args.simulated_from, simulate=args.simulate)
-                pred = model.predict_frame(df).iloc[0]
+                est = estimate(model, args, c["framework"], c["network"], c["threads"])
             except PerfmodelError as exc:
                 rows.append({**row, "status": "not evaluated", "reason": str(exc)})
                 print(f"{c['framework']} x {c['network']} t{c['threads']}: not evaluated: {exc}")
                 continue
-            quick = float(df["throughput_fps"].iloc[0])
-            lr = c["long_run_fps"]
-            ratio_traces = args.ratio_traces or list(dict.fromkeys(default_traces() + list(args.trace)))
-            fs = long_run_from_sample(quick, c["framework"], c["threads"], ratio_traces,
-                                      exclude_network=[c["network"]], quick_rel_se=sample_rel_se(df))
-            if "pred" in fs:
-                row.update({"from_sample_fps": fs["pred"], "from_sample_lo": fs["lo"], "from_sample_hi": fs["hi"],
-                            "from_sample_error_pct": 100 * (fs["pred"] - lr) / lr, "ratio": fs["ratio"],
-                            "ratio_traces": fs["traces_from"]})
-            else:
-                row["from_sample_reason"] = fs["reason"]
-            row.update({"status": "ok", "predicted_fps": float(pred["pred"]), "lo": float(pred["lo"]),
-                        "hi": float(pred["hi"]), "quick_fps": quick,
-                        "model_error_pct": 100 * (float(pred["pred"]) - lr) / lr,
-                        "naive_error_pct": 100 * (quick - lr) / lr,
-                        "in_interval": bool(pred["lo"] <= lr <= pred["hi"]), "counts_from": note,
-                        "sample_wall_s": time.perf_counter() - t0})
-            rows.append(row)
+            rows.append(score(row, est, c["long_run_fps"], time.perf_counter() - t0))
     ok = [r for r in rows if r.get("status") == "ok"]
     print(f"\nquick sample ({args.images} images) vs long-run trace (after the first {args.skip_s:g} s); "
           f"model {args.model}")
     print(f"{'framework x network (threads)':36s} {'long-run':>9s} {'predicted [interval]':>26s} {'err %':>7s} "
           f"{'quick':>8s} {'naive err %':>11s} {'from sample [interval]':>26s} {'err %':>7s}")
     for r in rows:
-        label = f"{r.get('framework', '?')} x {r.get('network', r['trace'])} ({r.get('threads', '?')})"
+        label = f"{r.get('framework', '?')} x {r.get('network', r['trace'])} ({r.get('threads', '?')})" + (
+            f" r{r['round']}" if "round" in r else "")
         if r.get("status") != "ok":
             print(f"{label:36s} not evaluated: {r.get('reason', r.get('status'))}")
             continue
@@ -147,7 +250,9 @@ def main(argv=None) -> int:
         m = np.mean([abs(r["model_error_pct"]) for r in ok])
         n = np.mean([abs(r["naive_error_pct"]) for r in ok])
         within = sum(abs(r["model_error_pct"]) <= 5 for r in ok)
-        print(f"mean |error|: model {m:.1f} %, naive {n:.1f} %; model within 5 %: {within}/{len(ok)}")
+        n_within = sum(abs(r["naive_error_pct"]) <= 5 for r in ok)
+        print(f"mean |error|: model {m:.1f} %, naive {n:.1f} %; within 5 %: model {within}/{len(ok)}, "
+              f"naive {n_within}/{len(ok)}")
         fs = [r for r in ok if "from_sample_fps" in r]
         if fs:
             f_m = np.mean([abs(r["from_sample_error_pct"]) for r in fs])
@@ -160,6 +265,7 @@ def main(argv=None) -> int:
         print(f"counts from: {ok[0]['counts_from']}")
     if args.json:
         args.json.write_text(json.dumps({"model": str(args.model), "images": args.images, "skip_s": args.skip_s,
+                                         "fresh_trace_s": args.fresh_trace, "rounds": args.rounds if fresh else None,
                                          "rows": rows}, indent=1, default=str))
     return 0 if ok else 1
 

@@ -176,6 +176,10 @@ def needs_stream_time(features) -> bool:
     return "fc_stream_ms" in base_columns(features or [])
 
 
+#: how :func:`with_stream_time` begins its source when the bandwidth is the data set's own calibrations
+OWN_CALIBRATIONS = "calibrations of"
+
+
 def with_stream_time(df, dataset: str | os.PathLike | None, fallback: dict | None = None):
     """``(df + fc_stream_ms, {threads: GB/s} used, where it came from)``: the bandwidth of the data set's own
     calibrations (:func:`perfmodel.data.dataset_calibrations`) when they cover the rows' thread counts, else
@@ -194,7 +198,7 @@ def with_stream_time(df, dataset: str | os.PathLike | None, fallback: dict | Non
     if dataset and not dataset.startswith("armpm:") and Path(dataset).is_dir():
         cals = dataset_calibrations(dataset)
         bw = stream_bandwidth(cals)
-        source = f"calibrations of {dataset} ({len(cals)})"
+        source = f"{OWN_CALIBRATIONS} {dataset} ({len(cals)})"
     need = {int(t) for t in pd.unique(df["threads"])} if "threads" in df.columns else set()
     if bw and fallback and not need <= set(bw):
         lacking = ", ".join(map(str, sorted(need - set(bw))))
@@ -898,7 +902,7 @@ def register(app: typer.Typer) -> None:
         bw_source = None
         if needs_stream_time(model.features) and "fc_stream_ms" not in df.columns:  # (a quick sample has it)
             df, _, bw_source = with_stream_time(df, dataset, (model.metadata or {}).get("stream_bandwidth_gbps"))
-            if not (dataset and bw_source.startswith("calibration")):  # not the data's own: say so
+            if not bw_source.startswith(OWN_CALIBRATIONS):  # not the data's own: say so
                 from rich.console import Console
 
                 Console(stderr=True).print(f"note: streaming bandwidth from {bw_source}")
