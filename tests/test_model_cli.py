@@ -343,3 +343,58 @@ def test_with_speed_calibration_reasons_and_warning(tp_setup, tmp_path):
     assert "calibration measured now" in with_speed_calibration(df, m, now_gflops={})[1]["reason"]
     m.features = ["fc_stream_ms*threads=1"]  # a fitted term on a known time: not rescaled, with the reason
     assert with_speed_calibration(df.assign(fc_stream_ms=1.0), m, now_gflops={"1": 90.0})[1]["applied"] is False
+
+
+def test_command_problems_said_before_the_command_runs(tmp_path, monkeypatch):
+    """A throughput model with per-framework terms, a network's FC-stream time and simulated counts: a
+    measured command must name its framework / network and run under valgrind - said before it runs."""
+    from pathlib import Path
+
+    from perfmodel.cli.model import command_problems
+    from perfmodel.model import load_model
+
+    m = load_model(Path(__file__).resolve().parents[1] / "trained" / "throughput_reference.json")
+    probs = command_problems(m, framework=None, network=None, counters="auto")
+    assert len(probs) == 3
+    assert "--framework NAME" in probs[0] and "--network NAME" not in probs[0]  # the model has no network key
+    assert "fc_stream_ms" in probs[1] and "--network" in probs[1]
+    assert "--counters valgrind" in probs[2] and "instructions_per_image" in probs[2]
+    assert command_problems(m, framework="onnxruntime", network="googlenet", counters="valgrind") == []
+    assert "not a zoo network" in command_problems(m, framework="onnxruntime", network="mynet", counters="valgrind")[0]
+    # the power model (real PMU rates, per-core key): nothing a command cannot name
+    power = load_model(Path(__file__).resolve().parents[1] / "trained" / "power_armpm_xu3_a15.json")
+    assert command_problems(power, framework=None, network=None, counters="auto") == []
+
+    marker = tmp_path / "ran"
+    called = []
+    monkeypatch.setattr("perfmodel.collect.command.measure_command", lambda *a, **k: called.append(a))
+    r = runner.invoke(app, ["predict", "--model", str(Path(__file__).resolve().parents[1] / "trained" /
+                                                      "throughput_reference.json"), "--", "touch", str(marker)])
+    assert isinstance(r.exception, PerfmodelError) and "--framework" in str(r.exception)
+    assert not called and not marker.exists()
+    # with a command, --framework/--network name what it runs (not a second input)
+    r = runner.invoke(app, ["predict", "--model", str(Path(__file__).resolve().parents[1] / "trained" /
+                                                      "throughput_reference.json"), "--framework", "onnxruntime",
+                            "--network", "googlenet", "--", "touch", str(marker)])
+    assert isinstance(r.exception, PerfmodelError) and "--counters valgrind" in str(r.exception)
+    assert "exactly one" not in str(r.exception) and not called
+
+
+def test_predict_command_labels_its_records(tmp_path, monkeypatch):
+    """--framework/--network/--threads with a command label the measured records (the model's keys)."""
+    seen = {}
+
+    def fake_measure(argv, images, **kw):
+        seen.update(kw, argv=list(argv), images=images)
+        raise PerfmodelError("stop here")
+
+    monkeypatch.setattr("perfmodel.collect.command.measure_command", fake_measure)
+    from pathlib import Path
+
+    r = runner.invoke(app, ["predict", "--model", str(Path(__file__).resolve().parents[1] / "trained" /
+                                                      "throughput_reference.json"), "--framework", "onnxruntime",
+                            "--network", "googlenet", "--threads", "2", "--counters", "valgrind", "--images", "3",
+                            "--", "python3", "app.py"])
+    assert isinstance(r.exception, PerfmodelError) and "stop here" in str(r.exception)
+    assert seen["framework"] == "onnxruntime" and seen["network"] == "googlenet" and seen["threads"] == 2
+    assert seen["counters"] == "valgrind" and seen["images"] == 3 and seen["argv"] == ["python3", "app.py"]

@@ -176,6 +176,39 @@ def needs_stream_time(features) -> bool:
     return "fc_stream_ms" in base_columns(features or [])
 
 
+#: columns of a zoo network's graph (not measured): a measured command needs --network for them
+NETWORK_FACT_COLUMNS = ("fc_stream_ms", "macs", "conv_over_l2_mb")
+
+
+def command_problems(model, *, framework: str | None, network: str | None, counters: str) -> list[str]:
+    """Why a measured command (``perfmodel predict --model M -- CMD``) cannot give ``model``'s features, said
+    before the command runs (empty: it can). A command's records carry the framework / network / threads
+    the user names (``--framework/--network/--threads``) and the counts of ``counters``; a network's graph
+    facts need a zoo network; simulated counts need the command run under valgrind."""
+    from perfmodel.zoo import network_names
+
+    prov = model.column_provenance
+    out = []
+    keys = [c for c in ("framework", "network") if "key" in (prov.get(c) or [])]
+    unnamed = [c for c in keys if not {"framework": framework, "network": network}[c]]
+    if unnamed:
+        out.append(f"the model's terms are per {' and '.join(keys)}: say what the command runs with "
+                   + " ".join(f"--{c} NAME" for c in unnamed) + " (and --threads)")
+    facts = [c for c in prov if c in NETWORK_FACT_COLUMNS]
+    if facts and not network:
+        out.append(f"the model uses {', '.join(facts)}, a fact of a zoo network's graph: name the network the "
+                   "command runs with --network")
+    elif facts and network not in network_names():
+        out.append(f"the model uses {', '.join(facts)}, a fact of a zoo network's graph, and {network!r} is not a "
+                   f"zoo network ({', '.join(network_names())})")
+    sim = simulated_columns(model)
+    if sim and counters != "valgrind":
+        out.append(f"the model's {', '.join(sim)} are simulated (valgrind) counts: measure the command with "
+                   "--counters valgrind (slow: the whole command runs under the cache simulator) - its "
+                   f"{counters} counters are another source")
+    return out
+
+
 #: how :func:`with_stream_time` begins its source when the bandwidth is the data set's own calibrations
 OWN_CALIBRATIONS = "calibrations of"
 
@@ -812,9 +845,13 @@ def register(app: typer.Typer) -> None:
         model_path: Path = typer.Option(..., "--model", "-m", help="Model file written by perfmodel fit."),
         dataset: str = typer.Option(None, "--dataset", help=_DATASET_HELP),
         csv: Path = typer.Option(None, "--csv", help="A wide table as CSV (one sample per row)."),
-        framework: str = typer.Option(None, "--framework", help="Measure a quick sample of this framework ..."),
-        network: str = typer.Option(None, "--network", help="... running this network."),
-        threads: int = typer.Option(1, "--threads", help="Threads of the quick sample."),
+        framework: str = typer.Option(None, "--framework", help="Measure a quick sample of this framework ... "
+                                      "(with -- CMD: the framework the command runs, for a model with terms per "
+                                      "framework)."),
+        network: str = typer.Option(None, "--network", help="... running this network (with -- CMD: the zoo "
+                                    "network the command runs, for a model that uses its graph facts)."),
+        threads: int = typer.Option(1, "--threads", help="Threads of the quick sample (with -- CMD: the "
+                                    "threads the command uses)."),
         images: int = typer.Option(10, "--images", help="Images of the quick sample (1-10, counted after a "
                                    "warm-up) / of the measured command."),
         counters: str = typer.Option("auto", "--counters", help="Counter source of the quick sample."),
@@ -861,9 +898,10 @@ def register(app: typer.Typer) -> None:
         if sensor_lag is None:
             sensor_lag = int((model.metadata or {}).get("sensor_lag", 0) or 0)
         counts_note = None
-        given = [x for x in (dataset, csv, framework or network, command) if x]
+        given = [x for x in (dataset, csv, None if command else framework or network, command) if x]
         if len(given) != 1:
-            raise PerfmodelError("give exactly one of --dataset, --csv, --framework/--network or -- CMD")
+            raise PerfmodelError("give exactly one of --dataset, --csv, --framework/--network or -- CMD "
+                                 "(with a command, --framework/--network/--threads name what it runs)")
         if simulated_from is not None and (csv or command):
             raise PerfmodelError("--simulated-from applies to --dataset or a quick sample (--framework/--network), "
                                  "not to a CSV or a measured command")
@@ -884,8 +922,17 @@ def register(app: typer.Typer) -> None:
                     from perfmodel.collect.command import measure_command
                 except ImportError:
                     raise PerfmodelError("measuring a command (perfmodel.collect.command) is not available yet") from None
-                records = measure_command(list(command), images, counters=counters)
+                problems = command_problems(model, framework=framework, network=network, counters=counters)
+                if problems:
+                    raise PerfmodelError(f"this model cannot be applied to a measured command as asked: "
+                                         f"{'; '.join(problems)}")
+                records = measure_command(list(command), images, counters=counters, framework=framework or "",
+                                          network=network or "", threads=threads)
                 df = wide_per_cell(records)
+                if "macs" in model.column_provenance and "macs" not in df.columns:
+                    from perfmodel.model.features import attach_macs
+
+                    df = attach_macs(df)
             else:
                 if not (framework and network):
                     raise PerfmodelError("a quick sample needs both --framework and --network")
