@@ -346,36 +346,43 @@ def test_with_speed_calibration_reasons_and_warning(tp_setup, tmp_path):
 
 
 def test_command_problems_said_before_the_command_runs(tmp_path, monkeypatch):
-    """A throughput model with per-framework terms, a network's FC-stream time and simulated counts: a
-    measured command must name its framework / network and run under valgrind - said before it runs."""
+    """A throughput model with per-framework x threads terms, a network's FC-stream time and simulated counts:
+    a measured command must name its framework / network / threads (values the model knows) and run under
+    valgrind; a power model needs sensors and keys a command does not record - all said before it runs."""
     from pathlib import Path
 
     from perfmodel.cli.model import command_problems
     from perfmodel.model import load_model
 
-    m = load_model(Path(__file__).resolve().parents[1] / "trained" / "throughput_reference.json")
-    probs = command_problems(m, framework=None, network=None, counters="auto")
-    assert len(probs) == 3
-    assert "--framework NAME" in probs[0] and "--network NAME" not in probs[0]  # the model has no network key
-    assert "fc_stream_ms" in probs[1] and "--network" in probs[1]
-    assert "--counters valgrind" in probs[2] and "instructions_per_image" in probs[2]
-    assert command_problems(m, framework="onnxruntime", network="googlenet", counters="valgrind") == []
-    assert "not a zoo network" in command_problems(m, framework="onnxruntime", network="mynet", counters="valgrind")[0]
-    # the power model (real PMU rates, per-core key): nothing a command cannot name
-    power = load_model(Path(__file__).resolve().parents[1] / "trained" / "power_armpm_xu3_a15.json")
-    assert command_problems(power, framework=None, network=None, counters="auto") == []
+    trained = Path(__file__).resolve().parents[1] / "trained"
+    m = load_model(trained / "throughput_reference.json")
+    probs = command_problems(m, framework=None, network=None, threads=None, counters="auto")
+    assert len(probs) == 4, probs
+    assert "per framework" in probs[0] and "--framework" in probs[0]
+    assert "per threads" in probs[1] and "--threads" in probs[1]
+    assert "fc_stream_ms" in probs[2] and "--network" in probs[2]
+    assert "--counters valgrind" in probs[3] and "instructions_per_image" in probs[3]
+    ok = dict(framework="onnxruntime", network="googlenet", threads=2, counters="valgrind")
+    assert command_problems(m, **ok) == []
+    assert "not a zoo network" in command_problems(m, **{**ok, "network": "mynet"})[0]
+    assert command_problems(m, **{**ok, "threads": 4}) == ["the model knows threads 1, 2, not '4'"]
+    assert "not 'onnx'" in command_problems(m, **{**ok, "framework": "onnx"})[0]
+    # the power model: sensor readings and the cores / frequency keys cannot come from a command
+    power = load_model(trained / "power_armpm_xu3_a15.json")
+    probs = command_problems(power, framework=None, network=None, threads=None, counters="perf")
+    assert len(probs) == 1 and "does not record" in probs[0]
+    assert all(c in probs[0] for c in ("freq_mhz", "cores", "voltage_v", "temperature_c")) and "--dataset" in probs[0]
+    assert "real (PMU)" in command_problems(power, framework=None, network=None, threads=None,
+                                            counters="valgrind")[-1]
 
-    marker = tmp_path / "ran"
     called = []
     monkeypatch.setattr("perfmodel.collect.command.measure_command", lambda *a, **k: called.append(a))
-    r = runner.invoke(app, ["predict", "--model", str(Path(__file__).resolve().parents[1] / "trained" /
-                                                      "throughput_reference.json"), "--", "touch", str(marker)])
+    r = runner.invoke(app, ["predict", "--model", str(trained / "throughput_reference.json"), "--", "true"])
     assert isinstance(r.exception, PerfmodelError) and "--framework" in str(r.exception)
-    assert not called and not marker.exists()
+    assert not called
     # with a command, --framework/--network name what it runs (not a second input)
-    r = runner.invoke(app, ["predict", "--model", str(Path(__file__).resolve().parents[1] / "trained" /
-                                                      "throughput_reference.json"), "--framework", "onnxruntime",
-                            "--network", "googlenet", "--", "touch", str(marker)])
+    r = runner.invoke(app, ["predict", "--model", str(trained / "throughput_reference.json"), "--framework",
+                            "onnxruntime", "--network", "googlenet", "--threads", "1", "--", "true"])
     assert isinstance(r.exception, PerfmodelError) and "--counters valgrind" in str(r.exception)
     assert "exactly one" not in str(r.exception) and not called
 

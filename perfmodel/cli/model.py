@@ -180,20 +180,34 @@ def needs_stream_time(features) -> bool:
 NETWORK_FACT_COLUMNS = ("fc_stream_ms", "macs", "conv_over_l2_mb")
 
 
-def command_problems(model, *, framework: str | None, network: str | None, counters: str) -> list[str]:
+def command_problems(model, *, framework: str | None, network: str | None, threads: int | None,
+                     counters: str) -> list[str]:
     """Why a measured command (``perfmodel predict --model M -- CMD``) cannot give ``model``'s features, said
     before the command runs (empty: it can). A command's records carry the framework / network / threads
-    the user names (``--framework/--network/--threads``) and the counts of ``counters``; a network's graph
-    facts need a zoo network; simulated counts need the command run under valgrind."""
+    the user names (``--framework/--network/--threads``), the per-image counts of ``counters``, its latency
+    and CPU %, and nothing else: no sensor readings, no other keys (cores, frequency). A network's graph
+    facts need a zoo network; simulated counts need the command run under valgrind, real counts outside it."""
+    from perfmodel.metrics import SENSORS
     from perfmodel.zoo import network_names
 
     prov = model.column_provenance
+    levels = {c: [str(v) for v in vals] for c, vals in (model.levels or {}).items()}
+    named = {"framework": framework, "network": network, "threads": None if threads is None else str(int(threads))}
     out = []
-    keys = [c for c in ("framework", "network") if "key" in (prov.get(c) or [])]
-    unnamed = [c for c in keys if not {"framework": framework, "network": network}[c]]
-    if unnamed:
-        out.append(f"the model's terms are per {' and '.join(keys)}: say what the command runs with "
-                   + " ".join(f"--{c} NAME" for c in unnamed) + " (and --threads)")
+    for col in ("framework", "network", "threads"):
+        if col not in levels and "key" not in (prov.get(col) or []):
+            continue
+        if named[col] is None:
+            out.append(f"the model's terms are per {col}: say what the command runs with --{col}")
+        elif col in levels and named[col] not in levels[col]:
+            out.append(f"the model knows {col} {', '.join(levels[col])}, not {named[col]!r}")
+    others = [c for c in dict.fromkeys([*levels, *(c for c, p in prov.items() if "key" in (p or []))])
+              if c not in named]
+    sensors = [c for c in prov if c in SENSORS and c != "cpu_percent"]
+    if others or sensors:
+        out.append(f"the model uses {', '.join(others + sensors)}, which a measured command does not record "
+                   "(no sensor readings, no keys but framework / network / threads): measure on the machine with "
+                   "perfmodel collect or trace and predict that data set (--dataset)")
     facts = [c for c in prov if c in NETWORK_FACT_COLUMNS]
     if facts and not network:
         out.append(f"the model uses {', '.join(facts)}, a fact of a zoo network's graph: name the network the "
@@ -202,10 +216,14 @@ def command_problems(model, *, framework: str | None, network: str | None, count
         out.append(f"the model uses {', '.join(facts)}, a fact of a zoo network's graph, and {network!r} is not a "
                    f"zoo network ({', '.join(network_names())})")
     sim = simulated_columns(model)
+    real = [c for c, p in prov.items() if "real" in (p or []) and c not in SENSORS]
     if sim and counters != "valgrind":
         out.append(f"the model's {', '.join(sim)} are simulated (valgrind) counts: measure the command with "
                    "--counters valgrind (slow: the whole command runs under the cache simulator) - its "
                    f"{counters} counters are another source")
+    elif real and counters == "valgrind":
+        out.append(f"the model's {', '.join(real)} are real (PMU) counts: valgrind's simulated counts are another "
+                   "source (use --counters perf on a machine with a PMU)")
     return out
 
 
@@ -850,8 +868,9 @@ def register(app: typer.Typer) -> None:
                                       "framework)."),
         network: str = typer.Option(None, "--network", help="... running this network (with -- CMD: the zoo "
                                     "network the command runs, for a model that uses its graph facts)."),
-        threads: int = typer.Option(1, "--threads", help="Threads of the quick sample (with -- CMD: the "
-                                    "threads the command uses)."),
+        threads: int = typer.Option(None, "--threads", help="Threads of the quick sample (default 1; with -- "
+                                    "CMD: the threads the command uses, required when the model's terms are per "
+                                    "thread count)."),
         images: int = typer.Option(10, "--images", help="Images of the quick sample (1-10, counted after a "
                                    "warm-up) / of the measured command."),
         counters: str = typer.Option("auto", "--counters", help="Counter source of the quick sample."),
@@ -922,12 +941,13 @@ def register(app: typer.Typer) -> None:
                     from perfmodel.collect.command import measure_command
                 except ImportError:
                     raise PerfmodelError("measuring a command (perfmodel.collect.command) is not available yet") from None
-                problems = command_problems(model, framework=framework, network=network, counters=counters)
+                problems = command_problems(model, framework=framework, network=network, threads=threads,
+                                            counters=counters)
                 if problems:
                     raise PerfmodelError(f"this model cannot be applied to a measured command as asked: "
                                          f"{'; '.join(problems)}")
                 records = measure_command(list(command), images, counters=counters, framework=framework or "",
-                                          network=network or "", threads=threads)
+                                          network=network or "", threads=1 if threads is None else threads)
                 df = wide_per_cell(records)
                 if "macs" in model.column_provenance and "macs" not in df.columns:
                     from perfmodel.model.features import attach_macs
@@ -936,6 +956,7 @@ def register(app: typer.Typer) -> None:
             else:
                 if not (framework and network):
                     raise PerfmodelError("a quick sample needs both --framework and --network")
+                threads = 1 if threads is None else threads
                 from rich.console import Console
 
                 con = Console(stderr=True)
