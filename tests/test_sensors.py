@@ -174,11 +174,12 @@ def test_read_sensors_rapl_takes_two_reads(tmp_path):
     z = "/sys/class/powercap/intel-rapl:0"
     w(tmp_path, f"{z}/max_energy_range_uj", "262143328850\n")
     w(tmp_path, f"{z}/energy_uj", "1000\n")
-    r = read_sensors(tmp_path, rapl_gap_s=0.02)["power_w"]
-    # two reads were taken (not "needs two samples"); the counter did not move between them, which a real
-    # package never does (seen on a VM that exposes a RAPL counter stuck at 0): NaN + reason, not 0 W
+    r = read_sensors(tmp_path, rapl_gap_s=0.1)["power_w"]
+    # two reads were taken (not "needs two samples"); the counter did not move in 100 ms, which a real
+    # package never does (a precaution: a hypervisor can expose an energy counter that never counts, as the
+    # lent VM's perf power/energy-psys did): NaN + reason, not 0 W
     assert not r.available and math.isnan(r.value)
-    assert "did not move" in r.reason and "needs two samples" not in r.reason
+    assert "did not move" in r.reason and "intel-rapl:0" in r.reason and "needs two samples" not in r.reason
 
 
 def test_rapl_counter_that_moves_after_a_stuck_interval(tmp_path):
@@ -192,6 +193,28 @@ def test_rapl_counter_that_moves_after_a_stuck_interval(tmp_path):
     energy.write_text("1505000\n")
     t[0] = 11.0
     assert sset.read()["power_w"].value == pytest.approx(1.5 / 0.5)
+    # a gap shorter than RAPL's update step: not judged, and the older baseline is kept for the next read
+    t[0] = 11.01
+    r = sset.read()["power_w"]
+    assert not r.available and "may not have ticked yet" in r.reason
+    energy.write_text("1705000\n")
+    t[0] = 11.1
+    assert sset.read()["power_w"].value == pytest.approx(0.2 / 0.1)  # from 11.0, not from 11.01
+    sset.close()
+
+
+def test_rapl_one_stuck_zone_is_not_hidden_in_the_sum(tmp_path):
+    for n, e in ((0, "1000"), (1, "5000")):
+        w(tmp_path, f"/sys/class/powercap/intel-rapl:{n}/name", f"package-{n}\n")
+        w(tmp_path, f"/sys/class/powercap/intel-rapl:{n}/max_energy_range_uj", "262143328850\n")
+    e0 = w(tmp_path, "/sys/class/powercap/intel-rapl:0/energy_uj", "1000\n")
+    w(tmp_path, "/sys/class/powercap/intel-rapl:1/energy_uj", "5000\n")  # never moves
+    t = [1.0]
+    sset = SensorSet(tmp_path, clock=lambda: t[0])
+    e0.write_text("2001000\n")
+    t[0] = 2.0
+    r = sset.read()["power_w"]
+    assert not r.available and "package-1" in r.reason and "package-0" not in r.reason
     sset.close()
 
 

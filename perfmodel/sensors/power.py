@@ -158,6 +158,8 @@ class RaplSource(SensorSource):
 
     kind = "power"
     metrics = (("power_w", "W"),)
+    #: seconds after which an energy counter that has not moved is judged a stub
+    MIN_STUCK_S = 0.05
 
     def __init__(self, zones: list[Path], clock: Callable[[], float] = time.monotonic):
         self.zones = [Path(z) for z in zones]
@@ -165,6 +167,7 @@ class RaplSource(SensorSource):
         self.files = [SysfsFile(z / "energy_uj") for z in self.zones]
         self.max_range: list[int | None] = [read_int(z / "max_energy_range_uj")[0] for z in self.zones]
         names = [read_str(z / "name") or z.name for z in self.zones]
+        self.zone_names = names
         self.name = f"rapl:{'+'.join(names)}"
         self.location = str(self.zones[0].parent) if self.zones else ""
         self._last: tuple[float, list[int]] | None = None
@@ -185,16 +188,25 @@ class RaplSource(SensorSource):
         if not dt > 0:
             return self.missing("needs two samples at different times")
         total = 0
+        deltas = []
         for e0, e1, mx in zip(last[1], values, self.max_range):
             d, reason = energy_delta_uj(e0, e1, mx)
             if d is None:
                 return self.missing(reason or "bad energy delta")
+            deltas.append(d)
             total += d
-        if total == 0:
-            # A package never draws 0 W, and RAPL counts in ~60 uJ steps about every millisecond: a counter
-            # that did not move is a stub (a hypervisor can expose RAPL without counting: the lent KVM
-            # machine's perf 'power/energy-psys' stayed at 0 through 2 s of a numpy matrix-product loop).
-            return self.missing(f"energy counter did not move in {dt * 1e3:.0f} ms: a stub RAPL "
+        if 0 in deltas:
+            # RAPL counts in ~60 uJ steps about every millisecond, and a package never draws 0 W: over a long
+            # enough interval a counter that did not move is a stub (a hypervisor can expose an energy counter
+            # that never counts: the lent KVM machine's perf 'power/energy-psys' stayed at 0 through 2 s of a
+            # numpy matrix-product loop), not 0 W. Over a shorter one it may not have ticked yet: keep the
+            # older baseline for the next read.
+            stuck = ", ".join(n for n, d in zip(self.zone_names, deltas) if d == 0)
+            if dt < self.MIN_STUCK_S:
+                self._last = last
+                return self.missing(f"energy counter of {stuck} has not moved in {dt * 1e3:.1f} ms (shorter than "
+                                    f"{self.MIN_STUCK_S * 1e3:.0f} ms: may not have ticked yet)")
+            return self.missing(f"energy counter of {stuck} did not move in {dt * 1e3:.0f} ms: a stub RAPL "
                                 "(virtual machine?), not 0 W")
         power = total * 1e-6 / dt
         if not math.isfinite(power):
