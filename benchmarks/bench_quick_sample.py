@@ -19,8 +19,9 @@ recorded traces: for every ``--cell FRAMEWORK:NETWORK:THREADS`` (default: ONNX R
 paper networks) and every ``--rounds``, the quick sample, then a trace of SECONDS of the same cell
 (``--trace-out DIR`` keeps them as a data set). This measures what a user gets - a sample now, the long run
 that follows - without the drift of a shared VM between a trace recorded hours ago and the sample (this
-VM's speed moves 5-25 % within hours; back to back, a quick sample and the minutes after it agree within
-about 3 %).
+VM's speed moves 5-25 % within hours). Even back to back the long run wanders from the sample here: over
+12 pairs (datasets/traces-fresh) the log of long-run / quick-sample throughput had a standard deviation
+of 5.2 %, and the sample's own throughput missed the long run by 4.7 % on average (10.6 % at most).
 
 Each quick sample runs inference for a few seconds: do not run this while other timing measurements run.
 """
@@ -41,9 +42,15 @@ sys.path.insert(0, str(ROOT))
 
 def long_run(trace_path: Path, skip_s: float) -> list[dict]:
     """One dict per trace cell of the data set: keys, long-run fps after ``skip_s`` and the trace length."""
-    from perfmodel.data import read_dataset, wide_per_sample
+    from perfmodel.data import read_dataset
 
-    records = read_dataset(trace_path)
+    return long_run_records(read_dataset(trace_path), skip_s)
+
+
+def long_run_records(records, skip_s: float) -> list[dict]:
+    """:func:`long_run` of trace records (a data set's, or a trace just measured)."""
+    from perfmodel.data import wide_per_sample
+
     records = records[records["phase"] == "trace"]
     if records.empty:
         return []
@@ -92,25 +99,23 @@ def estimate(model, args, framework: str, network: str, threads: int) -> dict:
 
 
 def fresh_long_run(framework: str, network: str, threads: int, args, rnd: int) -> dict:
-    """Trace the cell for ``--fresh-trace`` seconds now: ``{"long_run_fps", ...}`` after ``--skip-s``."""
+    """Trace the cell for ``--fresh-trace`` seconds now: the :func:`long_run` dict of that trace (fields as
+    in the ``--trace`` mode), or ``{"long_run_fps": None, "reason"}``."""
     from perfmodel.collect.trace import run_trace
     from perfmodel.errors import PerfmodelError
-    from perfmodel.model.longrun import trace_ratios
 
     try:
         res = run_trace(framework, network, threads, duration_s=args.fresh_trace, out=args.trace_out,
-                        counters=args.counters if args.counters != "valgrind" else "auto", repeat=rnd,
+                        counters=trace_counters(args), repeat=rnd,
                         progress=False)
     except PerfmodelError as exc:
         return {"long_run_fps": None, "reason": f"trace failed: {exc}"}
     if res.skipped:  # never score an old trace as the long run after this sample
         return {"long_run_fps": None, "reason": f"{res.cell_id} is already in {args.trace_out}: give a new --trace-out"}
-    ratios = trace_ratios(res.records, skip_s=args.skip_s)
-    if ratios.empty:
-        return {"long_run_fps": None, "reason": f"trace too short for the first {args.skip_s:g} s to be left out"}
-    r = ratios.iloc[0]
-    return {"long_run_fps": float(r["long_run_fps"]), "trace_s": float(r["trace_s"]),
-            "first_2s_fps": float(r["start_fps"]), "cell_id": str(r["cell_id"])}
+    cells = long_run_records(res.records, args.skip_s)
+    if not cells:
+        return {"long_run_fps": None, "reason": "the trace recorded no interval"}
+    return cells[0]
 
 
 def score(row: dict, est: dict, lr: float, sample_s: float) -> dict:
@@ -130,6 +135,43 @@ def score(row: dict, est: dict, lr: float, sample_s: float) -> dict:
                 "in_interval": bool(pred["lo"] <= lr <= pred["hi"]), "counts_from": est["note"],
                 "sample_wall_s": sample_s})
     return row
+
+
+class Rows(list):
+    """The benchmark's rows, written to ``--json`` after every row (a crash in a long run keeps them)."""
+
+    def __init__(self, args):
+        super().__init__()
+        self.args = args
+
+    def append(self, row) -> None:
+        super().append(row)
+        self.dump()
+
+    def dump(self) -> None:
+        a = self.args
+        if a.json:
+            a.json.write_text(json.dumps({"model": str(a.model), "images": a.images, "skip_s": a.skip_s,
+                                          "fresh_trace_s": a.fresh_trace,
+                                          "rounds": a.rounds if a.fresh_trace is not None else None,
+                                          "rows": list(self)}, indent=1, default=str))
+
+
+def trace_counters(args) -> str:
+    """The counter source of the --fresh-trace traces (a trace cannot run under valgrind)."""
+    return args.counters if args.counters != "valgrind" else "auto"
+
+
+def done_trace_cells(folder: Path | None, cells, rounds: int, counters: str) -> list[str]:
+    """The trace cells of ``cells`` x ``rounds`` already done in ``folder`` (``--trace-out``)."""
+    if folder is None or not (folder / "dataset.json").is_file():
+        return []
+    from perfmodel.collect.trace import trace_cell_id
+    from perfmodel.data.store import Dataset
+
+    done = set(Dataset.open(folder).done_cells())
+    return [c for fw, net, thr in cells for r in range(rounds)
+            for c in [trace_cell_id(fw, net, thr, counters, r)] if c in done]
 
 
 def main(argv=None) -> int:
@@ -155,10 +197,12 @@ def main(argv=None) -> int:
     ap.add_argument("--trace-out", type=Path, default=None, help="keep the --fresh-trace traces in this data set")
     ap.add_argument("--json", type=Path, help="write the table as JSON")
     args = ap.parse_args(argv)
-    from perfmodel.cli.model import default_traces, long_run_from_sample, quick_sample_table, sample_rel_se
     from perfmodel.errors import PerfmodelError
     from perfmodel.model import load_model
 
+    if args.fresh_trace is None and (args.cell or args.rounds != 1 or args.trace_out is not None):
+        print("--cell, --rounds and --trace-out go with --fresh-trace SECONDS")
+        return 2
     if args.fresh_trace is not None:
         if args.trace:
             print("--fresh-trace measures its own long runs: give --cell, not --trace")
@@ -178,12 +222,17 @@ def main(argv=None) -> int:
     except PerfmodelError as exc:
         print(f"cannot load the model: {exc}")
         return 2
-    rows = []
+    rows = Rows(args)
     if args.fresh_trace is not None:
         try:
             fresh = fresh_cells(args.cell)
         except ValueError as exc:
             print(exc)
+            return 2
+        taken = done_trace_cells(args.trace_out, fresh, args.rounds, trace_counters(args))
+        if taken:
+            print(f"{args.trace_out} already holds trace cell(s) {', '.join(taken)}: give a new --trace-out "
+                  "(a trace made before the sample must not be scored as its long run)")
             return 2
     else:
         fresh = []
@@ -263,10 +312,7 @@ def main(argv=None) -> int:
             if "from_sample_reason" in r:
                 print(f"from the sample, {r['network']}: not evaluated: {r['from_sample_reason']}")
         print(f"counts from: {ok[0]['counts_from']}")
-    if args.json:
-        args.json.write_text(json.dumps({"model": str(args.model), "images": args.images, "skip_s": args.skip_s,
-                                         "fresh_trace_s": args.fresh_trace, "rounds": args.rounds if fresh else None,
-                                         "rows": rows}, indent=1, default=str))
+    rows.dump()
     return 0 if ok else 1
 
 
