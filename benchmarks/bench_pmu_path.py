@@ -11,7 +11,9 @@ It prints and records:
    (``arch_perfmon``, ``pdcm``, ``hypervisor``), whether a ``perf`` binary is on the PATH, the caches;
 2. for each event perfmodel counts, whether ``perf_event_open`` opens it, and the kernel's reason if not
    (:func:`perfmodel.counters.perf_event.probe`);
-3. which temperature, frequency and power sources perfmodel finds (:func:`perfmodel.sensors.read_sensors`);
+3. the perf ``power`` PMU's energy events where there is one (RAPL through perf; root), idle and under a
+   matrix-product load, and which temperature, frequency and power sources perfmodel finds
+   (:func:`perfmodel.sensors.read_sensors`);
 4. with ``--model`` (an ONNX file) and ONNX Runtime installed: per-image counts of every event that
    opens, over ``--images`` inferences at 1 and 2 threads (one group read per image, as the collector
    does), with the multiplexing fraction. Where only software events open, this still runs and says so.
@@ -87,6 +89,55 @@ def probe_events() -> list[dict]:
     return [r.to_dict() for r in perf_event.probe(names)]
 
 
+def power_pmu(seconds: float = 1.0) -> dict:
+    """The perf ``power`` PMU (RAPL energy counters through perf_event_open, system-wide on its cpumask):
+    each energy-* event's Joules over ``seconds`` idle and ``seconds`` of a numpy matrix-product loop, or why
+    it cannot be read (no such PMU, not root, ...). A counter that reads 0 under load is a stub."""
+    import ctypes
+    import struct
+
+    import numpy as np
+
+    base = Path("/sys/bus/event_source/devices/power")
+    if not base.is_dir():
+        return {"available": False, "reason": "no perf 'power' PMU on this machine"}
+    out: dict = {"available": True, "events": {}}
+    try:
+        ptype = int((base / "type").read_text())
+        cpu = int((base / "cpumask").read_text().split(",")[0].split("-")[0]) if (base / "cpumask").exists() else 0
+    except (OSError, ValueError) as exc:
+        return {"available": False, "reason": f"cannot read {base}: {exc}"}
+    backend = perf_event.SyscallBackend()
+    for ev in sorted(p.name for p in (base / "events").iterdir() if "." not in p.name):
+        row: dict = {"event": (base / "events" / ev).read_text().strip()}
+        try:
+            config = int(row["event"].split("event=")[1].split(",")[0], 16)
+            scale = float((base / "events" / f"{ev}.scale").read_text())
+            attr = perf_event.PerfEventAttr()
+            attr.type, attr.size, attr.config = ptype, ctypes.sizeof(perf_event.PerfEventAttr), config
+            fd = backend.open(attr, -1, cpu, -1, perf_event.PERF_FLAG_FD_CLOEXEC)
+        except (OSError, ValueError, IndexError) as exc:
+            row["reason"] = f"cannot open: {exc}"
+            out["events"][ev] = row
+            continue
+        try:
+            for phase in ("idle", "busy"):
+                e0, t0 = struct.unpack("Q", os.read(fd, 8))[0], time.monotonic()
+                if phase == "idle":
+                    time.sleep(seconds)
+                else:
+                    a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
+                    while time.monotonic() - t0 < seconds:
+                        a @ a
+                e1, t1 = struct.unpack("Q", os.read(fd, 8))[0], time.monotonic()
+                row[f"{phase}_joules"] = (e1 - e0) * scale
+                row[f"{phase}_watts"] = (e1 - e0) * scale / (t1 - t0)
+        finally:
+            os.close(fd)
+        out["events"][ev] = row
+    return out
+
+
 def sensors() -> list[dict]:
     try:
         from perfmodel.sensors import read_sensors
@@ -112,7 +163,8 @@ def count_per_image(model: Path, images: int, threads: int) -> dict:
         so.inter_op_num_threads = 1
         sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
         inp = sess.get_inputs()[0]
-        shape = [1 if not isinstance(d, int) else d for d in inp.shape]
+        # a symbolic batch is 1, other symbolic dimensions (spatial) 224; float32 input assumed
+        shape = [d if isinstance(d, int) else (1 if i == 0 else 224) for i, d in enumerate(inp.shape)]
         x = np.random.default_rng(0).random(shape, dtype=np.float32)
         pc.enable()
         for _ in range(3):  # warm-up (allocations, thread pool)
@@ -136,6 +188,17 @@ def count_per_image(model: Path, images: int, threads: int) -> dict:
             "median_per_image": med, "scaling": scaling, "unavailable": unavailable}
 
 
+def _no_nan(x):
+    """NaN -> None, so that the JSON is strict (events that did not open have no median)."""
+    if isinstance(x, float) and x != x:
+        return None
+    if isinstance(x, dict):
+        return {k: _no_nan(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_no_nan(v) for v in x]
+    return x
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, help="an ONNX file to count per image (part 4)")
@@ -156,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in out["events"]:
         print(f"{r['name']:<22} {r['perf_name']:<28} {r['type']:<9} {'yes' if r['available'] else 'no ':<6} "
               f"{r['reason'] or ''}")
+    out["power_pmu"] = power_pmu()
+    print("\nperf power PMU: " + (json.dumps(out["power_pmu"]["events"]) if out["power_pmu"]["available"]
+                                  else out["power_pmu"]["reason"]))
     out["sensors"] = sensors()
     print("\nsensors:")
     for s in out["sensors"]:
@@ -170,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             out["counts"].append(res)
             print(f"\n{args.model.name}, {threads} thread(s): {json.dumps(res, default=str)}")
     if args.json:
-        args.json.write_text(json.dumps(out, indent=1, default=str))
+        args.json.write_text(json.dumps(_no_nan(out), indent=1, default=str))
         print(f"\nwrote {args.json}")
     return 0
 
