@@ -94,6 +94,7 @@ def test_load_table_keeps_them_and_warn_says_those_of_the_rows_left(ds, capsys):
     _cell(ds, "onnxruntime", "resnet18", valgrind=False)
     wide = load_table(str(ds.path))
     assert wide.attrs["code_path_differences"] == code_path_differences(ds.path) != []
+    assert "code_paths_unchecked" not in wide.attrs  # a folder is checked
     assert capsys.readouterr().err == ""  # said by the command, for the rows it keeps
     assert warn_code_paths(wide) == _sentences(ds.path)
     assert "warning: tensorflow: onednn_opts = False in the simulated cells" in capsys.readouterr().err
@@ -155,3 +156,19 @@ def test_fit_keeps_the_notes_of_its_rows_and_json_stays_clean(tmp_path):
     r = CliRunner().invoke(app, fit + ["-o", str(tmp_path / "m2.json"), "--exclude", "framework=tensorflow"])
     assert r.exit_code == 0, r.output
     assert "code_path_differences" not in load_model(tmp_path / "m2.json").metadata and "warning" not in r.stderr
+
+
+def test_a_records_file_says_its_code_paths_are_not_checked(tmp_path, capsys):
+    """A flat records file has no per-cell sidecars: the check cannot run, and the command says so."""
+    from perfmodel.cli.model import load_table, warn_code_paths
+    from perfmodel.data import write_records
+    from perfmodel.model.synthetic import synthetic_throughput_records
+
+    recs = synthetic_throughput_records(networks=("squeezenet1_1", "googlenet", "resnet50"), threads=(1,))
+    path = tmp_path / "recs.parquet"
+    write_records(path, recs)
+    wide = load_table(str(path))
+    assert wide.attrs["code_paths_unchecked"] == [str(path)]
+    assert warn_code_paths(wide) == []
+    err = capsys.readouterr().err
+    assert "code paths not checked" in err and "recs.parquet" in err

@@ -84,6 +84,10 @@ def _with_code_paths(wide, paths: list[Path]):
     data set folders ``paths`` whose kernel-selecting settings differ (:mod:`perfmodel.model.codepath`);
     :func:`warn_code_paths` says them for the rows a command keeps."""
     folders = [p for p in paths if Path(p).is_dir()]
+    if wide.attrs.get("join_simulated_events"):
+        files = [str(p) for p in paths if not Path(p).is_dir()]
+        if files:  # a records file keeps no per-cell sidecar: the check cannot run, and that is said
+            wide.attrs["code_paths_unchecked"] = files
     if folders and wide.attrs.get("join_simulated_events"):
         from perfmodel.model.codepath import code_path_differences
 
@@ -95,7 +99,16 @@ def _with_code_paths(wide, paths: list[Path]):
 
 def warn_code_paths(df) -> list[str]:
     """Say on stderr (and return) the code-path differences of ``df`` (see :func:`_with_code_paths`) that
-    concern its remaining rows (after ``--exclude`` etc.)."""
+    concern its remaining rows (after ``--exclude`` etc.); say too when simulated counts came from a records
+    file, whose cells' settings cannot be compared."""
+    unchecked = (df.attrs or {}).get("code_paths_unchecked") or []
+    if unchecked:
+        from rich.console import Console
+
+        Console(stderr=True).print(
+            f"note: code paths not checked for {', '.join(unchecked)}: a records file keeps no per-cell runner "
+            "settings (give the data set folder to compare the simulated and timed cells' kernels)",
+            highlight=False)
     found = (df.attrs or {}).get("code_path_differences") or []
     if not found or not {"framework", "network"} <= set(df.columns):
         return []
