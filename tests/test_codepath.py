@@ -160,7 +160,7 @@ def test_fit_keeps_the_notes_of_its_rows_and_json_stays_clean(tmp_path):
 
 def test_a_records_file_says_its_code_paths_are_not_checked(tmp_path, capsys):
     """A flat records file has no per-cell sidecars: the check cannot run, and the command says so."""
-    from perfmodel.cli.model import load_table, warn_code_paths
+    from perfmodel.cli.model import exclude_rows, load_table, warn_code_paths
     from perfmodel.data import write_records
     from perfmodel.model.synthetic import synthetic_throughput_records
 
@@ -168,7 +168,12 @@ def test_a_records_file_says_its_code_paths_are_not_checked(tmp_path, capsys):
     path = tmp_path / "recs.parquet"
     write_records(path, recs)
     wide = load_table(str(path))
-    assert wide.attrs["code_paths_unchecked"] == [str(path)]
+    # only TensorFlow's runner declares a kernel-selecting setting
+    assert wide.attrs["code_paths_unchecked"] == {"files": [str(path)], "frameworks": ["tensorflow"]}
     assert warn_code_paths(wide) == []
     err = capsys.readouterr().err
-    assert "code paths not checked" in err and "recs.parquet" in err
+    assert "code paths of tensorflow not checked" in err and "recs.parquet" in err
+    kept, _ = exclude_rows(wide, ["framework=tensorflow"])
+    assert warn_code_paths(kept) == [] and capsys.readouterr().err == ""  # nothing left to check: nothing said
+    write_records(path, recs[recs["framework"] != "tensorflow"])
+    assert "code_paths_unchecked" not in load_table(str(path)).attrs

@@ -84,10 +84,14 @@ def _with_code_paths(wide, paths: list[Path]):
     data set folders ``paths`` whose kernel-selecting settings differ (:mod:`perfmodel.model.codepath`);
     :func:`warn_code_paths` says them for the rows a command keeps."""
     folders = [p for p in paths if Path(p).is_dir()]
-    if wide.attrs.get("join_simulated_events"):
+    if wide.attrs.get("join_simulated_events") and "framework" in wide.columns:
+        from perfmodel.runners import FRAMEWORKS, runner_class
+
         files = [str(p) for p in paths if not Path(p).is_dir()]
-        if files:  # a records file keeps no per-cell sidecar: the check cannot run, and that is said
-            wide.attrs["code_paths_unchecked"] = files
+        choosing = [f for f in sorted(set(wide["framework"].astype(str)))
+                    if f in FRAMEWORKS and runner_class(f).code_path_keys]
+        if files and choosing:  # a records file keeps no per-cell sidecar: the check cannot run, and that is said
+            wide.attrs["code_paths_unchecked"] = {"files": files, "frameworks": choosing}
     if folders and wide.attrs.get("join_simulated_events"):
         from perfmodel.model.codepath import code_path_differences
 
@@ -101,14 +105,16 @@ def warn_code_paths(df) -> list[str]:
     """Say on stderr (and return) the code-path differences of ``df`` (see :func:`_with_code_paths`) that
     concern its remaining rows (after ``--exclude`` etc.); say too when simulated counts came from a records
     file, whose cells' settings cannot be compared."""
-    unchecked = (df.attrs or {}).get("code_paths_unchecked") or []
-    if unchecked:
+    unchecked = (df.attrs or {}).get("code_paths_unchecked") or {}
+    fws = [f for f in unchecked.get("frameworks", [])
+           if "framework" in df.columns and f in set(df["framework"].astype(str))]
+    if fws:
         from rich.console import Console
 
         Console(stderr=True).print(
-            f"note: code paths not checked for {', '.join(unchecked)}: a records file keeps no per-cell runner "
-            "settings (give the data set folder to compare the simulated and timed cells' kernels)",
-            highlight=False)
+            f"note: code paths of {', '.join(fws)} not checked for {', '.join(unchecked['files'])}: a records file "
+            "keeps no per-cell runner settings (give the data set folder to compare the simulated and timed "
+            "cells' kernel choices)", highlight=False)
     found = (df.attrs or {}).get("code_path_differences") or []
     if not found or not {"framework", "network"} <= set(df.columns):
         return []
