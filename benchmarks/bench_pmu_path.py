@@ -37,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from perfmodel.counters import perf_event  # noqa: E402
+from perfmodel.readings import json_safe  # noqa: E402
 from perfmodel.sysinfo import cache_info, system_info  # noqa: E402
 
 #: events counted per image in part 4 (canonical names; the ones that do not open are reported)
@@ -188,17 +189,6 @@ def count_per_image(model: Path, images: int, threads: int) -> dict:
             "median_per_image": med, "scaling": scaling, "unavailable": unavailable}
 
 
-def _no_nan(x):
-    """NaN -> None, so that the JSON is strict (events that did not open have no median)."""
-    if isinstance(x, float) and x != x:
-        return None
-    if isinstance(x, dict):
-        return {k: _no_nan(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_no_nan(v) for v in x]
-    return x
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, help="an ONNX file to count per image (part 4)")
@@ -236,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             out["counts"].append(res)
             print(f"\n{args.model.name}, {threads} thread(s): {json.dumps(res, default=str)}")
     if args.json:
-        args.json.write_text(json.dumps(_no_nan(out), indent=1, default=str))
+        args.json.write_text(json.dumps(json_safe(out), indent=1, default=str))
         print(f"\nwrote {args.json}")
     return 0
 

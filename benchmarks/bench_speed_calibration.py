@@ -42,7 +42,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import pandas as pd
 
-    from perfmodel.cli.model import load_with_simulated, needs_stream_time, with_speed_calibration, with_stream_time
+    from perfmodel.cli.model import (load_with_simulated, needs_stream_time, speed_ratio_text,
+                                     with_speed_calibration, with_stream_time)
     from perfmodel.model import load_model
 
     model = load_model(args.model)
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
                                             df.groupby(["framework", "threads"]).indices.items()}
             rows[name] = res
         print(f"\n{ds}: {len(df)} timing cells; "
-              + (f"ratio {', '.join(f'{t} thr {r:.3f}' for t, r in speed['ratio'].items())} ({speed['source']})"
+              + (f"ratio {speed_ratio_text(speed)} ({speed['source']})"
                  if speed["applied"] else f"not rescaled: {speed['reason']}"))
         print(f"{'':34s} {'as trained':>28s} {'rescaled':>28s}")
         keys = ["all"] + [k for k in ("networks not in training", "networks in training") if k in rows["as trained"]]

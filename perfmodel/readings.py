@@ -49,3 +49,20 @@ class Reading:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def json_safe(obj):
+    """``obj`` made fit for strict JSON: NaN / inf -> None (a missing figure stays missing, never a number),
+    numpy scalars -> Python numbers, dict keys -> str, tuples -> lists; recursively."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        try:
+            return json_safe(obj.item())
+        except (ValueError, AttributeError):
+            return str(obj)
+    return obj

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from typing import Any
 
 import typer
+
+from perfmodel.readings import json_safe
 
 #: framework -> (module imported in a fresh interpreter, expression giving its version)
 FRAMEWORK_IMPORTS: dict[str, tuple[str, str]] = {
@@ -65,16 +66,6 @@ def _finish_imports(procs: dict[str, subprocess.Popen | str], deadline: float) -
     return out
 
 
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    return x
-
-
 def gather() -> dict[str, Any]:
     """Everything ``perfmodel doctor`` reports, as a JSON-able dict."""
     import time
@@ -104,7 +95,7 @@ def gather() -> dict[str, Any]:
     finally:
         frameworks = _finish_imports(procs, deadline)
     report["frameworks"] = frameworks
-    return _json_safe(report)
+    return json_safe(report)
 
 
 def _yes(v: Any) -> str:

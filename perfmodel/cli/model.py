@@ -11,6 +11,8 @@ from typing import Any
 
 import typer
 
+from perfmodel.readings import json_safe
+
 from perfmodel.errors import PerfmodelError
 
 KINDS = ("linear", "loglinear", "loglog", "ridge", "overhead-loglinear", "overhead-linear")
@@ -19,21 +21,6 @@ TABLES = ("auto", "cell", "image", "sample")
 
 _DATASET_HELP = ("A data set folder, a records file (.parquet), a wide table (.csv), or armpm:PATH for an "
                  "ARMPM / PARSEC power file.")
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        try:
-            return _json_safe(obj.item())
-        except (ValueError, AttributeError):
-            return str(obj)
-    return obj
 
 
 def _wide_from_records(records, table: str):
@@ -246,8 +233,20 @@ def command_problems(model, *, framework: str | None, network: str | None, threa
     return out
 
 
-#: how :func:`with_stream_time` begins its source when the bandwidth is the data set's own calibrations
+#: how a figure's source begins when it comes from the data set's own calibrations (:func:`_own_calibrations`)
 OWN_CALIBRATIONS = "calibrations of"
+
+
+def _own_calibrations(dataset: str | os.PathLike | None) -> tuple[list, str | None]:
+    """``(calibrations, source)`` of a data set folder (:func:`perfmodel.data.dataset_calibrations`), or
+    ``([], None)`` when ``dataset`` is not one (none given, an ``armpm:`` file, a records file, a CSV)."""
+    from perfmodel.data import dataset_calibrations
+
+    dataset = None if dataset is None else str(dataset)
+    if not dataset or dataset.startswith("armpm:") or not Path(dataset).is_dir():
+        return [], None
+    cals = dataset_calibrations(dataset)
+    return cals, f"{OWN_CALIBRATIONS} {dataset} ({len(cals)})"
 
 
 def with_stream_time(df, dataset: str | os.PathLike | None, fallback: dict | None = None):
@@ -258,17 +257,15 @@ def with_stream_time(df, dataset: str | os.PathLike | None, fallback: dict | Non
     ``perfmodel fit`` / ``predict`` and the pipeline's prediction check."""
     import pandas as pd
 
-    from perfmodel.data import dataset_calibrations, stream_bandwidth
+    from perfmodel.data import stream_bandwidth
     from perfmodel.model.features import attach_stream_time
 
     if "fc_stream_ms" in df.columns:
         return df, None, "the data's own fc_stream_ms column"
     bw, source = {}, ""
-    dataset = None if dataset is None else str(dataset)
-    if dataset and not dataset.startswith("armpm:") and Path(dataset).is_dir():
-        cals = dataset_calibrations(dataset)
-        bw = stream_bandwidth(cals)
-        source = f"{OWN_CALIBRATIONS} {dataset} ({len(cals)})"
+    cals, own = _own_calibrations(dataset)
+    if own is not None:
+        bw, source = stream_bandwidth(cals), own
     need = {int(t) for t in pd.unique(df["threads"])} if "threads" in df.columns else set()
     if bw and fallback and not need <= set(bw):
         lacking = ", ".join(map(str, sorted(need - set(bw))))
@@ -287,13 +284,12 @@ def with_stream_time(df, dataset: str | os.PathLike | None, fallback: dict | Non
 
 def training_speed(dataset: str | os.PathLike | None) -> tuple[dict[int, float], str]:
     """``({threads: GEMM GFLOP/s}, source)`` of a training data set's calibrations (``{}`` when none)."""
-    from perfmodel.data import dataset_calibrations, gemm_speed
+    from perfmodel.data import gemm_speed
 
-    dataset = None if dataset is None else str(dataset)
-    if not dataset or dataset.startswith("armpm:") or not Path(dataset).is_dir():
+    cals, own = _own_calibrations(dataset)
+    if own is None:
         return {}, "no calibration (not a data set folder)"
-    cals = dataset_calibrations(dataset)
-    return gemm_speed(cals), f"calibrations of {dataset} ({len(cals)})"
+    return gemm_speed(cals), own
 
 
 def with_speed_calibration(df, model, *, dataset: str | os.PathLike | None = None,
@@ -351,6 +347,11 @@ def with_speed_calibration(df, model, *, dataset: str | os.PathLike | None = Non
                            "the data may be of another machine than the model's (its costs do not transfer by "
                            "a GEMM ratio) or a calibration failed")
     return out, info
+
+
+def speed_ratio_text(speed: dict) -> str:
+    """The per-thread-count ratios of :func:`with_speed_calibration`'s info, e.g. ``1 thr 1.184, 2 thr 1.170``."""
+    return ", ".join(f"{t} thr {r:.3f}" for t, r in speed["ratio"].items())
 
 
 def named_terms(df, name: str):
@@ -828,7 +829,7 @@ def register(app: typer.Typer) -> None:
         summary = {"model": str(output), "target": target, "kind": kind, "features": model.features,
                    "cv": {k: v for k, v in model.cv.items() if k != "results"}, "results": model.cv["results"]}
         if json_out:
-            typer.echo(json.dumps(_json_safe(summary), indent=2))
+            typer.echo(json.dumps(json_safe(summary), indent=2))
             return
         typer.echo(f"wrote {output}: {kind} model of {target} on {len(model.features)} features")
         for f in model.features:
@@ -869,7 +870,7 @@ def register(app: typer.Typer) -> None:
         _, rows = evaluate(df, target, feats, kinds=kinds, group=scheme_group(cv),
                            n_splits=folds, n_jobs=jobs)
         if json_out:
-            typer.echo(json.dumps(_json_safe({"target": target, "features": feats, "results": rows}), indent=2))
+            typer.echo(json.dumps(json_safe({"target": target, "features": feats, "results": rows}), indent=2))
             return
         typer.echo(f"features: {', '.join(feats)}")
         scheme = next((r["scheme"] for r in rows if r.get("scheme")), cv)
@@ -1001,7 +1002,7 @@ def register(app: typer.Typer) -> None:
             from rich.console import Console
 
             Console(stderr=True).print(
-                "note: " + (f"counts priced at the machine's speed now (x {', '.join(f'{t} thr {r:.3f}' for t, r in speed['ratio'].items())}; "
+                "note: " + (f"counts priced at the machine's speed now (x {speed_ratio_text(speed)}; "
                             f"{speed['source']})" if speed["applied"] else speed["reason"]), highlight=False)
             if speed.get("warning"):
                 Console(stderr=True).print(f"[yellow]warning: {speed['warning']}", highlight=False)
@@ -1039,7 +1040,7 @@ def register(app: typer.Typer) -> None:
                 payload["speed_calibration"] = speed
             if quick is not None:
                 payload["quick_sample"] = quick
-            typer.echo(json.dumps(_json_safe(payload), indent=2))
+            typer.echo(json.dumps(json_safe(payload), indent=2))
             return
         if quick is not None:
             r = out.iloc[0]

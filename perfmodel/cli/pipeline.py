@@ -134,11 +134,11 @@ def _prediction_check(model, long_df, ref, work: str, work_note: str, con, campa
 
             pc, _, _ = with_stream_time(pc, campaign, (model.metadata or {}).get("stream_bandwidth_gbps"))
         if model.kind == "overhead-linear":  # the reference's costs priced at this campaign's GEMM speed
-            from perfmodel.cli.model import with_speed_calibration
+            from perfmodel.cli.model import speed_ratio_text, with_speed_calibration
 
             pc, speed = with_speed_calibration(pc, model, dataset=campaign)
             con.print("prediction check: " + (
-                f"counts priced at this campaign's speed (x {', '.join(f'{t} thr {r:.3f}' for t, r in speed['ratio'].items())})"
+                f"counts priced at this campaign's speed (x {speed_ratio_text(speed)})"
                 if speed["applied"] else speed["reason"]), highlight=False)
             if speed.get("warning"):
                 con.print(f"[yellow]warning: {speed['warning']}", highlight=False)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import Any
 
 import typer
+
+from perfmodel.readings import json_safe
 
 zoo_app = typer.Typer(
     help="The network zoo: graph facts (params, MACs, layers, reference accuracy) and cached exports.",
@@ -17,10 +18,6 @@ zoo_app = typer.Typer(
 
 def _num(x: float, fmt: str) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
-
-
-def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
 @zoo_app.command("list")
@@ -39,7 +36,7 @@ def list_cmd(
 
     rows = [facts(name, input_size) for name in network_names()]
     if json_out:
-        typer.echo(json.dumps([_json_safe(r) for r in rows], indent=2))
+        typer.echo(json.dumps([json_safe(r) for r in rows], indent=2))
         return
     from rich.console import Console
     from rich.table import Table
