@@ -284,6 +284,25 @@ def test_quick_sample(squeezenet_exports):
         quick_sample("litert", "squeezenet1_1", images=50)
 
 
+def test_quick_sample_by_seconds(squeezenet_exports):
+    """A sample of a few seconds counts images until that long has passed since the counting started."""
+    from perfmodel.collect import quick_sample
+
+    df = quick_sample("litert", "squeezenet1_1", threads=1, seconds=0.4)
+    images = df[(df.phase == "image") & (df.metric == "latency_ms")]
+    cell = df[df.phase == "cell"]
+    n = images.image_index.nunique()
+    assert n == len(images) and n >= 2  # SqueezeNet v1.1 takes well under 0.2 s per image
+    assert images.t_end_s.max() - cell.t_start_s.min() >= 0.4
+    # the last image is the first to end past the time: without it the sample is shorter than asked
+    assert images.t_end_s.sort_values().iloc[-2] - cell.t_start_s.min() < 0.4
+    (meta,) = df.attrs["cells"].values()
+    assert meta["images"]["counted"] == meta["counted_images"] == n
+    for bad in (0, -1, 10.5, "soon"):
+        with pytest.raises(PerfmodelError, match="seconds"):
+            quick_sample("litert", "squeezenet1_1", seconds=bad)
+
+
 @pytest.mark.slow
 def test_valgrind_cell(tmp_path, squeezenet_exports):
     from perfmodel.counters.valgrind import valgrind_available

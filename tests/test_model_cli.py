@@ -130,7 +130,7 @@ def _fake_sampler(calls, recs):
     simulate) of the same generated board as the reference."""
     def sample(framework, network, threads=1, images=10, counters="auto", simulate=False, **kw):
         calls.append({"framework": framework, "network": network, "threads": threads, "images": images,
-                      "simulate": simulate})
+                      "simulate": simulate, **({"seconds": kw["seconds"]} if "seconds" in kw else {})})
         prefix = f"{framework}__{network}__"
         keep = recs["cell_id"].isin([f"{prefix}t{threads}__r0__software"] +
                                     ([f"{prefix}t1__r0__valgrind"] if simulate else []))
@@ -184,6 +184,28 @@ def test_predict_quick_sample_uses_matching_reference(tp_setup, monkeypatch):
     assert r.exit_code == 0, r.output
     assert "predicted long-run throughput_fps" in r.output and "quick sample" in r.output
     assert "counts from: valgrind-simulated counts" in r.output
+
+
+def test_predict_quick_sample_by_seconds(tp_setup, monkeypatch):
+    import perfmodel.collect.quick as quick
+
+    d, recs, model = tp_setup
+    calls = []
+    monkeypatch.setattr(quick, "quick_sample", _fake_sampler(calls, recs))
+    r = runner.invoke(app, ["predict", "--model", str(model), "--framework", "onnxruntime", "--network", "googlenet",
+                            "--seconds", "2.5", "--simulated-from", str(d / "ref"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert [c.get("seconds") for c in calls] == [2.5]
+    q = json.loads(r.output[r.output.index("{"):])["quick_sample"]
+    cell = recs[(recs.cell_id == "onnxruntime__googlenet__t1__r0__software") & (recs.phase == "image")
+                & (recs.metric == "latency_ms")]
+    assert q["seconds"] == 2.5 and q["images"] == len(cell) > 0  # the images the sample counted, not --images
+    r = runner.invoke(app, ["predict", "--model", str(model), "--framework", "onnxruntime", "--network", "googlenet",
+                            "--seconds", "2.5", "--simulated-from", str(d / "ref")])
+    assert r.exit_code == 0 and f"quick sample ({len(cell)} images in 2.5 s after warm-up)" in r.output, r.output
+    for where in (["--dataset", str(d / "ref")], ["--network", "googlenet"], ["--", "true"]):
+        r = runner.invoke(app, ["predict", "--model", str(model), "--seconds", "2", *where])
+        assert isinstance(r.exception, PerfmodelError) and "--seconds applies to a quick sample" in str(r.exception)
 
 
 def test_predict_quick_sample_refuses_or_simulates(tp_setup, monkeypatch):

@@ -607,8 +607,10 @@ def reference_simulated_records(reference: Path, framework: str, network: str):
 
 def quick_sample_table(model, framework: str, network: str, *, threads: int = 1, images: int = 10,
                        counters: str = "auto", simulated_from: Path | None = None, simulate: bool = False,
-                       sampler=None, status=None):
+                       sampler=None, status=None, seconds: float | None = None):
     """``(wide cell table, note on where the counts came from, long records of the sample)``.
+
+    ``seconds``: count images for that long instead of ``images`` (:func:`perfmodel.collect.quick_sample`).
 
     Measures a quick sample; when the model needs simulated counts the sample cannot give, they come
     from the reference data set (same library versions only), else from a valgrind pass of the sample
@@ -622,6 +624,7 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
     if sampler is None:
         from perfmodel.collect.quick import quick_sample as sampler
     say = status or (lambda msg: None)
+    timed = {} if seconds is None else {"seconds": seconds}
     need_sim = simulated_columns(model)
     sim_records, note = None, "the quick sample's own counters"
     if need_sim:
@@ -634,14 +637,15 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
                     f"measure, and {why}. Add --simulate to run the valgrind pass for this sample (slow: "
                     "minutes per image), or give --simulated-from DATASET with matching library versions")
             say(f"{why}; running the valgrind pass for this sample (slow: minutes)")
-            records = sampler(framework, network, threads=threads, images=images, counters=counters, simulate=True)
+            records = sampler(framework, network, threads=threads, images=images, counters=counters, simulate=True,
+                              **timed)
             note = f"valgrind-simulated counts of this quick sample ({why.split(':')[0]})"
         else:
             note = why
             say(f"simulated counts: {note}")
-            records = sampler(framework, network, threads=threads, images=images, counters=counters)
+            records = sampler(framework, network, threads=threads, images=images, counters=counters, **timed)
     else:
-        records = sampler(framework, network, threads=threads, images=images, counters=counters)
+        records = sampler(framework, network, threads=threads, images=images, counters=counters, **timed)
     both = records if sim_records is None else pd.concat([records, sim_records], ignore_index=True)
     wide = wide_per_cell(both)
     if "cell_id" in wide.columns and len(wide):
@@ -893,6 +897,9 @@ def register(app: typer.Typer) -> None:
                                     "thread count)."),
         images: int = typer.Option(10, "--images", help="Images of the quick sample (1-10, counted after a "
                                    "warm-up) / of the measured command."),
+        seconds: float = typer.Option(None, "--seconds", help="Quick sample: count images for this many seconds "
+                                      "(more than 0, at most 10) instead of --images: averages over the "
+                                      "second-to-second jitter that ten images of a fast network see."),
         counters: str = typer.Option("auto", "--counters", help="Counter source of the quick sample."),
         simulated_from: Path = typer.Option(None, "--simulated-from", help="Data set whose valgrind cells supply "
                                             "the simulated counts a model needs. With --dataset: added to its "
@@ -941,6 +948,9 @@ def register(app: typer.Typer) -> None:
         if len(given) != 1:
             raise PerfmodelError("give exactly one of --dataset, --csv, --framework/--network or -- CMD "
                                  "(with a command, --framework/--network/--threads name what it runs)")
+        if seconds is not None and (dataset or csv or command or not (framework and network)):
+            raise PerfmodelError("--seconds applies to a quick sample (--framework/--network), not to a data set, "
+                                 "a CSV or a measured command (which takes --images)")
         if simulated_from is not None and (csv or command):
             raise PerfmodelError("--simulated-from applies to --dataset or a quick sample (--framework/--network), "
                                  "not to a CSV or a measured command")
@@ -980,10 +990,11 @@ def register(app: typer.Typer) -> None:
                 from rich.console import Console
 
                 con = Console(stderr=True)
-                with con.status(f"quick sample: {framework} x {network}, {threads} thread(s), {images} image(s)"):
+                length = f"{seconds:g} s" if seconds is not None else f"{images} image(s)"
+                with con.status(f"quick sample: {framework} x {network}, {threads} thread(s), {length}"):
                     df, counts_note, _ = quick_sample_table(
                         model, framework, network, threads=threads, images=images, counters=counters,
-                        simulated_from=simulated_from, simulate=simulate, status=con.print)
+                        simulated_from=simulated_from, simulate=simulate, status=con.print, seconds=seconds)
         if df.empty:
             raise PerfmodelError("no samples to predict")
         check_excluded(model, df)
@@ -1024,7 +1035,10 @@ def register(app: typer.Typer) -> None:
         if counts_note is not None:
             fps = pd.to_numeric(df["throughput_fps"], errors="coerce") if "throughput_fps" in df else None
             measured = float(fps.iloc[0]) if fps is not None and len(fps) else None
-            quick = {"framework": framework, "network": network, "threads": threads, "images": images,
+            counted = int(df["latency_ms_n"].iloc[0]) if "latency_ms_n" in df and df["latency_ms_n"].notna().all() \
+                else images
+            quick = {"framework": framework, "network": network, "threads": threads, "images": counted,
+                     "seconds": seconds,
                      "measured_fps": measured, "counts_from": counts_note,
                      "long_run_from_sample": (long_run_from_sample(measured, framework, threads, traces, alpha=alpha,
                                                                    quick_rel_se=sample_rel_se(df))
@@ -1047,7 +1061,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{framework} x {network}, {threads} thread(s): predicted long-run {model.target} "
                        f"{_fmt(r['pred'], '.4g')} [{_fmt(r['lo'], '.4g')}, {_fmt(r['hi'], '.4g')}] "
                        f"({1 - alpha:.0%} prediction interval)")
-            typer.echo(f"  quick sample ({images} images after warm-up) measured "
+            length = f"{quick['images']} images" + (f" in {seconds:g} s" if seconds is not None else "")
+            typer.echo(f"  quick sample ({length} after warm-up) measured "
                        f"{_fmt(quick['measured_fps'], '.4g')} images/s")
             lrs = quick["long_run_from_sample"]
             if "pred" in lrs:

@@ -249,15 +249,19 @@ def _cell_meta(cell: Cell, spec: CampaignSpec, run_id: str) -> dict[str, Any]:
 
 
 def run_timing_cell(cell: Cell, spec: CampaignSpec, paths: Sequence[Path], keys: dict[str, Any],
-                    model_path: str | None, on_progress=None) -> tuple[Any, dict[str, Any]]:
+                    model_path: str | None, on_progress=None, count_min_s: float = 0.0) -> tuple[Any, dict[str, Any]]:
+    """One timing cell in a fresh worker: ``spec.images`` counted images, or with ``count_min_s`` > 0 as
+    many as fit in that many seconds (at least ``spec.images``; a quick sample of a few seconds)."""
     request = {"action": "cell", "cell_id": cell.cell_id, "framework": cell.framework, "network": cell.network,
-               "threads": cell.threads, "model_path": model_path, "options": {"seed": spec.seed},
+               "threads": cell.threads, "count_min_s": float(count_min_s), "model_path": model_path,
+               "options": {"seed": spec.seed},
                "counters": cell.counter_source, "images": [str(p) for p in paths], "n_images": spec.images,
                "warmup_images": spec.warmup_images, "warmup_min_s": spec.warmup_min_s,
                "sampler_period_s": spec.sampler_period_s, "power_log": spec.power_log,
                "power_log_offset_s": spec.power_log_offset_s, "keys": keys}
     df, meta = spawn_worker(request, spec.cell_timeout_s, on_progress)
-    meta["images"] = {"counted": spec.images, "files": [p.name for p in paths][:200],
+    meta["images"] = {"counted": int(meta.get("counted_images", spec.images)),
+                      "files": [p.name for p in paths][:200],
                       "source": spec.image_folder or "synthetic 500x375 JPEGs (perfmodel.images.default_images)"}
     return df, meta
 

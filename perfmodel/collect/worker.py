@@ -12,7 +12,9 @@ Actions
 ``cell``: open the counters (before the model loads, so that ``inherit`` covers the framework's worker
 threads), start the sensor sampler, load the runner, warm up (``warmup_images`` images and at least
 ``warmup_min_s`` seconds), then for each counted image: ``t0`` -> read file -> ``t1`` -> pre-process ->
-``t2`` -> inference -> ``t3`` -> counter read (one group read). Per image records: ``read_ms``,
+``t2`` -> inference -> ``t3`` -> counter read (one group read); ``n_images`` images, or with
+``count_min_s`` until that long has passed (at least ``n_images``, at most ``MAX_TIMED_IMAGES``). Per
+image records: ``read_ms``,
 ``preprocess_ms``, ``inference_ms``, ``latency_ms`` (= t3 - t0, batch 1) on :func:`time.monotonic`
 (``t_start_s`` / ``t_end_s``), and the counter deltas of that image. Per cell (``phase="cell"``): CPU %
 of the process over the counted images (getrusage), machine CPU % (psutil), wall time and the sensor
@@ -50,6 +52,7 @@ from perfmodel.readings import Reading  # noqa: E402
 PROGRESS_PREFIX = "@@perfmodel-progress"
 CRASH_ENV = "PERFMODEL_TEST_CRASH_CELL"
 CLOCK_SOURCE = "time.monotonic"
+MAX_TIMED_IMAGES = 5000  # a count_min_s cell stops here even before its time (records stay small)
 
 #: the study's events: always recorded (NaN + reason where this machine cannot count them)
 STUDY_EVENTS = ("instructions", "cycles", "l1d_accesses", "l1d_refills", "l2d_accesses", "l2d_refills",
@@ -161,6 +164,7 @@ def run_cell(req: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     keys = dict(req["keys"])
     paths = [Path(p) for p in req["images"]]
     n_images = int(req["n_images"])
+    count_min_s = float(req.get("count_min_s") or 0.0)
     counters, cdesc, sensors, runner, load_s = _setup(req)
     try:
         warm_n, warm_s = _warmup(runner, paths, int(req.get("warmup_images", 3)), float(req.get("warmup_min_s", 0.5)))
@@ -174,10 +178,14 @@ def run_cell(req: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
             cpu0 = _rusage_cpu_s()
             counters.start()
             w0 = time.monotonic()
-            for i in range(n_images):
+            i = 0
+            # ``count_min_s``: keep counting images until that long has passed (a quick sample of a few
+            # seconds), at most MAX_TIMED_IMAGES
+            while i < n_images or (time.monotonic() - w0 < count_min_s and i < MAX_TIMED_IMAGES):
                 t0, t1, t2, t3 = _one(runner, paths[i % len(paths)])
                 rows.append((i, t0, t1, t2, t3, counters.read()))
-                _progress(i + 1, n_images)
+                i += 1
+                _progress(i, max(n_images, i))
             w1 = time.monotonic()
             cpu1 = _rusage_cpu_s()
             sys1 = _system_busy()
@@ -211,7 +219,7 @@ def run_cell(req: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         cell.update(sensors.window(w0, w1))
         frames.append(records_from_readings(cell, **keys, phase="cell", t_start_s=w0, t_end_s=w1))
         meta = {
-            "load_s": load_s, "warmup_images": warm_n, "warmup_s": warm_s, "counted_images": n_images,
+            "load_s": load_s, "warmup_images": warm_n, "warmup_s": warm_s, "counted_images": len(rows),
             "distinct_images": len(paths), "wall_s": wall, "counters": cdesc, "sensors": sensors.status(),
             "runner": runner.details(), "clock": CLOCK_SOURCE,
         }
