@@ -23,6 +23,11 @@ VM's speed moves 5-25 % within hours). Even back to back the long run wanders fr
 12 pairs (datasets/traces-fresh) the log of long-run / quick-sample throughput had a standard deviation
 of 5.2 %, and the sample's own throughput missed the long run by 4.7 % on average (10.6 % at most).
 
+``--seconds S`` makes every quick sample count images for S seconds instead of ``--images`` images
+(``perfmodel predict --seconds``). ``--compare-seconds S`` (with ``--fresh-trace``) takes both before each
+trace, a ``--images`` sample and an S-second one, in alternating order by round, and scores both against
+the same long run (the S-second sample's fields are prefixed ``timed_``): a paired comparison.
+
 Each quick sample runs inference for a few seconds: do not run this while other timing measurements run.
 """
 
@@ -83,19 +88,27 @@ def fresh_cells(specs: list[str]) -> list[tuple[str, str, int]]:
     return out
 
 
-def estimate(model, args, framework: str, network: str, threads: int) -> dict:
-    """A quick sample now: the model's prediction, the sample's own throughput and sample x long-run ratio."""
+def estimate(model, args, framework: str, network: str, threads: int, seconds: float | None = None) -> dict:
+    """A quick sample now: the model's prediction, the sample's own throughput and sample x long-run ratio
+    (``seconds``: a sample of that many seconds instead of ``--images`` images)."""
     from perfmodel.cli.model import default_traces, long_run_from_sample, quick_sample_table, sample_rel_se
 
-    df, note, _ = quick_sample_table(model, framework, network, threads=threads, images=args.images,
-                                     counters=args.counters, simulated_from=args.simulated_from,
-                                     simulate=args.simulate)
+    df, note, records = quick_sample_table(model, framework, network, threads=threads, images=args.images,
+                                           counters=args.counters, simulated_from=args.simulated_from,
+                                           simulate=args.simulate, seconds=seconds)
     pred = model.predict_frame(df).iloc[0]
     quick = float(df["throughput_fps"].iloc[0])
     ratio_traces = args.ratio_traces or list(dict.fromkeys(default_traces() + list(args.trace)))
     fs = long_run_from_sample(quick, framework, threads, ratio_traces, exclude_network=[network],
                               quick_rel_se=sample_rel_se(df))
-    return {"pred": pred, "quick_fps": quick, "from_sample": fs, "note": note}
+    counted = int(((records["phase"] == "image") & (records["metric"] == "latency_ms")).sum())
+    return {"pred": pred, "quick_fps": quick, "from_sample": fs, "note": note, "counted_images": counted}
+
+
+#: the fields of :func:`score` that describe one sample's estimates (``timed_`` copies with --compare-seconds)
+SAMPLE_FIELDS = ("from_sample_fps", "from_sample_lo", "from_sample_hi", "from_sample_error_pct", "ratio",
+                 "from_sample_reason", "predicted_fps", "lo", "hi", "quick_fps", "model_error_pct",
+                 "naive_error_pct", "in_interval", "sample_wall_s", "counted_images")
 
 
 def fresh_long_run(framework: str, network: str, threads: int, args, rnd: int) -> dict:
@@ -133,7 +146,7 @@ def score(row: dict, est: dict, lr: float, sample_s: float) -> dict:
                 "model_error_pct": 100 * (float(pred["pred"]) - lr) / lr,
                 "naive_error_pct": 100 * (quick - lr) / lr,
                 "in_interval": bool(pred["lo"] <= lr <= pred["hi"]), "counts_from": est["note"],
-                "sample_wall_s": sample_s})
+                "sample_wall_s": sample_s, "counted_images": est["counted_images"]})
     return row
 
 
@@ -151,7 +164,8 @@ class Rows(list):
     def dump(self) -> None:
         a = self.args
         if a.json:
-            a.json.write_text(json.dumps({"model": str(a.model), "images": a.images, "skip_s": a.skip_s,
+            a.json.write_text(json.dumps({"model": str(a.model), "images": a.images, "seconds": a.seconds,
+                                          "compare_seconds": a.compare_seconds, "skip_s": a.skip_s,
                                           "fresh_trace_s": a.fresh_trace,
                                           "rounds": a.rounds if a.fresh_trace is not None else None,
                                           "rows": list(self)}, indent=1, default=str))
@@ -179,6 +193,12 @@ def main(argv=None) -> int:
     ap.add_argument("--model", required=True, type=Path, help="throughput model file (perfmodel fit)")
     ap.add_argument("--trace", action="append", default=[], type=Path, help="a trace data set (repeatable)")
     ap.add_argument("--images", type=int, default=10, help="counted images of each quick sample (<= 10)")
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="each quick sample counts images for this many seconds (<= 10) instead of --images")
+    ap.add_argument("--compare-seconds", type=float, default=None, metavar="SECONDS",
+                    help="with --fresh-trace: take a second quick sample of SECONDS beside the --images one before "
+                         "each trace (order alternating by round), scored against the same long run (fields "
+                         "timed_*)")
     ap.add_argument("--skip-s", type=float, default=10.0, help="seconds at the start of a trace left out")
     ap.add_argument("--simulated-from", type=Path, default=None, help="data set with the simulated counts "
                     "(default: datasets/reference of this checkout)")
@@ -203,6 +223,14 @@ def main(argv=None) -> int:
     if args.fresh_trace is None and (args.cell or args.rounds != 1 or args.trace_out is not None):
         print("--cell, --rounds and --trace-out go with --fresh-trace SECONDS")
         return 2
+    if args.compare_seconds is not None and (args.fresh_trace is None or args.seconds is not None):
+        print("--compare-seconds goes with --fresh-trace and --images (not --seconds)")
+        return 2
+    for opt in ("seconds", "compare_seconds"):
+        v = getattr(args, opt)
+        if v is not None and not 0 < v <= 10:
+            print(f"--{opt.replace('_', '-')} must be more than 0 and at most 10 s")
+            return 2
     if args.fresh_trace is not None:
         if args.trace:
             print("--fresh-trace measures its own long runs: give --cell, not --trace")
@@ -239,22 +267,34 @@ def main(argv=None) -> int:
     for rnd in range(args.rounds if fresh else 0):
         for fw, net, thr in fresh:
             row = {"trace": "fresh", "round": rnd + 1, "framework": fw, "network": net, "threads": thr}
-            t0 = time.perf_counter()
+            kinds = [None] if args.compare_seconds is None else (
+                [None, args.compare_seconds] if rnd % 2 == 0 else [args.compare_seconds, None])
+            ests = {}
             try:
-                est = estimate(model, args, fw, net, thr)
+                for kind in kinds:
+                    t0 = time.perf_counter()
+                    est = estimate(model, args, fw, net, thr, seconds=kind if kind is not None else args.seconds)
+                    ests[kind] = (est, time.perf_counter() - t0)
             except PerfmodelError as exc:
                 rows.append({**row, "status": "not evaluated", "reason": str(exc)})
                 print(f"{fw} x {net} t{thr}: not evaluated: {exc}")
                 continue
-            sample_s = time.perf_counter() - t0
             lr = fresh_long_run(fw, net, thr, args, rnd)
             row.update(lr)
             if lr["long_run_fps"] is None:
                 rows.append({**row, "status": "not evaluated"})
                 continue
-            rows.append(score(row, est, lr["long_run_fps"], sample_s))
-            print(f"round {rnd + 1}: {fw} x {net} t{thr}: quick {est['quick_fps']:.2f}, long run {lr['long_run_fps']:.2f} "
-                  f"images/s", flush=True)
+            est, sample_s = ests[None]
+            out = score(row, est, lr["long_run_fps"], sample_s)
+            if args.compare_seconds is not None:
+                timed = score({}, *ests[args.compare_seconds][:1], lr["long_run_fps"], ests[args.compare_seconds][1])
+                out.update({f"timed_{k}": timed[k] for k in SAMPLE_FIELDS if k in timed})
+                out["sample_order"] = "images first" if kinds[0] is None else "timed first"
+            rows.append(out)
+            extra = (f", {args.compare_seconds:g}-s sample {out['timed_quick_fps']:.2f}"
+                     if args.compare_seconds is not None else "")
+            print(f"round {rnd + 1}: {fw} x {net} t{thr}: quick {est['quick_fps']:.2f}{extra}, long run "
+                  f"{lr['long_run_fps']:.2f} images/s", flush=True)
     for path in ([] if fresh else args.trace):
         if not (path / "dataset.json").is_file():
             print(f"{path}: no trace data set there (not recorded yet?) - skipped")
@@ -279,7 +319,8 @@ def main(argv=None) -> int:
                 continue
             rows.append(score(row, est, c["long_run_fps"], time.perf_counter() - t0))
     ok = [r for r in rows if r.get("status") == "ok"]
-    print(f"\nquick sample ({args.images} images) vs long-run trace (after the first {args.skip_s:g} s); "
+    what = f"{args.seconds:g} s" if args.seconds is not None else f"{args.images} images"
+    print(f"\nquick sample ({what}) vs long-run trace (after the first {args.skip_s:g} s); "
           f"model {args.model}")
     print(f"{'framework x network (threads)':36s} {'long-run':>9s} {'predicted [interval]':>26s} {'err %':>7s} "
           f"{'quick':>8s} {'naive err %':>11s} {'from sample [interval]':>26s} {'err %':>7s}")
@@ -311,6 +352,15 @@ def main(argv=None) -> int:
         for r in ok:
             if "from_sample_reason" in r:
                 print(f"from the sample, {r['network']}: not evaluated: {r['from_sample_reason']}")
+        timed = [r for r in ok if "timed_quick_fps" in r]
+        if timed:
+            def summary(key):
+                errs = [abs(r[key]) for r in timed if key in r]
+                return f"{np.mean(errs):.1f} % ({sum(e <= 5 for e in errs)}/{len(errs)} within 5 %)"
+            print(f"paired {args.compare_seconds:g}-s samples vs the {args.images}-image ones (same long runs): "
+                  f"from the sample {summary('timed_from_sample_error_pct')} vs {summary('from_sample_error_pct')}; "
+                  f"own fps {summary('timed_naive_error_pct')} vs {summary('naive_error_pct')}; model "
+                  f"{summary('timed_model_error_pct')} vs {summary('model_error_pct')}")
         print(f"counts from: {ok[0]['counts_from']}")
     rows.dump()
     return 0 if ok else 1
