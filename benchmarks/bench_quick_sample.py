@@ -91,9 +91,10 @@ def fresh_cells(specs: list[str]) -> list[tuple[str, str, int]]:
 def estimate(model, args, framework: str, network: str, threads: int, seconds: float | None = None) -> dict:
     """A quick sample now: the model's prediction, the sample's own throughput and sample x long-run ratio
     (``seconds``: a sample of that many seconds instead of ``--images`` images)."""
-    from perfmodel.cli.model import default_traces, long_run_from_sample, quick_sample_table, sample_rel_se
+    from perfmodel.cli.model import (default_traces, long_run_from_sample, quick_sample_table, sample_image_count,
+                                     sample_rel_se)
 
-    df, note, records = quick_sample_table(model, framework, network, threads=threads, images=args.images,
+    df, note, _ = quick_sample_table(model, framework, network, threads=threads, images=args.images,
                                            counters=args.counters, simulated_from=args.simulated_from,
                                            simulate=args.simulate, seconds=seconds)
     pred = model.predict_frame(df).iloc[0]
@@ -101,8 +102,8 @@ def estimate(model, args, framework: str, network: str, threads: int, seconds: f
     ratio_traces = args.ratio_traces or list(dict.fromkeys(default_traces() + list(args.trace)))
     fs = long_run_from_sample(quick, framework, threads, ratio_traces, exclude_network=[network],
                               quick_rel_se=sample_rel_se(df))
-    counted = int(((records["phase"] == "image") & (records["metric"] == "latency_ms")).sum())
-    return {"pred": pred, "quick_fps": quick, "from_sample": fs, "note": note, "counted_images": counted}
+    return {"pred": pred, "quick_fps": quick, "from_sample": fs, "note": note,
+            "counted_images": sample_image_count(df)}
 
 
 #: the fields of :func:`score` that describe one sample's estimates (``timed_`` copies with --compare-seconds)
@@ -287,7 +288,8 @@ def main(argv=None) -> int:
             est, sample_s = ests[None]
             out = score(row, est, lr["long_run_fps"], sample_s)
             if args.compare_seconds is not None:
-                timed = score({}, *ests[args.compare_seconds][:1], lr["long_run_fps"], ests[args.compare_seconds][1])
+                timed_est, timed_s = ests[args.compare_seconds]
+                timed = score({}, timed_est, lr["long_run_fps"], timed_s)
                 out.update({f"timed_{k}": timed[k] for k in SAMPLE_FIELDS if k in timed})
                 out["sample_order"] = "images first" if kinds[0] is None else "timed first"
             rows.append(out)

@@ -504,6 +504,15 @@ def default_traces() -> list[Path]:
     return sorted(p for p in d.iterdir() if (p / "dataset.json").is_file()) if d.is_dir() else []
 
 
+def sample_image_count(df) -> int | None:
+    """Images a quick sample counted (``latency_ms_n`` of its wide cell table); None when unknown."""
+    try:
+        n = float(df["latency_ms_n"].iloc[0])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return int(n) if math.isfinite(n) else None
+
+
 def sample_rel_se(df) -> float:
     """Relative standard error of a quick sample's mean latency (sd / mean / sqrt(n)); 0 when unknown."""
     try:
@@ -1035,9 +1044,7 @@ def register(app: typer.Typer) -> None:
         if counts_note is not None:
             fps = pd.to_numeric(df["throughput_fps"], errors="coerce") if "throughput_fps" in df else None
             measured = float(fps.iloc[0]) if fps is not None and len(fps) else None
-            counted = int(df["latency_ms_n"].iloc[0]) if "latency_ms_n" in df and df["latency_ms_n"].notna().all() \
-                else images
-            quick = {"framework": framework, "network": network, "threads": threads, "images": counted,
+            quick = {"framework": framework, "network": network, "threads": threads, "images": sample_image_count(df),
                      "seconds": seconds,
                      "measured_fps": measured, "counts_from": counts_note,
                      "long_run_from_sample": (long_run_from_sample(measured, framework, threads, traces, alpha=alpha,
@@ -1061,7 +1068,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{framework} x {network}, {threads} thread(s): predicted long-run {model.target} "
                        f"{_fmt(r['pred'], '.4g')} [{_fmt(r['lo'], '.4g')}, {_fmt(r['hi'], '.4g')}] "
                        f"({1 - alpha:.0%} prediction interval)")
-            length = f"{quick['images']} images" + (f" in {seconds:g} s" if seconds is not None else "")
+            length = f"{_fmt(quick['images'], 'd')} images" + (f" in {seconds:g} s" if seconds is not None else "")
             typer.echo(f"  quick sample ({length} after warm-up) measured "
                        f"{_fmt(quick['measured_fps'], '.4g')} images/s")
             lrs = quick["long_run_from_sample"]
