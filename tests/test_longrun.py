@@ -75,6 +75,10 @@ def test_long_run_from_sample_prefers_the_same_framework(tmp_path):
     held = long_run_from_sample(50.0, "onnxruntime", 1, paths, exclude_network=["squeezenet1_1"])
     assert held["n_traces"] == 2 and "any framework" in held["traces_from"]
     assert "reason" in long_run_from_sample(50.0, "onnxruntime", 1, [tmp_path / "t1"], exclude_network=["squeezenet1_1"])
+    # a 4-s start window takes the first two seconds (104 or 102 images/s) and two of the long run (100)
+    wide = long_run_from_sample(50.0, "onnxruntime", 1, paths, window_s=4.0)
+    assert wide["pred"] == pytest.approx(50.0 * np.exp(np.mean(np.log([100 / 102, 100 / 101]))))
+    assert "reason" in long_run_from_sample(50.0, "onnxruntime", 1, paths, window_s=20.0)  # past the 10 s skipped
 
 
 def test_predict_quick_sample_reports_the_estimate_from_the_sample(tmp_path, monkeypatch):

@@ -523,21 +523,24 @@ def sample_rel_se(df) -> float:
 
 
 def long_run_from_sample(quick_fps: float, framework: str, threads: int, traces: list[Path] | None = None, *,
-                         exclude_network=(), alpha: float = 0.05, quick_rel_se: float = 0.0) -> dict:
+                         exclude_network=(), alpha: float = 0.05, quick_rel_se: float = 0.0,
+                         window_s: float | None = None) -> dict:
     """The quick sample's throughput x the long-run / start-of-run ratio of long-run traces
     (:mod:`perfmodel.model.longrun`): ``{"pred", "lo", "hi", "ratio", "n_traces", "traces_from"}``, or
     ``{"reason"}`` when no trace applies. Traces of the same framework and thread count are used when
-    there are at least two, else all of them (said in ``traces_from``)."""
+    there are at least two, else all of them (said in ``traces_from``). ``window_s``: the traces' start
+    window that stands for the sample (default :data:`~perfmodel.model.longrun.WINDOW_S`)."""
     import pandas as pd
 
     from perfmodel.data import read_dataset
-    from perfmodel.model.longrun import LongRunRatio, trace_ratios
+    from perfmodel.model.longrun import WINDOW_S, LongRunRatio, trace_ratios
 
     paths = list(traces) if traces else default_traces()
     if not paths:
         return {"reason": "no long-run trace data set (give --traces DIR; record one with perfmodel trace)"}
     try:
-        table = pd.concat([trace_ratios(read_dataset(p)) for p in paths], ignore_index=True)
+        table = pd.concat([trace_ratios(read_dataset(p), window_s=WINDOW_S if window_s is None else window_s)
+                           for p in paths], ignore_index=True)
         same = table[(table["framework"] == framework) & (table["threads"] == int(threads))
                      & ~table["network"].isin(list(exclude_network))]
         if len(same) >= 2:
