@@ -96,7 +96,10 @@ class LinearParams:
 
             lo = rate_lin(upper)
             hi = np.where(lower > 0, rate_lin(lower), self.rate_scale / self.overhead if self.overhead > 0 else np.inf)
-            return rate_lin(mean), lo, hi
+            # a time part <= 0 (or NaN: e.g. negative counts) has no rate: no bound either, never a lone one;
+            # nor without an interval (alpha None: lower and upper NaN)
+            none = ~(mean > 0) | np.isnan(lower) | np.isnan(upper)
+            return rate_lin(mean), np.where(none, np.nan, lo), np.where(none, np.nan, hi)
         if self.rate_scale > 0:  # decreasing in the predictor: the bounds swap
             def rate(eta):
                 return _rate(eta, self.rate_scale, self.overhead)

@@ -32,7 +32,7 @@ from .features import (
     column_provenance, base_columns, parse_feature, powmon_terms, target_vector, throughput_terms,
     _key_str,
 )
-from .modelfile import ModelFile, training_hash
+from .modelfile import ModelFile, active_ranges, training_hash
 from .selection import stepwise_select
 
 #: CLI CV scheme -> group column (None: shuffled k-fold)
@@ -315,6 +315,8 @@ def fit_model(
             stats = {"error": str(exc)}
     training = {"n": int(len(y)), "sha256": training_hash(X, y, feats, target),
                 "ranges": {f: [float(np.min(X[:, j])), float(np.max(X[:, j]))] for j, f in enumerate(feats)},
+                # over the rows where each term is on (an interaction term is 0 elsewhere): what out_of_range checks
+                "active_ranges": active_ranges(df, X, feats),
                 "target_range": [float(y.min()), float(y.max())],
                 "groups": sorted(map(str, pd.unique(df[group]))) if group else None,
                 "source": (df.attrs or {}).get("source")}
