@@ -282,8 +282,96 @@ def test_fit_exclude_rows_and_refuse_unseen_framework(tp_setup, tmp_path, monkey
     r = runner.invoke(app, ["predict", "--model", str(out), "--framework", "litert", "--network", "googlenet",
                             "--simulated-from", str(d / "ref")])
     assert isinstance(r.exception, PerfmodelError) and "litert" in str(r.exception)
-    r = runner.invoke(app, ["fit", str(d / "ref"), "-t", "throughput_fps", "--exclude", "framework", "-o", str(out)])
+    other = tmp_path / "other.json"
+    r = runner.invoke(app, ["fit", str(d / "ref"), "-t", "throughput_fps", "--exclude", "framework", "-o", str(other)])
     assert isinstance(r.exception, PerfmodelError) and "COLUMN=VALUE" in str(r.exception)
+    # a rule that matches no row is a typo, not a silent no-op
+    r = runner.invoke(app, ["fit", str(d / "ref"), "-t", "throughput_fps", "--exclude", "framework=litrt", "-o", str(other)])
+    assert isinstance(r.exception, PerfmodelError) and "no row has framework=litrt" in str(r.exception)
+    assert "litert" in str(r.exception) and not other.exists()
+
+
+def test_fit_never_overwrites_silently(tp_setup, tmp_path):
+    d, _, _ = tp_setup
+    out = tmp_path / "m.json"
+    out.write_text("precious")
+    args = ["fit", str(d / "ref"), "-t", "throughput_fps", "--kind", "loglinear", "--cv", "lono", "--terms", "throughput"]
+    r = runner.invoke(app, args + ["-o", str(out)])
+    assert isinstance(r.exception, PerfmodelError) and "--force" in str(r.exception)
+    assert out.read_text() == "precious"
+    r = runner.invoke(app, args + ["-o", str(out), "--force"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["target"] == "throughput_fps"
+    # the data being fitted is never the output, even with --force
+    csv = tmp_path / "data.csv"
+    csv.write_text("a,b\n1,2\n")
+    r = runner.invoke(app, ["fit", str(csv), "-t", "b", "--features", "a", "--provenance", "software", "-o", str(csv),
+                            "--force"])
+    assert isinstance(r.exception, PerfmodelError) and "the data being fitted" in str(r.exception)
+    assert csv.read_text() == "a,b\n1,2\n"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--framework", "pytorch", "--network", "squeezenet1_1"], "unknown framework 'pytorch'"),
+    (["--framework", "onnxruntime", "--network", "vgg99"], "unknown network 'vgg99'"),
+    (["--framework", "onnxruntime", "--network", "googlenet", "--threads", "3"], "knows threads 1, 2, not '3'"),
+])
+def test_quick_sample_refuses_before_sampling(tp_setup, monkeypatch, args, needle):
+    import perfmodel.collect.quick as quick
+
+    d, recs, model = tp_setup
+    calls = []
+    monkeypatch.setattr(quick, "quick_sample", _fake_sampler(calls, recs))
+    from pathlib import Path
+
+    trained = Path(__file__).resolve().parents[1] / "trained" / "throughput_reference.json"  # threads as levels
+    r = runner.invoke(app, ["predict", "--model", str(trained), *args, "--simulated-from", str(d / "ref")])
+    assert isinstance(r.exception, PerfmodelError) and needle in str(r.exception)
+    assert calls == []  # refused before any sample
+
+
+def test_predict_dataset_with_a_macs_model(tp_setup, tmp_path):
+    d, _, _ = tp_setup
+    macs_model = tmp_path / "macs.json"
+    r = runner.invoke(app, ["fit", str(d / "ref"), "-t", "throughput_fps", "--kind", "loglinear", "--cv", "lono",
+                            "--terms", "throughput-macs", "-o", str(macs_model)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["predict", "--model", str(macs_model), "--dataset", str(d / "ref"), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output[r.output.index("{"):])["rows"]
+    assert rows and all(x["pred"] > 0 for x in rows)
+
+
+def test_predict_dataset_keeps_the_rows_it_can_predict(tp_setup, tmp_path):
+    """One row without its counts is reported as not evaluated; the others are predicted."""
+    from perfmodel.data import read_dataset, write_records
+
+    d, _, model = tp_setup
+    recs = read_dataset(d / "ref")
+    hit = (recs["cell_id"].astype(str).str.startswith("litert__googlenet__") & (recs["metric"] == "instructions")
+           & recs["cell_id"].astype(str).str.endswith("valgrind"))
+    assert hit.any()
+    part = tmp_path / "part.parquet"
+    write_records(part, recs.loc[~hit])
+    r = runner.invoke(app, ["predict", "--model", str(model), "--dataset", str(part), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output[r.output.index("{"):])["rows"]
+    bad = [x for x in rows if x["framework"] == "litert" and x["network"] == "googlenet"]
+    good = [x for x in rows if not (x["framework"] == "litert" and x["network"] == "googlenet")]
+    assert bad and all(x["pred"] is None and "instructions_per_image" in x["not_evaluated"] for x in bad)
+    assert good and all(x["pred"] > 0 and x["not_evaluated"] == "" for x in good)
+
+
+def test_csv_with_a_bad_thread_count_is_a_clear_error(tmp_path):
+    import pandas as pd
+
+    from perfmodel.model.prepare import with_stream_time
+
+    df = pd.DataFrame({"framework": ["onnxruntime"] * 2, "network": ["alexnet"] * 2, "threads": [1, float("nan")]})
+    with pytest.raises(PerfmodelError, match="whole thread count"):
+        with_stream_time(df, None, {"1": 17.0, "2": 36.0})
+    with pytest.raises(PerfmodelError, match="two"):
+        with_stream_time(df.assign(threads=["1", "two"]), None, {"1": 17.0, "2": 36.0})
 
 
 @pytest.mark.parametrize("args,needle", [

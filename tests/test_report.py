@@ -113,6 +113,19 @@ def test_report_without_power_says_so(tmp_path):
     _check_links(html_path)
 
 
+def test_report_into_a_used_folder_drops_the_old_figures(tmp_path):
+    """Figures an earlier report left are not this data's: removed, never listed or kept beside the new ones."""
+    from perfmodel.report import FIGURE_FILES, build_report
+
+    out = tmp_path / "rep"
+    out.mkdir()
+    for name in FIGURE_FILES:
+        (out / name).write_bytes(b"stale")
+    build_report(synthetic_records(power=False), out)
+    assert not (out / "fig4_power_events.png").exists()  # nothing to draw now: the old one is gone
+    assert all((out / n).read_bytes() != b"stale" for n in FIGURE_FILES if (out / n).exists())
+
+
 class _FakeModel:
     target = "power_w"
     name = "fake power model"

@@ -14,6 +14,9 @@ import typer
 from perfmodel.readings import json_safe
 
 from perfmodel.errors import PerfmodelError
+from perfmodel.model.prepare import (OWN_CALIBRATIONS, needs_l2_overflow, needs_stream_time,  # noqa: F401
+                                     prepare_for_model, speed_ratio_text, training_speed, with_l2_overflow,
+                                     with_speed_calibration, with_stream_time)
 
 KINDS = ("linear", "loglinear", "loglog", "ridge", "overhead-loglinear", "overhead-linear")
 CV_CHOICES = ("lono", "lofo", "lowo", "lobo", "kfold")
@@ -120,70 +123,36 @@ TERM_SETS = ("throughput", "throughput-levels", "throughput-macs", "throughput-a
              "throughput-stream-l1d", "throughput-l2")
 
 
-def needs_l2_overflow(features) -> bool:
-    """Whether any of ``features`` uses the conv-weights-over-L2 column (:func:`attach_l2_overflow`)."""
-    from perfmodel.model.features import L2_OVERFLOW_COLUMN, base_columns
-
-    return L2_OVERFLOW_COLUMN in base_columns(features or [])
-
-
-def with_l2_overflow(df, dataset: str | os.PathLike | None, *, explicit_kib: float | None = None,
-                     model=None):
-    """``(df + conv_over_l2_mb, L2 bytes used, where it came from)``.
-
-    Fitting (no ``model``): ``explicit_kib`` (``--l2-kib``), else the L2 size the data set's runs
-    recorded, else this machine's when the data set recorded this CPU (:func:`perfmodel.data.dataset_l2_bytes`),
-    else :class:`PerfmodelError` asking for ``--l2-kib``. Predicting with ``model``: always the model's
-    ``metadata.l2_bytes`` - its fitted costs are of that machine's cache - and a data set that recorded
-    another L2 size gets a warning, not a silent mix; a model that records no L2 size can only use a
-    column the data already has, else :class:`PerfmodelError`.
-    """
-    from perfmodel.data import dataset_l2_bytes
-    from perfmodel.model.features import L2_OVERFLOW_COLUMN, attach_l2_overflow
-
-    model_l2 = None if model is None else (model.metadata or {}).get("l2_bytes")
-    if model is not None and model_l2 is None and L2_OVERFLOW_COLUMN not in df.columns:
-        raise PerfmodelError(f"the model uses {L2_OVERFLOW_COLUMN} but records no L2 size (metadata.l2_bytes)")
-    if L2_OVERFLOW_COLUMN in df.columns and (model_l2 is None or "network" not in df.columns):
-        return df, None, f"the data's own {L2_OVERFLOW_COLUMN} column"
-    dataset = None if dataset is None else str(dataset)
-    usable = bool(dataset) and not dataset.startswith("armpm:") and Path(dataset).exists()
-    if model_l2 is not None:
-        source = f"the model's machine: {float(model_l2) / 1024:.0f} KiB L2"
-        if usable:
-            try:
-                theirs, said = dataset_l2_bytes(dataset)
-            except PerfmodelError as exc:
-                theirs, said = None, str(exc)
-            if theirs is not None and int(theirs) != int(model_l2):
-                from rich.console import Console
-                from rich.markup import escape
-
-                Console(stderr=True).print(
-                    f"[yellow]warning: {escape(dataset)} was timed with a {theirs / 1024:.0f} KiB L2 ({escape(said)}); "
-                    f"the model's costs are of a {float(model_l2) / 1024:.0f} KiB L2 machine: a cross-machine "
-                    "prediction", highlight=False)
-        return attach_l2_overflow(df, float(model_l2)), float(model_l2), source
-    explicit = None if explicit_kib is None else 1024.0 * float(explicit_kib)
-    if usable or explicit is not None:
-        l2, source = dataset_l2_bytes(dataset or ".", explicit=explicit)
-    else:
-        l2, source = None, "this data records no machine (a CSV or an ARMPM file)"
-    if l2 is None:
-        raise PerfmodelError(f"the conv-weights-over-L2 term needs the L2 cache size of the machine the data was "
-                             f"timed on: {source}. Give --l2-kib (e.g. 512 for a Cortex-A53 cluster's L2)")
-    return attach_l2_overflow(df, l2), l2, source
-
-
-def needs_stream_time(features) -> bool:
-    """Whether any of ``features`` uses the weight-streaming time ``fc_stream_ms``."""
-    from perfmodel.model.features import base_columns
-
-    return "fc_stream_ms" in base_columns(features or [])
-
-
 #: columns of a zoo network's graph (not measured): a measured command needs --network for them
 NETWORK_FACT_COLUMNS = ("fc_stream_ms", "macs", "conv_over_l2_mb")
+
+
+def quick_sample_problems(model, framework: str, network: str, threads: int) -> list[str]:
+    """Why a quick sample (``perfmodel predict --framework F --network N``) cannot serve ``model``, said
+    before it runs (empty: it can): an unknown framework or network, a thread count or name the model's
+    terms do not know, or figures a quick sample does not record (sensors, other keys)."""
+    from perfmodel.metrics import SENSORS
+    from perfmodel.runners import FRAMEWORKS
+    from perfmodel.zoo import network_names
+
+    out = []
+    if framework not in FRAMEWORKS:
+        out.append(f"unknown framework {framework!r} (one of {', '.join(FRAMEWORKS)})")
+    if network not in network_names():
+        out.append(f"unknown network {network!r} (one of {', '.join(network_names())})")
+    if not 1 <= int(threads) <= 64:
+        out.append(f"--threads must be 1-64, got {threads}")
+    levels = {c: [str(v) for v in vals] for c, vals in (model.levels or {}).items()}
+    for col, val in (("framework", framework), ("network", network), ("threads", str(int(threads)))):
+        if col in levels and val not in levels[col] and not out:
+            out.append(f"the model knows {col} {', '.join(levels[col])}, not {val!r}")
+    sensors = [c for c in model.column_provenance if c in SENSORS and c != "cpu_percent"]
+    others = [c for c in levels if c not in ("framework", "network", "threads")]
+    if sensors or others:
+        out.append(f"the model uses {', '.join(dict.fromkeys(others + sensors))}, which a quick sample does not "
+                   "record (no sensor readings): measure with perfmodel collect or trace and predict that data "
+                   "set (--dataset)")
+    return out
 
 
 def command_problems(model, *, framework: str | None, network: str | None, threads: int | None,
@@ -211,7 +180,7 @@ def command_problems(model, *, framework: str | None, network: str | None, threa
               if c not in named]
     sensors = [c for c in prov if c in SENSORS and c != "cpu_percent"]
     if others or sensors:
-        out.append(f"the model uses {', '.join(others + sensors)}, which a measured command does not record "
+        out.append(f"the model uses {', '.join(dict.fromkeys(others + sensors))}, which a measured command does not record "
                    "(no sensor readings, no keys but framework / network / threads): measure on the machine with "
                    "perfmodel collect or trace and predict that data set (--dataset)")
     facts = [c for c in prov if c in NETWORK_FACT_COLUMNS]
@@ -231,127 +200,6 @@ def command_problems(model, *, framework: str | None, network: str | None, threa
         out.append(f"the model's {', '.join(real)} are real (PMU) counts: valgrind's simulated counts are another "
                    "source (use --counters perf on a machine with a PMU)")
     return out
-
-
-#: how a figure's source begins when it comes from the data set's own calibrations (:func:`_own_calibrations`)
-OWN_CALIBRATIONS = "calibrations of"
-
-
-def _own_calibrations(dataset: str | os.PathLike | None) -> tuple[list, str | None]:
-    """``(calibrations, source)`` of a data set folder (:func:`perfmodel.data.dataset_calibrations`), or
-    ``([], None)`` when ``dataset`` is not one (none given, an ``armpm:`` file, a records file, a CSV)."""
-    from perfmodel.data import dataset_calibrations
-
-    dataset = None if dataset is None else str(dataset)
-    if not dataset or dataset.startswith("armpm:") or not Path(dataset).is_dir():
-        return [], None
-    cals = dataset_calibrations(dataset)
-    return cals, f"{OWN_CALIBRATIONS} {dataset} ({len(cals)})"
-
-
-def with_stream_time(df, dataset: str | os.PathLike | None, fallback: dict | None = None):
-    """``(df + fc_stream_ms, {threads: GB/s} used, where it came from)``: the bandwidth of the data set's own
-    calibrations (:func:`perfmodel.data.dataset_calibrations`) when they cover the rows' thread counts, else
-    ``fallback`` (a model's training calibration; the source says why), else :class:`PerfmodelError` saying
-    how to get one. A frame that has ``fc_stream_ms`` already (a CSV) is returned as it is. One policy for
-    ``perfmodel fit`` / ``predict`` and the pipeline's prediction check."""
-    import pandas as pd
-
-    from perfmodel.data import stream_bandwidth
-    from perfmodel.model.features import attach_stream_time
-
-    if "fc_stream_ms" in df.columns:
-        return df, None, "the data's own fc_stream_ms column"
-    bw, source = {}, ""
-    cals, own = _own_calibrations(dataset)
-    if own is not None:
-        bw, source = stream_bandwidth(cals), own
-    need = {int(t) for t in pd.unique(df["threads"])} if "threads" in df.columns else set()
-    if bw and fallback and not need <= set(bw):
-        lacking = ", ".join(map(str, sorted(need - set(bw))))
-        bw = {int(k): float(v) for k, v in fallback.items()}
-        source = f"the model's training calibration (the calibrations of {dataset} lack thread count(s) {lacking})"
-    elif not bw and fallback:
-        bw = {int(k): float(v) for k, v in fallback.items()}
-        source = "the model's training calibration (this data has none: the machines' bandwidths may differ)"
-    if not bw:
-        raise PerfmodelError(
-            "the weight-streaming time fc_stream_ms needs the machine's streaming bandwidth and this data has no "
-            "calibration: `perfmodel collect` measures one (unless --no-calibrate); for a data set collected "
-            "without, run `perfmodel calibrate --attach DATASET --note '...'` on the same machine")
-    return attach_stream_time(df, bw), bw, source
-
-
-def training_speed(dataset: str | os.PathLike | None) -> tuple[dict[int, float], str]:
-    """``({threads: GEMM GFLOP/s}, source)`` of a training data set's calibrations (``{}`` when none)."""
-    from perfmodel.data import gemm_speed
-
-    cals, own = _own_calibrations(dataset)
-    if own is None:
-        return {}, "no calibration (not a data set folder)"
-    return gemm_speed(cals), own
-
-
-def with_speed_calibration(df, model, *, dataset: str | os.PathLike | None = None,
-                           now_gflops: dict | None = None):
-    """``(df, info)``: ``df`` with the fitted terms' counts priced at the machine's speed now, when the model
-    is an additive time model (``overhead-linear``) that stored its training data's GEMM speed
-    (``metadata.gemm_gflops``) and the prediction's data has one for its thread counts (``now_gflops``, a
-    quick sample's calibration, else the data set's calibrations). ``info`` = ``{"applied": bool,
-    "ratio": {threads: train / now}, "source" or "reason"}``; without either speed nothing is scaled and
-    the reason says the prediction is of the machine as it was when the model was trained.
-
-    A shared VM's speed drifts (this one by -19 % between a morning and an afternoon calibration); the
-    fitted costs per instruction are of the training hour. :func:`perfmodel.model.features.speed_scaled`.
-    """
-    import numpy as np
-    import pandas as pd
-
-    from perfmodel.model.features import FeatureError, KNOWN_TIME_COLUMNS, attrs_aside, speed_scaled
-
-    as_trained = "predicting the machine as it was when the model was trained"
-    train = {int(k): float(v) for k, v in ((model.metadata or {}).get("gemm_gflops") or {}).items()}
-    if model.kind != "overhead-linear":
-        return df, {"applied": False, "reason": f"a {model.kind} model is not an additive time model"}
-    if not train:
-        return df, {"applied": False, "reason": "the model stores no training GEMM speed (fitted on data without a "
-                                                f"calibration, or before perfmodel stored it): {as_trained}"}
-    if now_gflops is not None:  # a quick sample's own measurement ({} when it failed)
-        now, source = {int(k): float(v) for k, v in now_gflops.items()}, "measured now"
-        where = "the calibration measured now"
-    else:
-        now, source = training_speed(dataset)
-        where = "the data's calibrations"
-    with attrs_aside(df):  # (pandas deep-copies attrs into every column lookup)
-        thr = pd.to_numeric(df["threads"], errors="coerce").to_numpy(dtype="float64") if "threads" in df.columns \
-            else np.array([np.nan])
-    if not (np.isfinite(thr) & (thr == np.round(thr))).all():
-        return df, {"applied": False, "reason": f"rows without a whole thread count: {as_trained}"}
-    need = {int(t) for t in thr}
-    lacking = sorted(need - (set(now) & set(train)))
-    if not now or lacking:
-        return df, {"applied": False, "reason": f"no GEMM speed for thread count(s) {lacking or sorted(need)} in "
-                                                f"{where}: {as_trained}"}
-    ratio = {t: train[t] / now[t] for t in sorted(need)}
-    # the model's own known-time terms (coefficient 1) are not rescaled
-    known = tuple((model.training or {}).get("fixed_coefficients") or {}) or KNOWN_TIME_COLUMNS
-    try:
-        out, _ = speed_scaled(df, model.features, ratio, known=known)
-    except FeatureError as exc:
-        return df, {"applied": False, "reason": f"{exc}: {as_trained}"}
-    info = {"applied": True, "ratio": ratio, "source": f"GEMM speed: model {', '.join(f'{t}: {train[t]:.0f}' for t in sorted(need))} "
-            f"GFLOP/s vs {source} {', '.join(f'{t}: {now[t]:.0f}' for t in sorted(need))}"}
-    odd = {t: r for t, r in ratio.items() if not 0.5 <= r <= 2.0}
-    if odd:  # a drifting VM moves by 10-30 %; 2x is another machine or a broken calibration
-        info["warning"] = (f"speed ratio {', '.join(f'{t} thr {r:.2f}' for t, r in odd.items())} is far from 1: "
-                           "the data may be of another machine than the model's (its costs do not transfer by "
-                           "a GEMM ratio) or a calibration failed")
-    return out, info
-
-
-def speed_ratio_text(speed: dict) -> str:
-    """The per-thread-count ratios of :func:`with_speed_calibration`'s info, e.g. ``1 thr 1.184, 2 thr 1.170``."""
-    return ", ".join(f"{t} thr {r:.3f}" for t, r in speed["ratio"].items())
 
 
 def named_terms(df, name: str):
@@ -388,6 +236,9 @@ def exclude_rows(df, rules: list[str]):
         if col not in df.columns:
             raise PerfmodelError(f"--exclude {rule}: the data has no column {col!r}")
         hit = _key_str(df[col]) == value
+        if not hit.any():
+            seen = ", ".join(sorted(map(str, _key_str(df[col]).unique()))[:12])
+            raise PerfmodelError(f"--exclude {rule}: no row has {col}={value} (values: {seen})")
         keep = ~hit if keep is None else keep & ~hit
     out = df.loc[keep].reset_index(drop=True)
     out.attrs = df.attrs
@@ -784,6 +635,7 @@ def register(app: typer.Typer) -> None:
                                        "describe (CSV): real, simulated or software."),
         jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel CV jobs."),
         json_out: bool = typer.Option(False, "--json", help="Print the fit summary as JSON."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing model file at --out."),
     ) -> None:
         """Fit a model of --target on DATASET and write it as a JSON model file.
 
@@ -799,6 +651,11 @@ def register(app: typer.Typer) -> None:
         _check_provenance(provenance)
         if output.exists() and output.is_dir():
             raise PerfmodelError(f"--out {output} is a folder; give a file name such as {output / 'model.json'}")
+        src = None if dataset.startswith("armpm:") else Path(dataset)
+        if src is not None and src.exists() and output.exists() and output.resolve() == src.resolve():
+            raise PerfmodelError(f"--out {output} is the data being fitted: give another file name")
+        if output.exists() and not force:
+            raise PerfmodelError(f"--out {output} exists: give another name, or --force to replace it")
 
         if simulated_from:
             df = load_with_simulated(dataset, simulated_from, table=table)
@@ -991,14 +848,13 @@ def register(app: typer.Typer) -> None:
                 records = measure_command(list(command), images, counters=counters, framework=framework or "",
                                           network=network or "", threads=1 if threads is None else threads)
                 df = wide_per_cell(records)
-                if "macs" in model.column_provenance and "macs" not in df.columns:
-                    from perfmodel.model.features import attach_macs
-
-                    df = attach_macs(df)
             else:
                 if not (framework and network):
                     raise PerfmodelError("a quick sample needs both --framework and --network")
                 threads = 1 if threads is None else threads
+                problems = quick_sample_problems(model, framework, network, threads)
+                if problems:  # said before minutes of sampling and calibration
+                    raise PerfmodelError(f"no quick sample for this model as asked: {'; '.join(problems)}")
                 from rich.console import Console
 
                 con = Console(stderr=True)
@@ -1010,28 +866,32 @@ def register(app: typer.Typer) -> None:
         if df.empty:
             raise PerfmodelError("no samples to predict")
         check_excluded(model, df)
-        bw_source = None
-        if needs_stream_time(model.features) and "fc_stream_ms" not in df.columns:  # (a quick sample has it)
-            df, _, bw_source = with_stream_time(df, dataset, (model.metadata or {}).get("stream_bandwidth_gbps"))
-            if not bw_source.startswith(OWN_CALIBRATIONS):  # not the data's own: say so
-                from rich.console import Console
+        df, as_measured, notes = prepare_for_model(df, model, dataset=dataset, priced=counts_note is not None)
+        bw_source, speed = notes.get("stream_bandwidth_from"), notes.get("speed_calibration")
+        from rich.console import Console
 
-                Console(stderr=True).print(f"note: streaming bandwidth from {bw_source}")
-        if needs_l2_overflow(model.features) and counts_note is None:  # (a quick sample has it, rescaled)
-            df, _, _ = with_l2_overflow(df, dataset, model=model)
-        speed, as_measured = None, df
-        if counts_note is None and model.kind == "overhead-linear":  # (a quick sample is rescaled already)
-            df, speed = with_speed_calibration(df, model, dataset=dataset)
-            from rich.console import Console
-
+        if bw_source is not None and not bw_source.startswith(OWN_CALIBRATIONS):  # not the data's own: say so
+            Console(stderr=True).print(f"note: streaming bandwidth from {bw_source}")
+        if speed is not None:
             Console(stderr=True).print(
                 "note: " + (f"counts priced at the machine's speed now (x {speed_ratio_text(speed)}; "
                             f"{speed['source']})" if speed["applied"] else speed["reason"]), highlight=False)
             if speed.get("warning"):
                 Console(stderr=True).print(f"[yellow]warning: {speed['warning']}", highlight=False)
-        pred = model.predict_frame(df, alpha=alpha, provenance=provenance)
+        from perfmodel.model.prepare import predict_each
+
+        pred, failed = predict_each(model, df, alpha=alpha, provenance=provenance)
+        pred = pred.reindex(df.index)  # rows that could not be predicted: NaN, with the reason below
         keys = [c for c in ("framework", "network", "threads", "workload", "freq_mhz", "cores") if c in df.columns]
         out = pd.concat([df[keys].reset_index(drop=True), pred.reset_index(drop=True)], axis=1)
+        if failed:
+            out["not_evaluated"] = [failed.get(i, "") for i in df.index]
+            from rich.console import Console
+            from rich.markup import escape
+
+            Console(stderr=True).print(
+                f"[yellow]warning: {len(failed)} of {len(df)} row(s) could not be predicted (pred n/a), e.g. "
+                f"{escape(next(iter(failed.values())))}", highlight=False)
         outside = model.out_of_range(as_measured).reset_index(drop=True)  # the counts as measured
         if (outside != "").any():
             out["outside_training"] = outside

@@ -117,7 +117,7 @@ def _campaign_for_prediction(campaign_long, reference: Path | None):
     return join_simulated(wide_per_cell(pd.concat([campaign_long, sim], ignore_index=True)))
 
 
-def _prediction_check(model, long_df, ref, work: str, work_note: str, con, campaign: Path) -> list[dict]:
+def _prediction_check(model, long_df, ref, work_note: str, con, campaign: Path) -> list[dict]:
     """The fitted model's predictions for this campaign's measured cells (not a CV figure: a check)."""
     from perfmodel.errors import PerfmodelError
 
@@ -125,18 +125,13 @@ def _prediction_check(model, long_df, ref, work: str, work_note: str, con, campa
     try:
         pc = _campaign_for_prediction(long_df, ref if "simulated" in work_note else None)
         pc = pc[pc["throughput_fps"].notna()]
-        if work == "macs":
-            from perfmodel.model.features import attach_macs
+        from perfmodel.model.prepare import prepare_for_model, speed_ratio_text
 
-            pc = attach_macs(pc)
-        if "fc_stream_ms" in model.column_provenance:  # the campaign's own calibration where it covers the cells
-            from perfmodel.cli.model import with_stream_time
-
-            pc, _, _ = with_stream_time(pc, campaign, (model.metadata or {}).get("stream_bandwidth_gbps"))
-        if model.kind == "overhead-linear":  # the reference's costs priced at this campaign's GEMM speed
-            from perfmodel.cli.model import speed_ratio_text, with_speed_calibration
-
-            pc, speed = with_speed_calibration(pc, model, dataset=campaign)
+        # macs, the campaign's own streaming bandwidth where it covers the cells, and the reference's costs
+        # priced at this campaign's GEMM speed
+        pc, _, notes = prepare_for_model(pc, model, dataset=campaign)
+        speed = notes.get("speed_calibration")
+        if speed is not None:
             con.print("prediction check: " + (
                 f"counts priced at this campaign's speed (x {speed_ratio_text(speed)})"
                 if speed["applied"] else speed["reason"]), highlight=False)
@@ -285,7 +280,7 @@ def register(app: typer.Typer) -> None:
             con.print(f"throughput model ({work_note}): leave-one-network-out MAPE {_fmt(cv.get('mape'), '.1f')}%, "
                       f"{_fmt(cv.get('within_10'), '.0f')}% within +-10% (MACs-only baseline: "
                       f"{_fmt(base.get('mape'), '.1f')}%) -> {model_path}")
-            check_rows = _prediction_check(model, long_df, ref, work, work_note, con, out / "campaign")
+            check_rows = _prediction_check(model, long_df, ref, work_note, con, out / "campaign")
         models = [model] if model is not None else []
         td = trained_dir()
         if td is not None and (td / "power_armpm_xu3_a15.json").is_file():
@@ -297,7 +292,8 @@ def register(app: typer.Typer) -> None:
         con.rule("[bold]3/4 select")
         from perfmodel.data import wide_per_cell
 
-        cand = candidates_from_cells(wide_per_cell(long_df), models=models, reasons=missing_reasons(long_df))
+        cand = candidates_from_cells(wide_per_cell(long_df), models=models, reasons=missing_reasons(long_df),
+                                     dataset=out / "campaign")
         selection = rank(cand, spec)
         import contextlib
         import sys

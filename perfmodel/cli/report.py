@@ -71,7 +71,9 @@ def register(app: typer.Typer) -> None:
             task = bar.add_task("report", total=None)
             path = build_report(dataset, out, models=models, selection=spec, extra_records=extra,
                                 title=title, progress=lambda msg: bar.update(task, description=f"report: {msg}"))
-        files = sorted(str(p) for p in path.parent.iterdir() if p.suffix in (".html", ".png"))
+        from perfmodel.report import FIGURE_FILES
+
+        files = [str(path)] + [str(path.parent / f) for f in FIGURE_FILES if (path.parent / f).exists()]
         if json_out:
             typer.echo(json.dumps({"report": str(path), "files": files}, indent=1))
         else:

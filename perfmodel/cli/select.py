@@ -172,7 +172,7 @@ def register(app: typer.Typer) -> None:
         long_df = load_long(dataset)
         models = _load_models(model)
         cand = candidates_from_cells(wide_per_cell(long_df), models=models, reasons=missing_reasons(long_df),
-                                     expand=expand)
+                                     expand=expand, dataset=dataset)
         result = rank(cand, spec)
         if json_out:
             typer.echo(json.dumps(result.to_dict(), indent=1, default=str))

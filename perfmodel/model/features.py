@@ -164,10 +164,19 @@ def feature_frame(df: pd.DataFrame, features: Sequence[str], *, allow_nan: bool 
         bad = ~np.isfinite(out.to_numpy())
         if bad.any():
             cols = [features[j] for j in np.flatnonzero(bad.any(axis=0))]
-            rows = int(bad.any(axis=1).sum())
+            bad_rows = bad.any(axis=1)
+            with attrs_aside(df):
+                sub = df.loc[bad_rows]
+                inputs = [c for c in base_columns(cols) if c in sub.columns and pd.api.types.is_numeric_dtype(sub[c])
+                          and not np.isfinite(pd.to_numeric(sub[c], errors="coerce").to_numpy(dtype="float64")).all()]
+                keys = [c for c in ("framework", "network", "threads") if c in sub.columns]
+                which = [" x ".join(str(v) for v in r) for r in sub[keys].head(3).itertuples(index=False)] if keys else []
             raise FeatureError(
-                f"{rows} row(s) have NaN or infinite values in feature(s) {', '.join(cols)}; "
-                "drop or fill them first (missing figures are never guessed)"
+                f"{int(bad_rows.sum())} row(s)" + (f" ({'; '.join(which)}{', ...' if bad_rows.sum() > 3 else ''})"
+                                                   if which else "")
+                + " have NaN or infinite values in "
+                + (f"{', '.join(inputs)} (feature(s) {', '.join(cols)})" if inputs else f"feature(s) {', '.join(cols)}")
+                + "; drop or fill them first (missing figures are never guessed)"
             )
     return out
 

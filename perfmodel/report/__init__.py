@@ -76,6 +76,11 @@ def _missing(text: str) -> str:
     return f'<p class="missing">{_e(text)}</p>'
 
 
+#: the figure files a report writes (removed first: a figure with nothing to draw writes no file)
+FIGURE_FILES = ("fig1_timeseries.png", "fig2_cpu_throughput.png", "fig3_events.png", "fig4_power_events.png",
+                "fig5_throughput_metric.png")
+
+
 def _figure(result: Path | str, out_dir: Path, caption: str) -> str:
     if isinstance(result, Path):
         rel = os.path.relpath(result, out_dir).replace(os.sep, "/")
@@ -229,10 +234,13 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
     samples = wide_per_sample(long_df)
     if isinstance(selection, Spec):
         step("selection")
-        cand = candidates_from_cells(cells, models=models, reasons=reasons)
+        cand = candidates_from_cells(cells, models=models, reasons=reasons,
+                                     dataset=None if isinstance(dataset_path_or_df, pd.DataFrame) else path)
         selection = rank(cand, selection)
 
     step("figures")
+    for name in FIGURE_FILES:  # a figure left by an earlier report into this folder is not this data's
+        (out / name).unlink(missing_ok=True)
     figs = {
         "fig1": (figures.fig_timeseries(samples, out / "fig1_timeseries.png", reasons),
                  "Fig. 1 - throughput, CPU %, temperature and frequency over each trace"),
@@ -312,5 +320,5 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
     return html_path
 
 
-__all__ = ["REPORT_NAME", "build_report", "correlation_table", "default_features", "fisher_ci",
+__all__ = ["FIGURE_FILES", "REPORT_NAME", "build_report", "correlation_table", "default_features", "fisher_ci",
            "selection_html", "sources_table"]

@@ -71,7 +71,7 @@ def _model_name(model: Any, i: int) -> str:
         for k in ("name", "path", "file"):
             if meta.get(k):
                 return str(meta[k])
-    return f"model {i + 1} ({getattr(model, 'target', '?')})"
+    return f"{i + 1} ({getattr(model, 'target', '?')})"
 
 
 def _base_prov(cell_df: pd.DataFrame, col: str) -> str:
@@ -149,6 +149,7 @@ def _candidates_from_cells(
     reasons: Mapping[str, str] | None = None,
     expand: bool = False,
     alpha: float = 0.05,
+    dataset: Any = None,
 ) -> pd.DataFrame:
     """Candidate table from a per-cell wide table (module docstring).
 
@@ -157,7 +158,11 @@ def _candidates_from_cells(
     a mapping network -> ``{"top1", "top5", "accuracy_source"}`` (fractions or percent).
     ``reasons``: metric -> why it is missing (:func:`missing_reasons` of the long records).
     ``expand``: add a row for every framework x network x threads combination seen in the data but not
-    measured, so that models can fill it (or it is reported as unavailable).
+    measured, so that models can fill it (or it is reported as unavailable); such a row takes the
+    simulated (valgrind) counts of its framework x network, which do not depend on the thread count.
+    ``dataset``: the data set's folder, whose calibrations a model's inputs may need (the streaming
+    bandwidth, the GEMM speed: :func:`perfmodel.model.prepare.prepare_for_model`); without it a model's
+    training calibration is used where it has one.
     """
     if not isinstance(cell_df, pd.DataFrame):
         raise PerfmodelError(f"expected a per-cell DataFrame, got {type(cell_df).__name__}")
@@ -192,6 +197,7 @@ def _candidates_from_cells(
         if extra:
             cand = pd.concat([cand, pd.DataFrame(extra)], ignore_index=True)
             not_measured = pd.Series(cand["n_cells"] == 0, index=cand.index)
+            _share_simulated(cand, not_measured, cell_df)
         cand = cand.sort_values(keys, kind="stable")
         not_measured = not_measured.loc[cand.index].reset_index(drop=True)
         cand = cand.reset_index(drop=True)
@@ -236,7 +242,7 @@ def _candidates_from_cells(
     cand["energy_j_source"] = e_src
     cand["energy_j_provenance"] = e_prov
 
-    _apply_models(cand, list(models), alpha)
+    _apply_models(cand, list(models), alpha, dataset)
     _derive_energy(cand)
 
     # accuracy
@@ -256,21 +262,52 @@ def _candidates_from_cells(
 def candidates_from_cells(cell_df: pd.DataFrame, models: Iterable[Any] = (),
                           accuracy: bool | Mapping[str, Mapping[str, Any]] = True, *,
                           reasons: Mapping[str, str] | None = None, expand: bool = False,
-                          alpha: float = 0.05) -> pd.DataFrame:
+                          alpha: float = 0.05, dataset: Any = None) -> pd.DataFrame:
     """Candidate table from a per-cell wide table: see :func:`_candidates_from_cells`."""
     import warnings
 
     with warnings.catch_warnings():
         # one companion column per value column is added in turn; pandas warns about fragmentation
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
-        out = _candidates_from_cells(cell_df, models, accuracy, reasons=reasons, expand=expand, alpha=alpha)
+        out = _candidates_from_cells(cell_df, models, accuracy, reasons=reasons, expand=expand, alpha=alpha,
+                                     dataset=dataset)
     return out.copy()  # one consolidated block per dtype (copy keeps attrs)
 
-def _apply_models(cand: pd.DataFrame, models: Sequence[Any], alpha: float) -> None:
+def _share_simulated(cand: pd.DataFrame, added: pd.Series, cell_df: pd.DataFrame) -> None:
+    """Give the ``added`` (not measured) rows the simulated counts of a measured row of the same board x
+    framework x network: a valgrind cell's counts describe every thread count of it (:func:`join_simulated_cells`)."""
+    cols = [c for c in cand.columns if "simulated" in _base_prov(cell_df, c).split("+")]
+    if not cols:
+        return
+    keys = ["board", "framework", "network"]
+    have = cand.loc[~added.to_numpy()].dropna(subset=cols, how="all").drop_duplicates(keys).set_index(keys)[cols]
+    for i in np.flatnonzero(added.to_numpy()):
+        k = tuple(cand.loc[i, keys])
+        if k in have.index:
+            cand.loc[i, cols] = have.loc[k].to_numpy(dtype="float64")
+
+
+def _predict_rows(model: Any, rows: pd.DataFrame, alpha: float, dataset: Any) -> tuple[pd.DataFrame, dict]:
+    """``(predictions of the rows that could be predicted, {row index: why not})``, the model's inputs
+    attached first (:func:`perfmodel.model.prepare.prepare_for_model`)."""
+    from perfmodel.model.prepare import predict_each, prepare_for_model
+
+    def prepare(part):
+        if hasattr(model, "features") and hasattr(model, "kind"):  # a ModelFile: attach what its features need
+            part, _, _ = prepare_for_model(part, model, dataset=dataset)
+        return part
+
+    try:
+        return predict_each(model, rows, alpha=alpha, prepare=prepare)
+    except PerfmodelError as exc:  # the same reason for every row
+        return rows.iloc[:0], {idx: str(exc) for idx in rows.index}
+
+
+def _apply_models(cand: pd.DataFrame, models: Sequence[Any], alpha: float, dataset: Any = None) -> None:
     for i, model in enumerate(models):
         target = getattr(model, "target", None)
         if not isinstance(target, str) or not hasattr(model, "predict_frame"):
-            raise PerfmodelError(f"{_model_name(model, i)} is not a model (needs .target and .predict_frame)")
+            raise PerfmodelError(f"model {_model_name(model, i)} is not a fitted model (needs .target and .predict_frame)")
         col = target
         fills = {target}
         if target == "latency_ms":
@@ -285,16 +322,15 @@ def _apply_models(cand: pd.DataFrame, models: Sequence[Any], alpha: float) -> No
         name = _model_name(model, i)
         rows = cand.loc[need]
         rows.attrs = dict(cand.attrs)
-        try:
-            pred = model.predict_frame(rows, alpha=alpha)
-        except PerfmodelError as exc:
+        pred, failed = _predict_rows(model, rows, alpha, dataset)
+        for idx, why in failed.items():
             for c in fills:
-                idx = rows.index[rows[c].isna()]
-                cand.loc[idx, f"{c}_source"] = [
-                    _append_reason(s, f"model {name} cannot predict it: {exc}") for s in cand.loc[idx, f"{c}_source"]]
-            continue
-        for j, idx in enumerate(rows.index):
-            p = pred.loc[idx] if idx in pred.index else pred.iloc[j]
+                if math.isnan(cand.at[idx, c]):
+                    cand.at[idx, f"{c}_source"] = _append_reason(cand.at[idx, f"{c}_source"],
+                                                                 f"model {name} cannot predict it: {why}")
+        rows = rows.loc[[i for i in rows.index if i not in failed]]
+        for idx in rows.index:
+            p = pred.loc[idx]
             val, lo, hi = float(p["pred"]), float(p.get("lo", np.nan)), float(p.get("hi", np.nan))
             vals = {col: (val, lo, hi)}
             if target == "latency_ms":
