@@ -13,11 +13,16 @@ Guarantees
   (:meth:`~perfmodel.data.Dataset.mark_failed`, with the reason) and the campaign goes on. Ctrl-C kills
   the current worker, leaves that cell not done and stops cleanly (``result.interrupted``).
 * A re-run into the same folder skips done cells (``resume=True``, the default) and retries failed
-  ones. It refuses a data set collected on another machine / library versions / counter source /
-  cache geometry, or with a spec that measures cells differently (images, warm-up, ...: see
-  :data:`~perfmodel.collect.spec.MEASUREMENT_FIELDS`), unless ``merge=True`` (different spec allowed:
-  only missing cells are added) or ``force=True`` (anything; with ``resume=False`` every cell is
-  measured again and replaced). Nothing is overwritten silently.
+  ones; a done cell whose records file does not match its checksum (corrupt or modified) is measured
+  again, and the outcome and a warning say so. It refuses a data set collected on another machine /
+  library versions / counter source / cache geometry (the geometry only where both involve valgrind
+  cells), or with a spec that measures cells differently (images, warm-up, ...: see
+  :data:`~perfmodel.collect.spec.MEASUREMENT_FIELDS`, compared with the latest spec of the same mode:
+  campaign, command or trace), unless ``merge=True`` (different spec allowed: only missing cells are
+  added) or ``force=True`` (anything; with ``resume=False`` every cell is measured again and replaced).
+  Nothing is overwritten silently; a re-measure that fails keeps the cell's earlier good records
+  (:meth:`~perfmodel.data.Dataset.mark_failed`). A run that measures nothing leaves ``dataset.json``
+  as it was.
 * Models are exported in the parent before the workers start, so workers never race on the cache.
 """
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -41,6 +47,8 @@ from perfmodel.errors import PerfmodelError
 from .spec import CampaignSpec, Cell, spec_differences
 
 WORKER_MODULE = "perfmodel.collect.worker"
+
+log = logging.getLogger("perfmodel.collect")
 
 
 class CellFailed(Exception):
@@ -191,11 +199,35 @@ def image_paths(images: int, image_folder: str | None, seed: int = 0) -> list[Pa
     return default_images(max(1, min(int(images), 100)), seed=seed)
 
 
+def runs_valgrind(spec: dict | None) -> bool:
+    """Whether a spec dict (campaign, command or trace) measures simulated (valgrind) cells."""
+    return isinstance(spec, dict) and (spec.get("counters") == "valgrind" or bool(spec.get("simulate")))
+
+
+def measurement_differences(old: dict | None, new: dict) -> list[str]:
+    """:func:`~perfmodel.collect.spec.spec_differences`, with the cache ``geometry`` compared only when both
+    specs measure valgrind cells (the geometry means nothing for timing cells)."""
+    if not old:
+        return []
+    if not (runs_valgrind(old) and runs_valgrind(new)):
+        old = {k: v for k, v in old.items() if k != "geometry"}
+    return spec_differences(old, new)
+
+
 def open_dataset(out: str | os.PathLike, metadata: dict[str, Any], campaign: dict[str, Any], *,
-                 resume: bool, merge: bool, force: bool, measurement_diff: Callable[[dict | None], list[str]]):
-    """Create the data set, or re-open an existing one after the compatibility checks (module doc)."""
+                 resume: bool, merge: bool, force: bool,
+                 measurement_diff: Callable[[dict | None], list[str]] | None = None):
+    """Create the data set, or re-open an existing one after the compatibility checks (module doc).
+
+    ``campaign`` is the run's spec (a ``"mode"`` key for command and trace runs); ``measurement_diff(old)``
+    lists its differences from ``old``, the latest recorded spec of the same mode
+    (:meth:`~perfmodel.data.Dataset.latest_campaign`; default :func:`measurement_differences`). A
+    difference is refused unless ``merge`` or ``force``; a compatibility difference (machine, versions,
+    counter source, valgrind geometry) unless ``force``. The run is recorded in the data set (with the
+    differences it was allowed to have) only when it writes something.
+    """
     from perfmodel.data import Dataset
-    from perfmodel.data.store import DATASET_FILE
+    from perfmodel.data.store import DATASET_FILE, campaign_mode, compat_differences, compat_fields
 
     out = Path(out)
     if not (out / DATASET_FILE).exists():
@@ -204,24 +236,23 @@ def open_dataset(out: str | os.PathLike, metadata: dict[str, Any], campaign: dic
         raise PerfmodelError(f"a data set already exists at {out}; resume it (--resume, the default), "
                              "choose another --out, or --force to measure every cell again")
     existing = Dataset.open(out)
-    diffs = measurement_diff(existing.campaign)
+    if measurement_diff is None:
+        measurement_diff = lambda old: measurement_differences(old, campaign)  # noqa: E731
+    mode = campaign_mode(campaign)
+    diffs = measurement_diff(existing.latest_campaign(mode))
     if diffs and not (merge or force):
         raise PerfmodelError(
-            f"the data set at {out} was collected with a different campaign spec; refusing to add to it "
+            f"the data set at {out} was collected with a different {mode} spec; refusing to add to it "
             "(use --merge to add the missing cells anyway, or another --out):\n  - " + "\n  - ".join(diffs))
-    try:
-        return Dataset.create(out, metadata, campaign=campaign, exist_ok=True)
-    except PerfmodelError as exc:
-        if not force:
-            raise PerfmodelError(f"{exc}\n(use --force to add to it anyway)") from None
-        ds = Dataset.open(out)
-        from perfmodel.data.store import _now
-
-        ds.info.setdefault("runs", []).append({"opened": _now(), "metadata": metadata, "campaign": campaign,
-                                               "forced": True, "differences": str(exc)})
-        ds.info["campaign"] = campaign
-        ds._save_info()
-        return ds
+    compat = compat_differences(existing.compat(), compat_fields(metadata, campaign))
+    if compat and not force:
+        raise PerfmodelError(
+            f"the data set at {out} was collected with different settings; refusing to add to it (use --force "
+            "to add to it anyway):\n  - " + "\n  - ".join(compat))
+    ds = Dataset.create(out, metadata, campaign=campaign, exist_ok=True, allow_incompatible=force)
+    if diffs and ds.pending_run is not None:
+        ds.pending_run.update(spec_differences=diffs, allowed_by="force" if force else "merge")
+    return ds
 
 
 def _progress_bar(enabled: bool):
@@ -321,19 +352,28 @@ def run_campaign(spec: CampaignSpec, out: str | os.PathLike, resume: bool = True
     spec = spec.validate()
     paths = image_paths(spec.images, spec.image_folder, spec.seed)
     run_id = new_run_id()
-    metadata = run_metadata(spec.counters, spec.geometry, run_id=run_id, simulate=spec.simulate)
+    # the cache geometry describes simulated cells only: recorded (and compared) for a valgrind run only
+    metadata = run_metadata(spec.counters, spec.geometry if spec.runs_valgrind else None, run_id=run_id,
+                            simulate=spec.simulate)
     campaign = spec.to_dict()
     cells = spec.cells()
     ds = open_dataset(out, metadata, campaign, resume=resume, merge=merge, force=force,
-                      measurement_diff=lambda old: spec_differences(old, campaign))
+                      measurement_diff=lambda old: measurement_differences(old, campaign))
     ds.remove_stale_temp_files()
     board = metadata["board"]
     result = CampaignResult(str(ds.path), run_id)
-    done = set(ds.done_cells()) if resume else set()
+    done: set[str] = set()
+    redo: dict[str, str] = {}  # done cells whose records file does not match its checksum
+    if resume:
+        done = set(ds.done_cells())
+        redo = {cid: problem for cid, problem in ds.unverified_cells().items() if cid in done}
+        done -= set(redo)
     todo = [c for c in cells if c.cell_id not in done]
     for c in cells:
         if c.cell_id in done:
             result.outcomes.append(CellOutcome(c.cell_id, "skipped", "already done"))
+        elif c.cell_id in redo:
+            log.warning("%s: %s; measuring it again", c.cell_id, redo[c.cell_id])
     if calibrate and any(c.counter_source != "valgrind" for c in todo):
         from .calibrate import safe_calibration
 
@@ -360,7 +400,8 @@ def run_campaign(spec: CampaignSpec, out: str | os.PathLike, resume: bool = True
             keys = _record_keys(cell, run_id, board)
             cmeta = _cell_meta(cell, spec, run_id)
             t0 = time.monotonic()
-            outcome = CellOutcome(cell.cell_id, "done")
+            again = f"measured again: {redo[cell.cell_id]}" if cell.cell_id in redo else ""
+            outcome = CellOutcome(cell.cell_id, "done", again)
             try:
                 model = models[(cell.framework, cell.network)]
                 if isinstance(model, Exception):
@@ -374,12 +415,15 @@ def run_campaign(spec: CampaignSpec, out: str | os.PathLike, resume: bool = True
                                                lambda d, n: bar.update(img_task, completed=d, total=n))
                 meta.update(cmeta)
                 meta["status"] = "done"
+                if again:
+                    meta["replaced"] = again
                 ds.write_cell(cell.cell_id, df, meta)
                 outcome.rows = int(len(df))
                 outcome.spawn_s = meta.get("worker", {}).get("spawn_s")
             except (CellFailed, PerfmodelError) as exc:  # PerfmodelError: records that do not validate
                 outcome.status, outcome.reason = "failed", str(exc)
-                ds.mark_failed(cell.cell_id, str(exc), cmeta)
+                if ds.mark_failed(cell.cell_id, str(exc), cmeta):
+                    outcome.reason = f"re-measure failed, the cell's earlier records are kept: {exc}"
             except KeyboardInterrupt:
                 outcome.status, outcome.reason = "interrupted", "interrupted (Ctrl-C); not done"
                 result.interrupted = True

@@ -11,15 +11,24 @@ Counters: ``perf`` (``perf stat``; hardware events this machine cannot count are
 callgrind's cache and branch simulation; ``provenance="simulated"``).
 
 Records are ``phase="command"``; :func:`perfmodel.data.wide_per_cell` reads them as per-image values.
+
+:func:`collect_command` stores one cell per command into a data set with the campaign's rules: a
+command that cannot be parsed or found is refused before anything is written; a resume compares the
+spec with the data set's latest command spec and with the done cell's own settings (images, load-only
+command) and refuses differences unless ``merge`` (keep the cell) or ``force`` (measure it again); a
+command that fails is recorded as a failed cell (an earlier good measurement of it is kept).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import math
 import os
 import resource
 import shlex
+import shutil
 import subprocess
 import tempfile
 import time
@@ -32,12 +41,34 @@ from perfmodel.readings import Reading
 
 COMMAND_COUNTERS = ("auto", "perf", "software", "valgrind")
 
+log = logging.getLogger("perfmodel.collect")
+
 
 def _argv(cmd: str | Sequence[str]) -> list[str]:
-    argv = shlex.split(cmd) if isinstance(cmd, str) else [str(a) for a in cmd]
+    if isinstance(cmd, str):
+        try:
+            argv = shlex.split(cmd)
+        except ValueError as exc:  # e.g. an unclosed quote
+            raise PerfmodelError(f"cannot parse the command {cmd!r}: {exc}") from None
+    else:
+        argv = [str(a) for a in cmd]
     if not argv:
         raise PerfmodelError("empty command")
     return argv
+
+
+def _check_found(argv: Sequence[str]) -> None:
+    """:class:`PerfmodelError` when the program of ``argv`` is not found (or not executable) on the PATH."""
+    if shutil.which(argv[0]) is None:
+        raise PerfmodelError(f"command not found or not executable: {argv[0]!r}")
+
+
+def _check_counts(images: Any, repeats: Any, counters: str) -> None:
+    check_choice("counter source", counters, COMMAND_COUNTERS)
+    if isinstance(images, bool) or int(images) < 1:
+        raise PerfmodelError(f"images must be >= 1, got {images}")
+    if int(repeats) < 1:
+        raise PerfmodelError(f"repeats must be >= 1, got {repeats}")
 
 
 def command_cell_id(argv: Sequence[str], counters: str) -> str:
@@ -133,11 +164,10 @@ def measure_command(argv: str | Sequence[str], images: int, load_argv: str | Seq
 
     full = _argv(argv)
     load = _argv(load_argv) if load_argv is not None else None
-    check_choice("counter source", counters, COMMAND_COUNTERS)
-    if isinstance(images, bool) or int(images) < 1:
-        raise PerfmodelError(f"images must be >= 1, got {images}")
-    if int(repeats) < 1:
-        raise PerfmodelError(f"repeats must be >= 1, got {repeats}")
+    _check_counts(images, repeats, counters)
+    for a in (full, load):
+        if a is not None:
+            _check_found(a)
     images, repeats = int(images), int(repeats)
     used = counters
     if counters == "auto":
@@ -224,33 +254,91 @@ def measure_command(argv: str | Sequence[str], images: int, load_argv: str | Seq
     return df
 
 
+#: settings of a done command cell that make a new measurement of the same command not comparable
+CELL_FIELDS = ("images", "load_command")
+
+
+def _cell_differences(old: dict, new: dict) -> list[str]:
+    return [f"{k}: {json.dumps(old.get(k))} != {json.dumps(new.get(k))}" for k in CELL_FIELDS
+            if k in old and old.get(k) != new.get(k)]
+
+
 def collect_command(out: str | os.PathLike, argv: str | Sequence[str], images: int,
                     load_argv: str | Sequence[str] | None = None, counters: str = "auto", repeats: int = 1, *,
                     geometry_dict: dict | None = None, resume: bool = True, force: bool = False,
-                    timeout: float | None = None) -> dict[str, Any]:
-    """:func:`measure_command` into the data set at ``out`` (one cell); returns a summary dict."""
-    from .campaign import open_dataset
+                    merge: bool = False, timeout: float | None = None) -> dict[str, Any]:
+    """:func:`measure_command` into the data set at ``out`` (one cell); returns a summary dict.
+
+    Checked before anything is written: the command and load-only command parse and are found, the counts.
+    On resume the spec is compared with the data set's latest command spec (images, counters, valgrind
+    geometry) and a done cell of this command with its own settings (images, load-only command): a
+    difference is refused unless ``merge`` (the done cell is kept: ``skipped``) or ``force`` (measured
+    again). A done cell whose records file does not match its checksum is measured again (``reason``
+    says so). A measurement that fails is recorded as a failed cell (an earlier good measurement of the
+    cell is kept) and raised as :class:`PerfmodelError`. A run that measures nothing does not touch
+    ``dataset.json``.
+    """
+    from perfmodel.data import Dataset
+    from perfmodel.data.store import DATASET_FILE
+
+    from .campaign import measurement_differences, open_dataset
     from .meta import new_run_id, run_metadata
-    from .spec import geometry_from_dict, spec_differences
+    from .spec import geometry_from_dict
 
     full = _argv(argv)
+    load = _argv(load_argv) if load_argv is not None else None
+    _check_counts(images, repeats, counters)
+    for a in (full, load):
+        if a is not None:
+            _check_found(a)
     run_id = new_run_id()
     geometry = geometry_from_dict(geometry_dict) if geometry_dict else None
-    spec = {"mode": "command", "command": full, "load_command": _argv(load_argv) if load_argv else None,
+    spec = {"mode": "command", "command": full, "load_command": load,
             "images": int(images), "repeats": int(repeats), "counters": counters,
             "geometry": geometry_dict if counters == "valgrind" else None}
-    metadata = run_metadata(counters, spec["geometry"], run_id=run_id)
-    ds = open_dataset(out, metadata, spec, resume=resume, merge=True, force=force,
-                      measurement_diff=lambda old: spec_differences(old, spec))
     cid = command_cell_id(full, counters)
+    cell_diffs: list[str] = []
+    if resume and not force and (Path(out) / DATASET_FILE).is_file():
+        existing = Dataset.open(out)
+        if existing.is_done(cid):
+            cell_diffs = _cell_differences(existing.cell_meta(cid), spec)
+
+    def differences(old: dict | None) -> list[str]:
+        diffs = measurement_differences(old, spec)
+        fields = {d.split(":", 1)[0] for d in diffs}
+        return diffs + [f"cell {cid}: {d}" for d in cell_diffs if d.split(":", 1)[0] not in fields]
+
+    metadata = run_metadata(counters, spec["geometry"], run_id=run_id)
+    ds = open_dataset(out, metadata, spec, resume=resume, merge=merge, force=force,
+                      measurement_diff=differences)
     if resume and not force and ds.is_done(cid):
-        return {"path": str(ds.path), "cell_id": cid, "status": "skipped", "reason": "already done"}
+        reason = "already done"
+        if cell_diffs:  # allowed by merge
+            reason += " (measured with other settings, kept: " + "; ".join(cell_diffs) + ")"
+        return {"path": str(ds.path), "cell_id": cid, "status": "skipped", "reason": reason}
+    again = ""
+    problem = ds.unverified_cells().get(cid) if resume else None
+    if problem is not None:
+        again = f"measured again: {problem}"
+        log.warning("%s: %s; measuring it again", cid, problem)
+    cmeta = {"mode": "command", "command": full, "load_command": load, "images": int(images),
+             "repeats": int(repeats), "counters": counters, "run_id": run_id}
     t0 = time.monotonic()
-    df = measure_command(full, images, load_argv, counters, repeats, geometry=geometry, timeout=timeout,
-                         run_id=run_id, board=metadata["board"], cell_id=cid)
+    try:
+        df = measure_command(full, images, load_argv, counters, repeats, geometry=geometry, timeout=timeout,
+                             run_id=run_id, board=metadata["board"], cell_id=cid)
+    except PerfmodelError as exc:
+        kept = ds.mark_failed(cid, str(exc), cmeta)
+        raise PerfmodelError(f"{exc} (cell {cid} marked failed in {ds.path}"
+                             + ("; its earlier records are kept)" if kept else ")")) from None
     meta = dict(df.attrs["meta"], status="done", run_id=run_id, note=df.attrs["note"],
                 wall_s_total=time.monotonic() - t0)
+    if again:
+        meta["replaced"] = again
     ds.write_cell(cid, df, meta)
     values = {r.metric: (None if math.isnan(r.value) else r.value) for r in df.itertuples()}
-    return {"path": str(ds.path), "cell_id": cid, "status": "done", "note": df.attrs["note"],
-            "per_image": values}
+    summary = {"path": str(ds.path), "cell_id": cid, "status": "done", "note": df.attrs["note"],
+               "per_image": values}
+    if again:
+        summary["reason"] = again
+    return summary

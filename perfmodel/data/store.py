@@ -17,6 +17,23 @@ file, and writes the sidecar **last**. A cell is *done* (:meth:`Dataset.done_cel
 files exist and the sidecar says ``"status": "done"``: a worker killed at any point leaves the cell
 not done (a campaign re-runs it) and never touches other cells. Left-over temporary files are hidden
 (``.<name>.tmp-<pid>``) and ignored; :meth:`Dataset.remove_stale_temp_files` clears them.
+``done_cells(verify=True)`` and :meth:`Dataset.is_done` (what a resume asks) also check the records file
+against the sha256 in its sidecar: a corrupt or modified file is not done and is
+measured again (:meth:`Dataset.unverified_cells` says which and why).
+
+A failed re-measure never destroys good records: :meth:`Dataset.mark_failed` on a cell that has good
+records (status ``done``/``partial``, checksum matching) keeps them and its status, and appends the
+failure to the sidecar's ``failed_remeasures`` list; only a cell without good records gets
+``"status": "failed"``.
+
+Runs
+----
+``dataset.json`` lists every run that wrote into the data set (``runs``: when, run metadata, campaign
+spec) and the latest run's spec (``campaign``). Re-opening an existing data set
+(``Dataset.create(..., exist_ok=True)``) records its run only when it writes something (a cell, a
+failure, run metadata; :meth:`Dataset.commit_run`): a resume that finds every cell done leaves
+``dataset.json`` as it was. :meth:`Dataset.latest_campaign` gives the latest recorded spec of one mode
+(``"campaign"``, ``"command"``, ``"trace"``: a spec's ``mode`` key), the one a resume compares with.
 
 Records are validated against the schema when written and when read (``validate=True``).
 
@@ -30,9 +47,12 @@ Compatibility and merging
 :func:`compat_fields` extracts the fields that make two data sets comparable - ``board``,
 ``cpu_model``, ``counter_source``, ``cache_geometry`` and library ``versions`` (compared at
 major.minor) - from the run metadata (top level first, then nested dicts such as
-``metadata["system"]``) and then from the campaign spec (``counters``, ``geometry``).
+``metadata["system"]``) and then from the campaign spec (``counters``, ``geometry``). The cache geometry
+only describes simulated (valgrind) cells: it is a compatibility field only of a run that involves
+valgrind (counter source ``valgrind`` or ``simulate``), and it is compared only when both sides have
+one (:meth:`Dataset.compat` takes it from the data set's valgrind runs).
 :func:`merge` and a resumed :meth:`Dataset.create` refuse data sets that differ in any of them and list
-the differences, unless told ``allow_incompatible=True`` (merge only).
+the differences, unless told ``allow_incompatible=True``.
 
 Flat files
 ----------
@@ -132,6 +152,55 @@ def _fsync_dir(path: Path) -> None:
 def _atomic_write(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data)
     _fsync_dir(path.parent)
+
+
+def campaign_mode(campaign: Mapping | None) -> str | None:
+    """The mode of a campaign spec dict: its ``mode`` key (``"command"``, ``"trace"``), ``"campaign"`` for a
+    framework x network campaign spec (no key), None for no spec."""
+    if not isinstance(campaign, Mapping):
+        return None
+    return str(campaign.get("mode") or "campaign")
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+#: dataset.json field -> (allowed types, what the message calls them); absent or null is allowed
+_INFO_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "metadata": ((dict,), "a JSON object"),
+    "campaign": ((dict,), "a JSON object"),
+    "runs": ((list,), "a list"),
+    "calibrations": ((list,), "a list"),
+    "created": ((str,), "a string"),
+    "updated": ((str,), "a string"),
+    "tool_version": ((str,), "a string"),
+}
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _check_info(info: dict, where: Path) -> None:
+    """``InputFileError`` naming the field when a ``dataset.json`` field has the wrong JSON type."""
+    for key, (types, what) in _INFO_TYPES.items():
+        value = info.get(key)
+        if value is not None and not isinstance(value, types):
+            raise InputFileError(f"{where}: field '{key}' must be {what} or null, got {_json_type(value)}")
+    for i, run in enumerate(info.get("runs") or []):
+        if not isinstance(run, dict):
+            raise InputFileError(f"{where}: field 'runs[{i}]' must be a JSON object, got {_json_type(run)}")
+        for key in ("metadata", "campaign"):
+            value = run.get(key)
+            if value is not None and not isinstance(value, dict):
+                raise InputFileError(f"{where}: field 'runs[{i}].{key}' must be a JSON object or null, got "
+                                     f"{_json_type(value)}")
 
 
 def _load_json(path: Path, what: str) -> dict:
@@ -235,12 +304,29 @@ def _major_minor(version: Any) -> str:
     return ".".join(parts[:2]) if parts else str(version)
 
 
+def involves_valgrind(metadata: Mapping | None, campaign: Mapping | None = None) -> bool:
+    """Whether a run (its metadata and campaign spec) measures simulated (valgrind) cells: counter source
+    ``valgrind``, or ``simulate`` (the valgrind pass next to the timing cells)."""
+    metadata = dict(metadata or {}) if isinstance(metadata, Mapping) else {}
+    campaign = dict(campaign or {}) if isinstance(campaign, Mapping) else {}
+    keys = COMPAT_ALIASES["counter_source"]
+    source = _find(metadata, keys)
+    if source is None:
+        source = _find(campaign, keys)
+    return source == "valgrind" or bool(metadata.get("simulate")) or bool(campaign.get("simulate"))
+
+
 def compat_fields(metadata: Mapping | None, campaign: Mapping | None = None) -> dict[str, Any]:
-    """The fields two data sets must share to be merged (see the module docstring)."""
+    """The fields two data sets must share to be merged (see the module docstring). ``cache_geometry`` is
+    None unless the run involves valgrind (:func:`involves_valgrind`)."""
     metadata = dict(metadata or {})
     campaign = dict(campaign or {})
+    valgrind = involves_valgrind(metadata, campaign)
     out: dict[str, Any] = {}
     for name, keys in COMPAT_ALIASES.items():
+        if name == "cache_geometry" and not valgrind:
+            out[name] = None
+            continue
         value = _find(metadata, keys)
         if value is None and campaign:
             value = _find(campaign, keys)
@@ -251,10 +337,14 @@ def compat_fields(metadata: Mapping | None, campaign: Mapping | None = None) -> 
 
 
 def compat_differences(a: Mapping, b: Mapping) -> list[str]:
-    """Human-readable differences between two :func:`compat_fields` dicts (empty when compatible)."""
+    """Human-readable differences between two :func:`compat_fields` dicts (empty when compatible).
+
+    The cache geometry is compared only when both have one (both involve valgrind cells)."""
     diffs = []
     for name in COMPAT_ALIASES:
         va, vb = a.get(name), b.get(name)
+        if name == "cache_geometry" and (va is None or vb is None):
+            continue
         if name == "versions" and isinstance(va, Mapping) and isinstance(vb, Mapping):
             for lib in sorted(set(va) | set(vb)):
                 if va.get(lib) != vb.get(lib):
@@ -274,6 +364,8 @@ class Dataset:
     def __init__(self, path: Path, info: dict):
         self.path = Path(path)
         self.info = info
+        #: the run of a resume not yet recorded in ``info["runs"]`` (see :meth:`create`, :meth:`commit_run`)
+        self.pending_run: dict | None = None
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -285,13 +377,16 @@ class Dataset:
         *,
         campaign: Mapping | None = None,
         exist_ok: bool = False,
+        allow_incompatible: bool = False,
     ) -> "Dataset":
         """Create a data set folder, or with ``exist_ok`` re-open a compatible existing one (resume).
 
         Refuses (``PerfmodelError``) to use a non-empty folder that is not a data set, an existing data
-        set without ``exist_ok``, or an existing data set whose metadata differ in a compatibility field.
-        On resume the new metadata and campaign are appended to ``info["runs"]`` and the campaign spec is
-        replaced by the new one.
+        set without ``exist_ok``, or an existing data set whose metadata differ in a compatibility field
+        (unless ``allow_incompatible``: the run then records ``forced`` and the ``differences``).
+        On resume the new run (metadata, campaign) is *pending* (:attr:`pending_run`): it is appended to
+        ``info["runs"]`` and its campaign spec replaces ``info["campaign"]`` when the run first writes
+        something (:meth:`commit_run`), so a run that measures nothing leaves ``dataset.json`` as it was.
         """
         path = Path(path)
         metadata = _jsonable(dict(metadata or {}))
@@ -303,16 +398,15 @@ class Dataset:
                 raise PerfmodelError(
                     f"a data set already exists at {path}; resume it (exist_ok / --resume) or choose a new path")
             ds = cls.open(path)
-            diffs = compat_differences(compat_fields(ds.metadata, ds.campaign), compat_fields(metadata, campaign))
-            if diffs:
+            diffs = compat_differences(ds.compat(), compat_fields(metadata, campaign))
+            if diffs and not allow_incompatible:
                 raise PerfmodelError(
                     f"the data set at {path} was collected with different settings; refusing to add to it:\n  - "
                     + "\n  - ".join(diffs))
-            ds.info.setdefault("runs", []).append({"opened": _now(), "metadata": metadata, "campaign": campaign})
-            if campaign is not None:
-                ds.info["campaign"] = campaign
-            ds.info["tool_version"] = _tool_version()
-            ds._save_info()
+            run: dict[str, Any] = {"opened": _now(), "metadata": metadata, "campaign": campaign}
+            if diffs:
+                run.update(forced=True, differences=diffs)
+            ds.pending_run = run
             return ds
         if path.exists() and any(path.iterdir()):
             raise PerfmodelError(f"{path} is not empty and is not a perfmodel data set; choose a new path")
@@ -343,6 +437,7 @@ class Dataset:
             raise InputFileError(f"{path / DATASET_FILE} is not a perfmodel data set file (format "
                                  f"{info.get('format')!r})")
         _check_version(info.get("schema_version"), f"data set {path}")
+        _check_info(info, path / DATASET_FILE)
         return cls(path, info)
 
     # ---- properties ---------------------------------------------------------------------------
@@ -362,7 +457,49 @@ class Dataset:
         return self.info.get("campaign")
 
     def compat(self) -> dict:
-        return compat_fields(self.metadata, self.campaign)
+        """:func:`compat_fields` of the data set: its metadata and latest campaign, with the cache geometry of
+        the first of its runs (or merged inputs) that involved valgrind (None when none did)."""
+        out = compat_fields(self.metadata, self.campaign)
+        out["cache_geometry"] = None
+        runs = [r for r in (self.info.get("runs") or []) if isinstance(r, Mapping)]
+        merged = [m for m in (self.metadata.get("merged_from") or []) if isinstance(m, Mapping)]
+        for item in [*runs, *merged, {"metadata": self.metadata, "campaign": self.campaign}]:
+            meta, camp = item.get("metadata"), item.get("campaign")
+            geometry = compat_fields(meta if isinstance(meta, Mapping) else None,
+                                     camp if isinstance(camp, Mapping) else None)["cache_geometry"]
+            if geometry is not None:
+                out["cache_geometry"] = geometry
+                break
+        return out
+
+    def latest_campaign(self, mode: str | None = None) -> dict | None:
+        """The campaign spec of the latest recorded run (of ``mode``, see :func:`campaign_mode`), or None.
+
+        A resume compares its spec with this one: a data set can hold framework x network campaign cells,
+        whole-command cells and trace cells, each mode measured with its own spec."""
+        for run in reversed(self.info.get("runs") or []):
+            camp = run.get("campaign") if isinstance(run, Mapping) else None
+            if isinstance(camp, dict) and (mode is None or campaign_mode(camp) == mode):
+                return camp
+        camp = self.campaign
+        if isinstance(camp, dict) and (mode is None or campaign_mode(camp) == mode):
+            return camp
+        return None
+
+    def commit_run(self) -> None:
+        """Record the :attr:`pending_run` of a resume (``info["runs"]``, ``info["campaign"]``) and save
+        ``dataset.json``; nothing when there is none. Every write of a run calls it first."""
+        run = self.pending_run
+        if run is None:
+            return
+        if self.info.get("runs") is None:
+            self.info["runs"] = []
+        self.info["runs"].append(run)
+        if run.get("campaign") is not None:
+            self.info["campaign"] = run["campaign"]
+        self.info["tool_version"] = _tool_version()
+        self._save_info()
+        self.pending_run = None
 
     def __repr__(self) -> str:
         return f"Dataset({str(self.path)!r})"
@@ -371,6 +508,7 @@ class Dataset:
         """Add ``key: value`` to the metadata of run ``run_id`` (the run that opened the data set last), and to
         the data set's metadata when that run created it; saved at once. :class:`PerfmodelError` when the
         last run is not ``run_id``."""
+        self.commit_run()
         runs = self.info.get("runs") or []
         last = runs[-1].get("metadata") if runs else None
         if not isinstance(last, dict) or last.get("run_id") != run_id:
@@ -415,6 +553,7 @@ class Dataset:
                                  f"{', '.join(map(repr, wrong[:5]))}")
         attrs = _jsonable(dict(records.attrs)) if getattr(records, "attrs", None) else {}
         data = _parquet_bytes(df, {"schema_version": SCHEMA_VERSION, "cell_id": cell_id, "attrs": attrs})
+        self.commit_run()
         self.records_dir.mkdir(parents=True, exist_ok=True)
         sidecar = self._sidecar(cell_id)
         if sidecar.exists():
@@ -434,21 +573,51 @@ class Dataset:
         self._save_info()
         return self._parquet(cell_id)
 
-    def mark_failed(self, cell_id: str, reason: str, cell_meta: Mapping | None = None) -> None:
-        """Record that a cell failed (sidecar only, ``status="failed"``); it stays not done."""
+    def mark_failed(self, cell_id: str, reason: str, cell_meta: Mapping | None = None) -> bool:
+        """Record that a (re-)measurement of a cell failed; return True when the cell's earlier records are kept.
+
+        A cell with good records (sidecar status ``done`` or ``partial``, records file matching its
+        checksum) keeps them and its status: the failure (``reason``, ``failed_at`` and the entries of
+        ``cell_meta`` that differ from the kept sidecar, e.g. ``run_id``) is appended to the sidecar's
+        ``failed_remeasures`` list, so readers still read the good records, a resume counts the cell as
+        done, and the failure stays visible. Any other cell gets a sidecar with ``status="failed"`` and the
+        reason (it stays not done; a resume retries it); a records file that did not match its sidecar is
+        removed, which the sidecar notes in ``discarded``.
+        """
         check_cell_id(cell_id)
         meta = _jsonable(dict(cell_meta or {}))
-        meta.update({"schema_version": SCHEMA_VERSION, "cell_id": cell_id, "status": "failed",
-                     "reason": str(reason), "rows": 0, "parquet": None, "sha256": None, "written": _now()})
+        self.commit_run()
         self.records_dir.mkdir(parents=True, exist_ok=True)
         parquet = self._parquet(cell_id)
         sidecar = self._sidecar(cell_id)
+        old = None
+        if sidecar.is_file():
+            try:
+                old = _load_json(sidecar, "cell sidecar")
+            except InputFileError:
+                old = None
+        problem = self._records_problem(cell_id, old) if old is not None else "no readable sidecar"
+        if old is not None and old.get("status") in ("done", "partial") and problem is None:
+            failure = {k: v for k, v in meta.items()
+                       if k not in _RESERVED_SIDECAR and k not in ("status", "failed_remeasures") and old.get(k) != v}
+            failure.update({"reason": str(reason), "failed_at": _now()})
+            kept = dict(old)
+            previous = kept.get("failed_remeasures")
+            kept["failed_remeasures"] = [*(previous if isinstance(previous, list) else []), failure]
+            _atomic_write(sidecar, _dumps(kept))
+            self._save_info()
+            return True
+        meta.update({"schema_version": SCHEMA_VERSION, "cell_id": cell_id, "status": "failed",
+                     "reason": str(reason), "rows": 0, "parquet": None, "sha256": None, "written": _now()})
+        if parquet.exists() and old is not None and old.get("status") in ("done", "partial"):
+            meta["discarded"] = f"an earlier records file ({problem})"
         if sidecar.exists():
             sidecar.unlink()
         if parquet.exists():
             parquet.unlink()
         _atomic_write(sidecar, _dumps(meta))
         self._save_info()
+        return False
 
     def remove_cell(self, cell_id: str) -> None:
         """Delete a cell's files (sidecar first)."""
@@ -486,20 +655,46 @@ class Dataset:
             out[p.stem] = meta
         return out
 
-    def done_cells(self) -> list[str]:
-        """Sorted ids of finished cells: Parquet file and sidecar present, sidecar status ``done``."""
+    def done_cells(self, *, verify: bool = False) -> list[str]:
+        """Sorted ids of finished cells: Parquet file and sidecar present, sidecar status ``done``; with
+        ``verify`` also the records file matching the sha256 in its sidecar (what a resume needs: see
+        :meth:`unverified_cells` for the ones that do not)."""
         return sorted(cid for cid, meta in self.cells().items()
-                      if meta.get("status") == "done" and self._parquet(cid).is_file())
+                      if meta.get("status") == "done" and self._parquet(cid).is_file()
+                      and (not verify or self._records_problem(cid, meta) is None))
+
+    def unverified_cells(self) -> dict[str, str]:
+        """cell_id -> problem for the cells whose sidecar says ``done`` but whose records file is missing or
+        does not match the sha256 in the sidecar (corrupt or modified): a resume measures them again."""
+        out = {}
+        for cid, meta in self.cells().items():
+            if meta.get("status") == "done":
+                problem = self._records_problem(cid, meta)
+                if problem is not None:
+                    out[cid] = problem
+        return out
 
     def is_done(self, cell_id: str) -> bool:
+        """Whether a cell is finished: sidecar status ``done`` and a records file matching its checksum."""
         check_cell_id(cell_id)
         sidecar = self._sidecar(cell_id)
         if not sidecar.is_file() or not self._parquet(cell_id).is_file():
             return False
         try:
-            return _load_json(sidecar, "cell sidecar").get("status") == "done"
+            meta = _load_json(sidecar, "cell sidecar")
         except InputFileError:
             return False
+        return meta.get("status") == "done" and self._records_problem(cell_id, meta) is None
+
+    def _records_problem(self, cell_id: str, meta: Mapping) -> str | None:
+        """Why the records file of a cell does not match its sidecar (None when it does)."""
+        p = self._parquet(cell_id)
+        if not p.is_file():
+            return "records file missing"
+        want = meta.get("sha256")
+        if want and _sha256_file(p) != want:
+            return "records file does not match its sidecar (sha256)"
+        return None
 
     def cell_meta(self, cell_id: str) -> dict:
         """The sidecar of one cell."""
@@ -542,18 +737,7 @@ class Dataset:
 
     def verify(self) -> list[str]:
         """Check every done cell's Parquet file against the size and hash in its sidecar; list problems."""
-        problems = []
-        for cid, meta in self.cells().items():
-            if meta.get("status") != "done":
-                continue
-            p = self._parquet(cid)
-            if not p.is_file():
-                problems.append(f"{cid}: records file missing")
-                continue
-            digest = hashlib.sha256(p.read_bytes()).hexdigest()
-            if meta.get("sha256") and digest != meta["sha256"]:
-                problems.append(f"{cid}: records file does not match its sidecar (sha256)")
-        return problems
+        return [f"{cid}: {problem}" for cid, problem in self.unverified_cells().items()]
 
     def summary(self) -> dict:
         """Counts for ``--json`` output: cells by status, rows of done cells, path, created/updated."""
@@ -569,6 +753,7 @@ class Dataset:
             "updated": self.info.get("updated"),
             "cells": by_status,
             "done_cells": len(done),
+            "failed_remeasures": sum(1 for c in done if cells[c].get("failed_remeasures")),
             "rows": sum(int(cells[c].get("rows", 0)) for c in done),
         }
 
@@ -681,38 +866,43 @@ def merge(
         raise PerfmodelError(f"on_duplicate must be error, first or rename, got {on_duplicate!r}")
     if not datasets:
         raise PerfmodelError("nothing to merge")
+    out = Path(out)
     sources = []
     for item in datasets:
         if isinstance(item, Dataset):
-            sources.append((str(item.path), item.metadata, item.campaign, item))
+            sources.append((str(item.path), item.metadata, item.campaign, item, item.compat()))
         else:
             p = Path(item)
             meta, camp = dataset_metadata(p)
-            sources.append((str(p), meta, camp, Dataset.open(p) if p.is_dir() else p))
-    base = compat_fields(sources[0][1], sources[0][2])
+            src = Dataset.open(p) if p.is_dir() else p
+            sources.append((str(p), meta, camp, src,
+                            src.compat() if isinstance(src, Dataset) else compat_fields(meta, camp)))
+    base = sources[0][4]
     problems = []
-    for name, meta, camp, _ in sources[1:]:
-        diffs = compat_differences(base, compat_fields(meta, camp))
+    for name, _, _, _, compat in sources[1:]:
+        diffs = compat_differences(base, compat)
         if diffs:
             problems.append(f"{name} differs from {sources[0][0]}:\n    - " + "\n    - ".join(diffs))
     if problems and not allow_incompatible:
-        raise PerfmodelError("refusing to merge data sets with incompatible metadata (pass "
-                             "allow_incompatible / --allow-incompatible to merge anyway):\n  "
+        raise PerfmodelError("refusing to merge data sets with incompatible metadata (call merge(..., "
+                             "allow_incompatible=True) to merge anyway; the differences are then recorded):\n  "
                              + "\n  ".join(problems))
-    metadata = dict(sources[0][1])
-    metadata["merged_from"] = [{"path": n, "metadata": m, "campaign": c} for n, m, c, _ in sources]
-    if problems:
-        metadata["incompatible"] = problems
-    merged = Dataset.create(out, metadata, campaign=sources[0][2])
+    # everything is checked before anything is written: the target, then every cell id
+    if out.exists() and not out.is_dir():
+        raise PerfmodelError(f"{out} exists and is not a folder")
+    if (out / DATASET_FILE).exists():
+        raise PerfmodelError(f"a data set already exists at {out}; choose a new path for the merged data set")
+    if out.exists() and any(out.iterdir()):
+        raise PerfmodelError(f"{out} is not empty and is not a perfmodel data set; choose a new path")
+    plan: list[tuple[str, str, str, Any]] = []  # (input name, cell id, target id, Dataset or records)
     seen: set[str] = set()
-    for n, (name, _, _, src) in enumerate(sources):
+    for n, (name, _, _, src, _) in enumerate(sources):
         if isinstance(src, Dataset):
-            items = [(cid, src.read_cell(cid), src.cell_meta(cid)) for cid in src.done_cells()]
+            items: list[tuple[str, Any]] = [(cid, None) for cid in src.done_cells()]
         else:
             df = read_records(src)
-            items = [(str(cid), g.reset_index(drop=True), {"status": "done"})
-                     for cid, g in df.groupby("cell_id", sort=True)]
-        for cid, records, meta in items:
+            items = [(str(cid), g.reset_index(drop=True)) for cid, g in df.groupby("cell_id", sort=True)]
+        for cid, records in items:
             target = cid
             if cid in seen:
                 if on_duplicate == "error":
@@ -721,16 +911,51 @@ def merge(
                 if on_duplicate == "first":
                     continue
                 target = f"{cid}@{n}"
+                if target in seen:
+                    raise PerfmodelError(f"cell {cid!r} of {name} cannot be renamed to {target!r}: an input "
+                                         "already has that cell id")
+            check_cell_id(target)
+            plan.append((name, cid, target, src if isinstance(src, Dataset) else records))
+            seen.add(target)
+    metadata = dict(sources[0][1])
+    metadata["merged_from"] = [{"path": n, "metadata": m, "campaign": c} for n, m, c, _, _ in sources]
+    if problems:
+        metadata["incompatible"] = problems
+    from .calibration import calibrations_of_info
+
+    cals = [c for _, _, _, src, _ in sources if isinstance(src, Dataset) for c in calibrations_of_info(src.info)]
+
+    # written into a hidden folder beside the target and renamed at the end: a failure or a crash on the
+    # way leaves no half-made data set at ``out``
+    import shutil
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-merge-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        merged = Dataset.create(tmp, metadata, campaign=sources[0][2])
+        for name, cid, target, src in plan:
+            if isinstance(src, Dataset):
+                records, meta = src.read_cell(cid), src.cell_meta(cid)
+            else:
+                records, meta = src, {"status": "done"}
+            if target != cid:
                 records = records.assign(cell_id=target)
                 meta = {**meta, "original_cell_id": cid}
             meta = {k: v for k, v in meta.items() if k not in _RESERVED_SIDECAR}
             meta["merged_from"] = name
             merged.write_cell(target, records, meta)
-            seen.add(target)
-    from .calibration import calibrations_of_info
-
-    cals = [c for _, _, _, src in sources if isinstance(src, Dataset) for c in calibrations_of_info(src.info)]
-    if cals:  # every input's calibrations (of all its runs and attached ones): merged_from has first runs only
-        merged.info["calibrations"] = cals
-        merged._save_info()
+        if cals:  # every input's calibrations (of all its runs and attached ones): merged_from has first runs only
+            merged.info["calibrations"] = cals
+            merged._save_info()
+        try:
+            os.rename(tmp, out)  # replaces an empty folder at ``out``
+        except OSError as exc:
+            raise PerfmodelError(f"cannot move the merged data set to {out}: {exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(out.parent)
+    merged.path = out
     return merged
