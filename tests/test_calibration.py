@@ -354,7 +354,7 @@ def test_cli_fit_and_predict_with_the_l2_term(tmp_path):
     # a data set that records no L2 size, on another CPU than this machine's: refused with what to give
     write_dataset(tmp_path / "old", recs, {"board": "b", "system": {"cpu_model": "Other CPU", "arch": "riscv"}})
     attach_calibration(tmp_path / "old", _cal(16.0, 30.0), note="test")
-    r = runner.invoke(app, fit[:1] + [str(tmp_path / "old")] + fit[2:])
+    r = runner.invoke(app, fit[:1] + [str(tmp_path / "old")] + fit[2:-3] + ["-o", str(tmp_path / "m_old.json")])
     assert isinstance(r.exception, PerfmodelError) and "--l2-kib" in str(r.exception)
 
 
@@ -421,3 +421,34 @@ def test_cli_predict_prices_counts_at_the_speed_of_the_data(tmp_path):
     none, said = predict("none")  # no GEMM figure in the data: not rescaled, and said so
     assert none["speed_calibration"]["applied"] is False and "as it was when the model was trained" in said
     np.testing.assert_allclose([x["pred"] for x in none["rows"]], [x["pred"] for x in same["rows"]], rtol=1e-12)
+
+
+def test_calibrate_cli_refuses_a_buffer_larger_than_memory_and_endless_seconds():
+    import psutil
+
+    r = runner.invoke(app, ["calibrate", "--buffer-mib", "1000000000", "--threads", "1", "--seconds", "0.1"])
+    assert r.exit_code != 0
+    assert isinstance(r.exception, PerfmodelError) and "available memory" in str(r.exception)
+    for bad in ("inf", "nan", "-1", "0"):
+        r = runner.invoke(app, ["calibrate", "--threads", "1", "--buffer-mib", "2", "--seconds", bad])
+        assert isinstance(r.exception, PerfmodelError) and "--seconds" in str(r.exception), (bad, r.output)
+    r = runner.invoke(app, ["calibrate", "--threads", "1", "--buffer-mib", "2", "--seconds", "1e9"])
+    assert isinstance(r.exception, PerfmodelError) and "--seconds" in str(r.exception)
+    # the library refuses it too (a campaign records it as the calibration's error, never a traceback)
+    from perfmodel.collect.calibrate import measure_calibration, safe_calibration
+
+    huge = int(psutil.virtual_memory().total / 2**20) * 4
+    with pytest.raises(PerfmodelError, match="available memory"):
+        measure_calibration([1], buffer_mib=huge, seconds=0.01)
+    assert "available memory" in safe_calibration([1], buffer_mib=huge, seconds=0.01)["errors"]["all"]
+
+
+def test_calibrate_cli_bad_input_is_one_line_without_traceback():
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "perfmodel", "calibrate", "--buffer-mib", "1000000000",
+                           "--threads", "1", "--seconds", "0.1"], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=300)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr

@@ -140,9 +140,11 @@ def test_rerun_skips_done_cells(campaign):
     out, _ = campaign
     again = run_campaign(_spec(frameworks=FRAMEWORKS), out, progress=False)
     assert len(again.skipped) == 4 and not again.done
-    # nothing left to time: no calibration measured for that run (the first run's stays)
+    # nothing left to time: no calibration measured for that run, and the run, which wrote nothing, is not
+    # recorded at all (the first run's calibration stays)
     info = Dataset.open(out).info
-    assert "calibration" not in info["runs"][-1]["metadata"] and "calibration" in info["metadata"]
+    assert len(info["runs"]) == 1 and info["runs"][0]["metadata"]["run_id"] == info["metadata"]["run_id"]
+    assert "calibration" in info["metadata"]
 
 
 def test_incompatible_rerun_refused(campaign, tmp_path):
@@ -353,3 +355,190 @@ def test_campaign_with_an_external_power_log(tmp_path, squeezenet_exports):
 def test_missing_power_log_is_a_clear_error(tmp_path):
     res = _cli("collect", "-o", str(tmp_path / "x"), "--power-log", str(tmp_path / "nope.csv"))
     assert res.returncode == 2 and "power log" in res.stderr
+
+
+# ------------------------------------------------------------------------------------- review findings
+
+
+def test_cli_refuses_a_malformed_power_log_and_a_non_finite_offset(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("hello,world\n1,2\n")
+    for args in (["collect", "-o", str(tmp_path / "pl1"), "--frameworks", "onnxruntime", "--power-log", str(bad)],
+                 ["trace", "-d", "1s", "--power-log", str(bad)]):
+        proc = _cli(*args)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith("error: ") and "no power log header" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "pl1").exists()
+    for args in (["collect", "-o", str(tmp_path / "pl2"), "--frameworks", "onnxruntime", "--power-log-offset", "nan"],
+                 ["trace", "-d", "1s", "--power-log-offset", "inf"]):
+        proc = _cli(*args)
+        assert proc.returncode == 2 and "power-log offset" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_command_mode_refuses_campaign_options(tmp_path):
+    proc = _cli("collect", "-o", str(tmp_path / "c"), "--command", "true", "--power-log", "/nonexist",
+                "--frameworks", "foo", "--threads", "x")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    for opt in ("--power-log", "--frameworks", "--threads"):
+        assert opt in proc.stderr
+    assert not (tmp_path / "c").exists()
+    proc = _cli("collect", "-o", str(tmp_path / "c"), "--command", "true", "--geometry", "LL=512K,16,64")
+    assert proc.returncode == 2 and "--geometry" in proc.stderr and "valgrind" in proc.stderr
+
+
+def test_power_log_help_says_what_each_command_records():
+    """collect writes power on the per-cell record only (the window of the counted images); trace per interval."""
+    import typer
+
+    from perfmodel.cli.app import app
+
+    group = typer.main.get_command(app)
+
+    def power_log_help(command: str) -> str:
+        return next(p.help for p in group.commands[command].params if p.name == "power_log")
+
+    collect_help, trace_help = power_log_help("collect"), power_log_help("trace")
+    assert "image/interval" not in collect_help and "per image" not in collect_help
+    assert "per-cell record" in collect_help and "per-image records carry no power" in collect_help
+    assert "each interval" in trace_help and "cell" not in trace_help
+
+
+def test_repeated_values_measure_each_cell_once(capsys):
+    from perfmodel.cli.collect import _ints, _list
+
+    assert _list("onnxruntime,onnxruntime,litert", "frameworks") == ["onnxruntime", "litert"]
+    assert "repeated --frameworks value(s) ignored: onnxruntime" in capsys.readouterr().err
+    assert _ints("1,01,2,1") == [1, 2]
+    assert "repeated --threads value(s) ignored: 1" in capsys.readouterr().err
+    spec = _spec(frameworks=["onnxruntime", "onnxruntime"], threads=[1, 1]).validate()
+    assert spec.frameworks == ["onnxruntime"] and spec.threads == [1]
+    assert [c.cell_id for c in spec.cells()] == ["onnxruntime__squeezenet1_1__t1__r0__auto"]
+    raw = CampaignSpec(frameworks=["onnxruntime", "onnxruntime"], networks=["squeezenet1_1"], threads=[1, 1])
+    assert len(raw.cells()) == 1  # even without validate()
+
+
+def test_short_cell_gets_the_sensor_readings_that_exist(tmp_path, squeezenet_exports):
+    """3 images last ~20 ms, less than the sampler period: frequency is read all the same when the machine
+    has a frequency source, and a sensor the machine lacks gives its own reason, not the window's timing."""
+    from perfmodel.sensors import read_sensors
+
+    out = tmp_path / "c1"
+    run_campaign(_spec(frameworks=["onnxruntime"], images=3), out, progress=False, calibrate=False)
+    long = read_dataset(out)
+    cell = long[long.phase == "cell"].set_index("metric")
+    here = read_sensors()
+    for m in ("freq_mhz", "temperature_c"):
+        r = cell.loc[m]
+        assert (not math.isnan(r.value)) == here[m].available, (m, r.value, r.reason, here[m])
+        if math.isnan(r.value):
+            assert "no sensor sample" not in r.reason
+            if not here[m].available:
+                assert r.reason.split(" (")[0] == here[m].reason.split(" (")[0]
+
+
+def test_trace_resume_with_another_spec_is_refused_and_leaves_the_campaign(tmp_path, squeezenet_exports):
+    from perfmodel.collect import run_trace
+
+    out = tmp_path / "t1"
+    run_trace("onnxruntime", "squeezenet1_1", 1, duration_s=1, period_s=0.5, out=out, images=2, progress=False)
+    before = json.loads((out / "dataset.json").read_text())
+    with pytest.raises(PerfmodelError) as exc:
+        run_trace("onnxruntime", "squeezenet1_1", 1, duration_s=360, period_s=2, out=out, images=7,
+                  progress=False)
+    msg = str(exc.value)
+    assert "different" in msg and "period_s" in msg and "duration_s" in msg and "images" in msg
+    assert "--force" in msg
+    same = run_trace("onnxruntime", "squeezenet1_1", 1, duration_s=1, period_s=0.5, out=out, images=2,
+                     progress=False)
+    assert same.skipped
+    after = json.loads((out / "dataset.json").read_text())
+    assert after["campaign"] == before["campaign"] and len(after["runs"]) == len(before["runs"])
+
+
+def test_interrupted_trace_keeps_its_finished_intervals(tmp_path, squeezenet_exports):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) in the middle of a trace: the intervals
+    finished before it are stored as a partial trace cell, and the command says so in one line."""
+    import os
+    import signal
+    import time
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "ti"
+    e = dict(os.environ, TMPDIR=str(tmp))
+    proc = subprocess.Popen([sys.executable, "-m", "perfmodel", "trace", "-d", "120s", "--period", "0.5",
+                             "--images", "2", "-o", str(out)], cwd=REPO, env=e, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            streams = list(tmp.glob("perfmodel-trace-*/intervals.jsonl"))
+            if streams and streams[0].read_text().count('"interval"') >= 3:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("interrupted")]
+    assert len(lines) == 1 and "partial" in lines[0] and "interval" in lines[0], stderr
+    ds = Dataset.open(out)
+    partial = {cid: m for cid, m in ds.cells().items() if m.get("status") == "partial"}
+    assert len(partial) == 1, ds.cells()
+    (cid, meta), = partial.items()
+    assert meta["interrupted"] is True and meta["intervals"] >= 3
+    df = ds.read_cell(cid)
+    assert set(df.phase) == {"trace"} and set(df.cell_id) == {cid}
+    wide = wide_per_sample(df)
+    assert len(wide) == meta["intervals"] and (wide.images >= 1).all()
+    assert ds.done_cells() == []  # not taken for a finished trace
+    assert list(tmp.glob("perfmodel-trace-*")) == []  # the stream file is cleaned up
+
+
+def test_trace_worker_killed_mid_run_keeps_its_finished_intervals(tmp_path, squeezenet_exports):
+    """A worker killed by the timeout (as a crash would) after some intervals: the trace is marked failed
+    and the intervals it finished are kept as a partial cell, and the error says so."""
+    from perfmodel.collect import run_trace
+
+    out = tmp_path / "tk"
+    with pytest.raises(PerfmodelError, match="kept as partial trace cell") as exc:
+        run_trace("onnxruntime", "squeezenet1_1", 1, duration_s=60, period_s=0.5, out=out, images=2,
+                  warmup_images=1, warmup_min_s=0.0, progress=False, timeout_s=10)
+    assert "did not finish within 10 s" in str(exc.value)
+    ds = Dataset.open(out)
+    status = {cid: m["status"] for cid, m in ds.cells().items()}
+    trace_id = "onnxruntime__squeezenet1_1__t1__r0__trace-auto"
+    assert status.pop(trace_id) == "failed"
+    (pid, st), = status.items()
+    assert st == "partial" and pid.startswith(trace_id + "__partial-")
+    meta = ds.cell_meta(pid)
+    assert meta["interrupted"] is False and "did not finish" in meta["reason"] and meta["intervals"] >= 2
+    assert len(wide_per_sample(ds.read_cell(pid))) == meta["intervals"]
+
+
+def test_trace_stream_skips_a_line_cut_short_and_keeps_sources(tmp_path):
+    from perfmodel.collect.worker import read_stream, stream_records
+    from perfmodel.readings import Reading
+
+    p = tmp_path / "intervals.jsonl"
+    good = {"kind": "interval", "t_start_s": 1.0, "t_end_s": 2.0,
+            "readings": [Reading("images", 5.0, "count", "perfmodel.collect.worker", "real").to_dict(),
+                         Reading.missing("temperature_c", "no thermal zone", "degC").to_dict()]}
+    p.write_text(json.dumps({"kind": "setup", "load_s": 0.1}) + "\n" + json.dumps(good) + "\n"
+                 + json.dumps(good)[:40])
+    setup, intervals = read_stream(p)
+    assert setup == {"load_s": 0.1} and len(intervals) == 1
+    keys = {"run_id": "r", "cell_id": "c", "board": "b", "framework": "onnxruntime", "network": "squeezenet1_1",
+            "threads": 1, "workload": "onnxruntime/squeezenet1_1", "repeat": 0}
+    df = stream_records(intervals, **keys).set_index("metric")
+    assert df.loc["images", "value"] == 5.0 and df.loc["images", "source"] == "perfmodel.collect.worker"
+    assert math.isnan(df.loc["temperature_c", "value"]) and df.loc["temperature_c", "reason"] == "no thermal zone"
+    assert read_stream(tmp_path / "absent.jsonl") == ({}, [])

@@ -105,11 +105,11 @@ def test_busy_percent_rounding_is_zero_but_a_real_step_back_is_missing():
     from perfmodel.counters.software import busy_percent
 
     # psutil busy time = total - idle of float sums: an idle interval can be -2.6e-9 s (seen in a campaign)
-    r = busy_percent(-2.59e-9, 0.01, "psutil")
+    r = busy_percent(-2.59e-9, 0.2, "psutil", total_s=0.4, ncpu=2)
     assert r.value == 0.0 and r.reason is None
-    r = busy_percent(0.005, 0.01, "psutil")
+    r = busy_percent(0.1, 0.2, "psutil", total_s=0.4, ncpu=2)
     assert r.value == 50.0
-    back = busy_percent(-0.5, 0.01, "psutil")
+    back = busy_percent(-0.5, 0.2, "psutil", total_s=0.4, ncpu=2)
     assert back.value != back.value and "backwards" in back.reason
 
 
@@ -125,3 +125,66 @@ def test_peak_rss_prefers_vm_hwm_over_inherited_ru_maxrss(tmp_path):
     assert r.value == 200.0 and "VmHWM" in r.source
     fallback = peak_rss(ru, str(tmp_path / "absent"))
     assert fallback.value == ru.ru_maxrss / 1024.0 and "upper bound" in fallback.source
+
+
+# --- system_cpu_percent: psutil.cpu_times counts in clock ticks (10 ms at USER_HZ=100) ---------------------
+
+
+def test_system_cpu_percent_is_bounded_by_the_machine_and_nan_when_too_short():
+    """A 7-ms image with 2 busy ticks gave 285 % on a 2-CPU machine (busy / wall of quantised ticks): an
+    interval shorter than MIN_TICKS clock ticks is NaN + reason, and a long one is busy / total of all CPUs
+    x 100 x ncpu, so it can never exceed 100 x ncpu."""
+    import math
+
+    from perfmodel.counters.software import MIN_TICKS, busy_percent, clock_tick_s
+
+    tick = clock_tick_s()
+    short = busy_percent(0.02, 0.007, "psutil", total_s=0.02, ncpu=2)
+    assert math.isnan(short.value) and "too short" in short.reason and "tick" in short.reason
+    wall = MIN_TICKS * tick
+    # quantised: 2 x wall of busy ticks counted (+ one tick too many) -> busy / wall would be 220 %
+    r = busy_percent(2 * wall + tick, wall, "psutil", total_s=2 * wall + tick, ncpu=2)
+    assert r.value == pytest.approx(200.0) and r.provenance == "software"
+    r = busy_percent(wall, wall, "psutil", total_s=2 * wall, ncpu=2)
+    assert r.value == pytest.approx(100.0)
+    nothing = busy_percent(0.0, wall, "psutil", total_s=0.0, ncpu=2)
+    assert math.isnan(nothing.value) and nothing.reason
+
+
+def test_system_cpu_percent_per_image_reads_never_exceed_100_x_ncpu():
+    """Per-image reads of a few ms (the campaign's per-image counter reads)."""
+    import math
+
+    import psutil
+
+    ncpu = psutil.cpu_count() or 1
+    sc = SoftwareCounters()
+    sc.start()
+    values = []
+    for _ in range(40):
+        _burn(0.007)
+        r = sc.read()["system_cpu_percent"]
+        assert r.available or r.reason
+        values.append(r.value)
+    got = [v for v in values if not math.isnan(v)]
+    assert all(0 <= v <= 100 * ncpu for v in got), got
+    # and a long interval is measured
+    _burn(0.3)
+    long = sc.read()["system_cpu_percent"]
+    assert long.available and 0 < long.value <= 100 * ncpu
+
+
+def test_system_cpu_between_snapshots_for_a_cell():
+    """The cell-level figure (worker) uses the same rule: busy / total, NaN for a cell too short to resolve."""
+    import math
+
+    from perfmodel.counters.software import MIN_TICKS, clock_tick_s, system_cpu_between
+
+    tick = clock_tick_s()
+    wall = 2 * MIN_TICKS * tick
+    r = system_cpu_between((10.0, 20.0), (10.0 + 2 * wall + 2 * tick, 20.0 + 2 * wall + 2 * tick), wall, ncpu=2)
+    assert r.value == pytest.approx(200.0)
+    short = system_cpu_between((10.0, 20.0), (10.02, 20.02), 0.021, ncpu=2)
+    assert math.isnan(short.value) and "too short" in short.reason
+    none = system_cpu_between(None, (1.0, 2.0), wall)
+    assert math.isnan(none.value) and "psutil" in none.reason

@@ -367,3 +367,56 @@ def test_sampler_survives_a_raising_source(tmp_path):
     last = s.samples()[-1][1]
     assert not last["temperature_c"].available and "sensor exploded" in last["temperature_c"].reason
     assert last["freq_mhz"].available
+
+
+# --- short windows: snapshots at the edges; a sensor that does not exist says so ----------------------------
+
+
+def test_sampler_snapshot_covers_a_window_shorter_than_the_period(tmp_path):
+    """A 3-image cell lasts ~20 ms, far less than the 0.1 s period: snapshots taken right before and right
+    after it (``snapshot()``), counted with ``margin_s``, give it the readings that exist."""
+    root = pi_tree(tmp_path)
+    with Sampler(10.0, root=root) as s:  # the thread will not sample during the test
+        s0 = s.snapshot()
+        t0 = time.monotonic()
+        time.sleep(0.02)
+        t1 = time.monotonic()
+        s1 = s.snapshot()
+        assert s0 <= t0 and s1 >= t1
+        plain = s.window(t0, t1)
+        edged = s.window(t0, t1, margin_s=max(t0 - s0, s1 - t1))
+    assert not plain["temperature_c"].available and plain["temperature_c"].reason.startswith("no sensor sample")
+    assert edged["temperature_c"].value == pytest.approx(48.312)
+    assert edged["freq_mhz"].value == pytest.approx(1200.0)
+
+
+def test_sampler_window_without_a_sample_gives_an_absent_sensor_its_own_reason(tmp_path):
+    """No thermal zone at all: the reason is that, not the window's timing."""
+    from perfmodel.sensors import ABSENT
+
+    w(tmp_path, "/sys/devices/system/cpu/cpufreq/policy0/scaling_cur_freq", "1200000\n")
+    with Sampler(10.0, root=tmp_path) as s:
+        t = time.monotonic()
+    r = s.window(t + 100, t + 101)
+    assert r["temperature_c"].reason == ABSENT["temperature_c"]
+    assert r["power_w"].reason == ABSENT["power_w"]
+    assert r["freq_mhz"].reason.startswith("no sensor sample")  # the source exists: the window missed it
+    edged = s.window(t - 1, t + 1)  # samples in the window: an absent sensor still reads as absent
+    assert edged["temperature_c"].reason == ABSENT["temperature_c"]
+
+
+def test_one_sensor_kind_failing_to_discover_costs_no_other(tmp_path, monkeypatch):
+    import perfmodel.sensors as sensors
+
+    root = pi_tree(tmp_path)
+
+    def broken(_root):
+        raise OSError("thermal zone listing failed")
+
+    monkeypatch.setattr(sensors, "thermal_zones", broken)
+    snap = read_sensors(root, runner=no_cmd)
+    assert not snap["temperature_c"].available and "thermal zone listing failed" in snap["temperature_c"].reason
+    assert snap["freq_mhz"].value == pytest.approx(1200.0)
+    assert snap["power_w"].available
+    entries = discover(root, runner=no_cmd)
+    assert any("thermal zone listing failed" in e["reason"] and not e["available"] for e in entries)

@@ -147,3 +147,66 @@ def test_fuzz_power_log(rows, header):
             assert any(math.isclose(v, n * s, rel_tol=1e-9) for n in numbers for s in (1, 1e-3, 1e-6))
     r = log.at(float(log.t[0]))
     assert set(r) == set(log.columns)
+
+
+# --- a bad log is refused up front; inside a worker it never costs the other sensors --------------------
+
+
+def test_campaign_spec_refuses_a_malformed_power_log_with_the_parsers_message(tmp_path):
+    from perfmodel.collect.spec import CampaignSpec
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("hello,world\n1,2\n")
+    with pytest.raises(InputFileError, match="no power log header"):
+        CampaignSpec(frameworks=["onnxruntime"], power_log=str(bad)).validate()
+    good = tmp_path / "good.csv"
+    good.write_text("time_s,power_w\n0,1\n1,1\n")
+    CampaignSpec(frameworks=["onnxruntime"], power_log=str(good)).validate()
+
+
+@pytest.mark.parametrize("offset", [math.nan, math.inf, -math.inf])
+def test_campaign_spec_refuses_a_non_finite_power_log_offset(tmp_path, offset):
+    from perfmodel.collect.spec import CampaignSpec
+    from perfmodel.errors import PerfmodelError
+
+    with pytest.raises(PerfmodelError, match="power-log offset"):
+        CampaignSpec(frameworks=["onnxruntime"], power_log_offset_s=offset).validate()
+
+
+def test_trace_refuses_a_malformed_power_log_before_measuring(tmp_path):
+    from perfmodel.collect import run_trace
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("hello,world\n1,2\n")
+    with pytest.raises(InputFileError, match="no power log header"):
+        run_trace("onnxruntime", "squeezenet1_1", 1, duration_s=1, period_s=0.5, power_log=str(bad),
+                  progress=False)
+    from perfmodel.errors import PerfmodelError
+
+    with pytest.raises(PerfmodelError, match="power-log offset"):
+        run_trace("onnxruntime", "squeezenet1_1", 1, duration_s=1, period_s=0.5, power_log_offset_s=math.nan,
+                  progress=False)
+
+
+def test_sensor_window_with_an_unusable_log_keeps_temperature_and_frequency(tmp_path):
+    """The worker's SensorWindow: a log that does not parse costs power (NaN + the parser's reason), never
+    the machine's own temperature and frequency sensors."""
+    from perfmodel.collect.meta import SensorWindow
+    from perfmodel.sensors import read_sensors as read_here
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("hello,world\n1,2\n")
+    sw = SensorWindow(0.02, str(bad)).start()
+    try:
+        s0 = sw.snapshot()
+        time.sleep(0.05)
+        got = sw.window(s0, time.monotonic())
+    finally:
+        sw.stop()
+    here = read_here()
+    for m in ("temperature_c", "freq_mhz"):
+        assert got[m].available == here[m].available, (m, got[m], here[m])
+        if not got[m].available:
+            assert "sampler unavailable" not in got[m].reason
+    assert not got["power_w"].available and "no power log header" in got["power_w"].reason
+    assert "power log" in (sw.status()["reason"] or "")

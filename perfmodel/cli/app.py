@@ -6,6 +6,7 @@ Each command group lives in its own module with a ``register(app)`` function. He
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 
@@ -62,6 +63,71 @@ for _mod in COMMAND_MODULES:
     _m.register(app)
 
 
+#: what a command keeps when Ctrl-C stops it (said in the one-line message); commands not listed write nothing
+KEPT_ON_INTERRUPT = {
+    "collect": "finished cells are saved; run the same command again to resume",
+    "pipeline": "the campaign's finished cells are saved, and the outputs of the stages that finished; run the "
+                "same command again to resume",
+    "trace": "intervals finished before it are kept as a partial trace cell when --out was given",
+    "fit": "no model file was written",
+    "report": "figures drawn before it stay in the output folder; report.html was not written",
+    "zoo build": "models exported before it stay in the model cache",
+    "zoo list": "no output was written (network facts counted before it stay in the cache)",
+    "bench": "no output was written (models exported before it stay in the model cache)",
+    "predict": "no output was written (models exported before it stay in the model cache)",
+    "calibrate": "nothing was attached to a data set",
+}
+NOTHING_KEPT = "no output was written"
+
+
+def _interrupt_message(command: str) -> str:
+    return f"interrupted (Ctrl-C): perfmodel {command} stopped; {KEPT_ON_INTERRUPT.get(command, NOTHING_KEPT)}"
+
+
+def _interruptible(command: str, callback):
+    """``callback`` with Ctrl-C turned into one line on stderr and exit code 130.
+
+    Typer catches KeyboardInterrupt itself and exits 130 without a word (typer/core.py ``raise Exit(130)``),
+    so the handler must sit inside the command. A command that says what it kept itself (collect, trace)
+    exits with ``SystemExit(130)``, which passes through untouched; ``typer.Exit(130)`` (pipeline after an
+    interrupted campaign) gets the message too.
+    """
+    if getattr(callback, "__perfmodel_interruptible__", False):
+        return callback
+
+    @functools.wraps(callback)
+    def wrapper(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except KeyboardInterrupt:
+            typer.echo(_interrupt_message(command), err=True)
+            raise SystemExit(130) from None
+        except typer.Exit as exc:
+            if getattr(exc, "exit_code", None) == 130:
+                typer.echo(_interrupt_message(command), err=True)
+            raise
+
+    wrapper.__perfmodel_interruptible__ = True
+    return wrapper
+
+
+def install_interrupt_messages(typer_app: typer.Typer, prefix: str = "") -> typer.Typer:
+    """Wrap every command of ``typer_app`` (and of its sub-groups) with :func:`_interruptible`."""
+    for info in typer_app.registered_commands:
+        if info.callback is None:
+            continue
+        name = info.name or info.callback.__name__.replace("_", "-")
+        info.callback = _interruptible(f"{prefix}{name}", info.callback)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            sub = group.name or (group.typer_instance.info.name if group.typer_instance.info else None) or ""
+            install_interrupt_messages(group.typer_instance, f"{prefix}{sub} " if sub else prefix)
+    return typer_app
+
+
+install_interrupt_messages(app)
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print ``error: message`` to stderr and exit with ``code`` (no traceback)."""
     typer.echo(f"error: {message}", err=True)
@@ -76,9 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:  # an output path that cannot be written, a full disk, ...: the user's to fix
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         fail(f"{exc.strerror or exc}{where}", 2)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise SystemExit(130)
+    except KeyboardInterrupt:  # outside any command (e.g. while the options are parsed)
+        typer.echo("interrupted (Ctrl-C): nothing was run", err=True)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -15,14 +15,32 @@ COUNTERS_HELP = ("Counter source: auto (perf_event_open hardware + software even
 
 # sensor options shared by collect and trace
 SAMPLER_PERIOD = typer.Option(0.1, "--sampler-period", help="Sensor sampling period (s).")
-POWER_LOG = typer.Option(None, "--power-log", help="External power-analyzer log (timestamped CSV: generic "
-                         "time_s,power_w or current/voltage, Otii, Keysight N6705C datalog); power per "
-                         "image/interval is its mean over the window.")
+_POWER_LOG_FORMATS = ("External power-analyzer log (timestamped CSV: generic time_s,power_w or current/voltage, "
+                      "Otii, Keysight N6705C datalog), parsed before anything is measured (a log that does not "
+                      "parse is refused)")
+COLLECT_POWER_LOG = typer.Option(None, "--power-log", help=_POWER_LOG_FORMATS + "; power_w is the log's mean "
+                                 "over each cell's counted images, on the per-cell record (per-image records "
+                                 "carry no power). Not used with --command.")
+TRACE_POWER_LOG = typer.Option(None, "--power-log", help=_POWER_LOG_FORMATS + "; power_w of each interval is "
+                               "the log's mean over that interval.")
 POWER_LOG_OFFSET = typer.Option(0.0, "--power-log-offset", help="Seconds to add to our monotonic clock to get "
-                                "the log's clock (align the two timelines).")
+                                "the log's clock (align the two timelines); a finite number.")
+
+#: collect options that only describe a framework x network campaign: refused with --command
+CAMPAIGN_ONLY = {"frameworks": "--frameworks", "networks": "--networks", "threads": "--threads",
+                 "image_folder": "--image-folder", "simulate": "--simulate/--no-simulate",
+                 "valgrind_images": "--valgrind-images", "sampler_period": "--sampler-period",
+                 "power_log": "--power-log", "power_log_offset": "--power-log-offset",
+                 "warmup_images": "--warmup-images", "warmup_min_s": "--warmup-min-s", "merge": "--merge",
+                 "calibrate": "--calibrate/--no-calibrate"}
+
+
+def _note(message: str) -> None:
+    typer.echo(f"note: {message}", err=True)
 
 
 def _list(text: str | None, what: str) -> list[str] | None:
+    """A comma list; a value given twice is kept once (it would measure the same cell twice), with a note."""
     if text is None:
         return None
     items = [t.strip() for t in text.split(",") if t.strip()]
@@ -30,22 +48,49 @@ def _list(text: str | None, what: str) -> list[str] | None:
         from perfmodel.errors import PerfmodelError
 
         raise PerfmodelError(f"--{what} needs at least one value")
-    return items
+    return _dedupe(items, what)
+
+
+def _dedupe(items: list, what: str) -> list:
+    from perfmodel.collect.spec import unique
+
+    out = unique(items)
+    if len(out) < len(items):
+        repeated = unique(v for i, v in enumerate(items) if v in items[:i])
+        _note(f"repeated --{what} value(s) ignored: {', '.join(map(str, repeated))} (each cell is measured once)")
+    return out
 
 
 def _ints(text: str | None) -> list[int] | None:
     from perfmodel.errors import PerfmodelError
 
-    items = _list(text, "threads")
-    if items is None:
+    if text is None:
         return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise PerfmodelError("--threads needs at least one value")
     try:
-        return [int(t) for t in items]
+        values = [int(t) for t in items]
     except ValueError:
         raise PerfmodelError(f"--threads must be a comma list of integers, got {text!r}") from None
+    return _dedupe(values, "threads")
+
+
+def _given(ctx: typer.Context, names) -> list[str]:
+    """The parameters of ``names`` the user gave on the command line (or in the environment)."""
+    given = []
+    for name in names:
+        try:
+            src = ctx.get_parameter_source(name)
+        except Exception:  # noqa: BLE001 - unknown parameter: not given
+            src = None
+        if src is not None and getattr(src, "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP"):
+            given.append(name)
+    return given
 
 
 def collect(
+    ctx: typer.Context,
     out: Path = typer.Option(..., "--out", "-o", help="Data set folder to create, or to resume (see --resume)."),
     frameworks: str = typer.Option(None, "--frameworks", help="Comma list of frameworks (default: tensorflow,"
                                    "litert,onnxruntime,opencv)."),
@@ -65,7 +110,7 @@ def collect(
     geometry: str = typer.Option(None, "--geometry", help="Simulated caches, e.g. 'I1=32K,4,64;D1=32K,4,64;"
                                  "LL=512K,16,64' (size,assoc,line; default Cortex-A53-like as on a Pi 3)."),
     sampler_period: float = SAMPLER_PERIOD,
-    power_log: Path = POWER_LOG,
+    power_log: Path = COLLECT_POWER_LOG,
     power_log_offset: float = POWER_LOG_OFFSET,
     warmup_images: int = typer.Option(3, "--warmup-images", help="Untimed images before counting."),
     warmup_min_s: float = typer.Option(0.5, "--warmup-min-s", help="Minimum warm-up time (s)."),
@@ -94,6 +139,9 @@ def collect(
     per cell CPU % and sensor windows (temperature, frequency, power: NaN + reason where the machine has
     no sensor). Each finished cell is written atomically, so an interrupted campaign keeps its finished
     cells; run the same command again to measure only the missing or failed ones.
+
+    With --command only --out, --images, --repeats, --counters, --geometry (with --counters valgrind),
+    --load-command, --cell-timeout, --resume, --force and --json apply; the campaign options are refused.
     """
     from perfmodel.errors import PerfmodelError
 
@@ -102,7 +150,16 @@ def collect(
         from perfmodel.collect.spec import parse_geometry
         from perfmodel.errors import check_choice
 
+        not_applicable = [CAMPAIGN_ONLY[n] for n in _given(ctx, CAMPAIGN_ONLY)]
+        if not_applicable:
+            verb = "does" if len(not_applicable) == 1 else "do"
+            raise PerfmodelError(f"{', '.join(not_applicable)} {verb} not apply to --command (a whole command is "
+                                 "measured with perf stat / OS counters / callgrind only: no framework x network "
+                                 "matrix, warm-up, calibration or sensor readings); leave them out")
         check_choice("counter source", counters, COMMAND_COUNTERS)
+        if geometry is not None and counters != "valgrind":
+            raise PerfmodelError("--geometry applies to --command only with --counters valgrind (the simulated "
+                                 "caches); leave it out")
         if images < 1 or repeats < 1:
             raise PerfmodelError("--images and --repeats must be >= 1")
         summary = collect_command(out, command, images, load_command, counters, repeats,
@@ -154,14 +211,16 @@ def trace(
     period: float = typer.Option(1.0, "--period", help="Seconds per trace record (closed at the first image "
                                  "end after it)."),
     sampler_period: float = SAMPLER_PERIOD,
-    power_log: Path = POWER_LOG,
+    power_log: Path = TRACE_POWER_LOG,
     power_log_offset: float = POWER_LOG_OFFSET,
     counters: str = typer.Option("auto", "--counters", help="auto, perf or software (events per interval)."),
     images: int = typer.Option(50, "--images", help="Distinct synthetic images to cycle over, 1-100 (without --image-folder)."),
     image_folder: Path = typer.Option(None, "--image-folder", help="Folder of JPEG/PNG images."),
     out: Path = typer.Option(None, "--out", "-o", help="Data set folder to store the trace cell in (created or "
                              "resumed); without it the series is only printed."),
-    force: bool = typer.Option(False, "--force", help="Run again even if this trace cell is done in --out."),
+    force: bool = typer.Option(False, "--force", help="Run again even if this trace cell is done in --out, and "
+                               "add it to a data set collected with a different spec (duration, period, images, "
+                               "...; refused otherwise, with the differences listed)."),
     json_out: bool = typer.Option(False, "--json", help="Print the per-interval series as JSON."),
 ) -> None:
     """Long run: continuous inference over the image set for --duration, one record per --period with
@@ -184,18 +243,25 @@ def trace(
                     sampler_period_s=sampler_period, force=force, progress=not json_out,
                     power_log=str(power_log) if power_log is not None else None,
                     power_log_offset_s=power_log_offset)
+    if res.interrupted and not len(res.records):
+        typer.echo("interrupted (Ctrl-C) before the first interval finished: nothing measured, nothing stored",
+                   err=True)
+        raise SystemExit(130)
     wide = wide_per_sample(res.records)
     cols = [c for c in ("t_rel_s", "dt_s", "images", "throughput_fps", "cpu_percent", "temperature_c", "freq_mhz",
                         "power_w", "task_clock_ms_per_s", "instructions_per_s") if c in wide.columns]
     if json_out:
         rows = json.loads(wide[cols].to_json(orient="records"))
         typer.echo(json.dumps({"cell_id": res.cell_id, "path": res.path, "skipped": res.skipped,
+                               "interrupted": res.interrupted, "partial_cell_id": res.partial_cell_id,
                                "intervals": rows}, indent=2))
+        _trace_interrupted(res)
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"perfmodel trace {res.cell_id}" + (" (already done; --force to re-run)" if res.skipped
+                                                             else " (interrupted: partial)" if res.interrupted
                                                              else ""))
     for c in cols:
         table.add_column(c, justify="right")
@@ -203,8 +269,24 @@ def trace(
     for _, row in wide.iloc[::step].iterrows():
         table.add_row(*[_fmt(row[c]) for c in cols])
     Console().print(table)
-    if res.path:
+    if res.path and not res.interrupted:
         typer.echo(f"stored in {res.path}")
+    _trace_interrupted(res)
+
+
+def _trace_interrupted(res) -> None:
+    """After Ctrl-C: one line saying what was kept, exit code 130."""
+    if not res.interrupted:
+        return
+    n = int(res.meta.get("intervals", 0))
+    covered = float(res.meta.get("covered_s", 0.0))
+    if res.partial_cell_id:
+        where = (f"kept as partial trace cell {res.partial_cell_id} (status partial) in {res.path}; the trace "
+                 "itself is not done: run the same command again to measure it whole")
+    else:
+        where = "printed above, not stored (no --out)"
+    typer.echo(f"interrupted (Ctrl-C): {n} finished interval(s) ({covered:.1f} s) {where}", err=True)
+    raise SystemExit(130)
 
 
 def _fmt(v) -> str:
@@ -240,8 +322,10 @@ def _print_command(summary: dict) -> None:
 def calibrate(
     threads: str = typer.Option("1,2", "--threads", help="Comma list of thread counts to measure."),
     buffer_mib: int = typer.Option(256, "--buffer-mib", help="Size of the streamed matrix (MiB); larger than "
-                                   "the caches to see past (256 ~ AlexNet's FC weights)."),
-    seconds: float = typer.Option(0.5, "--seconds", help="Measuring time per figure (s)."),
+                                   "the caches to see past (256 ~ AlexNet's FC weights), and it must fit in the "
+                                   "available memory."),
+    seconds: float = typer.Option(0.5, "--seconds", help="Measuring time per figure (s), > 0 and at most "
+                                  "600."),
     attach: Path = typer.Option(None, "--attach", help="Add the result to this data set folder (dataset.json "
                                 "'calibrations'), e.g. one collected before calibrations existed."),
     note: str = typer.Option("", "--note", help="With --attach: why / when (stored with it)."),
@@ -263,8 +347,13 @@ def calibrate(
     thr = _ints(threads)
     if not thr or min(thr) < 1:
         raise PerfmodelError("--threads must be a comma list of integers >= 1")
-    if buffer_mib < 1 or not seconds > 0:
-        raise PerfmodelError("--buffer-mib must be >= 1 and --seconds > 0")
+    from perfmodel.collect.calibrate import MAX_SECONDS, check_buffer_fits
+
+    if buffer_mib < 1:
+        raise PerfmodelError(f"--buffer-mib must be >= 1, got {buffer_mib}")
+    if not 0 < seconds <= MAX_SECONDS:  # also refuses nan and inf (a calibration that never ends)
+        raise PerfmodelError(f"--seconds must be > 0 and at most {MAX_SECONDS:g} s, got {seconds}")
+    check_buffer_fits(buffer_mib)
     if note and attach is None:
         raise PerfmodelError("--note needs --attach")
     if attach is not None:  # refuse a bad folder, or another machine's data set, before measuring

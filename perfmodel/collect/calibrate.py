@@ -27,7 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from perfmodel.errors import PerfmodelError
+
 CALIBRATION_VERSION = 1
+MAX_SECONDS = 600.0  #: the longest measuring time per figure accepted (a typo such as 1e9 would never end)
+#: share of the available memory the streamed buffer may take (the rest: the process, the BLAS, the OS)
+MAX_MEMORY_SHARE = 0.8
 METHOD = ("stream: float32 matrix-vector product (numpy matmul -> BLAS sgemv) over a buffer_mib matrix with "
           "4096 columns, median GB/s of the matrix bytes; gemm: 256x256 float32 matmul, median GFLOP/s; "
           "BLAS threads set by threadpoolctl")
@@ -45,12 +50,31 @@ def _median_rate(fn, work: float, seconds: float, min_repeats: int = 3) -> tuple
     return work / float(np.median(times)), len(times)
 
 
+def check_buffer_fits(buffer_mib: int) -> None:
+    """Refuse (:class:`PerfmodelError`) a buffer larger than :data:`MAX_MEMORY_SHARE` of the memory available
+    now (``psutil.virtual_memory().available``); numpy would fail allocating it, or the machine would swap
+    and the figure measure the disk."""
+    try:
+        import psutil
+
+        available = int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - unknown: the allocation itself is guarded in measure_calibration
+        return
+    need = int(buffer_mib) * 2**20
+    if need > MAX_MEMORY_SHARE * available:
+        raise PerfmodelError(f"a {int(buffer_mib)} MiB buffer does not fit in the available memory "
+                             f"({available / 2**20:.0f} MiB now, of which at most {MAX_MEMORY_SHARE:.0%} is "
+                             "used); use a smaller buffer (--buffer-mib)")
+
+
 def measure_calibration(threads: Sequence[int] = (1, 2), *, buffer_mib: int = 256, seconds: float = 0.5,
                         seed: int = 0) -> dict[str, Any]:
     """Measure the streaming bandwidth and the compute speed at each thread count (module docstring).
 
     ``buffer_mib`` (>= 1): size of the streamed matrix; make it larger than the caches you want to see
-    past (the default 256 MiB is about AlexNet's FC weights). ``seconds`` (> 0): time per stream figure.
+    past (the default 256 MiB is about AlexNet's FC weights); one larger than the available memory is
+    refused (:func:`check_buffer_fits`). ``seconds`` (> 0, at most :data:`MAX_SECONDS`): time per stream
+    figure.
     """
     from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -62,12 +86,17 @@ def measure_calibration(threads: Sequence[int] = (1, 2), *, buffer_mib: int = 25
         raise ValueError(f"threads must be integers >= 1, got {list(threads)!r}")
     if int(buffer_mib) < 1:
         raise ValueError(f"buffer_mib must be >= 1, got {buffer_mib!r}")
-    if not seconds > 0:
-        raise ValueError(f"seconds must be > 0, got {seconds!r}")
+    if not 0 < seconds <= MAX_SECONDS:
+        raise ValueError(f"seconds must be > 0 and at most {MAX_SECONDS:g}, got {seconds!r}")
+    check_buffer_fits(buffer_mib)
     rng = np.random.default_rng(seed)
     cols = 4096
     rows = max(1, int(buffer_mib) * 2**20 // (4 * cols))
-    W = rng.random((rows, cols), dtype=np.float32)
+    try:
+        W = rng.random((rows, cols), dtype=np.float32)
+    except MemoryError:
+        raise PerfmodelError(f"a {int(buffer_mib)} MiB buffer does not fit in the available memory; use a smaller "
+                             "buffer (--buffer-mib)") from None
     x = rng.random(cols, dtype=np.float32)
     A = rng.random((256, 256), dtype=np.float32)
     B = rng.random((256, 256), dtype=np.float32)

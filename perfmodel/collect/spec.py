@@ -58,6 +58,9 @@ class CampaignSpec:
 
         if not self.frameworks or not self.networks or not self.threads:
             raise PerfmodelError("a campaign needs at least one framework, network and thread count")
+        # a value given twice would measure the same cell twice, the second overwriting the first
+        self.frameworks, self.networks = unique(self.frameworks), unique(self.networks)
+        self.threads = unique(self.threads)
         for fw in self.frameworks:
             check_choice("framework", fw, FRAMEWORKS)
         for net in self.networks:
@@ -72,8 +75,7 @@ class CampaignSpec:
             raise PerfmodelError(f"repeats must be >= 1, got {self.repeats}")
         if not 0.01 <= self.sampler_period_s <= 10:
             raise PerfmodelError(f"sampler period must be between 0.01 and 10 s, got {self.sampler_period_s}")
-        if self.power_log is not None and not Path(self.power_log).is_file():
-            raise PerfmodelError(f"power log {self.power_log!r} does not exist")
+        check_power_log(self.power_log, self.power_log_offset_s)
         if self.image_folder is not None and not Path(self.image_folder).is_dir():
             raise PerfmodelError(f"image folder {self.image_folder!r} does not exist")
         if self.valgrind_images < 1:
@@ -102,12 +104,13 @@ class CampaignSpec:
         """Timing cells (one per framework x network x threads x repeat), then, for a valgrind pass, one
         simulated cell per framework x network (threads=1, repeat 0: the simulation is deterministic)."""
         out: list[Cell] = []
+        frameworks, networks = unique(self.frameworks), unique(self.networks)
         if self.timing_source is not None:
-            out += [Cell(fw, net, int(t), r, self.counters)
-                    for net in self.networks for fw in self.frameworks
-                    for t in self.threads for r in range(self.repeats)]
+            out += [Cell(fw, net, t, r, self.counters)
+                    for net in networks for fw in frameworks
+                    for t in unique(int(t) for t in self.threads) for r in range(self.repeats)]
         if self.runs_valgrind:
-            out += [Cell(fw, net, 1, 0, "valgrind") for net in self.networks for fw in self.frameworks]
+            out += [Cell(fw, net, 1, 0, "valgrind") for net in networks for fw in frameworks]
         return out
 
     def to_dict(self) -> dict:
@@ -128,6 +131,31 @@ class CampaignSpec:
         """The fields that change how a cell is measured (two runs differing in them are not comparable)."""
         d = self.to_dict()
         return {k: d[k] for k in MEASUREMENT_FIELDS if k in d}
+
+
+def unique(values) -> list:
+    """``values`` without repeats, first occurrence kept, in order."""
+    return list(dict.fromkeys(values))
+
+
+def check_power_log(power_log: str | None, offset_s: float = 0.0):
+    """Refuse a power-analyzer log that does not exist or does not parse (the parser's message), and a
+    clock offset that is not a finite number of seconds; return the parsed log (None without one)."""
+    import math
+
+    try:
+        offset = float(offset_s)
+    except (TypeError, ValueError):
+        raise PerfmodelError(f"power-log offset must be a number of seconds, got {offset_s!r}") from None
+    if not math.isfinite(offset):
+        raise PerfmodelError(f"power-log offset must be a finite number of seconds, got {offset_s!r}")
+    if power_log is None:
+        return None
+    if not Path(power_log).is_file():
+        raise PerfmodelError(f"power log {power_log!r} does not exist")
+    from perfmodel.sensors.powerlog import load_power_log
+
+    return load_power_log(power_log)  # InputFileError with the parser's message when it does not parse
 
 
 #: spec fields that change what a cell's records mean; the matrix (frameworks, networks, threads,

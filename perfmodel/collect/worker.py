@@ -22,7 +22,14 @@ window (temperature, frequency, power; NaN + reason where there is no sensor).
 
 ``trace``: the same set-up, then continuous inference over the image set for ``duration_s``; every
 ``period_s`` (closed at the first image end after it) one ``phase="trace"`` record with ``images``
-completed, the counter deltas (event counts and CPU %) and the sensor window of the interval.
+completed, the counter deltas (event counts and CPU %) and the sensor window of the interval. With
+``stream_path`` in the request, the set-up details and then every finished interval are also appended
+to that file as they happen, one JSON line each (:func:`append_stream`, read back by
+:func:`read_stream`), so that a trace interrupted (Ctrl-C) or killed keeps its finished intervals.
+
+Sensor windows of a cell: a sensor snapshot is taken right before and right after the counted images
+and counts for the window (``margin_s``), so a cell shorter than the sampler period (3 images, ~20 ms)
+still gets the readings that exist.
 
 Test hook: when ``PERFMODEL_TEST_CRASH_CELL`` equals the request's ``cell_id`` the worker SIGKILLs itself
 after the warm-up (a crash the parent must survive).
@@ -104,6 +111,51 @@ def _rusage_cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def append_stream(fh: Any, kind: str, **fields: Any) -> None:
+    """Append one JSON line ``{"kind": kind, ...}`` to an open stream file and flush it (a line the process
+    dies in the middle of is skipped by :func:`read_stream`)."""
+    fh.write(json.dumps({"kind": kind, **fields}, default=str) + "\n")
+    fh.flush()
+
+
+def read_stream(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``(setup, intervals)`` from a trace stream file: the set-up line's fields and each complete interval
+    line (``t_start_s``, ``t_end_s``, ``readings``: a list of :class:`Reading` dicts). A last line cut short
+    by a kill is skipped; a missing file is no intervals."""
+    setup: dict[str, Any] = {}
+    intervals: list[dict[str, Any]] = []
+    try:
+        text = Path(path).read_text("utf-8", errors="replace")
+    except OSError:
+        return setup, intervals
+    for line in text.splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(item, dict):
+            continue
+        if item.get("kind") == "setup":
+            setup = {k: v for k, v in item.items() if k != "kind"}
+        elif item.get("kind") == "interval" and isinstance(item.get("readings"), list):
+            intervals.append(item)
+    return setup, intervals
+
+
+def stream_records(intervals: Sequence[Mapping[str, Any]], **keys: Any):
+    """The ``phase="trace"`` long records of streamed intervals (:func:`read_stream`)."""
+    import pandas as pd
+
+    from perfmodel.data.schema import empty_records, records_from_readings
+
+    frames = []
+    for item in intervals:
+        readings = [Reading(**r) for r in item["readings"]]
+        frames.append(records_from_readings(readings, **keys, phase="trace", t_start_s=float(item["t_start_s"]),
+                                            t_end_s=float(item["t_end_s"])))
+    return pd.concat(frames, ignore_index=True) if frames else empty_records()
+
+
 def _system_busy() -> tuple[float, float] | None:
     try:
         from perfmodel.counters.software import _system_times
@@ -171,6 +223,7 @@ def run_cell(req: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         _maybe_crash(req["cell_id"])
         frames = []
         rows: list[tuple[int, float, float, float, float, dict[str, Reading]]] = []
+        s0 = sensors.snapshot()  # right before the counted window: a short cell still gets readings
         gc_was = gc.isenabled()
         gc.disable()
         try:
@@ -192,6 +245,7 @@ def run_cell(req: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         finally:
             if gc_was:
                 gc.enable()
+        s1 = sensors.snapshot()  # right after it
         unavailable = cdesc["unavailable"]
         for i, t0, t1, t2, t3, readings in rows:
             readings = complete_events(dict(readings), req["counters"], unavailable)
@@ -210,13 +264,11 @@ def run_cell(req: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
             Reading.missing("cpu_percent", "zero-length cell", "%"),
             "wall_ms": Reading("wall_ms", wall * 1e3, "ms", CLOCK_SOURCE, "real"),
         }
-        if sys0 is not None and sys1 is not None and wall > 0:
-            from perfmodel.counters.software import busy_percent
+        from perfmodel.counters.software import system_cpu_between
 
-            cell["system_cpu_percent"] = busy_percent(sys1[0] - sys0[0], wall, "psutil.cpu_times (all CPUs)")
-        else:
-            cell["system_cpu_percent"] = Reading.missing("system_cpu_percent", "psutil not available", "%")
-        cell.update(sensors.window(w0, w1))
+        # busy / total ticks of all CPUs (never above 100 x ncpu); NaN for a cell too short for the ticks
+        cell["system_cpu_percent"] = system_cpu_between(sys0, sys1, wall)
+        cell.update(sensors.window(w0, w1, margin_s=sensors.margin(w0, w1, s0, s1)))
         frames.append(records_from_readings(cell, **keys, phase="cell", t_start_s=w0, t_end_s=w1))
         meta = {
             "load_s": load_s, "warmup_images": warm_n, "warmup_s": warm_s, "counted_images": len(rows),
@@ -240,9 +292,17 @@ def run_trace(req: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     paths = [Path(p) for p in req["images"]]
     duration = float(req["duration_s"])
     period = float(req["period_s"])
+    stream_path = req.get("stream_path")
+    stream = open(stream_path, "a", encoding="utf-8") if stream_path else None  # noqa: SIM115 - closed below
     counters, cdesc, sensors, runner, load_s = _setup(req)
     try:
         warm_n, warm_s = _warmup(runner, paths, int(req.get("warmup_images", 3)), float(req.get("warmup_min_s", 0.5)))
+        if stream is not None:
+            append_stream(stream, "setup", load_s=load_s, warmup_images=warm_n, warmup_s=warm_s,
+                          duration_s=duration, period_s=period, distinct_images=len(paths), counters=cdesc,
+                          sensors=sensors.status(), runner=runner.details(), clock=CLOCK_SOURCE,
+                          worker={"pid": os.getpid(), "started_monotonic": _T_STARTED,
+                                  "python": sys.version.split()[0]})
         _maybe_crash(req["cell_id"])
         frames = []
         unavailable = cdesc["unavailable"]
@@ -262,6 +322,9 @@ def run_trace(req: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
                 readings["images"] = Reading("images", float(n_int), "count", "perfmodel.collect.worker", "real")
                 readings.update(sensors.window(t_int, now))
                 frames.append(records_from_readings(readings, **keys, phase="trace", t_start_s=t_int, t_end_s=now))
+                if stream is not None:
+                    append_stream(stream, "interval", t_start_s=t_int, t_end_s=now,
+                                  readings=[dict(r.to_dict(), value=float(r.value)) for r in readings.values()])
                 n_total += n_int
                 intervals += 1
                 t_int, n_int = now, 0
@@ -274,6 +337,8 @@ def run_trace(req: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
                 "sensors": sensors.status(), "runner": runner.details(), "clock": CLOCK_SOURCE}
         return pd.concat(frames, ignore_index=True), meta
     finally:
+        if stream is not None:
+            stream.close()
         sensors.stop()
         counters.close()
         runner.close()

@@ -7,11 +7,18 @@ one read per image gives per-image figures, like :class:`~perfmodel.counters.per
 Conventions: ``cpu_percent`` is this process's CPU time over wall time (100 = one core busy, as in
 :mod:`perfmodel.metrics`); ``system_cpu_percent`` is the same for the whole machine (busy time of all
 CPUs, so up to ``100 * ncpu``). ``max_rss_mb`` is the peak resident set so far (not a delta).
+
+``system_cpu_percent`` comes from ``psutil.cpu_times()`` (``/proc/stat``), which counts in clock ticks
+(``1 / SC_CLK_TCK`` s, 10 ms at the usual USER_HZ=100): it is busy ticks over *all* ticks of the interval
+(busy + idle of every CPU) x 100 x ncpu, so it can never exceed ``100 * ncpu``, and an interval shorter
+than :data:`MIN_TICKS` ticks (a ~7 ms image) is NaN with the reason instead of a quantised figure
+(1 tick in 7 ms would read 143 %).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import resource
 import time
 from dataclasses import dataclass
@@ -21,6 +28,28 @@ from perfmodel.readings import Reading
 
 SOURCE_RUSAGE = "getrusage(RUSAGE_SELF)"
 SOURCE_PSUTIL = "psutil"
+#: intervals shorter than this many clock ticks give ``system_cpu_percent`` NaN: psutil.cpu_times counts
+#: whole ticks per CPU, so over 10 ticks the figure is within about +-10 % of the interval's busy share
+MIN_TICKS = 10
+
+
+def clock_tick_s() -> float:
+    """The resolution of ``psutil.cpu_times`` on Linux: one clock tick (``1 / SC_CLK_TCK``, usually 10 ms)."""
+    try:
+        hz = os.sysconf("SC_CLK_TCK")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not Linux
+        hz = 100
+    return 1.0 / hz if hz and hz > 0 else 0.01
+
+
+def cpu_count() -> int | None:
+    """CPUs counted by ``psutil.cpu_times`` (the online CPUs of ``/proc/stat``), None if unknown."""
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=True) or None
+    except Exception:  # noqa: BLE001 - psutil errors are environment specific
+        return os.cpu_count()
 
 
 @dataclass(frozen=True)
@@ -137,12 +166,9 @@ class SoftwareCounters:
         if self.system:
             if a.sys_busy is None or b.sys_busy is None:
                 out["system_cpu_percent"] = Reading.missing("system_cpu_percent", "psutil not available", "%")
-            elif wall > 0:
-                out["system_cpu_percent"] = busy_percent(b.sys_busy - a.sys_busy, wall,
-                                                         f"{SOURCE_PSUTIL}.cpu_times (all CPUs)")
             else:
-                out["system_cpu_percent"] = Reading.missing("system_cpu_percent", "zero-length interval",
-                                                            "%", SOURCE_PSUTIL)
+                out["system_cpu_percent"] = system_cpu_between((a.sys_busy, a.sys_total),
+                                                               (b.sys_busy, b.sys_total), wall)
         return out
 
     def disable(self) -> None:
@@ -161,17 +187,46 @@ class SoftwareCounters:
         self.close()
 
 
-def busy_percent(busy_s: float, wall_s: float, source: str) -> Reading:
-    """``system_cpu_percent`` from a busy-time difference. psutil's busy time is total - idle of float
-    sums, so an idle interval can come out a few nanoseconds negative: rounding below 1 us is read as 0;
-    a real step backwards (a counter reset) is NaN with the reason, never a negative percentage."""
+def busy_percent(busy_s: float, wall_s: float, source: str, *, total_s: float, ncpu: int | None = None,
+                 tick_s: float | None = None) -> Reading:
+    """``system_cpu_percent`` from the busy-time and total-time differences (all CPUs) of an interval.
+
+    ``100 * ncpu * busy_s / total_s``: busy over all ticks counted in the interval, so never above
+    ``100 * ncpu`` however the ticks fall (busy / wall of quantised ticks gave 387 % on 2 CPUs).
+    An interval shorter than :data:`MIN_TICKS` clock ticks (``tick_s``, default :func:`clock_tick_s`) is NaN
+    with the reason: its ticks cannot resolve it. psutil's busy time is total - idle of float sums, so an
+    idle interval can come out a few nanoseconds negative: rounding below 1 us is read as 0; a real step
+    backwards (a counter reset) is NaN with the reason, never a negative percentage.
+    """
+    name = "system_cpu_percent"
+    tick = clock_tick_s() if tick_s is None else float(tick_s)
+    if not wall_s > 0:
+        return Reading.missing(name, "zero-length interval", "%", source)
+    if wall_s < MIN_TICKS * tick:
+        return Reading.missing(name, f"interval of {wall_s * 1e3:.3g} ms too short to resolve: psutil.cpu_times "
+                               f"counts {tick * 1e3:g} ms clock ticks (NaN below {MIN_TICKS} ticks)", "%", source)
     if busy_s < 0:
         if busy_s > -1e-6:
             busy_s = 0.0
         else:
-            return Reading.missing("system_cpu_percent", f"system busy time went backwards by {-busy_s:.3g} s",
-                                   "%", source)
-    return Reading("system_cpu_percent", 100.0 * busy_s / wall_s, "%", source, "software")
+            return Reading.missing(name, f"system busy time went backwards by {-busy_s:.3g} s", "%", source)
+    n = ncpu if ncpu is not None else cpu_count()
+    if not n:
+        return Reading.missing(name, "number of CPUs unknown", "%", source)
+    if not total_s > 0:
+        return Reading.missing(name, "no clock tick counted in the interval (psutil.cpu_times did not advance)",
+                               "%", source)
+    return Reading(name, 100.0 * n * min(busy_s, total_s) / total_s, "%", source, "software")
+
+
+def system_cpu_between(a: tuple[float | None, float | None] | None, b: tuple[float | None, float | None] | None,
+                       wall_s: float, *, ncpu: int | None = None) -> Reading:
+    """``system_cpu_percent`` between two ``(busy_s, total_s)`` snapshots of :func:`_system_times` taken
+    ``wall_s`` apart (the per-cell figure of a campaign worker; :func:`busy_percent` for the rules)."""
+    source = f"{SOURCE_PSUTIL}.cpu_times (all CPUs)"
+    if a is None or b is None or None in (a[0], a[1], b[0], b[1]):
+        return Reading.missing("system_cpu_percent", "psutil not available", "%", source)
+    return busy_percent(b[0] - a[0], wall_s, source, total_s=b[1] - a[1], ncpu=ncpu)
 
 
 def process_cpu_percent(interval: float = 0.1) -> float:

@@ -93,65 +93,98 @@ class SensorSet:
         self.entries: list[dict[str, Any]] = []
         self.sources: list[SensorSource] = []  # available ones, in priority order
         self._all: list[SensorSource] = []
-        self.log: PowerLog | None = None
+        # a log given by path is parsed first: one that does not parse is the caller's input error
+        # (InputFileError with the parser's message), not a sensor that failed
+        self.log: PowerLog | None = None if power_log is None else (
+            power_log if isinstance(power_log, PowerLog) else load_power_log(power_log))
         self.log_offset_s = float(power_log_offset_s)
         use_commands = runner is not None or (real_system and command_exists("vcgencmd"))
         vc_reason = "vcgencmd not installed (Raspberry Pi firmware tool)" if real_system else \
             "vcgencmd not used for a sysfs tree under a root other than / (no runner given)"
+        def temperature_zones() -> None:
+            zones = [ThermalZoneSource(z) for z in thermal_zones(root)]
+            zones.sort(key=lambda s: not _CPU_ZONE_RE.search(s.zone_type))
+            self._add_many("temperature", "thermal zone", zones,
+                           "no /sys/class/thermal/thermal_zone*", sysfs_path(root, "/sys/class/thermal"))
 
-        # temperature
-        zones = [ThermalZoneSource(z) for z in thermal_zones(root)]
-        zones.sort(key=lambda s: not _CPU_ZONE_RE.search(s.zone_type))
-        self._add_many("temperature", "thermal zone", zones,
-                       "no /sys/class/thermal/thermal_zone*", sysfs_path(root, "/sys/class/thermal"))
-        chips = [HwmonTempSource(d) for d in hwmon_dirs(root)]
-        chips = [c for c in chips if c.channels]
-        chips.sort(key=lambda s: not _CPU_CHIP_RE.search(s.chip))
-        self._add_many("temperature", "hwmon temperature", chips, "no hwmon temp*_input",
-                       sysfs_path(root, "/sys/class/hwmon"))
-        self._add_cmd("temperature", "vcgencmd measure_temp", use_commands,
-                      lambda: VcgencmdTempSource(runner), vc_reason)
+        def temperature_hwmon() -> None:
+            chips = [HwmonTempSource(d) for d in hwmon_dirs(root)]
+            chips = [c for c in chips if c.channels]
+            chips.sort(key=lambda s: not _CPU_CHIP_RE.search(s.chip))
+            self._add_many("temperature", "hwmon temperature", chips, "no hwmon temp*_input",
+                           sysfs_path(root, "/sys/class/hwmon"))
 
-        # frequency
-        policies = cpufreq_policies(root)
-        self._add_many("frequency", "cpufreq", [CpufreqSource(policies)] if policies else [],
-                       "no cpufreq policy (no cpufreq driver, e.g. a VM)",
-                       sysfs_path(root, "/sys/devices/system/cpu/cpufreq"))
-        self._add_cmd("frequency", "vcgencmd measure_clock arm", use_commands,
-                      lambda: VcgencmdClockSource(runner), vc_reason)
-        if cpu_freq is not None or real_system:
-            try:
-                src = PsutilFreqSource(cpu_freq, root)
-            except ImportError:
-                self._add_absent("frequency", "psutil", "psutil not installed", "psutil.cpu_freq()")
+        def frequency_cpufreq() -> None:
+            policies = cpufreq_policies(root)
+            self._add_many("frequency", "cpufreq", [CpufreqSource(policies)] if policies else [],
+                           "no cpufreq policy (no cpufreq driver, e.g. a VM)",
+                           sysfs_path(root, "/sys/devices/system/cpu/cpufreq"))
+
+        def frequency_psutil() -> None:
+            if cpu_freq is not None or real_system:
+                try:
+                    src = PsutilFreqSource(cpu_freq, root)
+                except ImportError:
+                    self._add_absent("frequency", "psutil", "psutil not installed", "psutil.cpu_freq()")
+                else:
+                    self._add_many("frequency", "psutil", [src], "", "psutil.cpu_freq()")
             else:
-                self._add_many("frequency", "psutil", [src], "", "psutil.cpu_freq()")
-        else:
-            self._add_absent("frequency", "psutil", "psutil not used for a sysfs tree under a root other than /",
-                             "psutil.cpu_freq()")
+                self._add_absent("frequency", "psutil", "psutil not used for a sysfs tree under a root other "
+                                 "than /", "psutil.cpu_freq()")
 
-        # power
-        if power_log is not None:
-            self.log = power_log if isinstance(power_log, PowerLog) else load_power_log(power_log)
-            self._add_many("power", "power log", [PowerLogSource(self.log, self.log_offset_s, clock)], "",
-                           self.log.path)
-        channels: list[HwmonPowerChannel] = []
-        for d in hwmon_dirs(root):
-            channels.extend(hwmon_power_channels(d))
-        self._add_many("power", "hwmon power monitor", rank_power_channels(channels),
-                       "no hwmon power*/curr*_input (no INA2xx/INA3221-style monitor)",
-                       sysfs_path(root, "/sys/class/hwmon"))
-        zones_rapl = rapl_zones(root)
-        self._add_many("power", "RAPL powercap", [RaplSource(zones_rapl, clock)] if zones_rapl else [],
-                       "no /sys/class/powercap/intel-rapl:* (no RAPL exposed)",
-                       sysfs_path(root, "/sys/class/powercap"))
+        def power_log_source() -> None:
+            if self.log is not None:
+                self._add_many("power", "power log", [PowerLogSource(self.log, self.log_offset_s, clock)], "",
+                               self.log.path)
 
-        # throttle
-        fw = sysfs_path(root, FIRMWARE_THROTTLED)
-        self._add_many("throttle", "firmware get_throttled", [FirmwareThrottleSource(fw)] if fw.exists() else [],
-                       "no firmware get_throttled file (not a Raspberry Pi)", fw)
-        self._add_cmd("throttle", "vcgencmd get_throttled", use_commands,
-                      lambda: VcgencmdThrottleSource(runner), vc_reason)
+        def power_hwmon() -> None:
+            channels: list[HwmonPowerChannel] = []
+            for d in hwmon_dirs(root):
+                channels.extend(hwmon_power_channels(d))
+            self._add_many("power", "hwmon power monitor", rank_power_channels(channels),
+                           "no hwmon power*/curr*_input (no INA2xx/INA3221-style monitor)",
+                           sysfs_path(root, "/sys/class/hwmon"))
+
+        def power_rapl() -> None:
+            zones_rapl = rapl_zones(root)
+            self._add_many("power", "RAPL powercap", [RaplSource(zones_rapl, clock)] if zones_rapl else [],
+                           "no /sys/class/powercap/intel-rapl:* (no RAPL exposed)",
+                           sysfs_path(root, "/sys/class/powercap"))
+
+        def throttle_firmware() -> None:
+            fw = sysfs_path(root, FIRMWARE_THROTTLED)
+            self._add_many("throttle", "firmware get_throttled",
+                           [FirmwareThrottleSource(fw)] if fw.exists() else [],
+                           "no firmware get_throttled file (not a Raspberry Pi)", fw)
+
+        # each source family is discovered on its own: one that fails (e.g. an unreadable sysfs listing) is
+        # recorded as a broken source with the reason, and costs no other source, of its kind or another
+        steps: list[tuple[str, str, Any, Callable[[], None]]] = [
+            ("temperature", "thermal zone", sysfs_path(root, "/sys/class/thermal"), temperature_zones),
+            ("temperature", "hwmon temperature", sysfs_path(root, "/sys/class/hwmon"), temperature_hwmon),
+            ("temperature", "vcgencmd measure_temp", "vcgencmd measure_temp",
+             lambda: self._add_cmd("temperature", "vcgencmd measure_temp", use_commands,
+                                   lambda: VcgencmdTempSource(runner), vc_reason)),
+            ("frequency", "cpufreq", sysfs_path(root, "/sys/devices/system/cpu/cpufreq"), frequency_cpufreq),
+            ("frequency", "vcgencmd measure_clock arm", "vcgencmd measure_clock arm",
+             lambda: self._add_cmd("frequency", "vcgencmd measure_clock arm", use_commands,
+                                   lambda: VcgencmdClockSource(runner), vc_reason)),
+            ("frequency", "psutil", "psutil.cpu_freq()", frequency_psutil),
+            ("power", "power log", self.log.path if self.log is not None else "", power_log_source),
+            ("power", "hwmon power monitor", sysfs_path(root, "/sys/class/hwmon"), power_hwmon),
+            ("power", "RAPL powercap", sysfs_path(root, "/sys/class/powercap"), power_rapl),
+            ("throttle", "firmware get_throttled", sysfs_path(root, FIRMWARE_THROTTLED), throttle_firmware),
+            ("throttle", "vcgencmd get_throttled", "vcgencmd get_throttled",
+             lambda: self._add_cmd("throttle", "vcgencmd get_throttled", use_commands,
+                                   lambda: VcgencmdThrottleSource(runner), vc_reason)),
+        ]
+        for kind, name, where, step in steps:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - the reason is kept with every reading of this kind
+                self.entries.append({"kind": kind, "name": name, "source": f"{name} (discovery failed)",
+                                     "available": False, "reason": f"{type(exc).__name__}: {exc}",
+                                     "path_or_command": str(where)})
 
         self.metrics = list(ALWAYS) + [m for m in ("voltage_v", "current_a", "throttled")
                                        if any(m in dict(s.metrics) for s in self._all)]
@@ -263,7 +296,9 @@ class Sampler:
     """Reads sensor snapshots every ``period_s`` on a daemon thread, timestamped on ``clock``.
 
     ``clock`` is ``time.monotonic`` by default (system-wide on Linux, so timestamps taken in another process
-    align). A snapshot is taken at :meth:`start` and at :meth:`stop` too, so short intervals are covered.
+    align). A snapshot is taken at :meth:`start` and at :meth:`stop` too, and :meth:`snapshot` takes one on
+    demand: an interval shorter than the period (a 3-image cell) is covered by a snapshot taken right before
+    it and one right after it, counted by :meth:`window` with ``margin_s``.
     Use as a context manager, or call :meth:`start` / :meth:`stop`.
     """
 
@@ -287,6 +322,9 @@ class Sampler:
         self._cpu_freq = cpu_freq
         self._samples: list[tuple[float, dict[str, Reading]]] = []
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()  # one SensorSet.read at a time (thread tick or snapshot())
+        #: metric -> reason, for the metrics no source on this machine gives (fixed at start())
+        self._no_source: dict[str, str] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._set: SensorSet | None = None
@@ -300,6 +338,11 @@ class Sampler:
                               cpu_freq=self._cpu_freq, clock=self.clock)
         self._stop.clear()
         self._sample()
+        first = self._samples[-1][1] if self._samples else {}
+        sourced = {m for src in self._set.sources for m, _ in src.metrics}
+        self._no_source = {m: r.reason for m, r in first.items()
+                           if not r.available and m not in sourced and r.reason
+                           and not (self.log is not None and m in self.log.columns)}
         self._thread = threading.Thread(target=self._run, name="perfmodel-sensors", daemon=True)
         self._thread.start()
         return self
@@ -325,19 +368,25 @@ class Sampler:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def _sample(self) -> None:
-        sset = self._set
-        if sset is None:
-            return
-        try:
-            snap = sset.read()
-        except Exception as exc:  # noqa: BLE001 - the sampler must survive a broken source
-            self.errors.append(f"{type(exc).__name__}: {exc}")
-            snap = {m: Reading.missing(m, f"sensor read failed: {type(exc).__name__}: {exc}", _unit(m))
-                    for m in ALWAYS}
-        t = self.clock()
-        with self._lock:
-            self._samples.append((t, snap))
+    def snapshot(self) -> float | None:
+        """Take one sample now (besides the thread's); return its timestamp, None when not running."""
+        return self._sample()
+
+    def _sample(self) -> float | None:
+        with self._read_lock:
+            sset = self._set
+            if sset is None:
+                return None
+            try:
+                snap = sset.read()
+            except Exception as exc:  # noqa: BLE001 - the sampler must survive a broken source
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                snap = {m: Reading.missing(m, f"sensor read failed: {type(exc).__name__}: {exc}", _unit(m))
+                        for m in ALWAYS}
+            t = self.clock()
+            with self._lock:
+                self._samples.append((t, snap))
+            return t
 
     def _run(self) -> None:
         nxt = time.monotonic() + self.period_s
@@ -353,21 +402,30 @@ class Sampler:
         with self._lock:
             return list(self._samples)
 
-    def window(self, t0: float, t1: float) -> dict[str, Reading]:
-        """Mean of each metric over the samples timestamped in ``[t0, t1]`` (``throttled``: OR of the masks).
+    def window(self, t0: float, t1: float, margin_s: float = 0.0) -> dict[str, Reading]:
+        """Mean of each metric over the samples timestamped in ``[t0 - margin_s, t1 + margin_s]``
+        (``throttled``: OR of the masks).
 
-        Metrics from a power log are the log's time-weighted mean over the interval instead. A metric with
-        no sample, or only missing ones, in the interval is NaN + reason.
+        ``margin_s``: how far outside the interval a sample still counts - the snapshots taken right
+        before and right after an interval shorter than the period (:meth:`snapshot`). Metrics from a power
+        log are the log's time-weighted mean over ``[t0, t1]`` itself instead. A metric with no sample, or
+        only missing ones, in the interval is NaN + reason; one that no source on this machine gives has
+        that reason (e.g. no thermal zone), whatever the interval.
         """
         if t1 < t0:
             t0, t1 = t1, t0
+        margin = max(0.0, float(margin_s)) if margin_s == margin_s else 0.0
         samples = self.samples()
-        sel = [snap for t, snap in samples if t0 <= t <= t1]
+        sel = [snap for t, snap in samples if t0 - margin <= t <= t1 + margin]
         metrics: list[str] = list(ALWAYS)
         for _, snap in samples:
             metrics.extend(m for m in snap if m not in metrics)
         out: dict[str, Reading] = {}
         for m in metrics:
+            if m in self._no_source:
+                source = next((snap[m].source for snap in sel if m in snap), "none")
+                out[m] = Reading.missing(m, self._no_source[m], _unit(m), source)
+                continue
             if not sel:
                 out[m] = Reading.missing(m, f"no sensor sample in [{t0:.3f}, {t1:.3f}] s (period {self.period_s} s)",
                                          _unit(m))
