@@ -196,3 +196,21 @@ def test_command_corrupt_cell_is_measured_again(tmp_path, caplog):
     assert again["status"] == "done" and again["reason"].startswith("measured again")
     assert "does not match" in caplog.text
     assert Dataset.open(out).verify() == []
+
+
+def test_cli_command_merge_keeps_the_done_cell_and_says_why(tmp_path):
+    """--merge applies to --command too: a done cell measured with another spec is kept, and the output
+    gives the reason (the differences)."""
+    from typer.testing import CliRunner
+
+    from perfmodel.cli.app import app
+
+    out = tmp_path / "cm"
+    base = ["collect", "-o", str(out), "--command", "sleep 0.02", "--counters", "software"]
+    r = CliRunner().invoke(app, base + ["--images", "2"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, base + ["--images", "3"])
+    assert r.exit_code != 0 and "images: 2 != 3" in str(r.exception)
+    r = CliRunner().invoke(app, base + ["--images", "3", "--merge"])
+    assert r.exit_code == 0, r.output
+    assert "skipped" in r.output and "images" in r.output

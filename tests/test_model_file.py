@@ -75,6 +75,8 @@ def test_tampered_and_corrupt_files_are_refused(model, tmp_path):
         load_model(tmp_path / "v.json")
     with pytest.raises(ModelFileError, match="does not exist"):
         load_model(tmp_path / "none.json")
+    with pytest.raises(ModelFileError, match="is a folder"):
+        load_model(tmp_path)
 
 
 def test_nan_missing_feature_and_provenance_mismatch_are_refused(model, power):

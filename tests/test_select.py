@@ -425,3 +425,14 @@ def test_a_model_with_known_time_terms_fills_unmeasured_cells(reference_cells):
         assert "model 1 (throughput_fps)" in r["throughput_fps_source"]
     measured = cand[cand.throughput_fps_source == "measured"]
     assert len(measured) == 80 - 1 - 2 and len(cand) == 80  # repeats averaged: one row per fw x net x threads
+
+
+ARMPM = REPO.parent / "shared" / "data" / "armpm-parsec" / "xu3_cset_perfcpu_PARSEC_eMMC_big.data"
+
+
+@pytest.mark.skipif(not ARMPM.exists(), reason="ARMPM data not beside the repository (../shared/data/armpm-parsec)")
+def test_cli_select_on_data_without_inference_cells_says_why():
+    """An ARMPM file (PARSEC workloads with power) has no framework x network cells: said, not an empty table."""
+    r = _cli("select", f"armpm:{ARMPM}")
+    assert r.returncode != 0 and "no framework x network x threads cells" in r.stderr and "ARMPM" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -31,7 +31,7 @@ CAMPAIGN_ONLY = {"frameworks": "--frameworks", "networks": "--networks", "thread
                  "image_folder": "--image-folder", "simulate": "--simulate/--no-simulate",
                  "valgrind_images": "--valgrind-images", "sampler_period": "--sampler-period",
                  "power_log": "--power-log", "power_log_offset": "--power-log-offset",
-                 "warmup_images": "--warmup-images", "warmup_min_s": "--warmup-min-s", "merge": "--merge",
+                 "warmup_images": "--warmup-images", "warmup_min_s": "--warmup-min-s",
                  "calibrate": "--calibrate/--no-calibrate"}
 
 
@@ -164,7 +164,7 @@ def collect(
             raise PerfmodelError("--images and --repeats must be >= 1")
         summary = collect_command(out, command, images, load_command, counters, repeats,
                                   geometry_dict=parse_geometry(geometry) if counters == "valgrind" else None,
-                                  resume=resume, force=force, timeout=cell_timeout)
+                                  resume=resume, force=force, merge=merge, timeout=cell_timeout)
         if json_out:
             typer.echo(json.dumps(summary, indent=2))
         else:
@@ -313,6 +313,8 @@ def _print_campaign(result) -> None:
 
 def _print_command(summary: dict) -> None:
     typer.echo(f"{summary['cell_id']}: {summary['status']} -> {summary['path']}")
+    if summary.get("reason"):
+        typer.echo(f"  {summary['reason']}")
     if summary.get("note"):
         typer.echo(f"note: {summary['note']}")
     for k, v in (summary.get("per_image") or {}).items():

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from perfmodel.errors import PerfmodelError
+
 UNEVALUABLE_POLICY = (
     "A constraint that cannot be evaluated for a candidate (no measured value and no model that predicts "
     "it, e.g. --max-power on a machine without a power sensor) is never treated as passing: the candidate "
@@ -173,6 +175,11 @@ def register(app: typer.Typer) -> None:
         models = _load_models(model)
         cand = candidates_from_cells(wide_per_cell(long_df), models=models, reasons=missing_reasons(long_df),
                                      expand=expand, dataset=dataset)
+        if cand.empty:
+            raise PerfmodelError(
+                f"{dataset} has no framework x network x threads cells to select from"
+                + (" (an ARMPM file holds benchmark workloads with power, not CNN inference cells: use it with "
+                   "perfmodel fit / evaluate / predict)" if str(dataset).startswith("armpm:") else ""))
         result = rank(cand, spec)
         if json_out:
             typer.echo(json.dumps(result.to_dict(), indent=1, default=str))

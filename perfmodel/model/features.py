@@ -127,8 +127,10 @@ def compute_feature(df: pd.DataFrame, name: str, _cache: dict | None = None) -> 
                 with np.errstate(invalid="ignore", divide="ignore"):
                     x = np.log(x)
             elif fac.power != 1:
-                x = x**fac.power
-        values = x if values is None else values * x
+                with np.errstate(over="ignore", invalid="ignore"):  # inf / overflow: refused as non-finite later
+                    x = x**fac.power
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = x if values is None else values * x
     assert values is not None
     return pd.Series(values, index=df.index, name=name, dtype="float64")
 

@@ -694,6 +694,8 @@ def save_model(model: ModelFile, path: str | os.PathLike) -> Path:
 def load_model(path: str | os.PathLike) -> ModelFile:
     """Read a model file written by :func:`save_model` (JSON only; checksum verified)."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"model file {path} is a folder: give the model's .json file")
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist")
     try:
