@@ -3,7 +3,6 @@ the sample and the trace are stand-ins)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,10 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture()
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_quick_sample", ROOT / "benchmarks" / "bench_quick_sample.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from conftest import load_benchmark
+
+    return load_benchmark("bench_quick_sample")
 
 
 MODEL = str(ROOT / "trained" / "throughput_reference.json")

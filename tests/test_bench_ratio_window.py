@@ -3,9 +3,7 @@ traces and pairs, known answers)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,15 +12,13 @@ from perfmodel.data import write_dataset
 
 from test_longrun import _trace  # tests/ is on sys.path (no package: pytest prepends it)
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_ratio_window", ROOT / "benchmarks" / "bench_ratio_window.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from conftest import load_benchmark
+
+    return load_benchmark("bench_ratio_window")
 
 
 def test_rescores_each_pair_with_the_other_networks_traces(bench, tmp_path, capsys):

@@ -68,27 +68,13 @@ def test_every_perfmodel_command_is_covered():
 def test_ctrl_c_in_a_real_command_says_so(tmp_path):
     """SIGINT (as a terminal's Ctrl-C sends it) to `perfmodel calibrate` in the middle of its measuring:
     one line, exit code 130 (before: exit 130 without a word)."""
-    import os
-    import signal
-    import subprocess
-    import sys
     import time
-    from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([sys.executable, "-m", "perfmodel", "calibrate", "--threads", "1", "--buffer-mib", "2",
-                             "--seconds", "120"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        time.sleep(10)  # imports done, measuring
-        assert proc.poll() is None
-        os.killpg(proc.pid, signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    from conftest import interrupt, start_interruptible
+
+    proc = start_interruptible(["calibrate", "--threads", "1", "--buffer-mib", "2", "--seconds", "120"])
+    t0 = time.monotonic()
+    _, stderr = interrupt(proc, lambda: time.monotonic() - t0 > 10, timeout=60)  # imports done, measuring
     assert proc.returncode == 130
     assert "Traceback" not in stderr
     assert stderr.strip() == "interrupted (Ctrl-C): perfmodel calibrate stopped; nothing was attached to a data set"

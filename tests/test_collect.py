@@ -461,31 +461,21 @@ def test_interrupted_trace_keeps_its_finished_intervals(tmp_path, squeezenet_exp
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) in the middle of a trace: the intervals
     finished before it are stored as a partial trace cell, and the command says so in one line."""
     import os
-    import signal
-    import time
+
+    from conftest import interrupt, start_interruptible
 
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     out = tmp_path / "ti"
     e = dict(os.environ, TMPDIR=str(tmp))
-    proc = subprocess.Popen([sys.executable, "-m", "perfmodel", "trace", "-d", "120s", "--period", "0.5",
-                             "--images", "2", "-o", str(out)], cwd=REPO, env=e, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            streams = list(tmp.glob("perfmodel-trace-*/intervals.jsonl"))
-            if streams and streams[0].read_text().count('"interval"') >= 3:
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, proc.communicate()
-        os.killpg(proc.pid, signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+
+    proc = start_interruptible(["trace", "-d", "120s", "--period", "0.5", "--images", "2", "-o", str(out)], env=e)
+
+    def three_intervals() -> bool:
+        streams = list(tmp.glob("perfmodel-trace-*/intervals.jsonl"))
+        return bool(streams) and streams[0].read_text().count('"interval"') >= 3
+
+    stdout, stderr = interrupt(proc, three_intervals)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     lines = [ln for ln in stderr.splitlines() if ln.startswith("interrupted")]
