@@ -214,3 +214,28 @@ def test_cli_command_merge_keeps_the_done_cell_and_says_why(tmp_path):
     r = CliRunner().invoke(app, base + ["--images", "3", "--merge"])
     assert r.exit_code == 0, r.output
     assert "skipped" in r.output and "images" in r.output
+
+
+def test_rerunning_a_done_trace_or_command_skips_it_after_another_was_added(tmp_path):
+    """A done cell is compared with the spec it was measured with, not with the latest one of its mode: the
+    exact command that made it is skipped (dataset.json untouched) after another trace / command with
+    another spec joined the data set; the same cell with another spec is refused without --force."""
+    from perfmodel.collect import run_trace
+
+    out = tmp_path / "tr"
+    kw = dict(framework="onnxruntime", threads=1, period_s=0.5, images=2, warmup_images=1, warmup_min_s=0.0,
+              progress=False)
+    run_trace(network="squeezenet1_1", duration_s=1.0, out=out, **kw)
+    run_trace(network="squeezenet1_0", duration_s=1.5, out=out, force=True, **kw)
+    before = (out / "dataset.json").read_bytes()
+    again = run_trace(network="squeezenet1_1", duration_s=1.0, out=out, **kw)
+    assert again.skipped and (out / "dataset.json").read_bytes() == before
+    with pytest.raises(PerfmodelError, match="already traced .* with another spec"):
+        run_trace(network="squeezenet1_1", duration_s=1.5, out=out, **kw)
+
+    cm = tmp_path / "cm"
+    collect_command(cm, _sh("sleep 0.02"), 2, counters="software")
+    collect_command(cm, _sh("sleep 0.03"), 3, counters="software", merge=True)
+    before = (cm / "dataset.json").read_bytes()
+    same = collect_command(cm, _sh("sleep 0.02"), 2, counters="software")
+    assert same["status"] == "skipped" and (cm / "dataset.json").read_bytes() == before

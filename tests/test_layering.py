@@ -65,3 +65,17 @@ def test_no_import_of_a_later_stage(path: Path):
             continue
         assert imported in RANK, f"{rel} imports unknown perfmodel.{imported}"
         assert RANK[imported] <= RANK[stage], f"{rel} ({stage}) imports later stage perfmodel.{imported}"
+
+
+def test_the_cli_starts_without_the_heavy_libraries():
+    """`perfmodel --help` and every command's start-up stay fast: importing the app loads no numerical or ML
+    library (they are imported inside the functions that use them; docs/ARCHITECTURE.md)."""
+    import subprocess
+    import sys
+
+    heavy = ("numpy", "pandas", "scipy", "sklearn", "statsmodels", "tensorflow", "onnxruntime", "cv2")
+    code = ("import sys, perfmodel.cli.app; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""

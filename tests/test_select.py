@@ -422,7 +422,8 @@ def test_a_model_with_known_time_terms_fills_unmeasured_cells(reference_cells):
     for thr in (1, 2):
         r = cand[(cand.framework == "onnxruntime") & (cand.network == "resnet50") & (cand.threads == thr)].iloc[0]
         assert math.isnan(r["throughput_fps"]) and "instructions_per_image" in r["throughput_fps_source"]
-        assert "model 1 (throughput_fps)" in r["throughput_fps_source"]
+        assert "model 1 (throughput_fps) cannot predict it" in r["throughput_fps_source"]
+    assert row["throughput_fps_model"] == "model 1 (throughput_fps)"
     measured = cand[cand.throughput_fps_source == "measured"]
     assert len(measured) == 80 - 1 - 2 and len(cand) == 80  # repeats averaged: one row per fw x net x threads
 

@@ -141,7 +141,8 @@ def collect(
     cells; run the same command again to measure only the missing or failed ones.
 
     With --command only --out, --images, --repeats, --counters, --geometry (with --counters valgrind),
-    --load-command, --cell-timeout, --resume, --force and --json apply; the campaign options are refused.
+    --load-command, --cell-timeout, --resume, --merge (keep a done cell measured with other settings),
+    --force and --json apply; the campaign options are refused.
     """
     from perfmodel.errors import PerfmodelError
 

@@ -14,9 +14,20 @@ import typer
 from perfmodel.readings import json_safe
 
 from perfmodel.errors import PerfmodelError
-from perfmodel.model.prepare import (OWN_CALIBRATIONS, needs_l2_overflow, needs_stream_time,  # noqa: F401
-                                     prepare_for_model, speed_ratio_text, training_speed, with_l2_overflow,
-                                     with_speed_calibration, with_stream_time)
+
+#: names of :mod:`perfmodel.model.prepare` also reachable here (imported on first use: importing the model
+#: stage loads pandas, scipy and scikit-learn, which every command would pay for at start-up)
+_FROM_PREPARE = ("OWN_CALIBRATIONS", "needs_l2_overflow", "needs_stream_time", "prepare_for_model",
+                 "speed_ratio_text", "training_speed", "with_l2_overflow", "with_speed_calibration",
+                 "with_stream_time")
+
+
+def __getattr__(name: str):
+    if name in _FROM_PREPARE:
+        from perfmodel.model import prepare
+
+        return getattr(prepare, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 KINDS = ("linear", "loglinear", "loglog", "ridge", "overhead-loglinear", "overhead-linear")
 CV_CHOICES = ("lono", "lofo", "lowo", "lobo", "kfold")
@@ -521,6 +532,9 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
         wide = attach_macs(wide)
         note += "; MACs from the zoo"
     cal = None
+    from perfmodel.model.prepare import (needs_l2_overflow, needs_stream_time, with_l2_overflow,
+                                         with_speed_calibration, with_stream_time)
+
     if needs_stream_time(model.features) or (model.metadata or {}).get("gemm_gflops"):
         from perfmodel.collect.calibrate import safe_calibration
 
@@ -671,6 +685,9 @@ def register(app: typer.Typer) -> None:
             df, named = named_terms(df, terms)
             feats = named + [f for f in (feats or []) if f not in named]
             meta["terms"] = terms
+        from perfmodel.model.prepare import (needs_l2_overflow, needs_stream_time, training_speed,
+                                             with_l2_overflow, with_stream_time)
+
         if needs_stream_time(feats):
             df, bw, source = with_stream_time(df, dataset)
             meta["stream_bandwidth_gbps"] = {str(k): v for k, v in (bw or {}).items()} or None
@@ -866,6 +883,8 @@ def register(app: typer.Typer) -> None:
         if df.empty:
             raise PerfmodelError("no samples to predict")
         check_excluded(model, df)
+        from perfmodel.model.prepare import OWN_CALIBRATIONS, prepare_for_model, speed_ratio_text
+
         df, as_measured, notes = prepare_for_model(df, model, dataset=dataset, priced=counts_note is not None)
         bw_source, speed = notes.get("stream_bandwidth_from"), notes.get("speed_calibration")
         from rich.console import Console

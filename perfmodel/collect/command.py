@@ -302,6 +302,8 @@ def collect_command(out: str | os.PathLike, argv: str | Sequence[str], images: i
         existing = Dataset.open(out)
         if existing.is_done(cid):
             cell_diffs = _cell_differences(existing.cell_meta(cid), spec)
+            if not cell_diffs:  # this very command, measured with these settings: nothing to do or compare
+                return {"path": str(existing.path), "cell_id": cid, "status": "skipped", "reason": "already done"}
 
     def differences(old: dict | None) -> list[str]:
         diffs = measurement_differences(old, spec)

@@ -71,6 +71,18 @@ def trace_cell_id(framework: str, network: str, threads: int, counters: str, rep
     return Cell(framework, network, threads, repeat, f"trace-{counters}").cell_id
 
 
+def _cell_spec(ds, cell_id: str) -> dict | None:
+    """The trace spec a done cell was measured with: the campaign of the run that wrote it (its sidecar's
+    ``run_id``), or None when the data set does not record it."""
+    rid = (ds.cell_meta(cell_id) or {}).get("run_id")
+    for run in reversed(ds.info.get("runs") or []):
+        meta = run.get("metadata") if isinstance(run, dict) else None
+        camp = run.get("campaign") if isinstance(run, dict) else None
+        if rid and isinstance(meta, dict) and meta.get("run_id") == rid and isinstance(camp, dict):
+            return camp
+    return None
+
+
 def run_trace(framework: str, network: str, threads: int = 1, duration_s: float = 360.0, period_s: float = 1.0,
               *, out: str | os.PathLike | None = None, counters: str = "auto", images: int = 50,
               image_folder: str | None = None, sampler_period_s: float = 0.1, warmup_images: int = 3,
@@ -113,18 +125,23 @@ def run_trace(framework: str, network: str, threads: int = 1, duration_s: float 
 
         if (Path(out) / DATASET_FILE).exists():
             existing = Dataset.open(out)
-            # the latest trace spec of the data set where the store tells the modes apart (a data set can
-            # hold campaign, command and trace cells), else its latest spec
-            latest = getattr(existing, "latest_campaign", None)
-            stored = latest("trace") if callable(latest) else existing.campaign
-            diffs = trace_spec_differences(stored, spec)
+            done = resume and not force and existing.is_done(cell_id)
+            if done:  # compared with the spec this very cell was traced with (its run's)
+                own = _cell_spec(existing, cell_id)
+                diffs = trace_spec_differences(own if own is not None else existing.latest_campaign("trace"), spec)
+                if not diffs:  # nothing to measure: leave the data set untouched
+                    return TraceResult(cell_id, existing.read_cell(cell_id), existing.cell_meta(cell_id),
+                                       str(existing.path), skipped=True)
+                raise PerfmodelError(
+                    f"{cell_id} is already traced in {out} with another spec (--force to trace it again, "
+                    "replacing it; or another --out):\n  - " + "\n  - ".join(diffs))
+            # a new trace: compared with the latest trace spec of the data set (it can hold campaign,
+            # command and trace cells, each mode with its own spec)
+            diffs = trace_spec_differences(existing.latest_campaign("trace"), spec)
             if diffs and not force:
                 raise PerfmodelError(
                     f"the data set at {out} was collected with a different spec; refusing to add this trace to "
                     "it (use another --out, or --force to add it anyway):\n  - " + "\n  - ".join(diffs))
-            if resume and not force and existing.is_done(cell_id):  # nothing to measure: leave it untouched
-                return TraceResult(cell_id, existing.read_cell(cell_id), existing.cell_meta(cell_id),
-                                   str(existing.path), skipped=True)
         # differences were refused above unless forced: merge=True only lets the forced case through
         ds = open_dataset(out, metadata, spec, resume=resume, merge=True, force=force,
                           measurement_diff=lambda old: trace_spec_differences(old, spec))

@@ -71,7 +71,7 @@ def _model_name(model: Any, i: int) -> str:
         for k in ("name", "path", "file"):
             if meta.get(k):
                 return str(meta[k])
-    return f"{i + 1} ({getattr(model, 'target', '?')})"
+    return f"model {i + 1} ({getattr(model, 'target', '?')})"
 
 
 def _base_prov(cell_df: pd.DataFrame, col: str) -> str:
@@ -307,7 +307,7 @@ def _apply_models(cand: pd.DataFrame, models: Sequence[Any], alpha: float, datas
     for i, model in enumerate(models):
         target = getattr(model, "target", None)
         if not isinstance(target, str) or not hasattr(model, "predict_frame"):
-            raise PerfmodelError(f"model {_model_name(model, i)} is not a fitted model (needs .target and .predict_frame)")
+            raise PerfmodelError(f"{_model_name(model, i)} is not a fitted model (needs .target and .predict_frame)")
         col = target
         fills = {target}
         if target == "latency_ms":
@@ -327,7 +327,7 @@ def _apply_models(cand: pd.DataFrame, models: Sequence[Any], alpha: float, datas
             for c in fills:
                 if math.isnan(cand.at[idx, c]):
                     cand.at[idx, f"{c}_source"] = _append_reason(cand.at[idx, f"{c}_source"],
-                                                                 f"model {name} cannot predict it: {why}")
+                                                                 f"{name} cannot predict it: {why}")
         rows = rows.loc[[i for i in rows.index if i not in failed]]
         for idx in rows.index:
             p = pred.loc[idx]
@@ -340,7 +340,7 @@ def _apply_models(cand: pd.DataFrame, models: Sequence[Any], alpha: float, datas
                     continue
                 if math.isnan(v):
                     cand.at[idx, f"{c}_source"] = _append_reason(
-                        cand.at[idx, f"{c}_source"], f"model {name} gave no prediction")
+                        cand.at[idx, f"{c}_source"], f"{name} gave no prediction")
                     continue
                 cand.at[idx, c] = v
                 for suffix, x in (("_lo", l), ("_hi", h)):
