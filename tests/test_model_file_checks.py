@@ -22,6 +22,8 @@ from perfmodel.model.modelfile import ModelFile, _canonical
 ROOT = Path(__file__).resolve().parents[1]
 THROUGHPUT = ROOT / "trained" / "throughput_reference.json"
 POWER = ROOT / "trained" / "power_armpm_xu3_a15.json"
+#: the shipped throughput file as it was before fits stored ``training.active_ranges`` (A53-geometry counts)
+OLD_THROUGHPUT = ROOT / "tests" / "data" / "models" / "throughput_reference_before_active_ranges.json"
 INSTR = "instructions_per_image*framework=litert*threads=1"
 
 
@@ -162,11 +164,12 @@ def _reference_row(**over) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
-def test_shipped_file_flags_zero_and_tiny_counts():
-    """The shipped file stores its ranges over all rows (an interaction term's minimum is the 0 of the
+def test_old_file_flags_zero_and_tiny_counts():
+    """A file fitted before active ranges existed stores its ranges over all rows (an interaction term's minimum is the 0 of the
     other frameworks' rows): a zero count where the term is on is still flagged, and a count below the
     plain term's minimum (no widening below 0)."""
-    m = load_model(THROUGHPUT)
+    m = load_model(OLD_THROUGHPUT)
+    assert "active_ranges" not in m.training
     assert (m.out_of_range(_reference_row()) == "").all()
     zero = m.out_of_range(_reference_row(instructions_per_image=0.0)).iloc[0]
     assert f"{INSTR}=0 (trained 0..1.085e+09, 0 only where the term is off)" in zero
@@ -180,6 +183,16 @@ def test_shipped_file_flags_zero_and_tiny_counts():
     assert allzero.count("=0 (trained") == 3
     # a little below the minimum (inside the widening) is no extrapolation
     assert (m.out_of_range(_reference_row(l2d_refills_per_image=869046.5 * 0.97)) == "").all()
+
+
+def test_shipped_file_flags_tiny_counts_of_an_active_term():
+    """The shipped file stores each term's range where it is on: a tiny instruction count of the row's own
+    framework x threads is flagged, and the other terms (off in this row) are left alone."""
+    m = load_model(THROUGHPUT)
+    assert INSTR in m.training["active_ranges"]
+    assert (m.out_of_range(_reference_row()) == "").all()
+    tiny = m.out_of_range(_reference_row(instructions_per_image=1.0e3)).iloc[0]
+    assert tiny.startswith(f"{INSTR}=1000 (trained") and "threads=2" not in tiny and "onnxruntime" not in tiny
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from perfmodel.errors import PerfmodelError
 
 #: names of :mod:`perfmodel.model.prepare` also reachable here (imported on first use: importing the model
 #: stage loads pandas, scipy and scikit-learn, which every command would pay for at start-up)
-_FROM_PREPARE = ("OWN_CALIBRATIONS", "needs_l2_overflow", "needs_stream_time", "prepare_for_model",
+_FROM_PREPARE = ("OWN_CALIBRATIONS", "check_counts_geometry", "counts_geometry", "needs_l2_overflow", "needs_stream_time", "prepare_for_model",
                  "speed_ratio_text", "training_speed", "with_l2_overflow", "with_speed_calibration",
                  "with_stream_time")
 
@@ -258,13 +258,16 @@ def exclude_rows(df, rules: list[str]):
     return out, int((~keep).sum())
 
 
-def load_with_simulated(dataset: str, extra: list[Path], *, table: str = "auto"):
-    """The wide table of ``dataset`` with the valgrind cells of the ``extra`` data sets added."""
+def load_with_simulated(dataset: str, extra: list[Path], *, table: str = "auto", replace: bool = False):
+    """The wide table of ``dataset`` with the valgrind cells of the ``extra`` data sets added (``replace``:
+    instead of its own valgrind cells, e.g. the same workloads simulated with another cache geometry)."""
     import pandas as pd
 
     from perfmodel.data import read_dataset
 
     records = read_dataset(Path(dataset))
+    if replace:
+        records = records[~records["cell_id"].astype(str).str.endswith("__valgrind")]
     have = set(records["cell_id"].astype(str))
     parts = [records]
     for p in extra:
@@ -273,6 +276,23 @@ def load_with_simulated(dataset: str, extra: list[Path], *, table: str = "auto")
         parts.append(e[cid.str.endswith("__valgrind") & ~cid.isin(have)])
     wide = _wide_from_records(pd.concat(parts, ignore_index=True), table)
     return _with_code_paths(wide, [Path(dataset), *map(Path, extra)])
+
+
+def matching_counts_source(model, candidates: Sequence[Path]) -> Path | None:
+    """The first of ``candidates`` whose simulated cache geometry is the model's (the first candidate when
+    the model records none)."""
+    from perfmodel.model.prepare import counts_geometry
+
+    want = (model.metadata or {}).get("simulated_geometry")
+    for c in candidates:
+        if not want:
+            return c
+        try:
+            if counts_geometry([c]) == dict(want):
+                return c
+        except PerfmodelError:
+            continue
+    return None
 
 
 def check_excluded(model, df) -> None:
@@ -358,6 +378,12 @@ def default_reference() -> Path:
     import perfmodel
 
     return Path(perfmodel.__file__).resolve().parents[1] / "datasets" / "reference"
+
+
+def default_counts_sources() -> list[Path]:
+    """Data sets of this checkout whose valgrind cells a quick sample may take its simulated counts from:
+    the reference (Cortex-A53 caches) and the same workloads simulated with this VM's caches."""
+    return [default_reference(), default_reference().parent / "simulated-l2-2mib"]
 
 
 def default_traces() -> list[Path]:
@@ -502,7 +528,13 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
     need_sim = simulated_columns(model)
     sim_records, note = None, "the quick sample's own counters"
     if need_sim:
-        ref = Path(simulated_from) if simulated_from is not None else default_reference()
+        if simulated_from is not None:
+            from perfmodel.model.prepare import check_counts_geometry, counts_geometry
+
+            ref = Path(simulated_from)
+            check_counts_geometry(model, counts_geometry([ref]), str(ref), option="--simulated-from")
+        else:  # the checkout's valgrind cells simulated with the model's caches
+            ref = matching_counts_source(model, default_counts_sources()) or default_reference()
         sim_records, why = reference_simulated_records(ref, framework, network)
         if sim_records is None:
             if not simulate:
@@ -650,6 +682,10 @@ def register(app: typer.Typer) -> None:
         jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel CV jobs."),
         json_out: bool = typer.Option(False, "--json", help="Print the fit summary as JSON."),
         force: bool = typer.Option(False, "--force", help="Replace an existing model file at --out."),
+        counts_from: Path = typer.Option(None, "--counts-from", help="Use this data set's valgrind cells "
+                                         "instead of DATASET's own (e.g. the same workloads simulated with "
+                                         "another cache geometry; the model records the geometry and refuses "
+                                         "counts of another)."),
     ) -> None:
         """Fit a model of --target on DATASET and write it as a JSON model file.
 
@@ -671,13 +707,25 @@ def register(app: typer.Typer) -> None:
         if output.exists() and not force:
             raise PerfmodelError(f"--out {output} exists: give another name, or --force to replace it")
 
-        if simulated_from:
+        if counts_from is not None and simulated_from:
+            raise PerfmodelError("give --counts-from (replaces the data set's valgrind cells) or --simulated-from "
+                                 "(adds to them), not both")
+        if counts_from is not None:
+            df = load_with_simulated(dataset, [counts_from], table=table, replace=True)
+        elif simulated_from:
             df = load_with_simulated(dataset, simulated_from, table=table)
         else:
             df = load_table(dataset, table=table, sensor_lag=sensor_lag)
         feats = _parse_features(features)
         meta: dict[str, Any] = {"dataset": dataset, "simulated_from": [str(p) for p in simulated_from or []] or None,
                                 "sensor_lag": sensor_lag if dataset.startswith("armpm:") else None}
+        if counts_from is not None:
+            meta["counts_from"] = str(counts_from)
+        from perfmodel.model.prepare import counts_geometry
+
+        geometry = counts_geometry([counts_from] if counts_from is not None else [dataset, *(simulated_from or [])])
+        if geometry:
+            meta["simulated_geometry"] = geometry
         if exclude:
             df, removed = exclude_rows(df, exclude)
             meta["excluded"] = {"rules": list(exclude), "rows": removed}
@@ -806,6 +854,9 @@ def register(app: typer.Typer) -> None:
         sensor_lag: int = typer.Option(None, "--sensor-lag", help="armpm: sensor lag in samples (default: the "
                                        "lag the model was trained with, metadata sensor_lag, else 0)."),
         json_out: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
+        counts_from: Path = typer.Option(None, "--counts-from", help="With --dataset: use this data set's valgrind "
+                                         "cells instead of the data set's own (counts simulated with the "
+                                         "model's cache geometry, metadata.simulated_geometry)."),
     ) -> None:
         """Predict the model's target, with a prediction interval, for every row of a data set or CSV, for
         a quick sample (--framework/--network) or for a command (-- CMD...). The sample must have the
@@ -840,8 +891,15 @@ def register(app: typer.Typer) -> None:
         if simulated_from is not None and (csv or command):
             raise PerfmodelError("--simulated-from applies to --dataset or a quick sample (--framework/--network), "
                                  "not to a CSV or a measured command")
+        if counts_from is not None and not dataset:
+            raise PerfmodelError("--counts-from applies to --dataset (a quick sample takes --simulated-from)")
+        if counts_from is not None and simulated_from is not None:
+            raise PerfmodelError("give --counts-from (replaces the data set's valgrind cells) or --simulated-from "
+                                 "(adds to them), not both")
         if dataset:
-            if simulated_from is not None:  # valgrind cells of another data set joined to this one's timing cells
+            if counts_from is not None:
+                df = load_with_simulated(dataset, [counts_from], table=table, replace=True)
+            elif simulated_from is not None:  # valgrind cells of another data set joined to this one's timing cells
                 df = load_with_simulated(dataset, [simulated_from], table=table)
             else:
                 df = load_table(dataset, table=table, sensor_lag=sensor_lag)
@@ -885,7 +943,10 @@ def register(app: typer.Typer) -> None:
         check_excluded(model, df)
         from perfmodel.model.prepare import OWN_CALIBRATIONS, prepare_for_model, speed_ratio_text
 
-        df, as_measured, notes = prepare_for_model(df, model, dataset=dataset, priced=counts_note is not None)
+        counts = None if not dataset else [counts_from] if counts_from is not None else [dataset] + (
+            [simulated_from] if simulated_from is not None else [])
+        df, as_measured, notes = prepare_for_model(df, model, dataset=dataset, priced=counts_note is not None,
+                                                   counts_from=counts)
         bw_source, speed = notes.get("stream_bandwidth_from"), notes.get("speed_calibration")
         from rich.console import Console
 

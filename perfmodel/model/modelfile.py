@@ -590,6 +590,9 @@ def _parse_body(cls: type, d: dict, version: int, ck: _Check) -> "ModelFile":
         ck.fail("metadata.sensor_lag", f"must be null or a whole number >= 0, got {_type(lag)}")
     if meta.get("l2_bytes") is not None:
         ck.number(meta["l2_bytes"], "metadata.l2_bytes", positive=True)
+    geometry = ck.obj(meta.get("simulated_geometry"), "metadata.simulated_geometry", none_ok=True)
+    for level, spec in geometry.items():  # valgrind's caches: {"D1": "size,assoc,line", ...}
+        ck.text(spec, f"metadata.simulated_geometry.{level}")
     excluded = ck.obj(meta.get("excluded"), "metadata.excluded", none_ok=True)
     if excluded.get("rules") is not None:
         for rule in ck.texts(excluded["rules"], "metadata.excluded.rules"):

@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -210,8 +212,46 @@ def speed_ratio_text(speed: dict) -> str:
     return ", ".join(f"{t} thr {r:.3f}" for t, r in speed["ratio"].items())
 
 
+def _geometry_text(g: dict | None) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(g.items())) if g else "not recorded"
+
+
+def counts_geometry(sources: Sequence) -> dict | None:
+    """The simulated cache geometry (valgrind ``--I1/--D1/--LL``) of the valgrind cells of data set folders
+    ``sources`` (None when none records one: a records file, a CSV, an ARMPM file, an old data set);
+    :class:`PerfmodelError` when they differ (counts of two cache geometries are not one feature)."""
+    from perfmodel.data import Dataset
+
+    found: dict[str, dict] = {}
+    for src in sources:
+        src = str(src)
+        if src.startswith("armpm:") or not (Path(src) / "dataset.json").is_file():
+            continue
+        g = Dataset.open(src).compat().get("cache_geometry")
+        if g:
+            found[src] = dict(g)
+    if len({json.dumps(g, sort_keys=True) for g in found.values()}) > 1:
+        raise PerfmodelError("the simulated counts come from data sets simulated with different caches: "
+                             + "; ".join(f"{k}: {_geometry_text(g)}" for k, g in found.items()))
+    return next(iter(found.values()), None)
+
+
+def check_counts_geometry(model, geometry: dict | None, where: str, *, option: str = "--counts-from") -> None:
+    """Refuse to price simulated counts of another cache geometry than the model's (``metadata.
+    simulated_geometry``, written by ``perfmodel fit``); a model or data that records none is not checked."""
+    want = (model.metadata or {}).get("simulated_geometry")
+    simulated = [c for c, p in model.column_provenance.items() if p and "simulated" in p]
+    if not want or not geometry or not simulated:
+        return
+    if dict(want) != dict(geometry):
+        raise PerfmodelError(
+            f"the model's simulated counts were simulated with caches {_geometry_text(want)}; those of {where} "
+            f"with {_geometry_text(geometry)}: a count of one geometry is not the feature of another. Give "
+            f"{option} DATASET (valgrind cells simulated with the model's caches)")
+
+
 def prepare_for_model(df, model, *, dataset: str | os.PathLike | None = None, now_gflops: dict | None = None,
-                      priced: bool = False) -> tuple[Any, Any, dict[str, Any]]:
+                      priced: bool = False, counts_from: Sequence | None = None) -> tuple[Any, Any, dict[str, Any]]:
     """``(df to predict, df as measured, notes)``: ``df`` with the columns ``model``'s features need attached
     (``macs``, ``fc_stream_ms``, ``conv_over_l2_mb``) and, for an additive time model, its counts priced at
     the machine's speed now. ``priced``: ``df`` is a quick sample's table, priced already (its own
@@ -222,6 +262,9 @@ def prepare_for_model(df, model, *, dataset: str | os.PathLike | None = None, no
     from perfmodel.model.features import attach_macs, base_columns
 
     notes: dict[str, Any] = {}
+    sources = list(counts_from) if counts_from is not None else ([dataset] if dataset is not None else [])
+    if not priced and sources:
+        check_counts_geometry(model, counts_geometry(sources), ", ".join(map(str, sources)))
     if ("macs" in base_columns(model.features) or "macs" in model.column_provenance) and "macs" not in df.columns:
         df = attach_macs(df)
     if needs_stream_time(model.features) and "fc_stream_ms" not in df.columns:
@@ -269,5 +312,5 @@ def predict_each(model, df, *, alpha: float = 0.05, provenance=None, prepare=Non
     return (pd.concat(preds) if preds else df.iloc[:0]), failed
 
 
-__all__ = ["OWN_CALIBRATIONS", "predict_each", "needs_l2_overflow", "needs_stream_time", "prepare_for_model", "speed_ratio_text",
+__all__ = ["OWN_CALIBRATIONS", "check_counts_geometry", "counts_geometry", "predict_each", "needs_l2_overflow", "needs_stream_time", "prepare_for_model", "speed_ratio_text",
            "training_speed", "with_l2_overflow", "with_speed_calibration", "with_stream_time"]
