@@ -230,7 +230,7 @@ def test_rerunning_a_done_trace_or_command_skips_it_after_another_was_added(tmp_
     before = (out / "dataset.json").read_bytes()
     again = run_trace(network="squeezenet1_1", duration_s=1.0, out=out, **kw)
     assert again.skipped and (out / "dataset.json").read_bytes() == before
-    with pytest.raises(PerfmodelError, match="already traced .* with another spec"):
+    with pytest.raises(PerfmodelError, match="already traced .* with a different spec"):
         run_trace(network="squeezenet1_1", duration_s=1.5, out=out, **kw)
 
     cm = tmp_path / "cm"

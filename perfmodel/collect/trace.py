@@ -133,7 +133,7 @@ def run_trace(framework: str, network: str, threads: int = 1, duration_s: float 
                     return TraceResult(cell_id, existing.read_cell(cell_id), existing.cell_meta(cell_id),
                                        str(existing.path), skipped=True)
                 raise PerfmodelError(
-                    f"{cell_id} is already traced in {out} with another spec (--force to trace it again, "
+                    f"{cell_id} is already traced in {out} with a different spec (--force to trace it again, "
                     "replacing it; or another --out):\n  - " + "\n  - ".join(diffs))
             # a new trace: compared with the latest trace spec of the data set (it can hold campaign,
             # command and trace cells, each mode with its own spec)
