@@ -312,5 +312,6 @@ def predict_each(model, df, *, alpha: float = 0.05, provenance=None, prepare=Non
     return (pd.concat(preds) if preds else df.iloc[:0]), failed
 
 
-__all__ = ["OWN_CALIBRATIONS", "check_counts_geometry", "counts_geometry", "predict_each", "needs_l2_overflow", "needs_stream_time", "prepare_for_model", "speed_ratio_text",
-           "training_speed", "with_l2_overflow", "with_speed_calibration", "with_stream_time"]
+__all__ = ["OWN_CALIBRATIONS", "check_counts_geometry", "counts_geometry", "needs_l2_overflow", "needs_stream_time",
+           "predict_each", "prepare_for_model", "speed_ratio_text", "training_speed", "with_l2_overflow",
+           "with_speed_calibration", "with_stream_time"]
