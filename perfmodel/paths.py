@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 
 def cache_dir() -> Path:
@@ -33,3 +35,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def update_hash_with_file(h: Any, path: Path) -> None:
+    """Feed the bytes of the file ``path`` to the hash object ``h`` (1 MiB at a time)."""
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 (hex) of a file's bytes."""
+    h = hashlib.sha256()
+    update_hash_with_file(h, path)
+    return h.hexdigest()

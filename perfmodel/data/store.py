@@ -78,7 +78,7 @@ from typing import Any
 import pandas as pd
 
 from perfmodel.errors import InputFileError, PerfmodelError
-from perfmodel.paths import atomic_write_bytes
+from perfmodel.paths import atomic_write_bytes, sha256_file
 
 from .schema import SCHEMA_VERSION, coerce, empty_records, validate
 
@@ -160,14 +160,6 @@ def campaign_mode(campaign: Mapping | None) -> str | None:
     if not isinstance(campaign, Mapping):
         return None
     return str(campaign.get("mode") or "campaign")
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 #: dataset.json field -> (allowed types, what the message calls them); absent or null is allowed
@@ -692,7 +684,7 @@ class Dataset:
         if not p.is_file():
             return "records file missing"
         want = meta.get("sha256")
-        if want and _sha256_file(p) != want:
+        if want and sha256_file(p) != want:
             return "records file does not match its sidecar (sha256)"
         return None
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from perfmodel.errors import PerfmodelError, check_choice
+from perfmodel.paths import update_hash_with_file
 from perfmodel.zoo.build import build_graph, build_keras, get_network, quiet_tensorflow, resolve_input_size
 from perfmodel.zoo.networks import INPUT_NAME, ZOO_VERSION
 
@@ -102,16 +103,10 @@ def digest_path(path: Path) -> str:
     if path.is_dir():
         for f in sorted(p for p in path.rglob("*") if p.is_file()):
             h.update(f.relative_to(path).as_posix().encode("utf-8") + b"\0")
-            _hash_file(h, f)
+            update_hash_with_file(h, f)
     else:
-        _hash_file(h, path)
+        update_hash_with_file(h, path)
     return h.hexdigest()
-
-
-def _hash_file(h: Any, path: Path) -> None:
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
 
 
 @contextlib.contextmanager
