@@ -94,7 +94,7 @@ def estimate(model, args, framework: str, network: str, threads: int, seconds: f
     from perfmodel.cli.model import (default_traces, long_run_from_sample, quick_sample_table, sample_image_count,
                                      sample_rel_se)
 
-    df, note, _ = quick_sample_table(model, framework, network, threads=threads, images=args.images,
+    df, note, _, _ = quick_sample_table(model, framework, network, threads=threads, images=args.images,
                                            counters=args.counters, simulated_from=args.simulated_from,
                                            simulate=args.simulate, seconds=seconds)
     pred = model.predict_frame(df).iloc[0]

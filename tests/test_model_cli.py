@@ -426,6 +426,8 @@ def test_predict_quick_sample_rescales_an_l2_model_to_the_speed_measured_now(tmp
     assert "priced at the speed measured now (x 2.000" in slow["quick_sample"]["counts_from"]
     assert "not rescaled" in failed["quick_sample"]["counts_from"] and "measured now" in failed["quick_sample"]["counts_from"]
     assert slow["rows"][0]["pred"] < same["rows"][0]["pred"] == pytest.approx(failed["rows"][0]["pred"], rel=1e-12)
+    # the training-range check sees the counts as measured, not as priced (x 2 would leave ResNet-50's range)
+    assert not slow["rows"][0].get("outside_training")
     # --l2-kib with terms that do not use it is refused, not ignored
     r = runner.invoke(app, ["fit", str(tmp_path / "ref"), "-t", "throughput_fps", "--kind", "overhead-linear",
                             "--terms", "throughput-stream", "--l2-kib", "2048", "-o", str(tmp_path / "x.json")])
@@ -515,3 +517,23 @@ def test_predict_command_labels_its_records(tmp_path, monkeypatch):
     assert isinstance(r.exception, PerfmodelError) and "stop here" in str(r.exception)
     assert seen["framework"] == "onnxruntime" and seen["network"] == "googlenet" and seen["threads"] == 2
     assert seen["counters"] == "valgrind" and seen["images"] == 3 and seen["argv"] == ["python3", "app.py"]
+
+
+def test_stream_time_prefers_the_bandwidth_measured_now_and_says_when_it_failed():
+    """A quick sample's calibration: its bandwidth when it covers the rows' thread counts; else the model's
+    training figure, with the reason the one measured now was not used."""
+    import pandas as pd
+
+    from perfmodel.model.prepare import with_stream_time
+
+    df = pd.DataFrame({"framework": ["onnxruntime"], "network": ["alexnet"], "threads": [1]})
+    now, bw, src = with_stream_time(df, None, {"1": 17.0}, measured={1: 8.5})
+    train, _, _ = with_stream_time(df, None, {"1": 17.0})
+    assert bw == {1: 8.5} and src == "measured now (1 thr 8.5 GB/s)"
+    assert now["fc_stream_ms"].iloc[0] == pytest.approx(2 * train["fc_stream_ms"].iloc[0])
+    for measured in ({}, {2: 30.0}):
+        _, bw, src = with_stream_time(df, None, {"1": 17.0}, measured=measured)
+        assert bw == {1: 17.0} and "model's training calibration" in src
+        assert "measuring it now gave no figure for thread count(s) 1" in src
+    with pytest.raises(PerfmodelError, match="streaming bandwidth"):
+        with_stream_time(df, None, None, measured={})

@@ -508,7 +508,10 @@ def reference_simulated_records(reference: Path, framework: str, network: str):
 def quick_sample_table(model, framework: str, network: str, *, threads: int = 1, images: int = 10,
                        counters: str = "auto", simulated_from: Path | None = None, simulate: bool = False,
                        sampler=None, status=None, seconds: float | None = None):
-    """``(wide cell table, note on where the counts came from, long records of the sample)``.
+    """``(wide cell table ready to predict, note on where the counts came from, long records of the sample,
+    the table as measured)``: the inputs the model needs are attached and its counts priced at the speed
+    measured now (:func:`perfmodel.model.prepare.prepare_for_model` with the calibration taken with the
+    sample); the table as measured is the one before that pricing (for the training-range check).
 
     ``seconds``: count images for that long instead of ``images`` (:func:`perfmodel.collect.quick_sample`).
 
@@ -519,7 +522,7 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
     import pandas as pd
 
     from perfmodel.data import wide_per_cell
-    from perfmodel.model.features import attach_macs, attach_stream_time, join_simulated
+    from perfmodel.model.features import join_simulated
 
     if sampler is None:
         from perfmodel.collect.quick import quick_sample as sampler
@@ -561,39 +564,29 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
         elif need_sim:
             raise PerfmodelError("the quick sample has no simulated (valgrind) cell to take counts from")
     if "macs" in model.column_provenance and "macs" not in wide.columns:
-        wide = attach_macs(wide)
         note += "; MACs from the zoo"
-    cal = None
-    from perfmodel.model.prepare import (needs_l2_overflow, needs_stream_time, with_l2_overflow,
-                                         with_speed_calibration, with_stream_time)
+    from perfmodel.model.prepare import needs_stream_time, prepare_for_model
 
+    now_gflops = now_bandwidth = None
     if needs_stream_time(model.features) or (model.metadata or {}).get("gemm_gflops"):
         from perfmodel.collect.calibrate import safe_calibration
+        from perfmodel.data import gemm_speed, stream_bandwidth
 
         say("measuring this machine's streaming bandwidth and GEMM speed (about 1 s)")
         cal = safe_calibration([threads], seconds=0.2)
-    if needs_stream_time(model.features):
-        from perfmodel.data import stream_bandwidth
-
-        now = stream_bandwidth([cal])
-        if int(threads) in now:
-            wide = attach_stream_time(wide, now)
-            note += f"; streaming bandwidth measured now ({now[int(threads)]:.1f} GB/s)"
-        else:  # could not measure: the model's, said so
-            wide, _, bw_source = with_stream_time(wide, None, (model.metadata or {}).get("stream_bandwidth_gbps"))
-            note += (f"; streaming bandwidth from {bw_source} (measuring it here failed: "
-                     f"{'; '.join(cal.get('errors', {}).values()) or 'no figure'})")
-    if needs_l2_overflow(model.features):  # before the rescaling: it is one of the fitted terms' counts
-        wide, _, _ = with_l2_overflow(wide, None, model=model)
-    if model.kind == "overhead-linear":
-        from perfmodel.data import gemm_speed
-
-        wide, speed = with_speed_calibration(wide, model, now_gflops=gemm_speed([cal]) if cal is not None else {})
+        now_gflops, now_bandwidth = gemm_speed([cal]), stream_bandwidth([cal])
+        if not now_bandwidth and cal.get("errors"):
+            note += f"; measuring the bandwidth here failed: {'; '.join(cal['errors'].values())}"
+    wide, as_measured, notes = prepare_for_model(wide, model, now_gflops=now_gflops, now_bandwidth=now_bandwidth)
+    if "stream_bandwidth_from" in notes:
+        note += f"; streaming bandwidth {notes['stream_bandwidth_from']}"
+    speed = notes.get("speed_calibration")
+    if speed is not None:
         note += (f"; counts priced at the speed measured now (x {speed['ratio'][int(threads)]:.3f}, {speed['source']})"
                  if speed["applied"] else f"; not rescaled to the speed now: {speed['reason']}")
         if speed.get("warning"):
             note += f"; warning: {speed['warning']}"
-    return wide, note, records
+    return wide, note, records, as_measured
 
 
 _CV_COLS = ["model", "MAPE %", "RMSPE %", "<=5 %", "<=10 %", "<=15 %", "R2", "Spearman"]
@@ -935,7 +928,7 @@ def register(app: typer.Typer) -> None:
                 con = Console(stderr=True)
                 length = f"{seconds:g} s" if seconds is not None else f"{images} image(s)"
                 with con.status(f"quick sample: {framework} x {network}, {threads} thread(s), {length}"):
-                    df, counts_note, _ = quick_sample_table(
+                    df, counts_note, _, quick_measured = quick_sample_table(
                         model, framework, network, threads=threads, images=images, counters=counters,
                         simulated_from=simulated_from, simulate=simulate, status=con.print, seconds=seconds)
         if df.empty:
@@ -947,6 +940,8 @@ def register(app: typer.Typer) -> None:
             [simulated_from] if simulated_from is not None else [])
         df, as_measured, notes = prepare_for_model(df, model, dataset=dataset, priced=counts_note is not None,
                                                    counts_from=counts)
+        if counts_note is not None:  # a quick sample: prepared with the calibration measured now
+            as_measured = quick_measured
         bw_source, speed = notes.get("stream_bandwidth_from"), notes.get("speed_calibration")
         from rich.console import Console
 

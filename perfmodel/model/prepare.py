@@ -100,12 +100,15 @@ def _own_calibrations(dataset: str | os.PathLike | None) -> tuple[list, str | No
     return cals, f"{OWN_CALIBRATIONS} {dataset} ({len(cals)})"
 
 
-def with_stream_time(df, dataset: str | os.PathLike | None, fallback: dict | None = None):
-    """``(df + fc_stream_ms, {threads: GB/s} used, where it came from)``: the bandwidth of the data set's own
-    calibrations (:func:`perfmodel.data.dataset_calibrations`) when they cover the rows' thread counts, else
-    ``fallback`` (a model's training calibration; the source says why), else :class:`PerfmodelError` saying
-    how to get one. A frame that has ``fc_stream_ms`` already (a CSV) is returned as it is. One policy for
-    ``perfmodel fit`` / ``predict`` and the pipeline's prediction check."""
+def with_stream_time(df, dataset: str | os.PathLike | None, fallback: dict | None = None, *,
+                     measured: dict | None = None):
+    """``(df + fc_stream_ms, {threads: GB/s} used, where it came from)``: the bandwidth ``measured`` now (a
+    quick sample's calibration, ``{threads: GB/s}``; ``{}`` when measuring failed) when it covers the rows'
+    thread counts, else that of the data set's own calibrations (:func:`perfmodel.data.dataset_calibrations`)
+    when they cover them, else ``fallback`` (a model's training calibration; the source says why), else
+    :class:`PerfmodelError` saying how to get one. A frame that has ``fc_stream_ms`` already (a CSV) is
+    returned as it is. One policy for ``perfmodel fit`` / ``predict`` (data sets and quick samples) and the
+    pipeline's prediction check."""
     import pandas as pd
 
     from perfmodel.data import stream_bandwidth
@@ -125,6 +128,14 @@ def with_stream_time(df, dataset: str | os.PathLike | None, fallback: dict | Non
             raise PerfmodelError(f"the weight-streaming time needs a whole thread count (> 0) in every row: "
                                  f"{int(bad.sum())} row(s) have {', '.join(str(v) for v in df['threads'][bad].unique()[:3])}")
         need = {int(t) for t in pd.unique(thr)}
+    if measured is not None:
+        now = {int(k): float(v) for k, v in measured.items()}
+        if now and need <= set(now):
+            return attach_stream_time(df, now), now, "measured now (" + ", ".join(
+                f"{t} thr {g:.1f} GB/s" for t, g in sorted(now.items()) if t in need) + ")"
+        failed = f"measuring it now gave no figure for thread count(s) {', '.join(map(str, sorted(need - set(now))))}"
+    else:
+        failed = None
     if bw and fallback and not need <= set(bw):
         lacking = ", ".join(map(str, sorted(need - set(bw))))
         bw = {int(k): float(v) for k, v in fallback.items()}
@@ -132,6 +143,8 @@ def with_stream_time(df, dataset: str | os.PathLike | None, fallback: dict | Non
     elif not bw and fallback:
         bw = {int(k): float(v) for k, v in fallback.items()}
         source = "the model's training calibration (this data has none: the machines' bandwidths may differ)"
+    if bw and failed:
+        source += f" ({failed})"
     if not bw:
         raise PerfmodelError(
             "the weight-streaming time fc_stream_ms needs the machine's streaming bandwidth and this data has no "
@@ -251,11 +264,13 @@ def check_counts_geometry(model, geometry: dict | None, where: str, *, option: s
 
 
 def prepare_for_model(df, model, *, dataset: str | os.PathLike | None = None, now_gflops: dict | None = None,
-                      priced: bool = False, counts_from: Sequence | None = None) -> tuple[Any, Any, dict[str, Any]]:
+                      now_bandwidth: dict | None = None, priced: bool = False,
+                      counts_from: Sequence | None = None) -> tuple[Any, Any, dict[str, Any]]:
     """``(df to predict, df as measured, notes)``: ``df`` with the columns ``model``'s features need attached
     (``macs``, ``fc_stream_ms``, ``conv_over_l2_mb``) and, for an additive time model, its counts priced at
-    the machine's speed now. ``priced``: ``df`` is a quick sample's table, priced already (its own
-    ``conv_over_l2_mb`` and counts are kept as they are). ``df as measured`` is
+    the machine's speed now. ``now_gflops`` / ``now_bandwidth``: ``{threads: figure}`` of a calibration
+    measured now (a quick sample's; ``{}`` when it failed), used before the data set's calibrations.
+    ``priced``: ``df`` was prepared already (its columns and counts are kept as they are). ``df as measured`` is
     the frame before the pricing (for the training-range check). ``notes``: ``stream_bandwidth_from``,
     ``l2_from``, ``speed_calibration`` (the :func:`with_speed_calibration` info) where they apply.
     Raises :class:`PerfmodelError` when a needed input cannot be had (e.g. no bandwidth calibration)."""
@@ -269,7 +284,7 @@ def prepare_for_model(df, model, *, dataset: str | os.PathLike | None = None, no
         df = attach_macs(df)
     if needs_stream_time(model.features) and "fc_stream_ms" not in df.columns:
         df, _, notes["stream_bandwidth_from"] = with_stream_time(
-            df, dataset, (model.metadata or {}).get("stream_bandwidth_gbps"))
+            df, dataset, (model.metadata or {}).get("stream_bandwidth_gbps"), measured=now_bandwidth)
     if needs_l2_overflow(model.features) and not priced:
         df, _, notes["l2_from"] = with_l2_overflow(df, dataset, model=model)
     as_measured = df
