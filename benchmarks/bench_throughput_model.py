@@ -200,6 +200,27 @@ def load(args):
     return (df, attach_macs(timing), missing, list(joined.attrs.get("join_simulated_events", [])), None)
 
 
+def trained_geometry_note(args, trained: Path = ROOT / "trained" / "throughput_reference.json") -> str | None:
+    """A note when the simulated counts scored here were simulated with other caches than those of the
+    shipped ``trained/throughput_reference.json`` (its ``metadata.simulated_geometry``): its row here is then
+    its form, not its figure; None when they match or either is not recorded."""
+    from perfmodel.errors import PerfmodelError
+    from perfmodel.model import load_model
+    from perfmodel.model.prepare import counts_geometry
+
+    try:
+        want = (load_model(trained).metadata or {}).get("simulated_geometry")
+        have = counts_geometry(args.replace_simulated or [args.dataset, *args.simulated_from])
+    except (OSError, PerfmodelError):
+        return None
+    if not want or not have or dict(want) == dict(have):
+        return None
+    text = lambda g: ", ".join(f"{k}={v}" for k, v in sorted(g.items()))  # noqa: E731
+    return (f"note: these simulated counts are of caches {text(have)}; {trained.name} was fitted on counts of "
+            f"{text(want)}, so the '(trained/)' row below is its form on other counts, not its figure (give "
+            "--replace-simulated DATASET with counts of its caches, e.g. datasets/simulated-l2-2mib)")
+
+
 def with_weight_bytes(df):
     """``weight_bytes`` = 4 x parameters of each network (float32 weights read per image): a graph fact,
     used only by the labelled hybrid row."""
@@ -346,6 +367,9 @@ def main(argv=None) -> int:
         return 2
     if df is None:
         return baselines_only(timing, why, args)
+    geometry_note = None if args.synthetic else trained_geometry_note(args)
+    if geometry_note:
+        print(geometry_note)
     if args.average_repeats:
         before = len(df)
         df = average_repeats(df)
@@ -506,7 +530,7 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"dataset": args.dataset, "cells": len(df), "networks": nets,
                                          "average_repeats": bool(args.average_repeats),
-                                         "left_out": missing, "rows": rows, "optimistic_stepwise": opt,
+                                         "trained_geometry_note": geometry_note, "left_out": missing, "rows": rows, "optimistic_stepwise": opt,
                                          "trained_per_framework_threads": per_fw_thr,
                                          "l2_per_framework_threads": per_fw_thr_l2,
                                          "stream_per_framework_threads": per_fw_thr_stream,
