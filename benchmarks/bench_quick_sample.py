@@ -202,7 +202,7 @@ def main(argv=None) -> int:
                          "timed_*)")
     ap.add_argument("--skip-s", type=float, default=10.0, help="seconds at the start of a trace left out")
     ap.add_argument("--simulated-from", type=Path, default=None, help="data set with the simulated counts "
-                    "(default: datasets/reference of this checkout)")
+                    "(default: the checkout's valgrind cells simulated with the model's caches, as perfmodel predict picks them)")
     ap.add_argument("--simulate", action="store_true", help="run the valgrind pass when no reference applies")
     ap.add_argument("--counters", default="auto")
     ap.add_argument("--ratio-traces", action="append", default=None, type=Path, metavar="DATASET",
