@@ -53,25 +53,27 @@ def long_run(trace_path: Path, skip_s: float) -> list[dict]:
 
 
 def long_run_records(records, skip_s: float) -> list[dict]:
-    """:func:`long_run` of trace records (a data set's, or a trace just measured)."""
-    from perfmodel.data import wide_per_sample
+    """:func:`long_run` of trace records (a data set's, or a trace just measured): the long-run fps after
+    ``skip_s`` and the fps before it (:func:`perfmodel.model.longrun.trace_ratios` with its start window at
+    ``skip_s``), or ``long_run_fps`` None with the reason."""
+    from perfmodel.model.longrun import trace_ratios
 
     records = records[records["phase"] == "trace"]
     if records.empty:
         return []
-    wide = wide_per_sample(records)
+    table = {r["cell_id"]: r for r in trace_ratios(records, window_s=skip_s, skip_s=skip_s).to_dict("records")}
+    keys = records[["framework", "network", "threads", "cell_id"]].drop_duplicates().sort_values(
+        ["framework", "network", "threads", "cell_id"])
     out = []
-    for (fw, net, thr, cid), g in wide.groupby(["framework", "network", "threads", "cell_id"], sort=True):
-        late = g[g["t_rel_s"] >= skip_s]
-        if late.empty or not np.isfinite(late["images"]).all():
-            out.append({"framework": fw, "network": net, "threads": int(thr), "cell_id": cid, "long_run_fps": None,
-                        "reason": f"no trace samples after the first {skip_s:g} s"})
+    for fw, net, thr, cid in keys.itertuples(index=False):
+        row = {"framework": str(fw), "network": str(net), "threads": int(thr), "cell_id": str(cid)}
+        r = table.get(str(cid))
+        if r is None:
+            out.append({**row, "long_run_fps": None,
+                        "reason": f"no images counted both before and after the first {skip_s:g} s of the trace"})
             continue
-        fps = float(late["images"].sum() / late["dt_s"].sum())
-        out.append({"framework": fw, "network": net, "threads": int(thr), "cell_id": cid, "long_run_fps": fps,
-                    "trace_s": float(g["t_rel_s"].max() + g["dt_s"].iloc[-1]), "samples_used": int(len(late)),
-                    "first_10s_fps": float(g.loc[g["t_rel_s"] < skip_s, "images"].sum()
-                                           / max(g.loc[g["t_rel_s"] < skip_s, "dt_s"].sum(), 1e-9))})
+        out.append({**row, "long_run_fps": r["long_run_fps"], "trace_s": r["trace_s"],
+                    "first_10s_fps": r["start_fps"]})
     return out
 
 
