@@ -936,12 +936,12 @@ def register(app: typer.Typer) -> None:
         check_excluded(model, df)
         from perfmodel.model.prepare import OWN_CALIBRATIONS, prepare_for_model, speed_ratio_text
 
-        counts = None if not dataset else [counts_from] if counts_from is not None else [dataset] + (
-            [simulated_from] if simulated_from is not None else [])
-        df, as_measured, notes = prepare_for_model(df, model, dataset=dataset, priced=counts_note is not None,
-                                                   counts_from=counts)
-        if counts_note is not None:  # a quick sample: prepared with the calibration measured now
-            as_measured = quick_measured
+        if counts_note is None:
+            counts = None if not dataset else [counts_from] if counts_from is not None else [dataset] + (
+                [simulated_from] if simulated_from is not None else [])
+            df, as_measured, notes = prepare_for_model(df, model, dataset=dataset, counts_from=counts)
+        else:  # a quick sample: prepared by quick_sample_table with the calibration measured with it
+            as_measured, notes = quick_measured, {}
         bw_source, speed = notes.get("stream_bandwidth_from"), notes.get("speed_calibration")
         from rich.console import Console
 

@@ -264,31 +264,30 @@ def check_counts_geometry(model, geometry: dict | None, where: str, *, option: s
 
 
 def prepare_for_model(df, model, *, dataset: str | os.PathLike | None = None, now_gflops: dict | None = None,
-                      now_bandwidth: dict | None = None, priced: bool = False,
+                      now_bandwidth: dict | None = None,
                       counts_from: Sequence | None = None) -> tuple[Any, Any, dict[str, Any]]:
     """``(df to predict, df as measured, notes)``: ``df`` with the columns ``model``'s features need attached
     (``macs``, ``fc_stream_ms``, ``conv_over_l2_mb``) and, for an additive time model, its counts priced at
     the machine's speed now. ``now_gflops`` / ``now_bandwidth``: ``{threads: figure}`` of a calibration
     measured now (a quick sample's; ``{}`` when it failed), used before the data set's calibrations.
-    ``priced``: ``df`` was prepared already (its columns and counts are kept as they are). ``df as measured`` is
-    the frame before the pricing (for the training-range check). ``notes``: ``stream_bandwidth_from``,
+    ``df as measured`` is the frame before the pricing (for the training-range check). ``notes``: ``stream_bandwidth_from``,
     ``l2_from``, ``speed_calibration`` (the :func:`with_speed_calibration` info) where they apply.
     Raises :class:`PerfmodelError` when a needed input cannot be had (e.g. no bandwidth calibration)."""
     from perfmodel.model.features import attach_macs, base_columns
 
     notes: dict[str, Any] = {}
     sources = list(counts_from) if counts_from is not None else ([dataset] if dataset is not None else [])
-    if not priced and sources:
+    if sources:
         check_counts_geometry(model, counts_geometry(sources), ", ".join(map(str, sources)))
     if ("macs" in base_columns(model.features) or "macs" in model.column_provenance) and "macs" not in df.columns:
         df = attach_macs(df)
     if needs_stream_time(model.features) and "fc_stream_ms" not in df.columns:
         df, _, notes["stream_bandwidth_from"] = with_stream_time(
             df, dataset, (model.metadata or {}).get("stream_bandwidth_gbps"), measured=now_bandwidth)
-    if needs_l2_overflow(model.features) and not priced:
+    if needs_l2_overflow(model.features):
         df, _, notes["l2_from"] = with_l2_overflow(df, dataset, model=model)
     as_measured = df
-    if not priced and model.kind == "overhead-linear":
+    if model.kind == "overhead-linear":
         df, notes["speed_calibration"] = with_speed_calibration(df, model, dataset=dataset, now_gflops=now_gflops)
     return df, as_measured, notes
 
