@@ -537,3 +537,15 @@ def test_stream_time_prefers_the_bandwidth_measured_now_and_says_when_it_failed(
         assert "measuring it now gave no figure for thread count(s) 1" in src
     with pytest.raises(PerfmodelError, match="streaming bandwidth"):
         with_stream_time(df, None, None, measured={})
+
+
+def test_counts_from_and_simulated_from_together_are_refused_by_fit_and_predict(records, tmp_path):
+    from pathlib import Path
+
+    trained = Path(__file__).resolve().parents[1] / "trained" / "throughput_reference.json"
+    both = ["--counts-from", str(records), "--simulated-from", str(records)]
+    for argv in (["fit", str(records), "-t", "throughput_fps", "-o", str(tmp_path / "m.json"), *both],
+                 ["predict", "--model", str(trained), "--dataset", str(records), *both]):
+        r = runner.invoke(app, argv)  # (the console entry point turns a PerfmodelError into exit 2)
+        assert isinstance(r.exception, PerfmodelError) and "not both" in str(r.exception)
+        assert not (tmp_path / "m.json").exists()

@@ -278,6 +278,20 @@ def load_with_simulated(dataset: str, extra: list[Path], *, table: str = "auto",
     return _with_code_paths(wide, [Path(dataset), *map(Path, extra)])
 
 
+def load_counted(dataset: str, *, counts_from: Path | None = None, simulated_from: Sequence[Path] = (),
+                 table: str = "auto", sensor_lag: int = 0):
+    """The wide table of ``dataset`` for ``fit`` / ``predict --dataset``: with ``counts_from``'s valgrind
+    cells instead of its own, or ``simulated_from``'s added to them, or as it is."""
+    if counts_from is not None and simulated_from:
+        raise PerfmodelError("give --counts-from (replaces the data set's valgrind cells) or --simulated-from "
+                             "(adds to them), not both")
+    if counts_from is not None:
+        return load_with_simulated(dataset, [counts_from], table=table, replace=True)
+    if simulated_from:  # valgrind cells of other data sets joined to this one's timing cells
+        return load_with_simulated(dataset, list(simulated_from), table=table)
+    return load_table(dataset, table=table, sensor_lag=sensor_lag)
+
+
 def matching_counts_source(model, candidates: Sequence[Path]) -> Path | None:
     """The first of ``candidates`` whose simulated cache geometry is the model's (the first candidate when
     the model records none)."""
@@ -700,15 +714,8 @@ def register(app: typer.Typer) -> None:
         if output.exists() and not force:
             raise PerfmodelError(f"--out {output} exists: give another name, or --force to replace it")
 
-        if counts_from is not None and simulated_from:
-            raise PerfmodelError("give --counts-from (replaces the data set's valgrind cells) or --simulated-from "
-                                 "(adds to them), not both")
-        if counts_from is not None:
-            df = load_with_simulated(dataset, [counts_from], table=table, replace=True)
-        elif simulated_from:
-            df = load_with_simulated(dataset, simulated_from, table=table)
-        else:
-            df = load_table(dataset, table=table, sensor_lag=sensor_lag)
+        df = load_counted(dataset, counts_from=counts_from, simulated_from=simulated_from or (), table=table,
+                          sensor_lag=sensor_lag)
         feats = _parse_features(features)
         meta: dict[str, Any] = {"dataset": dataset, "simulated_from": [str(p) for p in simulated_from or []] or None,
                                 "sensor_lag": sensor_lag if dataset.startswith("armpm:") else None}
@@ -886,16 +893,9 @@ def register(app: typer.Typer) -> None:
                                  "not to a CSV or a measured command")
         if counts_from is not None and not dataset:
             raise PerfmodelError("--counts-from applies to --dataset (a quick sample takes --simulated-from)")
-        if counts_from is not None and simulated_from is not None:
-            raise PerfmodelError("give --counts-from (replaces the data set's valgrind cells) or --simulated-from "
-                                 "(adds to them), not both")
         if dataset:
-            if counts_from is not None:
-                df = load_with_simulated(dataset, [counts_from], table=table, replace=True)
-            elif simulated_from is not None:  # valgrind cells of another data set joined to this one's timing cells
-                df = load_with_simulated(dataset, [simulated_from], table=table)
-            else:
-                df = load_table(dataset, table=table, sensor_lag=sensor_lag)
+            df = load_counted(dataset, counts_from=counts_from, table=table, sensor_lag=sensor_lag,
+                              simulated_from=[simulated_from] if simulated_from is not None else ())
             if simulated_columns(model):  # counts of a simulated run joined to timed cells
                 warn_code_paths(df)
         elif csv:
