@@ -202,23 +202,23 @@ def load(args):
 
 def trained_geometry_note(args, trained: Path = ROOT / "trained" / "throughput_reference.json") -> str | None:
     """A note when the simulated counts scored here were simulated with other caches than those of the
-    shipped ``trained/throughput_reference.json`` (its ``metadata.simulated_geometry``): its row here is then
-    its form, not its figure; None when they match or either is not recorded."""
+    shipped ``trained/throughput_reference.json`` (:func:`perfmodel.model.prepare.check_counts_geometry`): its
+    row here is then its form, not its figure; None when they match or either is not recorded."""
     from perfmodel.errors import PerfmodelError
     from perfmodel.model import load_model
-    from perfmodel.model.prepare import counts_geometry
+    from perfmodel.model.prepare import check_counts_geometry, counts_geometry
 
     try:
-        want = (load_model(trained).metadata or {}).get("simulated_geometry")
+        model = load_model(trained)
         have = counts_geometry(args.replace_simulated or [args.dataset, *args.simulated_from])
     except (OSError, PerfmodelError):
         return None
-    if not want or not have or dict(want) == dict(have):
-        return None
-    text = lambda g: ", ".join(f"{k}={v}" for k, v in sorted(g.items()))  # noqa: E731
-    return (f"note: these simulated counts are of caches {text(have)}; {trained.name} was fitted on counts of "
-            f"{text(want)}, so the '(trained/)' row below is its form on other counts, not its figure (give "
-            "--replace-simulated DATASET with counts of its caches, e.g. datasets/simulated-l2-2mib)")
+    try:
+        check_counts_geometry(model, have, "the counts scored here", option="--replace-simulated")
+    except PerfmodelError as exc:
+        return (f"note: the '(trained/)' row below is {trained.name}'s form on other counts, not its figure: {exc} "
+                "(e.g. datasets/simulated-l2-2mib)")
+    return None
 
 
 def with_weight_bytes(df):
