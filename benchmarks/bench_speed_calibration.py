@@ -50,7 +50,7 @@ def main(argv=None) -> int:
         ap.error("give --counts-from or --simulated-from, not both")
     import pandas as pd
 
-    from perfmodel.cli.model import (load_with_simulated, needs_stream_time, speed_ratio_text,
+    from perfmodel.cli.model import (load_counted, needs_stream_time, speed_ratio_text,
                                      with_speed_calibration, with_stream_time)
     from perfmodel.errors import PerfmodelError
     from perfmodel.model import load_model
@@ -66,8 +66,7 @@ def main(argv=None) -> int:
             check_counts_geometry(model, counts_geometry(sources), ", ".join(map(str, sources)))
         except PerfmodelError as exc:
             ap.error(str(exc))
-        df = load_with_simulated(ds, sources[:1] if args.counts_from is not None else args.simulated_from,
-                                 replace=args.counts_from is not None)
+        df = load_counted(ds, counts_from=args.counts_from, simulated_from=args.simulated_from)
         if needs_stream_time(model.features):
             df, _, _ = with_stream_time(df, ds, (model.metadata or {}).get("stream_bandwidth_gbps"))
         ok = pd.to_numeric(df["throughput_fps"], errors="coerce").notna() & \
