@@ -66,6 +66,25 @@ def _finish_imports(procs: dict[str, subprocess.Popen | str], deadline: float) -
     return out
 
 
+def _version_report() -> dict[str, Any]:
+    """Installed vs lock vs reference data set versions, and the lock's differences from what is installed."""
+    from perfmodel.versions import checkout_root, lock_differences, lock_path, version_rows
+
+    ref = checkout_root() / "datasets" / "reference"
+    ref_meta = None
+    if (ref / "dataset.json").is_file():
+        try:
+            from perfmodel.data import dataset_metadata
+
+            ref_meta, _ = dataset_metadata(ref)
+        except Exception:  # noqa: BLE001 - doctor reports, it does not crash
+            ref_meta = None
+    lock = lock_path()
+    return {"rows": version_rows(ref_meta), "lock": str(lock) if lock else None,
+            "reference": str(ref) if ref_meta is not None else None,
+            "lock_differences": lock_differences() if lock else []}
+
+
 def gather() -> dict[str, Any]:
     """Everything ``perfmodel doctor`` reports, as a JSON-able dict."""
     import time
@@ -75,7 +94,8 @@ def gather() -> dict[str, Any]:
     deadline = time.monotonic() + IMPORT_TIMEOUT_S
     procs = _start_imports()
     try:
-        report: dict[str, Any] = {"system": system_info(), "libraries": library_versions()}
+        report: dict[str, Any] = {"system": system_info(), "libraries": library_versions(),
+                                  "versions": _version_report()}
         try:
             from perfmodel.counters import available_sources
 
@@ -132,6 +152,20 @@ def _print(report: dict[str, Any]) -> None:
         t.add_row(k, str(v))
     console.print(t)
 
+    v = report.get("versions") or {}
+    t = Table(title="versions: installed / lock (" + (v.get("lock") or "no lock file") + ") / reference data set")
+    for col in ("library", "installed", "lock", "reference"):
+        t.add_column(col, overflow="fold")
+    for r in v.get("rows", []):
+        mark = (lambda x: x or "-") if r["installed"] in (r["lock"], None) and r["installed"] in (r["reference"], None) \
+            else (lambda x: f"[yellow]{x or '-'}[/]")
+        t.add_row(r["library"], mark(r["installed"]), r["lock"] or "-", r["reference"] or "-")
+    console.print(t)
+    if v.get("lock_differences"):
+        console.print("[yellow]installed versions differ from the lock:[/] " + "; ".join(v["lock_differences"])
+                      + " - the shipped data sets' simulated counts of those frameworks do not apply here",
+                      highlight=False)
+
     t = Table(title="frameworks (import checked in a fresh interpreter)")
     for col in ("framework", "importable", "version", "reason"):
         t.add_column(col, overflow="fold")
@@ -166,6 +200,9 @@ def _print(report: dict[str, Any]) -> None:
 
 def doctor(
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
+    check_lock: bool = typer.Option(False, "--check-lock", help="Only compare the installed versions with "
+                                    "requirements.lock (the versions the shipped data sets and models were made "
+                                    "with); exit 1 naming each difference. .ci/run runs it."),
 ) -> None:
     """Check what works on this machine: frameworks, counters, sensors, system facts.
 
@@ -173,8 +210,23 @@ def doctor(
     (up to 14 s); counter sources (perf_event_open hardware / software events, perf stat, valgrind, psutil)
     and sensor sources (thermal zones, cpufreq, hwmon power monitors, RAPL, vcgencmd) are probed, and every
     unavailable one says why. Also prints the machine facts stored with every collected run.
-    Always exits 0: the report itself is the result.
+    Also shows the installed versions beside the lock's and the reference data set's. Always exits 0 (the
+    report itself is the result), except with --check-lock.
     """
+    if check_lock:
+        from perfmodel.versions import LOCK_NAME, lock_differences, lock_path, read_lock
+
+        path = lock_path()
+        diffs = lock_differences()
+        if diffs:
+            typer.echo(f"error: installed versions differ from {path or LOCK_NAME}:", err=True)
+            for d in diffs:
+                typer.echo(f"  {d}", err=True)
+            typer.echo("install through the lock (pip install -c requirements.lock -e '.[test]') or move the lock "
+                       "(lock/README.md says what must be re-measured then)", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"lock: all {len(read_lock(path))} pins of {path} match the installed versions")
+        return
     report = gather()
     if json_out:
         typer.echo(json.dumps(report, indent=2))
