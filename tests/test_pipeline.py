@@ -120,3 +120,45 @@ def test_simulated_counts_are_reused_only_for_the_same_builds():
     # a version the reference does not record is a mismatch (the pipeline used to let it pass)
     assert reference_mismatch(ref, ["tensorflow"], here_meta=_here({**vers, "tensorflow": "2.21.0"}, "x86_64")) == [
         "the reference does not record its tensorflow version"]
+
+
+def test_other_versions_degrade_per_framework_not_globally():
+    """A newer OpenCV costs only the opencv framework its simulated counts (named with both versions); the
+    other frameworks keep theirs, with a note that their pre-processing runs on the other OpenCV."""
+    from perfmodel.versions import counts_applicability
+
+    vers = {"onnxruntime": "1.32.0", "ai-edge-litert": "2.3.0", "opencv": "5.0.0.93", "numpy": "2.4.6",
+            "tensorflow": "2.21.0", "python": "3.11.7"}
+    ref = {"versions": dict(vers), "system": {"arch": "x86_64"}}
+    here = {"versions": {**vers, "opencv": "5.1.0.95"}, "system": {"arch": "x86_64"}}
+    fit = counts_applicability(ref, ["tensorflow", "litert", "onnxruntime", "opencv"], here_meta=here)
+    assert fit.refused == {"opencv": ["opencv 5.0.0.93 (reference) vs 5.1.0.95 (here)"]}
+    assert sorted(fit.usable) == ["litert", "onnxruntime", "tensorflow"]
+    assert all("opencv 5.0.0.93 (reference) vs 5.1.0.95 (here)" in n[0] and "pre-processing" in n[0]
+               for n in fit.kept.values())
+    assert "opencv: counts not used (opencv 5.0.0.93 (reference) vs 5.1.0.95 (here))" in fit.describe()
+    # a framework's own library decides; NumPy alone only adds a note
+    fit = counts_applicability(ref, ["onnxruntime"], here_meta={"versions": {**vers, "numpy": "2.5.0"},
+                                                                "system": {"arch": "x86_64"}})
+    assert fit.usable == ["onnxruntime"] and "numpy 2.4.6 (reference) vs 2.5.0 (here)" in fit.notes()[0]
+
+
+def test_training_table_keeps_the_frameworks_whose_version_matches(monkeypatch):
+    """The pipeline's fit takes the reference's counts of the frameworks whose version matches, names the
+    others, and does not fall back to MACs for all of them."""
+    from perfmodel.cli import pipeline
+    from perfmodel.data import dataset_metadata, read_dataset
+
+    ref = pipeline.reference_dataset()
+    if ref is None:
+        pytest.skip("no datasets/reference in this checkout")
+    meta, _ = dataset_metadata(ref)
+    here = {**meta, "versions": {**meta["versions"], "opencv": "5.1.0.95"}}
+    long_df = read_dataset(ref)
+    campaign = long_df[~long_df["cell_id"].astype(str).str.endswith("__valgrind")]
+    table, work, note, used, notes = pipeline.training_table(campaign, here, ref)
+    assert work == "instructions_per_image"
+    assert used == ["litert", "onnxruntime", "tensorflow"]
+    assert set(table["framework"].astype(str)) == {"litert", "onnxruntime", "tensorflow"}
+    assert "not opencv" in note
+    assert any(n.startswith("opencv: ") and "5.0.0.93 (reference) vs 5.1.0.95 (here)" in n for n in notes)

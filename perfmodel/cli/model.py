@@ -382,11 +382,6 @@ def _cv_rows(rows: list[dict]) -> list[list[str]]:
 
 # -- quick-sample prediction: where simulated counts come from ------------------------------------
 
-#: framework -> the library (perfmodel.sysinfo.library_versions() key) whose build decides its instruction counts
-FRAMEWORK_LIBRARY = {"tensorflow": "tensorflow", "litert": "ai-edge-litert", "onnxruntime": "onnxruntime",
-                     "opencv": "opencv"}
-
-
 def default_reference() -> Path:
     """``datasets/reference`` of the source checkout perfmodel runs from (it may not exist)."""
     import perfmodel
@@ -462,40 +457,17 @@ def simulated_columns(model) -> list[str]:
     return [c for c, p in model.column_provenance.items() if p and "simulated" in p]
 
 
-def _versions_and_arch(meta: dict | None) -> tuple[dict, str | None]:
-    """``(library versions, architecture)`` recorded in a data set's or run's metadata."""
-    meta = dict(meta or {})
-    system = meta.get("system") or {}
-    return (meta.get("versions") or meta.get("library_versions") or {}), (system.get("arch") or system.get("machine"))
-
-
 def reference_mismatch(ref_meta: dict, frameworks: str | Sequence[str], *, here_meta: dict | None = None) -> list[str]:
     """Why the reference's simulated counts do not apply to ``frameworks`` here (empty: they do).
 
-    Simulated counts are deterministic for one instruction set and one build of the framework, the
-    pre-processing libraries (OpenCV, NumPy) and Python: compare the architecture and those versions.
-    ``here_meta``: the metadata of the other side (the pipeline passes its fresh campaign's); what it does
-    not record, and everything when it is None, is this machine's. A version the reference does not record
-    is a mismatch.
+    Per framework (:func:`perfmodel.versions.counts_applicability`): its own library's version and the
+    architecture decide; a pre-processing library (OpenCV, NumPy) or Python that differs keeps the counts
+    with a note. ``here_meta``: the metadata of the other side (the pipeline passes its fresh campaign's);
+    what it does not record, and everything when it is None, is this machine's.
     """
-    import platform
+    from perfmodel.versions import counts_applicability
 
-    from perfmodel.sysinfo import library_versions
-
-    ref_versions, ref_arch = _versions_and_arch(ref_meta)
-    here, arch = _versions_and_arch(here_meta)
-    here, arch = here or library_versions(), arch or platform.machine()
-    frameworks = [frameworks] if isinstance(frameworks, str) else list(frameworks)
-    out = []
-    for lib in dict.fromkeys([*(FRAMEWORK_LIBRARY.get(f, f) for f in frameworks), "opencv", "numpy", "python"]):
-        a, b = ref_versions.get(lib), here.get(lib)
-        if a is None:
-            out.append(f"the reference does not record its {lib} version")
-        elif a != b:
-            out.append(f"{lib} {a} (reference) vs {b} (here)")
-    if ref_arch and ref_arch != arch:
-        out.append(f"architecture {ref_arch} (reference) vs {arch} (here)")
-    return out
+    return counts_applicability(ref_meta, frameworks, here_meta=here_meta).reasons()
 
 
 def reference_simulated_records(reference: Path, framework: str, network: str):
@@ -503,20 +475,23 @@ def reference_simulated_records(reference: Path, framework: str, network: str):
     ``(None, reason)`` when the data set is missing, was recorded with other library versions or lacks
     the cell."""
     from perfmodel.data import Dataset
+    from perfmodel.versions import FRAMEWORK_LIBRARY, counts_applicability
 
     reference = Path(reference)
     if not (reference / "dataset.json").is_file():
         return None, f"no reference data set at {reference}"
     ds = Dataset.open(reference)
-    why = reference_mismatch(ds.metadata, framework)
-    if why:
-        return None, f"the reference data set {reference} does not apply here: " + "; ".join(why)
+    fit = counts_applicability(ds.metadata, framework)
+    if fit.refused:
+        return None, f"the reference data set {reference} does not apply here: " + "; ".join(fit.reasons())
     prefix = f"{framework}__{network}__"
     cells = [c for c in ds.done_cells() if c.startswith(prefix) and c.endswith("__valgrind")]
     if not cells:
         return None, f"the reference data set {reference} has no finished valgrind cell for {framework} x {network}"
+    notes = fit.notes()
     return ds.read(cells=cells), (f"valgrind-simulated counts of {framework} x {network} from the reference data "
-                                  f"set {reference} (same library versions and architecture as here)")
+                                  f"set {reference} (same {FRAMEWORK_LIBRARY.get(framework, framework)} version "
+                                  "and architecture as here" + ("; " + "; ".join(notes) if notes else "") + ")")
 
 
 def quick_sample_table(model, framework: str, network: str, *, threads: int = 1, images: int = 10,

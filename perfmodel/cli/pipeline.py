@@ -56,10 +56,11 @@ def _reference_records(reference: str):
     return read_dataset(reference)
 
 
-def _simulated_records(reference: Path):
-    """The reference's simulated (valgrind) cells: per-image counts, no timing."""
+def _simulated_records(reference: Path, frameworks=None):
+    """The reference's simulated (valgrind) cells: per-image counts, no timing; ``frameworks``: only these."""
     ref = _reference_records(str(reference))
-    return ref[ref["cell_id"].astype(str).str.endswith("__valgrind")]
+    sim = ref[ref["cell_id"].astype(str).str.endswith("__valgrind")]
+    return sim if frameworks is None else sim[sim["framework"].astype(str).isin(list(frameworks))]
 
 
 def _has_values(df, col: str, provenance: str | None = None) -> bool:
@@ -71,24 +72,32 @@ def _has_values(df, col: str, provenance: str | None = None) -> bool:
     return provenance in str(prov).split("+")
 
 
-def training_table(campaign_long, campaign_meta: dict, reference: Path | None) -> tuple[Any, str, str]:
-    """The table to fit on, the per-image work column and a sentence saying where the work figures came from."""
-    from perfmodel.cli.model import reference_mismatch
+def training_table(campaign_long, campaign_meta: dict, reference: Path | None
+                   ) -> tuple[Any, str, str, list[str] | None, list[str]]:
+    """``(table to fit on, per-image work column, sentence saying where the work figures came from,
+    frameworks whose reference counts are used (None: not on the reference path), notes)``.
+
+    The reference's simulated counts are taken per framework (:func:`perfmodel.versions.counts_applicability`):
+    a framework whose library version (here or in the campaign) differs from the reference's loses its
+    counts, named with both versions; the others keep theirs."""
     from perfmodel.data import dataset_metadata, wide_per_cell
     from perfmodel.model.features import attach_macs, join_simulated
+    from perfmodel.versions import counts_applicability
 
     cells = wide_per_cell(campaign_long)
     if _has_values(cells, "instructions_per_image", "real"):
-        return cells, "instructions_per_image", "hardware instruction counts measured by this campaign"
+        return cells, "instructions_per_image", "hardware instruction counts measured by this campaign", None, []
+    notes: list[str] = []
     if reference is not None:
         ref_meta, ref_campaign = dataset_metadata(reference)
-        # the fit uses the reference's cells of all its frameworks: each one's build must match, as must the
-        # campaign's frameworks (its cells get the reference's counts for the prediction check)
-        frameworks = set(cells["framework"].astype(str)) | set((ref_campaign or {}).get("frameworks") or [])
-        mismatch = reference_mismatch(ref_meta, sorted(frameworks), here_meta=campaign_meta)
-        why = "the reference's simulated counts do not apply: " + "; ".join(mismatch)
-        if not mismatch:
-            ref_cells = wide_per_cell(_reference_records(str(reference)))
+        frameworks = sorted(set(cells["framework"].astype(str)) | set((ref_campaign or {}).get("frameworks") or []))
+        fit = counts_applicability(ref_meta, frameworks, here_meta=campaign_meta)
+        notes = [f"{fw}: the reference's simulated counts do not apply ({'; '.join(rs)})"
+                 for fw, rs in fit.refused.items()] + fit.notes()
+        why = "the reference's simulated counts do not apply to any framework: " + "; ".join(fit.reasons())
+        if fit.usable:
+            ref_long = _reference_records(str(reference))
+            ref_cells = wide_per_cell(ref_long[ref_long["framework"].astype(str).isin(fit.usable)])
             try:
                 joined = join_simulated(ref_cells)
             except Exception as exc:  # noqa: BLE001 - no simulated cells: fall through to MACs
@@ -96,16 +105,20 @@ def training_table(campaign_long, campaign_meta: dict, reference: Path | None) -
             else:
                 joined = joined[joined["instructions_per_image"].notna()]
                 if len(joined) >= 8:
+                    used = sorted(set(joined["framework"].astype(str)))
+                    left = [f for f in frameworks if f not in used]
                     return (joined, "instructions_per_image",
-                            f"valgrind-simulated instruction counts of the reference data set {reference}")
+                            f"valgrind-simulated instruction counts of the reference data set {reference}"
+                            + (f" ({', '.join(used)}; not {', '.join(left)})" if left else ""), used, notes)
                 why = "reference data set has too few cells with simulated counts"
     else:
         why = "no reference data set (datasets/reference) next to this perfmodel"
-    return attach_macs(cells), "macs", f"MACs of the networks (no instruction counts: {why})"
+    return attach_macs(cells), "macs", f"MACs of the networks (no instruction counts: {why})", None, notes
 
 
-def _campaign_for_prediction(campaign_long, reference: Path | None):
-    """Campaign cells with the reference's simulated counts attached, for the prediction check."""
+def _campaign_for_prediction(campaign_long, reference: Path | None, frameworks=None):
+    """Campaign cells with the reference's simulated counts of ``frameworks`` attached, for the prediction
+    check (the cells of other frameworks get no counts and are reported as not predicted)."""
     import pandas as pd
 
     from perfmodel.data import wide_per_cell
@@ -113,18 +126,27 @@ def _campaign_for_prediction(campaign_long, reference: Path | None):
 
     if reference is None:
         return wide_per_cell(campaign_long)
-    sim = _simulated_records(reference)
+    sim = _simulated_records(reference, frameworks)
     return join_simulated(wide_per_cell(pd.concat([campaign_long, sim], ignore_index=True)))
 
 
-def _prediction_check(model, long_df, ref, work_note: str, con, campaign: Path) -> list[dict]:
-    """The fitted model's predictions for this campaign's measured cells (not a CV figure: a check)."""
+def _prediction_check(model, long_df, ref, counts_frameworks: list[str] | None, con, campaign: Path
+                      ) -> list[dict]:
+    """The fitted model's predictions for this campaign's measured cells (not a CV figure: a check).
+    ``counts_frameworks``: the frameworks whose reference counts the model was fitted on (None: the model
+    does not use the reference's counts); the campaign's cells of other frameworks are reported unpredicted."""
     from perfmodel.errors import PerfmodelError
 
     rows: list[dict] = []
     try:
-        pc = _campaign_for_prediction(long_df, ref if "simulated" in work_note else None)
+        pc = _campaign_for_prediction(long_df, ref if counts_frameworks is not None else None, counts_frameworks)
         pc = pc[pc["throughput_fps"].notna()]
+        if counts_frameworks is not None:
+            other = pc[~pc["framework"].astype(str).isin(counts_frameworks)]
+            if len(other):
+                con.print(f"prediction check: {len(other)} cell(s) of {', '.join(sorted(set(other['framework'])))} "
+                          "not predicted (no simulated counts of their version)", highlight=False)
+            pc = pc[pc["framework"].astype(str).isin(counts_frameworks)]
         from perfmodel.model.prepare import prepare_for_model, speed_ratio_text
 
         # macs, the campaign's own streaming bandwidth where it covers the cells, and the reference's costs
@@ -151,6 +173,21 @@ def _prediction_check(model, long_df, ref, work_note: str, con, campaign: Path) 
         con.print(f"model vs this campaign's measurements: mean |error| {sum(errs) / len(errs):.1f}% over "
                   f"{len(errs)} cells (max {max(errs):.1f}%)")
     return rows
+
+def _report_fallbacks(reference: Path | None) -> list:
+    """Data the report draws a figure from when this campaign cannot (no PMU: no per-image counts; a short
+    campaign: no trace): the reference data set, then the shipped long-run traces, each labelled."""
+    from perfmodel.cli.model import default_traces
+    from perfmodel.report import FigureSource
+
+    out = []
+    if reference is not None:
+        out.append(FigureSource.from_datasets([reference], "the reference data set"))
+    traces = default_traces()
+    if traces:
+        out.append(FigureSource.from_datasets(traces, "the shipped long-run traces"))
+    return out
+
 
 def _fmt(x: Any, spec: str = ".3g") -> str:
     try:
@@ -233,9 +270,11 @@ def register(app: typer.Typer) -> None:
         t1 = time.monotonic()
         con.rule("[bold]2/4 fit")
         model, model_path, base, cv, check_rows = None, None, {}, {}, []
-        work, work_note = None, ""
+        work, work_note, counts_fws, count_notes = None, "", None, []
         try:
-            train, work, work_note = training_table(long_df, meta, ref)
+            train, work, work_note, counts_fws, count_notes = training_table(long_df, meta, ref)
+            for note in count_notes:
+                con.print(f"[yellow]note:[/] {note}", highlight=False)
             # latency = read + pre-process overhead + inference, the inference time an additive CPI stack
             # (work x (framework, threads) + L2-d refills where counted); plain log-linear where the table
             # lacks the read / pre-process times
@@ -249,7 +288,7 @@ def register(app: typer.Typer) -> None:
                     terms += per_thread_terms(train, "l1d_refills_per_image")
                 # + the FC weights' streaming time at the bandwidth calibrated with the training cells
                 # the training rows are the reference's timing cells only on the simulated-counts path
-                from_ref = ref is not None and work == "instructions_per_image" and "simulated" in work_note
+                from_ref = ref is not None and counts_fws is not None
                 cal_src = ref if from_ref else out / "campaign"
                 cals = dataset_calibrations(cal_src)
                 bw = stream_bandwidth(cals)
@@ -280,7 +319,7 @@ def register(app: typer.Typer) -> None:
             con.print(f"throughput model ({work_note}): leave-one-network-out MAPE {_fmt(cv.get('mape'), '.1f')}%, "
                       f"{_fmt(cv.get('within_10'), '.0f')}% within +-10% (MACs-only baseline: "
                       f"{_fmt(base.get('mape'), '.1f')}%) -> {model_path}")
-            check_rows = _prediction_check(model, long_df, ref, work_note, con, out / "campaign")
+            check_rows = _prediction_check(model, long_df, ref, counts_fws, con, out / "campaign")
         models = [model] if model is not None else []
         td = trained_dir()
         if td is not None and (td / "power_armpm_xu3_a15.json").is_file():
@@ -306,11 +345,11 @@ def register(app: typer.Typer) -> None:
         t3 = time.monotonic()
         con.rule("[bold]4/4 report")
         extra = None
-        if work == "instructions_per_image" and "simulated" in work_note and ref is not None:
-            extra = _simulated_records(ref)
+        if counts_fws is not None and ref is not None:
+            extra = _simulated_records(ref, counts_fws)
         html = build_report(out / "campaign", out / "report", models=models, selection=selection,
                             title="perfmodel pipeline: " + str(meta.get("board", "this machine")),
-                            extra_records=extra)
+                            extra_records=extra, fallbacks=_report_fallbacks(ref))
         if check_rows:
             (out / "report" / "prediction_check.json").write_text(json.dumps(check_rows, indent=1))
         timings["report_s"] = time.monotonic() - t3
@@ -321,7 +360,8 @@ def register(app: typer.Typer) -> None:
             best_label = str(best.get("candidate")) if hasattr(best, "get") else str(best)
         summary = {"campaign": str(out / "campaign"), "model": str(model_path) if model_path else None,
                    "report": str(html),
-                   "work_source": work_note, "cv": {k: cv.get(k) for k in ("scheme", "mape", "within_10")},
+                   "work_source": work_note, "counts_frameworks": counts_fws,
+                   "count_notes": count_notes if model is not None or count_notes else [], "cv": {k: cv.get(k) for k in ("scheme", "mape", "within_10")},
                    "baseline_macs_mape": base.get("mape"), "selected": best_label,
                    "feasible": bool(selection.feasible), "prediction_check": check_rows,
                    "timings_s": {k: round(v, 1) for k, v in timings.items()}}
