@@ -191,11 +191,50 @@ def test_litert_xnnpack_switch(image_bytes):
 
 @pytest.mark.parametrize("options", [{"engine": "new"}, {"engine": "auto"}, {"importer": "tflite"}])
 def test_opencv_engines_and_tflite_importer_agree(options, image_bytes):
+    import cv2
+
+    from perfmodel.runners.opencv import resolve_engine
+
+    try:
+        _, used = resolve_engine(cv2, options.get("engine", "classic"), explicit="engine" in options)
+    except PerfmodelError as exc:  # an engine this release does not have: not a failure of the suite
+        pytest.skip(f"OpenCV {cv2.__version__} lacks it: {exc}")
     with get_runner("opencv", "squeezenet1_1") as ref, get_runner("opencv", "squeezenet1_1", **options) as r:
         x = ref.preprocess(image_bytes)
         a, b = ref.infer(x), r.infer(x)
         assert np.abs(a - b).max() <= REL_TOL * a.max()
-        assert r.details()["options"] == {**ref.details()["options"], **options}
+        assert r.details()["options"] == {**ref.details()["options"], **options,
+                                          **({"engine": used} if "engine" in options else {})}
+
+
+def _fake_cv2(version: str, *engines: str):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(__version__=version, dnn=SimpleNamespace(**{f"ENGINE_{e}": i for i, e in enumerate(engines)}))
+
+
+@pytest.mark.parametrize("cv2, requested, explicit, expect", [
+    (_fake_cv2("4.10.0"), "classic", True, ((), "classic")),
+    (_fake_cv2("4.10.0"), "auto", True, ((), "classic")),
+    (_fake_cv2("4.10.0"), "new", True, "has only the classic DNN engine"),
+    (_fake_cv2("5.0.0", "CLASSIC", "NEW", "AUTO"), "classic", False, ((0,), "classic")),
+    (_fake_cv2("5.0.0", "CLASSIC", "NEW", "AUTO"), "new", True, ((1,), "new")),
+    (_fake_cv2("5.0.0", "CLASSIC", "NEW", "AUTO"), "auto", True, ((2,), "auto")),
+    (_fake_cv2("5.1.0", "AUTO", "OPENCV", "ORT"), "classic", False, ((1,), "new")),  # the default: its engine
+    (_fake_cv2("5.1.0", "AUTO", "OPENCV", "ORT"), "classic", True, "no classic DNN engine"),
+    (_fake_cv2("5.1.0", "AUTO", "OPENCV", "ORT"), "new", True, ((1,), "new")),
+    (_fake_cv2("5.1.0", "AUTO", "OPENCV", "ORT"), "auto", True, ((1,), "new")),
+])
+def test_opencv_engine_resolution_per_release(cv2, requested, explicit, expect):
+    """OpenCV 4.x has the classic engine only, 5.0 both, 5.1 the new one only (ENGINE_OPENCV): the runner
+    works on each, records the engine that runs and refuses only an engine asked for that the release lacks."""
+    from perfmodel.runners.opencv import resolve_engine
+
+    if isinstance(expect, str):
+        with pytest.raises(PerfmodelError, match=expect):
+            resolve_engine(cv2, requested, explicit=explicit)
+    else:
+        assert resolve_engine(cv2, requested, explicit=explicit) == expect
 
 
 def test_opencv_tensorflow_importer_is_unsupported_with_reason():

@@ -139,6 +139,7 @@ class Runner(abc.ABC):
         self.seed = seed
         self.requested_input_size = input_size
         self.options: dict[str, Any] = {**self.option_defaults, **options}
+        self._given_options = frozenset(options)  # the options asked for (not defaulted)
         self.input_size: int | None = None
         self.versions: dict[str, str] = {}
         self.loaded = False

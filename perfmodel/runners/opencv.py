@@ -3,7 +3,8 @@
 Threads: ``cv2.setNumThreads(threads)`` (process-wide in OpenCV; it is set again before an inference if
 another runner changed it). ``engine`` selects OpenCV 5's DNN engine: ``classic`` (default; the OpenCV 4.x
 engine the study used, with backend OpenCV / target CPU), ``new`` (OpenCV 5's graph engine) or ``auto``
-(new, falling back to classic). OpenCV 4.x has only the classic engine.
+(new, falling back to classic). OpenCV 4.x has only the classic engine; OpenCV 5.1 only the new one (the
+default then runs it and records ``engine: new``; see :func:`resolve_engine`).
 
 Importers: ONNX by default; ``importer="tflite"`` reads the LiteRT flatbuffer instead (OpenCV >= 4.8,
 still fed NCHW blobs). OpenCV's TensorFlow importer is not supported, see :data:`UNSUPPORTED_IMPORTERS`.
@@ -42,6 +43,28 @@ def _import_cv2() -> Any:
     return cv2
 
 
+def resolve_engine(cv2: Any, requested: str, *, explicit: bool = True) -> tuple[tuple[Any, ...], str]:
+    """``(extra readNet arguments, engine that runs)`` for the ``engine`` option on this OpenCV release.
+
+    * 4.x (no ``cv2.dnn.ENGINE_*``): the classic engine only; ``auto`` falls back to it, ``new`` is refused;
+    * 5.0 (``ENGINE_CLASSIC`` / ``ENGINE_NEW`` / ``ENGINE_AUTO``): as asked;
+    * 5.1 and later (``ENGINE_OPENCV`` / ``ENGINE_ORT`` / ``ENGINE_AUTO``, no classic engine): ``new`` and ``auto``
+      run ``ENGINE_OPENCV``; ``classic`` asked for explicitly is refused, the default becomes ``new`` (recorded
+      as the cell's engine, so its data never pass for classic-engine data).
+    """
+    dnn, version = cv2.dnn, getattr(cv2, "__version__", "?")
+    if hasattr(dnn, "ENGINE_CLASSIC"):
+        return (getattr(dnn, f"ENGINE_{requested.upper()}"),), requested
+    if hasattr(dnn, "ENGINE_OPENCV"):
+        if requested == "classic" and explicit:
+            raise PerfmodelError(f"OpenCV {version} has no classic DNN engine (removed after 5.0); use "
+                                 "engine='new' (its ENGINE_OPENCV) or OpenCV <= 5.0")
+        return (dnn.ENGINE_OPENCV,), "new"
+    if requested == "new":
+        raise PerfmodelError(f"OpenCV {version} has only the classic DNN engine")
+    return (), "classic"
+
+
 class OpenCVRunner(Runner):
     """``cv2.dnn`` network on NCHW float32 blobs."""
 
@@ -60,11 +83,8 @@ class OpenCVRunner(Runner):
         check_choice("OpenCV importer", self.options["importer"], IMPORTERS)
         check_choice("OpenCV engine", self.options["engine"], ENGINES)
         cv2 = _import_cv2()
-        engine_args: tuple[Any, ...] = ()
-        if hasattr(cv2.dnn, "ENGINE_CLASSIC"):
-            engine_args = (getattr(cv2.dnn, f"ENGINE_{self.options['engine'].upper()}"),)
-        elif self.options["engine"] != "classic":
-            raise PerfmodelError(f"OpenCV {cv2.__version__} has only the classic DNN engine")
+        engine_args, used = resolve_engine(cv2, self.options["engine"], explicit="engine" in self._given_options)
+        self.options["engine"] = used
         cv2.setNumThreads(self.threads)
         path = explicit_path or self._zoo_path()
         size = self._model_size(path) if explicit_path is not None else None
