@@ -16,7 +16,8 @@ import html
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,12 +82,55 @@ FIGURE_FILES = ("fig1_timeseries.png", "fig2_cpu_throughput.png", "fig3_events.p
                 "fig5_throughput_metric.png")
 
 
-def _figure(result: Path | str, out_dir: Path, caption: str) -> str:
+def _figure(result: Path | str, out_dir: Path, caption: str, data_note: str = "") -> str:
     if isinstance(result, Path):
         rel = os.path.relpath(result, out_dir).replace(os.sep, "/")
+        note = f'<br><span class="note">{_e(data_note)}</span>' if data_note else ""
         return (f'<figure><a href="{_e(rel)}"><img src="{_e(rel)}" alt="{_e(caption)}"></a>'
-                f"<figcaption>{_e(caption)}</figcaption></figure>")
+                f"<figcaption>{_e(caption)}{note}</figcaption></figure>")
     return _missing(str(result))
+
+
+@dataclass
+class FigureSource:
+    """Other data a figure may be drawn from when the report's own data cannot draw it (e.g. the shipped
+    reference data set and traces for a fresh campaign on a machine without a PMU). ``label`` says whose
+    data it is (shown under the figure); ``records``: long records."""
+
+    label: str
+    records: pd.DataFrame
+
+    @classmethod
+    def from_datasets(cls, paths: Sequence[str | os.PathLike], what: str) -> FigureSource:
+        """The records of ``paths`` (data set folders), labelled with ``what``, the first one's CPU model and
+        date, and the paths."""
+        from perfmodel.data import dataset_metadata, read_dataset
+
+        paths = [Path(p) for p in paths]
+        if not paths:
+            raise PerfmodelError("FigureSource.from_datasets: no data sets")
+        meta, _ = dataset_metadata(paths[0])
+        system = meta.get("system") or {}
+        cpu = system.get("cpu_model") or meta.get("cpu_model") or meta.get("board") or "unknown CPU"
+        when = str(meta.get("created") or "")[:10]
+        if not when:
+            import json as _json
+
+            try:
+                when = str(_json.loads((paths[0] / "dataset.json").read_text()).get("created", ""))[:10]
+            except (OSError, ValueError):
+                when = ""
+        where = ", ".join(map(str, paths)) if len(paths) <= 3 else f"{paths[0]} and {len(paths) - 1} more"
+        label = f"{what} ({cpu}{', ' + when if when else ''}): {where}"
+        return cls(label, pd.concat([read_dataset(p) for p in paths], ignore_index=True))
+
+
+def _figure_tables(long_df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """``(cells with simulated counts joined, samples, missing reasons)`` of long records."""
+    from perfmodel.data import wide_per_cell, wide_per_sample
+    from perfmodel.select import join_simulated_cells, missing_reasons
+
+    return join_simulated_cells(wide_per_cell(long_df)), wide_per_sample(long_df), missing_reasons(long_df)
 
 
 def _load_models(models: Iterable[Any]) -> list[Any]:
@@ -192,9 +236,18 @@ def selection_html(result: Any) -> str:
     return "\n".join(parts)
 
 
+def _counts_note(cells: pd.DataFrame, key: str) -> str:
+    """'; counts: simulated' etc. for the figures drawn from per-image counts (Figs. 3 and 5)."""
+    if key not in ("fig3", "fig5") or cells is None or "instructions_per_image" not in cells.columns:
+        return ""
+    prov = (cells.attrs or {}).get("provenance", {}).get("instructions_per_image")
+    return f"; per-image counts: {prov}" if prov else ""
+
+
 def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: str | os.PathLike,
                  models: Iterable[Any] = (), selection: Any = None, *, title: str | None = None,
-                 progress: Any = None, extra_records: pd.DataFrame | None = None) -> Path:
+                 progress: Any = None, extra_records: pd.DataFrame | None = None,
+                 fallbacks: Sequence[FigureSource] = ()) -> Path:
     """Write the report into ``out_dir`` (created) and return the HTML path.
 
     ``dataset_path_or_df``: a data set folder / records file, or a long records DataFrame.
@@ -202,9 +255,11 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
     ``models``: :class:`perfmodel.model.ModelFile` objects or paths. ``selection``: a
     :class:`perfmodel.select.SelectionResult`, or a :class:`perfmodel.select.Spec` to rank the data set's
     candidates (with ``models``) here. ``progress``: optional callable(str) told of each step.
+    ``fallbacks``: :class:`FigureSource` objects, tried in order for a figure the data set cannot draw; the
+    figure then says whose data it shows and why the data set's own could not be used.
     """
-    from perfmodel.data import dataset_metadata, read_dataset, wide_per_cell, wide_per_sample
-    from perfmodel.select import Spec, candidates_from_cells, join_simulated_cells, missing_reasons, rank
+    from perfmodel.data import dataset_metadata, read_dataset
+    from perfmodel.select import Spec, candidates_from_cells, rank
 
     from . import figures
 
@@ -228,10 +283,8 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
     models = _load_models(models)
 
     step("tables")
-    reasons = missing_reasons(long_df)
     # simulated (valgrind) cells have counts and no timing: attach them to the timing cells they describe
-    cells = join_simulated_cells(wide_per_cell(long_df))
-    samples = wide_per_sample(long_df)
+    cells, samples, reasons = _figure_tables(long_df)
     if isinstance(selection, Spec):
         step("selection")
         cand = candidates_from_cells(cells, models=models, reasons=reasons,
@@ -241,18 +294,37 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
     step("figures")
     for name in FIGURE_FILES:  # a figure left by an earlier report into this folder is not this data's
         (out / name).unlink(missing_ok=True)
-    figs = {
-        "fig1": (figures.fig_timeseries(samples, out / "fig1_timeseries.png", reasons),
-                 "Fig. 1 - throughput, CPU %, temperature and frequency over each trace"),
-        "fig2": (figures.fig_cpu_throughput(cells, out / "fig2_cpu_throughput.png", reasons),
-                 "Fig. 2 - average CPU % and throughput per framework x network"),
-        "fig3": (figures.fig_events(cells, out / "fig3_events.png"),
-                 "Fig. 3 - hardware events per image per framework x network"),
-        "fig4": (figures.fig_power_events(samples, cells, out / "fig4_power_events.png", reasons),
-                 "Fig. 4 - power vs event rates, per framework"),
-        "fig5": (figures.fig_throughput_metric(cells, out / "fig5_throughput_metric.png"),
-                 "Fig. 5 - throughput vs a per-image hardware metric (log x)"),
+    drawers = {
+        "fig1": ("fig1_timeseries.png", "Fig. 1 - throughput, CPU %, temperature and frequency over each trace",
+                 lambda c, s, r, p: figures.fig_timeseries(s, p, r)),
+        "fig2": ("fig2_cpu_throughput.png", "Fig. 2 - average CPU % and throughput per framework x network",
+                 lambda c, s, r, p: figures.fig_cpu_throughput(c, p, r)),
+        "fig3": ("fig3_events.png", "Fig. 3 - hardware events per image per framework x network",
+                 lambda c, s, r, p: figures.fig_events(c, p)),
+        "fig4": ("fig4_power_events.png", "Fig. 4 - power vs event rates, per framework",
+                 lambda c, s, r, p: figures.fig_power_events(s, c, p, r)),
+        "fig5": ("fig5_throughput_metric.png", "Fig. 5 - throughput vs a per-image hardware metric (log x)",
+                 lambda c, s, r, p: figures.fig_throughput_metric(c, p)),
     }
+    own_label = f"this data set ({source_name})"
+    fallback_tables: dict[int, tuple] = {}
+    figs: dict[str, tuple[Path | str, str, str]] = {}
+    for key, (fname, caption, draw) in drawers.items():
+        res = draw(cells, samples, reasons, out / fname)
+        note = f"data: {own_label}" + _counts_note(cells, key)
+        if not isinstance(res, Path):
+            own_reason = str(res)
+            for i, fb in enumerate(fallbacks):
+                if i not in fallback_tables:
+                    fallback_tables[i] = _figure_tables(fb.records)
+                fc, fs, fr = fallback_tables[i]
+                alt = draw(fc, fs, fr, out / fname)
+                if isinstance(alt, Path):
+                    res = alt
+                    note = (f"data: {fb.label}{_counts_note(fc, key)} - {own_label} has none for this "
+                            f"figure ({own_reason})")
+                    break
+        figs[key] = (res, caption, note)
 
     step("correlations")
     corr_parts = []
@@ -304,8 +376,8 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
            "simulated = valgrind, software = OS / kernel software events, derived = computed, external = "
            "imported.</p>", _table(sources_table(long_df))]
     for key in ("fig1", "fig2", "fig3", "fig4", "fig5"):
-        res, cap = figs[key]
-        doc.append(f"<h2>{_e(cap.split(' - ')[0])}</h2>" + _figure(res, out, cap))
+        res, cap, note = figs[key]
+        doc.append(f"<h2>{_e(cap.split(' - ')[0])}</h2>" + _figure(res, out, cap, note))
     doc.append("<h2>Correlations</h2>")
     doc.extend(corr_parts)
     doc.append("<h2>Models (cross-validation)</h2>")
@@ -320,5 +392,5 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
     return html_path
 
 
-__all__ = ["FIGURE_FILES", "REPORT_NAME", "build_report", "correlation_table", "default_features", "fisher_ci",
+__all__ = ["FIGURE_FILES", "REPORT_NAME", "FigureSource", "build_report", "correlation_table", "default_features", "fisher_ci",
            "selection_html", "sources_table"]
