@@ -255,6 +255,20 @@ def open_dataset(out: str | os.PathLike, metadata: dict[str, Any], campaign: dic
     return ds
 
 
+def _status(progress: bool):
+    """``status(text)``: a context manager showing a spinner with ``text`` on stderr while a long step runs
+    (a no-op when ``progress`` is off or stderr is not a terminal)."""
+    import contextlib
+    import sys
+
+    if not progress or not sys.stderr.isatty():
+        return lambda _text: contextlib.nullcontext()
+    from rich.console import Console
+
+    con = Console(stderr=True)
+    return lambda text: con.status(text)
+
+
 def _progress_bar(enabled: bool):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -374,10 +388,12 @@ def run_campaign(spec: CampaignSpec, out: str | os.PathLike, resume: bool = True
             result.outcomes.append(CellOutcome(c.cell_id, "skipped", "already done"))
         elif c.cell_id in redo:
             log.warning("%s: %s; measuring it again", c.cell_id, redo[c.cell_id])
+    status = _status(progress)
     if calibrate and any(c.counter_source != "valgrind" for c in todo):
         from .calibrate import safe_calibration
 
-        ds.record_run_metadata(run_id, "calibration", safe_calibration(spec.threads))
+        with status("calibrating this machine's streaming bandwidth and GEMM speed"):
+            ds.record_run_metadata(run_id, "calibration", safe_calibration(spec.threads))
 
     # export every model the cells need here, before any worker runs
     models: dict[tuple[str, str], str | Exception] = {}
@@ -387,7 +403,9 @@ def run_campaign(spec: CampaignSpec, out: str | os.PathLike, resume: bool = True
             try:
                 from perfmodel.zoo import export
 
-                models[key] = str(export(c.network, MODEL_FORMATS[c.framework], seed=spec.seed))
+                with status(f"model for {c.framework} x {c.network}: {MODEL_FORMATS[c.framework]} export (built "
+                            "once, then cached; a minute or so per network on first use)"):
+                    models[key] = str(export(c.network, MODEL_FORMATS[c.framework], seed=spec.seed))
             except PerfmodelError as exc:
                 models[key] = exc
 
