@@ -34,9 +34,10 @@ FRAMEWORK_LIBRARY = {"tensorflow": "tensorflow", "litert": "ai-edge-litert", "on
 #: libraries of the per-image body that every framework runs (decode, resize, normalise), and the interpreter
 SHARED_LIBRARIES = ("opencv", "numpy", "python")
 
-#: measured with callgrind on the development VM (2026-12-07, OpenCV 5.0.0.93, NumPy 2.4.6): decode + resize +
-#: normalise of one synthetic image = 9.94 M simulated instructions, vs 104-134 M per image for SqueezeNet v1.1
-#: (the smallest network of the reference) and 820-1085 M for ResNet-50
+#: measured with callgrind on the development VM (2026-12-07, NumPy 2.4.6): decode + resize + normalise of one
+#: synthetic image = 9.93 M simulated instructions with OpenCV 5.0.0.93 and 9.94 M with 5.1.0.95 (+0.03 %; L1-d
+#: refills +0.3 %), vs 104-134 M per image for SqueezeNet v1.1 (the reference's smallest network) and 820-1085 M
+#: for ResNet-50
 PREPROCESS_SHARE = "7-10 % of the smallest network's simulated instructions, about 1 % of ResNet-50's"
 PREPROCESS_SHARE_NOTE = "pre-processing (decode + resize + normalise) is {share}"
 
