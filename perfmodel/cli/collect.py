@@ -131,6 +131,9 @@ def collect(
                                    "counts (~2 s, stored in the run metadata; the throughput model prices FC "
                                    "weights with it). See `perfmodel calibrate`."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary instead of the table."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the frameworks' own output (TensorFlow / "
+                                 "absl / oneDNN banners, converter warnings) on the terminal; by default it goes to "
+                                 "OUT/logs/perfmodel.log."),
 ) -> None:
     """Measure a framework x network x threads campaign into a data set folder.
 
@@ -145,7 +148,9 @@ def collect(
     --force and --json apply; the campaign options are refused.
     """
     from perfmodel.errors import PerfmodelError
+    from perfmodel.runlog import set_run_log
 
+    set_run_log(Path(out) / "logs" / "perfmodel.log", verbose=verbose)
     if command is not None:
         from perfmodel.collect.command import COMMAND_COUNTERS, collect_command
         from perfmodel.collect.spec import parse_geometry

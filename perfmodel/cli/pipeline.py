@@ -220,6 +220,9 @@ def register(app: typer.Typer) -> None:
         max_energy: float = typer.Option(None, "--max-energy", help="Selection: max energy per image (J)."),
         objective: str = typer.Option("throughput", "--objective", help="throughput, energy, power or merit."),
         json_out: bool = typer.Option(False, "--json", help="Print a JSON summary at the end."),
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the frameworks' own output (TensorFlow "
+                                     "/ absl / oneDNN banners, converter warnings) on the terminal; by default it "
+                                     "goes to OUT/perfmodel.log."),
     ) -> None:
         import numpy as np
         import pandas as pd
@@ -254,6 +257,9 @@ def register(app: typer.Typer) -> None:
         if out.exists() and not out.is_dir():
             raise PerfmodelError(f"--out {out} exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
+        from perfmodel.runlog import set_run_log
+
+        set_run_log(out / "perfmodel.log", verbose=verbose)
 
         # 1. collect
         con.rule("[bold]1/4 collect")
@@ -370,5 +376,7 @@ def register(app: typer.Typer) -> None:
         con.rule("[bold]done")
         con.print(f"selected: [bold]{best_label or 'nothing feasible (see above)'}[/bold]")
         con.print(f"report: [bold]{html}[/bold]  (open it in a browser)")
+        if not verbose:
+            con.print(f"frameworks' own output: {out / 'perfmodel.log'} (--verbose shows it)", highlight=False)
         con.print(f"total {timings['total_s']:.0f} s (collect {timings['collect_s']:.0f} s, fit "
                   f"{timings['fit_s']:.0f} s, select {timings['select_s']:.0f} s, report {timings['report_s']:.0f} s)")

@@ -141,10 +141,18 @@ def spawn_worker(request: dict[str, Any], timeout_s: float | None,
                     if on_progress is not None:
                         on_progress(done, total)
 
-        def pump_err() -> None:
-            for line in proc.stderr:
-                if line.strip():
-                    tail.append(line.rstrip())
+        def pump_err() -> None:  # the worker's stderr (framework noise included) goes to the run's log file
+            from perfmodel.runlog import log_file, verbose
+
+            with log_file(f"worker {label}") as log:
+                for line in proc.stderr:
+                    if line.strip():
+                        tail.append(line.rstrip())
+                        if log is not None:
+                            log.write(line.encode("utf-8", "replace"))
+                            log.flush()
+                        if verbose():
+                            sys.stderr.write(line)
 
         readers = [threading.Thread(target=f, daemon=True) for f in (pump_out, pump_err)]
         for t in readers:
@@ -265,7 +273,9 @@ def _status(progress: bool):
         return lambda _text: contextlib.nullcontext()
     from rich.console import Console
 
-    con = Console(stderr=True)
+    from perfmodel.runlog import terminal_stream
+
+    con = Console(file=terminal_stream())  # stays on the terminal while framework output goes to the log
     return lambda text: con.status(text)
 
 

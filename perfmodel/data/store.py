@@ -84,6 +84,8 @@ from .schema import SCHEMA_VERSION, coerce, empty_records, validate
 
 FORMAT = "perfmodel-dataset"
 DATASET_FILE = "dataset.json"
+#: a data set folder's log folder (framework output of the runs that wrote it: perfmodel.runlog)
+LOGS_DIR = "logs"
 RECORDS_DIR = "records"
 PARQUET_META_KEY = b"perfmodel"
 STATUSES = ("done", "failed", "partial")
@@ -400,7 +402,7 @@ class Dataset:
                 run.update(forced=True, differences=diffs)
             ds.pending_run = run
             return ds
-        if path.exists() and any(path.iterdir()):
+        if path.exists() and any(p.name != LOGS_DIR for p in path.iterdir()):
             raise PerfmodelError(f"{path} is not empty and is not a perfmodel data set; choose a new path")
         (path / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
         now = _now()

@@ -237,7 +237,10 @@ def export(name: str, fmt: str, seed: int = 0, input_size: int | None = None) ->
             raise ExportError(f"cannot use the model cache: {exc} "
                               "(set PERFMODEL_CACHE to a writable folder)") from None
         try:
-            return _export_locked(entry, key, inputs, spec.name, fmt, seed, size)
+            from perfmodel.runlog import native_output_to_log
+
+            with native_output_to_log(f"export {spec.name} {fmt} (seed {seed}, {size}x{size})"):
+                return _export_locked(entry, key, inputs, spec.name, fmt, seed, size)
         except OSError as exc:
             if exc.errno in _CACHE_ERRNOS:
                 raise ExportError(f"cannot write the model cache {str(entry)!r}: {exc} "
