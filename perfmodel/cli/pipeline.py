@@ -355,7 +355,9 @@ def register(app: typer.Typer) -> None:
             extra = _simulated_records(ref, counts_fws)
         html = build_report(out / "campaign", out / "report", models=models, selection=selection,
                             title="perfmodel pipeline: " + str(meta.get("board", "this machine")),
-                            extra_records=extra, fallbacks=_report_fallbacks(ref))
+                            extra_records=extra, fallbacks=_report_fallbacks(ref),
+                            extra_label=(f"the simulated per-image counts of the reference data set {ref} "
+                                         f"({', '.join(counts_fws or [])})") if extra is not None else None)
         if check_rows:
             (out / "report" / "prediction_check.json").write_text(json.dumps(check_rows, indent=1))
         timings["report_s"] = time.monotonic() - t3

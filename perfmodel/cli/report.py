@@ -70,6 +70,8 @@ def register(app: typer.Typer) -> None:
                       transient=True, disable=not sys.stderr.isatty()) as bar:
             task = bar.add_task("report", total=None)
             path = build_report(dataset, out, models=models, selection=spec, extra_records=extra,
+                                extra_label="the records of " + ", ".join(map(str, datasets[1:])) if extra is not None
+                                else None,
                                 title=title, progress=lambda msg: bar.update(task, description=f"report: {msg}"))
         from perfmodel.report import FIGURE_FILES
 

@@ -247,7 +247,7 @@ def _counts_note(cells: pd.DataFrame, key: str) -> str:
 def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: str | os.PathLike,
                  models: Iterable[Any] = (), selection: Any = None, *, title: str | None = None,
                  progress: Any = None, extra_records: pd.DataFrame | None = None,
-                 fallbacks: Sequence[FigureSource] = ()) -> Path:
+                 fallbacks: Sequence[FigureSource] = (), extra_label: str | None = None) -> Path:
     """Write the report into ``out_dir`` (created) and return the HTML path.
 
     ``dataset_path_or_df``: a data set folder / records file, or a long records DataFrame.
@@ -256,7 +256,8 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
     :class:`perfmodel.select.SelectionResult`, or a :class:`perfmodel.select.Spec` to rank the data set's
     candidates (with ``models``) here. ``progress``: optional callable(str) told of each step.
     ``fallbacks``: :class:`FigureSource` objects, tried in order for a figure the data set cannot draw; the
-    figure then says whose data it shows and why the data set's own could not be used.
+    figure then says whose data it shows and why the data set's own could not be used. ``extra_label``: what
+    ``extra_records`` are (shown with the data set's name under each figure drawn from them).
     """
     from perfmodel.data import dataset_metadata, read_dataset
     from perfmodel.select import Spec, candidates_from_cells, rank
@@ -307,6 +308,8 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
                  lambda c, s, r, p: figures.fig_throughput_metric(c, p)),
     }
     own_label = f"this data set ({source_name})"
+    if extra_records is not None and len(extra_records):
+        own_label += f" with {extra_label or 'the records added to it'}"
     fallback_tables: dict[int, tuple] = {}
     figs: dict[str, tuple[Path | str, str, str]] = {}
     for key, (fname, caption, draw) in drawers.items():
