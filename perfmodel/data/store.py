@@ -218,6 +218,16 @@ def _check_version(version: Any, where: str) -> None:
         raise InputFileError(f"{where} has invalid schema_version {version}")
 
 
+def check_target(path: Path) -> None:
+    """Refuse a path that is a file, or a non-empty folder that is not a data set (a lock file alone is fine)."""
+    from .lock import LOCK_FILE
+
+    if path.exists() and not path.is_dir():
+        raise PerfmodelError(f"{path} exists and is not a folder")
+    if path.is_dir() and not (path / DATASET_FILE).exists() and any(p.name != LOCK_FILE for p in path.iterdir()):
+        raise PerfmodelError(f"{path} is not empty and is not a perfmodel data set; choose a new path")
+
+
 def check_cell_id(cell_id: str) -> str:
     """Return ``cell_id`` if it is a safe file name stem (letters, digits, ``_ . = + @ , -``)."""
     if not isinstance(cell_id, str) or not _CELL_ID.match(cell_id) or cell_id.endswith((".json", ".parquet")):
@@ -358,6 +368,13 @@ class Dataset:
         self.info = info
         #: the run of a resume not yet recorded in ``info["runs"]`` (see :meth:`create`, :meth:`commit_run`)
         self.pending_run: dict | None = None
+        #: the writer's lock (:class:`~perfmodel.data.lock.DatasetLock`) of a data set opened by :meth:`create`
+        self.lock = None
+
+    def release(self) -> None:
+        """Drop the writer's lock taken by :meth:`create` (nothing when none is held)."""
+        if self.lock is not None:
+            self.lock.release()
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -370,8 +387,13 @@ class Dataset:
         campaign: Mapping | None = None,
         exist_ok: bool = False,
         allow_incompatible: bool = False,
+        lock: Any = True,
     ) -> "Dataset":
         """Create a data set folder, or with ``exist_ok`` re-open a compatible existing one (resume).
+
+        The returned data set holds the folder's writer lock (:mod:`perfmodel.data.lock`; ``lock``: True to
+        take it here, a :class:`~perfmodel.data.lock.DatasetLock` the caller already holds, False for none)
+        until :meth:`release` or the end of the process; another writer is refused, naming the holder.
 
         Refuses (``PerfmodelError``) to use a non-empty folder that is not a data set, an existing data
         set without ``exist_ok``, or an existing data set whose metadata differ in a compatibility field
@@ -383,6 +405,24 @@ class Dataset:
         path = Path(path)
         metadata = _jsonable(dict(metadata or {}))
         campaign = _jsonable(dict(campaign)) if campaign is not None else None
+        check_target(path)
+        taken = lock is True
+        if taken:
+            from .lock import DatasetLock
+
+            lock = DatasetLock.acquire(path)
+        try:
+            ds = cls._create(path, metadata, campaign, exist_ok, allow_incompatible)
+        except BaseException:
+            if taken:
+                lock.release()
+            raise
+        ds.lock = lock or None
+        return ds
+
+    @classmethod
+    def _create(cls, path: Path, metadata: dict, campaign: dict | None, exist_ok: bool,
+                allow_incompatible: bool) -> "Dataset":
         if path.exists() and not path.is_dir():
             raise PerfmodelError(f"{path} exists and is not a folder")
         if (path / DATASET_FILE).exists():
@@ -400,8 +440,7 @@ class Dataset:
                 run.update(forced=True, differences=diffs)
             ds.pending_run = run
             return ds
-        if path.exists() and any(path.iterdir()):
-            raise PerfmodelError(f"{path} is not empty and is not a perfmodel data set; choose a new path")
+        check_target(path)
         (path / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
         now = _now()
         info = {
@@ -814,8 +853,11 @@ def write_dataset(
         return write_records(path, records, metadata)
     df = validate(records)
     ds = Dataset.create(path, metadata, campaign=campaign, exist_ok=exist_ok)
-    for cell_id, group in df.groupby("cell_id", sort=True):
-        ds.write_cell(str(cell_id), group.reset_index(drop=True), {"status": "done"})
+    try:
+        for cell_id, group in df.groupby("cell_id", sort=True):
+            ds.write_cell(str(cell_id), group.reset_index(drop=True), {"status": "done"})
+    finally:
+        ds.release()
     return path
 
 
@@ -880,12 +922,16 @@ def merge(
                              "allow_incompatible=True) to merge anyway; the differences are then recorded):\n  "
                              + "\n  ".join(problems))
     # everything is checked before anything is written: the target, then every cell id
+    from .lock import LOCK_FILE, DatasetLock, lock_holder
+
     if out.exists() and not out.is_dir():
         raise PerfmodelError(f"{out} exists and is not a folder")
+    holder = lock_holder(out) if out.is_dir() else None
+    if holder is not None:
+        raise PerfmodelError(DatasetLock._refusal(out, holder))
     if (out / DATASET_FILE).exists():
         raise PerfmodelError(f"a data set already exists at {out}; choose a new path for the merged data set")
-    if out.exists() and any(out.iterdir()):
-        raise PerfmodelError(f"{out} is not empty and is not a perfmodel data set; choose a new path")
+    check_target(out)
     plan: list[tuple[str, str, str, Any]] = []  # (input name, cell id, target id, Dataset or records)
     seen: set[str] = set()
     for n, (name, _, _, src, _) in enumerate(sources):
@@ -925,7 +971,8 @@ def merge(
     tmp = out.parent / f".{out.name}.tmp-merge-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    try:
+    merged = None
+    try:  # the writer's lock is taken in the hidden folder and moves with it to ``out``
         merged = Dataset.create(tmp, metadata, campaign=sources[0][2])
         for name, cid, target, src in plan:
             if isinstance(src, Dataset):
@@ -941,13 +988,21 @@ def merge(
         if cals:  # every input's calibrations (of all its runs and attached ones): merged_from has first runs only
             merged.info["calibrations"] = cals
             merged._save_info()
+        if (out / LOCK_FILE).is_file() and lock_holder(out) is None and len(list(out.iterdir())) == 1:
+            (out / LOCK_FILE).unlink()  # the free lock file of an earlier writer that wrote nothing
         try:
             os.rename(tmp, out)  # replaces an empty folder at ``out``
         except OSError as exc:
+            holder = lock_holder(out)
+            if holder is not None:
+                raise PerfmodelError(DatasetLock._refusal(out, holder)) from None
             raise PerfmodelError(f"cannot move the merged data set to {out}: {exc}") from None
     except BaseException:
+        if merged is not None:
+            merged.release()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _fsync_dir(out.parent)
     merged.path = out
+    merged.release()
     return merged
