@@ -66,6 +66,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -81,6 +82,22 @@ from perfmodel.errors import InputFileError, PerfmodelError
 from perfmodel.paths import atomic_write_bytes, sha256_file
 
 from .schema import SCHEMA_VERSION, coerce, empty_records, validate
+
+log = logging.getLogger("perfmodel.data")
+
+#: the process default of ``trust_modified`` (:func:`set_trust_modified`; the CLI's ``--trust-modified``)
+_TRUST_MODIFIED = [False]
+
+
+def set_trust_modified(value: bool) -> None:
+    """Let every later :meth:`Dataset.read` in this process read records files that no longer match their
+    sidecar's sha256 (with a warning) instead of refusing them."""
+    _TRUST_MODIFIED[0] = bool(value)
+
+
+def trust_modified_default() -> bool:
+    return _TRUST_MODIFIED[0]
+
 
 FORMAT = "perfmodel-dataset"
 DATASET_FILE = "dataset.json"
@@ -744,13 +761,64 @@ class Dataset:
         df.attrs = attrs
         return df
 
-    def read(self, *, validate: bool = True, cells: Iterable[str] | None = None) -> pd.DataFrame:
+    def unreadable_cells(self) -> dict[str, str]:
+        """cell_id -> why, for the cells a reader cannot use and would otherwise miss without a word: a
+        sidecar that is unreadable or corrupt, a records file without its sidecar, a sidecar saying ``done``
+        whose records file is missing. (Failed and partial cells are not listed: their sidecars say so.)"""
+        out: dict[str, str] = {}
+        if not self.records_dir.is_dir():
+            return out
+        try:
+            names = {p.name for p in self.records_dir.iterdir() if not p.name.startswith(".")}
+        except OSError as exc:
+            raise InputFileError(f"cannot list the records of {self.path}: {exc.strerror or exc}") from None
+        for name in sorted(names):
+            stem, suffix = os.path.splitext(name)
+            if suffix == ".json":
+                try:
+                    meta = _load_json(self.records_dir / name, "cell sidecar")
+                except InputFileError as exc:
+                    out[stem] = f"its sidecar {name} cannot be used ({exc})"
+                    continue
+                if meta.get("status") == "done" and f"{stem}.parquet" not in names:
+                    out[stem] = "its sidecar says done but its records file is missing"
+            elif suffix == ".parquet" and f"{stem}.json" not in names:
+                out[stem] = f"its records file {name} has no sidecar (deleted?), so it is not known to be finished"
+        return out
+
+    def read(self, *, validate: bool = True, cells: Iterable[str] | None = None,
+             trust_modified: bool | None = None) -> pd.DataFrame:
         """All records of the done cells (or of ``cells``) as one long frame, validated by default.
+
+        Every records file is checked against the sha256 in its sidecar: a file that no longer matches
+        (edited or corrupt after it was written) is refused (:class:`InputFileError` naming the cells) unless
+        ``trust_modified`` (default: :func:`trust_modified_default`, the CLI's ``--trust-modified``), which
+        reads it with a warning. Cells that cannot be read at all (:meth:`unreadable_cells`) are left out
+        with a warning on the ``perfmodel.data`` logger (stderr in the CLI) and listed in
+        ``attrs["unreadable_cells"]``.
 
         ``attrs``: ``dataset`` (path), ``schema_version`` and ``cell_attrs`` (cell_id -> attrs written
         with the cell, for cells that had any).
         """
-        ids = self.done_cells() if cells is None else [check_cell_id(c) for c in cells]
+        trust = _TRUST_MODIFIED[0] if trust_modified is None else bool(trust_modified)
+        unreadable = self.unreadable_cells() if cells is None else {}
+        if unreadable:
+            log.warning("warning: %s: %d cell(s) cannot be read and are left out: %s", self.path, len(unreadable),
+                        "; ".join(f"{c}: {why}" for c, why in unreadable.items()))
+        sidecars = self.cells()
+        ids = (sorted(cid for cid, meta in sidecars.items() if meta.get("status") == "done"
+                      and self._parquet(cid).is_file()) if cells is None else [check_cell_id(c) for c in cells])
+        modified = {cid: problem for cid in ids if cid in sidecars
+                    and (problem := self._records_problem(cid, sidecars[cid])) is not None}
+        if modified:
+            listed = "; ".join(f"{c}: {why}" for c, why in modified.items())
+            if not trust:
+                raise InputFileError(
+                    f"{self.path}: {len(modified)} cell(s) were changed after they were written, refusing to use "
+                    f"them ({listed}); measure them again (collect resumes them), or pass --trust-modified "
+                    "(trust_modified=True) to read them as they are")
+            log.warning("warning: %s: reading %d cell(s) changed after they were written (--trust-modified): %s",
+                        self.path, len(modified), listed)
         frames, cell_attrs = [], {}
         for cid in ids:
             df, _ = _read_parquet(self._parquet(cid))
@@ -764,6 +832,10 @@ class Dataset:
         df.attrs = {"dataset": str(self.path), "schema_version": SCHEMA_VERSION}
         if cell_attrs:
             df.attrs["cell_attrs"] = cell_attrs
+        if unreadable:
+            df.attrs["unreadable_cells"] = unreadable
+        if modified:
+            df.attrs["modified_cells"] = modified
         return df
 
     def verify(self) -> list[str]:
@@ -861,11 +933,12 @@ def write_dataset(
     return path
 
 
-def read_dataset(path: str | os.PathLike, *, validate: bool = True) -> pd.DataFrame:
-    """Records of a data set folder or a flat records file."""
+def read_dataset(path: str | os.PathLike, *, validate: bool = True, trust_modified: bool | None = None) -> pd.DataFrame:
+    """Records of a data set folder (:meth:`Dataset.read`: checksums checked, unreadable cells said) or a flat
+    records file."""
     path = Path(path)
     if path.is_dir():
-        return Dataset.open(path).read(validate=validate)
+        return Dataset.open(path).read(validate=validate, trust_modified=trust_modified)
     if path.is_file():
         return read_records(path, validate=validate)
     raise InputFileError(f"{path} does not exist")
