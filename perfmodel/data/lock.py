@@ -63,26 +63,50 @@ def describe_holder(record: dict | None) -> str:
     return text
 
 
+class _Held:
+    """The OS lock this process holds on one folder, shared by its :class:`DatasetLock` handles."""
+
+    def __init__(self, key: str, fd: int, record: dict):
+        self.key, self.fd, self.record, self.count = key, fd, record, 0
+
+
+#: realpath of the folder -> the lock this process holds on it
+_HELD: dict[str, _Held] = {}
+
+
 class DatasetLock:
-    """The exclusive lock of one data set folder; :meth:`acquire` it, :meth:`release` it (or let the process end).
+    """The lock of one data set folder, exclusive between processes; :meth:`acquire` it, :meth:`release` it
+    (or let the process end). Handles acquired in one process share its one OS lock (one writer = one process;
+    the lock is dropped when the last handle is released).
 
     ``fd`` is the lock file's descriptor: pass it to a child process (``pass_fds``) to let the child hold the
     lock too, until it ends.
     """
 
-    def __init__(self, path: Path, fd: int, record: dict):
+    def __init__(self, path: Path, held: _Held):
         self.path = path
-        self.fd: int | None = fd
-        self.record = record
+        self._held: _Held | None = held
+        held.count += 1
+
+    @property
+    def fd(self) -> int | None:
+        return self._held.fd if self._held is not None else None
+
+    @property
+    def record(self) -> dict:
+        return self._held.record if self._held is not None else {}
 
     @classmethod
     def acquire(cls, folder: str | os.PathLike, *, what: str | None = None) -> "DatasetLock":
         """Lock ``folder`` (created if missing) for writing; :class:`DatasetLockedError` naming the holder when
-        another process (or another writer in this process) holds it."""
+        another process holds it."""
         import fcntl
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        key = os.path.realpath(folder)
+        if key in _HELD:
+            return cls(folder, _HELD[key])
         path = folder / LOCK_FILE
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
@@ -107,28 +131,33 @@ class DatasetLock:
         except BaseException:
             os.close(fd)
             raise
-        return cls(path, fd, record)
+        _HELD[key] = held = _Held(key, fd, record)
+        return cls(folder, held)
 
     @staticmethod
     def _refusal(folder: Path, holder: dict | None) -> str:
         text = f"data set {folder} is being written by another perfmodel process: {describe_holder(holder)}"
         if holder and holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
-            if holder["pid"] == os.getpid():
-                text += " (this same process: the data set is already open for writing)"
-            elif not _pid_alive(holder["pid"]):
+            if holder["pid"] != os.getpid() and not _pid_alive(holder["pid"]):
                 text += (f"; pid {holder['pid']} has ended but a process it started (a measuring worker) still "
                          "holds the lock: it ends when that worker ends")
         return text + "; wait until it has finished, or write to another folder"
 
     @property
     def held(self) -> bool:
-        return self.fd is not None
+        return self._held is not None
 
     def release(self) -> None:
-        """Clear the holder record and drop the lock (nothing when already released)."""
-        fd, self.fd = self.fd, None
-        if fd is None:
+        """Let go of this handle; the last one of the process clears the holder record and drops the OS lock
+        (nothing when already released)."""
+        held, self._held = self._held, None
+        if held is None:
             return
+        held.count -= 1
+        if held.count > 0:
+            return
+        _HELD.pop(held.key, None)
+        fd = held.fd
         import fcntl
 
         try:
