@@ -76,3 +76,21 @@ def test_bad_files(tmp_path):
         load_armpm(p)
     with pytest.raises(InputFileError, match="sensor_lag"):
         load_armpm(p, sensor_lag=-1)
+
+
+@needs_data
+@pytest.mark.parametrize("how", ["whole file appended", "one run appended"])
+def test_samples_appended_twice_are_refused_naming_the_line(tmp_path, how):
+    """Timestamps going back (samples appended a second time) were accepted without a word (rows grew)."""
+    from perfmodel.data.importers.armpm import load_armpm
+
+    lines = DATA.read_text().splitlines(keepends=True)
+    header, body = lines[0], lines[1:]
+    extra = body if how == "whole file appended" else body[:40]
+    f = tmp_path / "twice.data"
+    f.write_text(header + "".join(body) + "".join(extra))
+    first = len(body) + 1  # data line of the first repeated sample
+    with pytest.raises(InputFileError, match=rf"timestamp goes back on data line {first} \(file line {first + 1}\)"
+                                             r".*appended twice"):
+        load_armpm(f)
+    assert len(load_armpm(DATA)) > 0  # the published file still loads

@@ -131,9 +131,11 @@ def test_read_validates_files_edited_behind_our_back(tmp_path):
     bad = cell_records("c1")
     bad["provenance"] = "guessed"
     bad.to_parquet(tmp_path / "ds" / "records" / "c1.parquet")
+    with pytest.raises(InputFileError, match="c1: records file does not match its sidecar"):
+        ds.read()  # changed after it was written: refused unless trusted (then validated all the same)
     with pytest.raises(SchemaError, match="provenance must be one of"):
-        ds.read()
-    assert len(ds.read(validate=False)) == len(bad)
+        ds.read(trust_modified=True)
+    assert len(ds.read(validate=False, trust_modified=True)) == len(bad)
     assert ds.verify() == ["c1: records file does not match its sidecar (sha256)"]
 
 

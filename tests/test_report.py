@@ -158,3 +158,18 @@ def test_cli_report(dataset, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "perfmodel", "report", str(dataset), "--out", str(tmp_path / "y"),
                           "--objective", "speed"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown objective" in bad.stderr
+
+
+def test_cli_report_refuses_to_replace_a_report_without_force(dataset, tmp_path):
+    """report -o DIR replaced an existing report.html silently while fit -o refuses: one policy (--force)."""
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "report.html").write_text("an earlier report")
+    cmd = [sys.executable, "-m", "perfmodel", "report", str(dataset), "--out", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert f"already holds a report: {out / 'report.html'}" in res.stderr and "--force" in res.stderr
+    assert (out / "report.html").read_text() == "an earlier report"
+    res = subprocess.run(cmd + ["--force"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "an earlier report" not in (out / "report.html").read_text()

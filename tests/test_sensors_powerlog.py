@@ -210,3 +210,34 @@ def test_sensor_window_with_an_unusable_log_keeps_temperature_and_frequency(tmp_
             assert "sampler unavailable" not in got[m].reason
     assert not got["power_w"].available and "no power log header" in got["power_w"].reason
     assert "power log" in (sw.status()["reason"] or "")
+
+
+# --- the whole log is validated when read (before any cell is measured), naming the first bad line -------
+
+
+@pytest.mark.parametrize("text, message", [
+    ("# analyzer export\ntime_s,power_w\n0,1.5\n\n1,-0.2\n2,-3\n", "line 5: power value '-0.2' is negative"),
+    ("time_s,power_w\n0,1.5\n1,inf\n", "line 3: power value 'inf' is not a finite number"),
+    ("time_s,current_a,voltage_v\n0,0.5,5\n1,0.5,-5\n", "line 3: voltage value '-5' is negative"),
+    ("time_s,power_w\n0,1\n1,1\n2,1\n0,1\n1,1\n", "line 5: time 0 s goes backwards"),
+    ("time_s,power_w\n0,\n1,n/a\n", "no usable power value"),
+])
+def test_a_log_with_impossible_values_is_refused_naming_the_line(text, message):
+    with pytest.raises(InputFileError, match=message):
+        parse_power_log_text(text, "pm.csv")
+
+
+def test_cli_collect_refuses_a_negative_power_log_before_measuring(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    log = tmp_path / "pm.csv"
+    log.write_text("time_s,power_w\n" + "".join(f"{i},{2.0 if i != 7 else -2.0}\n" for i in range(100)))
+    out = tmp_path / "ds"
+    proc = subprocess.run([sys.executable, "-m", "perfmodel", "collect", "-o", str(out), "--frameworks", "onnxruntime",
+                           "--power-log", str(log)], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("error: ") and "line 9: power value '-2.0' is negative" in proc.stderr
+    assert not out.exists()  # nothing measured, nothing created

@@ -127,6 +127,53 @@ def install_interrupt_messages(typer_app: typer.Typer, prefix: str = "") -> type
 
 install_interrupt_messages(app)
 
+#: the commands that read data sets: they take ``--trust-modified`` (see :func:`add_trust_modified`)
+READING_COMMANDS = ("fit", "evaluate", "predict", "select", "correlate", "report")
+TRUST_MODIFIED_HELP = ("Read records files that no longer match the sha256 in their sidecar (edited or corrupt "
+                       "after they were written) instead of refusing them; each is named in a warning.")
+
+
+def add_trust_modified(typer_app: typer.Typer, commands=READING_COMMANDS) -> None:
+    """Give each of ``commands`` a ``--trust-modified`` option: it lets the command's data-set reads
+    (:meth:`perfmodel.data.Dataset.read`) accept records that no longer match their checksum. One option
+    added here instead of in each command's signature."""
+    import inspect
+
+    for info in typer_app.registered_commands:
+        name = info.name or (info.callback.__name__.replace("_", "-") if info.callback else None)
+        if name not in commands or info.callback is None:
+            continue
+        callback = info.callback
+        sig = inspect.signature(callback)
+        if "trust_modified" in sig.parameters:
+            continue
+
+        def wrapper(*args, __callback=callback, trust_modified: bool = False, **kwargs):
+            from perfmodel.data.store import set_trust_modified
+
+            set_trust_modified(trust_modified)
+            return __callback(*args, **kwargs)
+
+        functools.update_wrapper(wrapper, callback)
+        del wrapper.__wrapped__  # typer reads __signature__, not the wrapped callback's
+        import typing
+
+        # the callback's annotations, resolved in its own module (they are strings there)
+        wrapper.__annotations__ = {**typing.get_type_hints(callback), "trust_modified": bool}
+        option = inspect.Parameter("trust_modified", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                                   default=typer.Option(False, "--trust-modified", help=TRUST_MODIFIED_HELP))
+        sig = sig.replace(parameters=[p.replace(annotation=wrapper.__annotations__.get(p.name, p.annotation))
+                                      for p in sig.parameters.values()])
+        params = list(sig.parameters.values())
+        at = next((i for i, p in enumerate(params) if p.kind == inspect.Parameter.VAR_KEYWORD), len(params))
+        if any(p.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params):
+            option = option.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        wrapper.__signature__ = sig.replace(parameters=[*params[:at], option, *params[at:]])
+        info.callback = wrapper
+
+
+add_trust_modified(app)
+
 
 def fail(message: str, code: int = 2) -> None:
     """Print ``error: message`` to stderr and exit with ``code`` (no traceback)."""

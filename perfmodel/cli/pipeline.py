@@ -201,7 +201,9 @@ def register(app: typer.Typer) -> None:
         "Run the main job end to end on a built-in default: collect a short campaign on this machine (all "
         "frameworks, the study's networks SqueezeNet v1.1 / GoogLeNet / ResNet-50, threads 1 and 2, a few "
         "images per cell), fit a throughput model with leave-one-network-out CV, select the best candidate "
-        "for a spec, and write an HTML report. Re-running with the same --out resumes the campaign.\n\n"
+        "for a spec, and write an HTML report. Re-running with the same --out resumes the campaign and "
+        "writes the model and the report again: the pipeline owns its --out folder (campaign/, models/, report/), "
+        "unlike `perfmodel fit -o` / `report -o`, which refuse to replace a file without --force.\n\n"
         "On a machine without a PMU the throughput model uses the simulated instruction counts of the "
         "reference data set shipped in datasets/ (same library versions) or, failing that, MACs; on a "
         "machine without a power sensor a power budget is reported as not evaluable."))

@@ -37,6 +37,8 @@ def register(app: typer.Typer) -> None:
         weights: str = typer.Option(None, "--weights", help="Merit weights (see perfmodel select --help)."),
         allow_unknown: bool = typer.Option(False, "--allow-unknown", help="Selection: rank unevaluable "
                                            "candidates anyway, flagged."),
+        force: bool = typer.Option(False, "--force", help="Replace a report already in --out (report.html and "
+                                   "its figures); refused without it, as fit -o refuses to replace a model file."),
         json_out: bool = typer.Option(False, "--json", help="Print {\"report\": path, \"files\": [...]} as JSON."),
     ) -> None:
         from rich.console import Console
@@ -51,8 +53,15 @@ def register(app: typer.Typer) -> None:
         if objective is not None or weights is not None or any(v is not None for v in limits.values()):
             spec = spec_from_options(**limits, objective=objective or "throughput", weights=weights,
                                      allow_unknown=allow_unknown)
-        from perfmodel.errors import InputFileError
+        from perfmodel.errors import InputFileError, PerfmodelError
+        from perfmodel.report import FIGURE_FILES
 
+        # one policy for every output: an existing output file is replaced only with --force
+        existing = [p for p in (out / "report.html", *(out / f for f in FIGURE_FILES)) if p.exists()]
+        if existing and not force:
+            more = f" (and {len(existing) - 1} figure file(s))" if len(existing) > 1 else ""
+            raise PerfmodelError(f"--out {out} already holds a report: {existing[0]}{more}; give another folder, or "
+                                 "--force to replace it")
         for d in datasets:
             if not d.exists():
                 raise InputFileError(f"data set {d} does not exist")
@@ -73,8 +82,6 @@ def register(app: typer.Typer) -> None:
                                 extra_label="the records of " + ", ".join(map(str, datasets[1:])) if extra is not None
                                 else None,
                                 title=title, progress=lambda msg: bar.update(task, description=f"report: {msg}"))
-        from perfmodel.report import FIGURE_FILES
-
         files = [str(path)] + [str(path.parent / f) for f in FIGURE_FILES if (path.parent / f).exists()]
         if json_out:
             typer.echo(json.dumps({"report": str(path), "files": files}, indent=1))

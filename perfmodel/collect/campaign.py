@@ -112,23 +112,29 @@ def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def spawn_worker(request: dict[str, Any], timeout_s: float | None,
-                 on_progress: Callable[[int, int], None] | None = None) -> tuple[Any, dict[str, Any]]:
+                 on_progress: Callable[[int, int], None] | None = None, *,
+                 hold_fd: int | None = None) -> tuple[Any, dict[str, Any]]:
     """Run ``request`` in ``python -m perfmodel.collect.worker``; returns (records, meta).
 
     Raises :class:`CellFailed` with the reason when the worker fails, crashes, is killed or times out;
-    on ``KeyboardInterrupt`` the worker is killed and the interrupt re-raised.
+    on ``KeyboardInterrupt`` the worker is killed and the interrupt re-raised. The worker dies with this
+    process (:func:`~perfmodel.collect.worker.die_with_parent`; call this from a thread that outlives the
+    worker: Linux signals the worker when the thread that started it ends). ``hold_fd``: the data set's lock
+    (:mod:`perfmodel.data.lock`), passed on so that a worker that outlives this process still holds the data
+    set and a resume is refused until it has ended.
     """
     import pandas as pd
 
-    from .worker import PROGRESS_PREFIX
+    from .worker import PARENT_ENV, PROGRESS_PREFIX
 
     label = request.get("cell_id", "cell")
     with tempfile.TemporaryDirectory(prefix="perfmodel-collect-") as tmp:
         request = {**request, "out_dir": tmp}
         t_spawn = time.monotonic()
         proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=worker_env(),
-                                text=True, errors="replace")
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=worker_env({PARENT_ENV: str(os.getpid())}), text=True, errors="replace",
+                                pass_fds=() if hold_fd is None else (hold_fd,))
         tail: collections.deque[str] = collections.deque(maxlen=20)
 
         def pump_out() -> None:
@@ -233,13 +239,32 @@ def open_dataset(out: str | os.PathLike, metadata: dict[str, Any], campaign: dic
     difference is refused unless ``merge`` or ``force``; a compatibility difference (machine, versions,
     counter source, valgrind geometry) unless ``force``. The run is recorded in the data set (with the
     differences it was allowed to have) only when it writes something.
+
+    The data set comes back holding its writer's lock (:mod:`perfmodel.data.lock`, taken before anything
+    else; another writer is refused, naming the holder): the caller releases it (``ds.release()``).
     """
+
+    from perfmodel.data.lock import DatasetLock
+    from perfmodel.data.store import check_target
+
+    out = Path(out)
+    check_target(out)
+    lock = DatasetLock.acquire(out)  # one writer per data set: before anything is read or decided
+    try:
+        return _open_locked(out, metadata, campaign, lock, resume=resume, merge=merge, force=force,
+                            measurement_diff=measurement_diff)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _open_locked(out: Path, metadata: dict[str, Any], campaign: dict[str, Any], lock, *, resume: bool,
+                 merge: bool, force: bool, measurement_diff: Callable[[dict | None], list[str]] | None):
     from perfmodel.data import Dataset
     from perfmodel.data.store import DATASET_FILE, campaign_mode, compat_differences, compat_fields
 
-    out = Path(out)
     if not (out / DATASET_FILE).exists():
-        return Dataset.create(out, metadata, campaign=campaign)
+        return Dataset.create(out, metadata, campaign=campaign, lock=lock)
     if not resume and not force:
         raise PerfmodelError(f"a data set already exists at {out}; resume it (--resume, the default), "
                              "choose another --out, or --force to measure every cell again")
@@ -257,7 +282,7 @@ def open_dataset(out: str | os.PathLike, metadata: dict[str, Any], campaign: dic
         raise PerfmodelError(
             f"the data set at {out} was collected with different settings; refusing to add to it (use --force "
             "to add to it anyway):\n  - " + "\n  - ".join(compat))
-    ds = Dataset.create(out, metadata, campaign=campaign, exist_ok=True, allow_incompatible=force)
+    ds = Dataset.create(out, metadata, campaign=campaign, exist_ok=True, allow_incompatible=force, lock=lock)
     if diffs and ds.pending_run is not None:
         ds.pending_run.update(spec_differences=diffs, allowed_by="force" if force else "merge")
     return ds
@@ -304,7 +329,8 @@ def _cell_meta(cell: Cell, spec: CampaignSpec, run_id: str) -> dict[str, Any]:
 
 
 def run_timing_cell(cell: Cell, spec: CampaignSpec, paths: Sequence[Path], keys: dict[str, Any],
-                    model_path: str | None, on_progress=None, count_min_s: float = 0.0) -> tuple[Any, dict[str, Any]]:
+                    model_path: str | None, on_progress=None, count_min_s: float = 0.0, *,
+                    hold_fd: int | None = None) -> tuple[Any, dict[str, Any]]:
     """One timing cell in a fresh worker: ``spec.images`` counted images, or with ``count_min_s`` > 0 as
     many as fit in that many seconds (at least ``spec.images``; a quick sample of a few seconds)."""
     request = {"action": "cell", "cell_id": cell.cell_id, "framework": cell.framework, "network": cell.network,
@@ -314,7 +340,7 @@ def run_timing_cell(cell: Cell, spec: CampaignSpec, paths: Sequence[Path], keys:
                "warmup_images": spec.warmup_images, "warmup_min_s": spec.warmup_min_s,
                "sampler_period_s": spec.sampler_period_s, "power_log": spec.power_log,
                "power_log_offset_s": spec.power_log_offset_s, "keys": keys}
-    df, meta = spawn_worker(request, spec.cell_timeout_s, on_progress)
+    df, meta = spawn_worker(request, spec.cell_timeout_s, on_progress, hold_fd=hold_fd)
     meta["images"] = {"counted": int(meta.get("counted_images", spec.images)),
                       "files": [p.name for p in paths][:200],
                       "source": spec.image_folder or "synthetic 500x375 JPEGs (perfmodel.images.default_images)"}
@@ -383,84 +409,88 @@ def run_campaign(spec: CampaignSpec, out: str | os.PathLike, resume: bool = True
     cells = spec.cells()
     ds = open_dataset(out, metadata, campaign, resume=resume, merge=merge, force=force,
                       measurement_diff=lambda old: measurement_differences(old, campaign))
-    ds.remove_stale_temp_files()
-    board = metadata["board"]
-    result = CampaignResult(str(ds.path), run_id)
-    done: set[str] = set()
-    redo: dict[str, str] = {}  # done cells whose records file does not match its checksum
-    if resume:
-        done = set(ds.done_cells())
-        redo = {cid: problem for cid, problem in ds.unverified_cells().items() if cid in done}
-        done -= set(redo)
-    todo = [c for c in cells if c.cell_id not in done]
-    for c in cells:
-        if c.cell_id in done:
-            result.outcomes.append(CellOutcome(c.cell_id, "skipped", "already done"))
-        elif c.cell_id in redo:
-            log.warning("%s: %s; measuring it again", c.cell_id, redo[c.cell_id])
-    status = _status(progress)
-    if calibrate and any(c.counter_source != "valgrind" for c in todo):
-        from .calibrate import safe_calibration
+    try:
+        ds.remove_stale_temp_files()
+        board = metadata["board"]
+        result = CampaignResult(str(ds.path), run_id)
+        done: set[str] = set()
+        redo: dict[str, str] = {}  # done cells whose records file does not match its checksum
+        if resume:
+            done = set(ds.done_cells())
+            redo = {cid: problem for cid, problem in ds.unverified_cells().items() if cid in done}
+            done -= set(redo)
+        todo = [c for c in cells if c.cell_id not in done]
+        for c in cells:
+            if c.cell_id in done:
+                result.outcomes.append(CellOutcome(c.cell_id, "skipped", "already done"))
+            elif c.cell_id in redo:
+                log.warning("%s: %s; measuring it again", c.cell_id, redo[c.cell_id])
+        status = _status(progress)
+        if calibrate and any(c.counter_source != "valgrind" for c in todo):
+            from .calibrate import safe_calibration
 
-        with status("calibrating this machine's streaming bandwidth and GEMM speed"):
-            ds.record_run_metadata(run_id, "calibration", safe_calibration(spec.threads))
+            with status("calibrating this machine's streaming bandwidth and GEMM speed"):
+                ds.record_run_metadata(run_id, "calibration", safe_calibration(spec.threads))
 
-    # export every model the cells need here, before any worker runs
-    models: dict[tuple[str, str], str | Exception] = {}
-    for c in todo:
-        key = (c.framework, c.network)
-        if key not in models:
-            try:
-                from perfmodel.zoo import export
+        # export every model the cells need here, before any worker runs
+        models: dict[tuple[str, str], str | Exception] = {}
+        for c in todo:
+            key = (c.framework, c.network)
+            if key not in models:
+                try:
+                    from perfmodel.zoo import export
 
-                with status(f"model for {c.framework} x {c.network}: {MODEL_FORMATS[c.framework]} export (built "
-                            "once, then cached; a minute or so per network on first use)"):
-                    models[key] = str(export(c.network, MODEL_FORMATS[c.framework], seed=spec.seed))
-            except PerfmodelError as exc:
-                models[key] = exc
+                    with status(f"model for {c.framework} x {c.network}: {MODEL_FORMATS[c.framework]} export "
+                                "(built once, then cached; a minute or so per network on first use)"):
+                        models[key] = str(export(c.network, MODEL_FORMATS[c.framework], seed=spec.seed))
+                except PerfmodelError as exc:
+                    models[key] = exc
 
-    with _progress_bar(progress) as bar:
-        task = bar.add_task("cells", total=len(todo))
-        img_task = bar.add_task("images", total=spec.images, visible=False)
-        for cell in todo:
-            bar.update(task, description=f"{cell.framework} {cell.network} t={cell.threads} r={cell.repeat} "
-                                         f"[{cell.counter_source}]")
-            keys = _record_keys(cell, run_id, board)
-            cmeta = _cell_meta(cell, spec, run_id)
-            t0 = time.monotonic()
-            again = f"measured again: {redo[cell.cell_id]}" if cell.cell_id in redo else ""
-            outcome = CellOutcome(cell.cell_id, "done", again)
-            try:
-                model = models[(cell.framework, cell.network)]
-                if isinstance(model, Exception):
-                    raise CellFailed(f"{cell.cell_id}: model export failed: {model}")
-                if cell.counter_source == "valgrind":
-                    bar.update(img_task, visible=False)
-                    df, meta = run_valgrind_cell(cell, spec, paths, keys, model)
-                else:
-                    bar.update(img_task, completed=0, total=spec.images, visible=True)
-                    df, meta = run_timing_cell(cell, spec, paths, keys, model,
-                                               lambda d, n: bar.update(img_task, completed=d, total=n))
-                meta.update(cmeta)
-                meta["status"] = "done"
-                if again:
-                    meta["replaced"] = again
-                ds.write_cell(cell.cell_id, df, meta)
-                outcome.rows = int(len(df))
-                outcome.spawn_s = meta.get("worker", {}).get("spawn_s")
-            except (CellFailed, PerfmodelError) as exc:  # PerfmodelError: records that do not validate
-                outcome.status, outcome.reason = "failed", str(exc)
-                if ds.mark_failed(cell.cell_id, str(exc), cmeta):
-                    outcome.reason = f"re-measure failed, the cell's earlier records are kept: {exc}"
-            except KeyboardInterrupt:
-                outcome.status, outcome.reason = "interrupted", "interrupted (Ctrl-C); not done"
-                result.interrupted = True
-            outcome.wall_s = time.monotonic() - t0
-            result.outcomes.append(outcome)
-            if on_cell is not None:
-                on_cell(outcome)
-            bar.advance(task)
-            if result.interrupted:
-                break
-    result.wall_s = time.monotonic() - t_begin
+        with _progress_bar(progress) as bar:
+            task = bar.add_task("cells", total=len(todo))
+            img_task = bar.add_task("images", total=spec.images, visible=False)
+            for cell in todo:
+                bar.update(task, description=f"{cell.framework} {cell.network} t={cell.threads} r={cell.repeat} "
+                                             f"[{cell.counter_source}]")
+                keys = _record_keys(cell, run_id, board)
+                cmeta = _cell_meta(cell, spec, run_id)
+                t0 = time.monotonic()
+                again = f"measured again: {redo[cell.cell_id]}" if cell.cell_id in redo else ""
+                outcome = CellOutcome(cell.cell_id, "done", again)
+                try:
+                    model = models[(cell.framework, cell.network)]
+                    if isinstance(model, Exception):
+                        raise CellFailed(f"{cell.cell_id}: model export failed: {model}")
+                    if cell.counter_source == "valgrind":
+                        bar.update(img_task, visible=False)
+                        df, meta = run_valgrind_cell(cell, spec, paths, keys, model)
+                    else:
+                        bar.update(img_task, completed=0, total=spec.images, visible=True)
+                        df, meta = run_timing_cell(cell, spec, paths, keys, model,
+                                                   lambda d, n: bar.update(img_task, completed=d, total=n),
+                                                   hold_fd=ds.lock.fd if ds.lock is not None else None)
+                    meta.update(cmeta)
+                    meta["status"] = "done"
+                    if again:
+                        meta["replaced"] = again
+                    ds.write_cell(cell.cell_id, df, meta)
+                    outcome.rows = int(len(df))
+                    outcome.spawn_s = meta.get("worker", {}).get("spawn_s")
+                except (CellFailed, PerfmodelError) as exc:  # PerfmodelError: records that do not validate
+                    outcome.status, outcome.reason = "failed", str(exc)
+                    if ds.mark_failed(cell.cell_id, str(exc), cmeta):
+                        outcome.reason = f"re-measure failed, the cell's earlier records are kept: {exc}"
+                except KeyboardInterrupt:
+                    outcome.status, outcome.reason = "interrupted", "interrupted (Ctrl-C); not done"
+                    result.interrupted = True
+                outcome.wall_s = time.monotonic() - t0
+                result.outcomes.append(outcome)
+                if on_cell is not None:
+                    on_cell(outcome)
+                bar.advance(task)
+                if result.interrupted:
+                    break
+        result.wall_s = time.monotonic() - t_begin
+    finally:
+        ds.release()  # the writer's lock (the workers it was passed to have ended)
     return result

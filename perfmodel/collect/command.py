@@ -313,34 +313,37 @@ def collect_command(out: str | os.PathLike, argv: str | Sequence[str], images: i
     metadata = run_metadata(counters, spec["geometry"], run_id=run_id)
     ds = open_dataset(out, metadata, spec, resume=resume, merge=merge, force=force,
                       measurement_diff=differences)
-    if resume and not force and ds.is_done(cid):
-        reason = "already done"
-        if cell_diffs:  # allowed by merge
-            reason += " (measured with other settings, kept: " + "; ".join(cell_diffs) + ")"
-        return {"path": str(ds.path), "cell_id": cid, "status": "skipped", "reason": reason}
-    again = ""
-    problem = ds.unverified_cells().get(cid) if resume else None
-    if problem is not None:
-        again = f"measured again: {problem}"
-        log.warning("%s: %s; measuring it again", cid, problem)
-    cmeta = {"mode": "command", "command": full, "load_command": load, "images": int(images),
-             "repeats": int(repeats), "counters": counters, "run_id": run_id}
-    t0 = time.monotonic()
-    try:
-        df = measure_command(full, images, load_argv, counters, repeats, geometry=geometry, timeout=timeout,
-                             run_id=run_id, board=metadata["board"], cell_id=cid)
-    except PerfmodelError as exc:
-        kept = ds.mark_failed(cid, str(exc), cmeta)
-        raise PerfmodelError(f"{exc} (cell {cid} marked failed in {ds.path}"
-                             + ("; its earlier records are kept)" if kept else ")")) from None
-    meta = dict(df.attrs["meta"], status="done", run_id=run_id, note=df.attrs["note"],
-                wall_s_total=time.monotonic() - t0)
-    if again:
-        meta["replaced"] = again
-    ds.write_cell(cid, df, meta)
-    values = {r.metric: (None if math.isnan(r.value) else r.value) for r in df.itertuples()}
-    summary = {"path": str(ds.path), "cell_id": cid, "status": "done", "note": df.attrs["note"],
-               "per_image": values}
-    if again:
-        summary["reason"] = again
-    return summary
+    try:  # the data set's writer lock, held until the cell is stored
+        if resume and not force and ds.is_done(cid):
+            reason = "already done"
+            if cell_diffs:  # allowed by merge
+                reason += " (measured with other settings, kept: " + "; ".join(cell_diffs) + ")"
+            return {"path": str(ds.path), "cell_id": cid, "status": "skipped", "reason": reason}
+        again = ""
+        problem = ds.unverified_cells().get(cid) if resume else None
+        if problem is not None:
+            again = f"measured again: {problem}"
+            log.warning("%s: %s; measuring it again", cid, problem)
+        cmeta = {"mode": "command", "command": full, "load_command": load, "images": int(images),
+                 "repeats": int(repeats), "counters": counters, "run_id": run_id}
+        t0 = time.monotonic()
+        try:
+            df = measure_command(full, images, load_argv, counters, repeats, geometry=geometry, timeout=timeout,
+                                 run_id=run_id, board=metadata["board"], cell_id=cid)
+        except PerfmodelError as exc:
+            kept = ds.mark_failed(cid, str(exc), cmeta)
+            raise PerfmodelError(f"{exc} (cell {cid} marked failed in {ds.path}"
+                                 + ("; its earlier records are kept)" if kept else ")")) from None
+        meta = dict(df.attrs["meta"], status="done", run_id=run_id, note=df.attrs["note"],
+                    wall_s_total=time.monotonic() - t0)
+        if again:
+            meta["replaced"] = again
+        ds.write_cell(cid, df, meta)
+        values = {r.metric: (None if math.isnan(r.value) else r.value) for r in df.itertuples()}
+        summary = {"path": str(ds.path), "cell_id": cid, "status": "done", "note": df.attrs["note"],
+                   "per_image": values}
+        if again:
+            summary["reason"] = again
+        return summary
+    finally:
+        ds.release()

@@ -89,7 +89,27 @@ def run_trace(framework: str, network: str, threads: int = 1, duration_s: float 
               warmup_min_s: float = 0.5, repeat: int = 0, seed: int = 0, resume: bool = True,
               force: bool = False, progress: bool = True, timeout_s: float | None = None,
               power_log: str | None = None, power_log_offset_s: float = 0.0) -> TraceResult:
-    """Continuous inference for ``duration_s``; one trace record per ``period_s`` (at least one image)."""
+    """Continuous inference for ``duration_s``; one trace record per ``period_s`` (at least one image).
+
+    With ``out`` the data set's writer lock is held from before the trace starts until it is stored (another
+    writer is refused, naming the holder; the worker holds it too, see :func:`.campaign.spawn_worker`)."""
+    opened: list = []
+    try:
+        return _run_trace(framework, network, threads, duration_s, period_s, out=out, counters=counters,
+                          images=images, image_folder=image_folder, sampler_period_s=sampler_period_s,
+                          warmup_images=warmup_images, warmup_min_s=warmup_min_s, repeat=repeat, seed=seed,
+                          resume=resume, force=force, progress=progress, timeout_s=timeout_s, power_log=power_log,
+                          power_log_offset_s=power_log_offset_s, opened=opened)
+    finally:
+        for ds in opened:
+            ds.release()
+
+
+def _run_trace(framework: str, network: str, threads: int, duration_s: float, period_s: float, *,
+               out: str | os.PathLike | None, counters: str, images: int, image_folder: str | None,
+               sampler_period_s: float, warmup_images: int, warmup_min_s: float, repeat: int, seed: int,
+               resume: bool, force: bool, progress: bool, timeout_s: float | None, power_log: str | None,
+               power_log_offset_s: float, opened: list) -> TraceResult:
     from perfmodel.data.schema import validate
     from perfmodel.runners import FRAMEWORKS, MODEL_FORMATS
     from perfmodel.runners.base import check_threads
@@ -145,6 +165,7 @@ def run_trace(framework: str, network: str, threads: int = 1, duration_s: float 
         # differences were refused above unless forced: merge=True only lets the forced case through
         ds = open_dataset(out, metadata, spec, resume=resume, merge=True, force=force,
                           measurement_diff=lambda old: trace_spec_differences(old, spec))
+        opened.append(ds)
     model = str(export(network, MODEL_FORMATS[framework], seed=seed))
     keys = {"run_id": run_id, "cell_id": cell_id, "board": metadata["board"], "framework": framework,
             "network": network, "threads": threads, "workload": f"{framework}/{network}", "repeat": repeat}
@@ -183,7 +204,8 @@ def run_trace(framework: str, network: str, threads: int = 1, duration_s: float 
             ticker = threading.Thread(target=tick, args=(task,), daemon=True)
             ticker.start()
             try:
-                df, meta = spawn_worker(request, timeout, on_progress)
+                df, meta = spawn_worker(request, timeout, on_progress,
+                                        hold_fd=ds.lock.fd if ds is not None and ds.lock is not None else None)
             except CellFailed as exc:
                 if ds is not None:
                     ds.mark_failed(cell_id, str(exc), cmeta)

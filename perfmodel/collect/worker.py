@@ -58,6 +58,8 @@ from perfmodel.readings import Reading  # noqa: E402
 
 PROGRESS_PREFIX = "@@perfmodel-progress"
 CRASH_ENV = "PERFMODEL_TEST_CRASH_CELL"
+PARENT_ENV = "PERFMODEL_PARENT_PID"  #: the pid of the process that started the worker (spawn_worker)
+PR_SET_PDEATHSIG = 1
 CLOCK_SOURCE = "time.monotonic"
 MAX_TIMED_IMAGES = 5000  # a count_min_s cell stops here even before its time (records stay small)
 
@@ -394,7 +396,42 @@ def serve(req: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def die_with_parent() -> str:
+    """Make this worker end when the process that started it ends (kill -9 of ``perfmodel collect``
+    included), so that no orphan goes on measuring: Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, elsewhere (or
+    when prctl fails) a thread that checks every second that the parent (``$PERFMODEL_PARENT_PID``) is still
+    the parent. A worker whose parent is already gone exits at once. Returns how it is armed."""
+    parent = os.environ.get(PARENT_ENV)
+    how = "none"
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
+                how = "prctl"
+        except (OSError, AttributeError):
+            pass
+    if parent is None or not parent.isdigit():
+        return how
+    if os.getppid() != int(parent):  # the parent ended before the death signal was armed
+        os._exit(70)
+    if how == "none":
+        import threading
+
+        def watch() -> None:
+            while True:
+                time.sleep(1.0)
+                if os.getppid() != int(parent):
+                    os._exit(70)
+
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+        how = "watch"
+    return how
+
+
 def main() -> int:
+    die_with_parent()
     req = json.loads(sys.stdin.read())
     out = Path(req["out_dir"])
     try:

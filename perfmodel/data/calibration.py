@@ -96,10 +96,14 @@ def attach_calibration(path: str | os.PathLike, calibration: Mapping, note: str 
     path = Path(path)
     if not path.is_dir():
         raise InputFileError(f"{path} is not a data set folder (a calibration can only be attached to one)")
-    ds = Dataset.open(path)
+    Dataset.open(path)  # a data set, before a lock file is made in it
     entry = {**check_calibration(calibration), "attached": _now(), "note": str(note)}
-    ds.info.setdefault(CALIBRATIONS_KEY, []).append(entry)
-    ds._save_info()
+    from .lock import DatasetLock
+
+    with DatasetLock.acquire(path):  # one writer at a time: dataset.json is read and written under the lock
+        ds = Dataset.open(path)
+        ds.info.setdefault(CALIBRATIONS_KEY, []).append(entry)
+        ds._save_info()
     return entry
 
 

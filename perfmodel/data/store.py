@@ -66,6 +66,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -81,6 +82,22 @@ from perfmodel.errors import InputFileError, PerfmodelError
 from perfmodel.paths import atomic_write_bytes, sha256_file
 
 from .schema import SCHEMA_VERSION, coerce, empty_records, validate
+
+log = logging.getLogger("perfmodel.data")
+
+#: the process default of ``trust_modified`` (:func:`set_trust_modified`; the CLI's ``--trust-modified``)
+_TRUST_MODIFIED = [False]
+
+
+def set_trust_modified(value: bool) -> None:
+    """Let every later :meth:`Dataset.read` in this process read records files that no longer match their
+    sidecar's sha256 (with a warning) instead of refusing them."""
+    _TRUST_MODIFIED[0] = bool(value)
+
+
+def trust_modified_default() -> bool:
+    return _TRUST_MODIFIED[0]
+
 
 FORMAT = "perfmodel-dataset"
 DATASET_FILE = "dataset.json"
@@ -218,6 +235,17 @@ def _check_version(version: Any, where: str) -> None:
             f"{SCHEMA_VERSION}; upgrade perfmodel to read it")
     if version < 1:
         raise InputFileError(f"{where} has invalid schema_version {version}")
+
+
+def check_target(path: Path) -> None:
+    """Refuse a path that is a file, or a non-empty folder that is not a data set (its lock file and log folder
+    alone are fine: a writer takes the lock and opens the run's log before the data set exists)."""
+    from .lock import LOCK_FILE
+
+    if path.exists() and not path.is_dir():
+        raise PerfmodelError(f"{path} exists and is not a folder")
+    if path.is_dir() and not (path / DATASET_FILE).exists() and any(p.name not in (LOCK_FILE, LOGS_DIR) for p in path.iterdir()):
+        raise PerfmodelError(f"{path} is not empty and is not a perfmodel data set; choose a new path")
 
 
 def check_cell_id(cell_id: str) -> str:
@@ -360,6 +388,13 @@ class Dataset:
         self.info = info
         #: the run of a resume not yet recorded in ``info["runs"]`` (see :meth:`create`, :meth:`commit_run`)
         self.pending_run: dict | None = None
+        #: the writer's lock (:class:`~perfmodel.data.lock.DatasetLock`) of a data set opened by :meth:`create`
+        self.lock = None
+
+    def release(self) -> None:
+        """Drop the writer's lock taken by :meth:`create` (nothing when none is held)."""
+        if self.lock is not None:
+            self.lock.release()
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -372,8 +407,13 @@ class Dataset:
         campaign: Mapping | None = None,
         exist_ok: bool = False,
         allow_incompatible: bool = False,
+        lock: Any = True,
     ) -> "Dataset":
         """Create a data set folder, or with ``exist_ok`` re-open a compatible existing one (resume).
+
+        The returned data set holds the folder's writer lock (:mod:`perfmodel.data.lock`; ``lock``: True to
+        take it here, a :class:`~perfmodel.data.lock.DatasetLock` the caller already holds, False for none)
+        until :meth:`release` or the end of the process; another writer is refused, naming the holder.
 
         Refuses (``PerfmodelError``) to use a non-empty folder that is not a data set, an existing data
         set without ``exist_ok``, or an existing data set whose metadata differ in a compatibility field
@@ -385,6 +425,24 @@ class Dataset:
         path = Path(path)
         metadata = _jsonable(dict(metadata or {}))
         campaign = _jsonable(dict(campaign)) if campaign is not None else None
+        check_target(path)
+        taken = lock is True
+        if taken:
+            from .lock import DatasetLock
+
+            lock = DatasetLock.acquire(path)
+        try:
+            ds = cls._create(path, metadata, campaign, exist_ok, allow_incompatible)
+        except BaseException:
+            if taken:
+                lock.release()
+            raise
+        ds.lock = lock or None
+        return ds
+
+    @classmethod
+    def _create(cls, path: Path, metadata: dict, campaign: dict | None, exist_ok: bool,
+                allow_incompatible: bool) -> "Dataset":
         if path.exists() and not path.is_dir():
             raise PerfmodelError(f"{path} exists and is not a folder")
         if (path / DATASET_FILE).exists():
@@ -402,8 +460,7 @@ class Dataset:
                 run.update(forced=True, differences=diffs)
             ds.pending_run = run
             return ds
-        if path.exists() and any(p.name != LOGS_DIR for p in path.iterdir()):
-            raise PerfmodelError(f"{path} is not empty and is not a perfmodel data set; choose a new path")
+        check_target(path)
         (path / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
         now = _now()
         info = {
@@ -707,13 +764,64 @@ class Dataset:
         df.attrs = attrs
         return df
 
-    def read(self, *, validate: bool = True, cells: Iterable[str] | None = None) -> pd.DataFrame:
+    def unreadable_cells(self) -> dict[str, str]:
+        """cell_id -> why, for the cells a reader cannot use and would otherwise miss without a word: a
+        sidecar that is unreadable or corrupt, a records file without its sidecar, a sidecar saying ``done``
+        whose records file is missing. (Failed and partial cells are not listed: their sidecars say so.)"""
+        out: dict[str, str] = {}
+        if not self.records_dir.is_dir():
+            return out
+        try:
+            names = {p.name for p in self.records_dir.iterdir() if not p.name.startswith(".")}
+        except OSError as exc:
+            raise InputFileError(f"cannot list the records of {self.path}: {exc.strerror or exc}") from None
+        for name in sorted(names):
+            stem, suffix = os.path.splitext(name)
+            if suffix == ".json":
+                try:
+                    meta = _load_json(self.records_dir / name, "cell sidecar")
+                except InputFileError as exc:
+                    out[stem] = f"its sidecar {name} cannot be used ({exc})"
+                    continue
+                if meta.get("status") == "done" and f"{stem}.parquet" not in names:
+                    out[stem] = "its sidecar says done but its records file is missing"
+            elif suffix == ".parquet" and f"{stem}.json" not in names:
+                out[stem] = f"its records file {name} has no sidecar (deleted?), so it is not known to be finished"
+        return out
+
+    def read(self, *, validate: bool = True, cells: Iterable[str] | None = None,
+             trust_modified: bool | None = None) -> pd.DataFrame:
         """All records of the done cells (or of ``cells``) as one long frame, validated by default.
+
+        Every records file is checked against the sha256 in its sidecar: a file that no longer matches
+        (edited or corrupt after it was written) is refused (:class:`InputFileError` naming the cells) unless
+        ``trust_modified`` (default: :func:`trust_modified_default`, the CLI's ``--trust-modified``), which
+        reads it with a warning. Cells that cannot be read at all (:meth:`unreadable_cells`) are left out
+        with a warning on the ``perfmodel.data`` logger (stderr in the CLI) and listed in
+        ``attrs["unreadable_cells"]``.
 
         ``attrs``: ``dataset`` (path), ``schema_version`` and ``cell_attrs`` (cell_id -> attrs written
         with the cell, for cells that had any).
         """
-        ids = self.done_cells() if cells is None else [check_cell_id(c) for c in cells]
+        trust = _TRUST_MODIFIED[0] if trust_modified is None else bool(trust_modified)
+        unreadable = self.unreadable_cells() if cells is None else {}
+        if unreadable:
+            log.warning("warning: %s: %d cell(s) cannot be read and are left out: %s", self.path, len(unreadable),
+                        "; ".join(f"{c}: {why}" for c, why in unreadable.items()))
+        sidecars = self.cells()
+        ids = (sorted(cid for cid, meta in sidecars.items() if meta.get("status") == "done"
+                      and self._parquet(cid).is_file()) if cells is None else [check_cell_id(c) for c in cells])
+        modified = {cid: problem for cid in ids if cid in sidecars
+                    and (problem := self._records_problem(cid, sidecars[cid])) is not None}
+        if modified:
+            listed = "; ".join(f"{c}: {why}" for c, why in modified.items())
+            if not trust:
+                raise InputFileError(
+                    f"{self.path}: {len(modified)} cell(s) were changed after they were written, refusing to use "
+                    f"them ({listed}); measure them again (collect resumes them), or pass --trust-modified "
+                    "(trust_modified=True) to read them as they are")
+            log.warning("warning: %s: reading %d cell(s) changed after they were written (--trust-modified): %s",
+                        self.path, len(modified), listed)
         frames, cell_attrs = [], {}
         for cid in ids:
             df, _ = _read_parquet(self._parquet(cid))
@@ -727,6 +835,10 @@ class Dataset:
         df.attrs = {"dataset": str(self.path), "schema_version": SCHEMA_VERSION}
         if cell_attrs:
             df.attrs["cell_attrs"] = cell_attrs
+        if unreadable:
+            df.attrs["unreadable_cells"] = unreadable
+        if modified:
+            df.attrs["modified_cells"] = modified
         return df
 
     def verify(self) -> list[str]:
@@ -816,16 +928,20 @@ def write_dataset(
         return write_records(path, records, metadata)
     df = validate(records)
     ds = Dataset.create(path, metadata, campaign=campaign, exist_ok=exist_ok)
-    for cell_id, group in df.groupby("cell_id", sort=True):
-        ds.write_cell(str(cell_id), group.reset_index(drop=True), {"status": "done"})
+    try:
+        for cell_id, group in df.groupby("cell_id", sort=True):
+            ds.write_cell(str(cell_id), group.reset_index(drop=True), {"status": "done"})
+    finally:
+        ds.release()
     return path
 
 
-def read_dataset(path: str | os.PathLike, *, validate: bool = True) -> pd.DataFrame:
-    """Records of a data set folder or a flat records file."""
+def read_dataset(path: str | os.PathLike, *, validate: bool = True, trust_modified: bool | None = None) -> pd.DataFrame:
+    """Records of a data set folder (:meth:`Dataset.read`: checksums checked, unreadable cells said) or a flat
+    records file."""
     path = Path(path)
     if path.is_dir():
-        return Dataset.open(path).read(validate=validate)
+        return Dataset.open(path).read(validate=validate, trust_modified=trust_modified)
     if path.is_file():
         return read_records(path, validate=validate)
     raise InputFileError(f"{path} does not exist")
@@ -882,12 +998,16 @@ def merge(
                              "allow_incompatible=True) to merge anyway; the differences are then recorded):\n  "
                              + "\n  ".join(problems))
     # everything is checked before anything is written: the target, then every cell id
+    from .lock import LOCK_FILE, DatasetLock, lock_holder
+
     if out.exists() and not out.is_dir():
         raise PerfmodelError(f"{out} exists and is not a folder")
+    holder = lock_holder(out) if out.is_dir() else None
+    if holder is not None:
+        raise PerfmodelError(DatasetLock._refusal(out, holder))
     if (out / DATASET_FILE).exists():
         raise PerfmodelError(f"a data set already exists at {out}; choose a new path for the merged data set")
-    if out.exists() and any(out.iterdir()):
-        raise PerfmodelError(f"{out} is not empty and is not a perfmodel data set; choose a new path")
+    check_target(out)
     plan: list[tuple[str, str, str, Any]] = []  # (input name, cell id, target id, Dataset or records)
     seen: set[str] = set()
     for n, (name, _, _, src, _) in enumerate(sources):
@@ -927,7 +1047,8 @@ def merge(
     tmp = out.parent / f".{out.name}.tmp-merge-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    try:
+    merged = None
+    try:  # the writer's lock is taken in the hidden folder and moves with it to ``out``
         merged = Dataset.create(tmp, metadata, campaign=sources[0][2])
         for name, cid, target, src in plan:
             if isinstance(src, Dataset):
@@ -943,13 +1064,21 @@ def merge(
         if cals:  # every input's calibrations (of all its runs and attached ones): merged_from has first runs only
             merged.info["calibrations"] = cals
             merged._save_info()
+        if (out / LOCK_FILE).is_file() and lock_holder(out) is None and len(list(out.iterdir())) == 1:
+            (out / LOCK_FILE).unlink()  # the free lock file of an earlier writer that wrote nothing
         try:
             os.rename(tmp, out)  # replaces an empty folder at ``out``
         except OSError as exc:
+            holder = lock_holder(out)
+            if holder is not None:
+                raise PerfmodelError(DatasetLock._refusal(out, holder)) from None
             raise PerfmodelError(f"cannot move the merged data set to {out}: {exc}") from None
     except BaseException:
+        if merged is not None:
+            merged.release()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _fsync_dir(out.parent)
     merged.path = out
+    merged.release()
     return merged

@@ -16,7 +16,9 @@ Accepted files (comma, semicolon or tab separated text; a UTF-8 BOM is fine):
 Columns are taken case-insensitively; for several channels the first of each kind is used. Power from
 current x voltage has provenance ``derived``, a power column ``external``. Rows whose time does not parse
 are dropped (counted in :attr:`PowerLog.notes`); a cell that does not parse is missing, never a number.
-Timestamps must not go backwards.
+The whole log is checked when it is read (before a campaign measures anything): a negative or infinite
+power / current / voltage value, timestamps that go backwards and a log without one usable power value are
+refused, the message naming the file line.
 
 Alignment: our time ``t`` (``time.monotonic`` seconds) corresponds to log time ``t + offset_s``.
 :meth:`PowerLog.at` interpolates (or averages over a window), :meth:`PowerLog.mean` is the time-weighted
@@ -91,6 +93,21 @@ def _parse_float(cell: str) -> float:
     except (ValueError, AttributeError):
         return math.nan
     return v if math.isfinite(v) else math.nan
+
+
+def _check_value(cell: str, kind: str, path: str, line: int | None) -> None:
+    """Refuse a power / current / voltage value that is a number but cannot be a reading: negative or infinite
+    (an empty or non-numeric cell stays a missing value). The message names the file line."""
+    try:
+        v = float(cell.strip())
+    except (ValueError, AttributeError):
+        return
+    where = f"{path}: line {line}" if line is not None else path
+    if math.isinf(v):
+        raise InputFileError(f"{where}: {kind} value {cell.strip()!r} is not a finite number")
+    if v < 0:
+        raise InputFileError(f"{where}: {kind} value {cell.strip()!r} is negative (a power log holds readings "
+                             ">= 0; a sign convention of the analyzer?)")
 
 
 def _parse_time(cell: str) -> float:
@@ -207,7 +224,9 @@ def _interval_mean(t: np.ndarray, v: np.ndarray, a: float, b: float) -> float:
 def parse_power_log_text(text: str, path: str = "<text>") -> PowerLog:
     """Parse the content of a power-analyzer log (see the module doc); :class:`InputFileError` if unusable."""
     text = text.lstrip("\ufeff")
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    numbered = [(i + 1, ln) for i, ln in enumerate(text.splitlines()) if ln.strip() and not ln.lstrip().startswith("#")]
+    lines = [ln for _, ln in numbered]
+    line_no = [n for n, _ in numbered]  # the file line of each row (one row per line)
     if not lines:
         raise InputFileError(f"{path}: empty power log")
     sample = "\n".join(lines[:50])
@@ -244,6 +263,7 @@ def parse_power_log_text(text: str, path: str = "<text>") -> PowerLog:
         raise InputFileError(f"{path}: the log has neither a time column nor a 'Sample interval' line; "
                              f"accepted formats: {FORMATS_HELP}")
     ts: list[float] = []
+    rows_at: list[int | None] = []
     data: dict[str, list[float]] = {k: [] for k in ("power", "current", "voltage") if k in cols}
     dropped = 0
     for n, row in enumerate(rows[header_at + 1:]):
@@ -259,16 +279,22 @@ def parse_power_log_text(text: str, path: str = "<text>") -> PowerLog:
         if math.isnan(t):
             dropped += 1
             continue
+        at = line_no[header_at + 1 + n] if header_at + 1 + n < len(line_no) else None
         ts.append(t)
+        rows_at.append(at)
         for k in data:
             j, scale = cols[k]
-            data[k].append(_parse_float(row[j]) * scale if j < len(row) else math.nan)
+            cell = row[j] if j < len(row) else ""
+            _check_value(cell, k, path, at)
+            data[k].append(_parse_float(cell) * scale if j < len(row) else math.nan)
     if not ts:
         raise InputFileError(f"{path}: the power log has a header but no data rows")
     t_arr = np.asarray(ts, dtype=float)
     back = np.nonzero(np.diff(t_arr) < 0)[0]
     if back.size:
-        raise InputFileError(f"{path}: timestamps go backwards after data row {int(back[0]) + 1}")
+        i = int(back[0]) + 1
+        raise InputFileError(f"{path}: line {rows_at[i]}: time {t_arr[i]:g} s goes backwards (the line before says "
+                             f"{t_arr[i - 1]:g} s); a log's timestamps must not decrease (appended twice?)")
     columns: dict[str, np.ndarray] = {}
     prov: dict[str, str] = {}
     for k, vals in data.items():
@@ -278,6 +304,9 @@ def parse_power_log_text(text: str, path: str = "<text>") -> PowerLog:
     if "power_w" not in columns:
         columns["power_w"] = columns["current_a"] * columns["voltage_v"]
         prov["power_w"] = "derived"
+    if np.isnan(columns["power_w"]).all():
+        raise InputFileError(f"{path}: no usable power value in the log (every {'power' if prov['power_w'] == 'external' else 'current x voltage'} "
+                             "value is empty or unreadable)")
     notes = [f"{dropped} row(s) without a readable time dropped"] if dropped else []
     for m, v in columns.items():
         bad = int(np.isnan(v).sum())

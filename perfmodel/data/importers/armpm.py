@@ -138,6 +138,20 @@ def _numeric(raw: pd.DataFrame, column: str, path: Path, integer: bool = False) 
     return out.astype("int64") if integer else out
 
 
+def _check_time_order(ts: pd.Series, path: Path) -> None:
+    """Refuse a file whose timestamps do not increase from line to line (ARMPM writes its samples in time order;
+    a time that goes back or repeats means samples appended twice or out of order), naming the line."""
+    d = np.diff(ts.to_numpy(dtype="int64"))
+    bad = np.flatnonzero(d <= 0)
+    if bad.size:
+        i = int(bad[0]) + 1  # data line i + 1, file line i + 2 (after the header)
+        how = "goes back" if d[bad[0]] < 0 else "repeats"
+        raise InputFileError(
+            f"{path}: the timestamp {how} on data line {i + 1} (file line {i + 2}): {int(ts.iloc[i])} after "
+            f"{int(ts.iloc[i - 1])} on the line before; {bad.size} line(s) do so. Samples appended twice or out "
+            "of order? ARMPM files are written in time order: remove the repeated samples")
+
+
 def load_armpm(
     path: str | os.PathLike,
     *,
@@ -157,7 +171,8 @@ def load_armpm(
 
     Raises
     ------
-    InputFileError : missing file, missing columns, non-numeric or negative values, bad timestamps.
+    InputFileError : missing file, missing columns, non-numeric or negative values, timestamps that do not
+        increase from line to line (samples appended twice), naming the line.
     """
     path = Path(path)
     if sensor_lag < 0:
@@ -169,6 +184,7 @@ def load_armpm(
     if (df["workload"] == "").any():
         raise InputFileError(f"{path}: empty Benchmark name on {int((df['workload'] == '').sum())} line(s)")
     df["timestamp_ns"] = _numeric(raw, "#Timestamp", path, integer=True)
+    _check_time_order(df["timestamp_ns"], path)
     df["run"] = _numeric(raw, "Run(#)", path, integer=True)
     df["cores"] = _numeric(raw, "Cores(#)", path, integer=True)
     for col, name in SENSOR_COLUMNS.items():
