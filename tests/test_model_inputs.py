@@ -1,0 +1,108 @@
+"""Model and input checks (issue 18): a loglog fit keeps indicators linear, implausible and malformed inputs
+are refused at load naming column / row / reason, options are checked up front, one bad row costs only
+itself, model files whose readable copy disagrees with their parameters are refused, a failed write
+leaves no temp file, misleading messages say what is really wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from perfmodel.errors import PerfmodelError
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "datasets" / "reference"
+THROUGHPUT = ROOT / "trained" / "throughput_reference.json"
+
+
+def _cli(argv, capsys):
+    """``(exit code, stdout, stderr)`` of ``perfmodel ARGV`` run in-process."""
+    from perfmodel.cli.app import main
+
+    try:
+        main([str(a) for a in argv])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _loglog_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    fw = np.array(["a", "b", "c"])[np.arange(n) % 3]
+    instr = rng.uniform(1e8, 5e9, n)
+    faults = rng.integers(0, 3, n).astype(float)  # a count holding zeros
+    faults[0] = 0.0
+    fps = 1e10 / instr ** 0.9 * np.where(fw == "b", 1.5, 1.0) * np.exp(0.05 * faults) * rng.lognormal(0, 0.02, n)
+    return pd.DataFrame({"framework": fw, "instructions_per_image": instr, "major_faults_per_image": faults,
+                         "throughput_fps": fps})
+
+
+# -- 1. loglog: indicators and columns holding 0 stay linear, and the file says which were logged -------------
+
+
+def test_loglog_keeps_indicators_and_zero_columns_linear_and_predicts_the_same_after_load(tmp_path):
+    from perfmodel.model import fit_model, load_model, save_model
+
+    df = _loglog_frame()
+    feats = ["instructions_per_image", "framework=b", "framework=c", "major_faults_per_image"]
+    model = fit_model(df, "throughput_fps", feats, kind="loglog", select="fixed", provenance="real")
+    d = model.to_dict()
+    assert d["transforms"]["log_columns"] == ["instructions_per_image"]
+    assert [r["term"] for r in d["coefficients"]] == ["intercept", "log(instructions_per_image)", "framework=b",
+                                                       "framework=c", "major_faults_per_image"]
+    # the fit recovers the power law: log(fps) = c - 0.9 log(instr) + log(1.5) [b] + 0.05 faults
+    coef = dict(zip(model.coefficients()["term"], model.coefficients()["coef"]))
+    assert coef["log(instructions_per_image)"] == pytest.approx(-0.9, abs=0.02)
+    assert coef["framework=b"] == pytest.approx(np.log(1.5), abs=0.02)
+    assert coef["major_faults_per_image"] == pytest.approx(0.05, abs=0.02)
+    path = save_model(model, tmp_path / "m.json")
+    back = load_model(path)
+    a = model.predict_frame(df, provenance="real")["pred"]
+    b = back.predict_frame(df, provenance="real")["pred"]
+    assert np.array_equal(a.to_numpy(), b.to_numpy())
+    by_hand = np.exp(coef["intercept"] + coef["log(instructions_per_image)"] * np.log(df["instructions_per_image"])
+                     + coef["framework=b"] * (df["framework"] == "b") + coef["framework=c"] * (df["framework"] == "c")
+                     + coef["major_faults_per_image"] * df["major_faults_per_image"])
+    assert np.allclose(a, by_hand, rtol=1e-9)
+
+
+def test_loglog_file_with_partial_logs_needs_schema_3(tmp_path):
+    """A reader of schema 2 would log every feature: such a file must not claim to be schema 2."""
+    from perfmodel.model import ModelFileError, fit_model
+    from perfmodel.model.modelfile import ModelFile
+
+    model = fit_model(_loglog_frame(), "throughput_fps", ["instructions_per_image", "framework=b"], kind="loglog",
+                      select="fixed", provenance="real")
+    d = model.to_dict()
+    assert d["schema_version"] == 3
+    d["schema_version"] = 2
+    with pytest.raises(ModelFileError, match="log_columns.*schema_version >= 3"):
+        ModelFile.from_dict(_resealed(d))
+
+
+def test_loglog_on_the_reference_fits_through_the_cli(tmp_path, capsys):
+    out = tmp_path / "ll.json"
+    code, stdout, err = _cli(["fit", REFERENCE, "--target", "throughput_fps", "--kind", "loglog", "--terms",
+                              "throughput", "-o", out], capsys)
+    assert code in (0, None), err
+    d = json.loads(out.read_text())
+    logged = d["transforms"]["log_columns"]
+    assert not any("=" in f for f in logged)  # no indicator, nor a term with one, is logged
+    assert "log(instructions_per_image)" in logged
+
+
+def _resealed(d: dict) -> dict:
+    import hashlib
+
+    from perfmodel.model.modelfile import _canonical
+
+    body = {k: v for k, v in d.items() if k != "checksum"}
+    d["checksum"] = "sha256:" + hashlib.sha256(_canonical(body)).hexdigest()
+    return d
