@@ -106,3 +106,49 @@ def _resealed(d: dict) -> dict:
     body = {k: v for k, v in d.items() if k != "checksum"}
     d["checksum"] = "sha256:" + hashlib.sha256(_canonical(body)).hexdigest()
     return d
+
+
+# -- 14. the readable coefficients must agree with the parameters; a failed write leaves no temp file ------------
+
+
+def test_coefficients_that_disagree_with_the_parameters_are_refused(tmp_path):
+    from perfmodel.model import ModelFileError, load_model
+
+    d = json.loads(THROUGHPUT.read_text())
+    d["coefficients"][1]["coef"] = d["coefficients"][1]["coef"] * 2 + 1.0  # what a reader sees, not what predicts
+    bad = tmp_path / "forged.json"
+    bad.write_text(json.dumps(_resealed(d)))  # a valid checksum: integrity alone does not catch it
+    with pytest.raises(ModelFileError, match="'coefficients'.*disagrees"):
+        load_model(bad)
+    d = json.loads(THROUGHPUT.read_text())
+    d["coefficients"][2]["term"] = "log(something_else)"
+    bad.write_text(json.dumps(_resealed(d)))
+    with pytest.raises(ModelFileError, match="'coefficients' lists terms"):
+        load_model(bad)
+    load_model(THROUGHPUT)  # the shipped file agrees with itself
+
+
+def test_failed_model_write_leaves_no_temp_file(tmp_path):
+    from perfmodel.model import load_model, save_model
+
+    model = load_model(THROUGHPUT)
+    out = tmp_path / "m.json"
+    out.mkdir()
+    (out / "x").write_text("a folder in the way: the rename fails")
+    with pytest.raises((PerfmodelError, OSError)):
+        save_model(model, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
+
+
+def test_atomic_write_removes_its_temp_file_on_a_full_disk(tmp_path, monkeypatch):
+    import errno
+
+    from perfmodel import paths
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(paths.os, "fsync", full)
+    with pytest.raises(OSError, match="No space"):
+        paths.atomic_write_bytes(tmp_path / "f.json", b"{}")
+    assert list(tmp_path.iterdir()) == []

@@ -12,7 +12,8 @@ Layout (``format: "perfmodel-model"``, ``schema_version: 1``)::
                                  absent: all, as in files before schema 3)], [rate: ...]}
     params                       scaler mean/scale, coef, intercept, sigma2, dof_resid, alpha and the
                                  unscaled covariance (X'X)^-1 of [1, z] - every float as float.hex text
-    coefficients                 human-readable copy (decimal), not used for prediction
+    coefficients                 human-readable copy (decimal), not used for prediction, but it must agree
+                                 with the parameters (a file whose copy says otherwise is refused)
     training                     n, sha256 of the training matrix and target, feature ranges over all rows
                                  (``ranges``) and over the rows where each term is on (``active_ranges``,
                                  what the out-of-range warning checks; files before it have ``ranges`` only)
@@ -639,7 +640,29 @@ def _parse_body(cls: type, d: dict, version: int, ck: _Check) -> "ModelFile":
         selection=ck.obj(d.get("selection"), "selection", none_ok=True),
         statistics=ck.obj(d.get("statistics"), "statistics", none_ok=True), metadata=meta, versions=versions,
     )
+    if "coefficients" in d:  # the copy a reader trusts must say what the parameters predict with
+        _check_coefficients(ck, d["coefficients"], model)
     return model
+
+
+def _check_coefficients(ck: _Check, v: Any, model: "ModelFile") -> None:
+    """The readable ``coefficients`` section equals the one the hex parameters give (terms and values)."""
+    want = model.coefficients()
+    if not isinstance(v, list) or not all(isinstance(r, dict) for r in v):
+        ck.fail("coefficients", f"must be a list of {{term, coef}} objects, got {_type(v)}")
+    terms = [r.get("term") for r in v]
+    if terms != list(want["term"]):
+        ck.fail("coefficients", f"lists terms {terms}, but the parameters are of {list(want['term'])}")
+    ref = want["coef"].to_numpy(dtype="float64")
+    tol = 1e-12 * float(np.nanmax(np.abs(ref))) if np.isfinite(ref).any() else 0.0
+    for r, w in zip(v, ref):
+        got = r.get("coef")
+        if got is None and not math.isfinite(w):
+            continue
+        if isinstance(got, bool) or not isinstance(got, (int, float)) or not math.isclose(
+                float(got), float(w), rel_tol=1e-9, abs_tol=tol):
+            ck.fail("coefficients", f"says {r.get('term')} = {got!r}, but the parameters (params) give {w!r}: "
+                    "the readable copy disagrees with what the model predicts with (an edited file; refit it)")
 
 
 def _measured(prov: Sequence[str]) -> list[str]:
@@ -713,9 +736,12 @@ def save_model(model: ModelFile, path: str | os.PathLike) -> Path:
     text = json.dumps(body, indent=1, allow_nan=False) + "\n"
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    from perfmodel.paths import atomic_write_text
+
+    try:  # a failed write (full disk, a folder in the way) leaves no temp file behind
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise PerfmodelError(f"cannot write the model file {path}: {exc.strerror or exc}") from None
     return path
 
 
