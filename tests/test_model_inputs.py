@@ -152,3 +152,91 @@ def test_atomic_write_removes_its_temp_file_on_a_full_disk(tmp_path, monkeypatch
     with pytest.raises(OSError, match="No space"):
         paths.atomic_write_bytes(tmp_path / "f.json", b"{}")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- 11. model paths: a device is refused for what it is, a pipe is read -------------------------------------
+
+
+def test_model_from_dev_zero_is_refused_for_what_it_is():
+    from perfmodel.model import ModelFileError, load_model
+
+    with pytest.raises(ModelFileError) as exc:
+        load_model("/dev/zero")
+    assert "does not exist" not in str(exc.value) and "never ends" in str(exc.value)
+
+
+def test_model_from_a_pipe_is_read(tmp_path):
+    import threading
+
+    from perfmodel.model import load_model
+
+    fifo = tmp_path / "m.fifo"
+    os.mkfifo(fifo)
+    text = THROUGHPUT.read_bytes()
+
+    def feed():
+        with open(fifo, "wb") as fh:
+            fh.write(text)
+
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    model = load_model(fifo)
+    t.join(10)
+    assert model.target == "throughput_fps"
+
+
+ARMPM = ROOT.parent / "shared" / "data" / "armpm-parsec" / "xu3_cset_perfcpu_PARSEC_eMMC_big.data"
+
+
+@pytest.fixture
+def small_armpm(tmp_path) -> Path:
+    """The first 200 lines of the published ARMPM file."""
+    if not ARMPM.is_file():
+        pytest.skip("shared ARMPM data not present")
+    path = tmp_path / "small.data"
+    with open(ARMPM, encoding="utf-8") as fh:
+        path.write_text("".join(next(fh) for _ in range(200)), encoding="utf-8")
+    return path
+
+
+def test_armpm_extra_trailing_column_is_named_as_such(small_armpm):
+    from perfmodel.data.importers.armpm import load_armpm
+
+    lines = small_armpm.read_text().splitlines()
+    small_armpm.write_text("\n".join([lines[0]] + [ln + "\t7" for ln in lines[1:]]) + "\n")
+    with pytest.raises(PerfmodelError) as exc:
+        load_armpm(small_armpm)
+    msg = str(exc.value)
+    assert "data line 1 has 23" in msg and "header names 22" in msg and "extra trailing column" in msg
+    assert "non-numeric" not in msg
+
+
+def test_armpm_folder_is_not_called_missing(tmp_path, capsys):
+    code, _, err = _cli(["fit", f"armpm:{tmp_path}", "--target", "power_w", "-o", tmp_path / "m.json"], capsys)
+    assert code == 2 and "is a folder, not an ARMPM file" in err and "not found" not in err
+
+
+def _copy_dataset(tmp_path) -> Path:
+    import shutil
+
+    dst = tmp_path / "ds"
+    shutil.copytree(REFERENCE, dst)
+    return dst
+
+
+def test_unreadable_records_folder_is_said_not_no_cells(tmp_path, capsys, monkeypatch):
+    ds = _copy_dataset(tmp_path)
+    records = str(ds / "records")
+    real = os.listdir
+
+    def listdir(path="."):  # as a non-root user with chmod 000 records/ sees it (root reads anything)
+        if str(path) == records:
+            raise PermissionError(13, "Permission denied", records)
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    monkeypatch.setattr("pathlib.Path.glob", lambda self, pattern: iter(()))  # what glob gives on such a folder
+    code, _, err = _cli(["select", ds], capsys)
+    assert code == 2 and "cannot be read (Permission denied)" in err and "no framework x network" not in err
+    code, _, err = _cli(["fit", ds, "--target", "throughput_fps", "-o", tmp_path / "m.json"], capsys)
+    assert code == 2 and "cannot be read (Permission denied)" in err

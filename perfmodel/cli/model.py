@@ -75,8 +75,10 @@ def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0):
             return pd.read_csv(path)
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
             raise PerfmodelError(f"cannot read CSV {path}: {exc}") from None
+    from perfmodel.cli.select import check_records_readable
     from perfmodel.data import read_dataset
 
+    check_records_readable(path)
     return _with_code_paths(_wide_from_records(read_dataset(path), table), [path])
 
 
@@ -265,6 +267,10 @@ def load_with_simulated(dataset: str, extra: list[Path], *, table: str = "auto",
 
     from perfmodel.data import read_dataset
 
+    from perfmodel.cli.select import check_records_readable
+
+    for p in (dataset, *extra):
+        check_records_readable(Path(p))
     records = read_dataset(Path(dataset))
     if replace:
         records = records[~records["cell_id"].astype(str).str.endswith("__valgrind")]

@@ -745,15 +745,40 @@ def save_model(model: ModelFile, path: str | os.PathLike) -> Path:
     return path
 
 
+#: larger than any model file (they are tens of KiB); what a device like /dev/zero is read up to before refusing
+MAX_MODEL_BYTES = 16 << 20
+
+
+def _read_capped(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path`` (a file, pipe or device), None when there are more than ``limit``."""
+    chunks, size = [], 0
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+
+
 def load_model(path: str | os.PathLike) -> ModelFile:
     """Read a model file written by :func:`save_model` (JSON only; checksum verified)."""
     path = Path(path)
     if path.is_dir():
         raise ModelFileError(f"model file {path} is a folder: give the model's .json file")
-    if not path.is_file():
+    if not path.exists():
         raise ModelFileError(f"model file {path} does not exist")
+    try:  # a regular file, or a pipe (-m <(cat m.json)): read it, at most MAX_MODEL_BYTES
+        data = _read_capped(path, MAX_MODEL_BYTES)
+    except OSError as exc:
+        raise ModelFileError(f"model file {path} cannot be read: {exc.strerror or exc}") from None
+    if data is None:
+        raise ModelFileError(f"model file {path} is larger than {MAX_MODEL_BYTES >> 20} MiB or never ends (a device "
+                             "such as /dev/zero?): not a model file")
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
+        d = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"model file {path} is not valid JSON: {exc}") from None
     except RecursionError:
