@@ -240,3 +240,46 @@ def test_unreadable_records_folder_is_said_not_no_cells(tmp_path, capsys, monkey
     assert code == 2 and "cannot be read (Permission denied)" in err and "no framework x network" not in err
     code, _, err = _cli(["fit", ds, "--target", "throughput_fps", "-o", tmp_path / "m.json"], capsys)
     assert code == 2 and "cannot be read (Permission denied)" in err
+
+
+# -- 9. numeric options are checked up front, naming the option ------------------------------------------
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--vif-cap", "nan"], "--vif-cap must be a number >= 1"),
+    (["--vif-cap", "-1"], "--vif-cap must be a number >= 1"),
+    (["--vif-cap", "inf"], "--vif-cap must be a number >= 1"),
+    (["--max-features", "0"], "--max-features must be a number >= 1"),
+    (["--sensor-lag", "-1"], "--sensor-lag must be a number >= 0"),
+    (["--l2-kib", "0", "--terms", "throughput-l2"], "--l2-kib must be a number > 0"),
+], ids=["vif-nan", "vif-negative", "vif-inf", "max-features-0", "sensor-lag", "l2-kib"])
+def test_fit_options_are_checked_up_front(tmp_path, capsys, args, message):
+    code, _, err = _cli(["fit", REFERENCE, "--target", "throughput_fps", "-o", tmp_path / "m.json", *args], capsys)
+    assert code == 2 and message in err and "stepwise selection" not in err
+    assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--alpha", "nan"], "--alpha must be a number > 0 and < 1"),
+    (["--alpha", "1.5"], "--alpha must be a number > 0 and < 1"),
+    (["--images", "0"], "--images must be a number >= 1"),
+    (["--seconds", "nan"], "--seconds must be a number > 0"),
+    (["--threads", "0"], "--threads must be a number >= 1"),
+], ids=["alpha-nan", "alpha-big", "images-0", "seconds-nan", "threads-0"])
+def test_predict_options_are_checked_up_front(tmp_path, capsys, args, message):
+    code, _, err = _cli(["predict", "-m", THROUGHPUT, "--framework", "litert", "--network", "squeezenet1_1",
+                         *args], capsys)
+    assert code == 2 and message in err
+
+
+def test_evaluate_sensor_lag_is_checked_up_front(capsys):
+    code, _, err = _cli(["evaluate", REFERENCE, "--target", "throughput_fps", "--sensor-lag", "-2"], capsys)
+    assert code == 2 and "--sensor-lag must be a number >= 0" in err
+
+
+def test_fit_model_api_checks_its_numbers():
+    from perfmodel.model import fit_model
+
+    for kw in ({"vif_cap": float("nan")}, {"vif_cap": -1.0}, {"max_features": 0}):
+        with pytest.raises(PerfmodelError, match="max_features|vif_cap"):
+            fit_model(_loglog_frame(), "throughput_fps", kind="linear", **kw)

@@ -626,6 +626,29 @@ def _check_cv_options(folds: int, jobs: int) -> None:
         raise PerfmodelError(f"--jobs must be >= 1 (or -1 for all cores), got {jobs}")
 
 
+def _check_option(name: str, value, *, minimum: float | None = None, above: float | None = None,
+                  below: float | None = None, maximum: float | None = None, what: str = "") -> None:
+    """Refuse an option value up front, naming the option (NaN and infinities included): ``minimum`` /
+    ``maximum`` inclusive, ``above`` / ``below`` exclusive bounds."""
+    if value is None:
+        return
+    x = float(value)
+    bounds = [f">= {minimum:g}" if minimum is not None else None, f"> {above:g}" if above is not None else None,
+              f"< {below:g}" if below is not None else None, f"<= {maximum:g}" if maximum is not None else None]
+    want = " and ".join(b for b in bounds if b) or "finite"
+    ok = math.isfinite(x) and (minimum is None or x >= minimum) and (above is None or x > above) \
+        and (below is None or x < below) and (maximum is None or x <= maximum)
+    if not ok:
+        raise PerfmodelError(f"{name} must be a number {want}{what}, got {value}")
+
+
+def _check_fit_options(*, max_features: int, vif_cap: float, sensor_lag: int, l2_kib: float | None) -> None:
+    _check_option("--max-features", max_features, minimum=1, what=" (the most events to add)")
+    _check_option("--vif-cap", vif_cap, minimum=1, what=" (a variance inflation factor is never below 1)")
+    _check_option("--sensor-lag", sensor_lag, minimum=0)
+    _check_option("--l2-kib", l2_kib, above=0)
+
+
 def _check_features_exist(df, feats) -> None:
     from perfmodel.model.features import compute_feature
 
@@ -711,6 +734,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         _check_cv_options(folds, jobs)
+        _check_fit_options(max_features=max_features, vif_cap=vif_cap, sensor_lag=sensor_lag, l2_kib=l2_kib)
         _check_provenance(provenance)
         if output.exists() and output.is_dir():
             raise PerfmodelError(f"--out {output} is a folder; give a file name such as {output / 'model.json'}")
@@ -801,6 +825,7 @@ def register(app: typer.Typer) -> None:
         from perfmodel.model.fit import _is_throughput, evaluate, fit_model, scheme_group
 
         _check_cv_options(folds, jobs)
+        _check_option("--sensor-lag", sensor_lag, minimum=0)
         df = load_table(dataset, table=table, sensor_lag=sensor_lag)
         warn_code_paths(df)
         feats = _parse_features(features)
@@ -882,6 +907,11 @@ def register(app: typer.Typer) -> None:
 
         from perfmodel.model import load_model
 
+        _check_option("--alpha", alpha, above=0, below=1, what=" (1 - the confidence of the interval)")
+        _check_option("--images", images, minimum=1)
+        _check_option("--seconds", seconds, above=0)
+        _check_option("--threads", threads, minimum=1)
+        _check_option("--sensor-lag", sensor_lag, minimum=0)
         model = load_model(model_path)
         _check_provenance(provenance)
         if sensor_lag is None:
