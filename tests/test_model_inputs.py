@@ -283,3 +283,33 @@ def test_fit_model_api_checks_its_numbers():
     for kw in ({"vif_cap": float("nan")}, {"vif_cap": -1.0}, {"max_features": 0}):
         with pytest.raises(PerfmodelError, match="max_features|vif_cap"):
             fit_model(_loglog_frame(), "throughput_fps", kind="linear", **kw)
+
+
+# -- 10. predict --csv: one bad row gets n/a and its reason, the others are printed -------------------------
+
+
+@pytest.mark.parametrize("bad", [-3.0, "abc", float("nan")], ids=["negative", "string", "nan"])
+def test_one_bad_row_in_a_log_feature_costs_only_itself(tmp_path, capsys, bad):
+    from perfmodel.model import fit_model, save_model
+
+    df = _loglog_frame(30)
+    feats = ["instructions_per_image", "framework=b", "framework=c"]
+    save_model(fit_model(df, "throughput_fps", feats, kind="loglog", select="fixed", provenance="real"),
+               tmp_path / "m.json")
+    sample = df.drop(columns="throughput_fps").astype({"instructions_per_image": object})
+    sample.loc[4, "instructions_per_image"] = bad
+    sample.to_csv(tmp_path / "s.csv", index=False)
+    code, out, err = _cli(["predict", "-m", tmp_path / "m.json", "--csv", tmp_path / "s.csv", "--provenance",
+                           "real", "--json"], capsys)
+    assert code in (0, None), err
+    rows = json.loads(out)["rows"]
+    assert len(rows) == 30
+    assert rows[4]["pred"] is None and all(r["pred"] > 0 for i, r in enumerate(rows) if i != 4)
+    if bad != bad:  # NaN: no value, said as such
+        assert "NaN" in rows[4]["not_evaluated"]
+    else:
+        assert "instructions_per_image" in rows[4]["not_evaluated"]
+        assert ("<= 0" if bad == -3.0 else "'abc' (row 4) is not a number") in rows[4]["not_evaluated"]
+    code, out, err = _cli(["predict", "-m", tmp_path / "m.json", "--csv", tmp_path / "s.csv", "--provenance",
+                           "real"], capsys)
+    assert code in (0, None) and "not evaluated" in out and "1 of 30 row(s) could not be predicted" in err

@@ -1055,11 +1055,14 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"  counts from: {counts_note}")
             return
         cols = keys + ["pred", f"lo ({1 - alpha:.0%})", "hi"] + (["measured"] if "measured" in out else [])
+        cols += ["not evaluated"] if "not_evaluated" in out else []
         rows = []
         for r in out.to_dict("records"):
             row = [str(r[k]) for k in keys] + [_fmt(r["pred"], ".4g"), _fmt(r["lo"], ".4g"), _fmt(r["hi"], ".4g")]
             if "measured" in out:
                 row.append(_fmt(r["measured"], ".4g"))
+            if "not_evaluated" in out:  # a row that could not be predicted says why, beside the others' answers
+                row.append(str(r["not_evaluated"]))
             rows.append(row)
         if not keys:
             cols = ["row"] + cols

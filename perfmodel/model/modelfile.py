@@ -224,7 +224,7 @@ class ModelFile:
         active = training.get("active_ranges")
         ranges = training.get("ranges") or {}
         fixed = training.get("fixed_coefficients") or {}
-        X = feature_frame(df, self.features, allow_nan=True)
+        X = feature_frame(df, self.features, allow_nan=True, lenient=True)  # a row that cannot be computed: no note
         out = pd.Series("", index=df.index, dtype=object)
         keys: dict = {}
         for f in self.features:
