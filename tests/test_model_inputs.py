@@ -309,7 +309,71 @@ def test_one_bad_row_in_a_log_feature_costs_only_itself(tmp_path, capsys, bad):
         assert "NaN" in rows[4]["not_evaluated"]
     else:
         assert "instructions_per_image" in rows[4]["not_evaluated"]
-        assert ("<= 0" if bad == -3.0 else "'abc' (row 4) is not a number") in rows[4]["not_evaluated"]
+        assert ("<= 0" if bad == -3.0 else "'abc' is not a number") in rows[4]["not_evaluated"]
     code, out, err = _cli(["predict", "-m", tmp_path / "m.json", "--csv", tmp_path / "s.csv", "--provenance",
                            "real"], capsys)
     assert code in (0, None) and "not evaluated" in out and "1 of 30 row(s) could not be predicted" in err
+
+
+# -- 7. physically impossible and non-numeric values are refused at load: column, row, reason ---------------
+
+
+def test_implausible_latency_in_records_is_refused_at_load(tmp_path):
+    from perfmodel.data import SchemaError, read_dataset, write_dataset
+
+    records = read_dataset(REFERENCE)
+    cell = records["cell_id"].iloc[0]
+    records = records[records["cell_id"] == cell].reset_index(drop=True)
+    hit = records.index[(records["metric"] == "latency_ms") & records["value"].notna()][3]
+    records.loc[hit, "value"] = 1e308
+    with pytest.raises(SchemaError) as exc:  # refused before it is written ...
+        write_dataset(tmp_path / "ds", records, {})
+    msg = str(exc.value)
+    assert "physically possible" in msg and "latency_ms" in msg and "1e+308" in msg and str(hit) in msg
+
+
+def test_implausible_latency_in_a_records_file_is_refused_on_read(tmp_path):
+    """... and on read, where a file was edited or written by another tool (not a mean that drops it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from perfmodel.data import SchemaError, read_records, write_records
+
+    records = pd.read_parquet(next((REFERENCE / "records").glob("*.parquet")))
+    path = tmp_path / "r.parquet"
+    write_records(path, records)
+    table = pq.read_table(path)
+    values = table.column("value").to_numpy(zero_copy_only=False).copy()
+    metric = table.column("metric").to_pylist()
+    i = next(j for j, m in enumerate(metric) if m == "latency_ms" and np.isfinite(values[j]))
+    values[i] = 1e308
+    pq.write_table(table.set_column(table.schema.get_field_index("value"), "value", pa.array(values)), path)
+    with pytest.raises(SchemaError, match=r"physically possible.*latency_ms"):
+        read_records(path)
+
+
+def _csv_of_reference(tmp_path) -> tuple[Path, pd.DataFrame]:
+    from perfmodel.cli.model import load_table
+
+    df = load_table(str(REFERENCE))
+    path = tmp_path / "wide.csv"
+    df.to_csv(path, index=False)
+    return path, pd.read_csv(path)
+
+
+@pytest.mark.parametrize("column, value, reason", [
+    ("instructions_per_image", 1e300, "1e+300 is outside the possible range"),
+    ("threads", "two", "'two' is not a number"),
+    ("threads", 2.5, "2.5 is not a whole number"),
+    ("latency_ms", -4.0, "-4 is outside the possible range"),
+], ids=["instructions-1e300", "threads-two", "threads-2.5", "latency-negative"])
+def test_impossible_csv_value_is_refused_at_load_naming_column_and_row(tmp_path, capsys, column, value, reason):
+    path, df = _csv_of_reference(tmp_path)
+    df = df.astype({column: object})
+    df.loc[7, column] = value
+    df.to_csv(path, index=False)
+    code, _, err = _cli(["fit", path, "--target", "throughput_fps", "--provenance", "simulated", "--select", "fixed",
+                         "--features", "instructions_per_image", "-o", tmp_path / "m.json"], capsys)
+    assert code == 2 and f"column {column!r}" in " ".join(err.split()) and "row 7 (line 9)" in err
+    assert reason in " ".join(err.split())
+    assert not (tmp_path / "m.json").exists()

@@ -56,10 +56,10 @@ def _wide_from_records(records, table: str):
     return wide
 
 
-def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0):
-    """The wide table for ``dataset`` (see ``_DATASET_HELP``)."""
-    import pandas as pd
-
+def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0, strict: bool = True):
+    """The wide table for ``dataset`` (see ``_DATASET_HELP``). A CSV is checked on load
+    (:func:`perfmodel.data.read_wide_csv`): ``strict`` refuses rows with values that are not numbers or are
+    impossible, else they are listed in ``attrs["row_problems"]`` for the caller to report."""
     from perfmodel.errors import check_choice
 
     check_choice("table", table, TABLES)
@@ -69,12 +69,9 @@ def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0):
         return load_armpm(dataset[len("armpm:"):], sensor_lag=sensor_lag)
     path = Path(dataset)
     if path.suffix.lower() == ".csv":
-        if not path.is_file():
-            raise PerfmodelError(f"{path} does not exist")
-        try:
-            return pd.read_csv(path)
-        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-            raise PerfmodelError(f"cannot read CSV {path}: {exc}") from None
+        from perfmodel.data import read_wide_csv
+
+        return read_wide_csv(path, strict=strict)
     from perfmodel.cli.select import check_records_readable
     from perfmodel.data import read_dataset
 
@@ -934,8 +931,8 @@ def register(app: typer.Typer) -> None:
                               simulated_from=[simulated_from] if simulated_from is not None else ())
             if simulated_columns(model):  # counts of a simulated run joined to timed cells
                 warn_code_paths(df)
-        elif csv:
-            df = load_table(str(csv))
+        elif csv:  # a row with an impossible or non-numeric value gets n/a and its reason, the others an answer
+            df = load_table(str(csv), strict=False)
         else:
             from perfmodel.data import wide_per_cell
 
@@ -991,7 +988,13 @@ def register(app: typer.Typer) -> None:
                 Console(stderr=True).print(f"[yellow]warning: {speed['warning']}", highlight=False)
         from perfmodel.model.prepare import predict_each
 
-        pred, failed = predict_each(model, df, alpha=alpha, provenance=provenance)
+        bad_rows = dict(df.attrs.get("row_problems") or {})
+        if bad_rows and len(bad_rows) == len(df):
+            raise PerfmodelError(f"no row of {csv} can be predicted: {'; '.join(list(bad_rows.values())[:5])}")
+        good = df.drop(index=list(bad_rows)) if bad_rows else df
+        good.attrs = df.attrs
+        pred, failed = predict_each(model, good, alpha=alpha, provenance=provenance)
+        failed = {**failed, **bad_rows}
         pred = pred.reindex(df.index)  # rows that could not be predicted: NaN, with the reason below
         keys = [c for c in ("framework", "network", "threads", "workload", "freq_mhz", "cores") if c in df.columns]
         out = pd.concat([df[keys].reset_index(drop=True), pred.reset_index(drop=True)], axis=1)
