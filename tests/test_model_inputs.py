@@ -377,3 +377,20 @@ def test_impossible_csv_value_is_refused_at_load_naming_column_and_row(tmp_path,
     assert code == 2 and f"column {column!r}" in " ".join(err.split()) and "row 7 (line 9)" in err
     assert reason in " ".join(err.split())
     assert not (tmp_path / "m.json").exists()
+
+
+# -- 8. a column named twice in a CSV header is refused, naming it ------------------------------------------
+
+
+def test_duplicated_csv_header_is_refused(tmp_path, capsys):
+    path, df = _csv_of_reference(tmp_path)
+    text = path.read_text().splitlines()
+    header = text[0].split(",")
+    j = header.index("l1d_accesses_per_image")
+    header[j] = "instructions_per_image"
+    path.write_text("\n".join([",".join(header)] + text[1:]) + "\n")
+    for argv in (["fit", path, "--target", "throughput_fps", "--provenance", "simulated", "-o", tmp_path / "m.json"],
+                 ["predict", "-m", THROUGHPUT, "--csv", path, "--provenance", "simulated"]):
+        code, out, err = _cli(argv, capsys)
+        msg = " ".join(err.split())
+        assert code == 2 and "'instructions_per_image' (columns" in msg and "more than once" in msg and out == ""

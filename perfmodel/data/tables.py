@@ -397,10 +397,13 @@ def implausible_cells(df: pd.DataFrame) -> dict:
 
 
 def read_wide_csv(path, *, strict: bool = True) -> pd.DataFrame:
-    """A wide table from a CSV file, checked: with ``strict``, a value that is not a number or is physically
+    """A wide table from a CSV file, checked: a column named twice in the header is refused (which one is
+    meant cannot be told), and so is, with ``strict``, a value that is not a number or is physically
     impossible where a number is due (:func:`implausible_cells`, naming column, row, CSV line and reason).
     Without ``strict`` such rows are kept and listed in ``attrs["row_problems"]`` (row label -> reason), so
     that a prediction can give them n/a and its reason and still answer for the other rows."""
+    import csv
+    from collections import Counter
     from pathlib import Path
 
     from perfmodel.errors import InputFileError
@@ -410,6 +413,17 @@ def read_wide_csv(path, *, strict: bool = True) -> pd.DataFrame:
         raise InputFileError(f"{path} is a folder, not a CSV file")
     if not path.exists():
         raise InputFileError(f"{path} does not exist")
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputFileError(f"cannot read CSV {path}: {exc}") from None
+    twice = [name for name, n in Counter(h.strip() for h in header).items() if n > 1]
+    if twice:
+        where = ", ".join(f"{name!r} (columns {', '.join(str(i + 1) for i, h in enumerate(header) if h.strip() == name)})"
+                          for name in twice)
+        raise InputFileError(f"CSV {path}: the header names {where} more than once; which one is meant cannot be "
+                             "told: remove or rename the duplicate")
     try:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
