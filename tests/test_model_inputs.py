@@ -394,3 +394,42 @@ def test_duplicated_csv_header_is_refused(tmp_path, capsys):
         code, out, err = _cli(argv, capsys)
         msg = " ".join(err.split())
         assert code == 2 and "'instructions_per_image' (columns" in msg and "more than once" in msg and out == ""
+
+
+# -- 16. ONNX export: big weights never pass through tf2onnx as constants ------------------------------------
+
+
+def test_onnx_export_feeds_big_weights_as_inputs_and_stores_them_as_initializers(tmp_path, monkeypatch):
+    """VGG-11's FC kernel as a constant was copied by every tf2onnx pass (killed at 24 GB); a small network
+    with a threshold below its Dense kernel takes the same path here, in seconds."""
+    import keras
+    import onnx
+    import onnxruntime as ort
+    import tf2onnx
+
+    import importlib
+
+    ex = importlib.import_module("perfmodel.zoo.export")
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(8, 3, activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dense(100, activation="softmax")])
+    monkeypatch.setattr(ex, "ONNX_BIG_WEIGHT_BYTES", 64 << 10, raising=False)  # the 14*14*8 x 100 kernel: 627 KB
+    real = tf2onnx.convert.from_keras
+
+    def from_keras(m, *a, **kw):
+        biggest = max(int(np.prod(v.shape)) * 4 for v in m.trainable_variables)
+        assert biggest <= 64 << 10, f"a {biggest}-byte weight given to tf2onnx as a constant"
+        return real(m, *a, **kw)
+
+    monkeypatch.setattr(tf2onnx.convert, "from_keras", from_keras)
+    out = tmp_path / "m.onnx"
+    ex._build_onnx(model, 16, out)
+    proto = onnx.load(str(out))
+    assert [i.name for i in proto.graph.input] == ["input"]
+    kernel = model.layers[-1].kernel.numpy()
+    assert any(np.array_equal(onnx.numpy_helper.to_array(t), kernel) for t in proto.graph.initializer)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 16, 16, 3)).astype("float32")
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
+        None, {"input": np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
+    assert np.allclose(got, model(x, training=False).numpy(), rtol=1e-5, atol=1e-6)
