@@ -433,3 +433,72 @@ def test_onnx_export_feeds_big_weights_as_inputs_and_stores_them_as_initializers
     got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
         None, {"input": np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
     assert np.allclose(got, model(x, training=False).numpy(), rtol=1e-5, atol=1e-6)
+
+
+# -- 15. a command that hangs is ended, with its children, and the user is told -----------------------------
+
+
+HANGS = "sleep 600 & echo $! > {pid}; wait"  # a child of the command keeps its stderr open
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as fh:  # a zombie waiting for its reaper is gone too
+        return fh.read().split(")")[-1].split()[0] == "Z"
+
+
+def test_measure_command_ends_a_hanging_command_and_its_children(tmp_path):
+    """Run in a child process with a guard (a wait for the child's pipe must never hang the test); before, the
+    command alone was killed and its child ran on."""
+    import subprocess
+    import sys
+
+    pid = tmp_path / "pid"
+    code = ("from perfmodel.collect.command import measure_command\n"
+            "from perfmodel.errors import PerfmodelError\n"
+            "try:\n"
+            f"    measure_command(['sh', '-c', {HANGS.format(pid=pid)!r}], 1, counters='software', timeout=1)\n"
+            "except PerfmodelError as exc:\n"
+            "    print('refused:', exc)\n")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        sleeper_gone = _gone(int(pid.read_text()))  # the command's child, not only the command, was ended
+    except subprocess.TimeoutExpired:
+        pytest.fail("measure_command did not return after its timeout (the command's child held its pipe)")
+    finally:
+        if pid.exists():  # never leave the sleeper behind, whatever happened
+            try:
+                os.kill(int(pid.read_text()), 9)
+            except (ProcessLookupError, ValueError):
+                pass
+    assert "refused: command did not finish within 1 s" in proc.stdout, proc.stdout + proc.stderr
+    assert "ended it and its child processes" in proc.stdout and sleeper_gone
+
+
+def test_predict_command_timeout_ends_the_process_group(tmp_path, capsys):
+    from perfmodel.model import fit_model, save_model
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"minor_faults_per_image": rng.uniform(1e3, 1e4, 20)})
+    df["throughput_fps"] = 5.0 + df["minor_faults_per_image"] * 1e-3 + rng.normal(0, 0.01, 20)
+    save_model(fit_model(df, "throughput_fps", ["minor_faults_per_image"], kind="linear", select="fixed",
+                         provenance="software"), tmp_path / "m.json")
+    pid = tmp_path / "pid"
+    code, out, err = _cli(["predict", "-m", tmp_path / "m.json", "--counters", "software", "--images", "1",
+                           "--timeout", "1", "--", "sh", "-c", HANGS.format(pid=pid)], capsys)
+    try:
+        msg = " ".join(err.split())
+        assert code == 2 and "did not finish within 1 s" in msg and "ended it and its child processes" in msg
+        assert _gone(int(pid.read_text()))
+    finally:
+        if pid.exists():
+            try:
+                os.kill(int(pid.read_text()), 9)
+            except (ProcessLookupError, ValueError):
+                pass
+    code, _, err = _cli(["predict", "-m", tmp_path / "m.json", "--timeout", "0", "--", "true"], capsys)
+    assert code == 2 and "--timeout must be a number > 0" in err

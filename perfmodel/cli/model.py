@@ -882,6 +882,9 @@ def register(app: typer.Typer) -> None:
         sensor_lag: int = typer.Option(None, "--sensor-lag", help="armpm: sensor lag in samples (default: the "
                                        "lag the model was trained with, metadata sensor_lag, else 0)."),
         json_out: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
+        timeout: float = typer.Option(600.0, "--timeout", help="With -- CMD: seconds each run of the command may "
+                                      "take; past it the command and its child processes (its process group) "
+                                      "are ended and the prediction refused, saying so."),
         counts_from: Path = typer.Option(None, "--counts-from", help="With --dataset: use this data set's valgrind "
                                          "cells instead of the data set's own (counts simulated with the "
                                          "model's cache geometry, metadata.simulated_geometry)."),
@@ -909,6 +912,7 @@ def register(app: typer.Typer) -> None:
         _check_option("--seconds", seconds, above=0)
         _check_option("--threads", threads, minimum=1)
         _check_option("--sensor-lag", sensor_lag, minimum=0)
+        _check_option("--timeout", timeout, above=0)
         model = load_model(model_path)
         _check_provenance(provenance)
         if sensor_lag is None:
@@ -947,7 +951,8 @@ def register(app: typer.Typer) -> None:
                     raise PerfmodelError(f"this model cannot be applied to a measured command as asked: "
                                          f"{'; '.join(problems)}")
                 records = measure_command(list(command), images, counters=counters, framework=framework or "",
-                                          network=network or "", threads=1 if threads is None else threads)
+                                          network=network or "", threads=1 if threads is None else threads,
+                                          timeout=timeout)
                 df = wide_per_cell(records)
             else:
                 if not (framework and network):
