@@ -85,3 +85,71 @@ def base_event(column: str) -> str | None:
         if column.endswith(suffix) and column[: -len(suffix)] in EVENTS:
             return column[: -len(suffix)]
     return column if column in EVENTS else None
+
+
+# -- physically possible magnitudes ------------------------------------------------------------------------
+# One place for the bounds every reader checks (records at load, wide CSV tables): a value outside them is
+# not a measurement (a typo, a corrupt file, an overflow), so it is refused with its column, row and reason
+# instead of being trained on or silently dropped from a mean. Deliberately wide: they catch the impossible,
+# not the unusual.
+
+#: a 64-bit hardware counter's range (a count per image, interval or cell never exceeds it)
+MAX_COUNT = 2.0**64
+#: family -> (lowest, highest) possible value, inclusive
+PLAUSIBLE: dict[str, tuple[float, float]] = {
+    "count": (-MAX_COUNT, MAX_COUNT),  # events: the two-phase (s1 - s2) / N method may give a small negative
+    "rate": (-1e15, 1e15),  # events per second: 1e15 is > 1000 cores x 10 GHz x 100 events per cycle
+    "per_cycle": (-1e4, 1e4),
+    "ms": (0.0, 1e9),  # 11.6 days for one image or interval
+    "fps": (0.0, 1e9),
+    "W": (0.0, 1e5),
+    "V": (0.0, 1e4),
+    "A": (0.0, 1e5),
+    "J": (0.0, 1e12),
+    "degC": (-273.15, 1e3),
+    "MHz": (0.0, 1e6),
+    "%": (0.0, 1e7),  # 100 per busy core
+    "MiB": (0.0, 1e9),
+    "threads": (1.0, 1e5),
+}
+#: columns that hold whole numbers (a thread or core count)
+WHOLE_NUMBER_COLUMNS = ("threads", "cores", "repeat", "run")
+
+
+def plausible_range(column: str) -> tuple[str, float, float] | None:
+    """``(family, lowest, highest)`` a value of metric or wide-table column ``column`` can physically take,
+    or None when perfmodel knows no bound (keys, ``x_`` extras, unknown names)."""
+    if column in ("threads", "cores"):
+        return ("threads", *PLAUSIBLE["threads"])
+    if column == "macs":
+        return ("count", 0.0, MAX_COUNT)
+    if column.endswith(("_ms", "_ms_std")):
+        return ("ms", *PLAUSIBLE["ms"])
+    if column in ("throughput_fps", "throughput_fps_std"):
+        return ("fps", *PLAUSIBLE["fps"])
+    for suffix, family in (("_per_image", "count"), ("_per_s", "rate"), ("_per_cycle", "per_cycle")):
+        if column.endswith(suffix) and column[: -len(suffix)] in EVENTS:
+            return (family, *PLAUSIBLE[family])
+    if column in EVENTS:
+        unit = EVENTS[column][1]
+        return ("ms", *PLAUSIBLE["ms"]) if unit == "ms" else ("count", *PLAUSIBLE["count"])
+    if column in TIMING:
+        unit = TIMING[column][1]
+        return ("fps", *PLAUSIBLE["fps"]) if unit == "img/s" else ("ms", *PLAUSIBLE["ms"])
+    if column in SENSORS and SENSORS[column][1] in PLAUSIBLE:
+        unit = SENSORS[column][1]
+        return (unit, *PLAUSIBLE[unit])
+    return None
+
+
+def implausible(column: str, value: float) -> str | None:
+    """Why ``value`` of ``column`` is physically impossible (None when it is possible, NaN, or unbounded)."""
+    r = plausible_range(column)
+    if r is None or value != value:
+        return None
+    family, lo, hi = r
+    if not lo <= value <= hi:
+        return f"{value:g} is outside the possible range {lo:g} .. {hi:g} of a {family} value"
+    if column in WHOLE_NUMBER_COLUMNS and value != int(value):
+        return f"{value:g} is not a whole number"
+    return None

@@ -24,7 +24,8 @@ RANK = {
     "report": 7,
     "cli": 9,
 }
-FOUNDATION = {"errors", "paths", "readings", "metrics", "images", "sysinfo", "versions", "runlog", "__init__"}
+FOUNDATION = {"errors", "paths", "readings", "metrics", "images", "sysinfo", "versions", "runlog", "procs",
+              "__init__"}
 # `python -m perfmodel` is the CLI entry point, so it ranks as cli.
 ALIASES = {"__main__": "cli"}
 

@@ -56,10 +56,10 @@ def _wide_from_records(records, table: str):
     return wide
 
 
-def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0):
-    """The wide table for ``dataset`` (see ``_DATASET_HELP``)."""
-    import pandas as pd
-
+def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0, strict: bool = True):
+    """The wide table for ``dataset`` (see ``_DATASET_HELP``). A CSV is checked on load
+    (:func:`perfmodel.data.read_wide_csv`): ``strict`` refuses rows with values that are not numbers or are
+    impossible, else they are listed in ``attrs["row_problems"]`` for the caller to report."""
     from perfmodel.errors import check_choice
 
     check_choice("table", table, TABLES)
@@ -69,14 +69,13 @@ def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0):
         return load_armpm(dataset[len("armpm:"):], sensor_lag=sensor_lag)
     path = Path(dataset)
     if path.suffix.lower() == ".csv":
-        if not path.is_file():
-            raise PerfmodelError(f"{path} does not exist")
-        try:
-            return pd.read_csv(path)
-        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-            raise PerfmodelError(f"cannot read CSV {path}: {exc}") from None
+        from perfmodel.data import read_wide_csv
+
+        return read_wide_csv(path, strict=strict)
+    from perfmodel.cli.select import check_records_readable
     from perfmodel.data import read_dataset
 
+    check_records_readable(path)
     return _with_code_paths(_wide_from_records(read_dataset(path), table), [path])
 
 
@@ -265,6 +264,10 @@ def load_with_simulated(dataset: str, extra: list[Path], *, table: str = "auto",
 
     from perfmodel.data import read_dataset
 
+    from perfmodel.cli.select import check_records_readable
+
+    for p in (dataset, *extra):
+        check_records_readable(Path(p))
     records = read_dataset(Path(dataset))
     if replace:
         records = records[~records["cell_id"].astype(str).str.endswith("__valgrind")]
@@ -595,6 +598,29 @@ def _check_cv_options(folds: int, jobs: int) -> None:
         raise PerfmodelError(f"--jobs must be >= 1 (or -1 for all cores), got {jobs}")
 
 
+def _check_option(name: str, value, *, minimum: float | None = None, above: float | None = None,
+                  below: float | None = None, maximum: float | None = None, what: str = "") -> None:
+    """Refuse an option value up front, naming the option (NaN and infinities included): ``minimum`` /
+    ``maximum`` inclusive, ``above`` / ``below`` exclusive bounds."""
+    if value is None:
+        return
+    x = float(value)
+    bounds = [f">= {minimum:g}" if minimum is not None else None, f"> {above:g}" if above is not None else None,
+              f"< {below:g}" if below is not None else None, f"<= {maximum:g}" if maximum is not None else None]
+    want = " and ".join(b for b in bounds if b) or "finite"
+    ok = math.isfinite(x) and (minimum is None or x >= minimum) and (above is None or x > above) \
+        and (below is None or x < below) and (maximum is None or x <= maximum)
+    if not ok:
+        raise PerfmodelError(f"{name} must be a number {want}{what}, got {value}")
+
+
+def _check_fit_options(*, max_features: int, vif_cap: float, sensor_lag: int, l2_kib: float | None) -> None:
+    _check_option("--max-features", max_features, minimum=1, what=" (the most events to add)")
+    _check_option("--vif-cap", vif_cap, minimum=1, what=" (a variance inflation factor is never below 1)")
+    _check_option("--sensor-lag", sensor_lag, minimum=0)
+    _check_option("--l2-kib", l2_kib, above=0)
+
+
 def _check_features_exist(df, feats) -> None:
     from perfmodel.model.features import compute_feature
 
@@ -680,6 +706,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         _check_cv_options(folds, jobs)
+        _check_fit_options(max_features=max_features, vif_cap=vif_cap, sensor_lag=sensor_lag, l2_kib=l2_kib)
         _check_provenance(provenance)
         if output.exists() and output.is_dir():
             raise PerfmodelError(f"--out {output} is a folder; give a file name such as {output / 'model.json'}")
@@ -770,6 +797,7 @@ def register(app: typer.Typer) -> None:
         from perfmodel.model.fit import _is_throughput, evaluate, fit_model, scheme_group
 
         _check_cv_options(folds, jobs)
+        _check_option("--sensor-lag", sensor_lag, minimum=0)
         df = load_table(dataset, table=table, sensor_lag=sensor_lag)
         warn_code_paths(df)
         feats = _parse_features(features)
@@ -829,6 +857,9 @@ def register(app: typer.Typer) -> None:
         sensor_lag: int = typer.Option(None, "--sensor-lag", help="armpm: sensor lag in samples (default: the "
                                        "lag the model was trained with, metadata sensor_lag, else 0)."),
         json_out: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
+        timeout: float = typer.Option(600.0, "--timeout", help="With -- CMD: seconds each run of the command may "
+                                      "take; past it the command and its child processes (its process group) "
+                                      "are ended and the prediction refused, saying so."),
         counts_from: Path = typer.Option(None, "--counts-from", help="With --dataset: use this data set's valgrind "
                                          "cells instead of the data set's own (counts simulated with the "
                                          "model's cache geometry, metadata.simulated_geometry)."),
@@ -851,6 +882,12 @@ def register(app: typer.Typer) -> None:
 
         from perfmodel.model import load_model
 
+        _check_option("--alpha", alpha, above=0, below=1, what=" (1 - the confidence of the interval)")
+        _check_option("--images", images, minimum=1)
+        _check_option("--seconds", seconds, above=0)
+        _check_option("--threads", threads, minimum=1)
+        _check_option("--sensor-lag", sensor_lag, minimum=0)
+        _check_option("--timeout", timeout, above=0)
         model = load_model(model_path)
         _check_provenance(provenance)
         if sensor_lag is None:
@@ -873,8 +910,8 @@ def register(app: typer.Typer) -> None:
                               simulated_from=[simulated_from] if simulated_from is not None else ())
             if simulated_columns(model):  # counts of a simulated run joined to timed cells
                 warn_code_paths(df)
-        elif csv:
-            df = load_table(str(csv))
+        elif csv:  # a row with an impossible or non-numeric value gets n/a and its reason, the others an answer
+            df = load_table(str(csv), strict=False)
         else:
             from perfmodel.data import wide_per_cell
 
@@ -889,7 +926,8 @@ def register(app: typer.Typer) -> None:
                     raise PerfmodelError(f"this model cannot be applied to a measured command as asked: "
                                          f"{'; '.join(problems)}")
                 records = measure_command(list(command), images, counters=counters, framework=framework or "",
-                                          network=network or "", threads=1 if threads is None else threads)
+                                          network=network or "", threads=1 if threads is None else threads,
+                                          timeout=timeout)
                 df = wide_per_cell(records)
             else:
                 if not (framework and network):
@@ -930,7 +968,13 @@ def register(app: typer.Typer) -> None:
                 Console(stderr=True).print(f"[yellow]warning: {speed['warning']}", highlight=False)
         from perfmodel.model.prepare import predict_each
 
-        pred, failed = predict_each(model, df, alpha=alpha, provenance=provenance)
+        bad_rows = dict(df.attrs.get("row_problems") or {})
+        if bad_rows and len(bad_rows) == len(df):
+            raise PerfmodelError(f"no row of {csv} can be predicted: {'; '.join(list(bad_rows.values())[:5])}")
+        good = df.drop(index=list(bad_rows)) if bad_rows else df
+        good.attrs = df.attrs
+        pred, failed = predict_each(model, good, alpha=alpha, provenance=provenance)
+        failed = {**failed, **bad_rows}
         pred = pred.reindex(df.index)  # rows that could not be predicted: NaN, with the reason below
         keys = [c for c in ("framework", "network", "threads", "workload", "freq_mhz", "cores") if c in df.columns]
         out = pd.concat([df[keys].reset_index(drop=True), pred.reset_index(drop=True)], axis=1)
@@ -994,11 +1038,14 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"  counts from: {counts_note}")
             return
         cols = keys + ["pred", f"lo ({1 - alpha:.0%})", "hi"] + (["measured"] if "measured" in out else [])
+        cols += ["not evaluated"] if "not_evaluated" in out else []
         rows = []
         for r in out.to_dict("records"):
             row = [str(r[k]) for k in keys] + [_fmt(r["pred"], ".4g"), _fmt(r["lo"], ".4g"), _fmt(r["hi"], ".4g")]
             if "measured" in out:
                 row.append(_fmt(r["measured"], ".4g"))
+            if "not_evaluated" in out:  # a row that could not be predicted says why, beside the others' answers
+                row.append(str(r["not_evaluated"]))
             rows.append(row)
         if not keys:
             cols = ["row"] + cols

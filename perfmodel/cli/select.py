@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import typer
@@ -31,7 +32,27 @@ def load_long(dataset: Path):
         return load_armpm_records(text[len("armpm:"):])
     if not dataset.exists():
         raise InputFileError(f"data set {dataset} does not exist")
+    check_records_readable(dataset)
     return read_dataset(dataset) if dataset.is_dir() else read_records(dataset)
+
+
+def check_records_readable(dataset: Path) -> None:
+    """Refuse a data set folder whose ``records/`` cannot be listed (permissions, not a folder): read as it
+    is, it would look like a data set without cells, and every command would say that instead."""
+    from perfmodel.errors import InputFileError
+
+    dataset = Path(dataset)
+    records = dataset / "records"
+    if not dataset.is_dir() or not (dataset / "dataset.json").exists():
+        return
+    if records.exists() and not records.is_dir():
+        raise InputFileError(f"data set {dataset}: {records} is not a folder (it should hold the cells' records)")
+    if records.is_dir():
+        try:
+            os.listdir(records)
+        except OSError as exc:
+            raise InputFileError(f"data set {dataset}: its records folder {records} cannot be read "
+                                 f"({exc.strerror or exc}); its cells are there but unreadable") from None
 
 
 def _load_models(paths):

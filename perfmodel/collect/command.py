@@ -29,7 +29,6 @@ import os
 import resource
 import shlex
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from perfmodel.errors import PerfmodelError, check_choice
+from perfmodel.procs import run_bounded
 from perfmodel.readings import Reading
 
 COMMAND_COUNTERS = ("auto", "perf", "software", "valgrind")
@@ -84,12 +84,10 @@ def _check_rc(rc: int | None, argv: Sequence[str]) -> None:
 def _run_software(argv: Sequence[str], timeout: float | None) -> tuple[float, dict[str, Reading]]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    try:
-        proc = subprocess.run(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout)
+    try:  # in its own process group, ended as a whole past the timeout (perfmodel.procs)
+        proc = run_bounded(list(argv), timeout=timeout)
     except FileNotFoundError:
         raise PerfmodelError(f"command not found: {argv[0]!r}") from None
-    except subprocess.TimeoutExpired:
-        raise PerfmodelError(f"command timed out after {timeout} s: {shlex.join(argv)}") from None
     wall = time.monotonic() - t0
     _check_rc(proc.returncode, argv)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -131,11 +129,8 @@ def _run_valgrind(argv: Sequence[str], geometry: Any, timeout: float | None) -> 
               "--dump-instr=no", "--compress-strings=no", f"--callgrind-out-file={out}"]
         env = dict(os.environ, **THREAD_ENV)
         t0 = time.monotonic()
-        try:
-            proc = subprocess.run(vg + list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  env=env, timeout=timeout, text=True)
-        except subprocess.TimeoutExpired:
-            raise PerfmodelError(f"callgrind run timed out after {timeout} s: {shlex.join(argv)}") from None
+        proc = run_bounded(vg + list(argv), env=env, timeout=timeout, text=True, what="callgrind run of the command",
+                           shown=argv)
         wall = time.monotonic() - t0
         _check_rc(proc.returncode, argv)
         if not out.exists():

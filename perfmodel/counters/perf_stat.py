@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -401,11 +400,10 @@ def run_perf_stat(cmd: Sequence[str], events: Sequence[str], *, interval_ms: int
         argv += ["-e", ",".join(names), *extra_args, "--", *cmd]
         run_env = dict(os.environ if env is None else env)
         run_env["LC_ALL"] = "C"  # no locale thousands separators
-        try:
-            proc = subprocess.run(argv, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  timeout=timeout, text=True)
-        except subprocess.TimeoutExpired as exc:
-            raise PerfmodelError(f"perf stat timed out after {timeout} s: {' '.join(cmd)}") from exc
+        from perfmodel.procs import run_bounded
+
+        # perf and the command in their own process group, ended as a whole past the timeout
+        proc = run_bounded(argv, env=run_env, timeout=timeout, text=True, what="perf stat of the command", shown=cmd)
         text = out.read_text(errors="replace") if out.exists() else ""
     res = parse_perf_stat(text, machine=machine)
     res.returncode = proc.returncode

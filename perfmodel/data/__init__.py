@@ -44,7 +44,9 @@ from .store import (
 from .tables import (
     base_provenances,
     column_provenance,
+    implausible_cells,
     provenance,
+    read_wide_csv,
     wide_per_cell,
     wide_per_image,
     wide_per_sample,
@@ -56,6 +58,6 @@ __all__ = [
     "empty_records", "known_metrics", "records_from_readings", "validate",
     "Dataset", "compat_differences", "compat_fields", "dataset_metadata", "merge", "read_dataset",
     "read_records", "records_metadata", "write_dataset", "write_records",
-    "base_provenances", "column_provenance", "provenance", "wide_per_cell", "wide_per_image",
+    "base_provenances", "column_provenance", "implausible_cells", "provenance", "read_wide_csv", "wide_per_cell", "wide_per_image",
     "wide_per_sample",
 ]

@@ -32,7 +32,9 @@ scale          float64   multiplex scaling ``time_enabled / time_running`` (>= 1
                          NaN allowed only where ``value`` is NaN
 =============  ========  ==========================================================================
 
-More rules: timing, power, energy, frequency and CPU % values are >= 0; the key
+More rules: timing, power, energy, frequency and CPU % values are >= 0, every value of a known metric is
+physically possible (:data:`perfmodel.metrics.PLAUSIBLE`: no 1e308 ms latency, no count beyond a 64-bit
+counter); the key
 ``(run_id, cell_id, phase, repeat, image_index, t_start_s, metric)`` is unique.
 
 Vocabulary
@@ -187,6 +189,17 @@ def _metric_ok(s: pd.Series) -> pd.Series:
     return known | user
 
 
+def _plausible_ok(d: pd.DataFrame) -> pd.Series:
+    """Values inside the physically possible range of their metric (:func:`perfmodel.metrics.plausible_range`)."""
+    from perfmodel.metrics import plausible_range
+
+    ranges = {m: plausible_range(str(m)) for m in pd.unique(d["metric"])}
+    lo = d["metric"].map(lambda m: ranges[m][1] if ranges[m] else -np.inf).astype("float64")
+    hi = d["metric"].map(lambda m: ranges[m][2] if ranges[m] else np.inf).astype("float64")
+    v = d["value"]
+    return v.isna() | ((v >= lo) & (v <= hi))
+
+
 # rule name -> (columns to show for offending rows, function df -> bool Series (True = ok))
 _ROW_RULES: dict[str, tuple[tuple[str, ...], Any]] = {
     "a missing value (NaN) needs a non-empty reason": (
@@ -200,6 +213,8 @@ _ROW_RULES: dict[str, tuple[tuple[str, ...], Any]] = {
     "timing / power / frequency / CPU % values must be >= 0": (
         ("metric", "value"),
         lambda d: ~d["metric"].isin(NONNEGATIVE_METRICS) | d["value"].isna() | (d["value"] >= 0)),
+    "value must be physically possible for its metric (perfmodel.metrics.PLAUSIBLE: e.g. 0 .. 1e9 ms)": (
+        ("metric", "value", "unit"), _plausible_ok),
     "scale must be >= 1 (NaN only with a missing value)": (
         ("metric", "value", "scale"),
         lambda d: (d["scale"] >= 1) | (d["scale"].isna() & d["value"].isna())),

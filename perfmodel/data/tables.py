@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from perfmodel.metrics import EVENTS, per_cycle, per_image, per_second
@@ -368,7 +369,77 @@ def wide_per_sample(long_df: pd.DataFrame) -> pd.DataFrame:
     return _finish(d.df, keys, prov, units, derived, lead=("t_end_s", "dt_s", "t_rel_s"))
 
 
+def implausible_cells(df: pd.DataFrame) -> dict:
+    """row label -> why the row cannot be used, for the rows of a wide table whose value in a column that
+    holds numbers (a metric, ``threads``, ``cores``, ``macs``: :func:`perfmodel.metrics.plausible_range`)
+    is not a number or is physically impossible (``instructions_per_image=1e300``, ``threads="two"``).
+    Missing values (empty, NaN) are not problems here: they are said where a model needs them."""
+    from perfmodel.metrics import implausible, plausible_range
+
+    out: dict = {}
+    positions = {label: i for i, label in enumerate(df.index)}
+    for col in df.columns:
+        if plausible_range(str(col)) is None:
+            continue
+        raw = df[col]
+        num = pd.to_numeric(raw, errors="coerce")
+        for label in raw.index[num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")]:
+            out.setdefault(label, []).append(f"column {col!r}: {raw[label]!r} is not a number")
+        vals = num.to_numpy(dtype="float64", na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            suspect = np.flatnonzero(np.isfinite(vals) | np.isinf(vals))
+        for j in suspect:
+            why = implausible(str(col), float(vals[j]))
+            if why is not None:
+                out.setdefault(raw.index[j], []).append(f"column {col!r}: {why}")
+    return {label: f"row {label} (line {positions[label] + 2}): " + "; ".join(why) for label, why in
+            sorted(out.items(), key=lambda kv: positions[kv[0]])}
+
+
+def read_wide_csv(path, *, strict: bool = True) -> pd.DataFrame:
+    """A wide table from a CSV file, checked: a column named twice in the header is refused (which one is
+    meant cannot be told), and so is, with ``strict``, a value that is not a number or is physically
+    impossible where a number is due (:func:`implausible_cells`, naming column, row, CSV line and reason).
+    Without ``strict`` such rows are kept and listed in ``attrs["row_problems"]`` (row label -> reason), so
+    that a prediction can give them n/a and its reason and still answer for the other rows."""
+    import csv
+    from collections import Counter
+    from pathlib import Path
+
+    from perfmodel.errors import InputFileError
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputFileError(f"{path} is a folder, not a CSV file")
+    if not path.exists():
+        raise InputFileError(f"{path} does not exist")
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputFileError(f"cannot read CSV {path}: {exc}") from None
+    twice = [name for name, n in Counter(h.strip() for h in header).items() if n > 1]
+    if twice:
+        where = ", ".join(f"{name!r} (columns {', '.join(str(i + 1) for i, h in enumerate(header) if h.strip() == name)})"
+                          for name in twice)
+        raise InputFileError(f"CSV {path}: the header names {where} more than once; which one is meant cannot be "
+                             "told: remove or rename the duplicate")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise InputFileError(f"cannot read CSV {path}: {exc}") from None
+    problems = implausible_cells(df)
+    if problems and strict:
+        shown = list(problems.values())[:5]
+        raise InputFileError(f"CSV {path}: {len(problems)} row(s) hold values that are not numbers or are physically "
+                             f"impossible: {'; '.join(shown)}{' ...' if len(problems) > 5 else ''}")
+    if problems:
+        df.attrs["row_problems"] = problems
+    return df
+
+
 __all__ = [
     "CELL_KEYS", "IMAGE_KEYS", "SAMPLE_KEYS", "MISS_RATES", "wide_per_image", "wide_per_cell",
     "wide_per_sample", "provenance", "column_provenance", "base_provenances", "provenance_leaves",
+    "implausible_cells", "read_wide_csv",
 ]

@@ -90,9 +90,18 @@ def with_frame_overhead(estimator: Any, df: pd.DataFrame) -> Any:
 def with_known_times(estimator: Any, features: Sequence[str]) -> Any:
     """``estimator`` with ``known`` set to the positions of the features that are times already
     (:data:`~perfmodel.model.features.KNOWN_TIME_COLUMNS`, coefficient 1) when it has that parameter
-    (``OverheadLinearModel``); other estimators are returned as they are."""
-    if "known" in estimator.get_params():
+    (``OverheadLinearModel``); other estimators are returned as they are.
+
+    A log-features estimator (``LogLinearModel``, parameter ``linear``) gets the positions of the features
+    with an indicator factor (``framework=litert``, ``count*threads=4``): 0 where they are off, never logged."""
+    params = estimator.get_params()
+    if "known" in params:
         estimator.set_params(known=tuple(i for i, f in enumerate(features) if f in KNOWN_TIME_COLUMNS))
+    if "linear" in params:
+        from .features import parse_feature
+
+        estimator.set_params(linear=tuple(i for i, f in enumerate(features)
+                                          if any(fac.op == "eq" for fac in parse_feature(f))))
     return estimator
 
 

@@ -60,14 +60,22 @@ class LinearParams:
     #: with ``rate_scale``: ``"log"`` (the predictor is ``log t``) or ``"linear"`` (it is ``t`` itself,
     #: fitted on relative errors: the interval is relative to ``t``)
     rate_time: str = "log"
+    #: with ``log_features``: which features are logged (bool per feature); None: all of them. A loglog fit
+    #: keeps indicators, interaction terms and columns holding values <= 0 linear (:func:`log_feature_mask`)
+    log_mask: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
+
+    def logged(self) -> np.ndarray:
+        """Bool per feature: is it logged before scaling?"""
+        k = len(self.coef)
+        if not self.log_features:
+            return np.zeros(k, dtype=bool)
+        return np.ones(k, dtype=bool) if self.log_mask is None else np.asarray(self.log_mask, dtype=bool)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype="float64")
         if self.log_features:
-            if (X <= 0).any():
-                raise ValueError("log features need values > 0")
-            X = np.log(X)
+            X = _log_columns(X, self.logged())
         return (X - self.scaler_mean) / self.scaler_scale
 
     def predict(self, X: np.ndarray, alpha: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -108,6 +116,29 @@ class LinearParams:
         if self.log_target:
             return np.exp(mean), np.exp(lower), np.exp(upper)
         return mean, lower, upper
+
+
+def _log_columns(X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``X`` with the columns of ``mask`` logged (ValueError for a value <= 0 there)."""
+    X = np.array(X, dtype="float64")
+    mask = np.asarray(mask, dtype=bool)
+    if mask.any():
+        with np.errstate(invalid="ignore"):
+            if (X[:, mask] <= 0).any():
+                raise ValueError("log features need values > 0")
+        X[:, mask] = np.log(X[:, mask])
+    return X
+
+
+def log_feature_mask(X: np.ndarray, linear: tuple = ()) -> np.ndarray:
+    """Which columns of ``X`` a log-features model logs: those not in ``linear`` (indicators and terms with an
+    indicator factor, 0 where they are off) whose training values are all > 0. A 0/1 indicator or a count
+    holding a 0 stays linear instead of making the fit fail."""
+    X = np.asarray(X, dtype="float64")
+    mask = (X > 0).all(axis=0) if len(X) else np.ones(X.shape[1], dtype=bool)
+    for j in linear:
+        mask[int(j)] = False
+    return mask
 
 
 def _fit_ols(Z: np.ndarray, y: np.ndarray, fit_intercept: bool = True) -> tuple[float, np.ndarray, float, np.ndarray, float]:
@@ -179,13 +210,19 @@ class LogLinearModel(_LinearBase):
     ----------
     log_target : bool, default True
     log_features : bool, default False
+        log the features that can be: not those in ``linear`` nor any column with a training value <= 0
+        (:func:`log_feature_mask`; the fitted mask is ``log_mask_``)
     fit_intercept : bool, default True
+    linear : tuple of int, default ()
+        positions of features always kept linear (indicators: set by ``cv.with_known_times``)
     """
 
-    def __init__(self, log_target: bool = True, log_features: bool = False, fit_intercept: bool = True):
+    def __init__(self, log_target: bool = True, log_features: bool = False, fit_intercept: bool = True,
+                 linear: tuple = ()):
         self.log_target = log_target
         self.log_features = log_features
         self.fit_intercept = fit_intercept
+        self.linear = linear
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -198,10 +235,10 @@ class LogLinearModel(_LinearBase):
         y = y.astype("float64")
         if self.log_target and (y <= 0).any():
             raise ValueError("LogLinearModel(log_target=True) needs a target > 0")
-        if self.log_features and (X <= 0).any():
-            raise ValueError("Negative values in data (or zeros): LogLinearModel(log_features=True) needs features > 0")
+        mask = log_feature_mask(X, tuple(self.linear or ())) if self.log_features else None
         inner = LinearModel(fit_intercept=self.fit_intercept)
-        reg = make_pipeline(FunctionTransformer(np.log), inner) if self.log_features else inner
+        reg = (make_pipeline(FunctionTransformer(partial(_log_columns, mask=mask)), inner) if self.log_features
+               else inner)
         if self.log_target:
             est = TransformedTargetRegressor(regressor=reg, func=np.log, inverse_func=np.exp, check_inverse=False)
         else:
@@ -213,7 +250,8 @@ class LogLinearModel(_LinearBase):
         p = lin.params_
         self._set_params_from(LinearParams(
             p.coef, p.intercept, p.scaler_mean, p.scaler_scale, p.sigma2, p.cov_unscaled, p.dof_resid,
-            log_features=bool(self.log_features), log_target=bool(self.log_target)))
+            log_features=bool(self.log_features), log_target=bool(self.log_target), log_mask=mask))
+        self.log_mask_ = mask
         return self
 
 
@@ -439,6 +477,6 @@ def make_estimator(kind: str) -> _LinearBase:
     return MODEL_KINDS[kind]()
 
 
-__all__ = ["LinearParams", "LinearModel", "LogLinearModel", "OverheadLogLinearModel", "OverheadLinearModel",
+__all__ = ["LinearParams", "log_feature_mask", "LinearModel", "LogLinearModel", "OverheadLogLinearModel", "OverheadLinearModel",
            "RidgeModel", "MODEL_KINDS",
            "make_estimator", "DEFAULT_ALPHAS"]

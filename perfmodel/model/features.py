@@ -99,9 +99,11 @@ def _key_str(s: pd.Series) -> pd.Series:
     return s.astype(str)
 
 
-def compute_feature(df: pd.DataFrame, name: str, _cache: dict | None = None) -> pd.Series:
+def compute_feature(df: pd.DataFrame, name: str, _cache: dict | None = None, *, lenient: bool = False) -> pd.Series:
     """The values of feature ``name`` on ``df`` (float64). ``_cache`` (a dict) lets several features of one
-    frame share the per-column conversions (done once per column; the products are numpy arrays)."""
+    frame share the per-column conversions (done once per column; the products are numpy arrays).
+    ``lenient``: a value that is not a number, or the log of one <= 0, is NaN instead of an error (for
+    row-wise checks that must not cost the other rows their answer)."""
     values = None
     cache = {} if _cache is None else _cache
     for fac in parse_feature(name):
@@ -115,14 +117,19 @@ def compute_feature(df: pd.DataFrame, name: str, _cache: dict | None = None) -> 
         else:
             if ("num", col) not in cache:
                 try:
-                    cache[("num", col)] = pd.to_numeric(df[col], errors="raise").to_numpy(dtype="float64",
-                                                                                           na_value=np.nan)
+                    cache[("num", col)] = pd.to_numeric(df[col], errors="coerce" if lenient else "raise").to_numpy(
+                        dtype="float64", na_value=np.nan)
                 except (TypeError, ValueError):
-                    raise FeatureError(f"column {col!r} (feature {name!r}) is not numeric") from None
+                    conv = pd.to_numeric(df[col], errors="coerce")
+                    odd = df[col][conv.isna() & df[col].notna()]
+                    first = f": {odd.iloc[0]!r} (row {odd.index[0]}) is not a number" if len(odd) else ""
+                    raise FeatureError(f"column {col!r} (feature {name!r}) is not numeric{first}") from None
             x = cache[("num", col)]
             if fac.op == "log":
                 bad = ~(x > 0) & ~np.isnan(x)
-                if bad.any():
+                if bad.any() and lenient:
+                    x = np.where(bad, np.nan, x)
+                elif bad.any():
                     raise FeatureError(f"feature {name!r}: log of {int(bad.sum())} value(s) of {col!r} that are <= 0")
                 with np.errstate(invalid="ignore", divide="ignore"):
                     x = np.log(x)
@@ -153,15 +160,18 @@ def attrs_aside(df: pd.DataFrame):
         df.attrs = saved
 
 
-def feature_frame(df: pd.DataFrame, features: Sequence[str], *, allow_nan: bool = False) -> pd.DataFrame:
-    """A DataFrame with one float column per feature; NaN / inf raise :class:`FeatureError` unless allowed."""
+def feature_frame(df: pd.DataFrame, features: Sequence[str], *, allow_nan: bool = False,
+                  lenient: bool = False) -> pd.DataFrame:
+    """A DataFrame with one float column per feature; NaN / inf raise :class:`FeatureError` unless allowed.
+    ``lenient`` (with ``allow_nan``): values that are not numbers and logs of values <= 0 are NaN too."""
     if not len(features):
         raise FeatureError("no features given")
     if len(set(features)) != len(features):
         raise FeatureError(f"duplicate features in {list(features)}")
     with attrs_aside(df):
         cache: dict = {}
-        out = pd.DataFrame({f: compute_feature(df, f, cache) for f in features}, index=df.index)
+        out = pd.DataFrame({f: compute_feature(df, f, cache, lenient=lenient and allow_nan) for f in features},
+                           index=df.index)
     if not allow_nan:
         bad = ~np.isfinite(out.to_numpy())
         if bad.any():

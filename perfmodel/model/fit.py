@@ -251,6 +251,10 @@ def fit_model(
     """
     check_choice("model kind", kind, MODEL_KINDS)
     check_choice("selection", select, ("stepwise", "fixed"))
+    if isinstance(max_features, bool) or not isinstance(max_features, (int, np.integer)) or max_features < 1:
+        raise PerfmodelError(f"max_features must be a whole number >= 1, got {max_features!r}")
+    if not (isinstance(vif_cap, (int, float)) and np.isfinite(vif_cap) and vif_cap >= 1):
+        raise PerfmodelError(f"vif_cap must be a number >= 1 (a VIF is never below 1), got {vif_cap!r}")
     if not isinstance(df, pd.DataFrame) or df.empty:
         raise PerfmodelError("no data to fit")
     group = scheme_group(groups)

@@ -7,10 +7,13 @@ Layout (``format: "perfmodel-model"``, ``schema_version: 1``)::
     provenance                   feature -> provenances of the columns behind it (real/simulated/software/key)
     column_provenance            base column -> provenances (what prediction checks)
     levels                       categorical column -> values seen in training (indicator features)
-    transforms                   {"log_target": bool, "log_features": bool}
+    transforms                   {"log_target": bool, "log_features": bool[, "log_columns": the features
+                                 logged (a loglog model keeps indicators and columns holding 0 linear;
+                                 absent: all, as in files before schema 3)], [rate: ...]}
     params                       scaler mean/scale, coef, intercept, sigma2, dof_resid, alpha and the
                                  unscaled covariance (X'X)^-1 of [1, z] - every float as float.hex text
-    coefficients                 human-readable copy (decimal), not used for prediction
+    coefficients                 human-readable copy (decimal), not used for prediction, but it must agree
+                                 with the parameters (a file whose copy says otherwise is refused)
     training                     n, sha256 of the training matrix and target, feature ranges over all rows
                                  (``ranges``) and over the rows where each term is on (``active_ranges``,
                                  what the out-of-range warning checks; files before it have ``ranges`` only)
@@ -50,7 +53,7 @@ from .estimators import LinearParams
 from .features import FeatureError, base_columns, column_provenance, feature_frame, parse_feature
 
 FORMAT = "perfmodel-model"
-SCHEMA_VERSION = 2  # 2: transforms.rate (the overhead-* kinds); version 1 files still load
+SCHEMA_VERSION = 3  # 2: transforms.rate (the overhead-* kinds); 3: transforms.log_columns; older files still load
 
 
 class ModelFileError(InputFileError):
@@ -221,7 +224,7 @@ class ModelFile:
         active = training.get("active_ranges")
         ranges = training.get("ranges") or {}
         fixed = training.get("fixed_coefficients") or {}
-        X = feature_frame(df, self.features, allow_nan=True)
+        X = feature_frame(df, self.features, allow_nan=True, lenient=True)  # a row that cannot be computed: no note
         out = pd.Series("", index=df.index, dtype=object)
         keys: dict = {}
         for f in self.features:
@@ -257,8 +260,15 @@ class ModelFile:
             X = feature_frame(df, self.features).to_numpy(dtype="float64")
         except FeatureError as exc:
             raise IncompatibleSampleError(f"cannot predict {self.target}: {exc}") from None
-        if self.params.log_features and (X <= 0).any():
-            raise IncompatibleSampleError("this model takes logs of its features; the sample has values <= 0")
+        logged = self.params.logged()
+        if logged.any():
+            with np.errstate(invalid="ignore"):
+                bad = X[:, logged] <= 0
+            if bad.any():
+                cols = [f for f, b in zip([f for f, m in zip(self.features, logged) if m], bad.any(axis=0)) if b]
+                raise IncompatibleSampleError(
+                    f"this model takes logs of {', '.join(cols)}; {int(bad.any(axis=1).sum())} row(s) have "
+                    "values <= 0 there")
         if self.params.rate_scale > 0 and self.params.rate_time == "linear" and (X < 0).any():
             neg = X < 0
             cols = [self.features[j] for j in np.flatnonzero(neg.any(axis=0))]
@@ -276,7 +286,7 @@ class ModelFile:
         p = self.params
         coef = p.coef / p.scaler_scale
         intercept = p.intercept - float(np.sum(coef * p.scaler_mean))
-        terms = [f"log({f})" if p.log_features else f for f in self.features]
+        terms = [f"log({f})" if m else f for f, m in zip(self.features, p.logged())]
         return pd.DataFrame({"term": ["intercept"] + terms, "coef": np.concatenate([[intercept], coef])})
 
     # ---- (de)serialisation ----
@@ -286,7 +296,8 @@ class ModelFile:
         k = len(self.features)
         body = {
             "format": FORMAT,
-            "schema_version": SCHEMA_VERSION,
+            # the oldest version that reads the file right: 3 only where some features stay linear in a log model
+            "schema_version": 3 if p.log_features and not p.logged().all() else 2,
             "target": self.target,
             "kind": self.kind,
             "features": list(self.features),
@@ -294,6 +305,8 @@ class ModelFile:
             "column_provenance": {c: list(v) for c, v in self.column_provenance.items()},
             "levels": {c: list(v) for c, v in self.levels.items()},
             "transforms": {"log_target": bool(p.log_target), "log_features": bool(p.log_features),
+                           **({"log_columns": [f for f, m in zip(self.features, p.logged()) if m]}
+                              if p.log_features else {}),
                            **({"rate": {"scale": _hex(p.rate_scale), "overhead": _hex(p.overhead),
                                         "time": p.rate_time}}
                               if p.rate_scale > 0 else {})},
@@ -521,6 +534,18 @@ def _parse_body(cls: type, d: dict, version: int, ck: _Check) -> "ModelFile":
     want_lt, want_lf, want_rate = _KIND_TRANSFORMS[kind]
     if log_target != want_lt or (want_lf is not None and log_features != want_lf):
         ck.fail("transforms", f"(log_target {log_target}, log_features {log_features}) does not fit model kind {kind}")
+    log_mask = None
+    if "log_columns" in tr:
+        if not log_features:
+            ck.fail("transforms.log_columns", "is set, but the model does not log its features")
+        logged = ck.texts(tr["log_columns"], "transforms.log_columns")
+        unknown = [c for c in logged if c not in features]
+        if unknown or len(set(logged)) != len(logged):
+            ck.fail("transforms.log_columns", f"must list distinct features of the model, got {', '.join(logged)}")
+        log_mask = np.array([f in logged for f in features], dtype=bool)
+        if not log_mask.all() and version < 3:  # an older reader would log every feature
+            ck.fail("transforms.log_columns", f"keeps features linear, which needs schema_version >= 3, the file "
+                    f"says {version}")
     rate_time = "log"
     if rate:
         rate_time = ck.get(rate, "time", "transforms.rate.time") if "time" in rate else "log"
@@ -550,7 +575,7 @@ def _parse_body(cls: type, d: dict, version: int, ck: _Check) -> "ModelFile":
                                 positive=True) if rate else 0.0),
         overhead=(ck.hexfloat(ck.get(rate, "overhead", "transforms.rate.overhead"), "transforms.rate.overhead",
                               minimum=0.0) if rate else 0.0),
-        rate_time=rate_time,
+        rate_time=rate_time, log_mask=log_mask,
     )
     if not (params.scaler_scale > 0).all():
         ck.fail("params.scaler_scale", "must be > 0 everywhere (it divides the features)")
@@ -609,12 +634,35 @@ def _parse_body(cls: type, d: dict, version: int, ck: _Check) -> "ModelFile":
     for name, v in versions.items():
         if not isinstance(v, str):
             ck.fail(f"versions.{name}", f"must be a string, got {_type(v)}")
-    return cls(
+    model = cls(
         target=target, kind=kind, features=features, params=params, provenance=provenance,
         column_provenance=column_prov, levels=levels, training=training, cv=cv,
         selection=ck.obj(d.get("selection"), "selection", none_ok=True),
         statistics=ck.obj(d.get("statistics"), "statistics", none_ok=True), metadata=meta, versions=versions,
     )
+    if "coefficients" in d:  # the copy a reader trusts must say what the parameters predict with
+        _check_coefficients(ck, d["coefficients"], model)
+    return model
+
+
+def _check_coefficients(ck: _Check, v: Any, model: "ModelFile") -> None:
+    """The readable ``coefficients`` section equals the one the hex parameters give (terms and values)."""
+    want = model.coefficients()
+    if not isinstance(v, list) or not all(isinstance(r, dict) for r in v):
+        ck.fail("coefficients", f"must be a list of {{term, coef}} objects, got {_type(v)}")
+    terms = [r.get("term") for r in v]
+    if terms != list(want["term"]):
+        ck.fail("coefficients", f"lists terms {terms}, but the parameters are of {list(want['term'])}")
+    ref = want["coef"].to_numpy(dtype="float64")
+    tol = 1e-12 * float(np.nanmax(np.abs(ref))) if np.isfinite(ref).any() else 0.0
+    for r, w in zip(v, ref):
+        got = r.get("coef")
+        if got is None and not math.isfinite(w):
+            continue
+        if isinstance(got, bool) or not isinstance(got, (int, float)) or not math.isclose(
+                float(got), float(w), rel_tol=1e-9, abs_tol=tol):
+            ck.fail("coefficients", f"says {r.get('term')} = {got!r}, but the parameters (params) give {w!r}: "
+                    "the readable copy disagrees with what the model predicts with (an edited file; refit it)")
 
 
 def _measured(prov: Sequence[str]) -> list[str]:
@@ -688,10 +736,31 @@ def save_model(model: ModelFile, path: str | os.PathLike) -> Path:
     text = json.dumps(body, indent=1, allow_nan=False) + "\n"
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    from perfmodel.paths import atomic_write_text
+
+    try:  # a failed write (full disk, a folder in the way) leaves no temp file behind
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise PerfmodelError(f"cannot write the model file {path}: {exc.strerror or exc}") from None
     return path
+
+
+#: larger than any model file (they are tens of KiB); what a device like /dev/zero is read up to before refusing
+MAX_MODEL_BYTES = 16 << 20
+
+
+def _read_capped(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path`` (a file, pipe or device), None when there are more than ``limit``."""
+    chunks, size = [], 0
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
 
 
 def load_model(path: str | os.PathLike) -> ModelFile:
@@ -699,10 +768,17 @@ def load_model(path: str | os.PathLike) -> ModelFile:
     path = Path(path)
     if path.is_dir():
         raise ModelFileError(f"model file {path} is a folder: give the model's .json file")
-    if not path.is_file():
+    if not path.exists():
         raise ModelFileError(f"model file {path} does not exist")
+    try:  # a regular file, or a pipe (-m <(cat m.json)): read it, at most MAX_MODEL_BYTES
+        data = _read_capped(path, MAX_MODEL_BYTES)
+    except OSError as exc:
+        raise ModelFileError(f"model file {path} cannot be read: {exc.strerror or exc}") from None
+    if data is None:
+        raise ModelFileError(f"model file {path} is larger than {MAX_MODEL_BYTES >> 20} MiB or never ends (a device "
+                             "such as /dev/zero?): not a model file")
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
+        d = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"model file {path} is not valid JSON: {exc}") from None
     except RecursionError:

@@ -8,7 +8,8 @@ Layout (one entry per cache key)::
         savedmodel/            model.export() (Keras 3), signature ``serving_default``: input ``input``
                                (1, H, W, 3) -> output ``output_0`` (1, 1000)
         model.tflite           TFLiteConverter.from_saved_model(savedmodel/)
-        model.onnx             tf2onnx.convert.from_keras, opset 17, NCHW input named ``input``
+        model.onnx             tf2onnx.convert.from_keras, opset 17, NCHW input named ``input`` (weights over
+                               ONNX_BIG_WEIGHT_BYTES go through the converter as inputs: memory, see there)
 
 The key is the sha256 of (network, seed, input size, zoo definition version, TensorFlow / Keras /
 tf2onnx / ONNX versions), so a library upgrade or a definition change gives a fresh entry instead of a
@@ -204,7 +205,16 @@ def _build_tflite(savedmodel: Path, out: Path) -> None:
     out.write_bytes(converter.convert())
 
 
+#: a weight tensor larger than this goes through tf2onnx as a graph input and is put back into the ONNX
+#: model as an initializer afterwards. As a constant it is copied by the freezing, by grappler and by every
+#: pass of tf2onnx's optimizers: VGG-11's 392 MiB FC kernel grew the export past 24 GB resident (killed);
+#: as an input it is never copied and the export peaks at about 5 GB. Networks without such a tensor export
+#: as before (the same file).
+ONNX_BIG_WEIGHT_BYTES = 16 << 20
+
+
 def _build_onnx(model: Any, size: int, out: Path) -> None:
+    import numpy as np
     import tensorflow as tf
     try:
         import tf2onnx
@@ -212,8 +222,48 @@ def _build_onnx(model: Any, size: int, out: Path) -> None:
         raise ExportError(f"ONNX export needs tf2onnx ({exc})") from None
 
     spec = (tf.TensorSpec((1, size, size, 3), tf.float32, name=INPUT_NAME),)
-    tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET,
-                               inputs_as_nchw=[INPUT_NAME], output_path=str(out))
+    weights = list(model.trainable_variables)
+    big = [i for i, v in enumerate(weights)
+           if int(np.prod(v.shape)) * np.dtype(str(v.dtype)).itemsize > ONNX_BIG_WEIGHT_BYTES]
+    if not big:
+        tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET,
+                                   inputs_as_nchw=[INPUT_NAME], output_path=str(out))
+        return
+    _build_onnx_big_weights(model, spec, big, out)
+
+
+def _build_onnx_big_weights(model: Any, spec: tuple, big: list[int], out: Path) -> None:
+    """ONNX export of ``model`` with its trainable variables ``big`` (positions) fed as graph inputs during the
+    conversion (``Model.stateless_call``), then stored as initializers: the same network and the same
+    ONNX interface (one input ``input``, NCHW), without tf2onnx copying the big tensors."""
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+    from onnx import numpy_helper
+
+    weights = list(model.trainable_variables)
+    fixed = list(model.non_trainable_variables)
+    names = [f"perfmodel_weight_{k}" for k in range(len(big))]
+    slot = {i: k for k, i in enumerate(big)}
+
+    def forward(x, *fed):
+        trainable = [fed[slot[i]] if i in slot else v.value for i, v in enumerate(weights)]
+        y, _ = model.stateless_call(trainable, [v.value for v in fixed], x, training=False)
+        return y
+
+    signature = [spec[0]] + [tf.TensorSpec(weights[i].shape, weights[i].dtype, name=n) for i, n in zip(big, names)]
+    proto, _ = tf2onnx.convert.from_function(tf.function(forward, input_signature=signature),
+                                             input_signature=signature, opset=ONNX_OPSET,
+                                             inputs_as_nchw=[INPUT_NAME])
+    graph_inputs = {i.name.split(":")[0]: i for i in proto.graph.input}
+    for i, n in zip(big, names):
+        if n not in graph_inputs:
+            raise ExportError(f"ONNX export: the converter dropped the weight input {n} ({weights[i].path})")
+        proto.graph.initializer.append(numpy_helper.from_array(weights[i].numpy(), graph_inputs[n].name))
+        proto.graph.input.remove(graph_inputs[n])
+    if [i.name for i in proto.graph.input] != [INPUT_NAME]:
+        raise ExportError(f"ONNX export: unexpected graph inputs {[i.name for i in proto.graph.input]}")
+    onnx.save(proto, str(out))
 
 
 def export(name: str, fmt: str, seed: int = 0, input_size: int | None = None) -> Path:

@@ -99,17 +99,28 @@ _UNITS = {"freq_mhz": "MHz", "temperature_c": "degC", "voltage_v": "V", "current
 
 
 def _read_raw(path: Path) -> pd.DataFrame:
-    if not path.is_file():
+    if path.is_dir():
+        raise InputFileError(f"{path} is a folder, not an ARMPM file: give the tab-separated .data file in it")
+    if not path.exists():
         raise InputFileError(f"ARMPM file not found: {path}")
+    if not path.is_file():
+        raise InputFileError(f"{path} is not a regular file (a device or pipe): give the ARMPM .data file")
     try:
         with open(path, encoding="utf-8") as fh:
             header = fh.readline()
+            if not header.startswith("#"):
+                raise InputFileError(f"{path}: not an ARMPM file (the header line must start with '#Timestamp')")
+            n_fields = len(header.rstrip("\r\n").split("\t"))
+            for i, line in enumerate(fh, start=1):  # a row with more fields than the header shifts every column
+                line = line.rstrip("\r\n")
+                if line and len(line.split("\t")) > n_fields:
+                    raise InputFileError(
+                        f"{path}: data line {i} has {len(line.split(chr(9)))} tab-separated fields, the header "
+                        f"names {n_fields} (an extra trailing column?); every line must have the header's columns")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"cannot read ARMPM file {path}: {exc}") from None
-    if not header.startswith("#"):
-        raise InputFileError(f"{path}: not an ARMPM file (the header line must start with '#Timestamp')")
     try:
-        raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, index_col=False)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise InputFileError(f"{path}: malformed ARMPM file: {exc}") from None
     raw.columns = [c.strip() for c in raw.columns]
