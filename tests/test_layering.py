@@ -24,7 +24,7 @@ RANK = {
     "report": 7,
     "cli": 9,
 }
-FOUNDATION = {"errors", "paths", "readings", "metrics", "images", "sysinfo", "__init__"}
+FOUNDATION = {"errors", "paths", "readings", "metrics", "images", "sysinfo", "armpmu", "__init__"}
 # `python -m perfmodel` is the CLI entry point, so it ranks as cli.
 ALIASES = {"__main__": "cli"}
 
