@@ -33,8 +33,9 @@ KINDS = ("linear", "loglinear", "loglog", "ridge", "overhead-loglinear", "overhe
 CV_CHOICES = ("lono", "lofo", "lowo", "lobo", "kfold")
 TABLES = ("auto", "cell", "image", "sample")
 
-_DATASET_HELP = ("A data set folder, a records file (.parquet), a wide table (.csv), or armpm:PATH for an "
-                 "ARMPM / PARSEC power file.")
+_DATASET_HELP = ("A data set folder, a records file (.parquet), a wide table (.csv), armpm:PATH (an ARMPM power "
+                 "file), powmon:PATH (Powmon per-workload data; PATH@A7 picks a cluster) or csv:PATH with --map "
+                 "(any power / PMU log).")
 
 
 def _wide_from_records(records, table: str):
@@ -56,17 +57,60 @@ def _wide_from_records(records, table: str):
     return wide
 
 
-def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0):
-    """The wide table for ``dataset`` (see ``_DATASET_HELP``)."""
+def _cluster_suffix(text: str) -> tuple[str, str | None]:
+    """``PATH@A7`` -> (``PATH``, ``A7``); a path without ``@`` -> (path, None)."""
+    path, at, cluster = text.rpartition("@")
+    if at and cluster and "/" not in cluster and not Path(text).exists():
+        return path, cluster
+    return text, None
+
+
+def say_import(df) -> None:
+    """Print on stderr what an importer recognised and ignored (``attrs["import_report"]``)."""
+    rep = (df.attrs or {}).get("import_report")
+    if not rep:
+        return
+    from rich.console import Console
+
+    from perfmodel.data.importers.columns import ImportReport
+
+    Console(stderr=True).print("\n".join(ImportReport(**rep).lines()), highlight=False, markup=False)
+
+
+def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0, mapping: str | None = None,
+               cores: int | None = None, quiet: bool = False):
+    """The wide table for ``dataset`` (see ``_DATASET_HELP``). ``mapping`` (``--map``): read a CSV through the
+    mapped importer; ``cores``: the core count of a power file without one. Importers say on stderr what
+    they recognised and ignored."""
     import pandas as pd
 
     from perfmodel.errors import check_choice
 
     check_choice("table", table, TABLES)
+    if mapping is None and cores is not None and not dataset.startswith(("armpm:", "csv:")):
+        raise PerfmodelError("--cores is for power files without a core-count column (armpm:PATH, csv:PATH / --map)")
+    df = None
     if dataset.startswith("armpm:"):
         from perfmodel.data.importers.armpm import load_armpm
 
-        return load_armpm(dataset[len("armpm:"):], sensor_lag=sensor_lag)
+        path, cluster = _cluster_suffix(dataset[len("armpm:"):])
+        df = load_armpm(path, sensor_lag=sensor_lag, cores=cores, cluster=cluster)
+    elif dataset.startswith("powmon:"):
+        from perfmodel.data.importers.powmon import load_powmon
+
+        path, cluster = _cluster_suffix(dataset[len("powmon:"):])
+        df = load_powmon(path, sensor_lag=sensor_lag, cluster=cluster)
+    elif dataset.startswith("csv:") or mapping is not None:
+        if mapping is None:
+            raise PerfmodelError("csv:PATH needs --map time=COLUMN,power_w=COLUMN,... (or --map MAPPING_FILE)")
+        from perfmodel.data.importers.mapped import load_mapped
+
+        path, cluster = _cluster_suffix(dataset[len("csv:"):] if dataset.startswith("csv:") else dataset)
+        df = load_mapped(path, mapping, sensor_lag=sensor_lag, cores=cores, cluster=cluster)
+    if df is not None:
+        if not quiet:
+            say_import(df)
+        return df
     path = Path(dataset)
     if path.suffix.lower() == ".csv":
         if not path.is_file():
@@ -279,7 +323,7 @@ def load_with_simulated(dataset: str, extra: list[Path], *, table: str = "auto",
 
 
 def load_counted(dataset: str, *, counts_from: Path | None = None, simulated_from: Sequence[Path] = (),
-                 table: str = "auto", sensor_lag: int = 0):
+                 table: str = "auto", sensor_lag: int = 0, mapping: str | None = None, cores: int | None = None):
     """The wide table of ``dataset`` for ``fit`` / ``predict --dataset``: with ``counts_from``'s valgrind
     cells instead of its own, or ``simulated_from``'s added to them, or as it is."""
     if counts_from is not None and simulated_from:
@@ -289,7 +333,14 @@ def load_counted(dataset: str, *, counts_from: Path | None = None, simulated_fro
         return load_with_simulated(dataset, [counts_from], table=table, replace=True)
     if simulated_from:  # valgrind cells of other data sets joined to this one's timing cells
         return load_with_simulated(dataset, list(simulated_from), table=table)
-    return load_table(dataset, table=table, sensor_lag=sensor_lag)
+    return load_table(dataset, table=table, sensor_lag=sensor_lag, mapping=mapping, cores=cores)
+
+
+_IMPORT_PREFIXES = ("armpm:", "powmon:", "csv:")
+_MAP_HELP = ("Read DATASET (a CSV, or csv:PATH) through the mapped importer: key=COLUMN pairs (time=, workload=, "
+             "freq_mhz=, voltage_v=, temperature_c=, power_w=, cores=, an event such as INST_RETIRED= or 0x08=) or "
+             "a mapping file (JSON object / key=COLUMN lines); other columns are recognised by meaning.")
+_CORES_HELP = "Core count of every sample of a power file without a core-count column (else the core terms are dropped)."
 
 
 def matching_counts_source(model, candidates: Sequence[Path]) -> Path | None:
@@ -684,6 +735,8 @@ def register(app: typer.Typer) -> None:
         table: str = typer.Option("auto", "--table", help="Wide table of a data set: auto, cell, image or sample."),
         sensor_lag: int = typer.Option(0, "--sensor-lag", help="armpm: pair counters of sample t with sensors of "
                                        "t + LAG (1 fits the published XU3 file best)."),
+        mapping: str = typer.Option(None, "--map", help=_MAP_HELP),
+        cores: int = typer.Option(None, "--cores", help=_CORES_HELP),
         provenance: str = typer.Option(None, "--provenance", help="Provenance of columns the data does not "
                                        "describe (CSV): real, simulated or software."),
         jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel CV jobs."),
@@ -708,17 +761,22 @@ def register(app: typer.Typer) -> None:
         _check_provenance(provenance)
         if output.exists() and output.is_dir():
             raise PerfmodelError(f"--out {output} is a folder; give a file name such as {output / 'model.json'}")
-        src = None if dataset.startswith("armpm:") else Path(dataset)
+        src = None if dataset.startswith(_IMPORT_PREFIXES) else Path(dataset)
         if src is not None and src.exists() and output.exists() and output.resolve() == src.resolve():
             raise PerfmodelError(f"--out {output} is the data being fitted: give another file name")
         if output.exists() and not force:
             raise PerfmodelError(f"--out {output} exists: give another name, or --force to replace it")
 
         df = load_counted(dataset, counts_from=counts_from, simulated_from=simulated_from or (), table=table,
-                          sensor_lag=sensor_lag)
+                          sensor_lag=sensor_lag, mapping=mapping, cores=cores)
         feats = _parse_features(features)
         meta: dict[str, Any] = {"dataset": dataset, "simulated_from": [str(p) for p in simulated_from or []] or None,
-                                "sensor_lag": sensor_lag if dataset.startswith("armpm:") else None}
+                                "sensor_lag": sensor_lag if dataset.startswith(_IMPORT_PREFIXES) or mapping else None}
+        if df.attrs.get("import_report"):  # a power file: the board / cluster and the events it recorded
+            meta.update({"board": df.attrs.get("board"), "cluster": df.attrs.get("cluster"),
+                         "events": list(df.attrs.get("events") or [])})
+            if mapping:
+                meta["map"] = mapping
         if counts_from is not None:
             meta["counts_from"] = str(counts_from)
         from perfmodel.model.prepare import counts_geometry
@@ -785,7 +843,9 @@ def register(app: typer.Typer) -> None:
         cv: str = typer.Option("kfold", "--cv", help="lono / lofo / lowo / lobo / kfold."),
         folds: int = typer.Option(5, "--folds", help="Folds for --cv kfold."),
         table: str = typer.Option("auto", "--table", help="auto, cell, image or sample."),
-        sensor_lag: int = typer.Option(0, "--sensor-lag", help="armpm: sensor lag in samples."),
+        sensor_lag: int = typer.Option(0, "--sensor-lag", help="armpm / csv: sensor lag in samples."),
+        mapping: str = typer.Option(None, "--map", help=_MAP_HELP),
+        cores: int = typer.Option(None, "--cores", help=_CORES_HELP),
         jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel CV jobs."),
         json_out: bool = typer.Option(False, "--json", help="Print the table as JSON."),
     ) -> None:
@@ -795,10 +855,23 @@ def register(app: typer.Typer) -> None:
         from perfmodel.model.fit import _is_throughput, evaluate, fit_model, scheme_group
 
         _check_cv_options(folds, jobs)
-        df = load_table(dataset, table=table, sensor_lag=sensor_lag)
+        df = load_table(dataset, table=table, sensor_lag=sensor_lag, mapping=mapping, cores=cores)
         warn_code_paths(df)
         feats = _parse_features(features)
         _check_features_exist(df, feats)
+        from perfmodel.model.fit import evaluate_power_nested, is_power_auto
+
+        if feats is None and is_power_auto(df, target):  # events chosen inside every outer fold
+            feats, rows = evaluate_power_nested(df, target, kinds=("linear", "loglinear", "ridge"),
+                                                group=scheme_group(cv), n_splits=folds, n_jobs=jobs)
+            if json_out:
+                typer.echo(json.dumps(json_safe({"target": target, "features": feats, "results": rows}), indent=2))
+                return
+            typer.echo(f"Powmon-form terms of the events present; always kept: {', '.join(feats['always'])}")
+            typer.echo(f"event candidates (chosen inside every outer fold): {', '.join(feats['candidates'])}")
+            scheme = next((r["scheme"] for r in rows if r.get("scheme")), cv)
+            _print_table(f"{target}: {scheme} cross-validation", _CV_COLS, _cv_rows(rows))
+            return
         if feats is None:
             feats = fit_model(df, target, kind="linear", groups=cv, n_splits=folds, n_jobs=jobs, baselines=False,
                               statistics=False, provenance="real").features

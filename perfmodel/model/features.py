@@ -284,6 +284,38 @@ def freq_level_terms(df: pd.DataFrame, freq: str = "freq_mhz") -> list[str]:
     return [f"{freq}={_key_str(pd.Series([v], dtype='float64')).iloc[0]}" for v in levels[1:]]
 
 
+def power_event_names(df: pd.DataFrame, rate_suffix: str = "_per_s") -> list[str]:
+    """The events of ``df`` usable in power terms: every ``<event>_per_s`` column (vocabulary or ARM PMU
+    name, :func:`perfmodel.metrics.base_event`) that is finite and not constant, in column order."""
+    out = []
+    for col in candidate_features(df, "power_w", kinds=(rate_suffix,)):
+        ev = base_event(col)
+        if ev and col == f"{ev}{rate_suffix}" and ev not in out:
+            out.append(ev)
+    return out
+
+
+def power_selection_terms(df: pd.DataFrame) -> tuple[list[str], list[str], dict[str, str]]:
+    """The automatic Powmon-form term set of whatever events ``df`` has: ``(candidates, always, vif_columns)``.
+
+    ``always``: ``V``, ``T V`` (where there is a temperature), ``cores V^2 f`` (where the core count
+    varies), per-frequency intercepts and, where the cycle count exists, ``cycles/s x V^2`` (the
+    activity every Powmon model keeps); ``candidates``: every other event rate x ``V^2``, for stepwise
+    selection; ``vif_columns``: each candidate's event per cycle, on which the VIF cap is checked
+    (:func:`perfmodel.model.selection.stepwise_select`).
+    """
+    events = power_event_names(df)
+    if not events:
+        raise FeatureError("no event rate column (<event>_per_s) to build power terms from")
+    ev_terms, fixed = powmon_terms(df, events, freq_levels=True)
+    always = list(fixed)
+    cands = []
+    for e, t in zip(events, ev_terms):
+        (always if e == "cycles" else cands).append(t)
+    vif_cols = {t: f"{e}_per_cycle" for e, t in zip(events, ev_terms) if f"{e}_per_cycle" in df.columns}
+    return cands, always, vif_cols
+
+
 def power_features(df: pd.DataFrame, *, rate_suffix: str = "_per_s") -> list[str]:
     """The a-priori power feature set (no selection, so its cross-validated error is honest).
 
@@ -718,7 +750,8 @@ __all__ = [
     "OVERHEAD_COLUMNS", "KNOWN_TIME_COLUMNS", "frame_overhead", "attrs_aside", "additive_throughput_terms",
     "STUDY_FEATURES", "FeatureError", "parse_feature", "base_columns", "compute_feature", "feature_frame",
     "feature_matrix", "target_vector", "candidate_features", "powmon_terms", "freq_level_terms",
-    "power_features", "power_loglinear_features", "resolve_provenance",
+    "power_features", "power_loglinear_features", "resolve_provenance", "power_event_names",
+    "power_selection_terms",
     "feature_provenance", "column_provenance", "Factor", "KEY_COLUMNS", "join_simulated", "attach_macs",
     "attach_stream_time", "attach_l2_overflow", "speed_scaled", "per_thread_terms", "conv_weights_over", "L2_OVERFLOW_COLUMN",
     "throughput_terms",

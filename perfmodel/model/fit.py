@@ -29,7 +29,7 @@ from .cv import (CVResult, FeatureModel, default_baselines, make_splits, cross_v
 from .estimators import MODEL_KINDS, make_estimator
 from .features import (
     STUDY_FEATURES, FeatureError, additive_throughput_terms, candidate_features, feature_frame, feature_provenance,
-    column_provenance, base_columns, parse_feature, powmon_terms, target_vector, throughput_terms,
+    column_provenance, base_columns, parse_feature, power_selection_terms, target_vector, throughput_terms,
     _key_str,
 )
 from .modelfile import ModelFile, active_ranges, training_hash
@@ -63,11 +63,21 @@ def _untimed(columns: Sequence[str]) -> list[str]:
     return [c for c in columns if base_event(c) not in TIME_EVENTS]
 
 
+def is_power_auto(df: pd.DataFrame, target: str) -> bool:
+    """A power target on a table with voltage and frequency: the Powmon-form terms apply."""
+    return target.startswith("power") and "voltage_v" in df.columns and "freq_mhz" in df.columns
+
+
+def default_vif_columns(df: pd.DataFrame, target: str) -> dict[str, str] | None:
+    """Where the VIF cap of the default candidates is checked (power: the events per cycle), else None."""
+    return power_selection_terms(df)[2] if is_power_auto(df, target) else None
+
+
 def default_candidates(df: pd.DataFrame, target: str, kind: str = "linear") -> tuple[list[str], list[str]]:
     """``(candidates, always)`` for ``target``: see the module docstring."""
-    if target.startswith("power") and "voltage_v" in df.columns and "freq_mhz" in df.columns:
-        events, fixed = powmon_terms(df, [c[: -len("_per_s")] for c in candidate_features(df, target, kinds=("_per_s",))])
-        return events, fixed
+    if is_power_auto(df, target):
+        cands, always, _ = power_selection_terms(df)
+        return cands, always
     if _is_throughput(target) and kind in LOG_TARGET_KINDS:
         work = next((c for c in ("instructions_per_image", "macs") if c in df.columns
                      and np.isfinite(pd.to_numeric(df[c], errors="coerce")).all()), None)
@@ -179,6 +189,8 @@ def nested_cv(
     n_jobs: int = 1,
     random_state: int = 0,
     name: str | None = None,
+    vif_columns: Mapping[str, str] | None = None,
+    min_improvement: float = 0.01,
 ) -> tuple[CVResult, dict[str, list[str]]]:
     """Honest CV of stepwise selection: the selection is redone inside every outer fold.
 
@@ -206,7 +218,9 @@ def nested_cv(
             raise PerfmodelError(f"nested CV needs at least 3 distinct {group} values (2 left to select on)")
         inner = make_splits(train, group=group, n_splits=n_splits, random_state=random_state)
         res = stepwise_select(train, target, candidates, make_estimator(kind), inner, always=always,
-                              max_features=max_features, vif_cap=vif_cap, n_jobs=n_jobs)
+                              max_features=max_features, vif_cap=vif_cap, n_jobs=n_jobs,
+                              vif_columns=dict(vif_columns) if vif_columns else None,
+                              min_improvement=min_improvement)
         model = FeatureModel(make_estimator(kind), res.features).fit(train, y[tr])
         pred[te] = model.predict(df.iloc[te])
         chosen[held] = list(res.features)
@@ -215,6 +229,43 @@ def nested_cv(
         folds.append(fold)
     scheme = (f"leave-one-{group}-out" if group else f"{len(outer)}-fold") + ", selection nested"
     return CVResult(name or f"{kind} (stepwise, nested)", pred, y, regression_metrics(y, pred), folds, scheme), chosen
+
+
+def evaluate_power_nested(
+    df: pd.DataFrame,
+    target: str,
+    *,
+    kinds: Sequence[str] = ("linear", "loglinear", "ridge"),
+    group: str | None = None,
+    n_splits: int = 5,
+    n_jobs: int = 1,
+    max_features: int = 8,
+    vif_cap: float = 10.0,
+    baselines: bool = True,
+    random_state: int = 0,
+) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+    """The CV table of the automatic power model: the Powmon-form terms of the events ``df`` has
+    (:func:`~.features.power_selection_terms`), events chosen by stepwise selection with the VIF cap
+    *inside every outer fold* (:func:`nested_cv`), for every kind in ``kinds``, beside the baselines on
+    the same splits. Returns ``({"always": [...], "candidates": [...]}, rows)``; a kind that cannot be
+    evaluated is a row with the reason."""
+    cands, always, vif_cols = power_selection_terms(df)
+    rows: list[dict[str, Any]] = []
+    for kind in kinds:
+        try:
+            res, chosen = nested_cv(df, target, cands, kind, group, always=always, max_features=max_features,
+                                    vif_cap=vif_cap, n_splits=n_splits, n_jobs=n_jobs, random_state=random_state,
+                                    vif_columns=vif_cols, name=kind)
+        except (PerfmodelError, ValueError, np.linalg.LinAlgError) as exc:
+            rows.append({"model": kind, "status": "not evaluated", "reason": str(exc)})
+            continue
+        rows.append({"model": kind, "scheme": res.scheme, "status": "ok", **res.metrics, "folds": res.folds,
+                     "chosen": chosen})
+    if baselines:
+        _, base = evaluate(df, target, [], kinds=(), group=group, n_splits=n_splits, n_jobs=n_jobs,
+                           random_state=random_state)
+        rows += base
+    return {"always": always, "candidates": cands}, rows
 
 
 def fit_model(
@@ -280,7 +331,8 @@ def fit_model(
             cands, auto_always = default_candidates(df, target, kind)
         keep = list(always) if always is not None else auto_always
         res = stepwise_select(df, target, cands, estimator, splits, always=keep, max_features=max_features,
-                              vif_cap=vif_cap, n_jobs=n_jobs)
+                              vif_cap=vif_cap, n_jobs=n_jobs,
+                              vif_columns=None if features else default_vif_columns(df, target))
         feats = res.features
         selection = res.as_dict()
         selection.update({"vif_cap": vif_cap, "max_features": max_features,
@@ -300,6 +352,14 @@ def fit_model(
     # cross-validation of the final feature set, beside the baselines
     table, rows = evaluate(df, target, feats, kinds=(kind,), group=group, n_splits=n_splits, n_jobs=n_jobs,
                            baselines=baselines, random_state=random_state)
+    if select == "stepwise" and not features and is_power_auto(df, target):
+        # the CV figure of the automatic power model: the selection redone inside every outer fold
+        _, nested = evaluate_power_nested(df, target, kinds=(kind,), group=group, n_splits=n_splits, n_jobs=n_jobs,
+                                          max_features=max_features, vif_cap=vif_cap, baselines=False,
+                                          random_state=random_state)
+        rows = nested + [r for r in rows if r["model"] != kind]
+        selection["note"] = ("events chosen by CV error inside every outer fold for the CV figures (nested); the "
+                             "model's own events chosen on all the data")
     main = next((r for r in rows if r["model"] == kind and r.get("status") == "ok"), None)
     cv = {"scheme": main["scheme"] if main else (f"leave-one-{group}-out" if group else f"{n_splits}-fold"),
           "group": group, "results": rows}
@@ -332,4 +392,5 @@ def fit_model(
     )
 
 
-__all__ = ["CV_SCHEMES", "scheme_group", "default_candidates", "evaluate", "nested_cv", "fit_model"]
+__all__ = ["CV_SCHEMES", "scheme_group", "default_candidates", "evaluate", "nested_cv", "fit_model",
+           "evaluate_power_nested", "is_power_auto", "default_vif_columns"]

@@ -119,8 +119,14 @@ def stepwise_select(
     vif_cap: float = 10.0,
     min_improvement: float = 0.01,
     n_jobs: int = 1,
+    vif_columns: dict[str, str] | None = None,
 ) -> SelectionResult:
-    """Forward selection by CV MAPE with a VIF cap (see the module docstring)."""
+    """Forward selection by CV MAPE with a VIF cap (see the module docstring).
+
+    ``vif_columns`` (candidate -> column): check the VIF cap on these columns instead of the terms
+    themselves - for the Powmon power terms the events' own rates per cycle (``<event>_per_s*voltage_v^2``
+    -> ``<event>_per_cycle``), as Powmon caps the collinearity of the *events*: the products share the
+    factor ``V^2 x cycles/s``, which makes any two of them collinear whatever the events are."""
     y = target_vector(df, target)
     always = list(dict.fromkeys(always))
     cols, rejected = _columns(df, list(dict.fromkeys(list(always) + [c for c in candidates if c not in always])))
@@ -144,11 +150,19 @@ def stepwise_select(
     else:
         best = float("inf")
 
+    vif_cols: dict[str, np.ndarray] = {}
+    for c, col in (vif_columns or {}).items():
+        if c in cols and col in df.columns:
+            v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype="float64")
+            if np.isfinite(v).all():
+                vif_cols[c] = v
+
     def score(c: str) -> tuple[str, float, float]:
         trial = selected + [c]
         X = np.column_stack([cols[t] for t in trial])
-        checked = [i for i, t in enumerate(trial) if t not in always]
-        v = vif(X[:, checked]) if len(checked) > 1 else np.array([1.0])
+        checked = [t for t in trial if t not in always]
+        V = np.column_stack([vif_cols.get(t, cols[t]) for t in checked]) if checked else np.empty((len(y), 0))
+        v = vif(V) if len(checked) > 1 else np.array([1.0])
         vmax = float(np.max(v)) if len(v) else 1.0
         if vmax > vif_cap:
             return c, float("inf"), vmax

@@ -110,7 +110,7 @@ def pick_roles(headers: list[str], cluster: str | None, report: ImportReport,
         if h in taken:
             continue
         role = role_of(h)
-        if role and role not in found and not h.lower().startswith("core "):
+        if role and role not in found and not re.match(r"^core\s*\d", h.strip().lower()):
             cands.setdefault(role, []).append(h)
     for role, cols in cands.items():
         if len(cols) == 1:

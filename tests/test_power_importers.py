@@ -1,0 +1,125 @@
+"""Power importers for any event set (ARMPM, Powmon, mapped CSV), the ARM event table, and the automatic
+power model (fit / evaluate without named features) on synthetic files of each format."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from perfmodel.cli.app import app
+from perfmodel.errors import InputFileError
+
+from power_fixtures import MAPPING, write_armpm, write_mapped_csv, write_powmon
+
+runner = CliRunner()
+
+
+def test_arm_event_table_numbers():
+    from perfmodel.armpmu import canonical_event, event_name
+
+    assert [event_name(n) for n in (0x01, 0x03, 0x04, 0x08, 0x10, 0x11, 0x12, 0x13, 0x14, 0x16, 0x17)] == [
+        "l1i_refills", "l1d_refills", "l1d_accesses", "instructions", "branch_misses", "cycles", "branches",
+        "mem_accesses", "l1i_accesses", "l2d_accesses", "l2d_refills"]
+    assert (event_name(0x19), event_name(0x1B), event_name(0x1D), event_name(0x00)) == (
+        "bus_access", "inst_spec", "bus_cycles", "sw_incr")
+    assert event_name(0x4E) == "event_0x4e" and event_name(0xEE) == "event_0xee"
+    assert canonical_event("Core 4 Event 0x08") is None  # per-core labels are the Powmon importer's
+    assert canonical_event("0x13") == "mem_accesses" and canonical_event("DATA_MEM_ACCESS") == "mem_accesses"
+    assert canonical_event("CID_WRITE_RETIRED") == "cid_write_retired" and canonical_event("Benchmark") is None
+
+
+def test_armpm_other_event_set_without_core_column(tmp_path):
+    from perfmodel.data.importers.armpm import load_armpm
+    from perfmodel.metrics import base_event
+
+    path = write_armpm(tmp_path / "other.data")
+    df = load_armpm(path, sensor_lag=1)
+    assert {"sw_incr", "cid_write_retired", "l1d_refills", "instructions", "branch_misses", "cycles"} == set(
+        df.attrs["events"])
+    assert "cores" not in df.columns and base_event("sw_incr_per_s") == "sw_incr"
+    rep = df.attrs["import_report"]
+    assert rep["ignored"] == ["Comment"] and any("core terms" in n for n in rep["notes"])
+    with_cores = load_armpm(path, cores=2)
+    assert (with_cores["cores"] == 2).all()
+    np.testing.assert_allclose(df["l1d_refills_per_s"], df["l1d_refills"] / df["dt_s"])
+
+
+def test_powmon_sums_cluster_cores_and_maps_numbers(tmp_path):
+    import pandas as pd
+
+    from perfmodel.data.importers.powmon import load_powmon
+
+    path = write_powmon(tmp_path / "pm.csv")
+    raw = pd.read_csv(path)
+    df = load_powmon(path)
+    assert df.attrs["cluster"] == "a15" and df.attrs["cluster_cores"] == [4, 5, 6, 7]
+    assert set(df.attrs["events"]) == {"cycles", "instructions", "l1d_accesses", "l2d_refills", "bus_access",
+                                      "event_0x4e"}
+    assert df["cores"].tolist() == raw["Core Mask"].map({"0x10": 1, "0x30": 2, "0x70": 3, "0xF0": 4}).tolist()
+    # counts summed over the cluster's cores in the mask (core 0-3 are the A7's and never counted)
+    i = int(np.flatnonzero(raw["Core Mask"] == "0x30")[0])
+    assert df["instructions"].iloc[i] == raw.loc[i, "Core 4 Event 0x08"] + raw.loc[i, "Core 5 Event 0x08"]
+    per_s = sum(raw.loc[i, f"Core {c} Event 0x08"] / raw.loc[i, f"Core {c} CycleCount"] for c in (4, 5))
+    assert df["instructions_per_s"].iloc[i] == pytest.approx(per_s * df["freq_mhz"].iloc[i] * 1e6)
+    assert df["temperature_c"].tolist() == raw["Average Temperature A15"].tolist()
+    a7 = load_powmon(path, cluster="A7")
+    assert (a7["power_w"] == 0.1).all() and (a7["cores"] == 0).all()
+    with pytest.raises(InputFileError, match="sensor lag"):
+        load_powmon(path, sensor_lag=1)
+
+
+def test_mapped_csv_units_and_report(tmp_path):
+    from perfmodel.data.importers.mapped import load_mapped
+
+    path = write_mapped_csv(tmp_path / "log.csv")
+    df = load_mapped(path, MAPPING)
+    assert df["freq_mhz"].isin([1000.0, 1400.0, 1800.0]).all()
+    assert df["voltage_v"].between(0.9, 1.25).all() and df["power_w"].max() < 50
+    assert df["dt_s"].round(3).eq(0.2).all()
+    assert df.attrs["import_report"]["ignored"] == ["note"]
+    mfile = tmp_path / "map.json"
+    mfile.write_text(json.dumps(dict(p.split("=") for p in MAPPING.split(","))))
+    assert load_mapped(path, mfile).shape == df.shape
+    with pytest.raises(InputFileError, match="no column"):
+        load_mapped(path, "time=nope,power_w=p_mw")
+    with pytest.raises(InputFileError, match="neither a role"):
+        load_mapped(path, MAPPING + ",frobs=note")
+
+
+@pytest.mark.parametrize("fmt", ["armpm", "powmon", "csv"])
+def test_fit_and_evaluate_without_named_features(tmp_path, fmt):
+    if fmt == "armpm":
+        data, extra = f"armpm:{write_armpm(tmp_path / 'a.data')}", ["--sensor-lag", "1"]
+    elif fmt == "powmon":
+        data, extra = f"powmon:{write_powmon(tmp_path / 'p.csv')}", []
+    else:
+        data, extra = f"csv:{write_mapped_csv(tmp_path / 'm.csv')}", ["--map", MAPPING]
+    r = runner.invoke(app, ["evaluate", data, "--target", "power_w", "--cv", "lowo", *extra])
+    assert r.exit_code == 0, r.output
+    assert "selection nested" in r.output and "baseline: mean per freq_mhz" in r.output
+    assert "recognised" in r.output and "ignored" in r.output
+    out = tmp_path / "m.json"
+    r = runner.invoke(app, ["fit", data, "--target", "power_w", "--cv", "lowo", "--out", str(out), *extra])
+    assert r.exit_code == 0, r.output
+    model = json.loads(out.read_text())
+    meta = model["metadata"]
+    assert meta["events"] and meta["board"] and "selection nested" in model["cv"]["scheme"]
+    assert model["cv"]["mape"] < model["cv"]["results"][-1]["mape"]  # beats the per-frequency mean
+
+
+def test_predict_from_data_without_the_events_is_refused(tmp_path):
+    from perfmodel.data.importers.armpm import load_armpm
+    from perfmodel.model import load_model
+    from perfmodel.model.modelfile import IncompatibleSampleError
+
+    mapped = write_mapped_csv(tmp_path / "m.csv")
+    r = runner.invoke(app, ["fit", f"csv:{mapped}", "--target", "power_w", "--cv", "lowo", "--select", "fixed",
+                            "--features", "l2d_refills_per_s*voltage_v^2,voltage_v", "--map", MAPPING,
+                            "--out", str(tmp_path / "m.json")])
+    assert r.exit_code == 0, r.output
+    other = load_armpm(write_armpm(tmp_path / "a.data"))  # no L2D_CACHE_REFILL
+    with pytest.raises(IncompatibleSampleError, match="lacks event.s. l2d_refills"):
+        load_model(tmp_path / "m.json").predict_frame(other)
