@@ -18,36 +18,51 @@ def _workloads(rng, n, events):
     return {f"wl{i}": {e: rng.uniform(0.05, 1.0) for e in events} for i in range(n)}
 
 
-def write_armpm(path: Path, *, samples: int = 30, workloads: int = 8, seed: int = 0) -> Path:
-    """ARMPM with SW_INCR, CID_WRITE_RETIRED, L1D_CACHE_REFILL, INST_RETIRED, BR_MIS_PRED, CPU_CYCLES; no
-    Cores(#) column; power follows the counters by one sample; an unrelated 'Comment' column."""
+#: the PARSEC file's event columns but CPU_CYCLES (every event of the validated fixed power set, and
+#: L1D_CACHE_REFILL, which that set does not use)
+PARSEC_EVENTS = ["INST_RETIRED", "L1D_CACHE_ACCESS", "L1D_CACHE_REFILL", "L2D_CACHE_ACCESS", "L1I_CACHE_ACCESS",
+                 "L1I_CACHE_REFILL", "L1I_TLB_REFILL", "L1D_TLB_REFILL", "BRANCH_PRED", "BRANCH_MISPRED",
+                 "DATA_MEM_ACCESS", "EXCEPTION_TAKEN", "EXCEPTION_RETURN"]
+
+
+def write_armpm(path: Path, *, samples: int = 30, workloads: int = 8, seed: int = 0,
+                events: list[str] | None = None, cores_column: bool = False) -> Path:
+    """ARMPM with SW_INCR, CID_WRITE_RETIRED, L1D_CACHE_REFILL, INST_RETIRED, BR_MIS_PRED, CPU_CYCLES (or
+    CPU_CYCLES and ``events``); no Cores(#) column unless ``cores_column`` (then 1 and 2 cores); power follows
+    the counters by one sample; an unrelated 'Comment' column."""
     rng = np.random.default_rng(seed)
-    events = ["SW_INCR", "CID_WRITE_RETIRED", "L1D_CACHE_REFILL", "INST_RETIRED", "BR_MIS_PRED"]
     coef = {"SW_INCR": 0.0, "CID_WRITE_RETIRED": 0.0, "L1D_CACHE_REFILL": 6e-9, "INST_RETIRED": 4e-10,
             "BR_MIS_PRED": 2e-9}
+    if events is None:
+        events = ["SW_INCR", "CID_WRITE_RETIRED", "L1D_CACHE_REFILL", "INST_RETIRED", "BR_MIS_PRED"]
+    else:
+        coef = {e: coef.get(e, float(rng.uniform(0.0, 3e-9))) for e in events}
     wls = _workloads(rng, workloads, events)
-    header = ["#Timestamp", "Benchmark", "Run(#)", "CPU(4) Frequency(MHz)", "CPU(4) Temperature(C)", "A15 Voltage(V)",
-              "A15 Power(W)", "CPU_CYCLES", *events, "Comment"]
+    header = ["#Timestamp", "Benchmark", "Run(#)", *(["Cores(#)"] if cores_column else []), "CPU(4) Frequency(MHz)",
+              "CPU(4) Temperature(C)", "A15 Voltage(V)", "A15 Power(W)", "CPU_CYCLES", *events, "Comment"]
     lines = ["\t".join(header)]
     t = 1_495_000_000_000_000_000
-    for w, act in wls.items():
-        for f, v in FREQS.items():
-            p_prev = None
-            for s in range(samples):
-                dt = 0.5
-                util = np.clip(0.7 + 0.2 * np.sin(s / 3.0) + rng.normal(0, 0.05), 0.1, 1.0)
-                cyc = util * f * 1e6 * dt
-                counts = {e: act[e] * cyc * (1 + rng.normal(0, 0.05)) for e in events}
-                temp = 40 + 10 * (f / 1800) + rng.normal(0, 0.5)
-                rate_term = sum(coef[e] * counts[e] / dt for e in events) + 1.5e-10 * cyc / dt
-                p = rate_term * v * v + 0.3 * v + 0.004 * temp * v + rng.normal(0, 0.01)
-                shown = p if p_prev is None else p_prev  # the sensor reads the previous interval's power
-                p_prev = p
-                t += int(dt * 1e9)
-                row = [str(t), w, "1", str(f), f"{temp:.1f}", f"{v:.2f}", f"{shown:.4f}", str(int(cyc)),
-                       *[str(int(counts[e])) for e in events], "x"]
-                lines.append("\t".join(row))
-            t += 60_000_000_000
+    runs = [(w, act, f, v, c) for w, act in wls.items() for f, v in FREQS.items()
+            for c in ((1, 2) if cores_column else (1,))]
+    for w, act, f, v, ncores in runs:
+        p_prev = None
+        for s in range(samples):
+            dt = 0.5
+            util = np.clip(0.7 + 0.2 * np.sin(s / 3.0) + rng.normal(0, 0.05), 0.1, 1.0)
+            cyc = ncores * util * f * 1e6 * dt
+            counts = {e: act[e] * cyc * (1 + rng.normal(0, 0.05)) for e in events}
+            temp = 40 + 10 * (f / 1800) + rng.normal(0, 0.5)
+            rate_term = sum(coef[e] * counts[e] / dt for e in events) + 1.5e-10 * cyc / dt
+            p = rate_term * v * v + 0.3 * v + 0.004 * temp * v + rng.normal(0, 0.01)
+            if cores_column:  # per-core clock / idle power
+                p += 0.02 * ncores * v * v * f / 1000
+            shown = p if p_prev is None else p_prev  # the sensor reads the previous interval's power
+            p_prev = p
+            t += int(dt * 1e9)
+            row = [str(t), w, "1", *([str(ncores)] if cores_column else []), str(f), f"{temp:.1f}", f"{v:.2f}",
+                   f"{shown:.4f}", str(int(cyc)), *[str(int(counts[e])) for e in events], "x"]
+            lines.append("\t".join(row))
+        t += 60_000_000_000
     path.write_text("\n".join(lines) + "\n")
     return path
 

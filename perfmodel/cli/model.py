@@ -391,6 +391,11 @@ def drop_incomplete(df, target: str, features: list[str] | None):
     return out, dropped
 
 
+def _is_auto(features: str | None) -> bool:
+    """``--features auto``: the automatic power term set, whatever events the data has."""
+    return bool(features) and features.strip().lower() == "auto"
+
+
 def _parse_features(features: str | None) -> list[str] | None:
     if not features:
         return None
@@ -698,7 +703,9 @@ def register(app: typer.Typer) -> None:
                                  "of per-image counts x cost, a CPI stack; --terms throughput-additive)."),
         features: str = typer.Option(None, "--features", help="Comma-separated features: with --select fixed the "
                                      "model's features, else the stepwise candidates. Products a*b^2, log(a) and "
-                                     "indicators framework=litert are allowed."),
+                                     "indicators framework=litert are allowed. Power without --features: the "
+                                     "validated fixed Powmon set where the data has all its events, else the "
+                                     "automatic set; 'auto' forces the automatic set."),
         select: str = typer.Option(None, "--select", help="stepwise (default without --features) or fixed "
                                    "(default with --features or --terms)."),
         terms: str = typer.Option(None, "--terms", help="A named term set (fixed selection; --features are added "
@@ -769,7 +776,8 @@ def register(app: typer.Typer) -> None:
 
         df = load_counted(dataset, counts_from=counts_from, simulated_from=simulated_from or (), table=table,
                           sensor_lag=sensor_lag, mapping=mapping, cores=cores)
-        feats = _parse_features(features)
+        force_auto = _is_auto(features)
+        feats = None if force_auto else _parse_features(features)
         meta: dict[str, Any] = {"dataset": dataset, "simulated_from": [str(p) for p in simulated_from or []] or None,
                                 "sensor_lag": sensor_lag if dataset.startswith(_IMPORT_PREFIXES) or mapping else None}
         if df.attrs.get("import_report"):  # a power file: the board / cluster and the events it recorded
@@ -811,6 +819,18 @@ def register(app: typer.Typer) -> None:
         notes = warn_code_paths(df)
         if notes:  # kept with the model
             meta["code_path_differences"] = notes
+        from perfmodel.model.fit import is_power_auto, power_term_set
+
+        power_terms = None
+        if feats is None and (force_auto or (select is None and not terms and is_power_auto(df, target))):
+            power_terms = power_term_set(df, target, force_auto=force_auto)
+            meta["power_terms"] = {k: power_terms[k] for k in ("set", "reason")}
+            if power_terms["set"] == "fixed":
+                feats = power_terms["features"]
+                if select is None:
+                    select = "fixed"
+            elif select == "fixed":
+                raise PerfmodelError("--features auto chooses the events by stepwise selection: not with --select fixed")
         sel = select or ("fixed" if feats else "stepwise")
         if dropna:
             df, dropped = drop_incomplete(df, target, feats if sel == "fixed" else None)
@@ -823,10 +843,13 @@ def register(app: typer.Typer) -> None:
                               vif_cap=vif_cap, n_splits=folds, n_jobs=jobs, provenance=provenance, metadata=meta)
         save_model(model, output)
         summary = {"model": str(output), "target": target, "kind": kind, "features": model.features,
+                   **({"term_set": meta["power_terms"]} if power_terms is not None else {}),
                    "cv": {k: v for k, v in model.cv.items() if k != "results"}, "results": model.cv["results"]}
         if json_out:
             typer.echo(json.dumps(json_safe(summary), indent=2))
             return
+        if power_terms is not None:
+            typer.echo(f"term set: {power_terms['set']} - {power_terms['reason']}")
         typer.echo(f"wrote {output}: {kind} model of {target} on {len(model.features)} features")
         for f in model.features:
             prov = model.provenance.get(f)
@@ -838,8 +861,10 @@ def register(app: typer.Typer) -> None:
     def evaluate_cmd(
         dataset: str = typer.Argument(..., help=_DATASET_HELP),
         target: str = typer.Option(..., "--target", "-t", help="Column to predict: throughput_fps, power_w, ..."),
-        features: str = typer.Option(None, "--features", help="Comma-separated features (default: the stepwise "
-                                     "choice of a linear model)."),
+        features: str = typer.Option(None, "--features", help="Comma-separated features (default: for power the "
+                                     "validated fixed Powmon set where the data has all its events, else the "
+                                     "automatic set; otherwise the stepwise choice of a linear model), or auto "
+                                     "(power: the automatic set of the events present, selected in the folds)."),
         cv: str = typer.Option("kfold", "--cv", help="lono / lofo / lowo / lobo / kfold."),
         folds: int = typer.Option(5, "--folds", help="Folds for --cv kfold."),
         table: str = typer.Option("auto", "--table", help="auto, cell, image or sample."),
@@ -857,15 +882,24 @@ def register(app: typer.Typer) -> None:
         _check_cv_options(folds, jobs)
         df = load_table(dataset, table=table, sensor_lag=sensor_lag, mapping=mapping, cores=cores)
         warn_code_paths(df)
-        feats = _parse_features(features)
+        force_auto = _is_auto(features)
+        feats = None if force_auto else _parse_features(features)
         _check_features_exist(df, feats)
-        from perfmodel.model.fit import evaluate_power_nested, is_power_auto
+        from perfmodel.model.fit import evaluate_power_nested, is_power_auto, power_term_set
 
-        if feats is None and is_power_auto(df, target):  # events chosen inside every outer fold
+        terms = None
+        if feats is None and (force_auto or is_power_auto(df, target)):
+            terms = power_term_set(df, target, force_auto=force_auto)
+            if not json_out:
+                typer.echo(f"term set: {terms['set']} - {terms['reason']}")
+            if terms["set"] == "fixed":
+                feats = terms["features"]
+        if terms is not None and terms["set"] == "auto":  # events chosen inside every outer fold
             feats, rows = evaluate_power_nested(df, target, kinds=("linear", "loglinear", "ridge"),
                                                 group=scheme_group(cv), n_splits=folds, n_jobs=jobs)
             if json_out:
-                typer.echo(json.dumps(json_safe({"target": target, "features": feats, "results": rows}), indent=2))
+                typer.echo(json.dumps(json_safe({"target": target, "term_set": {k: terms[k] for k in ("set", "reason")},
+                                                 "features": feats, "results": rows}), indent=2))
                 return
             typer.echo(f"Powmon-form terms of the events present; always kept: {', '.join(feats['always'])}")
             typer.echo(f"event candidates (chosen inside every outer fold): {', '.join(feats['candidates'])}")
@@ -881,7 +915,8 @@ def register(app: typer.Typer) -> None:
         _, rows = evaluate(df, target, feats, kinds=kinds, group=scheme_group(cv),
                            n_splits=folds, n_jobs=jobs)
         if json_out:
-            typer.echo(json.dumps(json_safe({"target": target, "features": feats, "results": rows}), indent=2))
+            extra = {"term_set": {k: terms[k] for k in ("set", "reason")}} if terms is not None else {}
+            typer.echo(json.dumps(json_safe({"target": target, **extra, "features": feats, "results": rows}), indent=2))
             return
         typer.echo(f"features: {', '.join(feats)}")
         scheme = next((r["scheme"] for r in rows if r.get("scheme")), cv)

@@ -316,6 +316,28 @@ def power_selection_terms(df: pd.DataFrame) -> tuple[list[str], list[str], dict[
     return cands, always, vif_cols
 
 
+#: the events of the validated fixed Powmon set: the 13 events of the shipped XU3 A15 model
+#: (``trained/power_armpm_xu3_a15.json``: leave-one-workload-out MAPE 3.93 % on the PARSEC file at sensor lag
+#: 1, every event rate x V^2 with no selection). The default power term set wherever a table has them all.
+VALIDATED_POWER_EVENTS: tuple[str, ...] = (
+    "instructions", "cycles", "l1d_accesses", "l1i_accesses", "l1i_refills", "l2d_accesses", "dtlb_refills",
+    "itlb_refills", "branches", "branch_misses", "mem_accesses", "exceptions_taken", "exceptions_returned")
+
+
+def validated_power_features(df: pd.DataFrame) -> list[str]:
+    """The validated fixed Powmon set on ``df``: every :data:`VALIDATED_POWER_EVENTS` rate x ``V^2`` plus the
+    fixed terms of :func:`powmon_terms` (``freq_levels=True``), in :func:`power_features`' order; events of
+    ``df`` outside the set are not used. Raises :class:`FeatureError` naming the events ``df`` lacks (a
+    rate column that is missing, not finite or constant)."""
+    present = set(power_event_names(df))
+    missing = [e for e in VALIDATED_POWER_EVENTS if e not in present]
+    if missing:
+        raise FeatureError(f"the data lacks event(s) {', '.join(missing)} of the validated fixed power set")
+    order = [e for e in EVENTS if e in VALIDATED_POWER_EVENTS]
+    events, fixed = powmon_terms(df, order, freq_levels=True)
+    return fixed + events
+
+
 def power_features(df: pd.DataFrame, *, rate_suffix: str = "_per_s") -> list[str]:
     """The a-priori power feature set (no selection, so its cross-validated error is honest).
 
@@ -751,7 +773,7 @@ __all__ = [
     "STUDY_FEATURES", "FeatureError", "parse_feature", "base_columns", "compute_feature", "feature_frame",
     "feature_matrix", "target_vector", "candidate_features", "powmon_terms", "freq_level_terms",
     "power_features", "power_loglinear_features", "resolve_provenance", "power_event_names",
-    "power_selection_terms",
+    "power_selection_terms", "VALIDATED_POWER_EVENTS", "validated_power_features",
     "feature_provenance", "column_provenance", "Factor", "KEY_COLUMNS", "join_simulated", "attach_macs",
     "attach_stream_time", "attach_l2_overflow", "speed_scaled", "per_thread_terms", "conv_weights_over", "L2_OVERFLOW_COLUMN",
     "throughput_terms",

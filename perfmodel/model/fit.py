@@ -68,6 +68,37 @@ def is_power_auto(df: pd.DataFrame, target: str) -> bool:
     return target.startswith("power") and "voltage_v" in df.columns and "freq_mhz" in df.columns
 
 
+def power_term_set(df: pd.DataFrame, target: str, *, force_auto: bool = False) -> dict[str, Any]:
+    """Which power term set ``fit`` / ``evaluate`` use without named features, and why.
+
+    ``{"set": "fixed", "features": [...], "reason": ...}``: the validated fixed Powmon set
+    (:func:`~.features.validated_power_features`, no selection) where the data holds all of its events;
+    else (or with ``force_auto``) ``{"set": "auto", "always": [...], "candidates": [...], "reason": ...}``:
+    the Powmon-form terms of the events present (:func:`~.features.power_selection_terms`), events chosen
+    inside every outer fold. Raises :class:`PerfmodelError` when the target / table is not a power one."""
+    from .features import VALIDATED_POWER_EVENTS, power_event_names, validated_power_features
+
+    if not is_power_auto(df, target):
+        raise PerfmodelError("the power term sets (--features auto) need a power target and voltage_v / freq_mhz "
+                             "columns")
+    if not force_auto:
+        try:
+            feats = validated_power_features(df)
+        except FeatureError as exc:
+            why = f"{exc}; automatic set of the events present instead"
+        else:
+            return {"set": "fixed", "features": feats,
+                    "reason": f"the data holds all {len(VALIDATED_POWER_EVENTS)} events of the validated fixed "
+                              "Powmon set (XU3 PARSEC LOWO 3.93 % at sensor lag 1): every event rate x V^2, no "
+                              "selection (--features auto for the automatic set)"}
+    else:
+        why = "--features auto"
+    cands, always, _ = power_selection_terms(df)
+    return {"set": "auto", "always": always, "candidates": cands,
+            "reason": f"{why}: Powmon-form terms of the {len(power_event_names(df))} events present, events "
+                      "chosen by stepwise selection inside every outer fold"}
+
+
 def default_vif_columns(df: pd.DataFrame, target: str) -> dict[str, str] | None:
     """Where the VIF cap of the default candidates is checked (power: the events per cycle), else None."""
     return power_selection_terms(df)[2] if is_power_auto(df, target) else None
@@ -393,4 +424,4 @@ def fit_model(
 
 
 __all__ = ["CV_SCHEMES", "scheme_group", "default_candidates", "evaluate", "nested_cv", "fit_model",
-           "evaluate_power_nested", "is_power_auto", "default_vif_columns"]
+           "evaluate_power_nested", "is_power_auto", "default_vif_columns", "power_term_set"]
