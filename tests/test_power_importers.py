@@ -183,3 +183,36 @@ def test_features_auto_forces_the_automatic_set_and_missing_events_fall_back_to_
     from perfmodel.errors import PerfmodelError  # the CLI's main prints it as "error: ..." (exit 2)
 
     assert isinstance(r.exception, PerfmodelError) and "need a power target" in str(r.exception)
+
+
+def test_cv_fast_paths_equal_the_estimators():
+    """Stepwise / nested selection scores ridge and log-linear without scikit-learn (the nested ridge row took
+    over 10 minutes on PARSEC through RidgeCV): the same predictions as the estimators' own fit / predict."""
+    from sklearn.base import clone
+
+    from perfmodel.model.estimators import make_estimator
+    from perfmodel.model.selection import cv_mape, ridge_loo_predict
+
+    rng = np.random.default_rng(3)
+    n = 240
+    X = rng.normal(size=(n, 5)) * [1, 10, 0.1, 5, 2] + [0, 50, 1, 20, 5]
+    X[:, 4] = 2 * X[:, 1] + 0.001 * rng.normal(size=n)  # nearly collinear: the penalty matters
+    y = 3 + X @ [0.5, 0.02, 4, 0.1, 0.01] + rng.normal(0, 0.3, size=n)
+    splits = [(np.flatnonzero(np.arange(n) % 4 != k), np.flatnonzero(np.arange(n) % 4 == k)) for k in range(4)]
+    for kind in ("ridge", "loglinear", "linear"):
+        est = make_estimator(kind)
+        for cols in ([0], [0, 1, 2], [0, 1, 2, 3, 4]):
+            pred = np.empty(n)
+            for tr, te in splits:
+                pred[te] = clone(est).fit(X[tr][:, cols], y[tr]).predict(X[te][:, cols])
+            slow = float(100 * np.mean(np.abs(pred - y) / np.abs(y)))
+            assert cv_mape(est, X[:, cols], y, splits) == pytest.approx(slow, rel=1e-7), (kind, cols)
+    tr, te = splits[0]
+    ridge = make_estimator("ridge").fit(X[tr], y[tr])
+    np.testing.assert_allclose(ridge_loo_predict(X[tr], y[tr], X[te], ridge.alphas), ridge.predict(X[te]),
+                               rtol=1e-9)
+    Xc = X.copy()
+    Xc[:, 2] = 1.0  # a constant column: coefficient 0, as the estimator's unit scale gives
+    np.testing.assert_allclose(ridge_loo_predict(Xc[tr], y[tr], Xc[te], ridge.alphas),
+                               make_estimator("ridge").fit(Xc[tr], y[tr]).predict(Xc[te]), rtol=1e-9)
+
