@@ -216,3 +216,33 @@ def test_cv_fast_paths_equal_the_estimators():
     np.testing.assert_allclose(ridge_loo_predict(Xc[tr], y[tr], Xc[te], ridge.alphas),
                                make_estimator("ridge").fit(Xc[tr], y[tr]).predict(Xc[te]), rtol=1e-9)
 
+
+def test_shrunk_power_model_penalises_only_the_event_terms(tmp_path):
+    """The registered design change: every event term kept and shrunk (penalty from inner folds grouped by
+    workload). A huge penalty leaves the unpenalised terms' OLS; a negligible one the OLS on every term."""
+    from perfmodel.data.importers.armpm import load_armpm
+    from perfmodel.model.cv import FeatureModel
+    from perfmodel.model.estimators import make_estimator
+    from perfmodel.model.features import power_selection_terms
+    from perfmodel.model.fit import ShrunkPowerModel, evaluate_power_shrunk
+
+    df = load_armpm(write_armpm(tmp_path / "a.data", samples=10), sensor_lag=1)
+    y = df["power_w"].to_numpy()
+    cands, always, _ = power_selection_terms(df)
+    feats = always + cands
+    big = ShrunkPowerModel(feats, cands, "workload", lambdas=(1e9,)).fit(df, y)
+    np.testing.assert_allclose(big.predict(df), FeatureModel(make_estimator("linear"), always).fit(df, y).predict(df),
+                               rtol=1e-5)
+    tiny = ShrunkPowerModel(feats, cands, "workload", lambdas=(1e-14,)).fit(df, y)
+    np.testing.assert_allclose(tiny.predict(df), FeatureModel(make_estimator("linear"), feats).fit(df, y).predict(df),
+                               rtol=1e-6)
+    both = ShrunkPowerModel(feats, cands, "workload", lambdas=(1e9, 1e-14)).fit(df, y)
+    assert both.lambda_ == 1e-14  # the data follows the event terms: the inner folds want them
+    row = evaluate_power_shrunk(df, "power_w", group="workload")
+    assert row["status"] == "ok" and row["scheme"] == "leave-one-workload-out, penalty nested"
+    assert set(row["lambda"]) == set(df["workload"]) and row["penalised"] == cands
+    r = runner.invoke(app, ["evaluate", f"armpm:{tmp_path / 'a.data'}", "--target", "power_w", "--cv", "lowo",
+                            "--sensor-lag", "1", "--shrink", "--json"])
+    assert r.exit_code == 0, r.output
+    shrunk = [x for x in _json_out(r.output)["results"] if x["model"].startswith("ridge, all event terms shrunk")]
+    assert len(shrunk) == 1 and shrunk[0]["mape"] == pytest.approx(row["mape"])

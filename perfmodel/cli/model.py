@@ -872,6 +872,9 @@ def register(app: typer.Typer) -> None:
         mapping: str = typer.Option(None, "--map", help=_MAP_HELP),
         cores: int = typer.Option(None, "--cores", help=_CORES_HELP),
         jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel CV jobs."),
+        shrink: bool = typer.Option(False, "--shrink", help="Power, automatic term set: add the row of ridge on "
+                                    "every event term (no selection), the event terms' penalty chosen in inner "
+                                    "folds grouped like --cv."),
         json_out: bool = typer.Option(False, "--json", help="Print the table as JSON."),
     ) -> None:
         """Cross-validate linear, log-linear and ridge models beside the baselines (mean, per-frequency
@@ -894,9 +897,17 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"term set: {terms['set']} - {terms['reason']}")
             if terms["set"] == "fixed":
                 feats = terms["features"]
+        if shrink and (terms is None or terms["set"] != "auto"):
+            raise PerfmodelError("--shrink is for the automatic power term set (a power target; --features auto "
+                                 "where the data has the validated fixed set's events)")
         if terms is not None and terms["set"] == "auto":  # events chosen inside every outer fold
             feats, rows = evaluate_power_nested(df, target, kinds=("linear", "loglinear", "ridge"),
                                                 group=scheme_group(cv), n_splits=folds, n_jobs=jobs)
+            if shrink:
+                from perfmodel.model.fit import evaluate_power_shrunk
+
+                k = next((i for i, r in enumerate(rows) if r["model"].startswith("baseline")), len(rows))
+                rows.insert(k, evaluate_power_shrunk(df, target, group=scheme_group(cv), n_splits=folds))
             if json_out:
                 typer.echo(json.dumps(json_safe({"target": target, "term_set": {k: terms[k] for k in ("set", "reason")},
                                                  "features": feats, "results": rows}), indent=2))
