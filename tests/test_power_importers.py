@@ -246,3 +246,30 @@ def test_shrunk_power_model_penalises_only_the_event_terms(tmp_path):
     assert r.exit_code == 0, r.output
     shrunk = [x for x in _json_out(r.output)["results"] if x["model"].startswith("ridge, all event terms shrunk")]
     assert len(shrunk) == 1 and shrunk[0]["mape"] == pytest.approx(row["mape"])
+
+
+def test_powmon_cycles_term_dropped_where_it_restates_the_core_term(tmp_path):
+    """Powmon rates (events per cycle x f over the active cores) make cycles/s = cores x f: the automatic set
+    left both cycles/s V^2 and cores V^2 f in, a rank-deficient design (statsmodels' warning on every fit)."""
+    import warnings
+
+    from statsmodels.tools.sm_exceptions import SingularMatrixWarning
+
+    from perfmodel.data.importers.powmon import load_powmon
+    from perfmodel.model.features import power_selection_terms
+    from perfmodel.model.fit import power_term_set
+    from perfmodel.model.stats import ols_statistics
+
+    df = load_powmon(write_powmon(tmp_path / "p.csv"))
+    cands, always, _ = power_selection_terms(df)
+    assert "cores*voltage_v^2*freq_mhz" in always and "cycles_per_s*voltage_v^2" not in always + cands
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SingularMatrixWarning)
+        ols_statistics(df, "power_w", always + cands)
+    assert "voltage_v" not in always  # one voltage per frequency in these averaged rows: the levels carry it
+    reason = power_term_set(df, "power_w")["reason"]
+    assert "cycles/s x V^2 left out" in reason and "V left out" in reason
+    # an ARMPM file (rates from the interval) keeps it
+    armpm = __import__("perfmodel.data.importers.armpm", fromlist=["load_armpm"]).load_armpm(
+        write_armpm(tmp_path / "a.data", cores_column=True, samples=6, workloads=3), sensor_lag=1)
+    assert "cycles_per_s*voltage_v^2" in power_selection_terms(armpm)[1]

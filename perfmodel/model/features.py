@@ -295,19 +295,47 @@ def power_event_names(df: pd.DataFrame, rate_suffix: str = "_per_s") -> list[str
     return out
 
 
+def cycles_restate_cores(df: pd.DataFrame, rtol: float = 1e-6) -> bool:
+    """True where ``cycles_per_s`` is ``cores x freq_mhz x 1e6`` on every row (Powmon rates without an
+    interval: events per cycle x frequency summed over the active cores), so that ``cycles/s x V^2``
+    restates ``cores x V^2 f`` (the design would be rank-deficient with both: the cycles term is left out)."""
+    if not {"cycles_per_s", "cores", "freq_mhz"} <= set(df.columns) or df["cores"].nunique() < 2:
+        return False
+    cyc = pd.to_numeric(df["cycles_per_s"], errors="coerce").to_numpy(dtype="float64")
+    ref = (pd.to_numeric(df["cores"], errors="coerce") * pd.to_numeric(df["freq_mhz"], errors="coerce")).to_numpy(
+        dtype="float64") * 1e6
+    ok = np.isfinite(cyc) & np.isfinite(ref) & (ref > 0)
+    return bool(ok.all() and np.allclose(cyc, ref, rtol=rtol, atol=0.0))
+
+
+def voltage_fixed_per_frequency(df: pd.DataFrame) -> bool:
+    """True where ``voltage_v`` has one value per ``freq_mhz`` (e.g. rows that are averages per operating
+    point): ``V`` is then a function of the per-frequency intercepts (constant with one frequency), and
+    with them a rank-deficient design."""
+    if not {"voltage_v", "freq_mhz"} <= set(df.columns):
+        return False
+    return bool((df.groupby("freq_mhz")["voltage_v"].nunique(dropna=False) <= 1).all())
+
+
 def power_selection_terms(df: pd.DataFrame) -> tuple[list[str], list[str], dict[str, str]]:
     """The automatic Powmon-form term set of whatever events ``df`` has: ``(candidates, always, vif_columns)``.
 
     ``always``: ``V``, ``T V`` (where there is a temperature), ``cores V^2 f`` (where the core count
     varies), per-frequency intercepts and, where the cycle count exists, ``cycles/s x V^2`` (the
-    activity every Powmon model keeps); ``candidates``: every other event rate x ``V^2``, for stepwise
+    activity every Powmon model keeps; left out where it restates ``cores x V^2 f``,
+    :func:`cycles_restate_cores`; ``V`` is left out where it has one value per frequency,
+    :func:`voltage_fixed_per_frequency`); ``candidates``: every other event rate x ``V^2``, for stepwise
     selection; ``vif_columns``: each candidate's event per cycle, on which the VIF cap is checked
     (:func:`perfmodel.model.selection.stepwise_select`).
     """
     events = power_event_names(df)
     if not events:
         raise FeatureError("no event rate column (<event>_per_s) to build power terms from")
+    if cycles_restate_cores(df):
+        events = [e for e in events if e != "cycles"]
     ev_terms, fixed = powmon_terms(df, events, freq_levels=True)
+    if voltage_fixed_per_frequency(df):  # the per-frequency intercepts carry it
+        fixed = [t for t in fixed if t != "voltage_v"]
     always = list(fixed)
     cands = []
     for e, t in zip(events, ev_terms):
@@ -773,7 +801,8 @@ __all__ = [
     "STUDY_FEATURES", "FeatureError", "parse_feature", "base_columns", "compute_feature", "feature_frame",
     "feature_matrix", "target_vector", "candidate_features", "powmon_terms", "freq_level_terms",
     "power_features", "power_loglinear_features", "resolve_provenance", "power_event_names",
-    "power_selection_terms", "VALIDATED_POWER_EVENTS", "validated_power_features",
+    "power_selection_terms", "VALIDATED_POWER_EVENTS", "validated_power_features", "cycles_restate_cores",
+    "voltage_fixed_per_frequency",
     "feature_provenance", "column_provenance", "Factor", "KEY_COLUMNS", "join_simulated", "attach_macs",
     "attach_stream_time", "attach_l2_overflow", "speed_scaled", "per_thread_terms", "conv_weights_over", "L2_OVERFLOW_COLUMN",
     "throughput_terms",

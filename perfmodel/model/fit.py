@@ -93,10 +93,16 @@ def power_term_set(df: pd.DataFrame, target: str, *, force_auto: bool = False) -
                               "selection (--features auto for the automatic set)"}
     else:
         why = "--features auto"
+    from .features import cycles_restate_cores, voltage_fixed_per_frequency
+
     cands, always, _ = power_selection_terms(df)
+    note = ("; cycles/s x V^2 left out: the rates are events per cycle x frequency, so it equals cores x V^2 f"
+            if cycles_restate_cores(df) else "")
+    if voltage_fixed_per_frequency(df):
+        note += "; V left out: one voltage per frequency, which the per-frequency intercepts carry"
     return {"set": "auto", "always": always, "candidates": cands,
             "reason": f"{why}: Powmon-form terms of the {len(power_event_names(df))} events present, events "
-                      "chosen by stepwise selection inside every outer fold"}
+                      f"chosen by stepwise selection inside every outer fold{note}"}
 
 
 def default_vif_columns(df: pd.DataFrame, target: str) -> dict[str, str] | None:
