@@ -273,3 +273,22 @@ def test_powmon_cycles_term_dropped_where_it_restates_the_core_term(tmp_path):
     armpm = __import__("perfmodel.data.importers.armpm", fromlist=["load_armpm"]).load_armpm(
         write_armpm(tmp_path / "a.data", cores_column=True, samples=6, workloads=3), sensor_lag=1)
     assert "cycles_per_s*voltage_v^2" in power_selection_terms(armpm)[1]
+
+
+def test_predict_reads_a_mapped_csv_with_the_models_mapping_or_map(tmp_path):
+    mapped = write_mapped_csv(tmp_path / "m.csv", samples=6, workloads=3)
+    model = tmp_path / "m.json"
+    r = runner.invoke(app, ["fit", f"csv:{mapped}", "--target", "power_w", "--cv", "lowo", "--select", "fixed",
+                            "--features", "l2d_refills_per_s*voltage_v^2,voltage_v", "--map", MAPPING,
+                            "--out", str(model)])
+    assert r.exit_code == 0, r.output
+    from perfmodel.data.importers.mapped import load_mapped
+
+    n = len(load_mapped(mapped, MAPPING))  # every sample with a known interval
+    for extra in ([], ["--map", MAPPING]):  # the model's own mapping by default
+        r = runner.invoke(app, ["predict", "--model", str(model), "--dataset", f"csv:{mapped}", "--json", *extra])
+        assert r.exit_code == 0, r.output
+        rows = _json_out(r.output)["rows"]
+        assert len(rows) == n and all(np.isfinite(x["pred"]) and x["pred"] > 0 for x in rows)
+    r = runner.invoke(app, ["predict", "--model", str(model), "--csv", str(mapped), "--cores", "2"])
+    assert r.exit_code != 0 and "--map / --cores apply to --dataset" in str(r.exception)

@@ -972,6 +972,9 @@ def register(app: typer.Typer) -> None:
         table: str = typer.Option("auto", "--table", help="Wide table of a data set: auto, cell, image, sample."),
         sensor_lag: int = typer.Option(None, "--sensor-lag", help="armpm: sensor lag in samples (default: the "
                                        "lag the model was trained with, metadata sensor_lag, else 0)."),
+        mapping: str = typer.Option(None, "--map", help=_MAP_HELP + " With --dataset; default for csv:PATH: the "
+                                    "mapping the model was fitted with (metadata map)."),
+        cores: int = typer.Option(None, "--cores", help=_CORES_HELP + " With --dataset."),
         json_out: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
         counts_from: Path = typer.Option(None, "--counts-from", help="With --dataset: use this data set's valgrind "
                                          "cells instead of the data set's own (counts simulated with the "
@@ -1012,9 +1015,14 @@ def register(app: typer.Typer) -> None:
                                  "not to a CSV or a measured command")
         if counts_from is not None and not dataset:
             raise PerfmodelError("--counts-from applies to --dataset (a quick sample takes --simulated-from)")
+        if (mapping is not None or cores is not None) and not dataset:
+            raise PerfmodelError("--map / --cores apply to --dataset (a power file: armpm:PATH, csv:PATH)")
+        if dataset and mapping is None and dataset.startswith("csv:"):
+            mapping = (model.metadata or {}).get("map")
         if dataset:
             df = load_counted(dataset, counts_from=counts_from, table=table, sensor_lag=sensor_lag,
-                              simulated_from=[simulated_from] if simulated_from is not None else ())
+                              simulated_from=[simulated_from] if simulated_from is not None else (),
+                              mapping=mapping, cores=cores)
             if simulated_columns(model):  # counts of a simulated run joined to timed cells
                 warn_code_paths(df)
         elif csv:
