@@ -80,11 +80,15 @@ def per_cycle(event: str) -> str:
 
 
 def base_event(column: str) -> str | None:
-    """``"instructions_per_s"`` -> ``"instructions"``; None if the column is not an event column."""
+    """``"instructions_per_s"`` -> ``"instructions"``; None if the column is not an event column. ARM PMU
+    events the vocabulary lacks count too, by their :mod:`perfmodel.armpmu` names (``sw_incr_per_s``,
+    ``event_0x4e_per_cycle``)."""
+    from perfmodel.armpmu import is_arm_event  # noqa: PLC0415 - foundation, no cycle
+
     for suffix in ("_per_image", "_per_s", "_per_cycle"):
-        if column.endswith(suffix) and column[: -len(suffix)] in EVENTS:
+        if column.endswith(suffix) and (column[: -len(suffix)] in EVENTS or is_arm_event(column[: -len(suffix)])):
             return column[: -len(suffix)]
-    return column if column in EVENTS else None
+    return column if column in EVENTS or is_arm_event(column) else None
 
 
 # -- physically possible magnitudes ------------------------------------------------------------------------

@@ -33,8 +33,9 @@ KINDS = ("linear", "loglinear", "loglog", "ridge", "overhead-loglinear", "overhe
 CV_CHOICES = ("lono", "lofo", "lowo", "lobo", "kfold")
 TABLES = ("auto", "cell", "image", "sample")
 
-_DATASET_HELP = ("A data set folder, a records file (.parquet), a wide table (.csv), or armpm:PATH for an "
-                 "ARMPM / PARSEC power file.")
+_DATASET_HELP = ("A data set folder, a records file (.parquet), a wide table (.csv), armpm:PATH (an ARMPM power "
+                 "file), powmon:PATH (Powmon per-workload data; PATH@A7 picks a cluster) or csv:PATH with --map "
+                 "(any power / PMU log).")
 
 
 def _wide_from_records(records, table: str):
@@ -56,17 +57,62 @@ def _wide_from_records(records, table: str):
     return wide
 
 
-def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0, strict: bool = True):
+def _cluster_suffix(text: str) -> tuple[str, str | None]:
+    """``PATH@A7`` -> (``PATH``, ``A7``); a path without ``@`` -> (path, None)."""
+    path, at, cluster = text.rpartition("@")
+    if at and cluster and "/" not in cluster and not Path(text).exists():
+        return path, cluster
+    return text, None
+
+
+def say_import(df) -> None:
+    """Print on stderr what an importer recognised and ignored (``attrs["import_report"]``)."""
+    rep = (df.attrs or {}).get("import_report")
+    if not rep:
+        return
+    from rich.console import Console
+
+    from perfmodel.data.importers.columns import ImportReport
+
+    Console(stderr=True).print("\n".join(ImportReport(**rep).lines()), highlight=False, markup=False)
+
+
+def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0, strict: bool = True,
+               mapping: str | None = None, cores: int | None = None, quiet: bool = False):
     """The wide table for ``dataset`` (see ``_DATASET_HELP``). A CSV is checked on load
     (:func:`perfmodel.data.read_wide_csv`): ``strict`` refuses rows with values that are not numbers or are
-    impossible, else they are listed in ``attrs["row_problems"]`` for the caller to report."""
+    impossible, else they are listed in ``attrs["row_problems"]`` for the caller to report. ``mapping``
+    (``--map``): read a CSV through the mapped importer; ``cores``: the core count of a power file without
+    one. Importers say on stderr what they recognised and ignored."""
+    import pandas as pd
+
     from perfmodel.errors import check_choice
 
     check_choice("table", table, TABLES)
+    if mapping is None and cores is not None and not dataset.startswith(("armpm:", "csv:")):
+        raise PerfmodelError("--cores is for power files without a core-count column (armpm:PATH, csv:PATH / --map)")
+    df = None
     if dataset.startswith("armpm:"):
         from perfmodel.data.importers.armpm import load_armpm
 
-        return load_armpm(dataset[len("armpm:"):], sensor_lag=sensor_lag)
+        path, cluster = _cluster_suffix(dataset[len("armpm:"):])
+        df = load_armpm(path, sensor_lag=sensor_lag, cores=cores, cluster=cluster)
+    elif dataset.startswith("powmon:"):
+        from perfmodel.data.importers.powmon import load_powmon
+
+        path, cluster = _cluster_suffix(dataset[len("powmon:"):])
+        df = load_powmon(path, sensor_lag=sensor_lag, cluster=cluster)
+    elif dataset.startswith("csv:") or mapping is not None:
+        if mapping is None:
+            raise PerfmodelError("csv:PATH needs --map time=COLUMN,power_w=COLUMN,... (or --map MAPPING_FILE)")
+        from perfmodel.data.importers.mapped import load_mapped
+
+        path, cluster = _cluster_suffix(dataset[len("csv:"):] if dataset.startswith("csv:") else dataset)
+        df = load_mapped(path, mapping, sensor_lag=sensor_lag, cores=cores, cluster=cluster)
+    if df is not None:
+        if not quiet:
+            say_import(df)
+        return df
     path = Path(dataset)
     if path.suffix.lower() == ".csv":
         from perfmodel.data import read_wide_csv
@@ -282,7 +328,7 @@ def load_with_simulated(dataset: str, extra: list[Path], *, table: str = "auto",
 
 
 def load_counted(dataset: str, *, counts_from: Path | None = None, simulated_from: Sequence[Path] = (),
-                 table: str = "auto", sensor_lag: int = 0):
+                 table: str = "auto", sensor_lag: int = 0, mapping: str | None = None, cores: int | None = None):
     """The wide table of ``dataset`` for ``fit`` / ``predict --dataset``: with ``counts_from``'s valgrind
     cells instead of its own, or ``simulated_from``'s added to them, or as it is."""
     if counts_from is not None and simulated_from:
@@ -292,7 +338,14 @@ def load_counted(dataset: str, *, counts_from: Path | None = None, simulated_fro
         return load_with_simulated(dataset, [counts_from], table=table, replace=True)
     if simulated_from:  # valgrind cells of other data sets joined to this one's timing cells
         return load_with_simulated(dataset, list(simulated_from), table=table)
-    return load_table(dataset, table=table, sensor_lag=sensor_lag)
+    return load_table(dataset, table=table, sensor_lag=sensor_lag, mapping=mapping, cores=cores)
+
+
+_IMPORT_PREFIXES = ("armpm:", "powmon:", "csv:")
+_MAP_HELP = ("Read DATASET (a CSV, or csv:PATH) through the mapped importer: key=COLUMN pairs (time=, workload=, "
+             "freq_mhz=, voltage_v=, temperature_c=, power_w=, cores=, an event such as INST_RETIRED= or 0x08=) or "
+             "a mapping file (JSON object / key=COLUMN lines); other columns are recognised by meaning.")
+_CORES_HELP = "Core count of every sample of a power file without a core-count column (else the core terms are dropped)."
 
 
 def matching_counts_source(model, candidates: Sequence[Path]) -> Path | None:
@@ -341,6 +394,11 @@ def drop_incomplete(df, target: str, features: list[str] | None):
     out = df.loc[ok].reset_index(drop=True)
     out.attrs = df.attrs
     return out, dropped
+
+
+def _is_auto(features: str | None) -> bool:
+    """``--features auto``: the automatic power term set, whatever events the data has."""
+    return bool(features) and features.strip().lower() == "auto"
 
 
 def _parse_features(features: str | None) -> list[str] | None:
@@ -648,7 +706,9 @@ def register(app: typer.Typer) -> None:
                                  "of per-image counts x cost, a CPI stack; --terms throughput-additive)."),
         features: str = typer.Option(None, "--features", help="Comma-separated features: with --select fixed the "
                                      "model's features, else the stepwise candidates. Products a*b^2, log(a) and "
-                                     "indicators framework=litert are allowed."),
+                                     "indicators framework=litert are allowed. Power without --features: the "
+                                     "validated fixed Powmon set where the data has all its events, else the "
+                                     "automatic set; 'auto' forces the automatic set."),
         select: str = typer.Option(None, "--select", help="stepwise (default without --features) or fixed "
                                    "(default with --features or --terms)."),
         terms: str = typer.Option(None, "--terms", help="A named term set (fixed selection; --features are added "
@@ -685,6 +745,8 @@ def register(app: typer.Typer) -> None:
         table: str = typer.Option("auto", "--table", help="Wide table of a data set: auto, cell, image or sample."),
         sensor_lag: int = typer.Option(0, "--sensor-lag", help="armpm: pair counters of sample t with sensors of "
                                        "t + LAG (1 fits the published XU3 file best)."),
+        mapping: str = typer.Option(None, "--map", help=_MAP_HELP),
+        cores: int = typer.Option(None, "--cores", help=_CORES_HELP),
         provenance: str = typer.Option(None, "--provenance", help="Provenance of columns the data does not "
                                        "describe (CSV): real, simulated or software."),
         jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel CV jobs."),
@@ -710,17 +772,23 @@ def register(app: typer.Typer) -> None:
         _check_provenance(provenance)
         if output.exists() and output.is_dir():
             raise PerfmodelError(f"--out {output} is a folder; give a file name such as {output / 'model.json'}")
-        src = None if dataset.startswith("armpm:") else Path(dataset)
+        src = None if dataset.startswith(_IMPORT_PREFIXES) else Path(dataset)
         if src is not None and src.exists() and output.exists() and output.resolve() == src.resolve():
             raise PerfmodelError(f"--out {output} is the data being fitted: give another file name")
         if output.exists() and not force:
             raise PerfmodelError(f"--out {output} exists: give another name, or --force to replace it")
 
         df = load_counted(dataset, counts_from=counts_from, simulated_from=simulated_from or (), table=table,
-                          sensor_lag=sensor_lag)
-        feats = _parse_features(features)
+                          sensor_lag=sensor_lag, mapping=mapping, cores=cores)
+        force_auto = _is_auto(features)
+        feats = None if force_auto else _parse_features(features)
         meta: dict[str, Any] = {"dataset": dataset, "simulated_from": [str(p) for p in simulated_from or []] or None,
-                                "sensor_lag": sensor_lag if dataset.startswith("armpm:") else None}
+                                "sensor_lag": sensor_lag if dataset.startswith(_IMPORT_PREFIXES) or mapping else None}
+        if df.attrs.get("import_report"):  # a power file: the board / cluster and the events it recorded
+            meta.update({"board": df.attrs.get("board"), "cluster": df.attrs.get("cluster"),
+                         "events": list(df.attrs.get("events") or [])})
+            if mapping:
+                meta["map"] = mapping
         if counts_from is not None:
             meta["counts_from"] = str(counts_from)
         from perfmodel.model.prepare import counts_geometry
@@ -755,6 +823,18 @@ def register(app: typer.Typer) -> None:
         notes = warn_code_paths(df)
         if notes:  # kept with the model
             meta["code_path_differences"] = notes
+        from perfmodel.model.fit import is_power_auto, power_term_set
+
+        power_terms = None
+        if feats is None and (force_auto or (select is None and not terms and is_power_auto(df, target))):
+            power_terms = power_term_set(df, target, force_auto=force_auto)
+            meta["power_terms"] = {k: power_terms[k] for k in ("set", "reason")}
+            if power_terms["set"] == "fixed":
+                feats = power_terms["features"]
+                if select is None:
+                    select = "fixed"
+            elif select == "fixed":
+                raise PerfmodelError("--features auto chooses the events by stepwise selection: not with --select fixed")
         sel = select or ("fixed" if feats else "stepwise")
         if dropna:
             df, dropped = drop_incomplete(df, target, feats if sel == "fixed" else None)
@@ -767,10 +847,13 @@ def register(app: typer.Typer) -> None:
                               vif_cap=vif_cap, n_splits=folds, n_jobs=jobs, provenance=provenance, metadata=meta)
         save_model(model, output)
         summary = {"model": str(output), "target": target, "kind": kind, "features": model.features,
+                   **({"term_set": meta["power_terms"]} if power_terms is not None else {}),
                    "cv": {k: v for k, v in model.cv.items() if k != "results"}, "results": model.cv["results"]}
         if json_out:
             typer.echo(json.dumps(json_safe(summary), indent=2))
             return
+        if power_terms is not None:
+            typer.echo(f"term set: {power_terms['set']} - {power_terms['reason']}")
         typer.echo(f"wrote {output}: {kind} model of {target} on {len(model.features)} features")
         for f in model.features:
             prov = model.provenance.get(f)
@@ -782,13 +865,20 @@ def register(app: typer.Typer) -> None:
     def evaluate_cmd(
         dataset: str = typer.Argument(..., help=_DATASET_HELP),
         target: str = typer.Option(..., "--target", "-t", help="Column to predict: throughput_fps, power_w, ..."),
-        features: str = typer.Option(None, "--features", help="Comma-separated features (default: the stepwise "
-                                     "choice of a linear model)."),
+        features: str = typer.Option(None, "--features", help="Comma-separated features (default: for power the "
+                                     "validated fixed Powmon set where the data has all its events, else the "
+                                     "automatic set; otherwise the stepwise choice of a linear model), or auto "
+                                     "(power: the automatic set of the events present, selected in the folds)."),
         cv: str = typer.Option("kfold", "--cv", help="lono / lofo / lowo / lobo / kfold."),
         folds: int = typer.Option(5, "--folds", help="Folds for --cv kfold."),
         table: str = typer.Option("auto", "--table", help="auto, cell, image or sample."),
-        sensor_lag: int = typer.Option(0, "--sensor-lag", help="armpm: sensor lag in samples."),
+        sensor_lag: int = typer.Option(0, "--sensor-lag", help="armpm / csv: sensor lag in samples."),
+        mapping: str = typer.Option(None, "--map", help=_MAP_HELP),
+        cores: int = typer.Option(None, "--cores", help=_CORES_HELP),
         jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel CV jobs."),
+        shrink: bool = typer.Option(False, "--shrink", help="Power, automatic term set: add the row of ridge on "
+                                    "every event term (no selection), the event terms' penalty chosen in inner "
+                                    "folds grouped like --cv."),
         json_out: bool = typer.Option(False, "--json", help="Print the table as JSON."),
     ) -> None:
         """Cross-validate linear, log-linear and ridge models beside the baselines (mean, per-frequency
@@ -798,10 +888,40 @@ def register(app: typer.Typer) -> None:
 
         _check_cv_options(folds, jobs)
         _check_option("--sensor-lag", sensor_lag, minimum=0)
-        df = load_table(dataset, table=table, sensor_lag=sensor_lag)
+        df = load_table(dataset, table=table, sensor_lag=sensor_lag, mapping=mapping, cores=cores)
         warn_code_paths(df)
-        feats = _parse_features(features)
+        force_auto = _is_auto(features)
+        feats = None if force_auto else _parse_features(features)
         _check_features_exist(df, feats)
+        from perfmodel.model.fit import evaluate_power_nested, is_power_auto, power_term_set
+
+        terms = None
+        if feats is None and (force_auto or is_power_auto(df, target)):
+            terms = power_term_set(df, target, force_auto=force_auto)
+            if not json_out:
+                typer.echo(f"term set: {terms['set']} - {terms['reason']}")
+            if terms["set"] == "fixed":
+                feats = terms["features"]
+        if shrink and (terms is None or terms["set"] != "auto"):
+            raise PerfmodelError("--shrink is for the automatic power term set (a power target; --features auto "
+                                 "where the data has the validated fixed set's events)")
+        if terms is not None and terms["set"] == "auto":  # events chosen inside every outer fold
+            feats, rows = evaluate_power_nested(df, target, kinds=("linear", "loglinear", "ridge"),
+                                                group=scheme_group(cv), n_splits=folds, n_jobs=jobs)
+            if shrink:
+                from perfmodel.model.fit import evaluate_power_shrunk
+
+                k = next((i for i, r in enumerate(rows) if r["model"].startswith("baseline")), len(rows))
+                rows.insert(k, evaluate_power_shrunk(df, target, group=scheme_group(cv), n_splits=folds))
+            if json_out:
+                typer.echo(json.dumps(json_safe({"target": target, "term_set": {k: terms[k] for k in ("set", "reason")},
+                                                 "features": feats, "results": rows}), indent=2))
+                return
+            typer.echo(f"Powmon-form terms of the events present; always kept: {', '.join(feats['always'])}")
+            typer.echo(f"event candidates (chosen inside every outer fold): {', '.join(feats['candidates'])}")
+            scheme = next((r["scheme"] for r in rows if r.get("scheme")), cv)
+            _print_table(f"{target}: {scheme} cross-validation", _CV_COLS, _cv_rows(rows))
+            return
         if feats is None:
             feats = fit_model(df, target, kind="linear", groups=cv, n_splits=folds, n_jobs=jobs, baselines=False,
                               statistics=False, provenance="real").features
@@ -811,7 +931,8 @@ def register(app: typer.Typer) -> None:
         _, rows = evaluate(df, target, feats, kinds=kinds, group=scheme_group(cv),
                            n_splits=folds, n_jobs=jobs)
         if json_out:
-            typer.echo(json.dumps(json_safe({"target": target, "features": feats, "results": rows}), indent=2))
+            extra = {"term_set": {k: terms[k] for k in ("set", "reason")}} if terms is not None else {}
+            typer.echo(json.dumps(json_safe({"target": target, **extra, "features": feats, "results": rows}), indent=2))
             return
         typer.echo(f"features: {', '.join(feats)}")
         scheme = next((r["scheme"] for r in rows if r.get("scheme")), cv)
@@ -856,6 +977,9 @@ def register(app: typer.Typer) -> None:
         table: str = typer.Option("auto", "--table", help="Wide table of a data set: auto, cell, image, sample."),
         sensor_lag: int = typer.Option(None, "--sensor-lag", help="armpm: sensor lag in samples (default: the "
                                        "lag the model was trained with, metadata sensor_lag, else 0)."),
+        mapping: str = typer.Option(None, "--map", help=_MAP_HELP + " With --dataset; default for csv:PATH: the "
+                                    "mapping the model was fitted with (metadata map)."),
+        cores: int = typer.Option(None, "--cores", help=_CORES_HELP + " With --dataset."),
         json_out: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
         timeout: float = typer.Option(600.0, "--timeout", help="With -- CMD: seconds each run of the command may "
                                       "take; past it the command and its child processes (its process group) "
@@ -905,9 +1029,14 @@ def register(app: typer.Typer) -> None:
                                  "not to a CSV or a measured command")
         if counts_from is not None and not dataset:
             raise PerfmodelError("--counts-from applies to --dataset (a quick sample takes --simulated-from)")
+        if (mapping is not None or cores is not None) and not dataset:
+            raise PerfmodelError("--map / --cores apply to --dataset (a power file: armpm:PATH, csv:PATH)")
+        if dataset and mapping is None and dataset.startswith("csv:"):
+            mapping = (model.metadata or {}).get("map")
         if dataset:
             df = load_counted(dataset, counts_from=counts_from, table=table, sensor_lag=sensor_lag,
-                              simulated_from=[simulated_from] if simulated_from is not None else ())
+                              simulated_from=[simulated_from] if simulated_from is not None else (),
+                              mapping=mapping, cores=cores)
             if simulated_columns(model):  # counts of a simulated run joined to timed cells
                 warn_code_paths(df)
         elif csv:  # a row with an impossible or non-numeric value gets n/a and its reason, the others an answer

@@ -294,6 +294,88 @@ def freq_level_terms(df: pd.DataFrame, freq: str = "freq_mhz") -> list[str]:
     return [f"{freq}={_key_str(pd.Series([v], dtype='float64')).iloc[0]}" for v in levels[1:]]
 
 
+def power_event_names(df: pd.DataFrame, rate_suffix: str = "_per_s") -> list[str]:
+    """The events of ``df`` usable in power terms: every ``<event>_per_s`` column (vocabulary or ARM PMU
+    name, :func:`perfmodel.metrics.base_event`) that is finite and not constant, in column order."""
+    out = []
+    for col in candidate_features(df, "power_w", kinds=(rate_suffix,)):
+        ev = base_event(col)
+        if ev and col == f"{ev}{rate_suffix}" and ev not in out:
+            out.append(ev)
+    return out
+
+
+def cycles_restate_cores(df: pd.DataFrame, rtol: float = 1e-6) -> bool:
+    """True where ``cycles_per_s`` is ``cores x freq_mhz x 1e6`` on every row (Powmon rates without an
+    interval: events per cycle x frequency summed over the active cores), so that ``cycles/s x V^2``
+    restates ``cores x V^2 f`` (the design would be rank-deficient with both: the cycles term is left out)."""
+    if not {"cycles_per_s", "cores", "freq_mhz"} <= set(df.columns) or df["cores"].nunique() < 2:
+        return False
+    cyc = pd.to_numeric(df["cycles_per_s"], errors="coerce").to_numpy(dtype="float64")
+    ref = (pd.to_numeric(df["cores"], errors="coerce") * pd.to_numeric(df["freq_mhz"], errors="coerce")).to_numpy(
+        dtype="float64") * 1e6
+    ok = np.isfinite(cyc) & np.isfinite(ref) & (ref > 0)
+    return bool(ok.all() and np.allclose(cyc, ref, rtol=rtol, atol=0.0))
+
+
+def voltage_fixed_per_frequency(df: pd.DataFrame) -> bool:
+    """True where ``voltage_v`` has one value per ``freq_mhz`` (e.g. rows that are averages per operating
+    point): ``V`` is then a function of the per-frequency intercepts (constant with one frequency), and
+    with them a rank-deficient design."""
+    if not {"voltage_v", "freq_mhz"} <= set(df.columns):
+        return False
+    return bool((df.groupby("freq_mhz")["voltage_v"].nunique(dropna=False) <= 1).all())
+
+
+def power_selection_terms(df: pd.DataFrame) -> tuple[list[str], list[str], dict[str, str]]:
+    """The automatic Powmon-form term set of whatever events ``df`` has: ``(candidates, always, vif_columns)``.
+
+    ``always``: ``V``, ``T V`` (where there is a temperature), ``cores V^2 f`` (where the core count
+    varies), per-frequency intercepts and, where the cycle count exists, ``cycles/s x V^2`` (the
+    activity every Powmon model keeps; left out where it restates ``cores x V^2 f``,
+    :func:`cycles_restate_cores`; ``V`` is left out where it has one value per frequency,
+    :func:`voltage_fixed_per_frequency`); ``candidates``: every other event rate x ``V^2``, for stepwise
+    selection; ``vif_columns``: each candidate's event per cycle, on which the VIF cap is checked
+    (:func:`perfmodel.model.selection.stepwise_select`).
+    """
+    events = power_event_names(df)
+    if not events:
+        raise FeatureError("no event rate column (<event>_per_s) to build power terms from")
+    if cycles_restate_cores(df):
+        events = [e for e in events if e != "cycles"]
+    ev_terms, fixed = powmon_terms(df, events, freq_levels=True)
+    if voltage_fixed_per_frequency(df):  # the per-frequency intercepts carry it
+        fixed = [t for t in fixed if t != "voltage_v"]
+    always = list(fixed)
+    cands = []
+    for e, t in zip(events, ev_terms):
+        (always if e == "cycles" else cands).append(t)
+    vif_cols = {t: f"{e}_per_cycle" for e, t in zip(events, ev_terms) if f"{e}_per_cycle" in df.columns}
+    return cands, always, vif_cols
+
+
+#: the events of the validated fixed Powmon set: the 13 events of the shipped XU3 A15 model
+#: (``trained/power_armpm_xu3_a15.json``: leave-one-workload-out MAPE 3.93 % on the PARSEC file at sensor lag
+#: 1, every event rate x V^2 with no selection). The default power term set wherever a table has them all.
+VALIDATED_POWER_EVENTS: tuple[str, ...] = (
+    "instructions", "cycles", "l1d_accesses", "l1i_accesses", "l1i_refills", "l2d_accesses", "dtlb_refills",
+    "itlb_refills", "branches", "branch_misses", "mem_accesses", "exceptions_taken", "exceptions_returned")
+
+
+def validated_power_features(df: pd.DataFrame) -> list[str]:
+    """The validated fixed Powmon set on ``df``: every :data:`VALIDATED_POWER_EVENTS` rate x ``V^2`` plus the
+    fixed terms of :func:`powmon_terms` (``freq_levels=True``), in :func:`power_features`' order; events of
+    ``df`` outside the set are not used. Raises :class:`FeatureError` naming the events ``df`` lacks (a
+    rate column that is missing, not finite or constant)."""
+    present = set(power_event_names(df))
+    missing = [e for e in VALIDATED_POWER_EVENTS if e not in present]
+    if missing:
+        raise FeatureError(f"the data lacks event(s) {', '.join(missing)} of the validated fixed power set")
+    order = [e for e in EVENTS if e in VALIDATED_POWER_EVENTS]
+    events, fixed = powmon_terms(df, order, freq_levels=True)
+    return fixed + events
+
+
 def power_features(df: pd.DataFrame, *, rate_suffix: str = "_per_s") -> list[str]:
     """The a-priori power feature set (no selection, so its cross-validated error is honest).
 
@@ -728,7 +810,9 @@ __all__ = [
     "OVERHEAD_COLUMNS", "KNOWN_TIME_COLUMNS", "frame_overhead", "attrs_aside", "additive_throughput_terms",
     "STUDY_FEATURES", "FeatureError", "parse_feature", "base_columns", "compute_feature", "feature_frame",
     "feature_matrix", "target_vector", "candidate_features", "powmon_terms", "freq_level_terms",
-    "power_features", "power_loglinear_features", "resolve_provenance",
+    "power_features", "power_loglinear_features", "resolve_provenance", "power_event_names",
+    "power_selection_terms", "VALIDATED_POWER_EVENTS", "validated_power_features", "cycles_restate_cores",
+    "voltage_fixed_per_frequency",
     "feature_provenance", "column_provenance", "Factor", "KEY_COLUMNS", "join_simulated", "attach_macs",
     "attach_stream_time", "attach_l2_overflow", "speed_scaled", "per_thread_terms", "conv_weights_over", "L2_OVERFLOW_COLUMN",
     "throughput_terms",

@@ -29,7 +29,7 @@ from .cv import (CVResult, FeatureModel, default_baselines, make_splits, cross_v
 from .estimators import MODEL_KINDS, make_estimator
 from .features import (
     STUDY_FEATURES, FeatureError, additive_throughput_terms, candidate_features, feature_frame, feature_provenance,
-    column_provenance, base_columns, parse_feature, powmon_terms, target_vector, throughput_terms,
+    column_provenance, base_columns, parse_feature, power_selection_terms, target_vector, throughput_terms,
     _key_str,
 )
 from .modelfile import ModelFile, active_ranges, training_hash
@@ -63,11 +63,58 @@ def _untimed(columns: Sequence[str]) -> list[str]:
     return [c for c in columns if base_event(c) not in TIME_EVENTS]
 
 
+def is_power_auto(df: pd.DataFrame, target: str) -> bool:
+    """A power target on a table with voltage and frequency: the Powmon-form terms apply."""
+    return target.startswith("power") and "voltage_v" in df.columns and "freq_mhz" in df.columns
+
+
+def power_term_set(df: pd.DataFrame, target: str, *, force_auto: bool = False) -> dict[str, Any]:
+    """Which power term set ``fit`` / ``evaluate`` use without named features, and why.
+
+    ``{"set": "fixed", "features": [...], "reason": ...}``: the validated fixed Powmon set
+    (:func:`~.features.validated_power_features`, no selection) where the data holds all of its events;
+    else (or with ``force_auto``) ``{"set": "auto", "always": [...], "candidates": [...], "reason": ...}``:
+    the Powmon-form terms of the events present (:func:`~.features.power_selection_terms`), events chosen
+    inside every outer fold. Raises :class:`PerfmodelError` when the target / table is not a power one."""
+    from .features import VALIDATED_POWER_EVENTS, power_event_names, validated_power_features
+
+    if not is_power_auto(df, target):
+        raise PerfmodelError("the power term sets (--features auto) need a power target and voltage_v / freq_mhz "
+                             "columns")
+    if not force_auto:
+        try:
+            feats = validated_power_features(df)
+        except FeatureError as exc:
+            why = f"{exc}; automatic set of the events present instead"
+        else:
+            return {"set": "fixed", "features": feats,
+                    "reason": f"the data holds all {len(VALIDATED_POWER_EVENTS)} events of the validated fixed "
+                              "Powmon set (XU3 PARSEC LOWO 3.93 % at sensor lag 1): every event rate x V^2, no "
+                              "selection (--features auto for the automatic set)"}
+    else:
+        why = "--features auto"
+    from .features import cycles_restate_cores, voltage_fixed_per_frequency
+
+    cands, always, _ = power_selection_terms(df)
+    note = ("; cycles/s x V^2 left out: the rates are events per cycle x frequency, so it equals cores x V^2 f"
+            if cycles_restate_cores(df) else "")
+    if voltage_fixed_per_frequency(df):
+        note += "; V left out: one voltage per frequency, which the per-frequency intercepts carry"
+    return {"set": "auto", "always": always, "candidates": cands,
+            "reason": f"{why}: Powmon-form terms of the {len(power_event_names(df))} events present, events "
+                      f"chosen by stepwise selection inside every outer fold{note}"}
+
+
+def default_vif_columns(df: pd.DataFrame, target: str) -> dict[str, str] | None:
+    """Where the VIF cap of the default candidates is checked (power: the events per cycle), else None."""
+    return power_selection_terms(df)[2] if is_power_auto(df, target) else None
+
+
 def default_candidates(df: pd.DataFrame, target: str, kind: str = "linear") -> tuple[list[str], list[str]]:
     """``(candidates, always)`` for ``target``: see the module docstring."""
-    if target.startswith("power") and "voltage_v" in df.columns and "freq_mhz" in df.columns:
-        events, fixed = powmon_terms(df, [c[: -len("_per_s")] for c in candidate_features(df, target, kinds=("_per_s",))])
-        return events, fixed
+    if is_power_auto(df, target):
+        cands, always, _ = power_selection_terms(df)
+        return cands, always
     if _is_throughput(target) and kind in LOG_TARGET_KINDS:
         work = next((c for c in ("instructions_per_image", "macs") if c in df.columns
                      and np.isfinite(pd.to_numeric(df[c], errors="coerce")).all()), None)
@@ -179,6 +226,8 @@ def nested_cv(
     n_jobs: int = 1,
     random_state: int = 0,
     name: str | None = None,
+    vif_columns: Mapping[str, str] | None = None,
+    min_improvement: float = 0.01,
 ) -> tuple[CVResult, dict[str, list[str]]]:
     """Honest CV of stepwise selection: the selection is redone inside every outer fold.
 
@@ -206,7 +255,9 @@ def nested_cv(
             raise PerfmodelError(f"nested CV needs at least 3 distinct {group} values (2 left to select on)")
         inner = make_splits(train, group=group, n_splits=n_splits, random_state=random_state)
         res = stepwise_select(train, target, candidates, make_estimator(kind), inner, always=always,
-                              max_features=max_features, vif_cap=vif_cap, n_jobs=n_jobs)
+                              max_features=max_features, vif_cap=vif_cap, n_jobs=n_jobs,
+                              vif_columns=dict(vif_columns) if vif_columns else None,
+                              min_improvement=min_improvement)
         model = FeatureModel(make_estimator(kind), res.features).fit(train, y[tr])
         pred[te] = model.predict(df.iloc[te])
         chosen[held] = list(res.features)
@@ -215,6 +266,134 @@ def nested_cv(
         folds.append(fold)
     scheme = (f"leave-one-{group}-out" if group else f"{len(outer)}-fold") + ", selection nested"
     return CVResult(name or f"{kind} (stepwise, nested)", pred, y, regression_metrics(y, pred), folds, scheme), chosen
+
+
+def evaluate_power_nested(
+    df: pd.DataFrame,
+    target: str,
+    *,
+    kinds: Sequence[str] = ("linear", "loglinear", "ridge"),
+    group: str | None = None,
+    n_splits: int = 5,
+    n_jobs: int = 1,
+    max_features: int = 8,
+    vif_cap: float = 10.0,
+    baselines: bool = True,
+    random_state: int = 0,
+) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+    """The CV table of the automatic power model: the Powmon-form terms of the events ``df`` has
+    (:func:`~.features.power_selection_terms`), events chosen by stepwise selection with the VIF cap
+    *inside every outer fold* (:func:`nested_cv`), for every kind in ``kinds``, beside the baselines on
+    the same splits. Returns ``({"always": [...], "candidates": [...]}, rows)``; a kind that cannot be
+    evaluated is a row with the reason."""
+    cands, always, vif_cols = power_selection_terms(df)
+    rows: list[dict[str, Any]] = []
+    for kind in kinds:
+        try:
+            res, chosen = nested_cv(df, target, cands, kind, group, always=always, max_features=max_features,
+                                    vif_cap=vif_cap, n_splits=n_splits, n_jobs=n_jobs, random_state=random_state,
+                                    vif_columns=vif_cols, name=kind)
+        except (PerfmodelError, ValueError, np.linalg.LinAlgError) as exc:
+            rows.append({"model": kind, "status": "not evaluated", "reason": str(exc)})
+            continue
+        rows.append({"model": kind, "scheme": res.scheme, "status": "ok", **res.metrics, "folds": res.folds,
+                     "chosen": chosen})
+    if baselines:
+        _, base = evaluate(df, target, [], kinds=(), group=group, n_splits=n_splits, n_jobs=n_jobs,
+                           random_state=random_state)
+        rows += base
+    return {"always": always, "candidates": cands}, rows
+
+
+#: penalties of :class:`ShrunkPowerModel`: ``alpha = lambda x n`` on standardised terms
+SHRINK_LAMBDAS: tuple[float, ...] = tuple(float(x) for x in np.logspace(-6, 1, 15))
+
+
+def _penalised_fit(X: np.ndarray, y: np.ndarray, penalised: np.ndarray, lambdas: Sequence[float]):
+    """Ridge on standardised ``X`` with the penalty ``lambda x n`` on the ``penalised`` columns only
+    (intercept and the other columns unpenalised): ``[(mean, scale, ybar, coef)]``, one per lambda."""
+    n = len(y)
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale == 0] = 1.0
+    Z = (X - mean) / scale
+    ybar = float(y.mean())
+    G = Z.T @ Z
+    b = Z.T @ (y - ybar)
+    D = np.diag(penalised.astype("float64"))
+    return [(mean, scale, ybar, np.linalg.pinv(G + lam * n * D) @ b) for lam in lambdas]
+
+
+def _penalised_predict(fit, X: np.ndarray) -> np.ndarray:
+    mean, scale, ybar, coef = fit
+    return ybar + ((X - mean) / scale) @ coef
+
+
+class ShrunkPowerModel:
+    """Every Powmon-form term kept, the event terms shrunk instead of selected (issue 22, option
+    ``--shrink``): ridge on the standardised terms with the penalty ``lambda x n`` on ``penalised`` only,
+    ``lambda`` (:data:`SHRINK_LAMBDAS`) chosen by the pooled MAPE of inner folds grouped by ``group``
+    (leave-one-workload-out on the training workloads), then refitted on all the training rows."""
+
+    def __init__(self, features: Sequence[str], penalised: Sequence[str], group: str | None = None, *,
+                 lambdas: Sequence[float] = SHRINK_LAMBDAS, n_splits: int = 5, random_state: int = 0):
+        self.features, self.penalised = list(features), list(penalised)
+        self.group, self.lambdas = group, tuple(lambdas)
+        self.n_splits, self.random_state = n_splits, random_state
+
+    def fit(self, df: pd.DataFrame, y: np.ndarray) -> "ShrunkPowerModel":
+        from .features import feature_matrix
+
+        df = df.reset_index(drop=True)
+        X = np.asarray(feature_matrix(df, self.features), dtype="float64")
+        y = np.asarray(y, dtype="float64")
+        mask = np.array([f in self.penalised for f in self.features])
+        inner = make_splits(df, group=self.group, n_splits=self.n_splits, random_state=self.random_state)
+        pred = np.empty((len(self.lambdas), len(y)))
+        for tr, te in inner:
+            for i, fit in enumerate(_penalised_fit(X[tr], y[tr], mask, self.lambdas)):
+                pred[i, te] = _penalised_predict(fit, X[te])
+        errs = np.mean(np.abs(pred - y) / np.abs(y), axis=1)
+        i = int(np.argmin(errs))
+        self.lambda_, self.inner_mape_ = self.lambdas[i], float(100 * errs[i])
+        self.fit_ = _penalised_fit(X, y, mask, [self.lambda_])[0]
+        return self
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        from .features import feature_matrix
+
+        return _penalised_predict(self.fit_, np.asarray(feature_matrix(df, self.features), dtype="float64"))
+
+
+SHRUNK_NAME = "ridge, all event terms shrunk (penalty in inner folds)"
+
+
+def evaluate_power_shrunk(df: pd.DataFrame, target: str, *, group: str | None = None, n_splits: int = 5,
+                          random_state: int = 0) -> dict[str, Any]:
+    """The CV row of :class:`ShrunkPowerModel` on the automatic term set of ``df`` (every event kept; the
+    penalty chosen inside every outer fold, on its training groups only), with the penalty per fold."""
+    cands, always, _ = power_selection_terms(df)
+    feats = list(always) + list(cands)
+    d = df.reset_index(drop=True)
+    splits = make_splits(d, group=group, n_splits=n_splits, random_state=random_state)
+    y = target_vector(d, target)
+    pred = np.full(len(y), np.nan)
+    lams: dict[str, float] = {}
+    folds = []
+    try:
+        for k, (tr, te) in enumerate(splits):
+            m = ShrunkPowerModel(feats, cands, group, n_splits=n_splits, random_state=random_state)
+            pred[te] = m.fit(d.iloc[tr], y[tr]).predict(d.iloc[te])
+            held = str(d[group].iloc[te[0]]) if group else f"fold{k}"
+            lams[held] = m.lambda_
+            fold = {"held_out": held, "n_test": int(len(te))}
+            fold.update({key: v for key, v in regression_metrics(y[te], pred[te]).items() if key in ("mape", "within_10")})
+            folds.append(fold)
+    except (PerfmodelError, ValueError, np.linalg.LinAlgError) as exc:
+        return {"model": SHRUNK_NAME, "status": "not evaluated", "reason": str(exc)}
+    scheme = f"leave-one-{group}-out" if group else f"{len(splits)}-fold"
+    return {"model": SHRUNK_NAME, "scheme": scheme + ", penalty nested", "status": "ok",
+            **regression_metrics(y, pred), "folds": folds, "lambda": lams, "features": feats, "penalised": cands}
 
 
 def fit_model(
@@ -284,7 +463,8 @@ def fit_model(
             cands, auto_always = default_candidates(df, target, kind)
         keep = list(always) if always is not None else auto_always
         res = stepwise_select(df, target, cands, estimator, splits, always=keep, max_features=max_features,
-                              vif_cap=vif_cap, n_jobs=n_jobs)
+                              vif_cap=vif_cap, n_jobs=n_jobs,
+                              vif_columns=None if features else default_vif_columns(df, target))
         feats = res.features
         selection = res.as_dict()
         selection.update({"vif_cap": vif_cap, "max_features": max_features,
@@ -304,6 +484,14 @@ def fit_model(
     # cross-validation of the final feature set, beside the baselines
     table, rows = evaluate(df, target, feats, kinds=(kind,), group=group, n_splits=n_splits, n_jobs=n_jobs,
                            baselines=baselines, random_state=random_state)
+    if select == "stepwise" and not features and is_power_auto(df, target):
+        # the CV figure of the automatic power model: the selection redone inside every outer fold
+        _, nested = evaluate_power_nested(df, target, kinds=(kind,), group=group, n_splits=n_splits, n_jobs=n_jobs,
+                                          max_features=max_features, vif_cap=vif_cap, baselines=False,
+                                          random_state=random_state)
+        rows = nested + [r for r in rows if r["model"] != kind]
+        selection["note"] = ("events chosen by CV error inside every outer fold for the CV figures (nested); the "
+                             "model's own events chosen on all the data")
     main = next((r for r in rows if r["model"] == kind and r.get("status") == "ok"), None)
     cv = {"scheme": main["scheme"] if main else (f"leave-one-{group}-out" if group else f"{n_splits}-fold"),
           "group": group, "results": rows}
@@ -336,4 +524,6 @@ def fit_model(
     )
 
 
-__all__ = ["CV_SCHEMES", "scheme_group", "default_candidates", "evaluate", "nested_cv", "fit_model"]
+__all__ = ["CV_SCHEMES", "scheme_group", "default_candidates", "evaluate", "nested_cv", "fit_model",
+           "evaluate_power_nested", "is_power_auto", "default_vif_columns", "power_term_set", "ShrunkPowerModel",
+           "evaluate_power_shrunk", "SHRINK_LAMBDAS"]

@@ -169,8 +169,14 @@ class ModelFile:
         cols = list(self.column_provenance)
         missing = [c for c in cols if c not in df.columns]
         if missing:
+            from perfmodel.metrics import base_event
+
+            events = list(dict.fromkeys(e for e in map(base_event, missing) if e))
+            trained = (self.metadata or {}).get("events")
+            said = (f"the data lacks event(s) {', '.join(events)} this model was trained on"
+                    + (f" (its events: {', '.join(map(str, trained))})" if trained else "") + "; ") if events else ""
             raise IncompatibleSampleError(
-                f"the sample lacks column(s) {', '.join(missing)} needed by the model's features "
+                f"{said}the sample lacks column(s) {', '.join(missing)} needed by the model's features "
                 f"({', '.join(self.features)}); the model predicts {self.target} from them")
         derived = [c for c in cols if not _measured(self.column_provenance[c])]
         named = provenance if isinstance(provenance, Mapping) else {}

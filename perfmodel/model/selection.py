@@ -55,10 +55,47 @@ def vif(X: np.ndarray) -> np.ndarray:
     return out
 
 
+def ridge_loo_predict(X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarray, alphas: Sequence[float]) -> np.ndarray:
+    """What :class:`~.estimators.RidgeModel` (``cv=None``, no log features) fitted on ``X_tr, y_tr`` predicts
+    for ``X_te``, without scikit-learn: standardise on the training rows, one SVD, ``alpha`` by the exact
+    leave-one-out error of every alpha (``RidgeCV``'s efficient LOO, intercept unpenalised; the first of
+    equal scores wins, as there), coefficients ``(Z'Z + alpha I)^-1 Z'(y - ybar)``."""
+    n, p = X_tr.shape
+    mean = X_tr.mean(axis=0)
+    scale = X_tr.std(axis=0)
+    scale[scale == 0] = 1.0
+    Z = (X_tr - mean) / scale
+    ybar = float(y_tr.mean())
+    yc = y_tr - ybar
+    if n <= 2:
+        alpha = float(np.max(alphas))
+        U, sv, Vt = np.linalg.svd(Z, full_matrices=False)
+    else:
+        U, sv, Vt = np.linalg.svd(Z, full_matrices=False)
+        Uy = U.T @ yc
+        U2 = U * U
+        s2 = sv * sv
+        best, alpha = np.inf, float(alphas[0])
+        for a in alphas:
+            w = s2 / (s2 + a)
+            h = 1.0 / n + U2 @ w
+            loo = (yc - U @ (w * Uy)) / (1.0 - h)
+            err = float(np.mean(loo * loo))
+            if err < best:
+                best, alpha = err, float(a)
+    coef = Vt.T @ ((sv / (sv * sv + alpha)) * (U.T @ yc))
+    return ybar + ((X_te - mean) / scale) @ coef
+
+
 def cv_mape(estimator: Any, X: np.ndarray, y: np.ndarray, splits: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
-    """Pooled out-of-fold MAPE (%) of ``estimator`` on ``X, y``; ``inf`` when a fold fails to fit."""
+    """Pooled out-of-fold MAPE (%) of ``estimator`` on ``X, y``; ``inf`` when a fold fails to fit.
+
+    Fast paths (the same model without scikit-learn's validation; checked equal to the estimators in
+    tests/test_power_importers.py): OLS (:class:`~.estimators.LinearModel`), OLS on ``log y``
+    (:class:`~.estimators.LogLinearModel` without log features) and :class:`~.estimators.RidgeModel`
+    (inner leave-one-out alpha, :func:`ridge_loo_predict`)."""
     pred = np.empty(len(y))
-    from .estimators import LinearModel
+    from .estimators import LinearModel, LogLinearModel, RidgeModel
 
     try:
         if type(estimator) is LinearModel and estimator.fit_intercept:  # fast path: same OLS, no validation
@@ -66,6 +103,19 @@ def cv_mape(estimator: Any, X: np.ndarray, y: np.ndarray, splits: Sequence[tuple
             for tr, te in splits:
                 beta = np.linalg.lstsq(A[tr], y[tr], rcond=None)[0]
                 pred[te] = A[te] @ beta
+        elif (type(estimator) is LogLinearModel and estimator.log_target and not estimator.log_features
+              and estimator.fit_intercept):
+            if (y <= 0).any():
+                return float("inf")
+            A = np.column_stack([np.ones(len(y)), X])
+            ly = np.log(y)
+            for tr, te in splits:
+                beta = np.linalg.lstsq(A[tr], ly[tr], rcond=None)[0]
+                pred[te] = np.exp(A[te] @ beta)
+        elif type(estimator) is RidgeModel and estimator.cv is None and not estimator.log_features:
+            alphas = np.asarray(estimator.alphas, dtype="float64")
+            for tr, te in splits:
+                pred[te] = ridge_loo_predict(X[tr], y[tr], X[te], alphas)
         else:
             for tr, te in splits:
                 pred[te] = clone(estimator).fit(X[tr], y[tr]).predict(X[te])
@@ -119,8 +169,14 @@ def stepwise_select(
     vif_cap: float = 10.0,
     min_improvement: float = 0.01,
     n_jobs: int = 1,
+    vif_columns: dict[str, str] | None = None,
 ) -> SelectionResult:
-    """Forward selection by CV MAPE with a VIF cap (see the module docstring)."""
+    """Forward selection by CV MAPE with a VIF cap (see the module docstring).
+
+    ``vif_columns`` (candidate -> column): check the VIF cap on these columns instead of the terms
+    themselves - for the Powmon power terms the events' own rates per cycle (``<event>_per_s*voltage_v^2``
+    -> ``<event>_per_cycle``), as Powmon caps the collinearity of the *events*: the products share the
+    factor ``V^2 x cycles/s``, which makes any two of them collinear whatever the events are."""
     y = target_vector(df, target)
     always = list(dict.fromkeys(always))
     cols, rejected = _columns(df, list(dict.fromkeys(list(always) + [c for c in candidates if c not in always])))
@@ -144,11 +200,19 @@ def stepwise_select(
     else:
         best = float("inf")
 
+    vif_cols: dict[str, np.ndarray] = {}
+    for c, col in (vif_columns or {}).items():
+        if c in cols and col in df.columns:
+            v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype="float64")
+            if np.isfinite(v).all():
+                vif_cols[c] = v
+
     def score(c: str) -> tuple[str, float, float]:
         trial = selected + [c]
         X = np.column_stack([cols[t] for t in trial])
-        checked = [i for i, t in enumerate(trial) if t not in always]
-        v = vif(X[:, checked]) if len(checked) > 1 else np.array([1.0])
+        checked = [t for t in trial if t not in always]
+        V = np.column_stack([vif_cols.get(t, cols[t]) for t in checked]) if checked else np.empty((len(y), 0))
+        v = vif(V) if len(checked) > 1 else np.array([1.0])
         vmax = float(np.max(v)) if len(v) else 1.0
         if vmax > vif_cap:
             return c, float("inf"), vmax
@@ -170,4 +234,4 @@ def stepwise_select(
     return SelectionResult(selected, "stepwise", history, rejected)
 
 
-__all__ = ["vif", "cv_mape", "SelectionResult", "stepwise_select"]
+__all__ = ["vif", "cv_mape", "ridge_loo_predict", "SelectionResult", "stepwise_select"]

@@ -6,7 +6,13 @@ name as ``"module:function"`` strings, so that listing them imports nothing; :fu
 imports one on demand.
 
 * ``armpm`` - ARMPM / PARSEC power-model data (tab-separated 500 ms samples with frequency,
-  temperature, voltage, current, power and ARMv7 PMU events), as ``phase="trace"`` records.
+  temperature, voltage, current, power and ARMv7 PMU events; any event set).
+* ``powmon`` - the Powmon per-workload x core mask x frequency format (per-core raw ``0xNN`` events,
+  summed per cluster).
+* ``csv`` - any delimited time-series file with a column mapping (``--map time=...,power_w=...``).
+
+Columns are recognised by meaning (:mod:`.columns`); event numbers / names go through
+:mod:`perfmodel.armpmu`. Each wide table's ``attrs["import_report"]`` says what was used and ignored.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from perfmodel.errors import PerfmodelError, check_choice
 #: importer name -> "module:function"
 IMPORTERS: dict[str, str] = {
     "armpm": "perfmodel.data.importers.armpm:load_armpm",
+    "powmon": "perfmodel.data.importers.powmon:load_powmon",
+    "csv": "perfmodel.data.importers.mapped:load_mapped",
 }
 
 

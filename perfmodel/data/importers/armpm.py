@@ -52,20 +52,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from perfmodel.errors import InputFileError
 
+from .columns import ImportReport, build_samples, detect_cluster, event_columns, pick_roles
+
 BOARD = "odroid-xu3-a15"
 
-#: file column -> canonical key / sensor name
-KEY_COLUMNS: dict[str, str] = {
-    "#Timestamp": "timestamp_ns",
-    "Benchmark": "workload",
-    "Run(#)": "run",
-    "Cores(#)": "cores",
-}
+#: the published PARSEC file's columns -> canonical names (any other spelling is recognised by meaning,
+#: :mod:`.columns`; these are kept as the reference of what the shipped model was trained on)
 SENSOR_COLUMNS: dict[str, str] = {
     "CPU(4) Frequency(MHz)": "freq_mhz",
     "CPU(4) Temperature(C)": "temperature_c",
@@ -73,7 +69,6 @@ SENSOR_COLUMNS: dict[str, str] = {
     "A15 Current(A)": "current_a",
     "A15 Power(W)": "power_w",
 }
-#: ARMv7 PMU event name -> canonical event name (perfmodel.metrics.EVENTS)
 EVENT_COLUMNS: dict[str, str] = {
     "CPU_CYCLES": "cycles",
     "INST_RETIRED": "instructions",
@@ -90,12 +85,6 @@ EVENT_COLUMNS: dict[str, str] = {
     "EXCEPTION_TAKEN": "exceptions_taken",
     "EXCEPTION_RETURN": "exceptions_returned",
 }
-#: events that may be absent from a file (everything else is required)
-OPTIONAL_EVENTS = frozenset({"L1D_CACHE_REFILL"})
-#: sensor columns shifted by ``sensor_lag``
-LAGGED_SENSORS = ("temperature_c", "voltage_v", "current_a", "power_w")
-
-_UNITS = {"freq_mhz": "MHz", "temperature_c": "degC", "voltage_v": "V", "current_a": "A", "power_w": "W"}
 
 
 def _read_raw(path: Path) -> pd.DataFrame:
@@ -124,29 +113,11 @@ def _read_raw(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise InputFileError(f"{path}: malformed ARMPM file: {exc}") from None
     raw.columns = [c.strip() for c in raw.columns]
-    required = list(KEY_COLUMNS) + list(SENSOR_COLUMNS) + [e for e in EVENT_COLUMNS if e not in OPTIONAL_EVENTS]
-    missing = [c for c in required if c not in raw.columns]
-    if missing:
-        raise InputFileError(f"{path}: ARMPM file lacks column(s) {', '.join(missing)}")
-    if raw.empty:
-        raise InputFileError(f"{path}: ARMPM file has a header but no samples")
     return raw
 
 
-def _numeric(raw: pd.DataFrame, column: str, path: Path, integer: bool = False) -> pd.Series:
-    s = raw[column].str.strip()
-    if integer:
-        out = pd.to_numeric(s, errors="coerce")
-    else:
-        out = pd.to_numeric(s, errors="coerce").astype("float64")
-    bad = out.isna() | ~np.isfinite(out.astype("float64"))
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputFileError(
-            f"{path}: column {column!r} has {int(bad.sum())} non-numeric value(s), first {raw[column].iloc[i]!r} "
-            f"on data line {i + 1}"
-        )
-    return out.astype("int64") if integer else out
+def _board(cluster: str | None) -> str:
+    return f"odroid-xu3-{cluster}" if cluster else "odroid-xu3"
 
 
 def _check_time_order(ts: pd.Series, path: Path) -> None:
@@ -169,16 +140,24 @@ def load_armpm(
     drop_first: bool = True,
     sensor_lag: int = 0,
     interval_tolerance: float = 0.1,
+    cores: int | None = None,
+    cluster: str | None = None,
+    board: str | None = None,
 ) -> pd.DataFrame:
     """Load an ARMPM ``.data`` file as a wide per-sample table (see the module docstring).
 
     Parameters
     ----------
-    path : the tab-separated ARMPM file.
+    path : the tab-separated ARMPM file (any event set: every ARM event column it has is imported).
     drop_first : drop the first sample of every run (its interval is unknown); else keep it flagged.
     sensor_lag : pair the counters of sample ``t`` with the sensors of sample ``t + sensor_lag`` (>= 0).
     interval_tolerance : relative deviation from the run's median interval above which a sample is
         flagged ``interval_ok=False``.
+    cores : core count of every sample when the file has no core-count column (else the core terms are
+        dropped, and ``attrs["import_report"]`` says so).
+    cluster : the CPU cluster whose sensors to take where the file has several (default: the biggest one
+        a power column names).
+    board : the board key (default ``odroid-xu3-<cluster>``).
 
     Raises
     ------
@@ -189,82 +168,23 @@ def load_armpm(
     if sensor_lag < 0:
         raise InputFileError(f"sensor_lag must be >= 0, got {sensor_lag}")
     raw = _read_raw(path)
-    df = pd.DataFrame(index=raw.index)
-    df["board"] = BOARD
-    df["workload"] = raw["Benchmark"].str.strip().astype("str")
-    if (df["workload"] == "").any():
-        raise InputFileError(f"{path}: empty Benchmark name on {int((df['workload'] == '').sum())} line(s)")
-    df["timestamp_ns"] = _numeric(raw, "#Timestamp", path, integer=True)
-    _check_time_order(df["timestamp_ns"], path)
-    df["run"] = _numeric(raw, "Run(#)", path, integer=True)
-    df["cores"] = _numeric(raw, "Cores(#)", path, integer=True)
-    for col, name in SENSOR_COLUMNS.items():
-        df[name] = _numeric(raw, col, path)
-    events = {}
-    for col, name in EVENT_COLUMNS.items():
-        if col in raw.columns:
-            events[name] = _numeric(raw, col, path)
-    for name, values in events.items():
-        if (values < 0).any():
-            raise InputFileError(f"{path}: negative {name} counts")
-        df[name] = values
-    for name in ("freq_mhz", "power_w", "voltage_v", "current_a"):
-        if (df[name] < 0).any():
-            raise InputFileError(f"{path}: negative {name} values")
-
-    # contiguous runs: a new segment starts when workload/run/cores/frequency change
-    key = df[["workload", "run", "cores", "freq_mhz"]]
-    changed = (key != key.shift()).any(axis=1)
-    df["segment"] = changed.cumsum().astype("int64") - 1
-    dt_ns = df.groupby("segment")["timestamp_ns"].diff()
-    if (dt_ns <= 0).any():
-        raise InputFileError(f"{path}: timestamps do not increase within a run")
-    df["dt_s"] = dt_ns / 1e9
-    first = df["dt_s"].isna()
-    median = df.groupby("segment")["dt_s"].transform("median")
-    df["interval_ok"] = ~first & ((df["dt_s"] - median).abs() <= interval_tolerance * median)
-
-    if sensor_lag:
-        grouped = df.groupby("segment")
-        for name in LAGGED_SENSORS:
-            df[name] = grouped[name].shift(-sensor_lag)
-        df = df[df["power_w"].notna()].copy()
-    if drop_first:
-        df = df[~first.loc[df.index]].copy()
-
-    prov: dict[str, str] = {}
-    derived: dict[str, list[str]] = {}
-    units: dict[str, str] = {}
-    for name in SENSOR_COLUMNS.values():
-        prov[name] = "real"
-        units[name] = _UNITS[name]
-    for name in events:
-        prov[name] = "real"
-        units[name] = "count"
-    ok = df["interval_ok"]
-    for name in events:
-        col = f"{name}_per_s"
-        df[col] = (df[name] / df["dt_s"]).where(ok)
-        prov[col], derived[col], units[col] = "derived", [name, "dt_s"], "1/s"
-    cycles = df["cycles"].where(df["cycles"] > 0)
-    for name in events:
-        if name == "cycles":
-            continue
-        col = f"{name}_per_cycle"
-        df[col] = df[name] / cycles
-        prov[col], derived[col], units[col] = "derived", [name, "cycles"], "1/cycle"
-    prov["dt_s"], derived["dt_s"], units["dt_s"] = "derived", [], "s"
-    df = df.reset_index(drop=True)
-    df.attrs = {
-        "provenance": prov,
-        "derived_from": derived,
-        "units": units,
-        "source": f"armpm:{path.name}",
-        "board": BOARD,
-        "sensor_lag": int(sensor_lag),
-        "drop_first": bool(drop_first),
-    }
-    return df
+    headers = list(raw.columns)
+    report = ImportReport(source=f"armpm:{path.name}")
+    clus = detect_cluster(headers, cluster)
+    roles = pick_roles(headers, clus, report)
+    used = {c for cols in roles.values() for c in cols}
+    events = event_columns(headers, used)
+    used |= set(events.values())
+    report.recognised = {r: " + ".join(c) for r, c in roles.items()}
+    report.events = dict(events)
+    report.ignored = [h for h in headers if h not in used]
+    if roles.get("timestamp"):  # samples appended twice: refused before anything else (non-numbers: build_samples)
+        ts = pd.to_numeric(raw[roles["timestamp"][0]], errors="coerce")
+        if ts.notna().all():
+            _check_time_order(ts.astype("int64"), path)
+    return build_samples(raw, roles, events, path=path, report=report, board=board or _board(clus), cluster=clus,
+                         cores=cores, drop_first=drop_first, sensor_lag=sensor_lag,
+                         interval_tolerance=interval_tolerance, kind="armpm")
 
 
 def load_armpm_records(path: str | os.PathLike, *, drop_first: bool = True, sensor_lag: int = 0) -> pd.DataFrame:
@@ -280,12 +200,14 @@ def load_armpm_records(path: str | os.PathLike, *, drop_first: bool = True, sens
     source = wide.attrs["source"]
     t0 = float(wide["timestamp_ns"].min()) if len(wide) else 0.0
     t_end = (wide["timestamp_ns"] - t0) / 1e9
+    if "cores" not in wide.columns:  # no core count in the file: 0 = not known
+        wide = wide.assign(cores=0)
     dt = wide["dt_s"].fillna(wide.groupby("segment")["dt_s"].transform("median"))
     base = pd.DataFrame({
         "run_id": "armpm",
         "cell_id": (wide["workload"] + "-run" + wide["run"].astype(str) + "-c" + wide["cores"].astype(str)
                     + "-f" + wide["freq_mhz"].astype("int64").astype(str)),
-        "board": BOARD,
+        "board": wide["board"],
         "framework": "",
         "network": "",
         "threads": wide["cores"].astype("int64"),
@@ -296,7 +218,8 @@ def load_armpm_records(path: str | os.PathLike, *, drop_first: bool = True, sens
         "t_start_s": t_end - dt,
         "t_end_s": t_end,
     })
-    metrics = [c for c in list(SENSOR_COLUMNS.values()) + list(EVENT_COLUMNS.values()) if c in wide.columns]
+    metrics = [c for c in ("freq_mhz", "temperature_c", "voltage_v", "current_a", "power_w", *wide.attrs["events"])
+               if c in wide.columns]
     units = wide.attrs["units"]
     parts = []
     for m in metrics:

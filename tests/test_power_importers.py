@@ -1,0 +1,294 @@
+"""Power importers for any event set (ARMPM, Powmon, mapped CSV), the ARM event table, and the automatic
+power model (fit / evaluate without named features) on synthetic files of each format."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from perfmodel.cli.app import app
+from perfmodel.errors import InputFileError
+
+from power_fixtures import MAPPING, write_armpm, write_mapped_csv, write_powmon
+
+runner = CliRunner()
+
+
+def test_arm_event_table_numbers():
+    from perfmodel.armpmu import canonical_event, event_name
+
+    assert [event_name(n) for n in (0x01, 0x03, 0x04, 0x08, 0x10, 0x11, 0x12, 0x13, 0x14, 0x16, 0x17)] == [
+        "l1i_refills", "l1d_refills", "l1d_accesses", "instructions", "branch_misses", "cycles", "branches",
+        "mem_accesses", "l1i_accesses", "l2d_accesses", "l2d_refills"]
+    assert (event_name(0x19), event_name(0x1B), event_name(0x1D), event_name(0x00)) == (
+        "bus_access", "inst_spec", "bus_cycles", "sw_incr")
+    assert event_name(0x4E) == "event_0x4e" and event_name(0xEE) == "event_0xee"
+    assert canonical_event("Core 4 Event 0x08") is None  # per-core labels are the Powmon importer's
+    assert canonical_event("0x13") == "mem_accesses" and canonical_event("DATA_MEM_ACCESS") == "mem_accesses"
+    assert canonical_event("CID_WRITE_RETIRED") == "cid_write_retired" and canonical_event("Benchmark") is None
+
+
+def test_armpm_other_event_set_without_core_column(tmp_path):
+    from perfmodel.data.importers.armpm import load_armpm
+    from perfmodel.metrics import base_event
+
+    path = write_armpm(tmp_path / "other.data")
+    df = load_armpm(path, sensor_lag=1)
+    assert {"sw_incr", "cid_write_retired", "l1d_refills", "instructions", "branch_misses", "cycles"} == set(
+        df.attrs["events"])
+    assert "cores" not in df.columns and base_event("sw_incr_per_s") == "sw_incr"
+    rep = df.attrs["import_report"]
+    assert rep["ignored"] == ["Comment"] and any("core terms" in n for n in rep["notes"])
+    with_cores = load_armpm(path, cores=2)
+    assert (with_cores["cores"] == 2).all()
+    np.testing.assert_allclose(df["l1d_refills_per_s"], df["l1d_refills"] / df["dt_s"])
+
+
+def test_powmon_sums_cluster_cores_and_maps_numbers(tmp_path):
+    import pandas as pd
+
+    from perfmodel.data.importers.powmon import load_powmon
+
+    path = write_powmon(tmp_path / "pm.csv")
+    raw = pd.read_csv(path)
+    df = load_powmon(path)
+    assert df.attrs["cluster"] == "a15" and df.attrs["cluster_cores"] == [4, 5, 6, 7]
+    assert set(df.attrs["events"]) == {"cycles", "instructions", "l1d_accesses", "l2d_refills", "bus_access",
+                                      "event_0x4e"}
+    assert df["cores"].tolist() == raw["Core Mask"].map({"0x10": 1, "0x30": 2, "0x70": 3, "0xF0": 4}).tolist()
+    # counts summed over the cluster's cores in the mask (core 0-3 are the A7's and never counted)
+    i = int(np.flatnonzero(raw["Core Mask"] == "0x30")[0])
+    assert df["instructions"].iloc[i] == raw.loc[i, "Core 4 Event 0x08"] + raw.loc[i, "Core 5 Event 0x08"]
+    per_s = sum(raw.loc[i, f"Core {c} Event 0x08"] / raw.loc[i, f"Core {c} CycleCount"] for c in (4, 5))
+    assert df["instructions_per_s"].iloc[i] == pytest.approx(per_s * df["freq_mhz"].iloc[i] * 1e6)
+    assert df["temperature_c"].tolist() == raw["Average Temperature A15"].tolist()
+    a7 = load_powmon(path, cluster="A7")
+    assert (a7["power_w"] == 0.1).all() and (a7["cores"] == 0).all()
+    with pytest.raises(InputFileError, match="sensor lag"):
+        load_powmon(path, sensor_lag=1)
+
+
+def test_mapped_csv_units_and_report(tmp_path):
+    from perfmodel.data.importers.mapped import load_mapped
+
+    path = write_mapped_csv(tmp_path / "log.csv")
+    df = load_mapped(path, MAPPING)
+    assert df["freq_mhz"].isin([1000.0, 1400.0, 1800.0]).all()
+    assert df["voltage_v"].between(0.9, 1.25).all() and df["power_w"].max() < 50
+    assert df["dt_s"].round(3).eq(0.2).all()
+    assert df.attrs["import_report"]["ignored"] == ["note"]
+    mfile = tmp_path / "map.json"
+    mfile.write_text(json.dumps(dict(p.split("=") for p in MAPPING.split(","))))
+    assert load_mapped(path, mfile).shape == df.shape
+    with pytest.raises(InputFileError, match="no column"):
+        load_mapped(path, "time=nope,power_w=p_mw")
+    with pytest.raises(InputFileError, match="neither a role"):
+        load_mapped(path, MAPPING + ",frobs=note")
+
+
+@pytest.mark.parametrize("fmt", ["armpm", "powmon", "csv"])
+def test_fit_and_evaluate_without_named_features(tmp_path, fmt):
+    if fmt == "armpm":
+        data, extra = f"armpm:{write_armpm(tmp_path / 'a.data')}", ["--sensor-lag", "1"]
+    elif fmt == "powmon":
+        data, extra = f"powmon:{write_powmon(tmp_path / 'p.csv')}", []
+    else:
+        data, extra = f"csv:{write_mapped_csv(tmp_path / 'm.csv')}", ["--map", MAPPING]
+    r = runner.invoke(app, ["evaluate", data, "--target", "power_w", "--cv", "lowo", *extra])
+    assert r.exit_code == 0, r.output
+    assert "selection nested" in r.output and "baseline: mean per freq_mhz" in r.output
+    assert "recognised" in r.output and "ignored" in r.output
+    out = tmp_path / "m.json"
+    r = runner.invoke(app, ["fit", data, "--target", "power_w", "--cv", "lowo", "--out", str(out), *extra])
+    assert r.exit_code == 0, r.output
+    model = json.loads(out.read_text())
+    meta = model["metadata"]
+    assert meta["events"] and meta["board"] and "selection nested" in model["cv"]["scheme"]
+    assert model["cv"]["mape"] < model["cv"]["results"][-1]["mape"]  # beats the per-frequency mean
+
+
+def test_predict_from_data_without_the_events_is_refused(tmp_path):
+    from perfmodel.data.importers.armpm import load_armpm
+    from perfmodel.model import load_model
+    from perfmodel.model.modelfile import IncompatibleSampleError
+
+    mapped = write_mapped_csv(tmp_path / "m.csv")
+    r = runner.invoke(app, ["fit", f"csv:{mapped}", "--target", "power_w", "--cv", "lowo", "--select", "fixed",
+                            "--features", "l2d_refills_per_s*voltage_v^2,voltage_v", "--map", MAPPING,
+                            "--out", str(tmp_path / "m.json")])
+    assert r.exit_code == 0, r.output
+    other = load_armpm(write_armpm(tmp_path / "a.data"))  # no L2D_CACHE_REFILL
+    with pytest.raises(IncompatibleSampleError, match="lacks event.s. l2d_refills"):
+        load_model(tmp_path / "m.json").predict_frame(other)
+
+
+def _json_out(output: str) -> dict:
+    return json.loads(output[output.index("{"):])  # the importer's report goes to stderr, mixed in by CliRunner
+
+
+def test_default_power_terms_are_the_validated_fixed_set_where_the_data_has_its_events(tmp_path):
+    """Issue 22 follow-up: the default on data with every event of the validated set (the PARSEC file's) is
+    that fixed set, no selection - not the automatic set, which was worse on PARSEC (5.60 % vs 3.93 %)."""
+    from perfmodel.data.importers.armpm import load_armpm
+    from perfmodel.model.features import validated_power_features
+    from perfmodel.model.fit import evaluate
+
+    from power_fixtures import PARSEC_EVENTS
+
+    path = write_armpm(tmp_path / "full.data", events=PARSEC_EVENTS, cores_column=True, samples=12)
+    df = load_armpm(path, sensor_lag=1)
+    fixed = validated_power_features(df)
+    assert len(fixed) == 18 and "l1d_refills_per_s*voltage_v^2" not in fixed  # the set, not every event present
+    r = runner.invoke(app, ["evaluate", f"armpm:{path}", "--target", "power_w", "--cv", "lowo", "--sensor-lag", "1",
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    out = _json_out(r.output)
+    assert out["term_set"]["set"] == "fixed" and "validated fixed" in out["term_set"]["reason"]
+    assert out["features"] == fixed
+    _, rows = evaluate(df, "power_w", fixed, kinds=("linear",), group="workload", baselines=False)
+    lin = next(x for x in out["results"] if x["model"] == "linear")
+    assert lin["mape"] == pytest.approx(rows[0]["mape"]) and lin["scheme"] == "leave-one-workload-out"
+    # the table says which set and why
+    r = runner.invoke(app, ["evaluate", f"armpm:{path}", "--target", "power_w", "--cv", "lowo", "--sensor-lag", "1"])
+    assert "term set: fixed - the data holds all 13 events" in r.output
+    # fit: the same set, fixed selection, recorded in the model file
+    out_file = tmp_path / "fixed.json"
+    r = runner.invoke(app, ["fit", f"armpm:{path}", "--target", "power_w", "--cv", "lowo", "--sensor-lag", "1",
+                            "--out", str(out_file)])
+    assert r.exit_code == 0, r.output
+    model = json.loads(out_file.read_text())
+    assert model["features"] == fixed and model["selection"]["method"] == "fixed"
+    assert model["metadata"]["power_terms"]["set"] == "fixed" and "term set: fixed" in r.output
+
+
+def test_features_auto_forces_the_automatic_set_and_missing_events_fall_back_to_it(tmp_path):
+    from power_fixtures import PARSEC_EVENTS
+
+    full = write_armpm(tmp_path / "full.data", events=PARSEC_EVENTS, cores_column=True, samples=8, workloads=4)
+    r = runner.invoke(app, ["evaluate", f"armpm:{full}", "--target", "power_w", "--cv", "lowo", "--sensor-lag", "1",
+                            "--features", "auto", "--json"])
+    assert r.exit_code == 0, r.output
+    out = _json_out(r.output)
+    assert out["term_set"]["set"] == "auto" and out["term_set"]["reason"].startswith("--features auto")
+    assert "l1d_refills_per_s*voltage_v^2" in out["features"]["candidates"]  # every event present is a candidate
+    assert "selection nested" in next(x for x in out["results"] if x["model"] == "linear")["scheme"]
+    other = write_armpm(tmp_path / "other.data", samples=8, workloads=4)  # lacks most of the set's events
+    r = runner.invoke(app, ["evaluate", f"armpm:{other}", "--target", "power_w", "--cv", "lowo", "--sensor-lag", "1"])
+    assert r.exit_code == 0, r.output
+    assert "term set: auto - the data lacks event(s) l1d_accesses" in r.output
+    r = runner.invoke(app, ["evaluate", f"armpm:{other}", "--target", "cycles_per_s", "--features", "auto"])
+    from perfmodel.errors import PerfmodelError  # the CLI's main prints it as "error: ..." (exit 2)
+
+    assert isinstance(r.exception, PerfmodelError) and "need a power target" in str(r.exception)
+
+
+def test_cv_fast_paths_equal_the_estimators():
+    """Stepwise / nested selection scores ridge and log-linear without scikit-learn (the nested ridge row took
+    over 10 minutes on PARSEC through RidgeCV): the same predictions as the estimators' own fit / predict."""
+    from sklearn.base import clone
+
+    from perfmodel.model.estimators import make_estimator
+    from perfmodel.model.selection import cv_mape, ridge_loo_predict
+
+    rng = np.random.default_rng(3)
+    n = 240
+    X = rng.normal(size=(n, 5)) * [1, 10, 0.1, 5, 2] + [0, 50, 1, 20, 5]
+    X[:, 4] = 2 * X[:, 1] + 0.001 * rng.normal(size=n)  # nearly collinear: the penalty matters
+    y = 3 + X @ [0.5, 0.02, 4, 0.1, 0.01] + rng.normal(0, 0.3, size=n)
+    splits = [(np.flatnonzero(np.arange(n) % 4 != k), np.flatnonzero(np.arange(n) % 4 == k)) for k in range(4)]
+    for kind in ("ridge", "loglinear", "linear"):
+        est = make_estimator(kind)
+        for cols in ([0], [0, 1, 2], [0, 1, 2, 3, 4]):
+            pred = np.empty(n)
+            for tr, te in splits:
+                pred[te] = clone(est).fit(X[tr][:, cols], y[tr]).predict(X[te][:, cols])
+            slow = float(100 * np.mean(np.abs(pred - y) / np.abs(y)))
+            assert cv_mape(est, X[:, cols], y, splits) == pytest.approx(slow, rel=1e-7), (kind, cols)
+    tr, te = splits[0]
+    ridge = make_estimator("ridge").fit(X[tr], y[tr])
+    np.testing.assert_allclose(ridge_loo_predict(X[tr], y[tr], X[te], ridge.alphas), ridge.predict(X[te]),
+                               rtol=1e-9)
+    Xc = X.copy()
+    Xc[:, 2] = 1.0  # a constant column: coefficient 0, as the estimator's unit scale gives
+    np.testing.assert_allclose(ridge_loo_predict(Xc[tr], y[tr], Xc[te], ridge.alphas),
+                               make_estimator("ridge").fit(Xc[tr], y[tr]).predict(Xc[te]), rtol=1e-9)
+
+
+def test_shrunk_power_model_penalises_only_the_event_terms(tmp_path):
+    """The registered design change: every event term kept and shrunk (penalty from inner folds grouped by
+    workload). A huge penalty leaves the unpenalised terms' OLS; a negligible one the OLS on every term."""
+    from perfmodel.data.importers.armpm import load_armpm
+    from perfmodel.model.cv import FeatureModel
+    from perfmodel.model.estimators import make_estimator
+    from perfmodel.model.features import power_selection_terms
+    from perfmodel.model.fit import ShrunkPowerModel, evaluate_power_shrunk
+
+    df = load_armpm(write_armpm(tmp_path / "a.data", samples=10), sensor_lag=1)
+    y = df["power_w"].to_numpy()
+    cands, always, _ = power_selection_terms(df)
+    feats = always + cands
+    big = ShrunkPowerModel(feats, cands, "workload", lambdas=(1e9,)).fit(df, y)
+    np.testing.assert_allclose(big.predict(df), FeatureModel(make_estimator("linear"), always).fit(df, y).predict(df),
+                               rtol=1e-5)
+    tiny = ShrunkPowerModel(feats, cands, "workload", lambdas=(1e-14,)).fit(df, y)
+    np.testing.assert_allclose(tiny.predict(df), FeatureModel(make_estimator("linear"), feats).fit(df, y).predict(df),
+                               rtol=1e-6)
+    both = ShrunkPowerModel(feats, cands, "workload", lambdas=(1e9, 1e-14)).fit(df, y)
+    assert both.lambda_ == 1e-14  # the data follows the event terms: the inner folds want them
+    row = evaluate_power_shrunk(df, "power_w", group="workload")
+    assert row["status"] == "ok" and row["scheme"] == "leave-one-workload-out, penalty nested"
+    assert set(row["lambda"]) == set(df["workload"]) and row["penalised"] == cands
+    r = runner.invoke(app, ["evaluate", f"armpm:{tmp_path / 'a.data'}", "--target", "power_w", "--cv", "lowo",
+                            "--sensor-lag", "1", "--shrink", "--json"])
+    assert r.exit_code == 0, r.output
+    shrunk = [x for x in _json_out(r.output)["results"] if x["model"].startswith("ridge, all event terms shrunk")]
+    assert len(shrunk) == 1 and shrunk[0]["mape"] == pytest.approx(row["mape"])
+
+
+def test_powmon_cycles_term_dropped_where_it_restates_the_core_term(tmp_path):
+    """Powmon rates (events per cycle x f over the active cores) make cycles/s = cores x f: the automatic set
+    left both cycles/s V^2 and cores V^2 f in, a rank-deficient design (statsmodels' warning on every fit)."""
+    import warnings
+
+    from statsmodels.tools.sm_exceptions import SingularMatrixWarning
+
+    from perfmodel.data.importers.powmon import load_powmon
+    from perfmodel.model.features import power_selection_terms
+    from perfmodel.model.fit import power_term_set
+    from perfmodel.model.stats import ols_statistics
+
+    df = load_powmon(write_powmon(tmp_path / "p.csv"))
+    cands, always, _ = power_selection_terms(df)
+    assert "cores*voltage_v^2*freq_mhz" in always and "cycles_per_s*voltage_v^2" not in always + cands
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SingularMatrixWarning)
+        ols_statistics(df, "power_w", always + cands)
+    assert "voltage_v" not in always  # one voltage per frequency in these averaged rows: the levels carry it
+    reason = power_term_set(df, "power_w")["reason"]
+    assert "cycles/s x V^2 left out" in reason and "V left out" in reason
+    # an ARMPM file (rates from the interval) keeps it
+    armpm = __import__("perfmodel.data.importers.armpm", fromlist=["load_armpm"]).load_armpm(
+        write_armpm(tmp_path / "a.data", cores_column=True, samples=6, workloads=3), sensor_lag=1)
+    assert "cycles_per_s*voltage_v^2" in power_selection_terms(armpm)[1]
+
+
+def test_predict_reads_a_mapped_csv_with_the_models_mapping_or_map(tmp_path):
+    mapped = write_mapped_csv(tmp_path / "m.csv", samples=6, workloads=3)
+    model = tmp_path / "m.json"
+    r = runner.invoke(app, ["fit", f"csv:{mapped}", "--target", "power_w", "--cv", "lowo", "--select", "fixed",
+                            "--features", "l2d_refills_per_s*voltage_v^2,voltage_v", "--map", MAPPING,
+                            "--out", str(model)])
+    assert r.exit_code == 0, r.output
+    from perfmodel.data.importers.mapped import load_mapped
+
+    n = len(load_mapped(mapped, MAPPING))  # every sample with a known interval
+    for extra in ([], ["--map", MAPPING]):  # the model's own mapping by default
+        r = runner.invoke(app, ["predict", "--model", str(model), "--dataset", f"csv:{mapped}", "--json", *extra])
+        assert r.exit_code == 0, r.output
+        rows = _json_out(r.output)["rows"]
+        assert len(rows) == n and all(np.isfinite(x["pred"]) and x["pred"] > 0 for x in rows)
+    r = runner.invoke(app, ["predict", "--model", str(model), "--csv", str(mapped), "--cores", "2"])
+    assert r.exit_code != 0 and "--map / --cores apply to --dataset" in str(r.exception)
