@@ -52,6 +52,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from perfmodel.errors import InputFileError
