@@ -80,9 +80,14 @@ def _version_report() -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - doctor reports, it does not crash
             ref_meta = None
     lock = lock_path()
+    counts = None
+    if ref_meta is not None:
+        from perfmodel.versions import FRAMEWORK_LIBRARY, counts_applicability
+
+        counts = counts_applicability(ref_meta, list(FRAMEWORK_LIBRARY)).describe()
     return {"rows": version_rows(ref_meta), "lock": str(lock) if lock else None,
             "reference": str(ref) if ref_meta is not None else None,
-            "lock_differences": lock_differences() if lock else []}
+            "lock_differences": lock_differences() if lock else [], "reference_counts": counts}
 
 
 def gather() -> dict[str, Any]:
@@ -162,9 +167,10 @@ def _print(report: dict[str, Any]) -> None:
         t.add_row(r["library"], mark(r["installed"]), r["lock"] or "-", r["reference"] or "-")
     console.print(t)
     if v.get("lock_differences"):
-        console.print("[yellow]installed versions differ from the lock:[/] " + "; ".join(v["lock_differences"])
-                      + " - the shipped data sets' simulated counts of those frameworks do not apply here",
+        console.print("[yellow]installed versions differ from the lock:[/] " + "; ".join(v["lock_differences"]),
                       highlight=False)
+    if v.get("reference_counts"):
+        console.print(f"reference data set's simulated counts here: {v['reference_counts']}", highlight=False)
 
     t = Table(title="frameworks (import checked in a fresh interpreter)")
     for col in ("framework", "importable", "version", "reason"):
