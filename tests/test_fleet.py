@@ -88,6 +88,14 @@ def wait_for(pred, timeout_s: float, why, proc: subprocess.Popen | None = None):
     raise AssertionError(why() if callable(why) else why)
 
 
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def board_state(address: str) -> dict:
     client = connect(address)
     try:
@@ -274,3 +282,34 @@ def test_board_names_tasks_tls_and_versions_are_checked(tmp_path):
 def test_fleet_options_need_a_scheduler(tmp_path):
     r = runner.invoke(app, ["collect", "--out", str(tmp_path / "ds"), "--boards", "a", *CAMPAIGN])
     assert isinstance(r.exception, PerfmodelError) and "--boards need(s) --scheduler" in str(r.exception)
+
+
+def test_a_cell_process_ends_with_its_killed_board(tmp_path):
+    """A board's worker sets PERFMODEL_DIE_WITH_PARENT: its cell process (here one that would sleep 10 min) is
+    killed by the kernel when the worker is killed, so a cell re-run on the board's return overlaps nothing."""
+    ready = tmp_path / "ready"
+    child = ("import pathlib, time; from perfmodel.collect.worker import die_with_parent; die_with_parent(); "
+             f"pathlib.Path({str(ready)!r}).write_text('x'); time.sleep(600)")
+    parent = ("import os, subprocess, sys, time; os.environ['PERFMODEL_DIE_WITH_PARENT'] = str(os.getpid()); "
+              f"p = subprocess.Popen([sys.executable, '-c', {child!r}]); print(p.pid, flush=True); time.sleep(600)")
+    proc = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True, env=_env(),
+                            start_new_session=True)
+    try:
+        kid = int(proc.stdout.readline())
+        wait_for(ready.exists, 60, "the child did not start")
+        assert _ppid(kid) == proc.pid
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        wait_for(lambda: not group_alive(proc.pid), 120, "the child outlived its killed parent")
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None

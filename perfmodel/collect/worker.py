@@ -394,7 +394,29 @@ def serve(req: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+#: a pid: the worker ends when that parent does (set by a fleet board's worker, :mod:`perfmodel.collect.fleet`)
+DIE_WITH_PARENT_ENV = "PERFMODEL_DIE_WITH_PARENT"
+
+
+def die_with_parent() -> None:
+    """With ``$PERFMODEL_DIE_WITH_PARENT`` (the parent's pid), have Linux kill this process when its parent dies
+    (``PR_SET_PDEATHSIG``): a board's worker killed mid-cell leaves no cell running behind it, so the cell it
+    re-runs on return never overlaps an orphan. Elsewhere (no prctl) nothing changes."""
+    want = os.environ.get(DIE_WITH_PARENT_ENV)
+    if not want or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != want:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def main() -> int:
+    die_with_parent()
     req = json.loads(sys.stdin.read())
     out = Path(req["out_dir"])
     try:
