@@ -260,6 +260,33 @@ def test_kill_9_of_a_board_loses_no_finished_cell_and_the_rerun_completes_it(fle
     assert sorted(read_dataset(out)["board"].unique()) == ["a", "k"]
 
 
+def test_a_board_that_returns_in_time_gets_its_cell_again(fleet, tmp_path):
+    """kill -9 of a board mid-campaign, the board rejoins before --board-timeout: Dask keeps its cells waiting for
+    a worker with its resource, and the campaign finishes without a failure."""
+    address, procs = fleet
+    victim = procs.worker(address, "r")
+    out = tmp_path / "ds"
+    argv = [sys.executable, "-m", "perfmodel", "collect", "--scheduler", address, "--boards", "r", "--out",
+            str(out), *CAMPAIGN, "--repeats", "2", "--board-timeout", "600", "--json"]
+    collect = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                               cwd=REPO)
+    try:
+        wait_for(lambda: (out / "records").is_dir() and any((out / "records").glob("r@*.parquet")), 300,
+                 "board r finished no cell", proc=collect)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=30)
+        procs.worker(address, "r")
+        stdout, stderr = collect.communicate(timeout=400)
+    finally:
+        if collect.poll() is None:
+            collect.kill()
+            collect.wait()
+    assert collect.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["boards"]["r"]["done"] == 2 and summary["failed"] == 0
+    assert len(Dataset.open(out).done_cells()) == 2
+
+
 # ---- no cluster ---------------------------------------------------------------------------------
 
 
