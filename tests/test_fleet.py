@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -285,6 +286,47 @@ def test_a_board_that_returns_in_time_gets_its_cell_again(fleet, tmp_path):
     summary = json.loads(stdout)
     assert summary["boards"]["r"]["done"] == 2 and summary["failed"] == 0
     assert len(Dataset.open(out).done_cells()) == 2
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl (to make the test certificates) not found")
+def test_tls_fleet_refuses_a_client_without_certificates(tmp_path):
+    """Scheduler, board and status over mutual TLS (Dask's Security, certificates signed by a test CA); a
+    client without certificates cannot talk to the scheduler."""
+    def ssl(*args):
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+        "-subj", "/CN=perfmodel-test-ca")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out", "node.csr", "-subj",
+        "/CN=perfmodel-node")
+    ssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+        "node.pem", "-days", "1")
+    tls = ["--tls-ca-file", str(tmp_path / "ca.pem"), "--tls-cert", str(tmp_path / "node.pem"), "--tls-key",
+           str(tmp_path / "node.key")]
+    procs = Procs(tmp_path)
+    try:
+        p, log = procs.start("scheduler", "scheduler", "--port", "0", *tls)
+        address = wait_for(lambda: next((ln.split()[-1] for ln in log.read_text().splitlines()
+                                         if ln.startswith("scheduler at ")), None), 90,
+                           lambda: log.read_text(), proc=p)
+        assert address.startswith("tls://127.0.0.1:")
+        w, wlog = procs.start("worker-t", "worker", address, "--board", "t", *tls)
+        security = make_security(*tls[1::2])
+
+        def seen():
+            client = connect(address, security)
+            try:
+                return fleet_boards(client).get("t", {}).get("connected")
+            finally:
+                client.close()
+
+        wait_for(seen, 120, lambda: wlog.read_text(), proc=w)
+        r = runner.invoke(app, ["fleet", "status", address, *tls, "--json"])
+        assert r.exit_code == 0 and json.loads(r.stdout)["t"]["connected"], r.output
+        with pytest.raises(PerfmodelError, match="cannot reach"):
+            connect(address.replace("tls://", "tcp://"), None, timeout_s=5)
+    finally:
+        procs.stop_all()
 
 
 # ---- no cluster ---------------------------------------------------------------------------------
