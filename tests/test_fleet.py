@@ -202,6 +202,14 @@ def test_a_board_with_other_framework_versions_is_refused(fleet, tmp_path):
         odd.wait(timeout=30)
 
 
+def test_a_second_worker_of_one_board_is_refused(fleet):
+    address, _ = fleet
+    r = subprocess.run([sys.executable, "-m", "perfmodel", "fleet", "worker", address, "--board", "a"],
+                       capture_output=True, text=True, env=_env(), cwd=REPO, timeout=180)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "another worker is board 'a' already" in r.stderr
+
+
 def test_a_board_runs_only_perfmodel_cell_tasks(fleet):
     from distributed import Client
 
@@ -249,6 +257,8 @@ def test_kill_9_of_a_board_loses_no_finished_cell_and_the_rerun_completes_it(fle
     kept = {p.name: p.read_bytes() for p in (out / "records").glob("*.parquet")}
     assert first[0].stem in done_before and len(done_before) == 3 + k["done"]
 
+    gone = board_state(address)["k"]  # fleet status lists the lost board, not connected, with its facts
+    assert gone["connected"] is False and gone["facts"]["board"] == "k"
     procs.worker(address, "k")
     r = runner.invoke(app, ["collect", "--scheduler", address, "--boards", "k,a", "--out", str(out), *CAMPAIGN,
                             "--repeats", "3", "--board-timeout", "60", "--json"])

@@ -223,7 +223,17 @@ def serve_board(address: str, board: str, security=None, on_ready: Callable[[str
                 on_ready(w.address)
             await w.finished()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except (RuntimeError, ValueError, OSError) as exc:
+        causes = []
+        while exc is not None:
+            causes.append(str(exc))
+            exc = exc.__cause__ or exc.__context__
+        why = "; ".join(dict.fromkeys(c for c in causes if c))
+        if "name taken" in why:
+            why = f"another worker is board {board!r} already (board names are unique in a fleet)"
+        raise PerfmodelError(f"board {board} could not join {address}: {why}") from None
 
 
 def serve_scheduler(host: str = "127.0.0.1", port: int = DEFAULT_PORT, security=None,
