@@ -153,6 +153,23 @@ def test_a_campaign_lands_in_one_data_set_with_both_boards(fleet, two_boards):
     assert again["done"] == 0 and again["skipped"] == 4
 
 
+def test_records_travel_as_parquet_not_pickle(two_boards):
+    """A board may run another pandas than the client: records come back as Parquet bytes + JSON attrs."""
+    import pandas.testing as pdt
+
+    from perfmodel.collect.fleet import pack_records, unpack_records
+
+    out, _ = two_boards
+    df = read_dataset(out)
+    df = df[df["cell_id"] == f"a@{CELL.format(r=0)}"].reset_index(drop=True)
+    df.attrs = {"note": "kept", "n": 3}
+    packed = pack_records(df)
+    assert isinstance(packed["records_parquet"], bytes) and isinstance(packed["attrs"], str)
+    back = unpack_records(packed)
+    pdt.assert_frame_equal(back, df)
+    assert back.attrs == {"note": "kept", "n": 3}
+
+
 def test_fleet_status_lists_the_boards_and_what_they_measure(fleet):
     address, _ = fleet
     r = runner.invoke(app, ["fleet", "status", address, "--json"])

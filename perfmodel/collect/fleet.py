@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from perfmodel.errors import PerfmodelError
+from perfmodel.readings import json_safe
 
 from .campaign import (CampaignResult, CellFailed, CellOutcome, _cell_meta, _progress_bar, _record_keys,
                        image_paths, measurement_differences, open_dataset, run_timing_cell, run_valgrind_cell)
@@ -122,8 +123,6 @@ def board_facts(board: str) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001
         facts["sensors"] = [{"kind": "sensors", "name": "sensors", "available": False,
                              "reason": f"{type(exc).__name__}: {exc}"}]
-    from perfmodel.readings import json_safe
-
     return json_safe(facts)
 
 
@@ -155,9 +154,29 @@ def run_board_cell(board: str, cell: dict, spec: dict, run_id: str, cell_id: str
             df, meta = run_timing_cell(c, s, paths, keys, model)
         meta.update(_cell_meta(c, s, run_id))
         meta.update(status="done", board=board, fleet={"cell": c.cell_id, "worker": get_worker().address})
-        return {"ok": True, "records": df, "meta": meta, "task_s": time.monotonic() - t0}
+        return {"ok": True, **pack_records(df), "meta": json.dumps(json_safe(meta), default=str), "task_s": time.monotonic() - t0}
     except (CellFailed, PerfmodelError) as exc:
         return {"ok": False, "reason": f"{exc} (board {board})", "task_s": time.monotonic() - t0}
+
+
+def pack_records(df) -> dict[str, Any]:
+    """A cell's records as plain data for the trip to the client: Parquet bytes and the frame's attrs as JSON
+    (never a pickled DataFrame: a board may run another pandas than the client)."""
+    import io
+
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return {"records_parquet": buf.getvalue(), "attrs": json.dumps(json_safe(dict(df.attrs or {})), default=str)}
+
+
+def unpack_records(reply: dict[str, Any]):
+    import io
+
+    import pandas as pd
+
+    df = pd.read_parquet(io.BytesIO(reply["records_parquet"]))
+    df.attrs = json.loads(reply.get("attrs") or "{}")
+    return df
 
 
 def task_problem(key: Any, run_spec: Any) -> str | None:
@@ -469,11 +488,12 @@ def _take(ds, fut, board: str, fid: str, cell: Cell, spec: CampaignSpec, run_id:
         outcome.wall_s = float(reply.get("task_s") or 0.0)
         if not reply.get("ok"):
             raise CellFailed(reply.get("reason") or "unknown error")
-        meta = reply["meta"]
+        meta = json.loads(reply["meta"])
+        records = unpack_records(reply)
         if fid in redo:
             meta["replaced"] = outcome.reason = f"measured again: {redo[fid]}"
-        ds.write_cell(fid, reply["records"], meta)
-        outcome.rows = int(len(reply["records"]))
+        ds.write_cell(fid, records, meta)
+        outcome.rows = int(len(records))
         outcome.spawn_s = meta.get("worker", {}).get("spawn_s")
     except (CellFailed, PerfmodelError) as exc:
         outcome.status, outcome.reason = "failed", str(exc)
