@@ -378,6 +378,12 @@ def test_board_names_tasks_tls_and_versions_are_checked(tmp_path):
 def test_fleet_options_need_a_scheduler(tmp_path):
     r = runner.invoke(app, ["collect", "--out", str(tmp_path / "ds"), "--boards", "a", *CAMPAIGN])
     assert isinstance(r.exception, PerfmodelError) and "--boards need(s) --scheduler" in str(r.exception)
+    for extra, says in ((["--command", "true"], "--command does not apply"),
+                        (["--no-calibrate"], "does not apply to --scheduler")):
+        r = runner.invoke(app, ["collect", "--scheduler", "tcp://127.0.0.1:9", "--out", str(tmp_path / "ds"),
+                                *extra])
+        assert isinstance(r.exception, PerfmodelError) and says in str(r.exception), r.output
+    assert not (tmp_path / "ds").exists()
 
 
 def test_a_cell_process_ends_with_its_killed_board(tmp_path):

@@ -420,6 +420,7 @@ def run_fleet_campaign(spec: CampaignSpec, out, scheduler: str, *, boards: list[
             bars = {b: bar.add_task(f"board {b}", total=per_board_todo[b]) for b in boards}
             pending = set(futures)
             lost_since: dict[str, float] = {}
+            checked = 0.0
             try:
                 while pending:
                     finished = [f for f in pending if f.done()]
@@ -435,8 +436,11 @@ def run_fleet_campaign(spec: CampaignSpec, out, scheduler: str, *, boards: list[
                             on_cell(outcome)
                     if not pending:
                         break
-                    present = {b for b, e in fleet_boards(client).items() if e["connected"]}
                     now = time.monotonic()
+                    if now - checked < 2.0:  # who is connected: asked of the scheduler every 2 s
+                        continue
+                    checked = now
+                    present = {b for b, e in fleet_boards(client).items() if e["connected"]}
                     for b in boards:
                         if b in present:
                             lost_since.pop(b, None)
