@@ -303,6 +303,7 @@ def test_a_board_that_returns_in_time_gets_its_cell_again(fleet, tmp_path):
                  "board r finished no cell", proc=collect)
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(timeout=30)
+        wait_for(lambda: not board_state(address)["r"]["connected"], 120, "the scheduler still lists board r")
         procs.worker(address, "r")
         stdout, stderr = collect.communicate(timeout=400)
     finally:
