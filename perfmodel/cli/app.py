@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "perfmodel.cli.bench",
     "perfmodel.cli.doctor",
     "perfmodel.cli.collect",
+    "perfmodel.cli.fleet",
     "perfmodel.cli.model",
     "perfmodel.cli.select",
     "perfmodel.cli.report",

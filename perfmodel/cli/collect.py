@@ -35,6 +35,11 @@ CAMPAIGN_ONLY = {"frameworks": "--frameworks", "networks": "--networks", "thread
                  "calibrate": "--calibrate/--no-calibrate"}
 
 
+#: collect options that only apply to a fleet campaign: refused without --scheduler
+FLEET_ONLY = {"boards": "--boards", "all_boards": "--all-boards", "board_timeout": "--board-timeout",
+              "tls_ca_file": "--tls-ca-file", "tls_cert": "--tls-cert", "tls_key": "--tls-key"}
+
+
 def _note(message: str) -> None:
     typer.echo(f"note: {message}", err=True)
 
@@ -134,6 +139,18 @@ def collect(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the frameworks' own output (TensorFlow / "
                                  "absl / oneDNN banners, converter warnings) on the terminal; by default it goes to "
                                  "OUT/logs/perfmodel.log."),
+    scheduler: str = typer.Option(None, "--scheduler", help="Run the campaign on the boards of a fleet (perfmodel "
+                                  "fleet scheduler / worker; docs/fleet.md): every board measures every cell, "
+                                  "the records land here in one data set."),
+    boards: str = typer.Option(None, "--boards", help="With --scheduler: comma list of boards (default: every "
+                               "connected board, as --all-boards)."),
+    all_boards: bool = typer.Option(False, "--all-boards", help="With --scheduler: every connected board."),
+    board_timeout: float = typer.Option(300.0, "--board-timeout", help="With --scheduler: seconds a lost board "
+                                        "may stay away before its cells are marked failed (they are re-run if "
+                                        "it returns sooner)."),
+    tls_ca_file: Path = typer.Option(None, "--tls-ca-file", help="With --scheduler: TLS CA certificate."),
+    tls_cert: Path = typer.Option(None, "--tls-cert", help="With --scheduler: TLS certificate."),
+    tls_key: Path = typer.Option(None, "--tls-key", help="With --scheduler: TLS private key."),
 ) -> None:
     """Measure a framework x network x threads campaign into a data set folder.
 
@@ -151,6 +168,8 @@ def collect(
     from perfmodel.runlog import set_run_log
 
     set_run_log(Path(out) / "logs" / "perfmodel.log", verbose=verbose)
+    if command is not None and scheduler is not None:
+        raise PerfmodelError("--command does not apply to --scheduler (a fleet runs framework x network cells)")
     if command is not None:
         from perfmodel.collect.command import COMMAND_COUNTERS, collect_command
         from perfmodel.collect.spec import parse_geometry
@@ -179,6 +198,12 @@ def collect(
     if load_command is not None:
         raise PerfmodelError("--load-command needs --command")
 
+    fleet_given = _given(ctx, FLEET_ONLY)
+    if scheduler is None and fleet_given:
+        raise PerfmodelError(f"{', '.join(FLEET_ONLY[n] for n in fleet_given)} need(s) --scheduler")
+    if boards is not None and all_boards:
+        raise PerfmodelError("give --boards or --all-boards, not both")
+
     from perfmodel.collect.campaign import run_campaign
     from perfmodel.collect.spec import CampaignSpec, parse_geometry
 
@@ -193,8 +218,19 @@ def collect(
         cell_timeout_s=cell_timeout, simulate=simulate,
         power_log=str(power_log) if power_log is not None else None, power_log_offset_s=power_log_offset,
     ).validate()
-    result = run_campaign(spec, out, resume=resume, progress=not json_out, merge=merge, force=force,
-                          calibrate=calibrate)
+    if scheduler is not None:
+        from perfmodel.collect.fleet import make_security, run_fleet_campaign
+
+        if _given(ctx, ["calibrate"]):
+            raise PerfmodelError("--calibrate/--no-calibrate does not apply to --scheduler (a fleet campaign does "
+                                 "not calibrate the boards; run perfmodel calibrate --attach on each board)")
+        security = make_security(*(str(x) if x is not None else None for x in (tls_ca_file, tls_cert, tls_key)))
+        result = run_fleet_campaign(spec, out, scheduler, boards=_list(boards, "boards"), security=security,
+                                    board_timeout_s=board_timeout, resume=resume, merge=merge, force=force,
+                                    progress=not json_out)
+    else:
+        result = run_campaign(spec, out, resume=resume, progress=not json_out, merge=merge, force=force,
+                              calibrate=calibrate)
     if json_out:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -314,6 +350,9 @@ def _print_campaign(result) -> None:
         table.add_row(o.cell_id, o.status, str(o.rows), f"{o.wall_s:.1f}", o.reason.splitlines()[0][:120]
                       if o.reason else "")
     Console().print(table)
+    if hasattr(result, "per_board"):
+        for board, counts in result.per_board().items():
+            typer.echo(f"board {board}: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
     typer.echo(f"{len(result.done)} done, {len(result.skipped)} skipped, {len(result.failed)} failed")
 
 

@@ -55,6 +55,17 @@ def check_records_readable(dataset: Path) -> None:
                                  f"({exc.strerror or exc}); its cells are there but unreadable") from None
 
 
+def only_board(long_df, board: str, dataset) -> "object":
+    """The records of ``board``; PerfmodelError naming the data set's boards when it has none of them."""
+    boards = sorted(set(long_df["board"].astype(str))) if "board" in long_df.columns else []
+    if board not in boards:
+        raise PerfmodelError(f"--board {board!r}: {dataset} has no records of that board (its boards: "
+                             f"{', '.join(boards) or 'none'})")
+    out = long_df[long_df["board"].astype(str) == board].copy()
+    out.attrs = dict(long_df.attrs)
+    return out
+
+
 def _load_models(paths):
     if not paths:
         return []
@@ -184,6 +195,8 @@ def register(app: typer.Typer) -> None:
                                            "that cannot be evaluated anyway, flagged."),
         expand: bool = typer.Option(False, "--expand", help="Also list framework x network x threads "
                                     "combinations of the data set that were not measured (models may fill them)."),
+        board: str = typer.Option(None, "--board", help="Rank the cells of this board only (a data set of "
+                                  "several boards, e.g. from a fleet: perfmodel collect --scheduler)."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
         from perfmodel.data import wide_per_cell
@@ -193,6 +206,8 @@ def register(app: typer.Typer) -> None:
                                  min_top5=min_top5, max_memory=max_memory, max_temp=max_temp, objective=objective,
                                  weights=weights, allow_unknown=allow_unknown)
         long_df = load_long(dataset)
+        if board is not None:
+            long_df = only_board(long_df, board, dataset)
         models = _load_models(model)
         cand = candidates_from_cells(wide_per_cell(long_df), models=models, reasons=missing_reasons(long_df),
                                      expand=expand, dataset=dataset)

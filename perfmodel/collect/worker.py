@@ -398,12 +398,16 @@ def serve(req: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+#: a pid: the worker ends when that parent does (set by a fleet board's worker, :mod:`perfmodel.collect.fleet`)
+DIE_WITH_PARENT_ENV = "PERFMODEL_DIE_WITH_PARENT"
+
+
 def die_with_parent() -> str:
     """Make this worker end when the process that started it ends (kill -9 of ``perfmodel collect``
     included), so that no orphan goes on measuring: Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, elsewhere (or
     when prctl fails) a thread that checks every second that the parent (``$PERFMODEL_PARENT_PID``) is still
     the parent. A worker whose parent is already gone exits at once. Returns how it is armed."""
-    parent = os.environ.get(PARENT_ENV)
+    parent = os.environ.get(PARENT_ENV) or os.environ.get(DIE_WITH_PARENT_ENV)
     how = "none"
     if sys.platform.startswith("linux"):
         try:
