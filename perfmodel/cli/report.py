@@ -64,6 +64,7 @@ def register(app: typer.Typer) -> None:
             from perfmodel.cli.select import load_long
 
             extra = pd.concat([load_long(d) for d in datasets[1:]], ignore_index=True)
+            extra.attrs["dataset"] = ", ".join(map(str, datasets[1:]))
         models = _load_models(model)
         err = Console(stderr=True)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
