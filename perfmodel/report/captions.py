@@ -80,8 +80,12 @@ def fastest_counts(cells: pd.DataFrame, col: str = "throughput_fps", best: str =
         return out
     means = cells.groupby(["threads", "network", "framework"])[col].mean().dropna().reset_index()
     for th, g in means.groupby("threads", sort=True):
-        idx = g.groupby("network")[col].idxmax() if best == "max" else g.groupby("network")[col].idxmin()
-        wins = g.loc[idx, "framework"].value_counts()
+        winners = []
+        for _net, n in g.groupby("network", sort=True):
+            top = n[col].max() if best == "max" else n[col].min()
+            tied = sorted(n.loc[np.isclose(n[col], top, rtol=1e-9, atol=0), "framework"].astype(str))
+            winners.append(tied[0] if len(tied) == 1 else " = ".join(tied) + " (tie)")
+        wins = pd.Series(winners).value_counts()
         out[int(th)] = (int(g["network"].nunique()),
                         sorted(((str(f), int(c)) for f, c in wins.items()), key=lambda x: (-x[1], x[0])))
     return out
@@ -119,8 +123,8 @@ def finding_fig3(cells: pd.DataFrame) -> str:
     text = (f"Fewest {event.replace('_', ' ')} per image: " + ", ".join(f"{fw} on {k}" for fw, k in wins)
             + f" of {nets} networks.")
     if len(spread):
-        text += (f" Between frameworks the count differs by up to {spread.max():.2g}x ({spread.idxmax()}), "
-                 f"median {spread.median():.2g}x.")
+        text += (f" Between frameworks the count differs by up to {spread.max():.2f}x ({spread.idxmax()}), "
+                 f"median {spread.median():.2f}x.")
     return text
 
 
