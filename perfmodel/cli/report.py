@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from perfmodel.cli.options import list_option
+
 
 def register(app: typer.Typer) -> None:
     """Add ``report`` to the ``perfmodel`` app."""
@@ -22,7 +24,7 @@ def register(app: typer.Typer) -> None:
     def report_cmd(
         datasets: list[Path] = typer.Argument(..., help="Data set folder(s) or records file(s) (.parquet); the "
                                               "first gives the metadata, the others are added (e.g. traces)."),
-        model: list[Path] = typer.Option(None, "--model", "-m", help="Model file (perfmodel fit); repeat."),
+        model: list[Path] = list_option(None, "--model", "-m", help="Model files (perfmodel fit)."),
         out: Path = typer.Option(Path("report"), "--out", "-o", help="Output folder (created)."),
         title: str = typer.Option(None, "--title", help="Report title."),
         max_power: float = typer.Option(None, "--max-power", help="Selection: power budget (W)."),
@@ -34,7 +36,8 @@ def register(app: typer.Typer) -> None:
         max_temp: float = typer.Option(None, "--max-temp", help="Selection: max temperature (degC)."),
         objective: str = typer.Option(None, "--objective", help="Selection objective: throughput, energy, power "
                                       "or merit (a selection is included when this or a constraint is given)."),
-        weights: str = typer.Option(None, "--weights", help="Merit weights (see perfmodel select --help)."),
+        weights: list[str] = list_option(None, "--weights", help="Merit weights, column=number terms (see "
+                                         "perfmodel select --help)."),
         allow_unknown: bool = typer.Option(False, "--allow-unknown", help="Selection: rank unevaluable "
                                            "candidates anyway, flagged."),
         json_out: bool = typer.Option(False, "--json", help="Print {\"report\": path, \"files\": [...]} as JSON."),
