@@ -102,7 +102,8 @@ def test_list_option_takes_repeats_and_commas(path, cmd, param):
 
 def test_thread_lists_are_integers():
     for path, cmd, p in LIST_OPTIONS:
-        if p.name == "threads":
+        # collect converts its --threads after refusing campaign options with --command (whatever their value)
+        if p.name == "threads" and path != "collect":
             ctx = cmd.make_context(path, _required_args(cmd, p.name) + [min(p.opts, key=len), "1,2"])
             assert ctx.params["threads"] == [1, 2], path
 

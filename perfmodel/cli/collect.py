@@ -82,7 +82,8 @@ def collect(
     frameworks: list[str] = list_option(None, "--frameworks", help="Frameworks (default: tensorflow,litert,"
                                         "onnxruntime,opencv)."),
     networks: list[str] = list_option(None, "--networks", help="Zoo networks (default: squeezenet1_1)."),
-    threads: list[str] = list_option(None, "--threads", item=int, help="Thread counts (default: 1)."),
+    # converted to integers by _ints after the --command check (which refuses --threads whatever its value)
+    threads: list[str] = list_option(None, "--threads", metavar="INT[,INT...]", help="Thread counts (default: 1)."),
     images: int = typer.Option(50, "--images", help="Counted images per cell (cycled over the image set); "
                                "with --command: images the command processes."),
     image_folder: Path = typer.Option(None, "--image-folder", help="Folder of JPEG/PNG images (default: "
