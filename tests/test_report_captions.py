@@ -190,3 +190,17 @@ def plain_report(tmp_path_factory) -> str:
 def test_every_drawn_figure_has_what_finding_and_data(plain_report, key):
     cap = _caption(plain_report, key)
     assert "Finding:" in cap and "data: this data set" in cap and len(cap.split("Finding:")[0]) > 30
+
+
+def test_each_figure_names_the_data_sets_it_draws(tmp_path):
+    """Fig. 1 is drawn from the added trace data set, Fig. 2 from the main one: each caption names its own."""
+    from perfmodel.report import build_report
+
+    recs = synthetic_records(power=False)
+    trace = recs["phase"] == "trace"
+    main, extra = recs[~trace].reset_index(drop=True), recs[trace].assign(run_id="r2").reset_index(drop=True)
+    main.attrs["dataset"] = "main-ds"
+    extra.attrs["dataset"] = "traces-ds"
+    text = build_report(main, tmp_path / "r", extra_records=extra).read_text("utf-8")
+    assert _caption(text, "fig1").endswith("data: this report's data (traces-ds)"), _caption(text, "fig1")
+    assert _caption(text, "fig2").endswith("data: this data set (main-ds)"), _caption(text, "fig2")

@@ -66,8 +66,12 @@ def register(app: typer.Typer) -> None:
 
             from perfmodel.cli.select import load_long
 
-            extra = pd.concat([load_long(d) for d in datasets[1:]], ignore_index=True)
+            parts = [load_long(d) for d in datasets[1:]]
+            extra = pd.concat(parts, ignore_index=True)
             extra.attrs["dataset"] = ", ".join(map(str, datasets[1:]))
+            # which data set each run came from: a figure's caption names the ones it draws
+            extra.attrs["run_sources"] = {str(r): str(d) for d, part in zip(datasets[1:], parts)
+                                          for r in part["run_id"].unique()}
         models = _load_models(model)
         err = Console(stderr=True)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,

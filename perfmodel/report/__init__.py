@@ -346,7 +346,13 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
         long_df = read_dataset(path)
         meta, campaign = dataset_metadata(path)
         source_name = str(path)
+    # run_id -> the data set it came from (the extra records may say theirs in attrs["run_sources"])
+    run_sources = {str(r): source_name for r in long_df["run_id"].unique()} if "run_id" in long_df.columns else {}
     if extra_records is not None and len(extra_records):
+        extra_name = str(extra_records.attrs.get("dataset", "")) or "extra records"
+        given = extra_records.attrs.get("run_sources") or {}
+        for r in extra_records["run_id"].unique():
+            run_sources.setdefault(str(r), str(given.get(str(r), extra_name)))
         long_df = pd.concat([long_df, extra_records], ignore_index=True)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -384,14 +390,24 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
                  lambda c, s, r, p: figures.fig_throughput_metric(c, p),
                  lambda c, s: captions.what_fig5(c), lambda c, s: captions.finding_fig5(c)),
     }
-    extra_name = str(extra_records.attrs.get("dataset", "")) if extra_records is not None else ""
-    own_label = (f"this report's data ({source_name}, {extra_name})" if extra_name
-                 else f"this data set ({source_name})")
+    def own_label(tables: tuple) -> str:
+        """'this data set (PATH)' / 'this report's data (the data sets the figure's rows came from)'."""
+        names = sorted({run_sources.get(str(r), source_name) for t in tables if t is not None and len(t)
+                        and "run_id" in t.columns for r in t["run_id"].unique()})
+        if names and (len(names) > 1 or names[0] != source_name):
+            return f"this report's data ({', '.join(names)})"
+        return f"this data set ({source_name})"
+
     fallback_tables: dict[int, tuple] = {}
     figs: dict[str, dict] = {}
+    # the table each figure draws from (Fig. 4: the trace samples when they have power, else the cells)
+    uses = {"fig1": lambda c, s: (s,), "fig2": lambda c, s: (c,), "fig3": lambda c, s: (c,),
+            "fig4": lambda c, s: (s,) if s is not None and "power_w" in s.columns and s["power_w"].notna().any()
+            else (c,), "fig5": lambda c, s: (c,)}
     for key, (fname, heading, draw, what, finding) in drawers.items():
         res = draw(cells, samples, reasons, out / fname)
-        note = f"data: {own_label}" + _counts_note(cells, key)
+        own = own_label(uses[key](cells, samples))
+        note = f"data: {own}" + _counts_note(cells, key)
         used = (cells, samples)
         if not isinstance(res, Path):
             own_reason = str(res)
@@ -402,7 +418,7 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
                 alt = draw(fc, fs, fr, out / fname)
                 if isinstance(alt, Path):
                     res, used = alt, (fc, fs)
-                    note = (f"data: {fb.label}{_counts_note(fc, key)} - {own_label} has none for this "
+                    note = (f"data: {fb.label}{_counts_note(fc, key)} - {own} has none for this "
                             f"figure ({own_reason})")
                     break
         fig = {"key": key, "heading": heading.split(" - ")[0], "title": heading, "data_note": note,
