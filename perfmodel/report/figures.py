@@ -120,7 +120,7 @@ def fig_timeseries(samples: pd.DataFrame, path: Path, reasons: dict[str, str], m
         if prov and prov != "real":
             # say where a figure comes from when it is not a measurement of a real sensor / counter
             # (e.g. the nominal frequency a VM reports in /proc/cpuinfo is "software", not measured)
-            ax.text(0.99, 0.95, f"source: {prov}", ha="right", va="top", transform=ax.transAxes, fontsize=7,
+            ax.text(1.0, 1.01, f"source: {prov}", ha="right", va="bottom", transform=ax.transAxes, fontsize=7,
                     color="0.35")
         for (fw, net, th, _cid, rep), g in shown:
             g = g.sort_values("t_rel_s")
