@@ -72,7 +72,8 @@ def register(app: typer.Typer) -> None:
             # which data set each run came from: a figure's caption names the ones it draws
             extra.attrs["run_sources"] = {str(r): str(d) for d, part in zip(datasets[1:], parts)
                                           for r in part["run_id"].unique()}
-        models = _load_models(model)
+        _load_models(model)  # every model file is checked before the report starts
+        models = list(model or [])  # build_report loads them again, naming each by its file
         err = Console(stderr=True)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
                       transient=True, disable=not sys.stderr.isatty()) as bar:

@@ -152,14 +152,14 @@ def sources_table(long_df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _cv_models(models: list[Any]) -> list[dict]:
+def _cv_models(models: list[Any], files: Sequence[str | None] = ()) -> list[dict]:
     """Per model: name, target, features, provenance and its CV results as template blocks."""
     out = []
     for i, m in enumerate(models):
         feats = getattr(m, "features", None)
         prov = getattr(m, "provenance", None)
         cv = getattr(m, "cv", None)
-        out.append({"name": _model_name(m, i), "target": getattr(m, "target", "?"),
+        out.append({"name": _model_name(m, i, files), "target": getattr(m, "target", "?"),
                     "features": ", ".join(map(str, feats)) if feats else "",
                     "provenance": json.dumps(prov, default=str) if prov else "",
                     "blocks": _cv_blocks(cv) if cv else
@@ -167,14 +167,14 @@ def _cv_models(models: list[Any]) -> list[dict]:
     return out
 
 
-def _model_name(m: Any, i: int) -> str:
+def _model_name(m: Any, i: int, files: Sequence[str | None] = ()) -> str:
+    """The model's name, else the file it was loaded from (``files[i]``), else its target, kind and data."""
     meta = getattr(m, "metadata", None) or {}
-    name = getattr(m, "name", None) or meta.get("path")
+    name = getattr(m, "name", None) or meta.get("path") or (files[i] if i < len(files) else None)
     if name:
         return str(name)
-    kind, data = getattr(m, "kind", None), meta.get("dataset")
-    what = ", ".join(x for x in (str(kind) if kind else "", f"trained on {data}" if data else "") if x)
-    return f"model {i + 1}: {getattr(m, 'target', '?')}" + (f" ({what})" if what else "")
+    data = meta.get("dataset")
+    return f"model {i + 1}" + (f" (trained on {data})" if data else "")
 
 
 def _cv_blocks(cv: Any) -> list[dict]:
@@ -260,7 +260,7 @@ def _summary_value(r: Mapping, col: str, unit: str) -> dict:
     return out
 
 
-def _model_accuracy(models: list[Any]) -> list[dict]:
+def _model_accuracy(models: list[Any], files: Sequence[str | None] = ()) -> list[dict]:
     """Per model with CV results: the model's and its baselines' cross-validated accuracy."""
     out = []
     for i, m in enumerate(models):
@@ -274,13 +274,14 @@ def _model_accuracy(models: list[Any]) -> list[dict]:
                          "within 10 %": r.get("within_10", math.nan), "R2": r.get("r2", math.nan),
                          "n": r.get("n", math.nan), "status": str(r.get("status", ""))})
         scheme = str(cv.get("scheme", "")) if isinstance(cv, Mapping) else ""
-        out.append({"name": _model_name(m, i), "target": getattr(m, "target", "?"),
-                    "scheme": scheme or "cross-validation", "table": _table(pd.DataFrame(rows))})
+        out.append({"name": _model_name(m, i, files), "target": getattr(m, "target", "?"),
+                    "kind": str(getattr(m, "kind", "") or ""), "scheme": scheme or "cross-validation",
+                    "table": _table(pd.DataFrame(rows))})
     return out
 
 
-def _not_evaluated(selection: Any, figs: Mapping[str, dict], reasons: Mapping[str, str], models: list[Any]
-                   ) -> list[str]:
+def _not_evaluated(selection: Any, figs: Mapping[str, dict], reasons: Mapping[str, str], models: list[Any],
+                   files: Sequence[str | None] = ()) -> list[str]:
     out = []
     if selection is not None and len(selection.unevaluable):
         u = selection.unevaluable
@@ -304,7 +305,7 @@ def _not_evaluated(selection: Any, figs: Mapping[str, dict], reasons: Mapping[st
                 out.append(f"{col}: {why.iloc[0].split(':', 1)[-1].strip()} ({len(why)} ranked candidates)")
     for i, m in enumerate(models):
         if not getattr(m, "cv", None):
-            out.append(f"{_model_name(m, i)}: no cross-validation results stored")
+            out.append(f"{_model_name(m, i, files)}: no cross-validation results stored")
     return list(dict.fromkeys(out))
 
 
@@ -358,6 +359,8 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
     if out.exists() and not out.is_dir():
         raise PerfmodelError(f"{out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
+    models = list(models)
+    model_files = [str(m) if isinstance(m, (str, os.PathLike)) else None for m in models]
     models = _load_models(models)
 
     step("tables")
@@ -474,10 +477,10 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
               ("report generated", now)]
     other_meta = {k: v for k, v in meta.items() if k not in ("system", "sysinfo")}
     summary = {"spec": "", "objective": "", "n_candidates": 0, "n_ranked": 0, "binding": "", "choice": [],
-               "value_columns": [], "models": _model_accuracy(models),
+               "value_columns": [], "models": _model_accuracy(models, model_files),
                "models_note": ("No models given (perfmodel report --model M.json)." if not models
                                else "No cross-validation results stored in the models."),
-               "not_evaluated": _not_evaluated(selection, figs, reasons, models)}
+               "not_evaluated": _not_evaluated(selection, figs, reasons, models, model_files)}
     if selection is not None:
         spec = selection.spec
         summary.update(spec="; ".join(c.describe() for c in spec.constraints) or "no constraints",
@@ -492,7 +495,7 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
     doc = _env().get_template(TEMPLATE).render(
         fragment="", title=title or "perfmodel report", header=header, summary=summary,
         figures=[figs[k] for k in ("fig1", "fig2", "fig3", "fig4", "fig5")], correlations=corr,
-        models_cv=_cv_models(models), selection=_selection(selection), meta_rows=meta_rows,
+        models_cv=_cv_models(models, model_files), selection=_selection(selection), meta_rows=meta_rows,
         full_metadata=json.dumps(other_meta, indent=1, default=str)[:20000] if other_meta else "",
         campaign=json.dumps(campaign, indent=1, default=str)[:20000] if campaign else "",
         sources=_table(sources_table(long_df)))
