@@ -61,9 +61,19 @@ document.getElementById('f').addEventListener('load', () => {
   const done = imgs.map(i => i.complete ? Promise.resolve() :
     new Promise(r => { i.addEventListener('load', r); i.addEventListener('error', r); }));
   Promise.all(done).then(() => {
+    const top = e => e.getBoundingClientRect().top + d.defaultView.scrollY;
+    const summary = d.getElementById('summary');
     const out = {title: d.title, h2: Array.from(d.querySelectorAll('h2')).map(h => h.textContent),
                  images: imgs.map(i => ({src: i.getAttribute('src'), width: i.naturalWidth})),
-                 missing: Array.from(d.querySelectorAll('p.missing')).map(p => p.textContent)};
+                 missing: Array.from(d.querySelectorAll('p.missing')).map(p => p.textContent),
+                 summary_bottom: summary ? summary.getBoundingClientRect().bottom + d.defaultView.scrollY : null,
+                 viewport: d.defaultView.innerHeight,
+                 figures: Array.from(d.querySelectorAll('figure')).map(f => {
+                   const c = f.querySelector('figcaption'), i = f.querySelector('img');
+                   return {caption: c ? c.textContent : '', caption_top: c ? top(c) : null,
+                           img_top: i ? top(i) : null}; }),
+                 details: Array.from(d.querySelectorAll('#appendix ~ details')).map(x => ({open: x.open,
+                   summary: x.querySelector('summary').textContent}))};
     const pre = document.createElement('pre'); pre.id = 'result'; pre.textContent = JSON.stringify(out);
     document.body.appendChild(pre);
   });
@@ -154,3 +164,48 @@ def test_report_screenshot_shows_the_page(chromium: str, shipped_report: Path, t
         assert im.size == (1200, 900)
         extrema = im.convert("L").getextrema()
         assert extrema[0] < 100 < 200 < extrema[1], f"blank screenshot (grey range {extrema})"
+
+
+@pytest.fixture(scope="module")
+def issue_report(tmp_path_factory) -> Path:
+    """What `perfmodel report datasets/reference datasets/traces/* -m trained/throughput_reference.json
+    --min-fps 20 --min-top1 0.6` writes."""
+    import pandas as pd
+
+    from perfmodel.cli.select import load_long
+    from perfmodel.report import build_report
+    from perfmodel.select import Spec
+
+    traces = sorted((REPO / "datasets" / "traces").iterdir())
+    extra = pd.concat([load_long(p) for p in traces], ignore_index=True)
+    out = tmp_path_factory.mktemp("issue-report")
+    build_report(REPO / "datasets" / "reference", out, models=[REPO / "trained" / "throughput_reference.json"],
+                 selection=Spec.from_options(min_fps=20, min_top1=0.6), extra_records=extra)
+    return out
+
+
+def test_summary_fits_the_first_screen_and_figures_explain_themselves(chromium: str, issue_report: Path,
+                                                                     tmp_path: Path):
+    """In a 1200x900 window the whole summary (choice, runner-up, models vs baselines, what could not be
+    evaluated) is visible without scrolling; each figure's caption (what, finding, data) comes before its
+    picture; the appendix tables are collapsed."""
+    (issue_report / "_check.html").write_text(CHECK_PAGE, encoding="utf-8")
+    with _Server(issue_report) as srv:
+        proc = _browse(chromium, srv.url + "/_check.html", tmp_path, "--dump-dom", "--window-size=1200,900")
+    m = re.search(r'<pre id="result">(.*?)</pre>', proc.stdout, re.S)
+    assert m, f"the check page produced no result; chromium stderr: {proc.stderr[-2000:]}"
+    import html
+
+    result = json.loads(html.unescape(m.group(1)))
+    assert result["h2"][0] == "Summary", result["h2"]
+    assert result["summary_bottom"] is not None and result["summary_bottom"] <= result["viewport"] == 900, result
+    assert len(result["figures"]) == 4 and all(img["width"] > 0 for img in result["images"])
+    for f in result["figures"]:
+        assert "Finding:" in f["caption"] and "data:" in f["caption"], f
+        assert f["caption_top"] < f["img_top"], f
+    assert result["details"] and not any(d["open"] for d in result["details"]), result["details"]
+    assert {"Metadata", "Source of each figure (provenance)"} <= {d["summary"] for d in result["details"]}
+    failed = [(p, code) for p, code in srv.log if code >= 400 and not p.endswith("favicon.ico")]
+    assert not failed, f"requests failed: {failed}"
+    console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln and "_check.html" not in ln]
+    assert not console, "console messages from the report: " + "\n".join(console)

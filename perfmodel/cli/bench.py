@@ -15,17 +15,18 @@ from typing import Any
 
 import typer
 
+from perfmodel.cli.options import list_option
+
 DEFAULT_NETWORK = "squeezenet1_1"
 SYNTHETIC_IMAGES = 16
 
 
 def bench(
-    frameworks: list[str] = typer.Option(None, "--framework", "-f", help="tensorflow, litert, onnxruntime or "
-                                         "opencv; repeat for several (default: all four)."),
-    networks: list[str] = typer.Option(None, "--network", "-n", help="Zoo network; repeat for several "
-                                       f"(default: {DEFAULT_NETWORK}). See `perfmodel zoo list`."),
-    threads: list[int] = typer.Option(None, "--threads", "-t", help="Thread count; repeat for several "
-                                      "(default: 1)."),
+    frameworks: list[str] = list_option(None, "--framework", "-f", help="tensorflow, litert, onnxruntime or "
+                                        "opencv (default: all four)."),
+    networks: list[str] = list_option(None, "--network", "-n", help=f"Zoo networks (default: {DEFAULT_NETWORK}). "
+                                      "See `perfmodel zoo list`."),
+    threads: list[str] = list_option(None, "--threads", "-t", item=int, help="Thread counts (default: 1)."),
     images: Path = typer.Option(None, "--images", help="Folder of JPEG/PNG images (default: "
                                 f"{SYNTHETIC_IMAGES} deterministic synthetic 500x375 JPEGs)."),
     warmup: int = typer.Option(2, "--warmup", min=0, help="Untimed images before timing each cell."),

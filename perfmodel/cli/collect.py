@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from perfmodel.cli.options import list_option, split_list
+
 COUNTERS_HELP = ("Counter source: auto (perf_event_open hardware + software events where they work, plus OS "
                  "counters; events this machine cannot count are recorded as NaN with the reason), perf, "
                  "software (OS counters only) or valgrind (simulated cache/branch counts only).")
@@ -44,16 +46,11 @@ def _note(message: str) -> None:
     typer.echo(f"note: {message}", err=True)
 
 
-def _list(text: str | None, what: str) -> list[str] | None:
-    """A comma list; a value given twice is kept once (it would measure the same cell twice), with a note."""
-    if text is None:
-        return None
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        from perfmodel.errors import PerfmodelError
-
-        raise PerfmodelError(f"--{what} needs at least one value")
-    return _dedupe(items, what)
+def _list(values: str | list[str] | None, what: str) -> list[str] | None:
+    """A list option's values (repeated and / or comma lists); a value given twice is kept once (it would
+    measure the same cell twice), with a note."""
+    items = split_list(values, f"--{what}")
+    return None if items is None else _dedupe(items, what)
 
 
 def _dedupe(items: list, what: str) -> list:
@@ -66,19 +63,9 @@ def _dedupe(items: list, what: str) -> list:
     return out
 
 
-def _ints(text: str | None) -> list[int] | None:
-    from perfmodel.errors import PerfmodelError
-
-    if text is None:
-        return None
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise PerfmodelError("--threads needs at least one value")
-    try:
-        values = [int(t) for t in items]
-    except ValueError:
-        raise PerfmodelError(f"--threads must be a comma list of integers, got {text!r}") from None
-    return _dedupe(values, "threads")
+def _ints(values: str | list | None) -> list[int] | None:
+    items = split_list(values, "--threads", int)
+    return None if items is None else _dedupe(items, "threads")
 
 
 def _given(ctx: typer.Context, names) -> list[str]:
@@ -97,10 +84,11 @@ def _given(ctx: typer.Context, names) -> list[str]:
 def collect(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", "-o", help="Data set folder to create, or to resume (see --resume)."),
-    frameworks: str = typer.Option(None, "--frameworks", help="Comma list of frameworks (default: tensorflow,"
-                                   "litert,onnxruntime,opencv)."),
-    networks: str = typer.Option(None, "--networks", help="Comma list of zoo networks (default: squeezenet1_1)."),
-    threads: str = typer.Option(None, "--threads", help="Comma list of thread counts (default: 1)."),
+    frameworks: list[str] = list_option(None, "--frameworks", help="Frameworks (default: tensorflow,litert,"
+                                        "onnxruntime,opencv)."),
+    networks: list[str] = list_option(None, "--networks", help="Zoo networks (default: squeezenet1_1)."),
+    # converted to integers by _ints after the --command check (which refuses --threads whatever its value)
+    threads: list[str] = list_option(None, "--threads", metavar="INT[,INT...]", help="Thread counts (default: 1)."),
     images: int = typer.Option(50, "--images", help="Counted images per cell (cycled over the image set); "
                                "with --command: images the command processes."),
     image_folder: Path = typer.Option(None, "--image-folder", help="Folder of JPEG/PNG images (default: "
@@ -367,7 +355,7 @@ def _print_command(summary: dict) -> None:
 
 
 def calibrate(
-    threads: str = typer.Option("1,2", "--threads", help="Comma list of thread counts to measure."),
+    threads: list[str] = list_option(["1,2"], "--threads", item=int, help="Thread counts to measure."),
     buffer_mib: int = typer.Option(256, "--buffer-mib", help="Size of the streamed matrix (MiB); larger than "
                                    "the caches to see past (256 ~ AlexNet's FC weights), and it must fit in the "
                                    "available memory."),
@@ -393,7 +381,7 @@ def calibrate(
 
     thr = _ints(threads)
     if not thr or min(thr) < 1:
-        raise PerfmodelError("--threads must be a comma list of integers >= 1")
+        raise PerfmodelError("--threads must be integers >= 1")
     from perfmodel.collect.calibrate import MAX_SECONDS, check_buffer_fits
 
     if buffer_mib < 1:

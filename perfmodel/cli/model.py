@@ -11,6 +11,8 @@ from typing import Any
 
 import typer
 
+from perfmodel.cli.options import list_option, split_list
+
 from perfmodel.readings import json_safe
 
 from perfmodel.errors import PerfmodelError
@@ -396,16 +398,16 @@ def drop_incomplete(df, target: str, features: list[str] | None):
     return out, dropped
 
 
-def _is_auto(features: str | None) -> bool:
+def _is_auto(features: str | Sequence[str] | None) -> bool:
     """``--features auto``: the automatic power term set, whatever events the data has."""
-    return bool(features) and features.strip().lower() == "auto"
+    items = [features] if isinstance(features, str) else list(features or [])
+    return len(items) == 1 and str(items[0]).strip().lower() == "auto"
 
 
-def _parse_features(features: str | None) -> list[str] | None:
+def _parse_features(features: str | Sequence[str] | None) -> list[str] | None:
     if not features:
         return None
-    out = [f.strip() for f in features.split(",") if f.strip()]
-    return out or None
+    return split_list(features, "--features")
 
 
 def _fmt(x: Any, spec: str = ".2f") -> str:
@@ -704,11 +706,11 @@ def register(app: typer.Typer) -> None:
                                  "cells' mean read + pre-process time and log(inference ms) linear in the "
                                  "features) or overhead-linear (the same with inference ms = a non-negative sum "
                                  "of per-image counts x cost, a CPI stack; --terms throughput-additive)."),
-        features: str = typer.Option(None, "--features", help="Comma-separated features: with --select fixed the "
-                                     "model's features, else the stepwise candidates. Products a*b^2, log(a) and "
-                                     "indicators framework=litert are allowed. Power without --features: the "
-                                     "validated fixed Powmon set where the data has all its events, else the "
-                                     "automatic set; 'auto' forces the automatic set."),
+        features: list[str] = list_option(None, "--features", help="Features: with --select fixed the model's "
+                                          "features, else the stepwise candidates. Products a*b^2, log(a) and "
+                                          "indicators framework=litert are allowed. Power without --features: the "
+                                          "validated fixed Powmon set where the data has all its events, else the "
+                                          "automatic set; 'auto' forces the automatic set."),
         select: str = typer.Option(None, "--select", help="stepwise (default without --features) or fixed "
                                    "(default with --features or --terms)."),
         terms: str = typer.Option(None, "--terms", help="A named term set (fixed selection; --features are added "
@@ -728,12 +730,12 @@ def register(app: typer.Typer) -> None:
                                      "throughput-l2; overrides what the data set's runs recorded (Linux "
                                      "cacheinfo), which is the default, else this machine's when the data set "
                                      "recorded this CPU model."),
-        simulated_from: list[Path] = typer.Option(None, "--simulated-from", help="Another data set whose valgrind "
-                                                  "cells are added to DATASET's (repeatable; its timing cells are "
-                                                  "ignored), e.g. a valgrind pass run into a second folder."),
-        exclude: list[str] = typer.Option(None, "--exclude", help="Leave out rows where COLUMN=VALUE (repeatable, "
-                                          "e.g. --exclude framework=tensorflow); recorded in the model file, "
-                                          "and the model then refuses to predict values it never saw."),
+        simulated_from: list[Path] = list_option(None, "--simulated-from", help="Other data sets whose valgrind "
+                                                 "cells are added to DATASET's (their timing cells are ignored), "
+                                                 "e.g. a valgrind pass run into a second folder."),
+        exclude: list[str] = list_option(None, "--exclude", help="Leave out rows where COLUMN=VALUE (e.g. "
+                                         "--exclude framework=tensorflow); recorded in the model file, and the "
+                                         "model then refuses to predict values it never saw."),
         dropna: bool = typer.Option(False, "--dropna", help="Drop rows that lack a value of a model feature or of "
                                     "the target (e.g. timing cells whose valgrind cell is not finished); the "
                                     "dropped rows are listed. Without it such rows are an error."),
@@ -865,10 +867,10 @@ def register(app: typer.Typer) -> None:
     def evaluate_cmd(
         dataset: str = typer.Argument(..., help=_DATASET_HELP),
         target: str = typer.Option(..., "--target", "-t", help="Column to predict: throughput_fps, power_w, ..."),
-        features: str = typer.Option(None, "--features", help="Comma-separated features (default: for power the "
-                                     "validated fixed Powmon set where the data has all its events, else the "
-                                     "automatic set; otherwise the stepwise choice of a linear model), or auto "
-                                     "(power: the automatic set of the events present, selected in the folds)."),
+        features: list[str] = list_option(None, "--features", help="Features (default: for power the validated "
+                                          "fixed Powmon set where the data has all its events, else the automatic "
+                                          "set; otherwise the stepwise choice of a linear model), or auto (power: "
+                                          "the automatic set of the events present, selected in the folds)."),
         cv: str = typer.Option("kfold", "--cv", help="lono / lofo / lowo / lobo / kfold."),
         folds: int = typer.Option(5, "--folds", help="Folds for --cv kfold."),
         table: str = typer.Option("auto", "--table", help="auto, cell, image or sample."),
@@ -964,10 +966,10 @@ def register(app: typer.Typer) -> None:
                                             "own valgrind cells (as perfmodel fit --simulated-from). Quick "
                                             "sample: used only when its library versions and architecture match "
                                             "this machine (default: datasets/reference of this checkout)."),
-        traces: list[Path] = typer.Option(None, "--traces", help="Quick sample: long-run trace data sets (perfmodel "
-                                          "trace) whose long-run / first-2-s throughput ratio turns the sample's "
-                                          "own throughput into a long-run estimate (repeatable; default: "
-                                          "datasets/traces of this checkout)."),
+        traces: list[Path] = list_option(None, "--traces", help="Quick sample: long-run trace data sets (perfmodel "
+                                         "trace) whose long-run / first-2-s throughput ratio turns the sample's "
+                                         "own throughput into a long-run estimate (default: datasets/traces of "
+                                         "this checkout)."),
         simulate: bool = typer.Option(False, "--simulate", help="Quick sample: when no matching reference has the "
                                       "simulated counts, run the valgrind pass for the sample (slow: minutes) "
                                       "instead of refusing."),

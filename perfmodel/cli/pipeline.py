@@ -29,6 +29,8 @@ from typing import Any
 
 import typer
 
+from perfmodel.cli.options import list_option, split_list
+
 PAPER_NETWORKS = "squeezenet1_1,googlenet,resnet50"
 ALL_FRAMEWORKS = "tensorflow,litert,onnxruntime,opencv"
 
@@ -210,9 +212,9 @@ def register(app: typer.Typer) -> None:
     def pipeline_cmd(
         out: Path = typer.Option(Path("perfmodel-run"), "--out", "-o", help="Output folder (campaign, models, "
                                  "report)."),
-        frameworks: str = typer.Option(ALL_FRAMEWORKS, "--frameworks", help="Comma list of frameworks."),
-        networks: str = typer.Option(PAPER_NETWORKS, "--networks", help="Comma list of zoo networks."),
-        threads: str = typer.Option("1,2", "--threads", help="Comma list of thread counts."),
+        frameworks: list[str] = list_option([ALL_FRAMEWORKS], "--frameworks", help="Frameworks."),
+        networks: list[str] = list_option([PAPER_NETWORKS], "--networks", help="Zoo networks."),
+        threads: list[str] = list_option(["1,2"], "--threads", item=int, help="Thread counts."),
         images: int = typer.Option(20, "--images", help="Counted images per cell."),
         reference: Path = typer.Option(None, "--reference", help="Reference data set with simulated counts "
                                        "(default: datasets/reference of this checkout)."),
@@ -249,13 +251,10 @@ def register(app: typer.Typer) -> None:
         ref = reference if reference is not None else reference_dataset()
         if ref is not None and not (Path(ref) / "dataset.json").is_file():
             raise PerfmodelError(f"reference data set {ref} does not exist (no dataset.json)")
-        try:
-            thread_list = [int(t) for t in threads.split(",") if t.strip()]
-        except ValueError:
-            raise PerfmodelError(f"--threads must be a comma list of integers, got {threads!r}") from None
-        cspec = CampaignSpec(frameworks=[s.strip() for s in frameworks.split(",") if s.strip()],
-                             networks=[s.strip() for s in networks.split(",") if s.strip()],
-                             threads=thread_list, images=images, counters="auto").validate()
+        cspec = CampaignSpec(frameworks=split_list(frameworks, "--frameworks"),
+                             networks=split_list(networks, "--networks"),
+                             threads=split_list(threads, "--threads", int), images=images,
+                             counters="auto").validate()
         if out.exists() and not out.is_dir():
             raise PerfmodelError(f"--out {out} exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)

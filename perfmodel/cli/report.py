@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from perfmodel.cli.options import list_option
+
 
 def register(app: typer.Typer) -> None:
     """Add ``report`` to the ``perfmodel`` app."""
@@ -22,7 +24,7 @@ def register(app: typer.Typer) -> None:
     def report_cmd(
         datasets: list[Path] = typer.Argument(..., help="Data set folder(s) or records file(s) (.parquet); the "
                                               "first gives the metadata, the others are added (e.g. traces)."),
-        model: list[Path] = typer.Option(None, "--model", "-m", help="Model file (perfmodel fit); repeat."),
+        model: list[Path] = list_option(None, "--model", "-m", help="Model files (perfmodel fit)."),
         out: Path = typer.Option(Path("report"), "--out", "-o", help="Output folder (created)."),
         title: str = typer.Option(None, "--title", help="Report title."),
         max_power: float = typer.Option(None, "--max-power", help="Selection: power budget (W)."),
@@ -34,7 +36,8 @@ def register(app: typer.Typer) -> None:
         max_temp: float = typer.Option(None, "--max-temp", help="Selection: max temperature (degC)."),
         objective: str = typer.Option(None, "--objective", help="Selection objective: throughput, energy, power "
                                       "or merit (a selection is included when this or a constraint is given)."),
-        weights: str = typer.Option(None, "--weights", help="Merit weights (see perfmodel select --help)."),
+        weights: list[str] = list_option(None, "--weights", help="Merit weights, column=number terms (see "
+                                         "perfmodel select --help)."),
         allow_unknown: bool = typer.Option(False, "--allow-unknown", help="Selection: rank unevaluable "
                                            "candidates anyway, flagged."),
         force: bool = typer.Option(False, "--force", help="Replace a report already in --out (report.html and "
@@ -72,8 +75,14 @@ def register(app: typer.Typer) -> None:
 
             from perfmodel.cli.select import load_long
 
-            extra = pd.concat([load_long(d) for d in datasets[1:]], ignore_index=True)
-        models = _load_models(model)
+            parts = [load_long(d) for d in datasets[1:]]
+            extra = pd.concat(parts, ignore_index=True)
+            extra.attrs["dataset"] = ", ".join(map(str, datasets[1:]))
+            # which data set each run came from: a figure's caption names the ones it draws
+            extra.attrs["run_sources"] = {str(r): str(d) for d, part in zip(datasets[1:], parts)
+                                          for r in part["run_id"].unique()}
+        _load_models(model)  # every model file is checked before the report starts
+        models = list(model or [])  # build_report loads them again, naming each by its file
         err = Console(stderr=True)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
                       transient=True, disable=not sys.stderr.isatty()) as bar:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from perfmodel.cli.options import list_option, split_list
+
 from perfmodel.errors import PerfmodelError
 
 UNEVALUABLE_POLICY = (
@@ -81,6 +83,9 @@ def _load_models(paths):
 def spec_from_options(*, max_power, max_energy, min_fps, min_top1, min_top5, max_memory, max_temp, objective,
                       weights, allow_unknown):
     from perfmodel.select import Spec
+
+    if weights is not None and not isinstance(weights, str):  # a list option's terms
+        weights = ",".join(weights)
 
     return Spec.from_options(max_power=max_power, max_energy=max_energy, min_fps=min_fps, min_top1=min_top1,
                              min_top5=min_top5, max_memory=max_memory, max_temp=max_temp,
@@ -177,8 +182,8 @@ def register(app: typer.Typer) -> None:
         "none is (infeasible or unevaluable spec), 2 on bad input."))
     def select_cmd(
         dataset: Path = typer.Argument(..., help="Data set folder or records file (.parquet)."),
-        model: list[Path] = typer.Option(None, "--model", "-m", help="Model file (perfmodel fit); repeat. "
-                                         "Its target (throughput_fps, power_w, ...) is predicted where missing."),
+        model: list[Path] = list_option(None, "--model", "-m", help="Model files (perfmodel fit). "
+                                        "Their target (throughput_fps, power_w, ...) is predicted where missing."),
         max_power: float = typer.Option(None, "--max-power", help="Power budget (W, mean while inferring)."),
         max_energy: float = typer.Option(None, "--max-energy", help="Maximum energy per image (J)."),
         min_fps: float = typer.Option(None, "--min-fps", help="Minimum throughput (images/s)."),
@@ -189,8 +194,9 @@ def register(app: typer.Typer) -> None:
         max_temp: float = typer.Option(None, "--max-temp", help="Maximum temperature (degC)."),
         objective: str = typer.Option("throughput", "--objective", help="throughput (max fps), energy (min J/"
                                       "image), power (min W) or merit (max product of value^weight)."),
-        weights: str = typer.Option(None, "--weights", help="Merit weights, e.g. 'throughput_fps=1,power_w=-1,"
-                                    "top1=1' (the default): merit = fps * top1 / W."),
+        weights: list[str] = list_option(None, "--weights", help="Merit weights, column=number terms, e.g. "
+                                         "'throughput_fps=1,power_w=-1,top1=1' (the default): merit = fps * "
+                                         "top1 / W."),
         allow_unknown: bool = typer.Option(False, "--allow-unknown", help="Rank candidates with a constraint "
                                            "that cannot be evaluated anyway, flagged."),
         expand: bool = typer.Option(False, "--expand", help="Also list framework x network x threads "
@@ -234,8 +240,8 @@ def register(app: typer.Typer) -> None:
     def correlate_cmd(
         dataset: Path = typer.Argument(..., help="Data set folder or records file (.parquet)."),
         target: str = typer.Option("power_w", "--target", help="power_w, throughput_fps or any column."),
-        features: str = typer.Option(None, "--features", help="Comma-separated columns (default: event rates "
-                                     "for samples, per-image counts for cells)."),
+        features: list[str] = list_option(None, "--features", help="Columns (default: event rates for "
+                                          "samples, per-image counts for cells)."),
         by: str = typer.Option(None, "--by", help="Group by this column (e.g. framework)."),
         level: str = typer.Option("auto", "--level", help="sample, cell or auto."),
         json_out: bool = typer.Option(False, "--json", help="Print the table as JSON records."),
@@ -265,7 +271,7 @@ def register(app: typer.Typer) -> None:
             raise PerfmodelError(f"no {target} values in the per-{level} table of {dataset}"
                                  + (f": {why}" if why else "") + "; nothing to correlate")
         if features:
-            feats = [f.strip() for f in features.split(",") if f.strip()]
+            feats = split_list(features, "--features")
             unknown = [f for f in feats if f not in table.columns]
             if unknown:
                 raise PerfmodelError(f"no column(s) {', '.join(unknown)} in the per-{level} table; known event "

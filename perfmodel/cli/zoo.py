@@ -8,6 +8,8 @@ import sys
 
 import typer
 
+from perfmodel.cli.options import list_option
+
 from perfmodel.readings import json_safe
 
 zoo_app = typer.Typer(
@@ -61,8 +63,8 @@ def list_cmd(
 @zoo_app.command("build")
 def build_cmd(
     networks: list[str] = typer.Argument(None, help="Networks to build (see `perfmodel zoo list`)."),
-    formats: list[str] = typer.Option(None, "--format", "-f", help="savedmodel, tflite or onnx; repeat for "
-                                      "several (default: all three)."),
+    formats: list[str] = list_option(None, "--format", "-f", help="savedmodel, tflite or onnx (default: all "
+                                     "three)."),
     all_networks: bool = typer.Option(False, "--all", help="Build every network of the zoo."),
     seed: int = typer.Option(0, "--seed", min=0, help="Weight seed (part of the cache key)."),
     input_size: int = typer.Option(None, "--input-size", help="Input size instead of each network's default."),

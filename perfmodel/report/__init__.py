@@ -1,10 +1,14 @@
 """The HTML report and the correlation tables.
 
 :func:`build_report` writes ``report.html`` and its PNG figures into one folder (relative links only,
-so the folder can be moved or zipped): metadata and the source of every figure (real / simulated /
-software / derived / external), analogues of the study's Figs. 1-5, correlation tables (Table II:
-power vs event rates per framework; Fig. 5: throughput vs per-image counts), the CV tables of the models
-and the selection result. A figure with nothing to draw is replaced by a sentence saying why.
+so the folder can be moved or zipped). The page is rendered from the Jinja2 template
+``templates/report.html.j2`` (package data, autoescape on), in the order a reader wants it: a one-screen
+summary (the spec, the choice and the runner-up with values, intervals and their source labels as
+:mod:`perfmodel.select` gives them, the models' cross-validated accuracy beside their baselines, what could
+not be evaluated and why, machine and dates); analogues of the study's Figs. 1-5, each with a generated
+caption (:mod:`.captions`: what it shows, whose data, a finding computed from the data); correlation tables;
+the CV tables and the full selection; an appendix (collapsed) with the metadata and the source of every
+figure. A figure with nothing to draw is replaced by a sentence saying why.
 
 :mod:`.correlate` - :func:`correlation_table` (Pearson with Fisher-z CI and p, Spearman).
 """
@@ -12,7 +16,6 @@ and the selection result. A figure with nothing to draw is replaced by a sentenc
 from __future__ import annotations
 
 import datetime as _dt
-import html
 import json
 import math
 import os
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from perfmodel.errors import PerfmodelError
@@ -28,20 +32,15 @@ from perfmodel.errors import PerfmodelError
 from .correlate import correlation_table, default_features, fisher_ci
 
 REPORT_NAME = "report.html"
-
-_CSS = """
-body{font-family:system-ui,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222;
-line-height:1.4;padding:0 1em}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.8em}
-table{border-collapse:collapse;font-size:.85em;margin:.6em 0}th,td{border:1px solid #ccc;padding:.2em .5em;
-text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}
-.missing{color:#8a4b00;background:#fff6e8;border-left:4px solid #e0a040;padding:.4em .8em}
-.note{color:#555;font-size:.9em}img{max-width:100%;border:1px solid #eee}
-"""
+#: the page template (package data, rendered with autoescape on)
+TEMPLATE = "report.html.j2"
 
 
-def _e(x: Any) -> str:
-    return html.escape(str(x))
+def _env():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("perfmodel.report", "templates"),
+                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=False)
 
 
 def _fmt(v: Any) -> str:
@@ -56,39 +55,25 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _table(df: pd.DataFrame, columns: Iterable[str] | None = None, max_rows: int = 200) -> str:
+def _table(df: pd.DataFrame | None, columns: Iterable[str] | None = None, max_rows: int = 200) -> dict:
+    """A table for the template: ``{"columns", "rows": [[{"text", "num"}]], "more"}``."""
     if df is None or len(df) == 0:
-        return '<p class="note">(none)</p>'
+        return {"columns": [], "rows": [], "more": 0}
     cols = [c for c in (columns or df.columns) if c in df.columns]
-    head = "".join(f'<th class="l">{_e(c)}</th>' for c in cols)
-    body = []
+    rows = []
     for _, r in df.head(max_rows).iterrows():
-        cells = []
+        row = []
         for c in cols:
             v = r[c]
-            num = isinstance(v, (int, float)) and not isinstance(v, bool)
-            cells.append(f'<td{"" if num else " class=l"}>{_e(_fmt(v))}</td>')
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    more = f'<p class="note">{len(df) - max_rows} more rows not shown</p>' if len(df) > max_rows else ""
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>{more}"
-
-
-def _missing(text: str) -> str:
-    return f'<p class="missing">{_e(text)}</p>'
+            num = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+            row.append({"text": _fmt(float(v) if isinstance(v, np.floating) else v), "num": num})
+        rows.append(row)
+    return {"columns": [str(c) for c in cols], "rows": rows, "more": max(0, len(df) - max_rows)}
 
 
 #: the figure files a report writes (removed first: a figure with nothing to draw writes no file)
 FIGURE_FILES = ("fig1_timeseries.png", "fig2_cpu_throughput.png", "fig3_events.png", "fig4_power_events.png",
                 "fig5_throughput_metric.png")
-
-
-def _figure(result: Path | str, out_dir: Path, caption: str, data_note: str = "") -> str:
-    if isinstance(result, Path):
-        rel = os.path.relpath(result, out_dir).replace(os.sep, "/")
-        note = f'<br><span class="note">{_e(data_note)}</span>' if data_note else ""
-        return (f'<figure><a href="{_e(rel)}"><img src="{_e(rel)}" alt="{_e(caption)}"></a>'
-                f"<figcaption>{_e(caption)}{note}</figcaption></figure>")
-    return _missing(str(result))
 
 
 @dataclass
@@ -167,73 +152,161 @@ def sources_table(long_df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _cv_tables(models: list[Any]) -> str:
-    if not models:
-        return '<p class="note">No models given (perfmodel report --model M.json).</p>'
-    parts = []
+def _cv_models(models: list[Any], files: Sequence[str | None] = ()) -> list[dict]:
+    """Per model: name, target, features, provenance and its CV results as template blocks."""
+    out = []
     for i, m in enumerate(models):
-        name = getattr(m, "name", None) or (getattr(m, "metadata", None) or {}).get("path") or f"model {i + 1}"
         feats = getattr(m, "features", None)
-        parts.append(f"<h3>{_e(name)}: target {_e(getattr(m, 'target', '?'))}</h3>")
-        if feats:
-            parts.append(f"<p>features: {_e(', '.join(map(str, feats)))}</p>")
         prov = getattr(m, "provenance", None)
-        if prov:
-            parts.append(f'<p class="note">trained on provenance: {_e(json.dumps(prov, default=str))}</p>')
         cv = getattr(m, "cv", None)
-        if not cv:
-            parts.append(_missing("no cross-validation results stored in this model"))
-            continue
-        parts.append(_cv_html(cv))
-    return "\n".join(parts)
+        out.append({"name": _model_name(m, i, files), "target": getattr(m, "target", "?"),
+                    "features": ", ".join(map(str, feats)) if feats else "",
+                    "provenance": json.dumps(prov, default=str) if prov else "",
+                    "blocks": _cv_blocks(cv) if cv else
+                    [{"kind": "missing", "text": "no cross-validation results stored in this model"}]})
+    return out
 
 
-def _cv_html(cv: Any) -> str:
-    """Render a model's ``cv`` dict: lists of records as tables, flat scalars as one table."""
+def _model_name(m: Any, i: int, files: Sequence[str | None] = ()) -> str:
+    """The model's name, else the file it was loaded from (``files[i]``), else its target, kind and data."""
+    meta = getattr(m, "metadata", None) or {}
+    name = getattr(m, "name", None) or meta.get("path") or (files[i] if i < len(files) else None)
+    if name:
+        return str(name)
+    data = meta.get("dataset")
+    return f"model {i + 1}" + (f" (trained on {data})" if data else "")
+
+
+def _cv_blocks(cv: Any) -> list[dict]:
+    """A model's ``cv`` dict as template blocks: lists of records as tables, flat scalars as one table."""
     if isinstance(cv, list) and cv and all(isinstance(r, Mapping) for r in cv):
         flat = [{k: v for k, v in r.items() if not isinstance(v, (list, dict))} for r in cv]
-        return _table(pd.DataFrame(flat))
+        return [{"kind": "table", "table": _table(pd.DataFrame(flat))}]
     if not isinstance(cv, Mapping):
-        return f"<pre>{_e(json.dumps(cv, indent=1, default=str))}</pre>"
+        return [{"kind": "pre", "text": json.dumps(cv, indent=1, default=str)}]
     scalars = {k: v for k, v in cv.items() if not isinstance(v, (list, dict))}
-    out = []
+    out: list[dict] = []
     if scalars:
-        out.append(_table(pd.DataFrame([scalars])))
+        out.append({"kind": "table", "table": _table(pd.DataFrame([scalars]))})
     for k, v in cv.items():
         if isinstance(v, (list, dict)):
-            out.append(f"<h4>{_e(k)}</h4>")
+            out.append({"kind": "h4", "text": str(k)})
             if isinstance(v, list) and v and all(isinstance(r, Mapping) for r in v):
-                out.append(_cv_html(v))
+                out.extend(_cv_blocks(v))
             elif isinstance(v, Mapping) and v and all(isinstance(r, Mapping) for r in v.values()):
-                out.append(_table(pd.DataFrame([{"name": n, **{a: b for a, b in r.items()
-                                                               if not isinstance(b, (list, dict))}}
-                                                 for n, r in v.items()])))
+                out.append({"kind": "table", "table": _table(pd.DataFrame(
+                    [{"name": n, **{a: b for a, b in r.items() if not isinstance(b, (list, dict))}}
+                     for n, r in v.items()]))})
             else:
-                out.append(f"<pre>{_e(json.dumps(v, indent=1, default=str))}</pre>")
-    return "\n".join(out)
+                out.append({"kind": "pre", "text": json.dumps(v, indent=1, default=str)})
+    return out
+
+
+RANKED_COLUMNS = ["rank", "candidate", "objective", "throughput_fps", "throughput_fps_source", "power_w",
+                  "power_w_source", "energy_j", "energy_j_source", "top1", "top1_source", "max_rss_mb",
+                  "temperature_c", "unknown", "uncertain"]
+
+
+def _selection(result: Any) -> dict | None:
+    if result is None:
+        return None
+    spec = result.spec
+    return {"spec": "; ".join(c.describe() for c in spec.constraints) or "no constraints",
+            "objective": spec.describe_objective(), "notes": list(result.notes),
+            "binding": (result.binding or {}).get("message", "infeasible") if result.binding else "",
+            "ranked": _table(result.ranked, RANKED_COLUMNS),
+            "excluded": _table(result.excluded, ["candidate", "constraint", "text", "value", "limit", "shortfall",
+                                                 "source"]),
+            "unevaluable": _table(result.unevaluable, ["candidate", "constraint", "text", "reason"]),
+            "pareto_axes": " vs ".join(result.pareto_axes) or "no axes", "pareto": _table(result.pareto)}
 
 
 def selection_html(result: Any) -> str:
-    """HTML of a :class:`perfmodel.select.SelectionResult`."""
-    if result is None:
-        return '<p class="note">No selection spec given (perfmodel report --min-fps ... / --max-power ...).</p>'
-    spec = result.spec
-    parts = [f"<p>Spec: {_e('; '.join(c.describe() for c in spec.constraints) or 'no constraints')}; "
-             f"objective: {_e(spec.describe_objective())}.</p>"]
-    for n in result.notes:
-        parts.append(f'<p class="note">{_e(n)}</p>')
-    if result.binding:
-        parts.append(_missing(result.binding.get("message", "infeasible")))
-    show = ["rank", "candidate", "objective", "throughput_fps", "throughput_fps_source", "power_w", "power_w_source",
-            "energy_j", "energy_j_source", "top1", "top1_source", "max_rss_mb", "temperature_c", "unknown",
-            "uncertain"]
-    parts.append("<h3>Ranked</h3>" + _table(result.ranked, show))
-    parts.append("<h3>Excluded (the constraint that excluded each candidate)</h3>"
-                 + _table(result.excluded, ["candidate", "constraint", "text", "value", "limit", "shortfall", "source"]))
-    parts.append("<h3>Cannot evaluate</h3>" + _table(result.unevaluable, ["candidate", "constraint", "text", "reason"]))
-    parts.append(f"<h3>Pareto front ({_e(' vs '.join(result.pareto_axes) or 'no axes')})</h3>"
-                 + _table(result.pareto))
-    return "\n".join(parts)
+    """HTML of a :class:`perfmodel.select.SelectionResult` (the report's selection section)."""
+    return _env().get_template(TEMPLATE).render(fragment="selection", selection=_selection(result))
+
+
+#: the candidate figures the summary shows for the choice and the runner-up, with units
+SUMMARY_VALUES: tuple[tuple[str, str, str], ...] = (
+    ("throughput_fps", "throughput", "img/s"), ("top1", "top-1", ""), ("power_w", "power", "W"),
+    ("energy_j", "energy", "J/img"))
+
+
+def _summary_value(r: Mapping, col: str, unit: str) -> dict:
+    """A candidate's value with its source label (as select labels it) and its interval."""
+    v = r.get(col, math.nan)
+    src = str(r.get(f"{col}_source", "") or "")
+    label = src.split(":")[0].strip() if src else ""
+    missing = v is None or (isinstance(v, float) and math.isnan(v))
+    out = {"text": "n/a" if missing else f"{float(v):.4g}{' ' + unit if unit else ''}",
+           "source": label, "source_class": label if label in ("measured", "predicted", "published", "derived",
+                                                                  "unavailable") else "",
+           "interval": ""}
+    if missing:
+        out["interval"] = "reason under 'could not be evaluated'" if label == "unavailable" else ""
+        return out
+    lo, hi = r.get(f"{col}_lo", math.nan), r.get(f"{col}_hi", math.nan)
+    if label == "predicted" and lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi)):
+        model = r.get(f"{col}_model") or ""
+        out["interval"] = f"prediction interval {lo:.4g}-{hi:.4g}" + (f" ({model})" if model else "")
+    elif label == "measured":
+        sd, n = r.get(f"{col}_std", math.nan), r.get(f"{col}_n", math.nan)
+        if sd is not None and n is not None and not (math.isnan(sd) or math.isnan(n)) and n > 1:
+            half = 1.96 * float(sd) / math.sqrt(float(n))
+            out["interval"] = f"95 % CI of the mean {v - half:.4g}-{v + half:.4g} (n = {int(n)})"
+    elif label == "published":
+        ref = r.get("accuracy_source") or ""
+        out["interval"] = str(ref)
+    return out
+
+
+def _model_accuracy(models: list[Any], files: Sequence[str | None] = ()) -> list[dict]:
+    """Per model with CV results: the model's and its baselines' cross-validated accuracy."""
+    out = []
+    for i, m in enumerate(models):
+        cv = getattr(m, "cv", None)
+        results = cv.get("results") if isinstance(cv, Mapping) else (cv if isinstance(cv, list) else None)
+        if not results or not all(isinstance(r, Mapping) for r in results):
+            continue
+        rows = []
+        for r in results:
+            rows.append({"model": str(r.get("model", "?")), "MAPE %": r.get("mape", math.nan),
+                         "within 10 %": r.get("within_10", math.nan), "R2": r.get("r2", math.nan),
+                         "n": r.get("n", math.nan), "status": str(r.get("status", ""))})
+        scheme = str(cv.get("scheme", "")) if isinstance(cv, Mapping) else ""
+        out.append({"name": _model_name(m, i, files), "target": getattr(m, "target", "?"),
+                    "kind": str(getattr(m, "kind", "") or ""), "scheme": scheme or "cross-validation",
+                    "table": _table(pd.DataFrame(rows))})
+    return out
+
+
+def _not_evaluated(selection: Any, figs: Mapping[str, dict], reasons: Mapping[str, str], models: list[Any],
+                   files: Sequence[str | None] = ()) -> list[str]:
+    out = []
+    if selection is not None and len(selection.unevaluable):
+        u = selection.unevaluable
+        for (text, reason), g in u.groupby(["text", "reason"], sort=True):
+            out.append(f"{text}: {len(g)} candidate{'s' if len(g) != 1 else ''} not evaluated - {reason}")
+    if selection is not None:
+        out.extend(selection.notes)
+    for f in figs.values():
+        if not f.get("src"):
+            out.append(f"{f['heading']}: {f['missing']}")
+    for col in ("power_w", "energy_j", "temperature_c", "freq_mhz"):
+        if col in reasons and not any(reasons[col] in o for o in out):
+            out.append(f"{col}: {reasons[col]}")
+    if selection is not None and len(selection.ranked):
+        for col, _lab, _unit in SUMMARY_VALUES:
+            src = selection.ranked[f"{col}_source"] if f"{col}_source" in selection.ranked.columns else None
+            if src is None:
+                continue
+            why = src[src.astype(str).str.startswith("unavailable")].astype(str)
+            if len(why) and not any(col in o for o in out):
+                out.append(f"{col}: {why.iloc[0].split(':', 1)[-1].strip()} ({len(why)} ranked candidates)")
+    for i, m in enumerate(models):
+        if not getattr(m, "cv", None):
+            out.append(f"{_model_name(m, i, files)}: no cross-validation results stored")
+    return list(dict.fromkeys(out))
 
 
 def _counts_note(cells: pd.DataFrame, key: str) -> str:
@@ -262,7 +335,7 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
     from perfmodel.data import dataset_metadata, read_dataset
     from perfmodel.select import Spec, candidates_from_cells, rank
 
-    from . import figures
+    from . import captions, figures
 
     step = progress or (lambda _msg: None)
     meta: dict = {}
@@ -275,12 +348,20 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
         long_df = read_dataset(path)
         meta, campaign = dataset_metadata(path)
         source_name = str(path)
+    # run_id -> the data set it came from (the extra records may say theirs in attrs["run_sources"])
+    run_sources = {str(r): source_name for r in long_df["run_id"].unique()} if "run_id" in long_df.columns else {}
     if extra_records is not None and len(extra_records):
+        extra_name = extra_label or str(extra_records.attrs.get("dataset", "")) or "extra records"
+        given = extra_records.attrs.get("run_sources") or {}
+        for r in extra_records["run_id"].unique():
+            run_sources.setdefault(str(r), str(given.get(str(r), extra_name)))
         long_df = pd.concat([long_df, extra_records], ignore_index=True)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise PerfmodelError(f"{out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
+    models = list(models)
+    model_files = [str(m) if isinstance(m, (str, os.PathLike)) else None for m in models]
     models = _load_models(models)
 
     step("tables")
@@ -295,26 +376,43 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
     step("figures")
     for name in FIGURE_FILES:  # a figure left by an earlier report into this folder is not this data's
         (out / name).unlink(missing_ok=True)
+    # key: (file, heading, draw(cells, samples, reasons, path), what(c, s), finding(c, s))
     drawers = {
         "fig1": ("fig1_timeseries.png", "Fig. 1 - throughput, CPU %, temperature and frequency over each trace",
-                 lambda c, s, r, p: figures.fig_timeseries(s, p, r)),
+                 lambda c, s, r, p: figures.fig_timeseries(s, p, r),
+                 lambda c, s: captions.what_fig1(s), lambda c, s: captions.finding_fig1(s)),
         "fig2": ("fig2_cpu_throughput.png", "Fig. 2 - average CPU % and throughput per framework x network",
-                 lambda c, s, r, p: figures.fig_cpu_throughput(c, p, r)),
+                 lambda c, s, r, p: figures.fig_cpu_throughput(c, p, r),
+                 lambda c, s: captions.what_fig2(c), lambda c, s: captions.finding_fig2(c)),
         "fig3": ("fig3_events.png", "Fig. 3 - hardware events per image per framework x network",
-                 lambda c, s, r, p: figures.fig_events(c, p)),
+                 lambda c, s, r, p: figures.fig_events(c, p),
+                 lambda c, s: captions.what_fig3(c), lambda c, s: captions.finding_fig3(c)),
         "fig4": ("fig4_power_events.png", "Fig. 4 - power vs event rates, per framework",
-                 lambda c, s, r, p: figures.fig_power_events(s, c, p, r)),
-        "fig5": ("fig5_throughput_metric.png", "Fig. 5 - throughput vs a per-image hardware metric (log x)",
-                 lambda c, s, r, p: figures.fig_throughput_metric(c, p)),
+                 lambda c, s, r, p: figures.fig_power_events(s, c, p, r),
+                 lambda c, s: captions.what_fig4(s, c), lambda c, s: captions.finding_fig4(s, c)),
+        "fig5": ("fig5_throughput_metric.png", "Fig. 5 - throughput vs a per-image hardware metric (log-log)",
+                 lambda c, s, r, p: figures.fig_throughput_metric(c, p),
+                 lambda c, s: captions.what_fig5(c), lambda c, s: captions.finding_fig5(c)),
     }
-    own_label = f"this data set ({source_name})"
-    if extra_records is not None and len(extra_records):
-        own_label += f" with {extra_label or 'the records added to it'}"
+    def own_label(tables: tuple) -> str:
+        """'this data set (PATH)' / 'this report's data (the data sets the figure's rows came from)'."""
+        names = sorted({run_sources.get(str(r), source_name) for t in tables if t is not None and len(t)
+                        and "run_id" in t.columns for r in t["run_id"].unique()})
+        if names and (len(names) > 1 or names[0] != source_name):
+            return f"this report's data ({', '.join(names)})"
+        return f"this data set ({source_name})"
+
     fallback_tables: dict[int, tuple] = {}
-    figs: dict[str, tuple[Path | str, str, str]] = {}
-    for key, (fname, caption, draw) in drawers.items():
+    figs: dict[str, dict] = {}
+    # the table each figure draws from (Fig. 4: the trace samples when they have power, else the cells)
+    uses = {"fig1": lambda c, s: (s,), "fig2": lambda c, s: (c,), "fig3": lambda c, s: (c,),
+            "fig4": lambda c, s: (s,) if s is not None and "power_w" in s.columns and s["power_w"].notna().any()
+            else (c,), "fig5": lambda c, s: (c,)}
+    for key, (fname, heading, draw, what, finding) in drawers.items():
         res = draw(cells, samples, reasons, out / fname)
-        note = f"data: {own_label}" + _counts_note(cells, key)
+        own = own_label(uses[key](cells, samples))
+        note = f"data: {own}" + _counts_note(cells, key)
+        used = (cells, samples)
         if not isinstance(res, Path):
             own_reason = str(res)
             for i, fb in enumerate(fallbacks):
@@ -323,76 +421,101 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
                 fc, fs, fr = fallback_tables[i]
                 alt = draw(fc, fs, fr, out / fname)
                 if isinstance(alt, Path):
-                    res = alt
-                    note = (f"data: {fb.label}{_counts_note(fc, key)} - {own_label} has none for this "
+                    res, used = alt, (fc, fs)
+                    note = (f"data: {fb.label}{_counts_note(fc, key)} - {own} has none for this "
                             f"figure ({own_reason})")
                     break
-        figs[key] = (res, caption, note)
+        fig = {"key": key, "heading": heading.split(" - ")[0], "title": heading, "data_note": note,
+               "src": "", "missing": "", "what": "", "finding": ""}
+        if isinstance(res, Path):
+            fig["src"] = os.path.relpath(res, out).replace(os.sep, "/")
+            fig["what"] = what(*used)
+            fig["finding"] = finding(*used)
+        else:
+            fig["missing"] = str(res)
+        figs[key] = fig
 
     step("correlations")
-    corr_parts = []
+    corr: list[dict] = []
     if not samples.empty and "power_w" in samples.columns and samples["power_w"].notna().any():
         feats = default_features(samples, "sample")
         if feats:
-            t = correlation_table(samples, "power_w", feats, by="framework")
-            corr_parts.append("<h3>Table II analogue: power vs event rates over the trace, per framework</h3>"
-                              + _table(t))
+            corr.append({"kind": "h4", "text": "Table II analogue: power vs event rates over the trace, per "
+                                               "framework"})
+            corr.append({"kind": "table", "table": _table(correlation_table(samples, "power_w", feats,
+                                                                            by="framework"))})
     else:
-        corr_parts.append(_missing("Table II analogue (power vs event rates): "
-                                   + (f"no power data: {reasons['power_w']}" if "power_w" in reasons
-                                      else "no power samples in any trace")))
+        corr.append({"kind": "missing", "text": "Table II analogue (power vs event rates): "
+                     + (f"no power data: {reasons['power_w']}" if "power_w" in reasons
+                        else "no power samples in any trace")})
     if not cells.empty and "throughput_fps" in cells.columns:
         feats = default_features(cells, "cell")
         if feats:
-            t = correlation_table(cells, "throughput_fps", feats)
-            corr_parts.append("<h3>Fig. 5 analogue: per-cell throughput vs per-image counts, all cells</h3>"
-                              + _table(t))
+            corr.append({"kind": "h4", "text": "Fig. 5 analogue: per-cell throughput vs per-image counts, all "
+                                               "cells"})
+            corr.append({"kind": "table", "table": _table(correlation_table(cells, "throughput_fps", feats))})
         else:
-            corr_parts.append(_missing("no per-image event counts to correlate throughput with"))
+            corr.append({"kind": "missing", "text": "no per-image event counts to correlate throughput with"})
 
     step("html")
+    now = _dt.datetime.now().isoformat(timespec="seconds")
     board = sorted(set(long_df["board"])) if "board" in long_df.columns and len(long_df) else []
     sysinfo = meta.get("system") or meta.get("sysinfo") or {}
+    created = _dataset_created(dataset_path_or_df)
     meta_rows = [("data set", source_name), ("board(s)", ", ".join(board) or "n/a"),
                  ("records", f"{len(long_df)} rows, {long_df['cell_id'].nunique() if len(long_df) else 0} cells"),
-                 ("generated", _dt.datetime.now().isoformat(timespec="seconds"))]
+                 ("data set created", created or "n/a"), ("generated", now)]
     if isinstance(sysinfo, Mapping):
         for k in ("cpu_model", "arch", "kernel", "virtualisation", "governor"):
             if k in sysinfo:
                 meta_rows.append((k, json.dumps(sysinfo[k], default=str) if not isinstance(sysinfo[k], str)
                                   else sysinfo[k]))
-    meta_html = "<table>" + "".join(f'<tr><th class="l">{_e(k)}</th><td class="l">{_e(v)}</td></tr>'
-                                    for k, v in meta_rows) + "</table>"
+    machine = (sysinfo.get("cpu_model") if isinstance(sysinfo, Mapping) else None) or meta.get("cpu_model") \
+        or ", ".join(board) or "n/a"
+    if isinstance(sysinfo, Mapping) and sysinfo.get("arch"):
+        machine += f" ({sysinfo['arch']})"
+    header = [("machine", machine), ("data set", source_name), ("measured", created or "n/a"),
+              ("report generated", now)]
     other_meta = {k: v for k, v in meta.items() if k not in ("system", "sysinfo")}
-    if other_meta:
-        meta_html += ("<details><summary>full metadata</summary><pre>"
-                      + _e(json.dumps(other_meta, indent=1, default=str)[:20000]) + "</pre></details>")
-    if campaign:
-        meta_html += ("<details><summary>campaign</summary><pre>"
-                      + _e(json.dumps(campaign, indent=1, default=str)[:20000]) + "</pre></details>")
-
-    doc = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_e(title or 'perfmodel report')}</title>"
-           f"<style>{_CSS}</style></head><body>",
-           f"<h1>{_e(title or 'perfmodel report')}</h1>",
-           "<h2>Metadata</h2>", meta_html,
-           "<h2>Source of each figure</h2><p class=note>provenance: real = hardware PMU or physical sensor, "
-           "simulated = valgrind, software = OS / kernel software events, derived = computed, external = "
-           "imported.</p>", _table(sources_table(long_df))]
-    for key in ("fig1", "fig2", "fig3", "fig4", "fig5"):
-        res, cap, note = figs[key]
-        doc.append(f"<h2>{_e(cap.split(' - ')[0])}</h2>" + _figure(res, out, cap, note))
-    doc.append("<h2>Correlations</h2>")
-    doc.extend(corr_parts)
-    doc.append("<h2>Models (cross-validation)</h2>")
-    doc.append(_cv_tables(models))
-    doc.append("<h2>Selection</h2>")
-    doc.append(selection_html(selection))
-    doc.append("</body></html>")
+    summary = {"spec": "", "objective": "", "n_candidates": 0, "n_ranked": 0, "binding": "", "choice": [],
+               "value_columns": [], "models": _model_accuracy(models, model_files),
+               "models_note": ("No models given (perfmodel report --model M.json)." if not models
+                               else "No cross-validation results stored in the models."),
+               "not_evaluated": _not_evaluated(selection, figs, reasons, models, model_files)}
+    if selection is not None:
+        spec = selection.spec
+        summary.update(spec="; ".join(c.describe() for c in spec.constraints) or "no constraints",
+                       objective=spec.describe_objective(), n_candidates=int(len(selection.candidates)),
+                       n_ranked=int(len(selection.ranked)),
+                       binding=(selection.binding or {}).get("message", "") if selection.binding else "")
+        cols = [v for v in SUMMARY_VALUES if v[0] in selection.ranked.columns]
+        summary["value_columns"] = [f"{lab}{f' ({unit})' if unit else ''}" for _, lab, unit in cols]
+        for role, (_, r) in zip(("choice", "runner-up"), selection.ranked.head(2).iterrows()):
+            summary["choice"].append({"role": role, "candidate": str(r.get("candidate", "?")),
+                                      "values": [_summary_value(r, c, "") for c, _, _ in cols]})
+    doc = _env().get_template(TEMPLATE).render(
+        fragment="", title=title or "perfmodel report", header=header, summary=summary,
+        figures=[figs[k] for k in ("fig1", "fig2", "fig3", "fig4", "fig5")], correlations=corr,
+        models_cv=_cv_models(models, model_files), selection=_selection(selection), meta_rows=meta_rows,
+        full_metadata=json.dumps(other_meta, indent=1, default=str)[:20000] if other_meta else "",
+        campaign=json.dumps(campaign, indent=1, default=str)[:20000] if campaign else "",
+        sources=_table(sources_table(long_df)))
     html_path = out / REPORT_NAME
     tmp = html_path.with_suffix(".html.tmp")
-    tmp.write_text("\n".join(doc), encoding="utf-8")
+    tmp.write_text(doc, encoding="utf-8")
     tmp.replace(html_path)
     return html_path
+
+
+def _dataset_created(src: Any) -> str:
+    """The data set's creation date (dataset.json ``created``), '' when unknown."""
+    if isinstance(src, pd.DataFrame):
+        return str(src.attrs.get("created", ""))[:10]
+    path = Path(src)
+    try:
+        return str(json.loads((path / "dataset.json").read_text()).get("created", ""))[:19].replace("T", " ")
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 __all__ = ["FIGURE_FILES", "REPORT_NAME", "FigureSource", "build_report", "correlation_table", "default_features", "fisher_ci",

@@ -64,13 +64,44 @@ def _why(col: str, reasons: dict[str, str], what: str = "not measured") -> str:
     return f"{what}: {r}" if r else f"{what}: no {col} values in the data set"
 
 
+#: a trace's last interval shorter than this share of the trace's median interval is a partial one (the trace
+#: stopped mid-interval): its few images over a short time read as a throughput drop that never happened
+PARTIAL_SHARE = 0.5
+TRACE_KEYS = ["framework", "network", "threads", "cell_id", "repeat"]
+
+
+def trace_intervals(samples: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(kept, dropped)``: the trace samples without each trace's partial last interval (``dt_s`` below
+    :data:`PARTIAL_SHARE` of the trace's median interval), and the dropped rows."""
+    if samples is None or samples.empty or "dt_s" not in samples.columns:
+        return samples, (samples.iloc[0:0] if samples is not None else pd.DataFrame())
+    keys = [k for k in TRACE_KEYS if k in samples.columns]
+    drop = []
+    for _, g in samples.groupby(keys, sort=False, dropna=False):
+        if len(g) < 3:
+            continue
+        g = g.sort_values("t_rel_s" if "t_rel_s" in g.columns else "dt_s")
+        last = g.index[-1]
+        median = float(g["dt_s"].iloc[:-1].median())
+        if median > 0 and float(g.at[last, "dt_s"]) < PARTIAL_SHARE * median:
+            drop.append(last)
+    return samples.drop(index=drop), samples.loc[drop]
+
+
 def fig_timeseries(samples: pd.DataFrame, path: Path, reasons: dict[str, str], max_cells: int = 8) -> Path | str:
-    """Fig. 1: throughput / CPU % / temperature / frequency over each trace (one line per cell)."""
+    """Fig. 1: throughput / CPU % / temperature / frequency over each trace (one line per cell); a trace's
+    partial last interval is left out (:func:`trace_intervals`)."""
     if samples is None or samples.empty:
         return "no trace samples (phase 'trace') in the data set"
+    samples, _dropped = trace_intervals(samples)
     plt = _plt()
-    fig, axes = plt.subplots(len(TRACE_SERIES), 1, figsize=(8, 2.1 * len(TRACE_SERIES)), sharex=True)
-    cells = list(samples.groupby(["framework", "network", "threads", "cell_id", "repeat"], sort=True))
+    # a panel with nothing to draw (a sensor the machine lacks) is a short strip with its reason
+    present = [_has(samples, c) or (c == "cpu_percent" and _has(samples, "system_cpu_percent"))
+               for c, _ in TRACE_SERIES]
+    ratios = [1.0 if p else 0.3 for p in present]
+    fig, axes = plt.subplots(len(TRACE_SERIES), 1, figsize=(8, 1.9 * sum(ratios) + 0.6), sharex=True,
+                             gridspec_kw={"height_ratios": ratios})
+    cells = list(samples.groupby(TRACE_KEYS, sort=True))
     shown = cells[:max_cells]
     for ax, (col, label) in zip(axes, TRACE_SERIES):
         src = col if _has(samples, col) else ("system_cpu_percent" if col == "cpu_percent"
@@ -79,29 +110,30 @@ def fig_timeseries(samples: pd.DataFrame, path: Path, reasons: dict[str, str], m
         if src is None:
             ax.set_yticks([])
             ax.grid(False)
+            ax.set_ylabel(label.replace(" (", "\n("), rotation=0, ha="right", va="center", fontsize=8)
             import textwrap
 
-            ax.text(0.5, 0.5, textwrap.fill(_why(col, reasons), 70), ha="center", va="center",
-                    transform=ax.transAxes, fontsize=9, color="0.3")
+            ax.text(0.5, 0.5, textwrap.fill(_why(col, reasons), 90), ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8, color="0.3")
             continue
         prov = samples.attrs.get("provenance", {}).get(src)
         if prov and prov != "real":
             # say where a figure comes from when it is not a measurement of a real sensor / counter
             # (e.g. the nominal frequency a VM reports in /proc/cpuinfo is "software", not measured)
-            ax.text(0.99, 0.95, f"source: {prov}", ha="right", va="top", transform=ax.transAxes, fontsize=7,
+            ax.text(1.0, 1.01, f"source: {prov}", ha="right", va="bottom", transform=ax.transAxes, fontsize=7,
                     color="0.35")
         for (fw, net, th, _cid, rep), g in shown:
             g = g.sort_values("t_rel_s")
-            ax.plot(g["t_rel_s"], g[src], marker=".", lw=1, label=f"{fw}/{net} x{th}" + (f" r{rep}" if rep else ""))
+            ax.plot(g["t_rel_s"], g[src], marker=".", ms=3, lw=1,
+                    label=f"{fw}/{net} x{th}" + (f" r{rep}" if rep else ""))
         if src != col:
             ax.set_ylabel(f"{label}\n(system)")
     axes[0].set_title("Fig. 1 - trace of each cell" + (f" (first {max_cells} of {len(cells)})"
                                                        if len(cells) > max_cells else ""))
     axes[-1].set_xlabel("time since the cell's first sample (s)")
-    for ax in axes:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, ncol=2, loc="best")
-            break
+    handles, labels = next(((h, lab) for h, lab in (ax.get_legend_handles_labels() for ax in axes) if h), ([], []))
+    if handles:
+        fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return _save(fig, path)
 
 
@@ -197,41 +229,78 @@ def fig_power_events(samples: pd.DataFrame, cells: pd.DataFrame, path: Path, rea
     return _save(fig, path)
 
 
-def fig_throughput_metric(cells: pd.DataFrame, path: Path, metric: str | None = None) -> Path | str:
-    """Fig. 5: throughput vs a per-image hardware metric on a log x axis, points labelled."""
-    if cells is None or not _has(cells, "throughput_fps"):
-        return "no throughput in the data set"
-    if metric is None:
-        metric = next((f"{e}_per_image" for e, _ in EVENT_FIGURES if _has(cells, f"{e}_per_image")), None)
-    if metric is None or not _has(cells, metric):
-        return "no per-image hardware metric in the data set"
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+#: one marker shape per network in Fig. 5 (colours are the frameworks)
+NETWORK_MARKERS = "osD^vP*Xh<>p8Hd"
+
+
+def throughput_metric(cells: pd.DataFrame) -> str | None:
+    """The per-image metric Fig. 5 plots: the first of :data:`EVENT_FIGURES` the cells have."""
+    if cells is None:
+        return None
+    return next((f"{e}_per_image" for e, _ in EVENT_FIGURES if _has(cells, f"{e}_per_image")), None)
+
+
+def throughput_metric_points(cells: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Fig. 5's points: mean metric and throughput per framework x network x threads, both > 0."""
     g = cells.groupby(["framework", "network", "threads"], sort=True)[[metric, "throughput_fps"]].mean().reset_index()
     g = g.dropna()
-    markers = {t: m for t, m in zip(sorted(g["threads"].unique()), "os^Dv")}
-    for fw, sub in g.groupby("framework", sort=True):
-        color = None
-        for th, part in sub.groupby("threads", sort=True):
-            pts = ax.scatter(part[metric], part["throughput_fps"], s=24, marker=markers.get(th, "o"), color=color,
-                             label=f"{fw} x{int(th)}")
-            color = pts.get_facecolor()[0]
-        # label each network once (at its lowest thread count) to keep the plot readable
-        first = sub[sub["threads"] == sub["threads"].min()]
-        for _, r in first.iterrows():
-            ax.annotate(str(r["network"]), (r[metric], r["throughput_fps"]), fontsize=6, xytext=(3, 3),
-                        textcoords="offset points")
-    if len(g) and (g[metric] > 0).all():
-        from matplotlib.ticker import LogLocator, NullFormatter
+    return g[(g[metric] > 0) & (g["throughput_fps"] > 0)]
 
+
+def loglog_fit(x, y) -> tuple[float, float]:
+    """``(slope, intercept)`` of log10(y) on log10(x) (NaN with fewer than 2 distinct x)."""
+    lx, ly = np.log10(np.asarray(x, float)), np.log10(np.asarray(y, float))
+    if len(lx) < 2 or np.ptp(lx) == 0:
+        return math.nan, math.nan
+    slope, icpt = np.polyfit(lx, ly, 1)
+    return float(slope), float(icpt)
+
+
+def fig_throughput_metric(cells: pd.DataFrame, path: Path, metric: str | None = None) -> Path | str:
+    """Fig. 5: throughput vs a per-image hardware metric, log-log, one panel per thread count; colour =
+    framework (with its fitted log-log line), marker shape = network (legend, no point labels)."""
+    if cells is None or not _has(cells, "throughput_fps"):
+        return "no throughput in the data set"
+    metric = metric or throughput_metric(cells)
+    if metric is None or not _has(cells, metric):
+        return "no per-image hardware metric in the data set"
+    g = throughput_metric_points(cells, metric)
+    if g.empty:
+        return f"no cell with both a positive {metric} and a throughput"
+    plt = _plt()
+    from matplotlib.lines import Line2D
+
+    threads = sorted(g["threads"].unique())[:3]
+    fig, axes = plt.subplots(1, len(threads), figsize=(4.2 * len(threads) + 1.6, 4.0), squeeze=False,
+                             sharex=True, sharey=True)
+    nets = sorted(g["network"].unique())
+    fws = sorted(g["framework"].unique())
+    colours = {fw: f"C{i % 10}" for i, fw in enumerate(fws)}
+    markers = {n: NETWORK_MARKERS[i % len(NETWORK_MARKERS)] for i, n in enumerate(nets)}
+    for ax, th in zip(axes.flat, threads):
+        part = g[g["threads"] == th]
+        for fw, sub in part.groupby("framework", sort=True):
+            for _, r in sub.iterrows():
+                ax.scatter(r[metric], r["throughput_fps"], s=30, marker=markers[r["network"]], color=colours[fw],
+                           edgecolors="k", linewidths=0.3, alpha=0.9)
+            slope, icpt = loglog_fit(sub[metric], sub["throughput_fps"])
+            if not math.isnan(slope):
+                xs = np.geomspace(sub[metric].min(), sub[metric].max(), 20)
+                ax.plot(xs, 10 ** (icpt + slope * np.log10(xs)), color=colours[fw], lw=1.2)
         ax.set_xscale("log")
-        ax.xaxis.set_major_locator(LogLocator(base=10))
-        ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(f"{metric.replace('_', ' ')} (log)")
-    ax.set_ylabel("throughput (img/s)")
-    ax.set_title(f"Fig. 5 - throughput vs {metric}")
-    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        ax.set_yscale("log")
+        ax.set_title(f"{int(th)} thread{'s' if th > 1 else ''}")
+        ax.set_xlabel(f"{metric.replace('_', ' ')} (log)")
+    axes.flat[0].set_ylabel("throughput (img/s, log)")
+    fw_handles = [Line2D([], [], color=colours[fw], marker="o", lw=1.2, label=fw) for fw in fws]
+    net_handles = [Line2D([], [], color="0.4", marker=markers[n], lw=0, label=n) for n in nets]
+    first = fig.legend(handles=fw_handles, title="framework (fitted line)", fontsize=7, title_fontsize=7,
+                       loc="upper left", bbox_to_anchor=(1.0, 0.95))
+    fig.add_artist(first)
+    fig.legend(handles=net_handles, title="network", fontsize=7, title_fontsize=7, loc="upper left",
+               bbox_to_anchor=(1.0, 0.62), ncol=1)
+    fig.suptitle(f"Fig. 5 - throughput vs {metric} (log-log)", fontsize=10)
     return _save(fig, path)
 
 
-__all__ = ["fig_timeseries", "fig_cpu_throughput", "fig_events", "fig_power_events", "fig_throughput_metric"]
+__all__ = ["loglog_fit", "throughput_metric", "throughput_metric_points", "trace_intervals", "fig_timeseries", "fig_cpu_throughput", "fig_events", "fig_power_events", "fig_throughput_metric"]

@@ -1,0 +1,65 @@
+"""List options shared by every command: each takes ``-f a -f b``, ``-f a,b`` and any mix of the two.
+
+:func:`list_option` makes a repeatable typer option (annotate it ``list[str]`` or ``list[Path]``) whose values
+are split on commas by :func:`split_list` when the command line is parsed; ``item=int`` converts each value
+(a bad one is a :class:`~perfmodel.errors.PerfmodelError`: ``error: ...``, exit 2). An option left out gives
+its default split the same way, or None when it has none. tests/test_cli_list_options.py parses every
+repeatable option of every command both ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import typer
+
+from perfmodel.errors import PerfmodelError
+
+def split_list(values: Iterable[Any] | str | None, option: str = "option", item: Callable[[str], Any] = str
+               ) -> list[Any] | None:
+    """``["a,b", "c"]`` -> ``["a", "b", "c"]`` (blanks dropped, order kept); None / empty -> None.
+
+    A value given only as commas or blanks (``--frameworks ""``) is an error, as is an item ``item`` cannot
+    convert.
+    """
+    if values is None:
+        return None
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        values = [values]
+    values = list(values)
+    if not values:
+        return None
+    out: list[Any] = []
+    for v in values:
+        parts = [p.strip() for p in str(v).split(",") if p.strip()]
+        if not parts:
+            raise PerfmodelError(f"{option} needs at least one value (got {str(v)!r})")
+        for p in parts:
+            try:
+                out.append(item(p))
+            except (TypeError, ValueError):
+                kind = getattr(item, "__name__", "value")
+                raise PerfmodelError(f"{option} takes {kind} values (repeat it or give a comma list), got "
+                                     f"{p!r}") from None
+    return out
+
+
+def list_option(default: Any, *names: str, help: str, item: Callable[[str], Any] = str,  # noqa: A002
+                **kw: Any) -> Any:
+    """A repeatable option that also takes comma lists; annotate the parameter ``list[str]`` (or
+    ``list[Path]``); with ``item=int`` the command receives ints. ``default``: None or a list of values (each
+    may itself be a comma list)."""
+    option = names[0] if names else "option"
+
+    def callback(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:  # noqa: ARG001
+        opt = max(param.opts, key=len) if param.opts else option
+        return split_list(value, opt, item)
+
+    flag = min(names, key=len) if names else "--option"
+    help_text = help.rstrip() + f" Repeat it or give a comma list ({flag} a {flag} b or {flag} a,b)."
+    kw.setdefault("metavar", "INT[,INT...]" if item is int else "TEXT[,TEXT...]")
+    return typer.Option(default, *names, help=help_text, callback=callback, **kw)
+
+
+__all__ = ["list_option", "split_list"]
