@@ -130,8 +130,8 @@ def collect(
     scheduler: str = typer.Option(None, "--scheduler", help="Run the campaign on the boards of a fleet (perfmodel "
                                   "fleet scheduler / worker; docs/fleet.md): every board measures every cell, "
                                   "the records land here in one data set."),
-    boards: str = typer.Option(None, "--boards", help="With --scheduler: comma list of boards (default: every "
-                               "connected board, as --all-boards)."),
+    boards: list[str] = list_option(None, "--boards", help="With --scheduler: boards to measure on (default: every "
+                                    "connected board, as --all-boards)."),
     all_boards: bool = typer.Option(False, "--all-boards", help="With --scheduler: every connected board."),
     board_timeout: float = typer.Option(300.0, "--board-timeout", help="With --scheduler: seconds a lost board "
                                         "may stay away before its cells are marked failed (they are re-run if "
