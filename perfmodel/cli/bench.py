@@ -37,8 +37,9 @@ def bench(
                                "(SavedModel folder, .tflite or .onnx; needs exactly one --framework)."),
     xnnpack: bool = typer.Option(True, "--xnnpack/--no-xnnpack", help="LiteRT: XNNPACK delegate (default) "
                                  "or built-in kernels."),
-    opencv_engine: str = typer.Option("classic", "--opencv-engine", help="OpenCV DNN engine: classic, new or "
-                                      "auto (OpenCV 5)."),
+    opencv_engine: str = typer.Option(None, "--opencv-engine", help="OpenCV DNN engine: classic, new or auto "
+                                      "(OpenCV 5; default: classic where the release has it - 4.x, 5.0 - else its "
+                                      "own engine, recorded)."),
     isolate: bool = typer.Option(True, "--isolate/--no-isolate", help="Run every cell in a fresh process "
                                  "(default; needed for several TensorFlow thread counts)."),
     samples: bool = typer.Option(False, "--samples", help="With --json: include per-image times."),
@@ -60,7 +61,8 @@ def bench(
     for fw in fws:
         check_choice("framework", fw, FRAMEWORKS)
     thread_counts = list(dict.fromkeys(check_threads(t) for t in (threads or [1])))
-    check_choice("OpenCV engine", opencv_engine, ENGINES)
+    if opencv_engine is not None:
+        check_choice("OpenCV engine", opencv_engine, ENGINES)
     if model is not None:
         if len(fws) != 1:
             raise PerfmodelError("--model needs exactly one --framework (the one that reads that file)")
@@ -79,7 +81,7 @@ def bench(
 
     paths = list_images(images) if images is not None else default_images(SYNTHETIC_IMAGES)
     timing = {"warmup": warmup, "count": count, "min_time_s": min_time}
-    options = {"litert": {"xnnpack": xnnpack}, "opencv": {"engine": opencv_engine}}
+    options = {"litert": {"xnnpack": xnnpack}, "opencv": {"engine": opencv_engine} if opencv_engine else {}}
 
     cells = [(fw, net, t) for net in nets for fw in fws for t in thread_counts]
     rows: list[dict[str, Any]] = []
