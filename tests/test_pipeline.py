@@ -81,6 +81,8 @@ def test_pipeline_small_campaign_end_to_end(tmp_path: Path, squeezenet_exports):
         assert drawn >= {"fig1_timeseries.png", "fig2_cpu_throughput.png", "fig3_events.png",
                          "fig5_throughput_metric.png"}, drawn
         assert "the shipped long-run traces" in text or "fig1" not in drawn
+        if summary["counts_frameworks"]:  # Figs. 3 / 5 say their counts are the reference's
+            assert "from the simulated per-image counts of the reference data set" in text
         assert "fig4_power_events.png" in drawn or "no power data" in text
     # quiet: the frameworks' own output went to the run's log, not the terminal
     for noise in ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard"):

@@ -356,6 +356,10 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
         for r in extra_records["run_id"].unique():
             run_sources.setdefault(str(r), str(given.get(str(r), extra_name)))
         long_df = pd.concat([long_df, extra_records], ignore_index=True)
+    extra_counts = None  # where per-image counts joined from the extra records came from
+    if extra_records is not None and len(extra_records) and "cell_id" in extra_records.columns \
+            and extra_records["cell_id"].astype(str).str.endswith("__valgrind").any():
+        extra_counts = extra_label or str(extra_records.attrs.get("dataset", "")) or "the records added"
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise PerfmodelError(f"{out} exists and is not a folder")
@@ -412,6 +416,8 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
         res = draw(cells, samples, reasons, out / fname)
         own = own_label(uses[key](cells, samples))
         note = f"data: {own}" + _counts_note(cells, key)
+        if key in ("fig3", "fig5") and extra_counts:  # counts joined onto this data set's cells from elsewhere
+            note += f" (from {extra_counts})"
         used = (cells, samples)
         if not isinstance(res, Path):
             own_reason = str(res)
