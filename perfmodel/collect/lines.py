@@ -7,8 +7,9 @@ image; ``regex`` picks the progress lines out of other output. Python commands g
 each line (e.g. ``stdbuf -oL CMD``).
 
 Warm-up (as the runners' ``warmup_images`` / ``warmup_min_s``): the first ``warmup_lines`` (2) progress
-lines are skipped, and then lines until ``warmup_s`` (0.5 s) after the first line; the sample's clock
-starts at the last skipped line, so each counted line is one whole image after it.
+lines are skipped, and then every line until one arrives ``warmup_s`` (0.5 s) or more after the first
+line; the sample's clock starts at that last skipped line, so each counted line is one whole image after
+it. (The start-up before the first line, e.g. model loading, is never timed.)
 
 :func:`sample_command` counts images until ``images`` were counted or an image ends ``seconds`` after
 the start (whichever first), then ends the command's process group. :func:`trace_command` counts for
@@ -142,7 +143,9 @@ class LineSample:
 
 
 def _warm(stamps: list[float], warmup_lines: int, warmup_s: float) -> bool:
-    return len(stamps) > warmup_lines and stamps[-1] - stamps[0] >= warmup_s
+    """Whether the newest line ends the warm-up: at least ``warmup_lines`` lines, the newest ``warmup_s`` or
+    more after the first (the sample's clock starts at it; the next line is the first counted image)."""
+    return len(stamps) >= max(1, warmup_lines) and stamps[-1] - stamps[0] >= warmup_s
 
 
 def _failure(stream: LineStream, rc: int | None, n_lines: int, need: str) -> PerfmodelError:
@@ -188,10 +191,9 @@ def sample_command(argv: Sequence[str], *, images: int | None = None, seconds: f
             stamps.append(t)
             if t0 is None:
                 if _warm(stamps, warmup_lines, warmup_s):
-                    i0 = len(stamps) - 2  # the last warm-up line: this one is the first counted image
+                    i0 = len(stamps) - 1
                     t0 = stamps[i0]
-                else:
-                    continue
+                continue
             n = len(stamps) - i0 - 1
             if images is not None and n >= int(images):
                 stopped = "images"
@@ -241,10 +243,8 @@ def trace_intervals(argv: Sequence[str], duration_s: float, period_s: float = 1.
             if t0 is None:
                 stamps.append(t)
                 if _warm(stamps, warmup_lines, warmup_s):
-                    t0 = stamps[-2]
-                    start = 0.0
-                else:
-                    continue
+                    t0, start = t, 0.0
+                continue
             count += 1
             if t - t0 - start >= period_s:
                 out.append((start, t - t0, count))
