@@ -203,7 +203,7 @@ def test_predict_quick_sample_by_seconds(tp_setup, monkeypatch):
     r = runner.invoke(app, ["predict", "--model", str(model), "--framework", "onnxruntime", "--network", "googlenet",
                             "--seconds", "2.5", "--simulated-from", str(d / "ref")])
     assert r.exit_code == 0 and f"quick sample ({len(cell)} images in 2.5 s after warm-up)" in r.output, r.output
-    for where in (["--dataset", str(d / "ref")], ["--network", "googlenet"], ["--", "true"]):
+    for where in (["--dataset", str(d / "ref")], ["--network", "googlenet"]):  # (-- CMD: its own sample)
         r = runner.invoke(app, ["predict", "--model", str(model), "--seconds", "2", *where])
         assert isinstance(r.exception, PerfmodelError) and "--seconds applies to a quick sample" in str(r.exception)
 
@@ -487,16 +487,29 @@ def test_command_problems_said_before_the_command_runs(tmp_path, monkeypatch):
     assert "real (PMU)" in command_problems(power, framework=None, network=None, threads=None,
                                             counters="valgrind")[-1]
 
-    called = []
+    # the model's terms cannot be supplied: the command's quick-sample estimate, and the model's refusal in
+    # one line (not an error); the model's measurement (measure_command) is never run
+    from perfmodel.collect.lines import LineSample
+
+    called, sampled = [], []
     monkeypatch.setattr("perfmodel.collect.command.measure_command", lambda *a, **k: called.append(a))
-    r = runner.invoke(app, ["predict", "--model", str(trained / "throughput_reference.json"), "--", "true"])
-    assert isinstance(r.exception, PerfmodelError) and "--framework" in str(r.exception)
-    assert not called
+    monkeypatch.setattr("perfmodel.collect.lines.sample_command", lambda argv, **k: sampled.append(argv) or
+                        LineSample(10, 0.5, 20.0, 0.01, 3, 0.5, "images"))
+    trace = str(trained.parent / "datasets" / "traces" / "squeezenet1_1")
+    r = runner.invoke(app, ["predict", "--model", str(trained / "throughput_reference.json"), "--traces", trace,
+                            "--", "true"])
+    assert r.exit_code == 0, r.output
+    refused = [line for line in r.output.splitlines() if "not applied" in line]
+    assert len(refused) == 1 and "--framework" in refused[0] and "long-run estimate:" in r.output
+    assert not called and sampled == [["true"]]
     # with a command, --framework/--network name what it runs (not a second input)
     r = runner.invoke(app, ["predict", "--model", str(trained / "throughput_reference.json"), "--framework",
-                            "onnxruntime", "--network", "googlenet", "--threads", "1", "--", "true"])
-    assert isinstance(r.exception, PerfmodelError) and "--counters valgrind" in str(r.exception)
-    assert "exactly one" not in str(r.exception) and not called
+                            "onnxruntime", "--network", "googlenet", "--threads", "1", "--traces", trace, "--json",
+                            "--", "true"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["model"]["applied"] is False and "--counters valgrind" in out["model"]["reason"]
+    assert "exactly one" not in out["model"]["reason"] and not called
 
 
 def test_predict_command_labels_its_records(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -252,9 +253,19 @@ def trace(
                                "add it to a data set collected with a different spec (duration, period, images, "
                                "...; refused otherwise, with the differences listed)."),
     json_out: bool = typer.Option(False, "--json", help="Print the per-interval series as JSON."),
+    command: str = typer.Option(None, "--command", help="Trace a user's inference command instead (one "
+                                "string, shell-quoted): images per interval from its stdout lines (one line per "
+                                "image, or --progress-regex), stored as framework 'command' so that "
+                                "perfmodel predict --traces DS learns the long-run ratio from it."),
+    progress_regex: str = typer.Option(None, "--progress-regex", help="With --command: only stdout lines "
+                                       "matching this regular expression count as one image each."),
+    line_timeout: float = typer.Option(60.0, "--line-timeout", help="With --command: seconds to wait for one "
+                                       "progress line before ending the command as hung."),
 ) -> None:
     """Long run: continuous inference over the image set for --duration, one record per --period with
-    throughput (images / interval), CPU %, temperature, frequency, power and event rates.
+    throughput (images / interval), CPU %, temperature, frequency, power and event rates. With --command:
+    a trace of any command, its throughput per interval from the lines it prints (after a warm-up of 2
+    lines and 0.5 s), ended (its process group) after --duration.
 
     Stored as phase="trace" records; perfmodel.data.wide_per_sample gives the time series (throughput
     and temperature over time).
@@ -264,6 +275,14 @@ def trace(
     from perfmodel.data import wide_per_sample
 
     seconds = parse_duration(duration)
+    if command is not None:
+        _trace_command(command, seconds, period, out=out, regex=progress_regex, timeout=line_timeout, force=force,
+                       json_out=json_out)
+        return
+    if progress_regex is not None:
+        from perfmodel.errors import PerfmodelError
+
+        raise PerfmodelError("--progress-regex applies to --command")
     if image_folder is None and not 1 <= images <= 100:
         from perfmodel.errors import PerfmodelError
 
@@ -302,6 +321,31 @@ def trace(
     if res.path and not res.interrupted:
         typer.echo(f"stored in {res.path}")
     _trace_interrupted(res)
+
+
+def _trace_command(command: str, seconds: float, period: float, *, out, regex, timeout: float, force: bool,
+                   json_out: bool) -> None:
+    from perfmodel.collect.command import _argv
+    from perfmodel.collect.lines import trace_command
+    from perfmodel.data import wide_per_sample
+    from perfmodel.errors import PerfmodelError
+
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise PerfmodelError(f"--line-timeout must be > 0, got {timeout}")
+    df, meta = trace_command(_argv(command), seconds, period, out=out, regex=regex, timeout=timeout, force=force)
+    wide = wide_per_sample(df)
+    cols = [c for c in ("t_rel_s", "dt_s", "images", "throughput_fps") if c in wide.columns]
+    if json_out:
+        typer.echo(json.dumps({"cell_id": str(df["cell_id"].iloc[0]), "path": meta.get("path"),
+                               "stopped_by": meta["stopped_by"],
+                               "intervals": json.loads(wide[cols].to_json(orient="records"))}, indent=2))
+        return
+    for _, row in wide.iterrows():
+        typer.echo("  ".join(f"{c}={_fmt(row[c])}" for c in cols))
+    if meta["stopped_by"] == "exit":
+        typer.echo(f"the command exited before {seconds:g} s: {meta['intervals']} interval(s) traced", err=True)
+    if meta.get("path"):
+        typer.echo(f"stored in {meta['path']}")
 
 
 def _trace_interrupted(res) -> None:

@@ -464,6 +464,14 @@ def default_traces() -> list[Path]:
     return sorted(p for p in d.iterdir() if (p / "dataset.json").is_file()) if d.is_dir() else []
 
 
+def all_trace_datasets() -> list[Path]:
+    """Every trace data set shipped in ``datasets/traces*`` of the source checkout (one or two folders deep),
+    the default of a command's sample: its long-run ratio pools traces of any framework and network."""
+    root = default_reference().parent
+    found = [p.parent for pat in ("traces*/*/dataset.json", "traces*/*/*/dataset.json") for p in root.glob(pat)]
+    return sorted(set(found))
+
+
 def sample_image_count(df) -> int | None:
     """Images a quick sample counted (``latency_ms_n`` of its wide cell table); None when unknown."""
     try:
@@ -482,7 +490,7 @@ def sample_rel_se(df) -> float:
     return sd / m / math.sqrt(n) if all(math.isfinite(v) for v in (m, sd, n)) and m > 0 and n > 1 else 0.0
 
 
-def long_run_from_sample(quick_fps: float, framework: str, threads: int, traces: list[Path] | None = None, *,
+def long_run_from_sample(quick_fps: float, framework: str | None, threads: int, traces: list[Path] | None = None, *,
                          exclude_network=(), alpha: float = 0.05, quick_rel_se: float = 0.0,
                          window_s: float | None = None) -> dict:
     """The quick sample's throughput x the long-run / start-of-run ratio of long-run traces
@@ -502,17 +510,91 @@ def long_run_from_sample(quick_fps: float, framework: str, threads: int, traces:
         table = pd.concat([trace_ratios(read_dataset(p), window_s=WINDOW_S if window_s is None else window_s)
                            for p in paths], ignore_index=True)
         same = table[(table["framework"] == framework) & (table["threads"] == int(threads))
-                     & ~table["network"].isin(list(exclude_network))]
+                     & ~table["network"].isin(list(exclude_network))] if framework else table.iloc[:0]
         if len(same) >= 2:
             lr, where = LongRunRatio.fit(same), f"{len(same)} trace(s) of {framework}, {threads} thread(s)"
         else:
             lr = LongRunRatio.fit(table, exclude_network=exclude_network)
-            where = f"{lr.n} trace(s) of any framework / thread count (fewer than 2 of {framework} x {threads})"
+            where = f"{lr.n} trace(s) of any framework / thread count " + (
+                f"(fewer than 2 of {framework} x {threads})" if framework else "(no --framework named)")
         pred, lo, hi = lr.predict(quick_fps, alpha, quick_rel_se)
     except PerfmodelError as exc:
         return {"reason": str(exc)}
     return {"pred": pred, "lo": lo, "hi": hi, "ratio": lr.ratio, "n_traces": lr.n,
             "traces_from": where + " in " + ", ".join(map(str, paths))}
+
+
+def command_sample_estimate(command: Sequence[str], *, images: int | None = None, seconds: float | None = None,
+                            regex: str | None = None, timeout: float = 600.0, two_phase: bool = False,
+                            load_command: str | None = None, framework: str | None = None, threads: int | None = None,
+                            traces: list[Path] | None = None, alpha: float = 0.05) -> dict:
+    """Long-run throughput of any command from a quick sample of it: its own throughput (from its stdout
+    progress lines, :func:`perfmodel.collect.lines.sample_command`; or with ``two_phase`` the
+    (s1 - s2) / N method of :func:`perfmodel.collect.command.measure_command`) x the long-run / start
+    ratio of this machine's traces (:func:`long_run_from_sample`; the traces of ``framework`` x ``threads``
+    when there are two, else all pooled). The traces' start window is the sample's length rounded to
+    whole seconds (at least 1 s: the traces' period), or 2 s for two-phase."""
+    import shlex
+
+    from perfmodel.model.longrun import SKIP_S
+
+    shown = shlex.join([str(c) for c in command])
+    if two_phase:
+        from perfmodel.collect.command import measure_command
+        from perfmodel.data import wide_per_cell
+
+        if not load_command:
+            raise PerfmodelError("--two-phase needs --load-command (the same command loading its model and "
+                                 "running no image): per image = (s1 - s2) / N")
+        n = 10 if images is None else int(images)
+        rec = measure_command(list(command), n, load_argv=load_command, counters="software", timeout=timeout)
+        lat = float(wide_per_cell(rec)["latency_ms"].iloc[0]) if "latency_ms" in wide_per_cell(rec) else math.nan
+        if not (math.isfinite(lat) and lat > 0):
+            raise PerfmodelError(f"the two-phase method gave no per-image time for {shown} (the load-only run took "
+                                 "as long as the full run: give more --images)")
+        fps, rel_se, window = 1e3 / lat, 0.0, None
+        sample = {"images": n, "method": "(s1 - s2) / N", "load_command": load_command,
+                  "wall_s": rec.attrs["meta"]["wall_s"]}
+        what = f"two-phase (s1 - s2) / N over {n} image(s) ({shown} vs {load_command})"
+    else:
+        if load_command:
+            raise PerfmodelError("--load-command applies to --two-phase")
+        from perfmodel.collect.lines import sample_command
+
+        smp = sample_command(list(command), images=images, seconds=seconds, regex=regex, timeout=timeout)
+        fps, rel_se, n = smp.fps, smp.rel_se, smp.images
+        window = float(min(SKIP_S, max(1.0, round(smp.elapsed_s))))
+        sample = smp.to_dict()
+        what = (f"quick sample of {n} image(s) in {smp.elapsed_s:.2f} s from stdout progress lines (after a warm-up "
+                f"of {smp.warmup_lines} line(s), {smp.warmup_s:.2f} s)")
+    lr = long_run_from_sample(fps, framework, 1 if threads is None else threads, traces or all_trace_datasets(),
+                              alpha=alpha,
+                              quick_rel_se=rel_se, window_s=window)
+    out = {"command": [str(c) for c in command], "sample_fps": fps, "images": n, "sample": sample, "alpha": alpha}
+    if "pred" in lr:
+        win = f"{window:g}" if window is not None else "2"
+        out.update(long_run_fps=lr["pred"], lo=lr["lo"], hi=lr["hi"], ratio=lr["ratio"], n_traces=lr["n_traces"],
+                   traces_from=lr["traces_from"], estimator=f"{what} x the long-run / first-{win}-s ratio "
+                   f"{lr['ratio']:.3f} of {lr['traces_from']}")
+    else:
+        out.update(long_run_fps=math.nan, lo=math.nan, hi=math.nan, reason=lr["reason"],
+                   estimator=f"{what}; no long-run ratio: {lr['reason']}")
+    return out
+
+
+def print_command_estimate(est: dict, refusal: str | None = None) -> None:
+    import shlex
+
+    typer.echo(f"command: {shlex.join(est['command'])}")
+    if math.isfinite(est["long_run_fps"]):
+        typer.echo(f"  long-run estimate: {_fmt(est['long_run_fps'], '.4g')} [{_fmt(est['lo'], '.4g')}, "
+                   f"{_fmt(est['hi'], '.4g')}] images/s ({1 - est['alpha']:.0%} prediction interval)")
+    else:
+        typer.echo(f"  long-run estimate: not evaluated: {est['reason']}")
+    typer.echo(f"  sample: {_fmt(est['sample_fps'], '.4g')} images/s over {est['images']} image(s)")
+    typer.echo(f"  estimator: {est['estimator']}")
+    if refusal:
+        typer.echo(f"  model: not applied: {refusal}")
 
 
 def simulated_columns(model) -> list[str]:
@@ -944,7 +1026,9 @@ def register(app: typer.Typer) -> None:
     def predict_cmd(
         command: list[str] = typer.Argument(None, help="After --: a command to measure (perfmodel predict --model "
                                             "M -- CMD ARGS...)."),
-        model_path: Path = typer.Option(..., "--model", "-m", help="Model file written by perfmodel fit."),
+        model_path: Path = typer.Option(None, "--model", "-m", help="Model file written by perfmodel fit (not "
+                                        "needed for -- CMD: without it the command's long-run throughput is "
+                                        "estimated from a quick sample of it)."),
         dataset: str = typer.Option(None, "--dataset", help=_DATASET_HELP),
         csv: Path = typer.Option(None, "--csv", help="A wide table as CSV (one sample per row)."),
         framework: str = typer.Option(None, "--framework", help="Measure a quick sample of this framework ... "
@@ -955,11 +1039,22 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(None, "--threads", help="Threads of the quick sample (default 1; with -- "
                                     "CMD: the threads the command uses, required when the model's terms are per "
                                     "thread count)."),
-        images: int = typer.Option(10, "--images", help="Images of the quick sample (1-10, counted after a "
-                                   "warm-up) / of the measured command."),
+        images: int = typer.Option(None, "--images", help="Images of the quick sample (1-10, counted after a "
+                                   "warm-up; default 10) / of the measured command (default 10; a command's "
+                                   "sample from its lines: stop after this many lines past the warm-up)."),
         seconds: float = typer.Option(None, "--seconds", help="Quick sample: count images for this many seconds "
                                       "(more than 0, at most 10) instead of --images: averages over the "
-                                      "second-to-second jitter that ten images of a fast network see."),
+                                      "second-to-second jitter that ten images of a fast network see. A "
+                                      "command's sample: stop once an image ends this long after the warm-up "
+                                      "(default 3 s when neither --images nor --seconds is given)."),
+        progress_regex: str = typer.Option(None, "--progress-regex", help="-- CMD sample: only stdout lines "
+                                           "matching this regular expression count as one finished image each "
+                                           "(default: every stdout line)."),
+        two_phase: bool = typer.Option(False, "--two-phase", help="-- CMD sample: time the command by the "
+                                       "two-phase method (whole run of --images images minus --load-command's "
+                                       "run, / N) instead of its lines."),
+        load_command: str = typer.Option(None, "--load-command", help="With --two-phase: the command loading "
+                                         "the model and running no image (one string, shell-quoted)."),
         counters: str = typer.Option("auto", "--counters", help="Counter source of the quick sample."),
         simulated_from: Path = typer.Option(None, "--simulated-from", help="Data set whose valgrind cells supply "
                                             "the simulated counts a model needs. With --dataset: added to its "
@@ -1014,7 +1109,38 @@ def register(app: typer.Typer) -> None:
         _check_option("--threads", threads, minimum=1)
         _check_option("--sensor-lag", sensor_lag, minimum=0)
         _check_option("--timeout", timeout, above=0)
+        if (progress_regex or two_phase or load_command) and not command:
+            raise PerfmodelError("--progress-regex / --two-phase / --load-command apply to a command (-- CMD)")
+        if model_path is None and not command:
+            raise PerfmodelError("--model is needed for --dataset, --csv or a quick sample (--framework/--network); "
+                                 "only a command (-- CMD) is estimated without one")
+        sample_args = dict(images=images, seconds=seconds, regex=progress_regex, timeout=timeout,
+                           two_phase=two_phase, load_command=load_command, framework=framework, threads=threads,
+                           traces=traces, alpha=alpha)
+        if model_path is None:  # a command's long-run throughput from a quick sample of it
+            if dataset or csv:
+                raise PerfmodelError("give one of --dataset, --csv or -- CMD")
+            est = command_sample_estimate(list(command), **sample_args)
+            typer.echo(json.dumps(json_safe(est), indent=2)) if json_out else print_command_estimate(est)
+            return
         model = load_model(model_path)
+        if command and not (dataset or csv):
+            refused = command_problems(model, framework=framework, network=network, threads=threads,
+                                       counters=counters)
+            if refused or progress_regex or two_phase or seconds is not None:
+                # the model's terms cannot be supplied (or a sample was asked for): the sample estimate,
+                # and why the model was not applied in one line
+                reason = "; ".join(refused) if refused else \
+                    "a sample option (--seconds / --progress-regex / --two-phase) was given: sample estimate only"
+                est = command_sample_estimate(list(command), **sample_args)
+                est["model"] = {"path": str(model_path), "applied": False, "reason": reason}
+                if json_out:
+                    typer.echo(json.dumps(json_safe(est), indent=2))
+                else:
+                    print_command_estimate(est, f"{model_path}: {reason}")
+                return
+        if images is None:
+            images = 10
         _check_provenance(provenance)
         if sensor_lag is None:
             sensor_lag = int((model.metadata or {}).get("sensor_lag", 0) or 0)
