@@ -73,7 +73,10 @@ def native_output_to_log(what: str) -> Iterator[Path | None]:
     """Send file descriptors 1 and 2 to the log file while the block runs (C++ and Python output alike);
     yields the log's path (None in verbose mode or when the log cannot be opened: output stays where it is).
     Anything written to ``sys.stdout`` / ``sys.stderr`` meanwhile goes to the log too, so callers that show
-    progress write it to a console opened before (:func:`terminal_stream`)."""
+    progress write it to a console opened before (:func:`terminal_stream`). The descriptors are process-wide:
+    do not run two of these blocks at once in threads of one process (their restores would cross); today's
+    callers (model exports: the campaign parent, a quick sample, a fleet board's single task slot) run one at
+    a time."""
     if verbose():
         yield None
         return
