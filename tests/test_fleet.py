@@ -416,3 +416,18 @@ def _ppid(pid: int) -> int | None:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def test_fleet_without_dask_says_how_to_install_it(monkeypatch):
+    """On an install without the fleet extra (README command 1), the fleet commands refuse with the install
+    command instead of a ModuleNotFoundError traceback."""
+    import importlib.util
+
+    from perfmodel.collect import fleet
+    from perfmodel.errors import PerfmodelError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "distributed" else real(name, *a))
+    for call in (lambda: fleet.make_security(None, None, None), lambda: fleet.connect("tcp://127.0.0.1:1")):
+        with pytest.raises(PerfmodelError, match=r"needs Dask distributed.*\[fleet\]"):
+            call()

@@ -47,6 +47,15 @@ UNSAFE_HANDLERS = ("run", "run_coroutine", "plugin-add", "plugin-remove", "uploa
 _BOARD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
 
 
+def require_dask() -> None:
+    """Refuse, with the install command, where Dask distributed is not installed (it is the ``fleet`` extra)."""
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise PerfmodelError("the board farm needs Dask distributed, which is not installed here: "
+                             "pip install -c requirements.lock -e '.[fleet]' (or pip install distributed)")
+
+
 def check_board_name(name: str) -> str:
     """A board name: 1-63 letters, digits, ``.`` and ``-`` starting with a letter or digit (it becomes part of
     the cell ids and file names)."""
@@ -67,6 +76,7 @@ def fleet_cell_id(board: str, cell_id: str) -> str:
 def make_security(ca_file: str | None, cert: str | None, key: str | None):
     """Dask's :class:`distributed.Security` for mutual TLS (the same CA, certificate and key for the scheduler,
     the workers and the client), or None without TLS options. All three or none."""
+    require_dask()
     given = [x for x in (ca_file, cert, key) if x]
     if not given:
         return None
@@ -221,6 +231,7 @@ def _board_worker_class():
 
 def serve_board(address: str, board: str, security=None, on_ready: Callable[[str], None] | None = None) -> None:
     """Run the board's Dask worker until the scheduler goes away or Ctrl-C."""
+    require_dask()
     import asyncio
 
     check_board_name(board)
@@ -258,6 +269,7 @@ def serve_board(address: str, board: str, security=None, on_ready: Callable[[str
 def serve_scheduler(host: str = "127.0.0.1", port: int = DEFAULT_PORT, security=None,
                     on_ready: Callable[[str], None] | None = None) -> None:
     """Run a Dask scheduler on ``host:port`` (loopback by default) until Ctrl-C."""
+    require_dask()
     import asyncio
 
     from distributed import Scheduler
@@ -282,6 +294,7 @@ def serve_scheduler(host: str = "127.0.0.1", port: int = DEFAULT_PORT, security=
 
 
 def connect(address: str, security=None, timeout_s: float = 20.0):
+    require_dask()
     from distributed import Client
 
     address = _check_address(address, security)
@@ -354,6 +367,7 @@ def run_fleet_campaign(spec: CampaignSpec, out, scheduler: str, *, boards: list[
     """Measure ``spec`` on every board of ``boards`` (None: every connected board) through the scheduler at
     ``scheduler``, into one data set at ``out`` (module docstring). Refuses (before measuring anything) a
     board that is not connected or whose framework versions differ from this machine's."""
+    require_dask()
     from .meta import library_versions, new_run_id, tool_version
 
     t_begin = time.monotonic()
