@@ -370,7 +370,7 @@ def register(app: typer.Typer) -> None:
         summary = {"campaign": str(out / "campaign"), "model": str(model_path) if model_path else None,
                    "report": str(html),
                    "work_source": work_note, "counts_frameworks": counts_fws,
-                   "count_notes": count_notes if model is not None or count_notes else [], "cv": {k: cv.get(k) for k in ("scheme", "mape", "within_10")},
+                   "count_notes": count_notes, "cv": {k: cv.get(k) for k in ("scheme", "mape", "within_10")},
                    "baseline_macs_mape": base.get("mape"), "selected": best_label,
                    "feasible": bool(selection.feasible), "prediction_check": check_rows,
                    "timings_s": {k: round(v, 1) for k, v in timings.items()}}
