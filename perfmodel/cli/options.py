@@ -81,10 +81,15 @@ JOBS = typer.Option(1, "--jobs", "-j", help="Parallel CV jobs.")
 MAP = typer.Option(None, "--map", help=MAP_HELP)
 CORES = typer.Option(None, "--cores", help=CORES_HELP)
 
+#: report / pipeline: the selection's budgets
+SELECTION_MAX_POWER = typer.Option(None, "--max-power", help="Selection: power budget (W).")
+SELECTION_MAX_ENERGY = typer.Option(None, "--max-energy", help="Selection: max energy per image (J).")
+
 
 def json_option(help: str) -> Any:  # noqa: A002
     """``--json``: print the result as JSON (every command with tabular output has it)."""
     return typer.Option(False, "--json", help=help)
 
 
-__all__ = ["list_option", "split_list", "json_option", "DATASET_ARG", "TARGET", "FOLDS", "JOBS", "MAP", "CORES"]
+__all__ = ["list_option", "split_list", "json_option", "DATASET_ARG", "TARGET", "FOLDS", "JOBS", "MAP", "CORES",
+           "SELECTION_MAX_POWER", "SELECTION_MAX_ENERGY"]

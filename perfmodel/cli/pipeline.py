@@ -26,7 +26,7 @@ from pathlib import Path
 
 import typer
 
-from perfmodel.cli.options import json_option, list_option, split_list
+from perfmodel.cli.options import SELECTION_MAX_ENERGY, SELECTION_MAX_POWER, json_option, list_option, split_list
 from perfmodel.cli.show import fmt, say
 from perfmodel.workflows.pipeline import ALL_FRAMEWORKS, PAPER_NETWORKS
 
@@ -53,8 +53,8 @@ def pipeline_cmd(
                                    "(default: datasets/reference of this checkout)."),
     min_fps: float = typer.Option(5.0, "--min-fps", help="Selection: minimum throughput (images/s)."),
     min_top1: float = typer.Option(0.6, "--min-top1", help="Selection: minimum top-1 accuracy (fraction)."),
-    max_power: float = typer.Option(None, "--max-power", help="Selection: power budget (W)."),
-    max_energy: float = typer.Option(None, "--max-energy", help="Selection: max energy per image (J)."),
+    max_power: float = SELECTION_MAX_POWER,
+    max_energy: float = SELECTION_MAX_ENERGY,
     objective: str = typer.Option("throughput", "--objective", help="throughput, energy, power or merit."),
     json_out: bool = json_option("Print a JSON summary at the end."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the frameworks' own output (TensorFlow "

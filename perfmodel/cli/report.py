@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from perfmodel.cli.options import json_option, list_option
+from perfmodel.cli.options import SELECTION_MAX_ENERGY, SELECTION_MAX_POWER, json_option, list_option
 from perfmodel.workflows.report import check_datasets_exist, check_report_out, extra_records, report_files
 from perfmodel.workflows.select import load_models, spec_from_options
 
@@ -28,8 +28,8 @@ def report_cmd(
     model: list[Path] = list_option(None, "--model", "-m", help="Model files (perfmodel fit)."),
     out: Path = typer.Option(Path("report"), "--out", "-o", help="Output folder (created)."),
     title: str = typer.Option(None, "--title", help="Report title."),
-    max_power: float = typer.Option(None, "--max-power", help="Selection: power budget (W)."),
-    max_energy: float = typer.Option(None, "--max-energy", help="Selection: max energy per image (J)."),
+    max_power: float = SELECTION_MAX_POWER,
+    max_energy: float = SELECTION_MAX_ENERGY,
     min_fps: float = typer.Option(None, "--min-fps", help="Selection: minimum throughput (img/s)."),
     min_top1: float = typer.Option(None, "--min-top1", help="Selection: minimum top-1 (fraction)."),
     min_top5: float = typer.Option(None, "--min-top5", help="Selection: minimum top-5 (fraction)."),
