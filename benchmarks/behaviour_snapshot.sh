@@ -7,7 +7,7 @@
 #   bash benchmarks/behaviour_snapshot.sh /tmp/after       # on the new one
 #   diff -r /tmp/before /tmp/after
 #
-# Everything here is deterministic except bench_model_speed (timings: compare by eye, not by diff).
+# Everything here is deterministic except the entries named *-TIMED (timings: compare by eye, not by diff).
 # Uses the checkout it lives in (PYTHONPATH) and PYTHON (default: .venv/bin/python of that checkout).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -86,7 +86,10 @@ run bad-dataset pm fit /nonexistent --target throughput_fps -o "$WORK/x.json"
 # --- benchmarks
 run bench-power "$PY" benchmarks/bench_power_model.py --quick
 run bench-throughput "$PY" benchmarks/bench_throughput_model.py datasets/reference
-run bench-quick-sample "$PY" benchmarks/bench_quick_sample.py --model trained/throughput_reference.json \
+run bench-quick-sample-stored "$PY" benchmarks/bench_ratio_window.py datasets/traces-fresh/bench-seconds-3.json \
+    --window 1 --window 2 --window 3
+# live quick samples (timed) scored against the stored traces: compare by structure, not by diff
+run bench-quick-sample-TIMED "$PY" benchmarks/bench_quick_sample.py --model trained/throughput_reference.json \
     $(for t in datasets/traces-2min/*/; do printf -- '--trace %s ' "${t%/}"; done)
 run bench-model-speed-TIMED "$PY" benchmarks/bench_model_speed.py
 echo "snapshot in $OUT" >&2
