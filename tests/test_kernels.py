@@ -144,6 +144,19 @@ def test_summary_totals():
     assert list(s["by_type"]) == ["conv", "maxpool", "relu"] and s["chains"] == {"conv": 1, "relu": 1, "maxpool": 1}
 
 
+def test_network_summary_of_an_onnx_file(squeezenet_exports):
+    s = K.network_summary(squeezenet_exports["onnx"])
+    assert s["ops"] == 91 and list(s["frameworks"]) == [*K.FRAMEWORKS, "opencv-new"]
+    for fw, summary in s["frameworks"].items():
+        assert summary["total"]["macs"] == 387_747_520, fw  # zoo facts of squeezenet1_1 at 227x227
+        assert summary["by_type"]["conv"]["kernels"] == 26
+    assert s["frameworks"]["opencv"]["total"]["kernels"] == 32  # the 8 concatenations written in place
+    rows = K.summary_rows(s)
+    assert rows[0]["framework"] == "tensorflow" and rows[0]["type"] == "conv"
+    assert [r for r in rows if r["type"] == "total"][2] == {"framework": "onnxruntime", "type": "total",
+                                                             **s["frameworks"]["onnxruntime"]["total"]}
+
+
 def test_graph_errors():
     with pytest.raises(PerfmodelError, match="topological"):
         _graph(_op("r", "relu", ["c"]), _op("c", "conv", ["x"]))
@@ -285,8 +298,10 @@ def ort_executed(onnx_path: Path, out: Path) -> tuple[Counter, Counter, set[str]
     return sigs, inserted, summed
 
 
-def opencv_executed(onnx_path: Path, graph: OpGraph, engine: str, size: int) -> tuple[Counter, Counter]:
-    """(types of the layers OpenCV runs, mapped to the ONNX nodes' op types; inserted layer types)."""
+def opencv_executed(onnx_path: Path, graph: OpGraph, engine: str) -> tuple[list[str], Counter]:
+    """(the ONNX nodes whose layers OpenCV runs, in order; the types of the layers it inserts). Classic engine: a
+    layer fused into another is skipped by the forward pass and takes 0 in ``getPerfProfile``; its layers are named
+    ``onnx_node!<node>``. New engine: ``getLayerNames`` lists only the layers it runs."""
     import cv2
     import numpy as np
 
@@ -297,7 +312,8 @@ def opencv_executed(onnx_path: Path, graph: OpGraph, engine: str, size: int) -> 
     old = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        x = np.zeros((1, 3, size, size), np.float32)
+        (h, w, c), = graph.inputs.values()
+        x = np.zeros((1, c, h, w), np.float32)
         for _ in range(2):  # OpenCV 5 settles its layers (layout layers included) in the first forward pass
             net.setInput(x)
             net.forward()
@@ -307,17 +323,34 @@ def opencv_executed(onnx_path: Path, graph: OpGraph, engine: str, size: int) -> 
         cv2.setNumThreads(old)
     times = np.asarray(times).ravel()
     assert len(times) == len(names)
-    types, inserted = Counter(), Counter()
+    ran, inserted = [], Counter()
     for name, t in zip(names, times):
-        node = name.removeprefix("onnx_node!")
-        layer_type = net.getLayer(net.getLayerId(name)).type
-        if engine == "classic" and t <= 0:  # fused: skipped by the forward pass
-            continue
-        if node in graph.ops:
-            types[graph.ops[node].type] += 1
+        if engine == "classic":
+            if t <= 0:  # fused: skipped by the forward pass
+                continue
+            node = name[len("onnx_node!"):] if name.startswith("onnx_node!") else None
         else:
-            inserted[layer_type] += 1
-    return types, inserted
+            node = name
+        if node in graph.ops:
+            ran.append(node)
+        else:
+            inserted[net.getLayer(net.getLayerId(name)).type] += 1
+    return ran, inserted
+
+
+def _match_layers(kernels, ran):
+    """Each layer a framework ran is one detected kernel (one that holds the layer's node), each detected kernel
+    one layer: returns the kernel types of the layers run."""
+    kernel_of = {}
+    for i, k in enumerate(kernels):
+        for name in k.layers:
+            kernel_of.setdefault(name, i)
+    hit = [kernel_of[name] for name in ran]
+    assert sorted(hit) == list(range(len(kernels))), (
+        "detected but not run: " + str([" ".join(kernels[i].ops) + f" {kernels[i].layers}"
+                                        for i in set(range(len(kernels))) - set(hit)])
+        + "; run inside one detected kernel: " + str([n for n, i in zip(ran, hit) if hit.count(i) > 1]))
+    return Counter(kernels[i].type for i in hit)
 
 
 _TFL_TYPES = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "dwconv", "FULLY_CONNECTED": "fc", "MAX_POOL_2D": "maxpool",
@@ -447,16 +480,12 @@ def test_onnxruntime_rules_match_its_optimised_graph(network, tmp_path):
 def test_opencv_rules_match_the_layers_it_runs(network, engine):
     import cv2
 
-    from perfmodel.zoo import get_network
-
     if not hasattr(cv2.dnn, f"ENGINE_{engine.upper()}"):
         pytest.skip(f"OpenCV {cv2.__version__} has no {engine} engine")
     path = _zoo_file(network, "onnx")
     graph = K.read_onnx(path)
-    framework = "opencv" if engine == "classic" else "opencv-new"
-    detected = Counter(k.type for k in detect_kernels(graph, framework))
-    executed, inserted = opencv_executed(path, graph, engine, get_network(network).input_size)
-    assert detected == executed
+    ran, inserted = opencv_executed(path, graph, engine)
+    _match_layers(detect_kernels(graph, "opencv" if engine == "classic" else "opencv-new"), ran)
     assert set(inserted) <= ({"Identity"} if engine == "classic" else {"TransformLayout"})
 
 
@@ -479,3 +508,83 @@ def test_tensorflow_rules_match_its_grappler_graph(network):
     executed, inserted = tensorflow_executed(path, get_network(network).input_size)
     assert detected == executed
     assert set(inserted) <= {"Identity"}
+
+
+# ----------------------------------------------------------------------------------------- a small hand-made ONNX graph
+
+
+def tiny_onnx(path: Path) -> Path:
+    """An ONNX graph with what SqueezeNet lacks: a zero Pad before a depthwise conv (+ ReLU6 as Clip) and before a
+    max pool, a residual Add of two single-use convolutions (+ ReLU), a concat whose operand is also read by a
+    conv, and two MatMul + Add (+ ReLU) dense layers."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    rng = np.random.default_rng(0)
+    inits, nodes = [], []
+
+    def w(name, *shape):
+        inits.append(nh.from_array((rng.standard_normal(shape) * 0.1).astype(np.float32), name))
+        return name
+
+    def c(name, value):
+        inits.append(nh.from_array(np.asarray(value), name))
+        return name
+
+    def n(op, ins, out, **kw):
+        nodes.append(h.make_node(op, ins, [out], name=out, **kw))
+        return out
+
+    x = n("Pad", ["input", c("pads0", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))], "pad0")
+    x = n("Conv", [x, w("wd", 8, 1, 3, 3), w("bd", 8)], "dw", group=8, strides=[2, 2], kernel_shape=[3, 3])
+    x = n("Clip", [x, c("lo", np.array(0, np.float32)), c("hi", np.array(6, np.float32))], "dw_relu6")
+    proj = n("Conv", [x, w("w1", 16, 8, 1, 1), w("b1", 16)], "proj", kernel_shape=[1, 1])
+    y = n("Relu", [n("Conv", [x, w("w2", 16, 8, 3, 3), w("b2", 16)], "conv2", kernel_shape=[3, 3],
+                     pads=[1, 1, 1, 1])], "conv2_relu")
+    y = n("Conv", [y, w("w3", 16, 16, 3, 3), w("b3", 16)], "conv3", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    a = n("Relu", [n("Add", [proj, y], "add")], "add_relu")
+    e = n("Relu", [n("Conv", [a, w("w4", 16, 16, 1, 1), w("b4", 16)], "conv4", kernel_shape=[1, 1])], "conv4_relu")
+    x = n("Concat", [a, e], "concat", axis=1)
+    x = n("Pad", [x, c("pads1", np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int64))], "pool_pad")
+    x = n("MaxPool", [x], "pool", kernel_shape=[3, 3], strides=[2, 2])
+    x = n("Flatten", [n("GlobalAveragePool", [x], "gap")], "flat", axis=1)
+    x = n("Relu", [n("Add", [n("MatMul", [x, w("wf", 32, 16)], "fc1"), w("bf", 16)], "fc1_bias")], "fc1_relu")
+    x = n("Add", [n("MatMul", [x, w("wg", 16, 10)], "fc2"), w("bg", 10)], "fc2_bias")
+    n("Softmax", [x], "prob", axis=1)
+    graph = h.make_graph(nodes, "tiny", [h.make_tensor_value_info("input", TensorProto.FLOAT, [1, 8, 16, 16])],
+                         [h.make_tensor_value_info("prob", TensorProto.FLOAT, [1, 10])], inits)
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_tiny_graph_against_onnxruntime(tmp_path):
+    path = tiny_onnx(tmp_path / "tiny.onnx")
+    ks = detect_kernels(K.read_onnx(path), "onnxruntime")
+    executed, inserted, summed = ort_executed(path, tmp_path / "optimised.onnx")
+    assert Counter(_signature(k) for k in ks) == executed
+    assert summed == {"proj"} == {k.layers[0] for k in ks if "add" in k.ops}  # the Add's first operand
+    assert ("pad", None, False) in executed  # the pad before the max pool stays a node of its own
+    assert set(inserted) <= {"ReorderInput", "ReorderOutput"}
+
+
+@pytest.mark.parametrize("engine", ["classic", "new"])
+def test_tiny_graph_against_opencv(tmp_path, engine):
+    import cv2
+
+    if not hasattr(cv2.dnn, f"ENGINE_{engine.upper()}"):
+        pytest.skip(f"OpenCV {cv2.__version__} has no {engine} engine")
+    path = tiny_onnx(tmp_path / "tiny.onnx")
+    graph = K.read_onnx(path)
+    ks = detect_kernels(graph, "opencv" if engine == "classic" else "opencv-new")
+    ran, inserted = opencv_executed(path, graph, engine)
+    types = _match_layers(ks, ran)
+    assert types["pad"] == 2 and types["concat"] == 1 and types["fc"] == 2
+    assert [k.layers for k in ks if "add" in k.ops] == [("conv3", "add", "add_relu")]  # the operand computed last
+    # the importer runs Flatten(axis=1) as two layers (classic engine); the new engine adds layout layers
+    assert set(inserted) <= ({"Identity", "Flatten"} if engine == "classic" else {"TransformLayout"})

@@ -15,7 +15,8 @@ concat kernel is left.
 
 The rules are data, taken from what each framework executes for the zoo's networks (docs/kernels.md gives the
 evidence; tests/test_kernels.py checks them against each framework's own executed graph). :func:`summarize`
-gives the per-type totals (kernels, MACs, bytes) of a kernel list.
+gives the per-type totals (kernels, MACs, bytes) of a kernel list, :func:`network_summary` those of a network for
+every framework.
 
 MACs follow :func:`perfmodel.zoo.facts.graph_facts`: convolution ``out_h*out_w*k_h*k_w*c_in/groups*c_out``, dense
 ``in*out``, everything else 0. Bytes are float32 (4 bytes an element): a kernel's input bytes are those of every
@@ -183,15 +184,16 @@ FUSION_RULES: dict[str, dict[str, Any]] = {
         "add_operand_order": "first",
         "concat_into_producers": False,
     },
-    # ORT_ENABLE_ALL on x86 (the runner's level): PadFusion (Pad into Conv / MaxPool), Conv + activation, then the
-    # NCHWc transformer (Add into a single-use Conv without activation, tried in the Add's input order, then Relu)
+    # ORT_ENABLE_ALL on x86 (the runner's level): PadFusion (a zero Pad into Conv; not into MaxPool in ORT 1.32),
+    # Conv + activation, MatMul + Add (+ Relu) -> (Fused)Gemm, then the NCHWc transformer (Add into a single-use
+    # Conv without activation, tried in the Add's input order, then Relu)
     "onnxruntime": {
         "fuse": (*_chain("conv", ("conv", "bias"), ("conv", "relu"), ("conv", "relu6"), ("bias", "relu"),
                          ("bias", "relu6"), ("conv", "add"), ("bias", "add"), ("add", "relu")),
                  *_chain("dwconv", ("dwconv", "bias"), ("dwconv", "relu"), ("dwconv", "relu6"), ("bias", "relu"),
                          ("bias", "relu6")),
-                 *_chain("fc", ("fc", "bias")),
-                 *_chain("pad", ("pad", "conv"), ("pad", "dwconv"), ("pad", "maxpool"))),
+                 *_chain("fc", ("fc", "bias"), ("bias", "relu")),
+                 *_chain("pad", ("pad", "conv"), ("pad", "dwconv"))),
         "add_operand_order": "first",
         "concat_into_producers": False,
     },
@@ -376,9 +378,25 @@ def summarize(kernels: Sequence[Kernel]) -> dict[str, Any]:
     return {"by_type": {t: by[t] for t in types}, "total": total, "chains": dict(fused.most_common())}
 
 
-def network_kernels(source: Any, framework: str) -> list[Kernel]:
-    """:func:`detect_kernels` of :func:`read_graph` ``(source)``."""
-    return detect_kernels(read_graph(source), framework)
+def network_summary(source: Any, frameworks: Iterable[str] | None = None,
+                    input_size: int | None = None) -> dict[str, Any]:
+    """The graph of ``source`` (see :func:`read_graph`) read once, and :func:`summarize` of its kernels for each
+    framework (default: :data:`FRAMEWORKS` and ``opencv-new``): ``{"source", "ops", "op_types", "frameworks":
+    {framework: summary}}``, JSON-ready."""
+    graph = read_graph(source, input_size)
+    names = list(frameworks) if frameworks is not None else [*FRAMEWORKS, "opencv-new"]
+    return {"source": graph.source, "ops": len(graph), "op_types": dict(graph.count().most_common()),
+            "frameworks": {fw: summarize(detect_kernels(graph, fw)) for fw in names}}
+
+
+def summary_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """:func:`network_summary` as flat rows (framework, kernel type, kernels, MACs, input / output / weight bytes),
+    each framework's total last, for a table."""
+    rows = []
+    for fw, s in summary["frameworks"].items():
+        for t, row in [*s["by_type"].items(), ("total", s["total"])]:
+            rows.append({"framework": fw, "type": t, **row})
+    return rows
 
 
 # ------------------------------------------------------------------------------------------- readers
