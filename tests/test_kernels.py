@@ -25,8 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 #: networks whose export takes minutes on a cold cache (three formats): their framework checks are `slow`
 EVIDENCE_NETWORKS = [
     "squeezenet1_1",
-    pytest.param("mobilenet_v2", marks=pytest.mark.slow),
-    pytest.param("resnet18", marks=pytest.mark.slow),
+    *(pytest.param(n, marks=pytest.mark.slow) for n in ("mobilenet_v2", "resnet18", "googlenet", "densenet121",
+                                                         "alexnet")),
 ]
 #: memory-heavy graphs (hundreds of MB of FC weights allocated by Keras)
 BIG = {"alexnet", "vgg11"}

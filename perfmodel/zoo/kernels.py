@@ -186,14 +186,16 @@ FUSION_RULES: dict[str, dict[str, Any]] = {
     },
     # ORT_ENABLE_ALL on x86 (the runner's level): PadFusion (a zero Pad into Conv; not into MaxPool in ORT 1.32),
     # Conv + activation, MatMul + Add (+ Relu) -> (Fused)Gemm, then the NCHWc transformer (Add into a single-use
-    # Conv without activation, tried in the Add's input order, then Relu)
+    # Conv without activation, tried in the Add's input order, then Relu; an NCHW -> NHWC Transpose after an NCHWc
+    # op done by the ReorderOutput it needs anyway: AlexNet's flatten)
     "onnxruntime": {
         "fuse": (*_chain("conv", ("conv", "bias"), ("conv", "relu"), ("conv", "relu6"), ("bias", "relu"),
                          ("bias", "relu6"), ("conv", "add"), ("bias", "add"), ("add", "relu")),
                  *_chain("dwconv", ("dwconv", "bias"), ("dwconv", "relu"), ("dwconv", "relu6"), ("bias", "relu"),
                          ("bias", "relu6")),
                  *_chain("fc", ("fc", "bias"), ("bias", "relu")),
-                 *_chain("pad", ("pad", "conv"), ("pad", "dwconv"))),
+                 *_chain("pad", ("pad", "conv"), ("pad", "dwconv")),
+                 *_chain("maxpool", ("maxpool", "transpose"))),
         "add_operand_order": "first",
         "concat_into_producers": False,
     },
