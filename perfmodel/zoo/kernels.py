@@ -233,7 +233,7 @@ INSERTED_NODES: dict[str, tuple[str, ...]] = {
     "tensorflow": ("Identity (the signature's output)",),
     "litert": (),
     "onnxruntime": ("ReorderInput", "ReorderOutput (NCHWc <-> NCHW layout)"),
-    "opencv": ("Identity (the output layer)",),
+    "opencv": ("Identity (the output layer)", "Flatten (the importer's second layer for an ONNX Flatten)"),
     "opencv-new": ("TransformLayout (block <-> plain layout)",),
 }
 
@@ -313,7 +313,7 @@ def detect_kernels(graph: OpGraph, framework: str) -> list[Kernel]:
             continue
         kernel_of[op.name] = len(building)
         building.append(_Building(op))
-    return [_make_kernel(graph, b, tails.get(i, []), kernel_of) for i, b in enumerate(building)]
+    return [_make_kernel(graph, b, tails.get(i, [])) for i, b in enumerate(building)]
 
 
 def _holds(when: str | None, graph: OpGraph, b: _Building, op: Op, src: str) -> bool:
@@ -339,7 +339,7 @@ def _concat_in_place(graph: OpGraph, op: Op, kernel_of: dict[str, int], building
     return True
 
 
-def _make_kernel(graph: OpGraph, b: _Building, tail: list[str], kernel_of: dict[str, int]) -> Kernel:
+def _make_kernel(graph: OpGraph, b: _Building, tail: list[str]) -> Kernel:
     ops = b.ops
     inside = {o.name for o in ops}
     main = next((o for o in ops if o.type not in PREFIX_TYPES), ops[0])
