@@ -31,7 +31,7 @@ run() {  # run NAME CMD...: stdout+stderr and the exit code, paths of this check
 pm() { "$PY" -m perfmodel "$@"; }
 model_json() {  # the fitted model file without its creation stamps
     [ -f "$1" ] || return 0
-    "$PY" - "$1" >"$OUT/$2.json" <<'EOF'
+    "$PY" - "$1" <<'EOF' | sed -e "s#$WORK#WORK#g" -e "s#$ROOT#ROOT#g" >"$OUT/$2.json"
 import json, sys
 d = json.load(open(sys.argv[1]))
 def strip(o):
