@@ -265,7 +265,12 @@ class _LogSink:
         self._stack, self._what = stack, what
         self._lock = threading.Lock()
         self._fh: Any = None
-        self._opened = False
+        self._opened = self._closed = False
+        stack.callback(self._close)
+
+    def _close(self) -> None:  # a reader still running past the call (a grandchild holds the pipe) writes no more
+        with self._lock:
+            self._closed = True
 
     def write(self, line: str, *, echo: bool) -> None:
         from perfmodel.runlog import log_file, verbose
@@ -273,6 +278,8 @@ class _LogSink:
         if not line.strip():
             return
         with self._lock:
+            if self._closed:
+                return
             if not self._opened:
                 self._opened = True
                 self._fh = self._stack.enter_context(log_file(self._what))
