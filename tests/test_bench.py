@@ -171,6 +171,18 @@ def test_run_cell_and_isolated_cell_time_a_real_runner(tmp_path):
         time_isolated("nosuch", "squeezenet1_1", 1, imgs, count=1)
 
 
+def test_an_unexpected_error_in_the_isolated_worker_is_typed_not_a_traceback_dump():
+    """The worker protocol (perfmodel.workerproto): an exception that is not a PerfmodelError comes back as
+    its type and message with the worker's exit code, not as the last lines of a traceback."""
+    from perfmodel.runners.worker import _call, _request
+    from perfmodel.workerproto import WorkerFailed
+
+    with pytest.raises(WorkerFailed) as exc:
+        _call(_request("nope", "onnxruntime", "squeezenet1_1", 1, None, None), 300)
+    assert str(exc.value) == "onnxruntime squeezenet1_1 threads=1: ValueError: unknown worker action 'nope'"
+    assert exc.value.exit_code == 1 and exc.value.user is False
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 
 

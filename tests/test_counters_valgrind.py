@@ -153,6 +153,17 @@ def test_simulate_reports_worker_failures():
 
 
 @needs_valgrind
+def test_a_failing_workload_comes_back_as_its_message_not_a_traceback_dump():
+    from perfmodel.workerproto import WorkerFailed
+
+    with pytest.raises(WorkerFailed) as exc:
+        simulate(WorkloadSpec("perfmodel.counters.valgrind:nope"), 1, timeout=300)
+    assert str(exc.value).startswith("callgrind worker failed (exit 1): cannot import workload factory "
+                                     "'perfmodel.counters.valgrind:nope'")
+    assert "Traceback" not in str(exc.value) and exc.value.user is True
+
+
+@needs_valgrind
 @pytest.mark.skipif(shutil.which("callgrind_control") is None, reason="callgrind_control not installed")
 def test_callgrind_control_fallback_marks_images():
     spec = WorkloadSpec("perfmodel.counters.valgrind:matmul_workload", {"size": 32})

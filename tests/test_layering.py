@@ -29,7 +29,7 @@ RANK = {
     "cli": 9,
 }
 FOUNDATION = {"errors", "paths", "readings", "metrics", "images", "sysinfo", "versions", "runlog", "procs",
-              "armpmu", "__init__"}
+              "workerproto", "armpmu", "__init__"}
 # `python -m perfmodel` is the CLI entry point, so it ranks as cli.
 ALIASES = {"__main__": "cli"}
 

@@ -28,14 +28,11 @@ Guarantees
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -103,100 +100,40 @@ class CampaignResult:
 
 
 def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    root = str(Path(__file__).resolve().parents[2])  # the worker imports this same perfmodel
-    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-    env.update(extra or {})
-    return env
+    """A worker's environment (:func:`perfmodel.workerproto.worker_env`) with ``extra``."""
+    from perfmodel.workerproto import worker_env as protocol_env
+
+    return protocol_env(extra)
 
 
 def spawn_worker(request: dict[str, Any], timeout_s: float | None,
                  on_progress: Callable[[int, int], None] | None = None, *,
                  hold_fd: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """Run ``request`` in ``python -m perfmodel.collect.worker``; returns (records, meta).
+    """Run ``request`` in ``python -m perfmodel.collect.worker`` (the protocol of :mod:`perfmodel.workerproto`);
+    returns (records, meta).
 
     Raises :class:`CellFailed` with the reason when the worker fails, crashes, is killed or times out;
     on ``KeyboardInterrupt`` the worker is killed and the interrupt re-raised. The worker dies with this
-    process (:func:`~perfmodel.collect.worker.die_with_parent`; call this from a thread that outlives the
+    process (:func:`~perfmodel.workerproto.die_with_parent`; call this from a thread that outlives the
     worker: Linux signals the worker when the thread that started it ends). ``hold_fd``: the data set's lock
     (:mod:`perfmodel.data.lock`), passed on so that a worker that outlives this process still holds the data
     set and a resume is refused until it has ended.
     """
     import pandas as pd
 
-    from .worker import PARENT_ENV, PROGRESS_PREFIX
+    from perfmodel.workerproto import WorkerError, run_worker
 
     label = request.get("cell_id", "cell")
     with tempfile.TemporaryDirectory(prefix="perfmodel-collect-") as tmp:
-        request = {**request, "out_dir": tmp}
-        t_spawn = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=worker_env({PARENT_ENV: str(os.getpid())}), text=True, errors="replace",
-                                pass_fds=() if hold_fd is None else (hold_fd,))
-        tail: collections.deque[str] = collections.deque(maxlen=20)
-
-        def pump_out() -> None:
-            for line in proc.stdout:
-                if line.startswith(PROGRESS_PREFIX):
-                    try:
-                        done, total = map(int, line.split()[1:3])
-                    except ValueError:
-                        continue
-                    if on_progress is not None:
-                        on_progress(done, total)
-
-        def pump_err() -> None:  # the worker's stderr (framework noise included) goes to the run's log file
-            from perfmodel.runlog import log_file, verbose
-
-            with log_file(f"worker {label}") as log:
-                for line in proc.stderr:
-                    if line.strip():
-                        tail.append(line.rstrip())
-                        if log is not None:
-                            log.write(line.encode("utf-8", "replace"))
-                            log.flush()
-                        if verbose():
-                            sys.stderr.write(line)
-
-        readers = [threading.Thread(target=f, daemon=True) for f in (pump_out, pump_err)]
-        for t in readers:
-            t.start()
         try:
-            try:
-                proc.stdin.write(json.dumps(request))
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
-            try:
-                rc = proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                raise CellFailed(f"{label}: worker did not finish within {timeout_s:g} s and was killed") from None
-        except BaseException:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            raise
-        finally:
-            for t in readers:
-                t.join(timeout=5)
-        reply_path = Path(tmp) / "reply.json"
-        if not reply_path.exists():
-            how = f"was killed by signal {-rc}" if rc < 0 else f"exited with code {rc}"
-            last = "\n".join(list(tail)[-8:])
-            raise CellFailed(f"{label}: worker process {how} without a result"
-                             + (f"; its last output:\n{last}" if last else ""))
-        reply = json.loads(reply_path.read_text("utf-8"))
-        if not reply.get("ok"):
-            raise CellFailed(f"{label}: {reply.get('error', 'unknown error')}")
+            reply = run_worker([sys.executable, "-m", WORKER_MODULE], request, workdir=tmp, label=label,
+                               timeout_s=timeout_s, env=worker_env(), on_progress=on_progress,
+                               die_with_parent=True, pass_fds=() if hold_fd is None else (hold_fd,))
+        except WorkerError as exc:
+            raise CellFailed(str(exc)) from None
         df = pd.read_pickle(Path(tmp) / "records.pkl")
-        meta = reply["meta"]
-        started = meta.get("worker", {}).get("started_monotonic")
-        if started is not None:
-            meta["worker"]["spawn_s"] = float(started) - t_spawn
+        meta = reply.result
+        meta["worker"] = reply.worker
         return df, meta
 
 

@@ -71,6 +71,19 @@ def _check_counts(images: Any, repeats: Any, counters: str) -> None:
         raise PerfmodelError(f"repeats must be >= 1, got {repeats}")
 
 
+def _checked_commands(argv: str | Sequence[str], load_argv: str | Sequence[str] | None, images: Any, repeats: Any,
+                      counters: str) -> tuple[list[str], list[str] | None]:
+    """The command and the load-only command (or None) as argv lists, after the checks of the counts, the
+    counter source and that both programs are found."""
+    full = _argv(argv)
+    load = _argv(load_argv) if load_argv is not None else None
+    _check_counts(images, repeats, counters)
+    for a in (full, load):
+        if a is not None:
+            _check_found(a)
+    return full, load
+
+
 def command_cell_id(argv: Sequence[str], counters: str) -> str:
     digest = hashlib.sha256("\0".join(argv).encode()).hexdigest()[:10]
     return f"command__{digest}__{counters}"
@@ -157,12 +170,7 @@ def measure_command(argv: str | Sequence[str], images: int, load_argv: str | Seq
 
     from .meta import new_run_id, system_info
 
-    full = _argv(argv)
-    load = _argv(load_argv) if load_argv is not None else None
-    _check_counts(images, repeats, counters)
-    for a in (full, load):
-        if a is not None:
-            _check_found(a)
+    full, load = _checked_commands(argv, load_argv, images, repeats, counters)
     images, repeats = int(images), int(repeats)
     used = counters
     if counters == "auto":
@@ -280,12 +288,7 @@ def collect_command(out: str | os.PathLike, argv: str | Sequence[str], images: i
     from .meta import new_run_id, run_metadata
     from .spec import geometry_from_dict
 
-    full = _argv(argv)
-    load = _argv(load_argv) if load_argv is not None else None
-    _check_counts(images, repeats, counters)
-    for a in (full, load):
-        if a is not None:
-            _check_found(a)
+    full, load = _checked_commands(argv, load_argv, images, repeats, counters)
     run_id = new_run_id()
     geometry = geometry_from_dict(geometry_dict) if geometry_dict else None
     spec = {"mode": "command", "command": full, "load_command": load,

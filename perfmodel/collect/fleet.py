@@ -237,9 +237,9 @@ def serve_board(address: str, board: str, security=None, on_ready: Callable[[str
     check_board_name(board)
     address = _check_address(address, security)
     facts = board_facts(board)
-    from .worker import DIE_WITH_PARENT_ENV
+    from perfmodel.workerproto import DIE_WITH_PARENT_ENV
 
-    os.environ[DIE_WITH_PARENT_ENV] = str(os.getpid())  # its cell processes end with it (worker.die_with_parent)
+    os.environ[DIE_WITH_PARENT_ENV] = str(os.getpid())  # its cell processes end with it (workerproto.die_with_parent)
     cls = _board_worker_class()
 
     import dask

@@ -2,10 +2,10 @@
 
 Each cell runs in a fresh Python process (as pyperf does): TensorFlow fixes its thread pools per process,
 OpenCV's thread count is process-wide, and one framework's allocator and caches must not disturb the next.
-The parent (:mod:`perfmodel.collect.campaign`) writes a JSON request on stdin; the worker writes
-``records.pkl`` (the long records, a pandas DataFrame) and ``reply.json`` (``{"ok": true, "meta": ...}``
-or ``{"ok": false, "error": ...}``) into the request's ``out_dir`` and prints progress lines
-``@@perfmodel-progress DONE TOTAL`` on stdout (other stdout / stderr output is library chatter).
+It speaks the worker protocol of :mod:`perfmodel.workerproto` (the parent, :mod:`perfmodel.collect.campaign`,
+sends the request on stdin; the reply's result is the cell metadata): besides the reply it writes
+``records.pkl`` (the long records, a pandas DataFrame) into the request's ``workdir``, and it reports progress
+(:func:`~perfmodel.workerproto.report_progress`) as it counts images or intervals.
 
 Actions
 -------
@@ -48,29 +48,22 @@ import os  # noqa: E402
 import resource  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
-import traceback  # noqa: E402
 from collections.abc import Callable, Mapping, Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from perfmodel.errors import PerfmodelError  # noqa: E402
 from perfmodel.readings import Reading  # noqa: E402
+from perfmodel.workerproto import die_with_parent, report_progress  # noqa: E402, F401 - die_with_parent: re-export
+from perfmodel.workerproto import serve as serve_request  # noqa: E402
 
-PROGRESS_PREFIX = "@@perfmodel-progress"
 CRASH_ENV = "PERFMODEL_TEST_CRASH_CELL"
-PARENT_ENV = "PERFMODEL_PARENT_PID"  #: the pid of the process that started the worker (spawn_worker)
-PR_SET_PDEATHSIG = 1
 CLOCK_SOURCE = "time.monotonic"
 MAX_TIMED_IMAGES = 5000  # a count_min_s cell stops here even before its time (records stay small)
 
 #: the study's events: always recorded (NaN + reason where this machine cannot count them)
 STUDY_EVENTS = ("instructions", "cycles", "l1d_accesses", "l1d_refills", "l2d_accesses", "l2d_refills",
                 "branches", "branch_misses")
-
-
-def _progress(done: int, total: int) -> None:
-    sys.stdout.write(f"{PROGRESS_PREFIX} {done} {total}\n")
-    sys.stdout.flush()
 
 
 def open_cell_counters(source: str) -> tuple[Any, dict[str, Any]]:
@@ -242,7 +235,7 @@ def run_cell(req: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
                 last_end = t3
                 rows.append((i, t0, t1, t2, t3, counters.read()))
                 i += 1
-                _progress(i, max(n_images, i))
+                report_progress(i, max(n_images, i))
             w1 = time.monotonic()
             cpu1 = _rusage_cpu_s()
             sys1 = _system_busy()
@@ -332,7 +325,7 @@ def run_trace(req: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
                 n_total += n_int
                 intervals += 1
                 t_int, n_int = now, 0
-                _progress(min(intervals, total_steps), total_steps)
+                report_progress(min(intervals, total_steps), total_steps)
             if now >= end:
                 break
         meta = {"load_s": load_s, "warmup_images": warm_n, "warmup_s": warm_s, "duration_s": duration,
@@ -385,6 +378,8 @@ def valgrind_workload(framework: str, network: str, images: Sequence[str], model
 
 
 def serve(req: dict[str, Any]) -> dict[str, Any]:
+    """Run the request's action; the records go to ``records.pkl`` in its ``workdir``, the metadata is the
+    result (the parent adds the worker's own metadata, :class:`~perfmodel.workerproto.WorkerReply`)."""
     action = req.get("action")
     if action == "cell":
         df, meta = run_cell(req)
@@ -392,65 +387,12 @@ def serve(req: dict[str, Any]) -> dict[str, Any]:
         df, meta = run_trace(req)
     else:
         raise PerfmodelError(f"unknown worker action {action!r}")
-    out = Path(req["out_dir"])
-    df.to_pickle(out / "records.pkl")
-    meta["worker"] = {"pid": os.getpid(), "started_monotonic": _T_STARTED, "python": sys.version.split()[0]}
+    df.to_pickle(Path(req["workdir"]) / "records.pkl")
     return meta
 
 
-#: a pid: the worker ends when that parent does (set by a fleet board's worker, :mod:`perfmodel.collect.fleet`)
-DIE_WITH_PARENT_ENV = "PERFMODEL_DIE_WITH_PARENT"
-
-
-def die_with_parent() -> str:
-    """Make this worker end when the process that started it ends (kill -9 of ``perfmodel collect``
-    included), so that no orphan goes on measuring: Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, elsewhere (or
-    when prctl fails) a thread that checks every second that the parent (``$PERFMODEL_PARENT_PID``) is still
-    the parent. A worker whose parent is already gone exits at once. Returns how it is armed."""
-    parent = os.environ.get(PARENT_ENV) or os.environ.get(DIE_WITH_PARENT_ENV)
-    how = "none"
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
-                how = "prctl"
-        except (OSError, AttributeError):
-            pass
-    if parent is None or not parent.isdigit():
-        return how
-    if os.getppid() != int(parent):  # the parent ended before the death signal was armed
-        os._exit(70)
-    if how == "none":
-        import threading
-
-        def watch() -> None:
-            while True:
-                time.sleep(1.0)
-                if os.getppid() != int(parent):
-                    os._exit(70)
-
-        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-        how = "watch"
-    return how
-
-
 def main() -> int:
-    die_with_parent()
-    req = json.loads(sys.stdin.read())
-    out = Path(req["out_dir"])
-    try:
-        reply = {"ok": True, "meta": serve(req)}
-    except PerfmodelError as exc:
-        reply = {"ok": False, "error": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which marks the cell failed
-        tb = traceback.format_exc().strip().splitlines()
-        reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": tb[-12:]}
-    tmp = out / ".reply.json.tmp"
-    tmp.write_text(json.dumps(reply, default=str), "utf-8")
-    os.replace(tmp, out / "reply.json")
-    return 0
+    return serve_request(serve, started=_T_STARTED, die_with_parent=True)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib
-import json
 import os
 import re
 import shutil
@@ -37,6 +36,8 @@ from pathlib import Path
 from perfmodel.errors import InputFileError, PerfmodelError
 from perfmodel.paths import cache_dir
 from perfmodel.readings import Reading
+from perfmodel.workerproto import (SINGLE_THREAD_ENV, WorkerCrashed, WorkerFailed, WorkerTimeout, run_worker,
+                                   serve, worker_env)
 
 CALLGRIND_HEADER_DIRS = ("/usr/include", "/usr/local/include")
 
@@ -72,15 +73,8 @@ CANONICAL_FROM_CALLGRIND: dict[str, tuple[str, ...]] = {
 #: runner's details), so the caller can record the settings a library chose under the simulator
 SIM_DETAILS_ENV = "PERFMODEL_SIM_DETAILS"
 
-THREAD_ENV = {
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "TF_NUM_INTRAOP_THREADS": "1",
-    "TF_NUM_INTEROP_THREADS": "1",
-    "ORT_NUM_THREADS": "1",
-    "PERFMODEL_THREADS": "1",
-}
+#: one thread for every pool: the simulated run counts one thread's work
+THREAD_ENV = SINGLE_THREAD_ENV
 
 
 @dataclass(frozen=True)
@@ -515,10 +509,11 @@ def simulate(target: WorkloadSpec | str | Sequence[str], n_images: int,
     geometry = (geometry or CacheGeometry()).validate()
     if isinstance(target, str):
         target = WorkloadSpec(target)
+    request: dict[str, object] = {}
     if isinstance(target, WorkloadSpec):
-        worker = [sys.executable, "-m", "perfmodel.counters.valgrind", "--worker",
-                  json.dumps({"factory": target.factory, "kwargs": dict(target.kwargs),
-                              "n_images": n_images, "warmup": warmup, "marker": marker})]
+        worker = [sys.executable, "-m", "perfmodel.counters.valgrind", "--worker"]
+        request = {"factory": target.factory, "kwargs": dict(target.kwargs), "n_images": n_images,
+                   "warmup": warmup, "marker": marker}
     else:
         worker = list(target)
         if not worker:
@@ -527,22 +522,18 @@ def simulate(target: WorkloadSpec | str | Sequence[str], n_images: int,
     tmp = Path(tmp_ctx.name)
     try:
         out_file = tmp / "callgrind.out"
-        run_env = dict(os.environ if env is None else env)
-        run_env.update(THREAD_ENV)
-        run_env["PERFMODEL_UNDER_CALLGRIND"] = "1"
-        # the worker must import this perfmodel even when it is not installed (a source checkout)
-        pkg_root = str(Path(__file__).resolve().parents[2])
-        run_env["PYTHONPATH"] = os.pathsep.join(filter(None, [pkg_root, run_env.get("PYTHONPATH", "")]))
+        run_env = worker_env({"PERFMODEL_UNDER_CALLGRIND": "1"}, base=env, single_thread=True)
         argv = callgrind_argv(out_file, geometry) + worker
-        try:
-            proc = subprocess.run(argv, env=run_env, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            raise PerfmodelError(f"callgrind run timed out after {timeout} s") from exc
-        if proc.returncode != 0:
-            worker_err = "\n".join(line for line in proc.stderr.splitlines()
-                                    if not re.match(r"^==\d+==", line)).strip()
-            raise PerfmodelError(f"callgrind worker failed (exit {proc.returncode}): "
-                                 f"{worker_err[-1500:] or proc.stderr.strip()[-1500:]}")
+        try:  # a worker of one's own answers by its exit code alone
+            run_worker(argv, request, workdir=tmp, label="callgrind", timeout_s=timeout, env=run_env,
+                       reply_required=isinstance(target, WorkloadSpec), quiet=_valgrind_line)
+        except WorkerTimeout as exc:
+            raise exc.reworded(f"callgrind run timed out after {timeout} s") from None
+        except WorkerCrashed as exc:
+            raise exc.reworded(f"callgrind worker failed (exit {exc.exit_code}): "
+                               f"{chr(10).join(exc.output)[-1500:]}") from None
+        except WorkerFailed as exc:
+            raise exc.reworded(f"callgrind worker failed (exit {exc.exit_code}): {exc.error}") from None
         dumps = [parse_callgrind_file(p) for p in list_dumps(out_file)]
         dumps = [d for d in dumps if d.label.startswith("image ")]
         if len(dumps) != n_images:
@@ -559,12 +550,17 @@ def simulate(target: WorkloadSpec | str | Sequence[str], n_images: int,
         tmp_ctx.cleanup()
 
 
-def _worker_main(spec_json: str) -> int:
-    spec = json.loads(spec_json)
-    body = WorkloadSpec(spec["factory"], spec.get("kwargs", {})).load()
-    marker = CallgrindMarker(mode=spec.get("marker", "auto"))
-    n = int(spec["n_images"])
-    warmup = int(spec.get("warmup", 0))
+def _valgrind_line(line: str) -> bool:
+    """valgrind's own stderr lines (``==PID== ...``), which say nothing about a worker's failure."""
+    return re.match(r"^==\d+==", line) is not None
+
+
+def _run_workload(request: dict) -> None:
+    """The worker's handler: set up the workload (not counted), then one zeroed-and-dumped region per image."""
+    body = WorkloadSpec(request["factory"], request.get("kwargs", {})).load()
+    marker = CallgrindMarker(mode=request.get("marker", "auto"))
+    n = int(request["n_images"])
+    warmup = int(request.get("warmup", 0))
     marker.start()  # instrumented from here on; each image's costs are zeroed before and dumped after it
     for i in range(warmup):  # simulated (warms the simulated caches); zeroed before the first image
         body(i)
@@ -572,11 +568,11 @@ def _worker_main(spec_json: str) -> int:
         marker.begin_image()
         body(i)
         marker.end_image(f"image {i}")
-    return 0
 
 
-if __name__ == "__main__":  # worker entry point: python -m perfmodel.counters.valgrind --worker JSON
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        raise SystemExit(_worker_main(sys.argv[2]))
-    print("usage: python -m perfmodel.counters.valgrind --worker JSON", file=sys.stderr)
+if __name__ == "__main__":  # worker entry point: python -m perfmodel.counters.valgrind --worker (request on stdin)
+    if sys.argv[1:] == ["--worker"]:
+        raise SystemExit(serve(_run_workload))
+    print("usage: python -m perfmodel.counters.valgrind --worker  (the request comes on stdin, "
+          "perfmodel.workerproto)", file=sys.stderr)
     raise SystemExit(2)

@@ -272,16 +272,20 @@ def empty_records() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=d) for c, d in COLUMNS.items()})
 
 
+def _holds_numbers(s: pd.Series, target: str, *, skipna: bool, inferred: tuple[str, ...]) -> bool:
+    """Whether ``s`` is a candidate for conversion to ``target``: not already of that dtype, not bool, and of
+    an integer or float dtype, or an object column whose values pandas infers (``skipna``) as one of
+    ``inferred``."""
+    if s.dtype == np.dtype(target) or pd.api.types.is_bool_dtype(s.dtype):
+        return False
+    if isinstance(s.dtype, np.dtype) and s.dtype.kind == "O":
+        return pd.api.types.infer_dtype(s, skipna=skipna) in inferred
+    return pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_float_dtype(s.dtype)
+
+
 def _as_int64(s: pd.Series) -> pd.Series | None:
     """``s`` as int64 when that loses nothing (integral, finite, in range), else None."""
-    if s.dtype == np.dtype("int64") or pd.api.types.is_bool_dtype(s.dtype):
-        return None
-    kind = s.dtype.kind if isinstance(s.dtype, np.dtype) else None
-    if kind == "O":
-        inferred = pd.api.types.infer_dtype(s, skipna=False)
-        if inferred not in ("integer", "floating", "mixed-integer-float"):
-            return None
-    elif not (pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_float_dtype(s.dtype)):
+    if not _holds_numbers(s, "int64", skipna=False, inferred=("integer", "floating", "mixed-integer-float")):
         return None
     try:
         vals = s.to_numpy(dtype=float)
@@ -295,14 +299,8 @@ def _as_int64(s: pd.Series) -> pd.Series | None:
 
 def _as_float64(s: pd.Series) -> pd.Series | None:
     """``s`` as float64 when it holds numbers (ints, floats, NaN/None in an object column), else None."""
-    if s.dtype == np.dtype("float64") or pd.api.types.is_bool_dtype(s.dtype):
-        return None
-    kind = s.dtype.kind if isinstance(s.dtype, np.dtype) else None
-    if kind == "O":
-        inferred = pd.api.types.infer_dtype(s, skipna=True)
-        if inferred not in ("integer", "floating", "mixed-integer-float", "empty"):
-            return None
-    elif not (pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_float_dtype(s.dtype)):
+    if not _holds_numbers(s, "float64", skipna=True,
+                          inferred=("integer", "floating", "mixed-integer-float", "empty")):
         return None
     try:
         vals = s.to_numpy(dtype=float, na_value=np.nan)

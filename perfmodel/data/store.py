@@ -1035,7 +1035,7 @@ def merge(
     metadata["merged_from"] = [{"path": n, "metadata": m, "campaign": c} for n, m, c, _, _ in sources]
     if problems:
         metadata["incompatible"] = problems
-    from .calibration import calibrations_of_info
+    from .calibration_records import calibrations_of_info
 
     cals = [c for _, _, _, src, _ in sources if isinstance(src, Dataset) for c in calibrations_of_info(src.info)]
 

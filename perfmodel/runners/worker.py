@@ -2,9 +2,8 @@
 
 Why: TensorFlow fixes its thread pools once per process and OpenCV's thread count is process-wide, and
 one framework's threads, allocator and caches should not disturb the next measurement (pyperf likewise
-runs benchmarks in worker processes). The parent sends a JSON request on stdin; the worker writes a JSON
-reply to the file named in the request (stdout / stderr are left to the libraries' chatter):
-``{"ok": true, "result": ...}`` or ``{"ok": false, "error": message}`` for a :class:`PerfmodelError`.
+runs benchmarks in worker processes). It speaks the worker protocol of :mod:`perfmodel.workerproto` (request on
+stdin, reply in the call's folder, library chatter on stdout / stderr to the run's log).
 
 Actions: ``time`` (load + :func:`~perfmodel.runners.timing.time_runner`) and ``scores`` (load,
 pre-process one image, infer; returns the scores, the input tensor's checksum and the runner details).
@@ -13,20 +12,15 @@ pre-process one image, infer; returns the scores, the input tensor's checksum an
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from perfmodel.errors import PerfmodelError
+from perfmodel.workerproto import WorkerCrashed, WorkerError, WorkerFailed, WorkerTimeout, run_worker, serve
 
-
-class WorkerError(PerfmodelError):
-    """A worker process failed without a user-facing error (crash, killed, timeout)."""
+__all__ = ["WorkerError", "scores_isolated", "tensor_digest", "time_isolated"]
 
 
 def _request(action: str, framework: str, network: str | None, threads: int, model_path: Any,
@@ -37,28 +31,19 @@ def _request(action: str, framework: str, network: str | None, threads: int, mod
 
 
 def _call(request: dict[str, Any], timeout_s: float | None) -> Any:
+    label = f"{request['framework']} {request['network']} threads={request['threads']}"
     with tempfile.TemporaryDirectory(prefix="perfmodel-worker-") as tmp:
-        reply_path = Path(tmp) / "reply.json"
-        request = {**request, "reply": str(reply_path)}
-        env = dict(os.environ)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        # the worker must import this same perfmodel, installed or not
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-        label = f"{request['framework']} {request['network']} threads={request['threads']}"
         try:
-            proc = subprocess.run([sys.executable, "-m", "perfmodel.runners.worker"], input=json.dumps(request),
-                                  capture_output=True, text=True, env=env, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise WorkerError(f"{label}: worker did not finish within {timeout_s:g} s") from None
-        if reply_path.exists():
-            reply = json.loads(reply_path.read_text("utf-8"))
-            if reply.get("ok"):
-                return reply["result"]
-            raise PerfmodelError(reply.get("error", "unknown error"))
-        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        raise WorkerError(f"{label}: worker process exited with code {proc.returncode} and no result; "
-                          f"its last output:\n{tail}")
+            return run_worker([sys.executable, "-m", "perfmodel.runners.worker"], request, workdir=tmp,
+                              label=label, timeout_s=timeout_s).result
+        except WorkerTimeout as exc:
+            raise exc.reworded(f"{label}: worker did not finish within {timeout_s:g} s") from None
+        except WorkerCrashed as exc:
+            tail = "\n".join(exc.output[-15:])
+            raise exc.reworded(f"{label}: worker process exited with code {exc.exit_code} and no result; "
+                               f"its last output:\n{tail}") from None
+        except WorkerFailed as exc:  # a user error is the worker's message alone
+            raise (exc.reworded(exc.error) if exc.user else exc) from None
 
 
 def time_isolated(framework: str, network: str | None, threads: int, images: Sequence[str | Path], *,
@@ -117,14 +102,7 @@ def _serve(request: dict[str, Any]) -> Any:
 
 
 def main() -> int:
-    request = json.loads(sys.stdin.read())
-    reply_path = Path(request["reply"])
-    try:
-        reply = {"ok": True, "result": _serve(request)}
-    except PerfmodelError as exc:
-        reply = {"ok": False, "error": str(exc)}
-    reply_path.write_text(json.dumps(reply), "utf-8")
-    return 0
+    return serve(_serve)
 
 
 if __name__ == "__main__":

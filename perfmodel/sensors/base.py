@@ -69,6 +69,11 @@ def read_text(path: Path) -> tuple[str | None, str | None]:
         return None, f"{path} missing"
     except OSError as exc:  # EIO, EACCES, ENODATA (a sensor that cannot be read right now), ...
         return None, f"{path}: {exc.strerror or exc}"
+    return _decoded(data, path)
+
+
+def _decoded(data: bytes, path: Path) -> tuple[str | None, str | None]:
+    """The text of a sysfs file's bytes (trailing NULs dropped), or ``(None, reason)``."""
     try:
         return data.decode("utf-8", errors="strict").rstrip("\x00"), None
     except UnicodeDecodeError:
@@ -77,7 +82,11 @@ def read_text(path: Path) -> tuple[str | None, str | None]:
 
 def read_int(path: Path) -> tuple[int | None, str | None]:
     """A sysfs integer file as ``(value, None)`` or ``(None, reason)``."""
-    text, reason = read_text(path)
+    return _int_of(path, *read_text(path))
+
+
+def _int_of(path: Path, text: str | None, reason: str | None) -> tuple[int | None, str | None]:
+    """:func:`parse_int` of a file's ``text``, or ``(None, reason)`` naming the file."""
     if text is None:
         return None, reason
     value, reason = parse_int(text)
@@ -177,6 +186,29 @@ class SensorSource:
         return f"{type(self).__name__}({self.name!r})"
 
 
+class VcgencmdSource(SensorSource):
+    """One reading parsed from the output of a ``vcgencmd`` command (Raspberry Pi firmware). Subclasses set
+    ``argv``, ``parse`` (output text -> ``(value, None)`` or ``(None, reason)``) and one ``metrics`` pair;
+    ``runner`` is injectable for tests."""
+
+    argv: tuple[str, ...] = ()
+    parse: Callable[[str], tuple[float | None, str | None]]
+
+    def __init__(self, runner: CommandRunner | None = None):
+        self.runner = runner or run_command
+
+    def read(self) -> list[Reading]:
+        try:
+            out = self.runner(list(self.argv))
+        except Exception as exc:  # noqa: BLE001 - any failure of the command is a missing reading
+            return self.missing(f"vcgencmd failed: {exc}")
+        value, reason = self.parse(out)
+        if value is None:
+            return self.missing(reason or "unparsable")
+        metric, unit = self.metrics[0]
+        return [Reading(metric, float(value), unit, self.name, "real")]
+
+
 @dataclass
 class SourceInfo:
     """One sensor source found (or looked for) by :func:`perfmodel.sensors.discover`."""
@@ -230,19 +262,10 @@ class SysfsFile:
         except OSError as exc:  # EIO / ENODATA: sensor not readable right now
             self.close()
             return None, f"{self.path}: {exc.strerror or exc}"
-        try:
-            return data.decode("utf-8", errors="strict").rstrip("\x00"), None
-        except UnicodeDecodeError:
-            return None, f"{self.path}: not text"
+        return _decoded(data, self.path)
 
     def read_int(self) -> tuple[int | None, str | None]:
-        text, reason = self.read_text()
-        if text is None:
-            return None, reason
-        value, reason = parse_int(text)
-        if value is None:
-            return None, f"{self.path}: {reason}"
-        return value, None
+        return _int_of(self.path, *self.read_text())
 
     def close(self) -> None:
         if self._fd is not None:

@@ -22,15 +22,14 @@ from typing import Any
 from perfmodel.readings import Reading
 
 from .base import (
-    CommandRunner,
     SensorSource,
     SysfsFile,
+    VcgencmdSource,
     natural_key,
     parse_vcgencmd_clock,
     parse_vcgencmd_throttled,
     read_int,
     read_str,
-    run_command,
     sysfs_path,
 )
 
@@ -174,26 +173,15 @@ class CpufreqSource(SensorSource):
             p.file.close()
 
 
-class VcgencmdClockSource(SensorSource):
+class VcgencmdClockSource(VcgencmdSource):
     """``vcgencmd measure_clock arm`` (Raspberry Pi firmware)."""
 
     kind = "frequency"
     name = "vcgencmd measure_clock arm"
     location = "vcgencmd measure_clock arm"
     metrics = (("freq_mhz", UNIT),)
-
-    def __init__(self, runner: CommandRunner | None = None):
-        self.runner = runner or run_command
-
-    def read(self) -> list[Reading]:
-        try:
-            out = self.runner(["vcgencmd", "measure_clock", "arm"])
-        except Exception as exc:  # noqa: BLE001 - any failure of the command is a missing reading
-            return self.missing(f"vcgencmd failed: {exc}")
-        value, reason = parse_vcgencmd_clock(out)
-        if value is None:
-            return self.missing(reason or "unparsable")
-        return [Reading("freq_mhz", value, UNIT, self.name, "real")]
+    argv = ("vcgencmd", "measure_clock", "arm")
+    parse = staticmethod(parse_vcgencmd_clock)
 
 
 def _cpuinfo_has_mhz(root: str | Path) -> bool:
@@ -233,26 +221,15 @@ class PsutilFreqSource(SensorSource):
         return [Reading("freq_mhz", float(cur), UNIT, self.name, "software")]
 
 
-class VcgencmdThrottleSource(SensorSource):
+class VcgencmdThrottleSource(VcgencmdSource):
     """``vcgencmd get_throttled``: the firmware's throttling bit mask (``throttled`` metric, unit ``flags``)."""
 
     kind = "throttle"
     name = "vcgencmd get_throttled"
     location = "vcgencmd get_throttled"
     metrics = (("throttled", "flags"),)
-
-    def __init__(self, runner: CommandRunner | None = None):
-        self.runner = runner or run_command
-
-    def read(self) -> list[Reading]:
-        try:
-            out = self.runner(["vcgencmd", "get_throttled"])
-        except Exception as exc:  # noqa: BLE001
-            return self.missing(f"vcgencmd failed: {exc}")
-        value, reason = parse_vcgencmd_throttled(out)
-        if value is None:
-            return self.missing(reason or "unparsable")
-        return [Reading("throttled", float(value), "flags", self.name, "real")]
+    argv = ("vcgencmd", "get_throttled")
+    parse = staticmethod(parse_vcgencmd_throttled)
 
 
 _HEX_RE = re.compile(r"(?:0x)?([0-9a-fA-F]{1,16})")

@@ -13,13 +13,12 @@ from pathlib import Path
 from perfmodel.readings import Reading
 
 from .base import (
-    CommandRunner,
     SensorSource,
     SysfsFile,
+    VcgencmdSource,
     natural_key,
     parse_vcgencmd_temp,
     read_str,
-    run_command,
     sysfs_path,
 )
 
@@ -88,26 +87,15 @@ class HwmonTempSource(SensorSource):
             f.close()
 
 
-class VcgencmdTempSource(SensorSource):
+class VcgencmdTempSource(VcgencmdSource):
     """``vcgencmd measure_temp`` (Raspberry Pi). ``runner`` is injectable for tests."""
 
     kind = "temperature"
     name = "vcgencmd measure_temp"
     location = "vcgencmd measure_temp"
     metrics = (("temperature_c", UNIT),)
-
-    def __init__(self, runner: CommandRunner | None = None):
-        self.runner = runner or run_command
-
-    def read(self) -> list[Reading]:
-        try:
-            out = self.runner(["vcgencmd", "measure_temp"])
-        except Exception as exc:  # noqa: BLE001 - any failure of the command is a missing reading
-            return self.missing(f"vcgencmd failed: {exc}")
-        value, reason = parse_vcgencmd_temp(out)
-        if value is None:
-            return self.missing(reason or "unparsable")
-        return [Reading("temperature_c", value, UNIT, self.name, "real")]
+    argv = ("vcgencmd", "measure_temp")
+    parse = staticmethod(parse_vcgencmd_temp)
 
 
 def thermal_zones(root: str | Path = "/") -> list[Path]:
