@@ -355,7 +355,7 @@ def matching_counts_source(model, candidates: Sequence[Path]) -> Path | None:
     the model records none)."""
     from perfmodel.model.prepare import counts_geometry
 
-    want = (model.metadata or {}).get("simulated_geometry")
+    want = model.preparation.simulated_geometry
     for c in candidates:
         if not want:
             return c
@@ -372,7 +372,7 @@ def check_excluded(model, df) -> None:
     from perfmodel.model import IncompatibleSampleError
     from perfmodel.model.features import _key_str
 
-    rules = ((model.metadata or {}).get("excluded") or {}).get("rules") or []
+    rules = model.preparation.excluded.rules if model.preparation.excluded else []
     for rule in rules:
         col, _, value = str(rule).partition("=")
         if col in df.columns and (_key_str(df[col]) == value).any():
@@ -702,7 +702,7 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
     from perfmodel.model.prepare import needs_stream_time, prepare_for_model
 
     now_gflops = now_bandwidth = None
-    if needs_stream_time(model.features) or (model.metadata or {}).get("gemm_gflops"):
+    if needs_stream_time(model.features) or model.preparation.gemm_gflops:
         from perfmodel.collect.calibrate import safe_calibration
         from perfmodel.data import gemm_speed, stream_bandwidth
 
@@ -1143,7 +1143,7 @@ def register(app: typer.Typer) -> None:
             images = 10
         _check_provenance(provenance)
         if sensor_lag is None:
-            sensor_lag = int((model.metadata or {}).get("sensor_lag", 0) or 0)
+            sensor_lag = model.preparation.sensor_lag or 0
         counts_note = None
         given = [x for x in (dataset, csv, None if command else framework or network, command) if x]
         if len(given) != 1:
@@ -1160,7 +1160,7 @@ def register(app: typer.Typer) -> None:
         if (mapping is not None or cores is not None) and not dataset:
             raise PerfmodelError("--map / --cores apply to --dataset (a power file: armpm:PATH, csv:PATH)")
         if dataset and mapping is None and dataset.startswith("csv:"):
-            mapping = (model.metadata or {}).get("map")
+            mapping = model.preparation.map
         if dataset:
             df = load_counted(dataset, counts_from=counts_from, table=table, sensor_lag=sensor_lag,
                               simulated_from=[simulated_from] if simulated_from is not None else (),

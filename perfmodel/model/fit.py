@@ -32,7 +32,7 @@ from .features import (
     column_provenance, base_columns, parse_feature, power_selection_terms, target_vector, throughput_terms,
     _key_str,
 )
-from .modelfile import ModelFile, active_ranges, training_hash
+from .modelfile import ModelFile, Preparation, active_ranges, training_hash
 from .selection import stepwise_select
 
 #: CLI CV scheme -> group column (None: shuffled k-fold)
@@ -413,6 +413,7 @@ def fit_model(
     baselines: bool = True,
     statistics: bool = True,
     metadata: Mapping[str, Any] | None = None,
+    preparation: Preparation | None = None,
     random_state: int = 0,
 ) -> ModelFile:
     """Fit ``target`` on a wide table and return a :class:`ModelFile` with its CV scores.
@@ -427,6 +428,8 @@ def fit_model(
         (``lono``, ``lofo``, ``lowo``, ``lobo``); None or ``kfold``: shuffled ``n_splits``-fold.
     always : terms stepwise selection always keeps (default: from :func:`default_candidates`).
     provenance : provenance of columns ``df.attrs`` does not describe (e.g. ``"real"`` for a CSV).
+    metadata : free metadata kept in the file (data set, board, ...).
+    preparation : what the caller did to ``df`` that a prediction must replay (:class:`Preparation`).
     """
     check_choice("model kind", kind, MODEL_KINDS)
     check_choice("selection", select, ("stepwise", "fixed"))
@@ -512,6 +515,12 @@ def fit_model(
                 "target_range": [float(y.min()), float(y.max())],
                 "groups": sorted(map(str, pd.unique(df[group]))) if group else None,
                 "source": (df.attrs or {}).get("source")}
+    prep, meta = Preparation.from_legacy(metadata)  # preparation keys given as metadata: the typed section
+    if preparation is not None:
+        if not prep.is_empty():
+            raise PerfmodelError(f"fit_model: preparation given twice (metadata keys {', '.join(prep.to_json())} "
+                                 "and preparation=)")
+        prep = preparation
     known = [feats[i] for i in (fitted.get_params().get("known") or ())]
     if known:  # times already (fc_stream_ms): coefficient 1, not fitted
         training["fixed_coefficients"] = {f: 1.0 for f in known}
@@ -520,7 +529,7 @@ def fit_model(
         provenance={f: v for f, v in prov.items()},  # type: ignore[misc]
         column_provenance={c: v for c, v in cprov.items()},  # type: ignore[misc]
         levels=_levels(df, feats), training=training, cv=cv, selection=selection, statistics=stats,
-        metadata=dict(metadata or {}),
+        metadata=meta, preparation=prep,
     )
 
 
