@@ -230,3 +230,47 @@ def test_preparation_is_checked_in_memory_too(tmp_path):
     assert json.dumps(prep.to_json())
     with pytest.raises(ValidationError, match="is not a field of this section|Extra inputs"):
         ModelFile(**{**vars(load_model(THROUGHPUT)), "preparation": {"gemm_gflop": {"1": 1.0}}})
+
+
+# -- fit records it, typed -------------------------------------------------------------------------
+
+
+def test_fit_model_records_the_typed_preparation_and_refuses_it_as_free_metadata(tmp_path):
+    from perfmodel.errors import PerfmodelError
+    from perfmodel.model import fit_model
+    from perfmodel.model.synthetic import synthetic_power_table
+
+    power = synthetic_power_table(seed=4)
+    feats = ["voltage_v", "instructions_per_s*voltage_v^2"]
+    with pytest.raises(PerfmodelError, match="sensor_lag belong.s. in preparation=Preparation"):
+        fit_model(power, "power_w", feats, kind="linear", groups="lowo", select="fixed", baselines=False,
+                  metadata={"board": "b", "sensor_lag": 1})
+    prep = Preparation(sensor_lag=1)
+    m = fit_model(power, "power_w", feats, kind="linear", groups="lowo", select="fixed", baselines=False,
+                  metadata={"board": "b"}, preparation=prep)
+    prep.sensor_lag = 2  # the model keeps its own copy
+    assert m.preparation == Preparation(sensor_lag=1) and m.metadata == {"board": "b"}
+    d = json.loads(save_model(m, tmp_path / "m.json").read_text())
+    assert d["schema_version"] == 4 and d["preparation"] == {"sensor_lag": 1} and d["metadata"] == {"board": "b"}
+
+
+def test_fit_command_writes_the_preparation_section(tmp_path):
+    """perfmodel fit: what predict replays goes to the typed section, the description stays in metadata."""
+    from typer.testing import CliRunner
+
+    from perfmodel.cli.app import app
+    from perfmodel.data import write_dataset
+    from perfmodel.model.synthetic import synthetic_throughput_records
+
+    recs = synthetic_throughput_records(networks=("squeezenet1_1", "mobilenet_v2", "googlenet", "resnet50"),
+                                        frameworks=("litert", "onnxruntime"), threads=(1, 2), seed=2)
+    write_dataset(tmp_path / "ds", recs, {"board": "test"})
+    out = tmp_path / "m.json"
+    r = CliRunner().invoke(app, ["fit", str(tmp_path / "ds"), "-t", "throughput_fps", "--kind", "loglinear",
+                                 "--cv", "lono", "--terms", "throughput", "--exclude", "framework=litert",
+                                 "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    d = json.loads(out.read_text())
+    assert d["schema_version"] == 4
+    assert d["preparation"] == {"terms": "throughput", "excluded": {"rules": ["framework=litert"], "rows": 8}}
+    assert not set(d["metadata"]) & set(PREPARATION_KEYS) and d["metadata"]["dataset"] == str(tmp_path / "ds")

@@ -866,44 +866,44 @@ def register(app: typer.Typer) -> None:
                           sensor_lag=sensor_lag, mapping=mapping, cores=cores)
         force_auto = _is_auto(features)
         feats = None if force_auto else _parse_features(features)
-        meta: dict[str, Any] = {"dataset": dataset, "simulated_from": [str(p) for p in simulated_from or []] or None,
-                                "sensor_lag": sensor_lag if dataset.startswith(_IMPORT_PREFIXES) or mapping else None}
+        from perfmodel.model.schema import Excluded, Preparation
+
+        meta: dict[str, Any] = {"dataset": dataset, "simulated_from": [str(p) for p in simulated_from or []] or None}
+        prep = Preparation(sensor_lag=sensor_lag if dataset.startswith(_IMPORT_PREFIXES) or mapping else None)
         if df.attrs.get("import_report"):  # a power file: the board / cluster and the events it recorded
             meta.update({"board": df.attrs.get("board"), "cluster": df.attrs.get("cluster"),
                          "events": list(df.attrs.get("events") or [])})
             if mapping:
-                meta["map"] = mapping
+                prep.map = mapping
         if counts_from is not None:
             meta["counts_from"] = str(counts_from)
         from perfmodel.model.prepare import counts_geometry
 
         geometry = counts_geometry([counts_from] if counts_from is not None else [dataset, *(simulated_from or [])])
         if geometry:
-            meta["simulated_geometry"] = geometry
+            prep.simulated_geometry = geometry
         if exclude:
             df, removed = exclude_rows(df, exclude)
-            meta["excluded"] = {"rules": list(exclude), "rows": removed}
+            prep.excluded = Excluded(rules=list(exclude), rows=removed)
         if terms:
             df, named = named_terms(df, terms)
             feats = named + [f for f in (feats or []) if f not in named]
-            meta["terms"] = terms
+            prep.terms = terms
         from perfmodel.model.prepare import (needs_l2_overflow, needs_stream_time, training_speed,
                                              with_l2_overflow, with_stream_time)
 
         if needs_stream_time(feats):
             df, bw, source = with_stream_time(df, dataset)
-            meta["stream_bandwidth_gbps"] = {str(k): v for k, v in (bw or {}).items()} or None
-            meta["stream_bandwidth_source"] = source
+            prep.stream_bandwidth_gbps, prep.stream_bandwidth_source = bw or None, source
         if l2_kib is not None and not needs_l2_overflow(feats):
             raise PerfmodelError("--l2-kib is for the conv_over_l2_mb term (--terms throughput-l2); these features "
                                  "do not use it")
         if needs_l2_overflow(feats):
             df, l2, source = with_l2_overflow(df, dataset, explicit_kib=l2_kib)
-            meta["l2_bytes"], meta["l2_bytes_source"] = l2, source
+            prep.l2_bytes, prep.l2_bytes_source = l2, source
         if kind == "overhead-linear":  # its costs are of the training hour's speed: kept to rescale them later
             speed, source = training_speed(dataset)
-            meta["gemm_gflops"] = {str(k): v for k, v in speed.items()} or None
-            meta["gemm_gflops_source"] = source
+            prep.gemm_gflops, prep.gemm_gflops_source = speed or None, source
         notes = warn_code_paths(df)
         if notes:  # kept with the model
             meta["code_path_differences"] = notes
@@ -928,7 +928,8 @@ def register(app: typer.Typer) -> None:
                 meta["dropped_rows"] = dropped
         with Console(stderr=True).status(f"fitting {kind} model of {target} ({sel} selection, {cv} CV)"):
             model = fit_model(df, target, feats, kind=kind, groups=cv, select=sel, max_features=max_features,
-                              vif_cap=vif_cap, n_splits=folds, n_jobs=jobs, provenance=provenance, metadata=meta)
+                              vif_cap=vif_cap, n_splits=folds, n_jobs=jobs, provenance=provenance, metadata=meta,
+                              preparation=prep)
         save_model(model, output)
         summary = {"model": str(output), "target": target, "kind": kind, "features": model.features,
                    **({"term_set": meta["power_terms"]} if power_terms is not None else {}),
@@ -1073,9 +1074,9 @@ def register(app: typer.Typer) -> None:
         alpha: float = typer.Option(0.05, "--alpha", help="1 - confidence of the prediction interval."),
         table: str = typer.Option("auto", "--table", help="Wide table of a data set: auto, cell, image, sample."),
         sensor_lag: int = typer.Option(None, "--sensor-lag", help="armpm: sensor lag in samples (default: the "
-                                       "lag the model was trained with, metadata sensor_lag, else 0)."),
+                                       "lag the model was trained with, preparation.sensor_lag, else 0)."),
         mapping: str = typer.Option(None, "--map", help=_MAP_HELP + " With --dataset; default for csv:PATH: the "
-                                    "mapping the model was fitted with (metadata map)."),
+                                    "mapping the model was fitted with (preparation.map)."),
         cores: int = typer.Option(None, "--cores", help=_CORES_HELP + " With --dataset."),
         json_out: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
         timeout: float = typer.Option(600.0, "--timeout", help="With -- CMD: seconds each run of the command may "
@@ -1083,7 +1084,7 @@ def register(app: typer.Typer) -> None:
                                       "are ended and the prediction refused, saying so."),
         counts_from: Path = typer.Option(None, "--counts-from", help="With --dataset: use this data set's valgrind "
                                          "cells instead of the data set's own (counts simulated with the "
-                                         "model's cache geometry, metadata.simulated_geometry)."),
+                                         "model's cache geometry, preparation.simulated_geometry)."),
     ) -> None:
         """Predict the model's target, with a prediction interval, for every row of a data set or CSV, for
         a quick sample (--framework/--network) or for a command (-- CMD...). The sample must have the

@@ -285,7 +285,9 @@ def register(app: typer.Typer) -> None:
             # latency = read + pre-process overhead + inference, the inference time an additive CPI stack
             # (work x (framework, threads) + L2-d refills where counted); plain log-linear where the table
             # lacks the read / pre-process times
-            fit_meta = {"work": work, "work_source": work_note, "made_by": "perfmodel pipeline"}
+            from perfmodel.model.schema import Preparation
+
+            fit_meta, prep = {"work": work, "work_source": work_note, "made_by": "perfmodel pipeline"}, Preparation()
             if set(OVERHEAD_COLUMNS) <= set(train.columns):
                 kind, terms = "overhead-linear", additive_throughput_terms(train, work=work)
                 # + L1-d refills at one cost per thread count where counted (trained/'s throughput-stream-l1d)
@@ -300,20 +302,19 @@ def register(app: typer.Typer) -> None:
                 cals = dataset_calibrations(cal_src)
                 bw = stream_bandwidth(cals)
                 speed = gemm_speed(cals)  # to price counts at the speed of later data
-                fit_meta.update(gemm_gflops={str(k): v for k, v in speed.items()} or None,
-                                gemm_gflops_source=f"the calibrations of {cal_src}")
+                prep.gemm_gflops, prep.gemm_gflops_source = speed or None, f"the calibrations of {cal_src}"
                 need = {int(t) for t in train["threads"].unique()}
                 if bw and need <= set(bw):
                     train, terms = attach_stream_time(train, bw), terms + ["fc_stream_ms"]
-                    fit_meta.update(stream_bandwidth_gbps={str(k): v for k, v in bw.items()},
-                                    stream_bandwidth_source=f"the calibrations of {cal_src}")
+                    prep.stream_bandwidth_gbps = bw
+                    prep.stream_bandwidth_source = f"the calibrations of {cal_src}"
                 else:
                     con.print(f"[yellow]no FC weight-streaming term: {cal_src} has no calibration for threads "
                               f"{sorted(need - set(bw))}")
             else:
                 kind, terms = "loglinear", throughput_terms(train, work=work)
             model = fit_model(train, "throughput_fps", terms, kind=kind, groups="network", select="fixed",
-                              metadata=fit_meta)
+                              metadata=fit_meta, preparation=prep)
         except PerfmodelError as exc:
             con.print(f"[yellow]throughput model not fitted: {exc}")
         if model is not None:

@@ -33,6 +33,7 @@ from .features import (
     _key_str,
 )
 from .modelfile import ModelFile, Preparation, active_ranges, training_hash
+from .schema import PREPARATION_KEYS
 from .selection import stepwise_select
 
 #: CLI CV scheme -> group column (None: shuffled k-fold)
@@ -433,6 +434,12 @@ def fit_model(
     """
     check_choice("model kind", kind, MODEL_KINDS)
     check_choice("selection", select, ("stepwise", "fixed"))
+    misplaced = [k for k in PREPARATION_KEYS if k in (metadata or {})]
+    if misplaced:  # what a prediction replays is typed and checked, never a free metadata key
+        raise PerfmodelError(f"fit_model: {', '.join(misplaced)} belong(s) in preparation=Preparation(...), "
+                             "not in metadata")
+    if preparation is not None and not isinstance(preparation, Preparation):
+        raise PerfmodelError(f"fit_model: preparation must be a Preparation, got {type(preparation).__name__}")
     if isinstance(max_features, bool) or not isinstance(max_features, (int, np.integer)) or max_features < 1:
         raise PerfmodelError(f"max_features must be a whole number >= 1, got {max_features!r}")
     if not (isinstance(vif_cap, (int, float)) and np.isfinite(vif_cap) and vif_cap >= 1):
@@ -515,12 +522,6 @@ def fit_model(
                 "target_range": [float(y.min()), float(y.max())],
                 "groups": sorted(map(str, pd.unique(df[group]))) if group else None,
                 "source": (df.attrs or {}).get("source")}
-    prep, meta = Preparation.from_legacy(metadata)  # preparation keys given as metadata: the typed section
-    if preparation is not None:
-        if not prep.is_empty():
-            raise PerfmodelError(f"fit_model: preparation given twice (metadata keys {', '.join(prep.to_json())} "
-                                 "and preparation=)")
-        prep = preparation
     known = [feats[i] for i in (fitted.get_params().get("known") or ())]
     if known:  # times already (fc_stream_ms): coefficient 1, not fitted
         training["fixed_coefficients"] = {f: 1.0 for f in known}
@@ -529,7 +530,8 @@ def fit_model(
         provenance={f: v for f, v in prov.items()},  # type: ignore[misc]
         column_provenance={c: v for c, v in cprov.items()},  # type: ignore[misc]
         levels=_levels(df, feats), training=training, cv=cv, selection=selection, statistics=stats,
-        metadata=meta, preparation=prep,
+        metadata=dict(metadata or {}),
+        preparation=preparation.model_copy(deep=True) if preparation is not None else Preparation(),
     )
 
 

@@ -291,13 +291,6 @@ class Preparation(BaseModel):
         """The file's ``preparation`` section (fields that are not set left out)."""
         return self.model_dump(mode="json", exclude_none=True)
 
-    @classmethod
-    def from_legacy(cls, metadata: dict | None) -> tuple["Preparation", dict]:
-        """``(Preparation, the rest)`` of a metadata dict that holds preparation keys (files before schema 4)."""
-        meta = dict(metadata or {})
-        taken = {k: meta.pop(k) for k in PREPARATION_KEYS if k in meta}
-        return cls.model_validate(taken), meta
-
 
 PREPARATION_KEYS = tuple(Preparation.model_fields)
 
