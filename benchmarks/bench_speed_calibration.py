@@ -59,7 +59,9 @@ def main(argv=None) -> int:
     model = load_model(args.model)
     groups = (model.training or {}).get("groups")  # the CV groups: the networks of a LONO-fitted model
     trained_on = set(map(str, groups)) if isinstance(groups, list) else set()
-    out = {"model": str(args.model), "training_gemm_gflops": model.preparation.to_json().get("gemm_gflops"), "datasets": []}
+    gemm = model.preparation.gemm_gflops
+    out = {"model": str(args.model), "training_gemm_gflops": None if gemm is None else {str(t): v for t, v in gemm.items()},
+           "datasets": []}
     for ds in args.datasets:
         sources = [args.counts_from] if args.counts_from is not None else [ds, *args.simulated_from]
         try:

@@ -8,7 +8,10 @@
 * the speed calibration of an additive time model: counts priced at the GEMM speed of the data predicted
   (:func:`with_speed_calibration`).
 
-:func:`prepare_for_model` applies what a model's features need and says where each figure came from.
+:func:`prepare_for_model` applies what a model's features need and says where each figure came from. What
+``perfmodel fit`` did to its data is the model's typed ``preparation``
+(:class:`perfmodel.model.schema.Preparation`: its calibrations, L2 size, cache geometry, ...): read here as
+attributes, never as free metadata keys.
 """
 
 from __future__ import annotations
