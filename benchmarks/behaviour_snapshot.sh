@@ -56,11 +56,11 @@ model_json "$WORK/pw.json" fit-power-model
 run evaluate-power pm evaluate "armpm:$PARSEC" --target power_w --cv lowo --sensor-lag 1
 run evaluate-power-auto pm evaluate "armpm:$PARSEC" --target power_w --cv lowo --sensor-lag 1 --features auto
 run predict-validation pm predict --model trained/throughput_reference.json --dataset datasets/validation-networks \
-    --simulated-from datasets/simulated-l2-2mib
+    --counts-from datasets/simulated-l2-2mib
 run predict-validation-json pm predict --model trained/throughput_reference.json \
-    --dataset datasets/validation-networks --simulated-from datasets/simulated-l2-2mib --json
+    --dataset datasets/validation-networks --counts-from datasets/simulated-l2-2mib --json
 run predict-reference-csv pm predict --model "$WORK/tp.json" --dataset datasets/reference \
-    --simulated-from datasets/simulated-l2-2mib --json
+    --counts-from datasets/simulated-l2-2mib --json
 run predict-power pm predict --model trained/power_armpm_xu3_a15.json --sensor-lag 1 --dataset "armpm:$PARSEC"
 run predict-refused pm predict --model trained/throughput_reference.json --dataset datasets/reference
 run select pm select datasets/reference --min-fps 20 --min-top1 0.6 --objective throughput
@@ -87,6 +87,6 @@ run bad-dataset pm fit /nonexistent --target throughput_fps -o "$WORK/x.json"
 run bench-power "$PY" benchmarks/bench_power_model.py --quick
 run bench-throughput "$PY" benchmarks/bench_throughput_model.py datasets/reference
 run bench-quick-sample "$PY" benchmarks/bench_quick_sample.py --model trained/throughput_reference.json \
-    --trace datasets/traces-2min
+    $(for t in datasets/traces-2min/*/; do printf -- '--trace %s ' "${t%/}"; done)
 run bench-model-speed-TIMED "$PY" benchmarks/bench_model_speed.py
 echo "snapshot in $OUT" >&2

@@ -36,7 +36,8 @@ def throughput_row(ref: Path, trained: Path, jobs: int) -> dict:
     keep = df["throughput_fps"].notna() & df["instructions_per_image"].notna()
     attrs, df = df.attrs, df[keep].reset_index(drop=True)
     df.attrs = attrs
-    from perfmodel.cli.model import named_terms, with_speed_calibration
+    from perfmodel.model.prepare import with_speed_calibration
+    from perfmodel.workflows.fit import named_terms
 
     bw = stream_bandwidth(dataset_calibrations(ref))
     t = time.perf_counter()
