@@ -43,7 +43,7 @@ def throughput_row(ref: Path, trained: Path, jobs: int) -> dict:
     t = time.perf_counter()
     train = attach_stream_time(df, bw)
     m = load_model(trained)
-    train, terms = named_terms(train, (m.metadata or {}).get("terms") or "throughput-stream")
+    train, terms = named_terms(train, m.preparation.terms or "throughput-stream")
     fit_model(train, "throughput_fps", terms, kind="overhead-linear", groups="lono", select="fixed", n_jobs=jobs)
     t_fit = time.perf_counter() - t
     t = time.perf_counter()
@@ -52,7 +52,7 @@ def throughput_row(ref: Path, trained: Path, jobs: int) -> dict:
     one = df.iloc[[0]].copy()
     one.attrs = df.attrs
     times = []
-    gemm = (m.metadata or {}).get("gemm_gflops") or {}  # the speed rescaling runs too (ratio 1 here)
+    gemm = m.preparation.gemm_gflops or {}  # the speed rescaling runs too (ratio 1 here)
     for _ in range(200):
         t = time.perf_counter()
         frame, _ = with_speed_calibration(attach_stream_time(one, bw), m, now_gflops=gemm)

@@ -294,9 +294,12 @@ def main(argv=None) -> int:
     if args.save:
         feats = power_features(df)
         nested_lin = next((r["mape"] for r in rows if r["model"] == "linear, stepwise nested in outer folds"), None)
+        from perfmodel.model.schema import Preparation
+
         model = fit_model(df, TARGET, feats, kind="linear", groups="lowo", select="fixed",
+                          preparation=Preparation(sensor_lag=1),
                           metadata={"dataset": f"armpm:{args.data.name}", "board": "odroid-xu3-a15",
-                                    "sensor_lag": 1, "usage": "perfmodel predict --sensor-lag 1 (power of "
+                                    "usage": "perfmodel predict --sensor-lag 1 (power of "
                                     "sample t+1 follows the counters of sample t)",
                                     "selection": "a-priori Powmon set (power_features), no selection: the "
                                     "leave-one-workload-out CV figures are honest",

@@ -59,7 +59,9 @@ def main(argv=None) -> int:
     model = load_model(args.model)
     groups = (model.training or {}).get("groups")  # the CV groups: the networks of a LONO-fitted model
     trained_on = set(map(str, groups)) if isinstance(groups, list) else set()
-    out = {"model": str(args.model), "training_gemm_gflops": (model.metadata or {}).get("gemm_gflops"), "datasets": []}
+    gemm = model.preparation.gemm_gflops
+    out = {"model": str(args.model), "training_gemm_gflops": None if gemm is None else {str(t): v for t, v in gemm.items()},
+           "datasets": []}
     for ds in args.datasets:
         sources = [args.counts_from] if args.counts_from is not None else [ds, *args.simulated_from]
         try:
@@ -68,7 +70,7 @@ def main(argv=None) -> int:
             ap.error(str(exc))
         df = load_counted(ds, counts_from=args.counts_from, simulated_from=args.simulated_from)
         if needs_stream_time(model.features):
-            df, _, _ = with_stream_time(df, ds, (model.metadata or {}).get("stream_bandwidth_gbps"))
+            df, _, _ = with_stream_time(df, ds, model.preparation.stream_bandwidth_gbps)
         ok = pd.to_numeric(df["throughput_fps"], errors="coerce").notna() & \
             pd.to_numeric(df["instructions_per_image"], errors="coerce").notna()
         df = df[ok].reset_index(drop=True)

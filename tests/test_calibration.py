@@ -142,8 +142,8 @@ def test_cli_calibrate_attach_and_fit_stream_terms(tmp_path):
     r = runner.invoke(app, fit + ["--json"])
     assert r.exit_code == 0, r.output
     m = load_model(tmp_path / "m.json")
-    assert m.features[-1] == "fc_stream_ms" and m.metadata["terms"] == "throughput-stream"
-    assert m.metadata["stream_bandwidth_gbps"] == {k: pytest.approx(v) for k, v in cal["stream_gbps"].items()}
+    assert m.features[-1] == "fc_stream_ms" and m.preparation.terms == "throughput-stream"
+    assert m.preparation.stream_bandwidth_gbps == {int(k): pytest.approx(v) for k, v in cal["stream_gbps"].items()}
     assert m.params.coef[-1] / m.params.scaler_scale[-1] == 1.0
     assert m.training["fixed_coefficients"] == {"fc_stream_ms": 1.0}
     # a known time beyond its training range is not an extrapolation of the fit; a fitted feature is
@@ -338,11 +338,11 @@ def test_cli_fit_and_predict_with_the_l2_term(tmp_path):
     assert r.exit_code == 0, r.output
     m = load_model(tmp_path / "m.json")
     assert m.features[-2:] == ["conv_over_l2_mb*threads=1", "conv_over_l2_mb*threads=2"]
-    assert m.metadata["l2_bytes"] == 1 << 21 and "recorded by the data set" in m.metadata["l2_bytes_source"]
+    assert m.preparation.l2_bytes == 1 << 21 and "recorded by the data set" in m.preparation.l2_bytes_source
     # --l2-kib wins over the record; the column changes with it (1 KiB: every conv layer counts)
     r = runner.invoke(app, fit[:-3] + ["-o", str(tmp_path / "m1.json"), "--l2-kib", "1", "--json"])
     assert r.exit_code == 0, r.output
-    assert load_model(tmp_path / "m1.json").metadata["l2_bytes"] == 1024.0
+    assert load_model(tmp_path / "m1.json").preparation.l2_bytes == 1024.0
     # predicting uses the model's L2 size; a data set timed with another L2 gets a warning
     r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m.json"), "--dataset", str(tmp_path / "ds"), "--json"])
     assert r.exit_code == 0, r.output
@@ -396,7 +396,7 @@ def test_cli_predict_prices_counts_at_the_speed_of_the_data(tmp_path):
                             "--cv", "lono", "--terms", "throughput-stream", "-o", str(tmp_path / "m.json"), "--json"])
     assert r.exit_code == 0, r.output
     m = load_model(tmp_path / "m.json")
-    assert m.metadata["gemm_gflops"] == {"1": 100.0, "2": 180.0}
+    assert m.preparation.gemm_gflops == {1: 100.0, 2: 180.0}
 
     def predict(name):
         r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m.json"), "--dataset", str(tmp_path / name),

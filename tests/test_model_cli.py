@@ -276,7 +276,7 @@ def test_fit_exclude_rows_and_refuse_unseen_framework(tp_setup, tmp_path, monkey
                             "--terms", "throughput", "--exclude", "framework=litert", "-o", str(out)])
     assert r.exit_code == 0, r.output
     m = load_model(out)
-    assert m.metadata["excluded"] == {"rules": ["framework=litert"], "rows": 8}
+    assert m.preparation.to_json()["excluded"] == {"rules": ["framework=litert"], "rows": 8}
     assert m.training["n"] == 8 and not any("litert" in f for f in m.features)
     monkeypatch.setattr(quick, "quick_sample", _fake_sampler([], recs))
     r = runner.invoke(app, ["predict", "--model", str(out), "--framework", "litert", "--network", "googlenet",
@@ -439,13 +439,14 @@ def test_with_speed_calibration_reasons_and_warning(tp_setup, tmp_path):
 
     from perfmodel.model.prepare import with_speed_calibration
     from perfmodel.model import load_model
+    from perfmodel.model.schema import Preparation
 
     d, _, loglinear = tp_setup
     df = pd.DataFrame({"framework": ["litert"], "network": ["resnet50"], "threads": [1],
                        "instructions_per_image": [1e9], "l2d_refills_per_image": [1e6]})
     m = load_model(loglinear)
     assert "not an additive time model" in with_speed_calibration(df, m)[1]["reason"]
-    m.kind, m.metadata = "overhead-linear", {"gemm_gflops": {"1": 100.0}}
+    m.kind, m.preparation = "overhead-linear", Preparation(gemm_gflops={"1": 100.0})
     m.features = ["instructions_per_image*framework=litert*threads=1", "l2d_refills_per_image"]
     out, info = with_speed_calibration(df, m, now_gflops={"1": 25.0})
     assert info["ratio"] == {1: 4.0} and "another machine" in info["warning"]

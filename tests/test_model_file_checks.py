@@ -132,12 +132,21 @@ def test_schema_1_power_file_fields_are_checked_too(tmp_path):
 
 @pytest.mark.parametrize("path", [THROUGHPUT, POWER], ids=["throughput", "power"])
 def test_shipped_files_load_and_write_back_identically(path):
-    """The checks accept the shipped files as they are, and change nothing in them."""
+    """The checks accept the shipped files as they are, and change nothing in them but the layout: the
+    preparation keys their metadata holds (files before schema 4) move to the typed ``preparation``."""
+    from perfmodel.model.schema import PREPARATION_KEYS
+
     d = json.loads(path.read_text())
+    assert d["schema_version"] < 4 and "preparation" not in d  # the shipped files are of the older layout
     back = load_model(path).to_dict()
-    # a schema 1 file is written back as the current schema (hence a new checksum); nothing else moves
-    skip = ("schema_version", "checksum")
+    # written back as the current schema (hence a new checksum); nothing else moves
+    skip = ("schema_version", "checksum", "metadata", "preparation")
     assert {k: v for k, v in back.items() if k not in skip} == {k: v for k, v in d.items() if k not in skip}
+    moved = {k: v for k, v in d["metadata"].items() if k in PREPARATION_KEYS}
+    assert moved and back["schema_version"] == 4
+    assert back["metadata"] == {k: v for k, v in d["metadata"].items() if k not in moved}
+    assert back["preparation"] == {k: v for k, v in moved.items() if v is not None}
+    assert ModelFile.from_dict(back).to_dict() == back  # the new layout writes back identically
 
 
 def test_bad_field_is_a_one_line_cli_error(tmp_path, capsys):

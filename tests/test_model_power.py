@@ -171,7 +171,8 @@ def test_trained_power_model_applies_to_armpm():
     from perfmodel.model import load_model
 
     model = load_model(MODEL)
-    df = load_armpm(DATA, sensor_lag=int(model.metadata.get("sensor_lag", 0)))
+    assert model.preparation.sensor_lag == 1  # the lag it was trained with (metadata of this schema 1 file)
+    df = load_armpm(DATA, sensor_lag=model.preparation.sensor_lag)
     assert model.features == power_features(df)
     pred = model.predict_frame(df)
     assert len(pred) == len(df) and np.isfinite(pred["pred"]).all()

@@ -61,10 +61,11 @@ def test_pipeline_small_campaign_end_to_end(tmp_path: Path, squeezenet_exports):
         from perfmodel.data import dataset_calibrations
         from perfmodel.model import load_model
 
-        meta = load_model(summary["model"]).metadata
+        prep = load_model(summary["model"]).preparation
         if dataset_calibrations(ref):  # the reference's timing cells are priced with the reference's bandwidth
             assert "fc_stream_ms" in load_model(summary["model"]).features
-            assert str(ref) in meta["stream_bandwidth_source"]
+            assert str(ref) in prep.stream_bandwidth_source and prep.stream_bandwidth_gbps
+            assert prep.gemm_gflops_source == f"the calibrations of {ref}"
         # per framework: a framework whose release differs from the reference's (e.g. OpenCV 5.1 outside the
         # lock) loses only its own counts, named with both versions; the others are fitted and checked
         used = set(summary["counts_frameworks"])

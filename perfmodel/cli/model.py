@@ -298,9 +298,9 @@ def predict_cmd(
     alpha: float = typer.Option(0.05, "--alpha", help="1 - confidence of the prediction interval."),
     table: str = typer.Option("auto", "--table", help="Wide table of a data set: auto, cell, image, sample."),
     sensor_lag: int = typer.Option(None, "--sensor-lag", help="armpm: sensor lag in samples (default: the "
-                                   "lag the model was trained with, metadata sensor_lag, else 0)."),
+                                   "lag the model was trained with, preparation.sensor_lag, else 0)."),
     mapping: str = typer.Option(None, "--map", help=MAP_HELP + " With --dataset; default for csv:PATH: the "
-                                "mapping the model was fitted with (metadata map)."),
+                                "mapping the model was fitted with (preparation.map)."),
     cores: int = typer.Option(None, "--cores", help=CORES_HELP + " With --dataset."),
     json_out: bool = json_option("Print the predictions as JSON."),
     timeout: float = typer.Option(600.0, "--timeout", help="With -- CMD: seconds each run of the command may "
@@ -308,7 +308,7 @@ def predict_cmd(
                                   "are ended and the prediction refused, saying so."),
     counts_from: Path = typer.Option(None, "--counts-from", help="With --dataset: use this data set's valgrind "
                                      "cells instead of the data set's own (counts simulated with the "
-                                     "model's cache geometry, metadata.simulated_geometry)."),
+                                     "model's cache geometry, preparation.simulated_geometry)."),
 ) -> None:
     """Predict the model's target, with a prediction interval, for every row of a data set or CSV, for
     a quick sample (--framework/--network) or for a command (-- CMD...). The sample must have the

@@ -32,7 +32,8 @@ from .features import (
     column_provenance, base_columns, parse_feature, power_selection_terms, target_vector, throughput_terms,
     _key_str,
 )
-from .modelfile import ModelFile, active_ranges, training_hash
+from .modelfile import ModelFile, Preparation, active_ranges, training_hash
+from .schema import PREPARATION_KEYS
 from .selection import stepwise_select
 
 #: CLI CV scheme -> group column (None: shuffled k-fold)
@@ -413,6 +414,7 @@ def fit_model(
     baselines: bool = True,
     statistics: bool = True,
     metadata: Mapping[str, Any] | None = None,
+    preparation: Preparation | None = None,
     random_state: int = 0,
 ) -> ModelFile:
     """Fit ``target`` on a wide table and return a :class:`ModelFile` with its CV scores.
@@ -427,9 +429,17 @@ def fit_model(
         (``lono``, ``lofo``, ``lowo``, ``lobo``); None or ``kfold``: shuffled ``n_splits``-fold.
     always : terms stepwise selection always keeps (default: from :func:`default_candidates`).
     provenance : provenance of columns ``df.attrs`` does not describe (e.g. ``"real"`` for a CSV).
+    metadata : free metadata kept in the file (data set, board, ...).
+    preparation : what the caller did to ``df`` that a prediction must replay (:class:`Preparation`).
     """
     check_choice("model kind", kind, MODEL_KINDS)
     check_choice("selection", select, ("stepwise", "fixed"))
+    misplaced = [k for k in PREPARATION_KEYS if k in (metadata or {})]
+    if misplaced:  # what a prediction replays is typed and checked, never a free metadata key
+        raise PerfmodelError(f"fit_model: {', '.join(misplaced)} belong(s) in preparation=Preparation(...), "
+                             "not in metadata")
+    if preparation is not None and not isinstance(preparation, Preparation):
+        raise PerfmodelError(f"fit_model: preparation must be a Preparation, got {type(preparation).__name__}")
     if isinstance(max_features, bool) or not isinstance(max_features, (int, np.integer)) or max_features < 1:
         raise PerfmodelError(f"max_features must be a whole number >= 1, got {max_features!r}")
     if not (isinstance(vif_cap, (int, float)) and np.isfinite(vif_cap) and vif_cap >= 1):
@@ -521,6 +531,7 @@ def fit_model(
         column_provenance={c: v for c, v in cprov.items()},  # type: ignore[misc]
         levels=_levels(df, feats), training=training, cv=cv, selection=selection, statistics=stats,
         metadata=dict(metadata or {}),
+        preparation=preparation.model_copy(deep=True) if preparation is not None else Preparation(),
     )
 
 

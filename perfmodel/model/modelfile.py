@@ -1,8 +1,9 @@
 """Model files: a fitted linear model as plain JSON, loaded without unpickling or executing anything.
 
-Layout (``format: "perfmodel-model"``, ``schema_version: 1``)::
+Layout (``format: "perfmodel-model"``, ``schema_version`` 1-4; declared once in :mod:`.schema`, published as
+``docs/model-file.schema.json``)::
 
-    target, kind                 "power_w", "linear" | "loglinear" | "loglog" | "ridge"
+    target, kind                 "power_w", "linear" | "loglinear" | "loglog" | "ridge" | "overhead-*"
     features                     feature names (see perfmodel.model.features: products, log(), col=value)
     provenance                   feature -> provenances of the columns behind it (real/simulated/software/key)
     column_provenance            base column -> provenances (what prediction checks)
@@ -18,17 +19,18 @@ Layout (``format: "perfmodel-model"``, ``schema_version: 1``)::
                                  (``ranges``) and over the rows where each term is on (``active_ranges``,
                                  what the out-of-range warning checks; files before it have ``ranges`` only)
     cv, selection, statistics    cross-validation scores, selection history, statsmodels table
+    preparation                  what fit did to its data that a prediction replays (:class:`.schema.
+                                 Preparation`: calibrations, L2 size, cache geometry, exclusions, sensor
+                                 lag, ...); files before schema 4 kept these keys in metadata
     metadata, versions           free metadata, library versions
     checksum                     sha256 of the canonical JSON of everything above
 
 Floats are stored as ``float.hex`` strings, so a save / load round trip is bit-exact. Loading checks the
 format, version and checksum and raises :class:`ModelFileError` for a corrupt or edited file. A checksum
-proves integrity only, so loading also checks the type and value of every field the tool uses (a known
-``kind`` whose transforms fit it, ``n_features`` an integer, finite parameters, ``sigma2`` / ``dof_resid`` /
-``alpha`` >= 0, provenance as lists of strings over exactly the features and their columns, objects where
-objects belong, the metadata the commands read: ``sensor_lag``, ``stream_bandwidth_gbps``, ``gemm_gflops``,
-``l2_bytes``, ``excluded``) and names the field it refuses; :func:`save_model` never writes a file that
-would not load back.
+proves integrity only, so loading also validates every field against :class:`.schema.ModelDocument` (types,
+finite parameters, ``sigma2`` / ``dof_resid`` / ``alpha`` >= 0, a known ``kind`` whose transforms fit it,
+array shapes, provenance over exactly the features and their columns, the preparation's calibrations) and
+names the field it refuses; :func:`save_model` never writes a file that would not load back.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ import json
 import math
 import os
 import platform
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,11 +50,11 @@ import pandas as pd
 
 from perfmodel.errors import InputFileError, PerfmodelError
 
-from .estimators import LinearParams
-from .features import FeatureError, base_columns, column_provenance, feature_frame, parse_feature
+from pydantic import ValidationError
 
-FORMAT = "perfmodel-model"
-SCHEMA_VERSION = 3  # 2: transforms.rate (the overhead-* kinds); 3: transforms.log_columns; older files still load
+from .estimators import LinearParams
+from .features import FeatureError, column_provenance, feature_frame, parse_feature
+from .schema import FORMAT, PREPARATION_KEYS, SCHEMA_VERSION, ModelDocument, Preparation, error_text
 
 
 class ModelFileError(InputFileError):
@@ -144,6 +145,12 @@ class ModelFile:
     statistics: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=_versions)
+    #: what fit did to its data that a prediction replays (calibrations, L2 size, cache geometry, ...)
+    preparation: Preparation = field(default_factory=Preparation)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.preparation, Preparation):  # a dict: checked like the file's section
+            self.preparation = Preparation.model_validate(dict(self.preparation or {}))
 
     # ---- compatibility and prediction ----
 
@@ -300,10 +307,12 @@ class ModelFile:
     def to_dict(self) -> dict[str, Any]:
         p = self.params
         k = len(self.features)
+        prep = self.preparation.to_json()
         body = {
             "format": FORMAT,
-            # the oldest version that reads the file right: 3 only where some features stay linear in a log model
-            "schema_version": 3 if p.log_features and not p.logged().all() else 2,
+            # the oldest version that reads the file right: 4 with a preparation (an older reader would not
+            # replay it), 3 only where some features stay linear in a log model
+            "schema_version": 4 if prep else 3 if p.log_features and not p.logged().all() else 2,
             "target": self.target,
             "kind": self.kind,
             "features": list(self.features),
@@ -332,6 +341,7 @@ class ModelFile:
             "cv": _plain(self.cv),
             "selection": _plain(self.selection),
             "statistics": _plain(self.statistics),
+            "preparation": prep,
             "metadata": _plain(self.metadata),
             "versions": dict(self.versions),
         }
@@ -363,302 +373,60 @@ class ModelFile:
                                  "(refit the model instead of editing it)")
         # a checksum proves integrity only: a hand-made file with a valid checksum is checked field by field
         try:
-            return _parse_body(cls, d, version, _Check(where))
+            doc = ModelDocument.model_validate(d)
+        except ValidationError as exc:
+            raise ModelFileError(f"{where}: {error_text(exc)}") from None
+        try:
+            return cls._from_document(doc, d, where)
         except ModelFileError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, FeatureError) as exc:  # a check missed above
             raise ModelFileError(f"{where}: malformed model file ({type(exc).__name__}: {exc})") from None
 
-
-# -- reading a model file: every field the tool uses is checked for type and value ------------------
-
-
-class _Check:
-    """Raise :class:`ModelFileError` naming the file and the field (``params.sigma2``, ``metadata``, ...)."""
-
-    def __init__(self, where: str):
-        self.where = where
-
-    def fail(self, name: str, msg: str) -> None:
-        raise ModelFileError(f"{self.where}: field {name!r} {msg}")
-
-    def get(self, d: Mapping, key: str, name: str) -> Any:
-        if key not in d:
-            self.fail(name, "is missing")
-        return d[key]
-
-    def obj(self, v: Any, name: str, *, none_ok: bool = False) -> dict:
-        """A JSON object (``None`` -> ``{}`` when ``none_ok``: an optional section)."""
-        if v is None and none_ok:
-            return {}
-        if not isinstance(v, dict):
-            self.fail(name, f"must be an object, got {_type(v)}")
-        return v
-
-    def text(self, v: Any, name: str) -> str:
-        if not isinstance(v, str) or not v:
-            self.fail(name, f"must be a non-empty string, got {_type(v)}")
-        return v
-
-    def texts(self, v: Any, name: str, *, empty_ok: bool = True) -> list[str]:
-        """A list of non-empty strings (a string is not taken for a list of its characters)."""
-        if not isinstance(v, list):
-            self.fail(name, f"must be a list of strings, got {_type(v)}")
-        if not v and not empty_ok:
-            self.fail(name, "must not be empty")
-        for i, x in enumerate(v):
-            if not isinstance(x, str) or not x:
-                self.fail(name, f"must be a list of non-empty strings, item {i} is {_type(x)}")
-        return list(v)
-
-    def number(self, v: Any, name: str, *, minimum: float | None = None, positive: bool = False) -> float:
-        """A finite JSON number (not a bool, not a string), optionally ``>= minimum`` or ``> 0``."""
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            self.fail(name, f"must be a number, got {_type(v)}")
-        x = float(v)
-        self._range(x, name, minimum, positive)
-        return x
-
-    def hexfloat(self, v: Any, name: str, *, minimum: float | None = None, positive: bool = False) -> float:
-        """A float stored as ``float.hex`` text, finite, optionally ``>= minimum`` or ``> 0``."""
-        if not isinstance(v, str):
-            self.fail(name, f"must be a float.hex string, got {_type(v)}")
-        try:
-            x = float.fromhex(v)
-        except (ValueError, OverflowError):
-            self.fail(name, f"is not a float.hex string: {v[:40]!r}")
-        self._range(x, name, minimum, positive)
-        return x
-
-    def _range(self, x: float, name: str, minimum: float | None, positive: bool) -> None:
-        if not math.isfinite(x):
-            self.fail(name, f"must be finite, got {x}")
-        if positive and not x > 0:
-            self.fail(name, f"must be > 0, got {x:g}")
-        if minimum is not None and not x >= minimum:
-            self.fail(name, f"must be >= {minimum:g}, got {x:g}")
-
-    def hexarray(self, v: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """An array of ``float.hex`` strings of ``shape``, every value finite."""
-        if not isinstance(v, list):
-            self.fail(name, f"must be a list, got {_type(v)}")
-        try:
-            out = np.array(v, dtype=object)
-        except ValueError:
-            self.fail(name, "is not a regular array")
-        if out.shape != shape:
-            self.fail(name, f"has shape {out.shape}, expected {shape}")
-        flat = [self.hexfloat(x, name) for x in out.reshape(-1)]
-        return np.array(flat, dtype="float64").reshape(shape)
-
-    def flag(self, v: Any, name: str) -> bool:
-        if not isinstance(v, bool):
-            self.fail(name, f"must be true or false, got {_type(v)}")
-        return v
-
-    def threads_map(self, v: Any, name: str) -> dict | None:
-        """``null`` or ``{threads: a finite number > 0}`` (a calibration: GB/s, GFLOP/s)."""
-        if v is None:
-            return None
-        for k, x in self.obj(v, name).items():
-            if not re.fullmatch(r"[1-9][0-9]*", k):
-                self.fail(f"{name}.{k}", "is not a thread count (a whole number >= 1)")
-            self.number(x, f"{name}.{k}", positive=True)
-        return v
-
-    def same_keys(self, v: Mapping, want: Sequence[str], name: str, what: str) -> None:
-        """``v`` has a key for each of ``want`` and no other."""
-        missing, extra = [x for x in want if x not in v], [x for x in v if x not in want]
-        if missing or extra:
-            self.fail(name, f"must list exactly the model's {what}: "
-                      + "; ".join(([f"missing {', '.join(missing)}"] if missing else [])
-                                  + ([f"unknown {', '.join(extra)}"] if extra else [])))
-
-    def ranges(self, v: Any, name: str, features: Sequence[str]) -> dict:
-        """feature -> ``[lo, hi]``, finite numbers with ``lo <= hi``; ``null`` values mean no range."""
-        v = self.obj(v, name, none_ok=True)
-        for f, r in v.items():
-            if f not in features:
-                self.fail(f"{name}.{f}", "is not one of the model's features")
-            if r is None:
-                continue
-            if not isinstance(r, list) or len(r) != 2:
-                self.fail(f"{name}.{f}", f"must be [lo, hi], got {_type(r)}")
-            lo, hi = (self.number(x, f"{name}.{f}") for x in r)
-            if lo > hi:
-                self.fail(f"{name}.{f}", f"has lo {lo:g} > hi {hi:g}")
-        return v
+    @classmethod
+    def _from_document(cls, doc: ModelDocument, d: dict, where: str) -> "ModelFile":
+        """The model of a validated file; free sections (training, cv, metadata, ...) as the file has them."""
+        features, tr, par = list(doc.features), doc.transforms, doc.params
+        rate = tr.rate
+        params = LinearParams(
+            coef=np.array(par.coef, dtype="float64"), intercept=par.intercept,
+            scaler_mean=np.array(par.scaler_mean, dtype="float64"),
+            scaler_scale=np.array(par.scaler_scale, dtype="float64"), sigma2=par.sigma2,
+            cov_unscaled=np.array(par.cov_unscaled, dtype="float64").reshape(len(features) + 1, len(features) + 1),
+            dof_resid=par.dof_resid, log_features=tr.log_features, log_target=tr.log_target, alpha=par.alpha,
+            rate_scale=rate.scale if rate is not None else 0.0, overhead=rate.overhead if rate is not None else 0.0,
+            rate_time=rate.time if rate is not None else "log",
+            log_mask=(np.array([f in tr.log_columns for f in features], dtype=bool)
+                      if "log_columns" in tr.model_fields_set else None),
+        )
+        metadata = dict(d.get("metadata") or {})
+        if doc.schema_version < 4:  # the preparation keys of an older file move to the typed section
+            metadata = {k: v for k, v in metadata.items() if k not in PREPARATION_KEYS}
+        model = cls(
+            target=doc.target, kind=doc.kind, features=features, params=params,
+            provenance={f: list(v) for f, v in doc.provenance.items()},
+            column_provenance={c: list(v) for c, v in doc.column_provenance.items()},
+            levels={c: list(v) for c, v in doc.levels.items()}, training=d.get("training") or {},
+            cv=d.get("cv") or {}, selection=d.get("selection") or {}, statistics=d.get("statistics") or {},
+            metadata=metadata, preparation=doc.read_preparation(), versions=d.get("versions") or {},
+        )
+        if "coefficients" in d:  # the copy a reader trusts must say what the parameters predict with
+            _check_coefficients(where, d["coefficients"], model)
+        return model
 
 
-def _type(v: Any) -> str:
-    """``str 'abc'``, ``list``, ``null``: what a field holds, for an error message."""
-    if v is None:
-        return "null"
-    if isinstance(v, (str, int, float)) and not isinstance(v, bool):
-        text = repr(v)
-        return f"{type(v).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
-    return {dict: "an object", list: "a list", bool: f"{str(v).lower()} (a bool)"}.get(type(v), type(v).__name__)
+# -- reading a model file: the schema checks every field (perfmodel.model.schema) --------------------
 
 
-#: model kind -> (log_target, log_features or None for either, rate time or None for no rate)
-_KIND_TRANSFORMS: dict[str, tuple[bool, bool | None, str | None]] = {
-    "linear": (False, False, None),
-    "loglinear": (True, False, None),
-    "loglog": (True, True, None),
-    "ridge": (False, None, None),
-    "overhead-loglinear": (False, False, "log"),
-    "overhead-linear": (False, False, "linear"),
-}
-
-
-def _parse_body(cls: type, d: dict, version: int, ck: _Check) -> "ModelFile":
-    from .estimators import MODEL_KINDS
-
-    target = ck.text(ck.get(d, "target", "target"), "target")
-    kind = ck.text(ck.get(d, "kind", "kind"), "kind")
-    if kind not in MODEL_KINDS or kind not in _KIND_TRANSFORMS:
-        ck.fail("kind", f"is {kind!r}, not a model kind (known: {', '.join(MODEL_KINDS)})")
-    features = ck.texts(ck.get(d, "features", "features"), "features", empty_ok=False)
-    if len(set(features)) != len(features):
-        ck.fail("features", "has duplicates")
-    for f in features:
-        try:
-            parse_feature(f)
-        except FeatureError as exc:
-            ck.fail("features", f"holds an invalid feature ({exc})")
-    k = len(features)
-    bases = base_columns(features)
-    eq_columns = {fac.column for f in features for fac in parse_feature(f) if fac.op == "eq"}
-
-    # transforms and parameters
-    tr = ck.obj(ck.get(d, "transforms", "transforms"), "transforms")
-    log_target = ck.flag(ck.get(tr, "log_target", "transforms.log_target"), "transforms.log_target")
-    log_features = ck.flag(ck.get(tr, "log_features", "transforms.log_features"), "transforms.log_features")
-    rate = ck.obj(tr.get("rate"), "transforms.rate", none_ok=True)
-    if rate and version < 2:
-        ck.fail("transforms.rate", f"needs schema_version >= 2, the file says {version}")
-    want_lt, want_lf, want_rate = _KIND_TRANSFORMS[kind]
-    if log_target != want_lt or (want_lf is not None and log_features != want_lf):
-        ck.fail("transforms", f"(log_target {log_target}, log_features {log_features}) does not fit model kind {kind}")
-    log_mask = None
-    if "log_columns" in tr:
-        if not log_features:
-            ck.fail("transforms.log_columns", "is set, but the model does not log its features")
-        logged = ck.texts(tr["log_columns"], "transforms.log_columns")
-        unknown = [c for c in logged if c not in features]
-        if unknown or len(set(logged)) != len(logged):
-            ck.fail("transforms.log_columns", f"must list distinct features of the model, got {', '.join(logged)}")
-        log_mask = np.array([f in logged for f in features], dtype=bool)
-        if not log_mask.all() and version < 3:  # an older reader would log every feature
-            ck.fail("transforms.log_columns", f"keeps features linear, which needs schema_version >= 3, the file "
-                    f"says {version}")
-    rate_time = "log"
-    if rate:
-        rate_time = ck.get(rate, "time", "transforms.rate.time") if "time" in rate else "log"
-        if rate_time not in ("log", "linear"):
-            ck.fail("transforms.rate.time", f"must be 'log' or 'linear', got {_type(rate_time)}")
-    if (want_rate is None) != (not rate) or (rate and rate_time != want_rate):
-        ck.fail("transforms.rate", f"({'time ' + rate_time if rate else 'none'}) does not fit model kind {kind}")
-    par = ck.obj(ck.get(d, "params", "params"), "params")
-    n_feat = ck.get(par, "n_features", "params.n_features")
-    if isinstance(n_feat, bool) or not isinstance(n_feat, int):
-        ck.fail("params.n_features", f"must be an integer, got {_type(n_feat)}")
-    if n_feat != k:
-        ck.fail("params.n_features", f"is {n_feat}, but the file lists {k} features")
-
-    def hexa(key: str, shape: tuple[int, ...]) -> np.ndarray:
-        return ck.hexarray(ck.get(par, key, f"params.{key}"), f"params.{key}", shape)
-
-    def hexf(key: str, **kw) -> float:
-        return ck.hexfloat(ck.get(par, key, f"params.{key}"), f"params.{key}", **kw)
-
-    params = LinearParams(
-        coef=hexa("coef", (k,)), intercept=hexf("intercept"), scaler_mean=hexa("scaler_mean", (k,)),
-        scaler_scale=hexa("scaler_scale", (k,)), sigma2=hexf("sigma2", minimum=0.0),
-        cov_unscaled=hexa("cov_unscaled", (k + 1, k + 1)), dof_resid=hexf("dof_resid", minimum=0.0),
-        log_features=log_features, log_target=log_target, alpha=hexf("alpha", minimum=0.0),
-        rate_scale=(ck.hexfloat(ck.get(rate, "scale", "transforms.rate.scale"), "transforms.rate.scale",
-                                positive=True) if rate else 0.0),
-        overhead=(ck.hexfloat(ck.get(rate, "overhead", "transforms.rate.overhead"), "transforms.rate.overhead",
-                              minimum=0.0) if rate else 0.0),
-        rate_time=rate_time, log_mask=log_mask,
-    )
-    if not (params.scaler_scale > 0).all():
-        ck.fail("params.scaler_scale", "must be > 0 everywhere (it divides the features)")
-    cov = params.cov_unscaled
-    if (np.diag(cov) < 0).any() or not np.allclose(cov, cov.T, rtol=1e-9, atol=1e-12 * float(np.abs(cov).max() or 1)):
-        ck.fail("params.cov_unscaled", "is not a covariance (symmetric, diagonal >= 0)")
-    if kind == "overhead-linear" and ((params.coef < 0).any() or params.intercept != 0 or params.scaler_mean.any()):
-        ck.fail("params", "of an overhead-linear model must have costs (coef) >= 0, intercept 0 and scaler_mean 0 "
-                          "(an additive time of counts)")
-
-    # provenance and levels
-    prov = ck.obj(ck.get(d, "provenance", "provenance"), "provenance")
-    provenance = {f: ck.texts(v, f"provenance.{f}") for f, v in prov.items()}
-    ck.same_keys(provenance, features, "provenance", "features")
-    cprov = ck.obj(ck.get(d, "column_provenance", "column_provenance"), "column_provenance")
-    column_prov = {c: ck.texts(v, f"column_provenance.{c}") for c, v in cprov.items()}
-    ck.same_keys(column_prov, bases, "column_provenance", "columns the features use")
-    lev = ck.obj(d.get("levels"), "levels", none_ok=True)
-    if not set(lev) <= eq_columns:
-        ck.fail("levels", f"names column(s) {', '.join(sorted(set(lev) - eq_columns))} no feature compares")
-    levels = {c: ck.texts(v, f"levels.{c}") for c, v in lev.items()}
-
-    # sections the tool reads: training (ranges, known times), metadata (calibrations, lag, exclusions)
-    training = ck.obj(d.get("training"), "training", none_ok=True)
-    ck.ranges(training.get("ranges"), "training.ranges", features)
-    ck.ranges(training.get("active_ranges"), "training.active_ranges", features)
-    fixed = ck.obj(training.get("fixed_coefficients"), "training.fixed_coefficients", none_ok=True)
-    for f, c in fixed.items():
-        if f not in features:
-            ck.fail(f"training.fixed_coefficients.{f}", "is not one of the model's features")
-        ck.number(c, f"training.fixed_coefficients.{f}")
-    meta = ck.obj(d.get("metadata"), "metadata", none_ok=True)
-    for key in ("stream_bandwidth_gbps", "gemm_gflops"):
-        ck.threads_map(meta.get(key), f"metadata.{key}")
-    lag = meta.get("sensor_lag")
-    if lag is not None and (isinstance(lag, bool) or not isinstance(lag, int) or lag < 0):
-        ck.fail("metadata.sensor_lag", f"must be null or a whole number >= 0, got {_type(lag)}")
-    if meta.get("l2_bytes") is not None:
-        ck.number(meta["l2_bytes"], "metadata.l2_bytes", positive=True)
-    geometry = ck.obj(meta.get("simulated_geometry"), "metadata.simulated_geometry", none_ok=True)
-    for level, spec in geometry.items():  # valgrind's caches: {"D1": "size,assoc,line", ...}
-        ck.text(spec, f"metadata.simulated_geometry.{level}")
-    excluded = ck.obj(meta.get("excluded"), "metadata.excluded", none_ok=True)
-    if excluded.get("rules") is not None:
-        for rule in ck.texts(excluded["rules"], "metadata.excluded.rules"):
-            if "=" not in rule:
-                ck.fail("metadata.excluded.rules", f"holds {rule!r}, not column=value")
-    cv = ck.obj(d.get("cv"), "cv", none_ok=True)
-    if "scheme" in cv and cv["scheme"] is not None:
-        ck.text(cv["scheme"], "cv.scheme")
-    if "results" in cv:
-        res = cv["results"]
-        if not isinstance(res, list) or not all(isinstance(r, dict) for r in res):
-            ck.fail("cv.results", f"must be a list of objects, got {_type(res)}")
-    versions = ck.obj(d.get("versions"), "versions", none_ok=True)
-    for name, v in versions.items():
-        if not isinstance(v, str):
-            ck.fail(f"versions.{name}", f"must be a string, got {_type(v)}")
-    model = cls(
-        target=target, kind=kind, features=features, params=params, provenance=provenance,
-        column_provenance=column_prov, levels=levels, training=training, cv=cv,
-        selection=ck.obj(d.get("selection"), "selection", none_ok=True),
-        statistics=ck.obj(d.get("statistics"), "statistics", none_ok=True), metadata=meta, versions=versions,
-    )
-    if "coefficients" in d:  # the copy a reader trusts must say what the parameters predict with
-        _check_coefficients(ck, d["coefficients"], model)
-    return model
-
-
-def _check_coefficients(ck: _Check, v: Any, model: "ModelFile") -> None:
+def _check_coefficients(where: str, v: list, model: "ModelFile") -> None:
     """The readable ``coefficients`` section equals the one the hex parameters give (terms and values)."""
+    def fail(msg: str) -> None:
+        raise ModelFileError(f"{where}: field 'coefficients' {msg}")
+
     want = model.coefficients()
-    if not isinstance(v, list) or not all(isinstance(r, dict) for r in v):
-        ck.fail("coefficients", f"must be a list of {{term, coef}} objects, got {_type(v)}")
     terms = [r.get("term") for r in v]
     if terms != list(want["term"]):
-        ck.fail("coefficients", f"lists terms {terms}, but the parameters are of {list(want['term'])}")
+        fail(f"lists terms {terms}, but the parameters are of {list(want['term'])}")
     ref = want["coef"].to_numpy(dtype="float64")
     tol = 1e-12 * float(np.nanmax(np.abs(ref))) if np.isfinite(ref).any() else 0.0
     for r, w in zip(v, ref):
@@ -667,8 +435,8 @@ def _check_coefficients(ck: _Check, v: Any, model: "ModelFile") -> None:
             continue
         if isinstance(got, bool) or not isinstance(got, (int, float)) or not math.isclose(
                 float(got), float(w), rel_tol=1e-9, abs_tol=tol):
-            ck.fail("coefficients", f"says {r.get('term')} = {got!r}, but the parameters (params) give {w!r}: "
-                    "the readable copy disagrees with what the model predicts with (an edited file; refit it)")
+            fail(f"says {r.get('term')} = {got!r}, but the parameters (params) give {w!r}: "
+                 "the readable copy disagrees with what the model predicts with (an edited file; refit it)")
 
 
 def _measured(prov: Sequence[str]) -> list[str]:
@@ -792,5 +560,5 @@ def load_model(path: str | os.PathLike) -> ModelFile:
     return ModelFile.from_dict(d, where=f"model file {path}")
 
 
-__all__ = ["FORMAT", "SCHEMA_VERSION", "ModelFile", "ModelFileError", "IncompatibleSampleError", "save_model",
+__all__ = ["FORMAT", "SCHEMA_VERSION", "ModelFile", "ModelFileError", "IncompatibleSampleError", "Preparation", "save_model",
            "load_model", "training_hash", "active_ranges"]

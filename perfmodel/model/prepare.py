@@ -8,7 +8,10 @@
 * the speed calibration of an additive time model: counts priced at the GEMM speed of the data predicted
   (:func:`with_speed_calibration`).
 
-:func:`prepare_for_model` applies what a model's features need and says where each figure came from.
+:func:`prepare_for_model` applies what a model's features need and says where each figure came from. What
+``perfmodel fit`` did to its data is the model's typed ``preparation``
+(:class:`perfmodel.model.schema.Preparation`: its calibrations, L2 size, cache geometry, ...): read here as
+attributes, never as free metadata keys.
 """
 
 from __future__ import annotations
@@ -36,16 +39,16 @@ def with_l2_overflow(df, dataset: str | os.PathLike | None, *, explicit_kib: flo
     Fitting (no ``model``): ``explicit_kib`` (``--l2-kib``), else the L2 size the data set's runs
     recorded, else this machine's when the data set recorded this CPU (:func:`perfmodel.data.dataset_l2_bytes`),
     else :class:`PerfmodelError` asking for ``--l2-kib``. Predicting with ``model``: always the model's
-    ``metadata.l2_bytes`` - its fitted costs are of that machine's cache - and a data set that recorded
+    ``preparation.l2_bytes`` - its fitted costs are of that machine's cache - and a data set that recorded
     another L2 size gets a warning, not a silent mix; a model that records no L2 size can only use a
     column the data already has, else :class:`PerfmodelError`.
     """
     from perfmodel.data import dataset_l2_bytes
     from perfmodel.model.features import L2_OVERFLOW_COLUMN, attach_l2_overflow
 
-    model_l2 = None if model is None else (model.metadata or {}).get("l2_bytes")
+    model_l2 = None if model is None else model.preparation.l2_bytes
     if model is not None and model_l2 is None and L2_OVERFLOW_COLUMN not in df.columns:
-        raise PerfmodelError(f"the model uses {L2_OVERFLOW_COLUMN} but records no L2 size (metadata.l2_bytes)")
+        raise PerfmodelError(f"the model uses {L2_OVERFLOW_COLUMN} but records no L2 size (preparation.l2_bytes)")
     if L2_OVERFLOW_COLUMN in df.columns and (model_l2 is None or "network" not in df.columns):
         return df, None, f"the data's own {L2_OVERFLOW_COLUMN} column"
     dataset = None if dataset is None else str(dataset)
@@ -167,7 +170,7 @@ def with_speed_calibration(df, model, *, dataset: str | os.PathLike | None = Non
                            now_gflops: dict | None = None):
     """``(df, info)``: ``df`` with the fitted terms' counts priced at the machine's speed now, when the model
     is an additive time model (``overhead-linear``) that stored its training data's GEMM speed
-    (``metadata.gemm_gflops``) and the prediction's data has one for its thread counts (``now_gflops``, a
+    (``preparation.gemm_gflops``) and the prediction's data has one for its thread counts (``now_gflops``, a
     quick sample's calibration, else the data set's calibrations). ``info`` = ``{"applied": bool,
     "ratio": {threads: train / now}, "source" or "reason"}``; without either speed nothing is scaled and
     the reason says the prediction is of the machine as it was when the model was trained.
@@ -181,7 +184,7 @@ def with_speed_calibration(df, model, *, dataset: str | os.PathLike | None = Non
     from perfmodel.model.features import FeatureError, KNOWN_TIME_COLUMNS, attrs_aside, speed_scaled
 
     as_trained = "predicting the machine as it was when the model was trained"
-    train = {int(k): float(v) for k, v in ((model.metadata or {}).get("gemm_gflops") or {}).items()}
+    train = dict(model.preparation.gemm_gflops or {})
     if model.kind != "overhead-linear":
         return df, {"applied": False, "reason": f"a {model.kind} model is not an additive time model"}
     if not train:
@@ -250,9 +253,9 @@ def counts_geometry(sources: Sequence) -> dict | None:
 
 
 def check_counts_geometry(model, geometry: dict | None, where: str, *, option: str = "--counts-from") -> None:
-    """Refuse to price simulated counts of another cache geometry than the model's (``metadata.
+    """Refuse to price simulated counts of another cache geometry than the model's (``preparation.
     simulated_geometry``, written by ``perfmodel fit``); a model or data that records none is not checked."""
-    want = (model.metadata or {}).get("simulated_geometry")
+    want = model.preparation.simulated_geometry
     simulated = [c for c, p in model.column_provenance.items() if p and "simulated" in p]
     if not want or not geometry or not simulated:
         return
@@ -283,7 +286,7 @@ def prepare_for_model(df, model, *, dataset: str | os.PathLike | None = None, no
         df = attach_macs(df)
     if needs_stream_time(model.features) and "fc_stream_ms" not in df.columns:
         df, _, notes["stream_bandwidth_from"] = with_stream_time(
-            df, dataset, (model.metadata or {}).get("stream_bandwidth_gbps"), measured=now_bandwidth)
+            df, dataset, model.preparation.stream_bandwidth_gbps, measured=now_bandwidth)
     if needs_l2_overflow(model.features):
         df, _, notes["l2_from"] = with_l2_overflow(df, dataset, model=model)
     as_measured = df

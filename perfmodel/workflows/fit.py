@@ -1,16 +1,20 @@
 """Fit and evaluate on a data set: the table a model is fitted on (named term sets, ``--exclude``,
-``--dropna``, the inputs beyond the measured columns) and the metadata the model file keeps."""
+``--dropna``, the inputs beyond the measured columns) and what the model file keeps (its typed preparation,
+its metadata)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perfmodel.errors import PerfmodelError
 from perfmodel.workflows import Say, silent
 from perfmodel.workflows.load import IMPORT_PREFIXES, import_report_lines, load_counted, load_table, warn_code_paths
+
+if TYPE_CHECKING:
+    from perfmodel.model.schema import Preparation
 
 TERM_SETS = ("throughput", "throughput-levels", "throughput-macs", "throughput-additive", "throughput-stream",
              "throughput-stream-l1d", "throughput-l2")
@@ -66,7 +70,7 @@ def check_excluded(model, df) -> None:
     from perfmodel.model import IncompatibleSampleError
     from perfmodel.model.features import _key_str
 
-    rules = ((model.metadata or {}).get("excluded") or {}).get("rules") or []
+    rules = model.preparation.excluded.rules if model.preparation.excluded else []
     for rule in rules:
         col, _, value = str(rule).partition("=")
         if col in df.columns and (_key_str(df[col]) == value).any():
@@ -121,7 +125,8 @@ def check_fit_output(dataset: str, output: Path, *, force: bool) -> None:
 @dataclass
 class FitPlan:
     """What :func:`plan_fit` prepared: the table, its features (None: stepwise over every event), the
-    selection, the model file's metadata and the power term set chosen (None: not a power auto fit)."""
+    selection, the model file's metadata, what a prediction must replay (``preparation``) and the power
+    term set chosen (None: not a power auto fit)."""
 
     df: Any
     target: str
@@ -129,6 +134,7 @@ class FitPlan:
     features: list[str] | None
     select: str
     metadata: dict[str, Any]
+    preparation: Preparation | None = None
     power_terms: dict[str, Any] | None = None
 
 
@@ -140,52 +146,52 @@ def plan_fit(dataset: str, target: str, *, kind: str = "linear", features: list[
     """Load ``dataset`` (``counts_from`` / ``simulated_from``: other data sets' valgrind cells) and prepare
     the fit of ``target`` (``perfmodel fit``): ``--exclude`` rules, a named term set, the FC weight-streaming
     time, the L2 overflow, the training speed of an ``overhead-linear`` model, the power term set, rows
-    dropped by ``dropna``; everything recorded in the metadata. Says the importer's report, the code-path
-    differences and the dropped rows."""
+    dropped by ``dropna``; what a prediction replays recorded in the typed preparation, the rest in the
+    metadata. Says the importer's report, the code-path differences and the dropped rows."""
     df = load_counted(dataset, counts_from=counts_from, simulated_from=simulated_from or (), table=table,
                       sensor_lag=sensor_lag, mapping=mapping, cores=cores)
     lines = import_report_lines(df)
     if lines:
         say("\n".join(lines))
     feats = features
-    meta: dict[str, Any] = {"dataset": dataset, "simulated_from": [str(p) for p in simulated_from or []] or None,
-                            "sensor_lag": sensor_lag if dataset.startswith(IMPORT_PREFIXES) or mapping else None}
+    from perfmodel.model.schema import Excluded, Preparation
+
+    meta: dict[str, Any] = {"dataset": dataset, "simulated_from": [str(p) for p in simulated_from or []] or None}
+    prep = Preparation(sensor_lag=sensor_lag if dataset.startswith(IMPORT_PREFIXES) or mapping else None)
     if df.attrs.get("import_report"):  # a power file: the board / cluster and the events it recorded
         meta.update({"board": df.attrs.get("board"), "cluster": df.attrs.get("cluster"),
                      "events": list(df.attrs.get("events") or [])})
         if mapping:
-            meta["map"] = mapping
+            prep.map = mapping
     if counts_from is not None:
         meta["counts_from"] = str(counts_from)
     from perfmodel.model.prepare import counts_geometry
 
     geometry = counts_geometry([counts_from] if counts_from is not None else [dataset, *(simulated_from or [])])
     if geometry:
-        meta["simulated_geometry"] = geometry
+        prep.simulated_geometry = geometry
     if exclude:
         df, removed = exclude_rows(df, list(exclude))
-        meta["excluded"] = {"rules": list(exclude), "rows": removed}
+        prep.excluded = Excluded(rules=list(exclude), rows=removed)
     if terms:
         df, named = named_terms(df, terms)
         feats = named + [f for f in (feats or []) if f not in named]
-        meta["terms"] = terms
+        prep.terms = terms
     from perfmodel.model.prepare import (needs_l2_overflow, needs_stream_time, training_speed, with_l2_overflow,
                                          with_stream_time)
 
     if needs_stream_time(feats):
         df, bw, source = with_stream_time(df, dataset)
-        meta["stream_bandwidth_gbps"] = {str(k): v for k, v in (bw or {}).items()} or None
-        meta["stream_bandwidth_source"] = source
+        prep.stream_bandwidth_gbps, prep.stream_bandwidth_source = bw or None, source
     if l2_kib is not None and not needs_l2_overflow(feats):
         raise PerfmodelError("--l2-kib is for the conv_over_l2_mb term (--terms throughput-l2); these features "
                              "do not use it")
     if needs_l2_overflow(feats):
         df, l2, source = with_l2_overflow(df, dataset, explicit_kib=l2_kib)
-        meta["l2_bytes"], meta["l2_bytes_source"] = l2, source
+        prep.l2_bytes, prep.l2_bytes_source = l2, source
     if kind == "overhead-linear":  # its costs are of the training hour's speed: kept to rescale them later
         speed, source = training_speed(dataset)
-        meta["gemm_gflops"] = {str(k): v for k, v in speed.items()} or None
-        meta["gemm_gflops_source"] = source
+        prep.gemm_gflops, prep.gemm_gflops_source = speed or None, source
     notes = warn_code_paths(df, say)
     if notes:  # kept with the model
         meta["code_path_differences"] = notes
@@ -208,7 +214,7 @@ def plan_fit(dataset: str, target: str, *, kind: str = "linear", features: list[
             say(f"dropped {len(dropped)} row(s) without a value of a feature or the "
                 f"target: {', '.join(dropped[:12])}{' ...' if len(dropped) > 12 else ''}")
             meta["dropped_rows"] = dropped
-    return FitPlan(df=df, target=target, kind=kind, features=feats, select=sel, metadata=meta,
+    return FitPlan(df=df, target=target, kind=kind, features=feats, select=sel, metadata=meta, preparation=prep,
                    power_terms=power_terms)
 
 
@@ -238,7 +244,7 @@ def fit_planned(plan: FitPlan, output: Path, *, cv: str = "kfold", folds: int = 
 
     model = fit_model(plan.df, plan.target, plan.features, kind=plan.kind, groups=cv, select=plan.select,
                       max_features=max_features, vif_cap=vif_cap, n_splits=folds, n_jobs=jobs,
-                      provenance=provenance, metadata=plan.metadata)
+                      provenance=provenance, metadata=plan.metadata, preparation=plan.preparation)
     save_model(model, output)
     return FitResult(model=model, path=output, target=plan.target, kind=plan.kind, power_terms=plan.power_terms)
 

@@ -138,6 +138,7 @@ def fit_throughput_model(long_df, meta: dict, ref: Path | None, out: Path, say: 
     from perfmodel.model import fit_model, save_model
     from perfmodel.model.features import (OVERHEAD_COLUMNS, additive_throughput_terms, attach_stream_time,
                                           per_thread_terms, throughput_terms)
+    from perfmodel.model.schema import Preparation
 
     res = PipelineFit()
     model = None
@@ -150,6 +151,7 @@ def fit_throughput_model(long_df, meta: dict, ref: Path | None, out: Path, say: 
         # (work x (framework, threads) + L2-d refills where counted); plain log-linear where the table
         # lacks the read / pre-process times
         fit_meta = {"work": work, "work_source": res.work_note, "made_by": "perfmodel pipeline"}
+        prep = Preparation()  # what a prediction replays: the training calibrations
         if set(OVERHEAD_COLUMNS) <= set(train.columns):
             kind, terms = "overhead-linear", additive_throughput_terms(train, work=work)
             # + L1-d refills at one cost per thread count where counted (trained/'s throughput-stream-l1d)
@@ -164,20 +166,19 @@ def fit_throughput_model(long_df, meta: dict, ref: Path | None, out: Path, say: 
             cals = dataset_calibrations(cal_src)
             bw = stream_bandwidth(cals)
             speed = gemm_speed(cals)  # to price counts at the speed of later data
-            fit_meta.update(gemm_gflops={str(k): v for k, v in speed.items()} or None,
-                            gemm_gflops_source=f"the calibrations of {cal_src}")
+            prep.gemm_gflops, prep.gemm_gflops_source = speed or None, f"the calibrations of {cal_src}"
             need = {int(t) for t in train["threads"].unique()}
             if bw and need <= set(bw):
                 train, terms = attach_stream_time(train, bw), terms + ["fc_stream_ms"]
-                fit_meta.update(stream_bandwidth_gbps={str(k): v for k, v in bw.items()},
-                                stream_bandwidth_source=f"the calibrations of {cal_src}")
+                prep.stream_bandwidth_gbps = bw
+                prep.stream_bandwidth_source = f"the calibrations of {cal_src}"
             else:
                 say(f"no FC weight-streaming term: {cal_src} has no calibration for threads "
                     f"{sorted(need - set(bw))}", warn=True)
         else:
             kind, terms = "loglinear", throughput_terms(train, work=work)
         model = fit_model(train, "throughput_fps", terms, kind=kind, groups="network", select="fixed",
-                          metadata=fit_meta)
+                          metadata=fit_meta, preparation=prep)
     except PerfmodelError as exc:
         say(f"throughput model not fitted: {exc}", warn=True)
     if model is not None:

@@ -34,8 +34,8 @@ def sample_only_reason(model, *, framework: str | None, network: str | None, thr
 
 
 def default_sensor_lag(model) -> int:
-    """The sensor lag the model was trained with (metadata ``sensor_lag``, else 0)."""
-    return int((model.metadata or {}).get("sensor_lag", 0) or 0)
+    """The sensor lag the model was trained with (``preparation.sensor_lag``, else 0)."""
+    return model.preparation.sensor_lag or 0
 
 
 def dataset_samples(model, dataset: str, *, counts_from: Path | None = None, simulated_from: Path | None = None,
@@ -47,7 +47,7 @@ def dataset_samples(model, dataset: str, *, counts_from: Path | None = None, sim
     if sensor_lag is None:
         sensor_lag = default_sensor_lag(model)
     if mapping is None and dataset.startswith("csv:"):
-        mapping = (model.metadata or {}).get("map")
+        mapping = model.preparation.map
     df = load_counted(dataset, counts_from=counts_from, table=table, sensor_lag=sensor_lag,
                       simulated_from=[simulated_from] if simulated_from is not None else (),
                       mapping=mapping, cores=cores)

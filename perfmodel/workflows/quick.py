@@ -49,7 +49,7 @@ def matching_counts_source(model, candidates: Sequence[Path]) -> Path | None:
     the model records none)."""
     from perfmodel.model.prepare import counts_geometry
 
-    want = (model.metadata or {}).get("simulated_geometry")
+    want = model.preparation.simulated_geometry
     for c in candidates:
         if not want:
             return c
@@ -150,7 +150,7 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
     from perfmodel.model.prepare import needs_stream_time, prepare_for_model
 
     now_gflops = now_bandwidth = None
-    if needs_stream_time(model.features) or (model.metadata or {}).get("gemm_gflops"):
+    if needs_stream_time(model.features) or model.preparation.gemm_gflops:
         from perfmodel.collect.calibrate import safe_calibration
         from perfmodel.data import gemm_speed, stream_bandwidth
 
