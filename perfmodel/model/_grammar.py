@@ -7,8 +7,7 @@ prediction recomputes them from the same columns (:mod:`perfmodel.model.features
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -20,6 +19,7 @@ from perfmodel.errors import PerfmodelError
 NON_FEATURES = frozenset({
     "run_id", "cell_id", "board", "framework", "network", "threads", "workload", "repeat", "image_index",
     "t_start_s", "t_end_s", "t_rel_s", "dt_s", "timestamp_ns", "segment", "run", "interval_ok", "n_images",
+    "counter_source",
 })
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -124,24 +124,6 @@ def compute_feature(df: pd.DataFrame, name: str, _cache: dict | None = None, *, 
     return pd.Series(values, index=df.index, name=name, dtype="float64")
 
 
-def _copied_attrs(attrs: Mapping | None) -> dict:
-    """A copy of a frame's ``attrs`` whose dict values (``provenance``, ...) are copies too, so a derived
-    frame can add to them without changing its source's."""
-    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in (attrs or {}).items()}
-
-
-@contextmanager
-def attrs_aside(df: pd.DataFrame):
-    """Within the block ``df.attrs`` is empty (restored after): pandas deep-copies ``attrs`` into every
-    intermediate result (even a column lookup), and a data set's metadata there made a one-row
-    prediction ~20x slower."""
-    saved, df.attrs = df.attrs, {}
-    try:
-        yield saved
-    finally:
-        df.attrs = saved
-
-
 def feature_frame(df: pd.DataFrame, features: Sequence[str], *, allow_nan: bool = False,
                   lenient: bool = False) -> pd.DataFrame:
     """A DataFrame with one float column per feature; NaN / inf raise :class:`FeatureError` unless allowed.
@@ -150,21 +132,19 @@ def feature_frame(df: pd.DataFrame, features: Sequence[str], *, allow_nan: bool 
         raise FeatureError("no features given")
     if len(set(features)) != len(features):
         raise FeatureError(f"duplicate features in {list(features)}")
-    with attrs_aside(df):
-        cache: dict = {}
-        out = pd.DataFrame({f: compute_feature(df, f, cache, lenient=lenient and allow_nan) for f in features},
-                           index=df.index)
+    cache: dict = {}
+    out = pd.DataFrame({f: compute_feature(df, f, cache, lenient=lenient and allow_nan) for f in features},
+                       index=df.index)
     if not allow_nan:
         bad = ~np.isfinite(out.to_numpy())
         if bad.any():
             cols = [features[j] for j in np.flatnonzero(bad.any(axis=0))]
             bad_rows = bad.any(axis=1)
-            with attrs_aside(df):
-                sub = df.loc[bad_rows]
-                inputs = [c for c in base_columns(cols) if c in sub.columns and pd.api.types.is_numeric_dtype(sub[c])
-                          and not np.isfinite(pd.to_numeric(sub[c], errors="coerce").to_numpy(dtype="float64")).all()]
-                keys = [c for c in ("framework", "network", "threads") if c in sub.columns]
-                which = [" x ".join(str(v) for v in r) for r in sub[keys].head(3).itertuples(index=False)] if keys else []
+            sub = df.loc[bad_rows]
+            inputs = [c for c in base_columns(cols) if c in sub.columns and pd.api.types.is_numeric_dtype(sub[c])
+                      and not np.isfinite(pd.to_numeric(sub[c], errors="coerce").to_numpy(dtype="float64")).all()]
+            keys = [c for c in ("framework", "network", "threads") if c in sub.columns]
+            which = [" x ".join(str(v) for v in r) for r in sub[keys].head(3).itertuples(index=False)] if keys else []
             raise FeatureError(
                 f"{int(bad_rows.sum())} row(s)" + (f" ({'; '.join(which)}{', ...' if bad_rows.sum() > 3 else ''})"
                                                    if which else "")

@@ -1,5 +1,6 @@
 """Provenance of features: which measurements (real, simulated, software, ...) stand behind a column or a
-feature of a table; what a model file records and prediction checks."""
+feature of a table (:class:`perfmodel.data.provenance.Provenance`); what a model file records and prediction
+checks."""
 
 from __future__ import annotations
 
@@ -7,22 +8,22 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from perfmodel.data.provenance import Provenance, Table, provenance_of
+
 from ._grammar import NON_FEATURES, base_columns, parse_feature
 
 #: columns that are keys / design variables rather than measurements: provenance ``"key"``
 KEY_COLUMNS = frozenset(NON_FEATURES | {"cores", "macs"})
 
 
-def resolve_provenance(attrs: Mapping, column: str) -> set[str] | None:
-    """The provenances of the measurements behind ``column`` according to ``df.attrs``.
+def resolve_provenance(provenance: Provenance, column: str) -> set[str] | None:
+    """The provenances of the measurements behind ``column`` according to ``provenance``.
 
-    Derived columns are followed through ``attrs["derived_from"]``; ``"real+simulated"`` splits into two.
-    None when the attrs say nothing about the column.
+    Derived columns are followed through ``derived_from``; ``"real+simulated"`` splits into two. None when
+    the provenance says nothing about the column.
     """
-    from perfmodel.data.tables import provenance_leaves  # noqa: PLC0415 (data may be imported by model)
-
     out: set[str] = set()
-    for col, p in provenance_leaves(attrs, column):
+    for col, p in provenance.leaves(column):
         if p is None:
             if col in KEY_COLUMNS:
                 continue
@@ -33,20 +34,21 @@ def resolve_provenance(attrs: Mapping, column: str) -> set[str] | None:
     return out
 
 
-def column_provenance(df: pd.DataFrame, columns: Iterable[str], override: str | Mapping[str, str] | None = None,
-                      ) -> dict[str, list[str] | None]:
-    """Base column -> sorted provenances (``["key"]`` for key columns, None when unknown).
+def column_provenance(data: Table | pd.DataFrame | Provenance, columns: Iterable[str],
+                      override: str | Mapping[str, str] | None = None) -> dict[str, list[str] | None]:
+    """Base column -> sorted provenances (``["key"]`` for key columns, None when unknown). ``data``: a
+    :class:`~perfmodel.data.provenance.Table` or its provenance; a bare DataFrame records none.
 
     ``override``: one provenance for every measured column (``"real"``) or a column -> provenance
-    mapping; it applies to columns the attrs do not describe (e.g. a CSV file).
+    mapping; it applies to columns the provenance does not describe (e.g. a CSV file).
     """
-    attrs = getattr(df, "attrs", {}) or {}
+    prov = provenance_of(data)
     out: dict[str, list[str] | None] = {}
     for col in columns:
-        if col in KEY_COLUMNS and col not in (attrs.get("provenance") or {}):
+        if col in KEY_COLUMNS and col not in prov.sources:
             out[col] = ["key"]
             continue
-        p = resolve_provenance(attrs, col)
+        p = resolve_provenance(prov, col)
         if p is None and override is not None:
             if isinstance(override, str):
                 p = {override}
@@ -56,13 +58,13 @@ def column_provenance(df: pd.DataFrame, columns: Iterable[str], override: str | 
     return out
 
 
-def feature_provenance(df: pd.DataFrame, features: Sequence[str], override: str | Mapping[str, str] | None = None,
-                       ) -> dict[str, list[str] | None]:
+def feature_provenance(data: Table | pd.DataFrame | Provenance, features: Sequence[str],
+                       override: str | Mapping[str, str] | None = None) -> dict[str, list[str] | None]:
     """Feature -> sorted provenances of the columns behind it (None when any of them is unknown).
 
     Indicator factors (``framework=litert``) and key columns count as ``"key"``.
     """
-    cols = column_provenance(df, base_columns(features), override)
+    cols = column_provenance(data, base_columns(features), override)
     out: dict[str, list[str] | None] = {}
     for f in features:
         acc: set[str] = set()

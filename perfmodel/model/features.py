@@ -21,14 +21,15 @@ The code lives in private modules by concern; this module is the public import p
 
 * :mod:`._grammar` - the feature grammar (:func:`parse_feature`, :func:`compute_feature`, :func:`feature_frame`);
 * :mod:`._terms` - term sets (:func:`powmon_terms`, :func:`power_features`, :func:`throughput_terms`, ...);
-* :mod:`._provenance` - provenance of columns and features (:func:`feature_provenance`);
+* :mod:`._provenance` - provenance of columns and features (:func:`feature_provenance`; the carrier is
+  :class:`perfmodel.data.provenance.Table`);
 * :mod:`._joins` - data joins (:func:`join_simulated`, :func:`attach_stream_time`, :func:`speed_scaled`, ...).
 """
 
 from __future__ import annotations
 
-from ._grammar import (NON_FEATURES, Factor, FeatureError, _copied_attrs, _key_str, attrs_aside, base_columns,
-                       compute_feature, feature_frame, feature_matrix, parse_feature, target_vector)
+from ._grammar import (NON_FEATURES, Factor, FeatureError, _key_str, base_columns, compute_feature, feature_frame,
+                       feature_matrix, parse_feature, target_vector)
 from ._joins import (L2_OVERFLOW_COLUMN, attach_l2_overflow, attach_macs, attach_stream_time, conv_weights_over,
                      join_simulated, speed_scaled)
 from ._provenance import KEY_COLUMNS, column_provenance, feature_provenance, resolve_provenance
@@ -39,7 +40,7 @@ from ._terms import (KNOWN_TIME_COLUMNS, OVERHEAD_COLUMNS, STUDY_FEATURES, VALID
                      voltage_fixed_per_frequency)
 
 __all__ = [
-    "OVERHEAD_COLUMNS", "KNOWN_TIME_COLUMNS", "frame_overhead", "attrs_aside", "additive_throughput_terms",
+    "OVERHEAD_COLUMNS", "KNOWN_TIME_COLUMNS", "frame_overhead", "additive_throughput_terms",
     "STUDY_FEATURES", "FeatureError", "parse_feature", "base_columns", "compute_feature", "feature_frame",
     "feature_matrix", "target_vector", "candidate_features", "powmon_terms", "freq_level_terms",
     "power_features", "power_loglinear_features", "resolve_provenance", "power_event_names",
