@@ -34,7 +34,8 @@ def throughput_row(ref: Path, trained: Path, jobs: int) -> dict:
 
     df = join_simulated(wide_per_cell(read_dataset(ref)))  # a Table: the frame and its provenance
     df = df.rows(df.frame["throughput_fps"].notna() & df.frame["instructions_per_image"].notna(), reset_index=True)
-    from perfmodel.cli.model import named_terms, with_speed_calibration
+    from perfmodel.model.prepare import with_speed_calibration
+    from perfmodel.workflows.fit import named_terms
 
     bw = stream_bandwidth(dataset_calibrations(ref))
     t = time.perf_counter()

@@ -93,8 +93,8 @@ def fresh_cells(specs: list[str]) -> list[tuple[str, str, int]]:
 def estimate(model, args, framework: str, network: str, threads: int, seconds: float | None = None) -> dict:
     """A quick sample now: the model's prediction, the sample's own throughput and sample x long-run ratio
     (``seconds``: a sample of that many seconds instead of ``--images`` images)."""
-    from perfmodel.cli.model import (default_traces, long_run_from_sample, quick_sample_table, sample_image_count,
-                                     sample_rel_se)
+    from perfmodel.workflows.defaults import default_traces
+    from perfmodel.workflows.quick import long_run_from_sample, quick_sample_table, sample_image_count, sample_rel_se
 
     df, note, _, _ = quick_sample_table(model, framework, network, threads=threads, images=args.images,
                                            counters=args.counters, simulated_from=args.simulated_from,

@@ -30,7 +30,7 @@ SAMPLES = (("images", "quick_fps"), ("timed", "timed_quick_fps"))
 
 def rescore(rows: list[dict], window_s: float, traces: list[Path] | None, column: str) -> dict:
     """Per network and overall: mean |error| % of sample x ratio(window_s) vs the row's long run."""
-    from perfmodel.cli.model import long_run_from_sample
+    from perfmodel.workflows.quick import long_run_from_sample
 
     errors: dict[str, list[float]] = {}
     for r in rows:

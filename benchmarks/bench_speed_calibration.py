@@ -50,8 +50,8 @@ def main(argv=None) -> int:
         ap.error("give --counts-from or --simulated-from, not both")
     import pandas as pd
 
-    from perfmodel.cli.model import (load_counted, needs_stream_time, speed_ratio_text,
-                                     with_speed_calibration, with_stream_time)
+    from perfmodel.model.prepare import needs_stream_time, speed_ratio_text, with_speed_calibration, with_stream_time
+    from perfmodel.workflows.load import load_counted
     from perfmodel.errors import PerfmodelError
     from perfmodel.model import load_model
     from perfmodel.model.prepare import check_counts_geometry, counts_geometry

@@ -264,7 +264,7 @@ def test_predict_from_a_data_set_without_calibration_says_whose_bandwidth(tmp_pa
                             "--json"])
     assert r.exit_code == 0, r.output
     assert "lack thread count(s) 2" in json.loads(r.stdout)["stream_bandwidth_from"]
-    from perfmodel.cli.model import with_stream_time
+    from perfmodel.model.prepare import with_stream_time
     from perfmodel.data import read_dataset, wide_per_cell
 
     other = wide_per_cell(read_dataset(tmp_path / "other"))

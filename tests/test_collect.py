@@ -408,13 +408,28 @@ def test_power_log_help_says_what_each_command_records():
     assert "each interval" in trace_help and "cell" not in trace_help
 
 
-def test_repeated_values_measure_each_cell_once(capsys):
-    from perfmodel.cli.collect import _ints, _list
+def test_repeated_values_measure_each_cell_once(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
 
-    assert _list("onnxruntime,onnxruntime,litert", "frameworks") == ["onnxruntime", "litert"]
-    assert "repeated --frameworks value(s) ignored: onnxruntime" in capsys.readouterr().err
-    assert _ints("1,01,2,1") == [1, 2]
-    assert "repeated --threads value(s) ignored: 1" in capsys.readouterr().err
+    from perfmodel.cli.app import app
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def fake_campaign(spec, out, **kw):
+        seen["spec"] = spec
+        raise Stop
+
+    monkeypatch.setenv("PERFMODEL_LOG", str(tmp_path / "log"))  # collect sets it for its process
+    monkeypatch.setattr("perfmodel.collect.campaign.run_campaign", fake_campaign)
+    r = CliRunner().invoke(app, ["collect", "-o", str(tmp_path / "c"), "--frameworks", "onnxruntime,onnxruntime",
+                                 "--frameworks", "litert", "--threads", "1,01,2", "--threads", "1"])
+    assert isinstance(r.exception, Stop), r.output
+    assert seen["spec"].frameworks == ["onnxruntime", "litert"] and seen["spec"].threads == [1, 2]
+    assert "repeated --frameworks value(s) ignored: onnxruntime" in r.stderr
+    assert "repeated --threads value(s) ignored: 1" in r.stderr
     spec = _spec(frameworks=["onnxruntime", "onnxruntime"], threads=[1, 1]).validate()
     assert spec.frameworks == ["onnxruntime"] and spec.threads == [1]
     assert [c.cell_id for c in spec.cells()] == ["onnxruntime__squeezenet1_1__t1__r0__auto"]

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import json
 
-import typer
 from typer.testing import CliRunner
 
-from perfmodel.cli import doctor as doctor_cli
+from perfmodel.cli.app import app
 
-
-def _app():
-    app = typer.Typer()
-    doctor_cli.register(app)
-
-    @app.command("noop")
-    def noop() -> None:  # a second command so that `doctor` stays a named sub-command
-        pass
-
-    return app
 
 
 def test_doctor_json_and_table():
     runner = CliRunner()
-    res = runner.invoke(_app(), ["doctor", "--json"])
+    res = runner.invoke(app, ["doctor", "--json"])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert set(report) >= {"system", "libraries", "frameworks", "counters", "sensors", "sensor_readings"}
@@ -45,12 +34,12 @@ def test_doctor_json_and_table():
         r = report["sensor_readings"][name]
         assert r["value"] is not None or r["reason"]
 
-    res = runner.invoke(_app(), ["doctor"])
+    res = runner.invoke(app, ["doctor"])
     assert res.exit_code == 0
     for title in ("frameworks", "counter sources", "sensor sources", "system"):
         assert title in res.stdout
 
 
 def test_doctor_help():
-    res = CliRunner().invoke(_app(), ["doctor", "--help"])
+    res = CliRunner().invoke(app, ["doctor", "--help"])
     assert res.exit_code == 0 and "--json" in res.stdout and "framework" in res.stdout.lower()

@@ -60,7 +60,7 @@ def test_long_run_ratio_interval_is_the_t_interval_of_log_ratios():
 
 
 def test_long_run_from_sample_prefers_the_same_framework(tmp_path):
-    from perfmodel.cli.model import long_run_from_sample
+    from perfmodel.workflows.quick import long_run_from_sample
 
     long = [100.0] * 30
     for name, net, first, fw in (("t1", "squeezenet1_1", 104.0, "onnxruntime"), ("t2", "googlenet", 102.0, "onnxruntime"),
@@ -83,7 +83,7 @@ def test_long_run_from_sample_prefers_the_same_framework(tmp_path):
 
 def test_predict_quick_sample_reports_the_estimate_from_the_sample(tmp_path, monkeypatch):
     """The CLI prints the sample-based long-run estimate beside the model's (a fake sampler and model)."""
-    from perfmodel.cli import model as cli_model
+    from perfmodel.workflows.defaults import default_traces
     from perfmodel.cli.app import app
     from perfmodel.model.synthetic import synthetic_throughput_records
 
@@ -108,7 +108,7 @@ def test_predict_quick_sample_reports_the_estimate_from_the_sample(tmp_path, mon
     r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m.json"), "--framework", "litert", "--network",
                             "googlenet", "--traces", str(tmp_path / "t1"), "--traces", str(tmp_path / "t2")])
     assert r.exit_code == 0 and "long-run from the sample:" in r.stdout
-    assert cli_model.default_traces() is not None
+    assert default_traces() is not None
 
 
 def test_sample_noise_widens_the_interval():
@@ -120,7 +120,7 @@ def test_sample_noise_widens_the_interval():
     half = stats.t.ppf(0.975, 1) * np.sqrt(lr.log_sd**2 * 1.5 + 0.02**2)
     assert (lo, hi) == (pytest.approx(pred * np.exp(-half)), pytest.approx(pred * np.exp(half)))
     assert lo < lo0 and hi > hi0
-    from perfmodel.cli.model import sample_rel_se
+    from perfmodel.workflows.quick import sample_rel_se
 
     df = pd.DataFrame({"latency_ms": [10.0], "latency_ms_std": [2.0], "latency_ms_n": [4]})
     assert sample_rel_se(df) == pytest.approx(0.1)

@@ -437,7 +437,7 @@ def test_predict_quick_sample_rescales_an_l2_model_to_the_speed_measured_now(tmp
 def test_with_speed_calibration_reasons_and_warning(tp_setup, tmp_path):
     import pandas as pd
 
-    from perfmodel.cli.model import with_speed_calibration
+    from perfmodel.model.prepare import with_speed_calibration
     from perfmodel.model import load_model
 
     d, _, loglinear = tp_setup
@@ -463,7 +463,7 @@ def test_command_problems_said_before_the_command_runs(tmp_path, monkeypatch):
     valgrind; a power model needs sensors and keys a command does not record - all said before it runs."""
     from pathlib import Path
 
-    from perfmodel.cli.model import command_problems
+    from perfmodel.workflows.command import command_problems
     from perfmodel.model import load_model
 
     trained = Path(__file__).resolve().parents[1] / "trained"

@@ -353,7 +353,7 @@ def test_implausible_latency_in_a_records_file_is_refused_on_read(tmp_path):
 
 
 def _csv_of_reference(tmp_path) -> tuple[Path, pd.DataFrame]:
-    from perfmodel.cli.model import load_table
+    from perfmodel.workflows.load import load_table
 
     df = load_table(str(REFERENCE))
     path = tmp_path / "wide.csv"

@@ -86,7 +86,11 @@ def test_simulated_model_beats_macs_baseline_on_its_ground_truth(records):
 
 
 def test_reference_mismatch_and_records(records, tmp_path):
-    from perfmodel.cli.model import reference_mismatch, reference_simulated_records
+    from perfmodel.versions import counts_applicability
+    from perfmodel.workflows.quick import reference_simulated_records
+
+    def reference_mismatch(ref_meta, frameworks):
+        return counts_applicability(ref_meta, frameworks).reasons()
 
     assert reference_mismatch(_ref_metadata(), "onnxruntime") == []
     why = reference_mismatch(_ref_metadata(onnxruntime="0.0.1"), "onnxruntime")
@@ -113,7 +117,7 @@ def test_reference_mismatch_and_records(records, tmp_path):
 
 
 def test_drop_incomplete_and_named_terms(records):
-    from perfmodel.cli.model import drop_incomplete, named_terms
+    from perfmodel.workflows.fit import drop_incomplete, named_terms
 
     df = join_simulated(wide_per_cell(records[records["cell_id"] != "litert__googlenet__t1__r0__valgrind"]))
     df2, feats = named_terms(df, "throughput")

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from perfmodel.cli.pipeline import reference_dataset
+from perfmodel.workflows.defaults import reference_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -121,8 +121,11 @@ def test_pipeline_rejects_bad_numbers(tmp_path: Path, opt: str):
 
 
 def test_simulated_counts_are_reused_only_for_the_same_builds():
-    """One policy for the pipeline and predict (perfmodel.cli.model.reference_mismatch)."""
-    from perfmodel.cli.model import reference_mismatch
+    """One policy for the pipeline and predict (perfmodel.versions.counts_applicability)."""
+    from perfmodel.versions import counts_applicability
+
+    def reference_mismatch(ref_meta, frameworks, *, here_meta):
+        return counts_applicability(ref_meta, frameworks, here_meta=here_meta).reasons()
 
     def _here(versions, arch):  # a campaign's run metadata
         return {"versions": versions, "system": {"arch": arch}}
@@ -166,7 +169,7 @@ def test_other_versions_degrade_per_framework_not_globally():
 def test_training_table_keeps_the_frameworks_whose_version_matches(monkeypatch):
     """The pipeline's fit takes the reference's counts of the frameworks whose version matches, names the
     others, and does not fall back to MACs for all of them."""
-    from perfmodel.cli import pipeline
+    from perfmodel.workflows import pipeline
     from perfmodel.data import dataset_metadata, read_dataset
 
     ref = pipeline.reference_dataset()

@@ -172,7 +172,7 @@ def issue_report(tmp_path_factory) -> Path:
     --min-fps 20 --min-top1 0.6` writes."""
     import pandas as pd
 
-    from perfmodel.cli.select import load_long
+    from perfmodel.workflows.load import load_long
     from perfmodel.report import build_report
     from perfmodel.select import Spec
 

@@ -6,24 +6,13 @@ from __future__ import annotations
 from importlib import metadata
 from pathlib import Path
 
-import typer
 from typer.testing import CliRunner
 
 from perfmodel import versions
-from perfmodel.cli import doctor as doctor_cli
+from perfmodel.cli.app import app
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-def _app():
-    app = typer.Typer()
-    doctor_cli.register(app)
-
-    @app.command("noop")
-    def _noop() -> None:  # a second command keeps typer from collapsing the app into one command
-        pass
-
-    return app
 
 
 def test_read_lock_takes_pins_and_skips_comments_markers_and_extras(tmp_path: Path):
@@ -51,18 +40,18 @@ def test_doctor_check_lock_fails_naming_the_difference(tmp_path: Path, monkeypat
     lock = tmp_path / "requirements.lock"
     lock.write_text(f"numpy=={metadata.version('numpy')}\npandas==0.0.1\n")
     monkeypatch.setattr(versions, "lock_path", lambda: lock)
-    res = CliRunner().invoke(_app(), ["doctor", "--check-lock"])
+    res = CliRunner().invoke(app, ["doctor", "--check-lock"])
     assert res.exit_code == 1
     assert "pandas: " in res.output and "lock 0.0.1" in res.output and "numpy" not in res.output.split("lock:")[0]
     lock.write_text(f"numpy=={metadata.version('numpy')}\n")
-    res = CliRunner().invoke(_app(), ["doctor", "--check-lock"])
+    res = CliRunner().invoke(app, ["doctor", "--check-lock"])
     assert res.exit_code == 0 and "all 1 pins" in res.output
 
 
 def test_doctor_json_reports_installed_lock_and_reference_versions():
-    from perfmodel.cli.doctor import _version_report
+    from perfmodel.workflows.doctor import version_report
 
-    rep = _version_report()
+    rep = version_report()
     libs = {r["library"]: r for r in rep["rows"]}
     assert {"tensorflow", "ai-edge-litert", "onnxruntime", "opencv", "numpy"} <= set(libs)
     assert libs["opencv"]["lock"] == "5.0.0.93"

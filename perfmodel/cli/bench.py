@@ -7,17 +7,15 @@ runs the cells (each in a fresh process by default, see :mod:`perfmodel.runners.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from perfmodel.cli.options import list_option
-
-DEFAULT_NETWORK = "squeezenet1_1"
+from perfmodel.cli.options import json_option, list_option
+from perfmodel.cli.show import print_table
+from perfmodel.workflows.bench import DEFAULT_NETWORK, bench_cell, bench_cells, machine
 SYNTHETIC_IMAGES = 16
 
 
@@ -43,7 +41,7 @@ def bench(
     isolate: bool = typer.Option(True, "--isolate/--no-isolate", help="Run every cell in a fresh process "
                                  "(default; needed for several TensorFlow thread counts)."),
     samples: bool = typer.Option(False, "--samples", help="With --json: include per-image times."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
+    json_out: bool = json_option("Print JSON instead of the table."),
 ) -> None:
     """Time read + pre-process + inference per image for each framework x network x threads cell.
 
@@ -52,38 +50,15 @@ def bench(
     p99 / max latency (ms) and images/s (= 1000 / mean), like TFLite's benchmark_model; pre and infer
     are the mean pre-processing (read + decode + resize + normalise) and inference parts.
     """
-    from perfmodel.errors import PerfmodelError, check_choice
-    from perfmodel.runners import FRAMEWORKS
-    from perfmodel.runners.base import check_threads
-    from perfmodel.runners.opencv import ENGINES
+    from perfmodel.errors import PerfmodelError
 
-    fws = list(dict.fromkeys(frameworks or FRAMEWORKS))
-    for fw in fws:
-        check_choice("framework", fw, FRAMEWORKS)
-    thread_counts = list(dict.fromkeys(check_threads(t) for t in (threads or [1])))
-    if opencv_engine is not None:
-        check_choice("OpenCV engine", opencv_engine, ENGINES)
-    if model is not None:
-        if len(fws) != 1:
-            raise PerfmodelError("--model needs exactly one --framework (the one that reads that file)")
-        if networks:
-            raise PerfmodelError("give --model or --network, not both")
-        if not model.exists():
-            raise PerfmodelError(f"model {str(model)!r} not found")
-        nets: list[str | None] = [model.stem if model.suffix else model.name]
-    else:
-        from perfmodel.zoo import get_network
-
-        nets = list(dict.fromkeys(networks or [DEFAULT_NETWORK]))
-        for net in nets:
-            get_network(net)
+    cells = bench_cells(frameworks, networks, threads, opencv_engine=opencv_engine, model=model)
     from perfmodel.images import default_images, list_images
 
     paths = list_images(images) if images is not None else default_images(SYNTHETIC_IMAGES)
     timing = {"warmup": warmup, "count": count, "min_time_s": min_time}
     options = {"litert": {"xnnpack": xnnpack}, "opencv": {"engine": opencv_engine} if opencv_engine else {}}
 
-    cells = [(fw, net, t) for net in nets for fw in fws for t in thread_counts]
     rows: list[dict[str, Any]] = []
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -95,76 +70,37 @@ def bench(
         task = bar.add_task("bench", total=len(cells))
         for fw, net, t in cells:
             bar.update(task, description=f"{fw} {net} t={t}")
-            rows.append(_run(fw, net, t, paths, model, options.get(fw, {}), timing, isolate, samples))
+            rows.append(bench_cell(fw, net, t, paths, model, options.get(fw, {}), timing, isolate, samples))
             bar.advance(task)
 
     failed = [r for r in rows if "error" in r]
     if json_out:
-        doc = {"machine": _machine(), "images": {"count": len(paths), "source": str(images) if images else
+        doc = {"machine": machine(), "images": {"count": len(paths), "source": str(images) if images else
                                                   "synthetic 500x375 JPEG (perfmodel.images.default_images)"},
                "timing": timing, "isolate": isolate, "cells": rows}
         typer.echo(json.dumps(doc, indent=2))
     else:
-        _print_table(rows, len(paths), images)
+        _print_bench(rows, len(paths), images)
     if failed:
         raise PerfmodelError(f"{len(failed)} of {len(rows)} cell(s) failed: "
                              + "; ".join(f"{r['framework']} {r['network']} t={r['threads']}: {r['error']}"
                                          for r in failed))
 
 
-def _run(fw: str, net: str | None, t: int, paths: list[Path], model: Path | None, options: dict[str, Any],
-         timing: dict[str, Any], isolate: bool, samples: bool) -> dict[str, Any]:
-    from perfmodel.errors import PerfmodelError
-    from perfmodel.runners import run_cell, time_isolated
-
-    try:
-        if isolate:
-            result = time_isolated(fw, net, t, paths, model_path=model, options=options, **timing)
-        else:
-            result = run_cell(fw, net, t, paths, model_path=model, options=options, **timing)
-    except PerfmodelError as exc:
-        return {"framework": fw, "network": net, "threads": t, "error": str(exc)}
-    return result.to_dict(samples=samples)
-
-
-def _machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"machine": platform.machine(), "cpu": cpu, "logical_cpus": os.cpu_count(),
-            "python": platform.python_version(), "system": platform.platform()}
-
-
-def _print_table(rows: list[dict[str, Any]], n_images: int, images: Path | None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
+def _print_bench(rows: list[dict[str, Any]], n_images: int, images: Path | None) -> None:
     src = str(images) if images else "synthetic 500x375 JPEGs"
-    table = Table(title=f"perfmodel bench: ms per image (read + pre-process + inference), {n_images} images "
-                        f"from {src}")
-    for col in ("framework", "network", "threads"):
-        table.add_column(col, no_wrap=True)
-    for col in ("count", "min", "median", "mean", "p90", "p99", "max", "img/s", "pre", "infer"):
-        table.add_column(col, justify="right", no_wrap=True)
+    table = []
     for r in rows:
         if "error" in r:
-            table.add_row(r["framework"], str(r["network"]), str(r["threads"]), "[red]error[/red]",
-                          *[""] * 9)
+            table.append([r["framework"], str(r["network"]), str(r["threads"]), "[red]error[/red]", *[""] * 9])
             continue
-        table.add_row(r["framework"], r["network"], str(r["threads"]), str(r["count"]),
+        table.append([r["framework"], r["network"], str(r["threads"]), str(r["count"]),
                       *(f"{r[k]:.2f}" for k in ("min_ms", "median_ms", "mean_ms", "p90_ms", "p99_ms", "max_ms")),
                       f"{r['images_per_s']:.1f}", f"{r['preprocess_mean_ms']:.2f}",
-                      f"{r['inference_mean_ms']:.2f}")
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=140)
-    console.print(table)
+                      f"{r['inference_mean_ms']:.2f}"])
+    print_table(f"perfmodel bench: ms per image (read + pre-process + inference), {n_images} images from {src}",
+                ["framework", "network", "threads", "count", "min", "median", "mean", "p90", "p99", "max", "img/s",
+                 "pre", "infer"], table, left=3, no_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import typer
 
-from perfmodel.cli.options import list_option, split_list
+from perfmodel.cli.options import json_option, list_option, split_list
+from perfmodel.cli.show import fmt
+from perfmodel.workflows.collect import check_calibration_target
 
 COUNTERS_HELP = ("Counter source: auto (perf_event_open hardware + software events where they work, plus OS "
                  "counters; events this machine cannot count are recorded as NaN with the reason), perf, "
@@ -124,7 +126,7 @@ def collect(
                                    "the machine's streaming bandwidth and compute speed at the campaign's thread "
                                    "counts (~2 s, stored in the run metadata; the throughput model prices FC "
                                    "weights with it). See `perfmodel calibrate`."),
-    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary instead of the table."),
+    json_out: bool = json_option("Print a JSON summary instead of the table."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the frameworks' own output (TensorFlow / "
                                  "absl / oneDNN banners, converter warnings) on the terminal; by default it goes to "
                                  "OUT/logs/perfmodel.log."),
@@ -252,7 +254,7 @@ def trace(
     force: bool = typer.Option(False, "--force", help="Run again even if this trace cell is done in --out, and "
                                "add it to a data set collected with a different spec (duration, period, images, "
                                "...; refused otherwise, with the differences listed)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the per-interval series as JSON."),
+    json_out: bool = json_option("Print the per-interval series as JSON."),
     command: str = typer.Option(None, "--command", help="Trace a user's inference command instead (one "
                                 "string, shell-quoted): images per interval from its stdout lines (one line per "
                                 "image, or --progress-regex), stored as framework 'command' so that "
@@ -364,11 +366,7 @@ def _trace_interrupted(res) -> None:
 
 
 def _fmt(v) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    return "nan" if f != f else f"{f:.4g}"
+    return fmt(v, ".4g", "nan")
 
 
 def _print_campaign(result) -> None:
@@ -410,7 +408,7 @@ def calibrate(
     note: str = typer.Option("", "--note", help="With --attach: why / when (stored with it)."),
     force: bool = typer.Option(False, "--force", help="With --attach: attach even though the data set's metadata "
                                "names another board / CPU than this machine."),
-    json_out: bool = typer.Option(False, "--json", help="Print the calibration as JSON."),
+    json_out: bool = json_option("Print the calibration as JSON."),
 ) -> None:
     """Measure this machine's streaming memory bandwidth and compute speed (about 2 s).
 
@@ -436,16 +434,7 @@ def calibrate(
     if note and attach is None:
         raise PerfmodelError("--note needs --attach")
     if attach is not None:  # refuse a bad folder, or another machine's data set, before measuring
-        from perfmodel.collect.meta import system_info
-        from perfmodel.data import Dataset
-
-        meta = Dataset.open(attach).metadata
-        here = system_info()
-        diff = [f"{k}: data set {meta.get(k)!r}, this machine {here.get(k)!r}" for k in ("board", "cpu_model")
-                if meta.get(k) and here.get(k) and str(meta.get(k)) != str(here.get(k))]
-        if diff and not force:
-            raise PerfmodelError(f"{attach} was measured on another machine ({'; '.join(diff)}): a calibration "
-                                 "describes the machine it runs on (--force to attach it anyway)")
+        check_calibration_target(attach, force=force)
     cal = measure_calibration(thr, buffer_mib=buffer_mib, seconds=seconds)
     if attach is not None and not cal["stream_gbps"]:
         raise PerfmodelError(f"nothing measured, nothing attached: {cal['errors']}")

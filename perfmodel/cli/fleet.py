@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from perfmodel.cli.options import json_option
+
 fleet_app = typer.Typer(help="A board farm on Dask distributed: a scheduler, one worker per board, and their "
                         "status. Campaigns across the farm: perfmodel collect --scheduler ADDRESS. See docs/fleet.md.",
                         no_args_is_help=True)
@@ -67,7 +69,7 @@ def _sources(items: list, key: str = "name") -> str:
 def status_cmd(
     address: str = typer.Argument(..., help="The scheduler's address."),
     tls_ca_file: Path = TLS_CA, tls_cert: Path = TLS_CERT, tls_key: Path = TLS_KEY,
-    json_out: bool = typer.Option(False, "--json", help="Print the boards as JSON."),
+    json_out: bool = json_option("Print the boards as JSON."),
 ) -> None:
     """The farm's boards: connected or not, CPU, framework versions, counter and sensor sources, and the cells
     each is running."""

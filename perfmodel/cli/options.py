@@ -62,4 +62,34 @@ def list_option(default: Any, *names: str, help: str, item: Callable[[str], Any]
     return typer.Option(default, *names, help=help_text, callback=callback, **kw)
 
 
-__all__ = ["list_option", "split_list"]
+
+# -- options declared once, shared by several commands ------------------------------------------------
+
+DATASET_HELP = ("A data set folder, a records file (.parquet), a wide table (.csv), armpm:PATH (an ARMPM power "
+                "file), powmon:PATH (Powmon per-workload data; PATH@A7 picks a cluster) or csv:PATH with --map "
+                "(any power / PMU log).")
+MAP_HELP = ("Read DATASET (a CSV, or csv:PATH) through the mapped importer: key=COLUMN pairs (time=, workload=, "
+            "freq_mhz=, voltage_v=, temperature_c=, power_w=, cores=, an event such as INST_RETIRED= or 0x08=) or "
+            "a mapping file (JSON object / key=COLUMN lines); other columns are recognised by meaning.")
+CORES_HELP = "Core count of every sample of a power file without a core-count column (else the core terms are dropped)."
+
+#: fit / evaluate
+DATASET_ARG = typer.Argument(..., help=DATASET_HELP)
+TARGET = typer.Option(..., "--target", "-t", help="Column to predict: throughput_fps, power_w, ...")
+FOLDS = typer.Option(5, "--folds", help="Folds for --cv kfold.")
+JOBS = typer.Option(1, "--jobs", "-j", help="Parallel CV jobs.")
+MAP = typer.Option(None, "--map", help=MAP_HELP)
+CORES = typer.Option(None, "--cores", help=CORES_HELP)
+
+#: report / pipeline: the selection's budgets
+SELECTION_MAX_POWER = typer.Option(None, "--max-power", help="Selection: power budget (W).")
+SELECTION_MAX_ENERGY = typer.Option(None, "--max-energy", help="Selection: max energy per image (J).")
+
+
+def json_option(help: str) -> Any:  # noqa: A002
+    """``--json``: print the result as JSON (every command with tabular output has it)."""
+    return typer.Option(False, "--json", help=help)
+
+
+__all__ = ["list_option", "split_list", "json_option", "DATASET_ARG", "TARGET", "FOLDS", "JOBS", "MAP", "CORES",
+           "SELECTION_MAX_POWER", "SELECTION_MAX_ENERGY"]

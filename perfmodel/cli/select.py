@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import typer
 
-from perfmodel.cli.options import list_option, split_list
-
-from perfmodel.errors import PerfmodelError
+from perfmodel.cli.options import json_option, list_option, split_list
+from perfmodel.cli.show import fmt, stdout_console
+from perfmodel.workflows.select import correlation, select_from_dataset, spec_from_options
 
 UNEVALUABLE_POLICY = (
     "A constraint that cannot be evaluated for a candidate (no measured value and no model that predicts "
@@ -19,84 +18,6 @@ UNEVALUABLE_POLICY = (
     "is listed under 'cannot evaluate' with the constraint and the reason, and is not ranked unless "
     "--allow-unknown is given (then it is ranked, flagged in the 'unknown' column)."
 )
-
-
-def load_long(dataset: Path):
-    """Long records of a data set folder, a flat records file, or ``armpm:PATH`` (an ARMPM ``.data`` file
-    imported on the fly); PerfmodelError when missing/corrupt."""
-    from perfmodel.data import read_dataset, read_records
-    from perfmodel.errors import InputFileError
-
-    text = str(dataset)
-    if text.startswith("armpm:"):
-        from perfmodel.data.importers.armpm import load_armpm_records
-
-        return load_armpm_records(text[len("armpm:"):])
-    if not dataset.exists():
-        raise InputFileError(f"data set {dataset} does not exist")
-    check_records_readable(dataset)
-    return read_dataset(dataset) if dataset.is_dir() else read_records(dataset)
-
-
-def check_records_readable(dataset: Path) -> None:
-    """Refuse a data set folder whose ``records/`` cannot be listed (permissions, not a folder): read as it
-    is, it would look like a data set without cells, and every command would say that instead."""
-    from perfmodel.errors import InputFileError
-
-    dataset = Path(dataset)
-    records = dataset / "records"
-    if not dataset.is_dir() or not (dataset / "dataset.json").exists():
-        return
-    if records.exists() and not records.is_dir():
-        raise InputFileError(f"data set {dataset}: {records} is not a folder (it should hold the cells' records)")
-    if records.is_dir():
-        try:
-            os.listdir(records)
-        except OSError as exc:
-            raise InputFileError(f"data set {dataset}: its records folder {records} cannot be read "
-                                 f"({exc.strerror or exc}); its cells are there but unreadable") from None
-
-
-def only_board(long_df, board: str, dataset) -> "object":
-    """The records of ``board``; PerfmodelError naming the data set's boards when it has none of them."""
-    boards = sorted(set(long_df["board"].astype(str))) if "board" in long_df.columns else []
-    if board not in boards:
-        raise PerfmodelError(f"--board {board!r}: {dataset} has no records of that board (its boards: "
-                             f"{', '.join(boards) or 'none'})")
-    out = long_df[long_df["board"].astype(str) == board].copy()
-    out.attrs = dict(long_df.attrs)
-    return out
-
-
-def _load_models(paths):
-    if not paths:
-        return []
-    from perfmodel.errors import PerfmodelError
-
-    try:
-        from perfmodel.model import load_model
-    except ImportError as exc:
-        raise PerfmodelError(f"cannot load models: perfmodel.model is not available ({exc})") from None
-    return [load_model(p) for p in paths]
-
-
-def spec_from_options(*, max_power, max_energy, min_fps, min_top1, min_top5, max_memory, max_temp, objective,
-                      weights, allow_unknown):
-    from perfmodel.select import Spec
-
-    if weights is not None and not isinstance(weights, str):  # a list option's terms
-        weights = ",".join(weights)
-
-    return Spec.from_options(max_power=max_power, max_energy=max_energy, min_fps=min_fps, min_top1=min_top1,
-                             min_top5=min_top5, max_memory=max_memory, max_temp=max_temp,
-                             objective=objective.strip().lower(), weights=weights, allow_unknown=allow_unknown)
-
-
-def _console():
-    from rich.console import Console
-
-    c = Console()
-    return c if c.is_terminal else Console(width=160)
 
 
 def _val(r, col: str, fmt: str = ".3g") -> str:
@@ -123,7 +44,7 @@ def print_selection(result) -> None:
         def add_row(self, *cells, **kw):
             super().add_row(*(escape(str(c)) for c in cells), **kw)
 
-    con = _console()
+    con = stdout_console(160)
     spec = result.spec
     con.print(f"[bold]spec[/bold]: {'; '.join(c.describe() for c in spec.constraints) or 'no constraints'}; "
               f"objective: {spec.describe_objective()}  ({len(result.candidates)} candidates)")
@@ -168,135 +89,93 @@ def print_selection(result) -> None:
         con.print(f"[bold red]{result.binding['message']}[/bold red]")
 
 
+SELECT_HELP = (
+    "Rank framework x network x threads candidates of a data set against constraints and an objective.\n\n"
+    "Candidates are the measured cells (repeats averaged); --model fills figures a cell lacks with "
+    "predictions (with intervals). Accuracy is the zoo's published top-1 / top-5. Energy per image is "
+    "measured per-image energy or power / throughput. Prints the ranked table with each value's source, "
+    "the excluded candidates with the constraint that excluded them, the Pareto front (throughput vs "
+    "power vs top-1), and for an infeasible spec the binding constraint and how close the best "
+    "candidate came.\n\n" + UNEVALUABLE_POLICY + "\n\nExit status: 0 when a candidate is ranked, 1 when "
+    "none is (infeasible or unevaluable spec), 2 on bad input.")
+
+
+CORRELATE_HELP = (
+    "Pearson (95 % Fisher-z CI, p-value) and Spearman correlation of power or throughput with event "
+    "figures.\n\n--level sample: over the trace samples (instantaneous power vs events/s, the study's "
+    "Table II; default features: every *_per_s column). --level cell: across cells (throughput vs "
+    "per-image counts, the study's Fig. 5; default features: every *_per_image column). auto: sample "
+    "when the target has trace samples, else cell. Fewer than 3 samples or a constant column give n/a "
+    "with the reason.")
+
+
+def select_cmd(
+    dataset: Path = typer.Argument(..., help="Data set folder or records file (.parquet)."),
+    model: list[Path] = list_option(None, "--model", "-m", help="Model files (perfmodel fit). "
+                                    "Their target (throughput_fps, power_w, ...) is predicted where missing."),
+    max_power: float = typer.Option(None, "--max-power", help="Power budget (W, mean while inferring)."),
+    max_energy: float = typer.Option(None, "--max-energy", help="Maximum energy per image (J)."),
+    min_fps: float = typer.Option(None, "--min-fps", help="Minimum throughput (images/s)."),
+    min_top1: float = typer.Option(None, "--min-top1", help="Minimum top-1 accuracy, fraction (0.55) "
+                                   "or percent (> 1)."),
+    min_top5: float = typer.Option(None, "--min-top5", help="Minimum top-5 accuracy, fraction or percent."),
+    max_memory: float = typer.Option(None, "--max-memory", help="Maximum peak memory (MB; max_rss_mb)."),
+    max_temp: float = typer.Option(None, "--max-temp", help="Maximum temperature (degC)."),
+    objective: str = typer.Option("throughput", "--objective", help="throughput (max fps), energy (min J/"
+                                  "image), power (min W) or merit (max product of value^weight)."),
+    weights: list[str] = list_option(None, "--weights", help="Merit weights, column=number terms, e.g. "
+                                     "'throughput_fps=1,power_w=-1,top1=1' (the default): merit = fps * "
+                                     "top1 / W."),
+    allow_unknown: bool = typer.Option(False, "--allow-unknown", help="Rank candidates with a constraint "
+                                       "that cannot be evaluated anyway, flagged."),
+    expand: bool = typer.Option(False, "--expand", help="Also list framework x network x threads "
+                                "combinations of the data set that were not measured (models may fill them)."),
+    board: str = typer.Option(None, "--board", help="Rank the cells of this board only (a data set of "
+                              "several boards, e.g. from a fleet: perfmodel collect --scheduler)."),
+    json_out: bool = json_option("Print the result as JSON."),
+) -> None:
+    spec = spec_from_options(max_power=max_power, max_energy=max_energy, min_fps=min_fps, min_top1=min_top1,
+                             min_top5=min_top5, max_memory=max_memory, max_temp=max_temp, objective=objective,
+                             weights=weights, allow_unknown=allow_unknown)
+    result = select_from_dataset(dataset, spec, model_paths=model, board=board, expand=expand)
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), indent=1, default=str))
+    else:
+        print_selection(result)
+    if not result.feasible:
+        raise typer.Exit(1)
+
+
+def correlate_cmd(
+    dataset: Path = typer.Argument(..., help="Data set folder or records file (.parquet)."),
+    target: str = typer.Option("power_w", "--target", help="power_w, throughput_fps or any column."),
+    features: list[str] = list_option(None, "--features", help="Columns (default: event rates for "
+                                      "samples, per-image counts for cells)."),
+    by: str = typer.Option(None, "--by", help="Group by this column (e.g. framework)."),
+    level: str = typer.Option("auto", "--level", help="sample, cell or auto."),
+    json_out: bool = json_option("Print the table as JSON records."),
+) -> None:
+    res, level, table = correlation(dataset, target, split_list(features, "--features") if features else None,
+                                    by=by, level=level)
+    if json_out:
+        recs = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                for r in res.to_dict("records")]
+        typer.echo(json.dumps({"target": target, "level": level, "rows": recs}, indent=1, default=str))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"correlation of {target} ({level} level, {len(table)} rows)")
+    for col in ("group", "feature", "n", "pearson r", "95% CI", "p", "spearman rho", "p (rho)", "note"):
+        t.add_column(col, justify="left" if col in ("group", "feature", "note") else "right")
+
+    for _, r in res.iterrows():
+        t.add_row(str(r["group"]), r["feature"], str(r["n"]), fmt(r["pearson_r"], ".3f"),
+                  f"[{fmt(r['ci_low'], '.3f')}, {fmt(r['ci_high'], '.3f')}]", fmt(r["p_value"], ".2g"),
+                  fmt(r["spearman_rho"], ".3f"), fmt(r["spearman_p"], ".2g"), r["reason"])
+    stdout_console(160).print(t)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``select`` and ``correlate`` to the ``perfmodel`` app."""
-
-    @app.command("select", help=(
-        "Rank framework x network x threads candidates of a data set against constraints and an objective.\n\n"
-        "Candidates are the measured cells (repeats averaged); --model fills figures a cell lacks with "
-        "predictions (with intervals). Accuracy is the zoo's published top-1 / top-5. Energy per image is "
-        "measured per-image energy or power / throughput. Prints the ranked table with each value's source, "
-        "the excluded candidates with the constraint that excluded them, the Pareto front (throughput vs "
-        "power vs top-1), and for an infeasible spec the binding constraint and how close the best "
-        "candidate came.\n\n" + UNEVALUABLE_POLICY + "\n\nExit status: 0 when a candidate is ranked, 1 when "
-        "none is (infeasible or unevaluable spec), 2 on bad input."))
-    def select_cmd(
-        dataset: Path = typer.Argument(..., help="Data set folder or records file (.parquet)."),
-        model: list[Path] = list_option(None, "--model", "-m", help="Model files (perfmodel fit). "
-                                        "Their target (throughput_fps, power_w, ...) is predicted where missing."),
-        max_power: float = typer.Option(None, "--max-power", help="Power budget (W, mean while inferring)."),
-        max_energy: float = typer.Option(None, "--max-energy", help="Maximum energy per image (J)."),
-        min_fps: float = typer.Option(None, "--min-fps", help="Minimum throughput (images/s)."),
-        min_top1: float = typer.Option(None, "--min-top1", help="Minimum top-1 accuracy, fraction (0.55) "
-                                       "or percent (> 1)."),
-        min_top5: float = typer.Option(None, "--min-top5", help="Minimum top-5 accuracy, fraction or percent."),
-        max_memory: float = typer.Option(None, "--max-memory", help="Maximum peak memory (MB; max_rss_mb)."),
-        max_temp: float = typer.Option(None, "--max-temp", help="Maximum temperature (degC)."),
-        objective: str = typer.Option("throughput", "--objective", help="throughput (max fps), energy (min J/"
-                                      "image), power (min W) or merit (max product of value^weight)."),
-        weights: list[str] = list_option(None, "--weights", help="Merit weights, column=number terms, e.g. "
-                                         "'throughput_fps=1,power_w=-1,top1=1' (the default): merit = fps * "
-                                         "top1 / W."),
-        allow_unknown: bool = typer.Option(False, "--allow-unknown", help="Rank candidates with a constraint "
-                                           "that cannot be evaluated anyway, flagged."),
-        expand: bool = typer.Option(False, "--expand", help="Also list framework x network x threads "
-                                    "combinations of the data set that were not measured (models may fill them)."),
-        board: str = typer.Option(None, "--board", help="Rank the cells of this board only (a data set of "
-                                  "several boards, e.g. from a fleet: perfmodel collect --scheduler)."),
-        json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    ) -> None:
-        from perfmodel.data import wide_per_cell
-        from perfmodel.select import candidates_from_cells, missing_reasons, rank
-
-        spec = spec_from_options(max_power=max_power, max_energy=max_energy, min_fps=min_fps, min_top1=min_top1,
-                                 min_top5=min_top5, max_memory=max_memory, max_temp=max_temp, objective=objective,
-                                 weights=weights, allow_unknown=allow_unknown)
-        long_df = load_long(dataset)
-        if board is not None:
-            long_df = only_board(long_df, board, dataset)
-        models = _load_models(model)
-        cand = candidates_from_cells(wide_per_cell(long_df), models=models, reasons=missing_reasons(long_df),
-                                     expand=expand, dataset=dataset)
-        if cand.empty:
-            raise PerfmodelError(
-                f"{dataset} has no framework x network x threads cells to select from"
-                + (" (an ARMPM file holds benchmark workloads with power, not CNN inference cells: use it with "
-                   "perfmodel fit / evaluate / predict)" if str(dataset).startswith("armpm:") else ""))
-        result = rank(cand, spec)
-        if json_out:
-            typer.echo(json.dumps(result.to_dict(), indent=1, default=str))
-        else:
-            print_selection(result)
-        if not result.feasible:
-            raise typer.Exit(1)
-
-    @app.command("correlate", help=(
-        "Pearson (95 % Fisher-z CI, p-value) and Spearman correlation of power or throughput with event "
-        "figures.\n\n--level sample: over the trace samples (instantaneous power vs events/s, the study's "
-        "Table II; default features: every *_per_s column). --level cell: across cells (throughput vs "
-        "per-image counts, the study's Fig. 5; default features: every *_per_image column). auto: sample "
-        "when the target has trace samples, else cell. Fewer than 3 samples or a constant column give n/a "
-        "with the reason."))
-    def correlate_cmd(
-        dataset: Path = typer.Argument(..., help="Data set folder or records file (.parquet)."),
-        target: str = typer.Option("power_w", "--target", help="power_w, throughput_fps or any column."),
-        features: list[str] = list_option(None, "--features", help="Columns (default: event rates for "
-                                          "samples, per-image counts for cells)."),
-        by: str = typer.Option(None, "--by", help="Group by this column (e.g. framework)."),
-        level: str = typer.Option("auto", "--level", help="sample, cell or auto."),
-        json_out: bool = typer.Option(False, "--json", help="Print the table as JSON records."),
-    ) -> None:
-        from perfmodel.data import wide_per_cell, wide_per_sample
-        from perfmodel.errors import PerfmodelError, check_choice
-        from perfmodel.report.correlate import correlation_table, default_features
-        from perfmodel.select import join_simulated_cells, missing_reasons
-
-        check_choice("level", level, ("auto", "sample", "cell"))
-        long_df = load_long(dataset)
-
-        def cells():
-            # simulated (valgrind) cells carry the per-image counts of the timing cells they describe
-            return join_simulated_cells(wide_per_cell(long_df))
-
-        if level in ("auto", "sample"):
-            table = wide_per_sample(long_df)
-            if level == "auto" and (target not in table.columns or not table[target].notna().any()):
-                level, table = "cell", cells()
-            else:
-                level = "sample"
-        else:
-            table = cells()
-        if target not in table.columns or not table[target].notna().any():
-            why = missing_reasons(long_df).get(target)
-            raise PerfmodelError(f"no {target} values in the per-{level} table of {dataset}"
-                                 + (f": {why}" if why else "") + "; nothing to correlate")
-        if features:
-            feats = split_list(features, "--features")
-            unknown = [f for f in feats if f not in table.columns]
-            if unknown:
-                raise PerfmodelError(f"no column(s) {', '.join(unknown)} in the per-{level} table; known event "
-                                     f"columns: {', '.join(default_features(table, level)) or 'none'}")
-        else:
-            feats = default_features(table, level)
-        if not feats:
-            raise PerfmodelError(f"no event columns to correlate with in the per-{level} table; pass --features")
-        res = correlation_table(table, target, feats, by=by)
-        if json_out:
-            recs = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-                    for r in res.to_dict("records")]
-            typer.echo(json.dumps({"target": target, "level": level, "rows": recs}, indent=1, default=str))
-            return
-        from rich.table import Table
-
-        t = Table(title=f"correlation of {target} ({level} level, {len(table)} rows)")
-        for col in ("group", "feature", "n", "pearson r", "95% CI", "p", "spearman rho", "p (rho)", "note"):
-            t.add_column(col, justify="left" if col in ("group", "feature", "note") else "right")
-
-        def f(v, fmt=".3f"):
-            return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
-
-        for _, r in res.iterrows():
-            t.add_row(str(r["group"]), r["feature"], str(r["n"]), f(r["pearson_r"]),
-                      f"[{f(r['ci_low'])}, {f(r['ci_high'])}]", f(r["p_value"], ".2g"), f(r["spearman_rho"]),
-                      f(r["spearman_p"], ".2g"), r["reason"])
-        _console().print(t)
+    app.command("select", help=SELECT_HELP)(select_cmd)
+    app.command("correlate", help=CORRELATE_HELP)(correlate_cmd)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 
 import typer
 
-from perfmodel.cli.options import list_option
+from perfmodel.cli.options import json_option, list_option
+from perfmodel.cli.show import fmt, stdout_console
 
 from perfmodel.readings import json_safe
 
@@ -18,13 +18,9 @@ zoo_app = typer.Typer(
 )
 
 
-def _num(x: float, fmt: str) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
-
-
 @zoo_app.command("list")
 def list_cmd(
-    json_out: bool = typer.Option(False, "--json", help="Print the facts as a JSON list instead of a table."),
+    json_out: bool = json_option("Print the facts as a JSON list instead of a table."),
     input_size: int = typer.Option(None, "--input-size", help="Count the graphs at this input size "
                                    "instead of each network's default."),
 ) -> None:
@@ -40,7 +36,6 @@ def list_cmd(
     if json_out:
         typer.echo(json.dumps([json_safe(r) for r in rows], indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="perfmodel zoo: facts from the Keras graphs; accuracy = published (trained model)")
@@ -51,11 +46,8 @@ def list_cmd(
     for r in rows:
         table.add_row(r["network"], f"{r['params'] / 1e6:.2f}", f"{r['gmacs']:.3f}", str(r["conv_layers"]),
                       str(r["depthwise_layers"]), str(r["fc_layers"]), str(r["input_size"]),
-                      _num(r["top1"], ".1f"), _num(r["top5"], ".1f"), r["accuracy_ref"])
-    console = Console()
-    if not console.is_terminal:  # piped / captured: do not squeeze the table into 80 columns
-        console = Console(width=130)
-    console.print(table)
+                      fmt(r["top1"], ".1f"), fmt(r["top5"], ".1f"), r["accuracy_ref"])
+    stdout_console(130).print(table)
     typer.echo("conv includes the dw (depthwise) convolutions; full accuracy sources and notes: "
                "perfmodel zoo list --json")
 
@@ -68,7 +60,7 @@ def build_cmd(
     all_networks: bool = typer.Option(False, "--all", help="Build every network of the zoo."),
     seed: int = typer.Option(0, "--seed", min=0, help="Weight seed (part of the cache key)."),
     input_size: int = typer.Option(None, "--input-size", help="Input size instead of each network's default."),
-    json_out: bool = typer.Option(False, "--json", help="Print the cached paths as JSON."),
+    json_out: bool = json_option("Print the cached paths as JSON."),
 ) -> None:
     """Export networks to TF SavedModel / TFLite / ONNX into the model cache and print the paths.
 

@@ -1,0 +1,321 @@
+"""Fit and evaluate on a data set: the table a model is fitted on (named term sets, ``--exclude``,
+``--dropna``, the inputs beyond the measured columns) and the metadata the model file keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perfmodel.errors import PerfmodelError
+from perfmodel.workflows import Say, silent
+from perfmodel.workflows.load import IMPORT_PREFIXES, import_report_lines, load_counted, load_table, warn_code_paths
+
+TERM_SETS = ("throughput", "throughput-levels", "throughput-macs", "throughput-additive", "throughput-stream",
+             "throughput-stream-l1d", "throughput-l2")
+
+
+def named_terms(df, name: str):
+    """``(df, features)``: the features of a named term set (see ``perfmodel fit --terms``) on ``df``
+    (``df`` gains a ``macs`` column for ``throughput-macs``)."""
+    from perfmodel.errors import check_choice
+    from perfmodel.model.features import (L2_OVERFLOW_COLUMN, additive_throughput_terms, attach_macs,
+                                          per_thread_terms, throughput_terms)
+
+    check_choice("term set", name, TERM_SETS)
+    if name == "throughput-additive":
+        return df, additive_throughput_terms(df)
+    if name == "throughput-stream":  # needs fc_stream_ms (with_stream_time)
+        return df, additive_throughput_terms(df) + ["fc_stream_ms"]
+    if name == "throughput-stream-l1d":  # + L1-d refills, one cost per thread count
+        return df, additive_throughput_terms(df) + ["fc_stream_ms"] + per_thread_terms(df, "l1d_refills_per_image")
+    if name == "throughput-l2":  # + conv_over_l2_mb (with_l2_overflow), one cost per thread count
+        return df, additive_throughput_terms(df) + ["fc_stream_ms"] + per_thread_terms(df, L2_OVERFLOW_COLUMN)
+    if name == "throughput-macs":
+        df = attach_macs(df)
+        return df, throughput_terms(df, work="macs")
+    return df, throughput_terms(df, threads_model="levels" if name.endswith("levels") else "log")
+
+
+def exclude_rows(df, rules: list[str]):
+    """``(df without the rows matching any COLUMN=VALUE rule, number of rows removed)``."""
+    from perfmodel.model.features import _key_str
+
+    keep = None
+    for rule in rules:
+        col, sep, value = rule.partition("=")
+        if not sep or not col:
+            raise PerfmodelError(f"--exclude takes COLUMN=VALUE (e.g. framework=tensorflow), got {rule!r}")
+        if col not in df.columns:
+            raise PerfmodelError(f"--exclude {rule}: the data has no column {col!r}")
+        hit = _key_str(df[col]) == value
+        if not hit.any():
+            seen = ", ".join(sorted(map(str, _key_str(df[col]).unique()))[:12])
+            raise PerfmodelError(f"--exclude {rule}: no row has {col}={value} (values: {seen})")
+        keep = ~hit if keep is None else keep & ~hit
+    out = df.loc[keep].reset_index(drop=True)
+    out.attrs = df.attrs
+    if out.empty:
+        raise PerfmodelError(f"--exclude {' '.join(rules)} leaves no data")
+    return out, int((~keep).sum())
+
+
+def check_excluded(model, df) -> None:
+    """Refuse samples that match a row class the model was fitted without (``perfmodel fit --exclude``)."""
+    from perfmodel.model import IncompatibleSampleError
+    from perfmodel.model.features import _key_str
+
+    rules = ((model.metadata or {}).get("excluded") or {}).get("rules") or []
+    for rule in rules:
+        col, _, value = str(rule).partition("=")
+        if col in df.columns and (_key_str(df[col]) == value).any():
+            raise IncompatibleSampleError(
+                f"the model was fitted without {rule} (excluded: {', '.join(rules)}); it cannot predict it")
+
+
+def drop_incomplete(df, target: str, features: list[str] | None):
+    """``(df without rows lacking the target or a feature's columns, labels of the dropped rows)``."""
+    import numpy as np
+    import pandas as pd
+
+    from perfmodel.model.features import feature_frame
+
+    ok = np.isfinite(pd.to_numeric(df[target], errors="coerce").to_numpy(dtype="float64")) \
+        if target in df.columns else np.ones(len(df), dtype=bool)
+    if features:
+        ok &= np.isfinite(feature_frame(df, features, allow_nan=True).to_numpy(dtype="float64")).all(axis=1)
+    label = df["cell_id"].astype(str) if "cell_id" in df.columns else pd.Series(df.index.astype(str), index=df.index)
+    dropped = list(label[~ok])
+    out = df.loc[ok].reset_index(drop=True)
+    out.attrs = df.attrs
+    return out, dropped
+
+
+def check_features_exist(df, feats) -> None:
+    """Refuse feature names that cannot be computed on ``df``, naming each with the reason."""
+    from perfmodel.model.features import compute_feature
+
+    bad = []
+    for f in feats or []:
+        try:
+            compute_feature(df, f)
+        except Exception as exc:  # noqa: BLE001 - FeatureError or any failure: the user's feature name
+            bad.append(f"{f} ({exc})")
+    if bad:
+        raise PerfmodelError("unknown or uncomputable feature(s): " + "; ".join(bad))
+
+
+def check_fit_output(dataset: str, output: Path, *, force: bool) -> None:
+    """Refuse a model file path that is a folder, the data being fitted, or an existing file without
+    ``force``."""
+    if output.exists() and output.is_dir():
+        raise PerfmodelError(f"--out {output} is a folder; give a file name such as {output / 'model.json'}")
+    src = None if dataset.startswith(IMPORT_PREFIXES) else Path(dataset)
+    if src is not None and src.exists() and output.exists() and output.resolve() == src.resolve():
+        raise PerfmodelError(f"--out {output} is the data being fitted: give another file name")
+    if output.exists() and not force:
+        raise PerfmodelError(f"--out {output} exists: give another name, or --force to replace it")
+
+
+@dataclass
+class FitPlan:
+    """What :func:`plan_fit` prepared: the table, its features (None: stepwise over every event), the
+    selection, the model file's metadata and the power term set chosen (None: not a power auto fit)."""
+
+    df: Any
+    target: str
+    kind: str
+    features: list[str] | None
+    select: str
+    metadata: dict[str, Any]
+    power_terms: dict[str, Any] | None = None
+
+
+def plan_fit(dataset: str, target: str, *, kind: str = "linear", features: list[str] | None = None,
+             force_auto: bool = False, select: str | None = None, terms: str | None = None,
+             l2_kib: float | None = None, simulated_from: Sequence[Path] = (), exclude: Sequence[str] = (),
+             dropna: bool = False, table: str = "auto", sensor_lag: int = 0, mapping: str | None = None,
+             cores: int | None = None, counts_from: Path | None = None, say: Say = silent) -> FitPlan:
+    """Load ``dataset`` (``counts_from`` / ``simulated_from``: other data sets' valgrind cells) and prepare
+    the fit of ``target`` (``perfmodel fit``): ``--exclude`` rules, a named term set, the FC weight-streaming
+    time, the L2 overflow, the training speed of an ``overhead-linear`` model, the power term set, rows
+    dropped by ``dropna``; everything recorded in the metadata. Says the importer's report, the code-path
+    differences and the dropped rows."""
+    df = load_counted(dataset, counts_from=counts_from, simulated_from=simulated_from or (), table=table,
+                      sensor_lag=sensor_lag, mapping=mapping, cores=cores)
+    lines = import_report_lines(df)
+    if lines:
+        say("\n".join(lines))
+    feats = features
+    meta: dict[str, Any] = {"dataset": dataset, "simulated_from": [str(p) for p in simulated_from or []] or None,
+                            "sensor_lag": sensor_lag if dataset.startswith(IMPORT_PREFIXES) or mapping else None}
+    if df.attrs.get("import_report"):  # a power file: the board / cluster and the events it recorded
+        meta.update({"board": df.attrs.get("board"), "cluster": df.attrs.get("cluster"),
+                     "events": list(df.attrs.get("events") or [])})
+        if mapping:
+            meta["map"] = mapping
+    if counts_from is not None:
+        meta["counts_from"] = str(counts_from)
+    from perfmodel.model.prepare import counts_geometry
+
+    geometry = counts_geometry([counts_from] if counts_from is not None else [dataset, *(simulated_from or [])])
+    if geometry:
+        meta["simulated_geometry"] = geometry
+    if exclude:
+        df, removed = exclude_rows(df, list(exclude))
+        meta["excluded"] = {"rules": list(exclude), "rows": removed}
+    if terms:
+        df, named = named_terms(df, terms)
+        feats = named + [f for f in (feats or []) if f not in named]
+        meta["terms"] = terms
+    from perfmodel.model.prepare import (needs_l2_overflow, needs_stream_time, training_speed, with_l2_overflow,
+                                         with_stream_time)
+
+    if needs_stream_time(feats):
+        df, bw, source = with_stream_time(df, dataset)
+        meta["stream_bandwidth_gbps"] = {str(k): v for k, v in (bw or {}).items()} or None
+        meta["stream_bandwidth_source"] = source
+    if l2_kib is not None and not needs_l2_overflow(feats):
+        raise PerfmodelError("--l2-kib is for the conv_over_l2_mb term (--terms throughput-l2); these features "
+                             "do not use it")
+    if needs_l2_overflow(feats):
+        df, l2, source = with_l2_overflow(df, dataset, explicit_kib=l2_kib)
+        meta["l2_bytes"], meta["l2_bytes_source"] = l2, source
+    if kind == "overhead-linear":  # its costs are of the training hour's speed: kept to rescale them later
+        speed, source = training_speed(dataset)
+        meta["gemm_gflops"] = {str(k): v for k, v in speed.items()} or None
+        meta["gemm_gflops_source"] = source
+    notes = warn_code_paths(df, say)
+    if notes:  # kept with the model
+        meta["code_path_differences"] = notes
+    from perfmodel.model.fit import is_power_auto, power_term_set
+
+    power_terms = None
+    if feats is None and (force_auto or (select is None and not terms and is_power_auto(df, target))):
+        power_terms = power_term_set(df, target, force_auto=force_auto)
+        meta["power_terms"] = {k: power_terms[k] for k in ("set", "reason")}
+        if power_terms["set"] == "fixed":
+            feats = power_terms["features"]
+            if select is None:
+                select = "fixed"
+        elif select == "fixed":
+            raise PerfmodelError("--features auto chooses the events by stepwise selection: not with --select fixed")
+    sel = select or ("fixed" if feats else "stepwise")
+    if dropna:
+        df, dropped = drop_incomplete(df, target, feats if sel == "fixed" else None)
+        if dropped:
+            say(f"dropped {len(dropped)} row(s) without a value of a feature or the "
+                f"target: {', '.join(dropped[:12])}{' ...' if len(dropped) > 12 else ''}")
+            meta["dropped_rows"] = dropped
+    return FitPlan(df=df, target=target, kind=kind, features=feats, select=sel, metadata=meta,
+                   power_terms=power_terms)
+
+
+@dataclass
+class FitResult:
+    """A fitted model written to ``path``, with the power term set it was fitted on (None: not chosen)."""
+
+    model: Any
+    path: Path
+    target: str
+    kind: str
+    power_terms: dict[str, Any] | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The ``perfmodel fit --json`` summary."""
+        m = self.model
+        return {"model": str(self.path), "target": self.target, "kind": self.kind, "features": m.features,
+                **({"term_set": {k: self.power_terms[k] for k in ("set", "reason")}}
+                   if self.power_terms is not None else {}),
+                "cv": {k: v for k, v in m.cv.items() if k != "results"}, "results": m.cv["results"]}
+
+
+def fit_planned(plan: FitPlan, output: Path, *, cv: str = "kfold", folds: int = 5, max_features: int = 8,
+                vif_cap: float = 10.0, jobs: int = 1, provenance: str | None = None) -> FitResult:
+    """Fit ``plan`` (cross-validated with ``cv``) and write the model file ``output``."""
+    from perfmodel.model import fit_model, save_model
+
+    model = fit_model(plan.df, plan.target, plan.features, kind=plan.kind, groups=cv, select=plan.select,
+                      max_features=max_features, vif_cap=vif_cap, n_splits=folds, n_jobs=jobs,
+                      provenance=provenance, metadata=plan.metadata)
+    save_model(model, output)
+    return FitResult(model=model, path=output, target=plan.target, kind=plan.kind, power_terms=plan.power_terms)
+
+
+# -- evaluate --------------------------------------------------------------------------------------
+
+def evaluation_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0, mapping: str | None = None,
+                     cores: int | None = None, say: Say = silent):
+    """The table ``perfmodel evaluate`` cross-validates on, having said the importer's report and the
+    code-path differences."""
+    df = load_table(dataset, table=table, sensor_lag=sensor_lag, mapping=mapping, cores=cores)
+    lines = import_report_lines(df)
+    if lines:
+        say("\n".join(lines))
+    warn_code_paths(df, say)
+    return df
+
+
+def evaluation_terms(df, target: str, features: list[str] | None, *, force_auto: bool = False):
+    """``(features, power term set or None)``: the named features, checked; for a power target without
+    them (or ``force_auto``) the validated fixed set where the data has its events, else the automatic set
+    (features None: chosen inside every outer fold)."""
+    check_features_exist(df, features)
+    from perfmodel.model.fit import is_power_auto, power_term_set
+
+    terms = None
+    if features is None and (force_auto or is_power_auto(df, target)):
+        terms = power_term_set(df, target, force_auto=force_auto)
+        if terms["set"] == "fixed":
+            features = terms["features"]
+    return features, terms
+
+
+@dataclass
+class Evaluation:
+    """Cross-validation rows of every kind beside the baselines; ``features`` a list, or for the automatic
+    power set ``{"always", "candidates"}`` (events chosen inside every outer fold: ``nested``)."""
+
+    target: str
+    features: Any
+    rows: list[dict] = field(default_factory=list)
+    terms: dict[str, Any] | None = None
+    nested: bool = False
+
+    def scheme(self, cv: str) -> str:
+        return next((r["scheme"] for r in self.rows if r.get("scheme")), cv)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``perfmodel evaluate --json`` payload."""
+        extra = {"term_set": {k: self.terms[k] for k in ("set", "reason")}} if self.terms is not None else {}
+        return {"target": self.target, **extra, "features": self.features, "results": self.rows}
+
+
+def evaluate_table(df, target: str, features: list[str] | None, terms: dict[str, Any] | None, *,
+                   cv: str = "kfold", folds: int = 5, jobs: int = 1, shrink: bool = False) -> Evaluation:
+    """Cross-validate linear, log-linear and ridge models (and overhead-loglinear for throughput) beside the
+    baselines on the same splits; the automatic power term set is selected inside every outer fold
+    (``shrink``: plus ridge on every event term)."""
+    from perfmodel.model.fit import _is_throughput, evaluate, evaluate_power_nested, fit_model, scheme_group
+
+    if shrink and (terms is None or terms["set"] != "auto"):
+        raise PerfmodelError("--shrink is for the automatic power term set (a power target; --features auto "
+                             "where the data has the validated fixed set's events)")
+    if terms is not None and terms["set"] == "auto":  # events chosen inside every outer fold
+        feats, rows = evaluate_power_nested(df, target, kinds=("linear", "loglinear", "ridge"),
+                                            group=scheme_group(cv), n_splits=folds, n_jobs=jobs)
+        if shrink:
+            from perfmodel.model.fit import evaluate_power_shrunk
+
+            k = next((i for i, r in enumerate(rows) if r["model"].startswith("baseline")), len(rows))
+            rows.insert(k, evaluate_power_shrunk(df, target, group=scheme_group(cv), n_splits=folds))
+        return Evaluation(target=target, features=feats, rows=rows, terms=terms, nested=True)
+    if features is None:
+        features = fit_model(df, target, kind="linear", groups=cv, n_splits=folds, n_jobs=jobs, baselines=False,
+                             statistics=False, provenance="real").features
+    kinds = ("linear", "loglinear", "ridge")
+    if _is_throughput(target):  # "not evaluated" with the reason where read/pre-process times are missing
+        kinds += ("overhead-loglinear",)  # overhead-linear needs its own terms (--kind on fit)
+    _, rows = evaluate(df, target, features, kinds=kinds, group=scheme_group(cv), n_splits=folds, n_jobs=jobs)
+    return Evaluation(target=target, features=features, rows=rows, terms=terms)
