@@ -8,8 +8,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from perfmodel.data.cells import COUNTER_SOURCES  # a cell's id ends with its counter source (data.cells)
 from perfmodel.errors import PerfmodelError, check_choice
+from perfmodel.readings import COUNTER_SOURCES  # a cell's id ends with its counter source (data.cells)
 
 DEFAULT_GEOMETRY = {"I1": "32768,4,64", "D1": "32768,4,64", "LL": "524288,16,64"}  # Cortex-A53-like
 

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-#: the counter sources of the collect stage (``perfmodel collect --counters``)
-COUNTER_SOURCES: tuple[str, ...] = ("auto", "perf", "valgrind", "software")
+from perfmodel.readings import COUNTER_SOURCES
 
 #: the counter source of simulated cells (the valgrind cache simulator)
 SIMULATED = "valgrind"
