@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from perfmodel.data.cells import SIMULATED
 from perfmodel.data.provenance import Provenance, Table
 
 #: per-image instruction counts of the synthetic networks (relative sizes of real CNNs)
@@ -74,7 +75,7 @@ def synthetic_throughput_records(
                         rec(cid, fw, net, t, i, "preprocess_ms", pre, "ms", "perf_counter", "software")
                         lat_ms += read + pre
                     rec(cid, fw, net, t, i, "latency_ms", lat_ms, "ms", "perf_counter", "software")
-            cid = f"{fw}__{net}__t1__r0__valgrind"
+            cid = f"{fw}__{net}__t1__r0__{SIMULATED}"  # the collect stage's naming (data.cells)
             for i in range(images):
                 j = 1 + 0.001 * rng.standard_normal()
                 for metric, v in (("instructions", fw_instr), ("l1d_accesses", 0.4 * fw_instr),
