@@ -12,13 +12,13 @@ from perfmodel.data import (
     base_provenances,
     column_provenance,
     empty_records,
-    provenance,
     records_from_readings,
     validate,
     wide_per_cell,
     wide_per_image,
     wide_per_sample,
 )
+from perfmodel.data.tables import provenance
 from perfmodel.readings import Reading as R
 
 KEYS = dict(run_id="r1", board="kvm", threads=1, repeat=0)

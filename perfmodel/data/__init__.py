@@ -50,7 +50,6 @@ from .tables import (
     base_provenances,
     column_provenance,
     implausible_cells,
-    provenance,
     read_wide_csv,
     wide_per_cell,
     wide_per_image,
@@ -64,6 +63,6 @@ __all__ = [
     "empty_records", "known_metrics", "records_from_readings", "validate",
     "Dataset", "compat_differences", "compat_fields", "dataset_metadata", "merge", "read_dataset",
     "read_records", "records_attrs", "records_metadata", "write_dataset", "write_records",
-    "base_provenances", "column_provenance", "implausible_cells", "provenance", "read_wide_csv", "wide_per_cell", "wide_per_image",
+    "base_provenances", "column_provenance", "implausible_cells", "read_wide_csv", "wide_per_cell", "wide_per_image",
     "wide_per_sample",
 ]
