@@ -32,10 +32,8 @@ def throughput_row(ref: Path, trained: Path, jobs: int) -> dict:
     from perfmodel.model import fit_model, load_model
     from perfmodel.model.features import attach_stream_time, join_simulated
 
-    df = join_simulated(wide_per_cell(read_dataset(ref)))
-    keep = df["throughput_fps"].notna() & df["instructions_per_image"].notna()
-    attrs, df = df.attrs, df[keep].reset_index(drop=True)
-    df.attrs = attrs
+    df = join_simulated(wide_per_cell(read_dataset(ref)))  # a Table: the frame and its provenance
+    df = df.rows(df.frame["throughput_fps"].notna() & df.frame["instructions_per_image"].notna(), reset_index=True)
     from perfmodel.model.prepare import with_speed_calibration
     from perfmodel.workflows.fit import named_terms
 
@@ -49,8 +47,7 @@ def throughput_row(ref: Path, trained: Path, jobs: int) -> dict:
     t = time.perf_counter()
     m = load_model(trained)
     t_load = time.perf_counter() - t
-    one = df.iloc[[0]].copy()
-    one.attrs = df.attrs
+    one = df.with_frame(df.frame.iloc[[0]].copy())
     times = []
     gemm = m.preparation.gemm_gflops or {}  # the speed rescaling runs too (ratio 1 here)
     for _ in range(200):
@@ -80,15 +77,14 @@ def main(argv=None) -> int:
     rows = []
     for name, df in sets.items():
         t = time.perf_counter()
-        evaluate(df, "power_w", FEATS, kinds=("linear", "loglinear", "ridge"), group="workload", n_jobs=args.jobs)
+        evaluate(df.frame, "power_w", FEATS, kinds=("linear", "loglinear", "ridge"), group="workload", n_jobs=args.jobs)
         t_eval = time.perf_counter() - t
         t = time.perf_counter()
         m = fit_model(df, "power_w", kind="linear", groups="lowo", n_jobs=args.jobs)
         t_fit = time.perf_counter() - t
         path = save_model(m, Path("/tmp") / "bench_model_speed.json")
         m = load_model(path)
-        one = df.iloc[[0]].copy()
-        one.attrs = df.attrs
+        one = df.with_frame(df.frame.iloc[[0]].copy())
         m.predict_frame(one)
         times = []
         for _ in range(200):

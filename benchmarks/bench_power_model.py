@@ -48,9 +48,7 @@ def average_adjacent(df: pd.DataFrame) -> pd.DataFrame:
     num = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
     out = df.copy()
     out[num] = df.groupby("segment")[num].transform(lambda s: s.rolling(2).mean())
-    out = out.dropna(subset=[TARGET, "instructions_per_s"]).reset_index(drop=True)
-    out.attrs = df.attrs
-    return out
+    return out.dropna(subset=[TARGET, "instructions_per_s"]).reset_index(drop=True)
 
 
 def xcorr_lag(df0: pd.DataFrame, max_lag: int = 2, event: str = "cycles") -> int:
@@ -170,7 +168,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     rows: list[dict] = []
     timings: dict[str, float] = {}
-    tables = {f"lag{lag}": load_armpm(args.data, sensor_lag=lag) for lag in (0, 1)}
+    imported = {f"lag{lag}": load_armpm(args.data, sensor_lag=lag) for lag in (0, 1)}  # Tables (with provenance)
+    tables = {name: t.frame for name, t in imported.items()}
 
     # sensor lag, re-derived on the training workloads of every outer fold (cross-correlation, no model)
     df0 = tables["lag0"]
@@ -296,7 +295,7 @@ def main(argv=None) -> int:
         nested_lin = next((r["mape"] for r in rows if r["model"] == "linear, stepwise nested in outer folds"), None)
         from perfmodel.model.schema import Preparation
 
-        model = fit_model(df, TARGET, feats, kind="linear", groups="lowo", select="fixed",
+        model = fit_model(imported["lag1"], TARGET, feats, kind="linear", groups="lowo", select="fixed",
                           preparation=Preparation(sensor_lag=1),
                           metadata={"dataset": f"armpm:{args.data.name}", "board": "odroid-xu3-a15",
                                     "usage": "perfmodel predict --sensor-lag 1 (power of "

@@ -99,8 +99,8 @@ def estimate(model, args, framework: str, network: str, threads: int, seconds: f
     df, note, _, _ = quick_sample_table(model, framework, network, threads=threads, images=args.images,
                                            counters=args.counters, simulated_from=args.simulated_from,
                                            simulate=args.simulate, seconds=seconds)
-    pred = model.predict_frame(df).iloc[0]
-    quick = float(df["throughput_fps"].iloc[0])
+    pred = model.predict_frame(df).iloc[0]  # df: a Table (the sample's provenance travels with it)
+    quick = float(df.frame["throughput_fps"].iloc[0])
     ratio_traces = args.ratio_traces or list(dict.fromkeys(default_traces() + list(args.trace)))
     fs = long_run_from_sample(quick, framework, threads, ratio_traces, exclude_network=[network],
                               quick_rel_se=sample_rel_se(df))

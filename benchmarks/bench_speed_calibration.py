@@ -71,13 +71,14 @@ def main(argv=None) -> int:
         df = load_counted(ds, counts_from=args.counts_from, simulated_from=args.simulated_from)
         if needs_stream_time(model.features):
             df, _, _ = with_stream_time(df, ds, model.preparation.stream_bandwidth_gbps)
-        ok = pd.to_numeric(df["throughput_fps"], errors="coerce").notna() & \
-            pd.to_numeric(df["instructions_per_image"], errors="coerce").notna()
-        df = df[ok].reset_index(drop=True)
+        ok = pd.to_numeric(df.frame["throughput_fps"], errors="coerce").notna() & \
+            pd.to_numeric(df.frame["instructions_per_image"], errors="coerce").notna()
+        table = df.rows(ok, reset_index=True)  # a Table: its provenance is checked by predict_frame
+        df = table.frame
         y = df["throughput_fps"].to_numpy(dtype="float64")
-        scaled, speed = with_speed_calibration(df, model, dataset=ds)
+        scaled, speed = with_speed_calibration(table, model, dataset=ds)
         rows = {}
-        for name, frame in (("as trained", df), ("rescaled", scaled)):
+        for name, frame in (("as trained", table), ("rescaled", scaled)):
             pred = model.predict_frame(frame)["pred"].to_numpy()
             res = {"all": score(y, pred)}
             new = (~df["network"].astype(str).isin(trained_on)).to_numpy() if trained_on else np.zeros(len(df), bool)

@@ -109,8 +109,9 @@ class NestedChoice:
 
 
 def load(args):
-    """``(joined table or None, all timing cells, timing cells left out, simulated events, why None)``."""
-    from perfmodel.data import read_dataset, wide_per_cell
+    """``(joined table or None, all timing cells, timing cells left out, simulated events, why None)``; the
+    tables are :class:`perfmodel.data.Table` (frame + provenance)."""
+    from perfmodel.data import is_simulated, read_dataset, splice_simulated, wide_per_cell
     from perfmodel.model.features import FeatureError, attach_macs, join_simulated
 
     if args.synthetic:
@@ -121,58 +122,47 @@ def load(args):
     else:
         records = read_dataset(args.dataset)
     if args.replace_simulated:
-        import pandas as pd
-
-        own = records["cell_id"].astype(str).str.endswith("__valgrind")
         repl = [read_dataset(p) for p in args.replace_simulated]
-        repl = [r[r["cell_id"].astype(str).str.endswith("__valgrind")] for r in repl]
-        print(f"simulated counts replaced: {int(records.loc[own, 'cell_id'].nunique())} valgrind cells of the data set "
-              f"-> {sum(r['cell_id'].nunique() for r in repl)} from {', '.join(map(str, args.replace_simulated))}")
-        records = pd.concat([records[~own], *repl], ignore_index=True)
+        print(f"simulated counts replaced: {int(records.loc[is_simulated(records), 'cell_id'].nunique())} valgrind "
+              f"cells of the data set -> {sum(r.loc[is_simulated(r), 'cell_id'].nunique() for r in repl)} from "
+              f"{', '.join(map(str, args.replace_simulated))}")
+        records = splice_simulated(records, repl, replace=True)
     for path in args.replace_framework:
         import pandas as pd
 
         repl = read_dataset(path)
-        r_vg = repl["cell_id"].astype(str).str.endswith("__valgrind")
+        r_vg = is_simulated(repl)
         said = []
         for simulated, kind in ((True, "valgrind"), (False, "timing")):
             mask_r = r_vg if simulated else ~r_vg
             fws = sorted(set(repl.loc[mask_r, "framework"].astype(str)))
             if not fws:
                 continue
-            own = records["cell_id"].astype(str).str.endswith("__valgrind") == simulated  # of the current rows
+            own = is_simulated(records) == simulated  # of the current rows
             gone = own & records["framework"].astype(str).isin(fws)
             said.append(f"{kind} cells of {', '.join(fws)}: {int(records.loc[gone, 'cell_id'].nunique())} -> "
                         f"{int(repl.loc[mask_r, 'cell_id'].nunique())}")
             records = pd.concat([records[~gone], repl[mask_r]], ignore_index=True)
         print(f"replaced from {path}: {'; '.join(said) or 'nothing (no cells)'}")
     if args.simulated_from:
-        import pandas as pd
-
-        extra = [read_dataset(p) for p in args.simulated_from]
-        extra = [e[e["cell_id"].astype(str).str.endswith("__valgrind")] for e in extra]
-        have = set(records["cell_id"].astype(str))
-        extra = [e[~e["cell_id"].astype(str).isin(have)] for e in extra]
+        before = len(records)
+        records = splice_simulated(records, [read_dataset(p) for p in args.simulated_from])
         print(f"valgrind cells added from {', '.join(map(str, args.simulated_from))}: "
-              f"{sum(e['cell_id'].nunique() for e in extra)}")
-        records = pd.concat([records, *extra], ignore_index=True)
+              f"{records.iloc[before:]['cell_id'].nunique()}")
     wide = wide_per_cell(records)
     if args.exclude or args.exclude_network:
-        attrs = wide.attrs
-        wide = wide[~wide["framework"].astype(str).isin(args.exclude)
-                    & ~wide["network"].astype(str).isin(args.exclude_network)].reset_index(drop=True)
-        wide.attrs = attrs
+        w = wide.frame
+        wide = wide.rows(~w["framework"].astype(str).isin(args.exclude)
+                         & ~w["network"].astype(str).isin(args.exclude_network), reset_index=True)
         print(f"excluded: {', '.join(args.exclude + args.exclude_network)}")
-    timing = wide[~wide["cell_id"].astype(str).str.endswith("__valgrind") & wide[TARGET].notna()].reset_index(drop=True)
-    timing.attrs = wide.attrs
+    timing = wide.rows(~is_simulated(wide.frame) & wide.frame[TARGET].notna(), reset_index=True)
     try:
         joined = join_simulated(wide)
     except FeatureError as exc:  # no valgrind cell finished yet
-        return None, attach_macs(timing), sorted(timing["cell_id"].astype(str)), [], str(exc)
-    ok = joined["instructions_per_image"].notna() & joined[TARGET].notna()
-    missing = sorted(joined.loc[~ok, "cell_id"].astype(str))
-    df = joined[ok].reset_index(drop=True)
-    df.attrs = joined.attrs
+        return None, attach_macs(timing), sorted(timing.frame["cell_id"].astype(str)), [], str(exc)
+    ok = joined.frame["instructions_per_image"].notna() & joined.frame[TARGET].notna()
+    missing = sorted(joined.frame.loc[~ok, "cell_id"].astype(str))
+    df = joined.rows(ok, reset_index=True)
     df = with_weight_bytes(attach_macs(df))
     if not args.synthetic:
         if Path(args.dataset).is_dir():
@@ -197,7 +187,7 @@ def load(args):
         print(f"L2 cache size: {said}")
         if l2 is not None:
             df = attach_l2_overflow(df, l2)
-    return (df, attach_macs(timing), missing, list(joined.attrs.get("join_simulated_events", [])), None)
+    return (df, attach_macs(timing), missing, list(joined.meta.get("join_simulated_events", [])), None)
 
 
 def trained_geometry_note(args, trained: Path = ROOT / "trained" / "throughput_reference.json") -> str | None:
@@ -221,16 +211,15 @@ def trained_geometry_note(args, trained: Path = ROOT / "trained" / "throughput_r
     return None
 
 
-def with_weight_bytes(df):
+def with_weight_bytes(table):
     """``weight_bytes`` = 4 x parameters of each network (float32 weights read per image): a graph fact,
     used only by the labelled hybrid row."""
     from perfmodel.zoo import facts
 
-    out = df.copy()
+    out = table.frame.copy()
     out["weight_bytes"] = out["network"].astype(str).map(
         {n: 4.0 * facts(n)["params"] for n in out["network"].astype(str).unique()})
-    out.attrs = df.attrs
-    return out
+    return table.with_frame(out)
 
 
 def average_repeats(df):
@@ -246,9 +235,7 @@ def average_repeats(df):
     out = out.join(g[other].first().reset_index(drop=True)) if other else out
     if "latency_ms" in out.columns:
         out["throughput_fps"] = 1000.0 / out["latency_ms"]
-    out = pd.DataFrame(out)
-    out.attrs = df.attrs
-    return out
+    return pd.DataFrame(out)
 
 
 def baselines_only(timing, why, args):
@@ -290,7 +277,6 @@ def validate_on(models, results, df, networks):
         raise SystemExit(f"--validate-on: no timing cells with counts for {', '.join(unknown)}")
     held = df["network"].astype(str).isin(networks).to_numpy()
     train, test = df[~held].reset_index(drop=True), df[held].reset_index(drop=True)
-    train.attrs = test.attrs = df.attrs
     y = test[TARGET].to_numpy(dtype="float64")
     out = []
     for name, m in models.items():
@@ -366,15 +352,16 @@ def main(argv=None) -> int:
         print(f"cannot build the table: {exc}")
         return 2
     if df is None:
-        return baselines_only(timing, why, args)
+        return baselines_only(timing.frame, why, args)
     geometry_note = None if args.synthetic else trained_geometry_note(args)
     if geometry_note:
         print(geometry_note)
     if args.average_repeats:
         before = len(df)
-        df = average_repeats(df)
+        df = df.with_frame(average_repeats(df.frame))
         print(f"averaged repeats: {before} timing cells -> {len(df)} framework x network x threads rows "
-              f"(repeats per row: {sorted(set(df['n_repeats'].astype(int)))})")
+              f"(repeats per row: {sorted(set(df.frame['n_repeats'].astype(int)))})")
+    table, df = df, df.frame  # the provenance is what fit_model records; the models below take the frame
     nets = sorted(df["network"].unique())
     print(f"throughput, leave-one-network-out: {len(df)} timing cells with simulated counts, {len(nets)} networks "
           f"({', '.join(nets)}), {df['framework'].nunique()} frameworks, threads {sorted(map(int, df['threads'].unique()))}")
@@ -382,7 +369,7 @@ def main(argv=None) -> int:
         print(f"left out {len(missing)} timing cell(s) without a finished valgrind cell: "
               f"{', '.join(sorted({'__'.join(c.split('__')[:2]) for c in missing}))}")
     if len(nets) < 3:
-        return baselines_only(timing, f"only {len(nets)} network(s) have finished valgrind cells: "
+        return baselines_only(timing.frame, f"only {len(nets)} network(s) have finished valgrind cells: "
                               f"{', '.join(nets)}; leave-one-network-out needs at least 3", args)
     fixed = throughput_terms(df)
     levels = throughput_terms(df, threads_model="levels")
@@ -458,7 +445,7 @@ def main(argv=None) -> int:
     from perfmodel.model import fit_model
 
     try:
-        sw = fit_model(df, TARGET, extras, kind="loglinear", groups="network", always=levels, baselines=False,
+        sw = fit_model(table, TARGET, extras, kind="loglinear", groups="network", always=levels, baselines=False,
                        statistics=False, n_jobs=args.jobs)
         opt = {"mape": sw.cv.get("mape"), "rmspe": sw.cv.get("rmspe"), "within_10": sw.cv.get("within_10"),
                "features": sw.features}

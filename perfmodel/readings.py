@@ -14,6 +14,10 @@ from typing import Literal
 Provenance = Literal["real", "simulated", "software", "derived", "external", "none"]
 PROVENANCES: tuple[str, ...] = ("real", "simulated", "software", "derived", "external", "none")
 
+#: the counter sources a cell is measured with (``perfmodel collect --counters``; the last part of a cell id,
+#: :mod:`perfmodel.data.cells`); ``valgrind`` gives simulated counts
+COUNTER_SOURCES: tuple[str, ...] = ("auto", "perf", "valgrind", "software")
+
 
 @dataclass(frozen=True)
 class Reading:

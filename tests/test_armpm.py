@@ -22,12 +22,14 @@ def raw_rows():
 def test_load_armpm_shape_keys_and_provenance(raw_rows):
     from perfmodel.data.importers.armpm import load_armpm
 
-    df = load_armpm(DATA)
+    table = load_armpm(DATA)
+    df = table.frame
     runs = df.groupby(["workload", "run", "cores", "freq_mhz"]).ngroups
     assert len(df) == raw_rows - runs  # first sample of every run dropped
     assert df["workload"].nunique() == 9 and set(df["cores"]) == {1, 2}
     assert sorted(df["freq_mhz"].unique()) == [1000.0, 1400.0, 1800.0]
-    assert df.attrs["provenance"]["power_w"] == "real" and df.attrs["provenance"]["instructions"] == "real"
+    assert table.provenance.get("power_w") == "real" and table.provenance.get("instructions") == "real"
+    assert table.provenance.origin == f"armpm:{DATA.name}"
     np.testing.assert_allclose(df["instructions_per_s"], df["instructions"] / df["dt_s"])
     np.testing.assert_allclose(df["l2d_accesses_per_cycle"], df["l2d_accesses"] / df["cycles"])
     assert df["dt_s"].between(0.45, 0.55).all() and df["interval_ok"].all()
@@ -37,12 +39,12 @@ def test_load_armpm_shape_keys_and_provenance(raw_rows):
 def test_drop_first_and_sensor_lag():
     from perfmodel.data.importers.armpm import load_armpm
 
-    kept = load_armpm(DATA, drop_first=False)
+    kept = load_armpm(DATA, drop_first=False).frame
     first = kept["dt_s"].isna()
     assert first.sum() == kept["segment"].nunique() and not kept.loc[first, "interval_ok"].any()
     assert kept.loc[first, "instructions_per_s"].isna().all()
-    lag0 = load_armpm(DATA, drop_first=False)
-    lag1 = load_armpm(DATA, drop_first=False, sensor_lag=1)
+    lag0 = load_armpm(DATA, drop_first=False).frame
+    lag1 = load_armpm(DATA, drop_first=False, sensor_lag=1).frame
     assert len(lag1) == len(lag0) - lag0["segment"].nunique()
     # the power of row t with lag 1 is the power of row t+1 of the same run
     seg0 = lag0[lag0.segment == 0].reset_index(drop=True)

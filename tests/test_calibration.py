@@ -15,6 +15,7 @@ from perfmodel.data import (Dataset, attach_calibration, dataset_calibrations, m
                             write_dataset, write_records)
 from perfmodel.errors import InputFileError, PerfmodelError
 from perfmodel.model.estimators import OverheadLinearModel
+from perfmodel.data.provenance import Provenance, Table
 from perfmodel.model.features import FeatureError, attach_stream_time
 from perfmodel.model.synthetic import synthetic_throughput_records
 
@@ -68,11 +69,13 @@ def test_calibrations_of_a_data_set_attached_run_and_merged(tmp_path):
 
 def test_attach_stream_time_from_facts_and_bandwidth():
     df = pd.DataFrame({"network": ["alexnet", "alexnet", "squeezenet1_1", "resnet50"], "threads": [1, 2, 1, 2]})
-    df.attrs = {"provenance": {"network": "key"}}
-    out = attach_stream_time(df, {"1": 16.0, 2: 32.0})
+    table = Table(df, Provenance({"network": "key"}))
+    out = attach_stream_time(table, {"1": 16.0, 2: 32.0})
     expect = [4 * 58_631_144 / 16e6, 4 * 58_631_144 / 32e6, 0.0, 4 * 2_049_000 / 32e6]
-    np.testing.assert_allclose(out["fc_stream_ms"], expect, rtol=1e-12)
-    assert "fc_stream_ms" not in df.columns and out.attrs["provenance"]["fc_stream_ms"] == "derived"
+    np.testing.assert_allclose(out.frame["fc_stream_ms"], expect, rtol=1e-12)
+    assert "fc_stream_ms" not in df.columns and out.provenance.get("fc_stream_ms") == "derived"
+    assert table.provenance.get("fc_stream_ms") is None  # the input's provenance is not changed
+    np.testing.assert_allclose(attach_stream_time(df, {1: 16.0, 2: 32.0})["fc_stream_ms"], expect)  # a frame in, out
     with pytest.raises(FeatureError, match=r"no streaming bandwidth measured for \[2\]"):
         attach_stream_time(df, {1: 16.0})
     for bad in ({1: 0.0, 2: 1.0}, {1: float("nan"), 2: 1.0}, {"one": 1.0}):
@@ -150,7 +153,7 @@ def test_cli_calibrate_attach_and_fit_stream_terms(tmp_path):
     from perfmodel.model.features import join_simulated as _join
     from perfmodel.data import read_dataset as _read, wide_per_cell as _wide
 
-    w = attach_stream_time(_join(_wide(_read(tmp_path / "ds"))), {1: 1e-3, 2: 1e-3})
+    w = attach_stream_time(_join(_wide(_read(tmp_path / "ds"))), {1: 1e-3, 2: 1e-3}).frame
     assert (m.out_of_range(w.assign(fc_stream_ms=1e9)) == "").all()
     assert (m.out_of_range(w.assign(instructions_per_image=1e15)) != "").all()
     # predicting from the data set uses its calibration; from a CSV without it, the model's (said so)
@@ -162,7 +165,7 @@ def test_cli_calibrate_attach_and_fit_stream_terms(tmp_path):
     from perfmodel.data import read_dataset, wide_per_cell
     from perfmodel.model.features import join_simulated
 
-    wide = join_simulated(wide_per_cell(read_dataset(tmp_path / "ds")))
+    wide = join_simulated(wide_per_cell(read_dataset(tmp_path / "ds"))).frame
     cols = ["framework", "network", "threads", "instructions_per_image", "l2d_refills_per_image"]
     wide[[c for c in cols if c in wide.columns]].to_csv(tmp_path / "s.csv", index=False)
     r = runner.invoke(app, ["predict", "--model", str(tmp_path / "m.json"), "--csv", str(tmp_path / "s.csv"),
@@ -267,7 +270,7 @@ def test_predict_from_a_data_set_without_calibration_says_whose_bandwidth(tmp_pa
     other = wide_per_cell(read_dataset(tmp_path / "other"))
     with pytest.raises(PerfmodelError, match="2"):  # no fallback: the missing thread count is an error
         with_stream_time(other, tmp_path / "other")
-    df, bw, _ = with_stream_time(other[other["threads"] == 1], tmp_path / "other", {"1": 99.0, "2": 99.0})
+    df, bw, _ = with_stream_time(other.rows(other.frame["threads"] == 1), tmp_path / "other", {"1": 99.0, "2": 99.0})
     assert bw == {1: 15.0}  # the data's own where it covers the rows
 
 
@@ -275,17 +278,17 @@ def test_attach_l2_overflow_counts_only_conv_layers_bigger_than_the_cache():
     from perfmodel.model.features import attach_l2_overflow, conv_weights_over
 
     df = pd.DataFrame({"network": ["resnet18", "alexnet", "squeezenet1_1"], "threads": [1, 2, 1]})
-    df.attrs = {"provenance": {"network": "key"}}
-    out = attach_l2_overflow(df, 2 * 1024 * 1024)
+    table = Table(df, Provenance({"network": "key"}))
+    out = attach_l2_overflow(table, 2 * 1024 * 1024)
     # ResNet-18: 512 x 512 x 3 x 3 convolutions (+ bias) are 9.44 MB each; layer4 has three of them and
     # one 256 -> 512 3x3 (4.72 MB), layer3 three 256 -> 256 3x3 (2.36 MB > 2 MiB); its 128 -> 256 3x3
     # (1.18 MB) fits; every layer of SqueezeNet v1.1 fits in 2 MiB, AlexNet's 3x3 384 -> 256 (3.54 MB),
     # 256 -> 256 (2.36 MB) and 192 -> 384 (2.65 MB) do not, its FC layers are not counted
     res = 4 * (3 * (512 * 512 * 9 + 512) + 256 * 512 * 9 + 512 + 3 * (256 * 256 * 9 + 256)) / 1e6
     alex = 4 * ((192 * 384 * 9 + 384) + (384 * 256 * 9 + 256) + (256 * 256 * 9 + 256)) / 1e6
-    np.testing.assert_allclose(out["conv_over_l2_mb"], [res, alex, 0.0], rtol=1e-12)
-    assert out.attrs["provenance"]["conv_over_l2_mb"] == "derived" and out.attrs["l2_bytes"] == 2 * 1024 * 1024
-    assert "conv_over_l2_mb" not in df.columns and "l2_bytes" not in df.attrs
+    np.testing.assert_allclose(out.frame["conv_over_l2_mb"], [res, alex, 0.0], rtol=1e-12)
+    assert out.provenance.get("conv_over_l2_mb") == "derived" and out.meta["l2_bytes"] == 2 * 1024 * 1024
+    assert "conv_over_l2_mb" not in df.columns and "l2_bytes" not in table.meta
     assert conv_weights_over("resnet18", 1e12) == 0.0  # nothing is bigger than a huge cache
     assert conv_weights_over("resnet18", 1.0) > res  # every conv layer when the cache is tiny
     for bad in (0, -1, float("nan"), "x", None):
@@ -363,15 +366,16 @@ def test_speed_scaled_scales_the_counts_of_fitted_terms_only():
 
     df = pd.DataFrame({"framework": ["a", "b", "a"], "threads": [1, 2, 2], "instructions_per_image": [10.0, 20.0, 30.0],
                        "l2d_refills_per_image": [1.0, 2.0, 3.0], "fc_stream_ms": [5.0, 6.0, 7.0]})
-    df.attrs = {"provenance": {"fc_stream_ms": "derived"}}
+    prov = Provenance({"fc_stream_ms": "derived"})
     feats = ["instructions_per_image*framework=a*threads=1", "instructions_per_image*framework=b*threads=2",
              "l2d_refills_per_image", "fc_stream_ms"]
-    out, cols = speed_scaled(df, feats, {1: 2.0, 2: 0.5}, known=("fc_stream_ms",))
+    table, cols = speed_scaled(Table(df, prov), feats, {1: 2.0, 2: 0.5}, known=("fc_stream_ms",))
+    out = table.frame
     assert cols == ["instructions_per_image", "l2d_refills_per_image"]
     assert out["instructions_per_image"].tolist() == [20.0, 10.0, 15.0]
     assert out["l2d_refills_per_image"].tolist() == [2.0, 1.0, 1.5]
     assert out["fc_stream_ms"].tolist() == [5.0, 6.0, 7.0] and out["threads"].tolist() == [1, 2, 2]
-    assert df["instructions_per_image"].tolist() == [10.0, 20.0, 30.0] and out.attrs == df.attrs
+    assert df["instructions_per_image"].tolist() == [10.0, 20.0, 30.0] and table.provenance == prov
     with pytest.raises(FeatureError, match="no speed ratio for thread count"):
         speed_scaled(df, feats, {1: 2.0}, known=("fc_stream_ms",))
     for bad in ("log(instructions_per_image)", "instructions_per_image^2", "instructions_per_image*l2d_refills_per_image"):
@@ -413,7 +417,7 @@ def test_cli_predict_prices_counts_at_the_speed_of_the_data(tmp_path):
     from perfmodel.data import read_dataset, wide_per_cell
 
     w = attach_stream_time(join_simulated(wide_per_cell(read_dataset(tmp_path / "fast"))), {1: 16.0, 2: 30.0})
-    known = w["fc_stream_ms"].to_numpy()
+    known = w.frame["fc_stream_ms"].to_numpy()
     t_same = m.params.rate_scale / np.array([x["pred"] for x in same["rows"]])
     t_slow = m.params.rate_scale / np.array([x["pred"] for x in slow["rows"]])
     # fitted time doubles: t_slow - known - o = 2 (t_same - known - o)  =>  t_slow - 2 t_same = -(known + o)

@@ -95,8 +95,8 @@ def test_load_table_keeps_them_and_warn_says_those_of_the_rows_left(ds, capsys):
     _cell(ds, "onnxruntime", "resnet18", valgrind=True)
     _cell(ds, "onnxruntime", "resnet18", valgrind=False)
     wide = load_table(str(ds.path))
-    assert wide.attrs["code_path_differences"] == code_path_differences(ds.path) != []
-    assert "code_paths_unchecked" not in wide.attrs  # a folder is checked
+    assert wide.meta["code_path_differences"] == code_path_differences(ds.path) != []
+    assert "code_paths_unchecked" not in wide.meta  # a folder is checked
     assert capsys.readouterr().err == ""  # said by the command, for the rows it keeps
     assert warn_code_paths(wide, lambda text, warn=False: said.append((text, warn))) == _sentences(ds.path)
     assert any(w and t.startswith("warning: tensorflow: onednn_opts = False in the simulated cells") for t, w in said)
@@ -173,7 +173,7 @@ def test_a_records_file_says_its_code_paths_are_not_checked(tmp_path, capsys):
     write_records(path, recs)
     wide = load_table(str(path))
     # only TensorFlow's runner declares a kernel-selecting setting
-    assert wide.attrs["code_paths_unchecked"] == {"files": [str(path)], "frameworks": ["tensorflow"]}
+    assert wide.meta["code_paths_unchecked"] == {"files": [str(path)], "frameworks": ["tensorflow"]}
     said = []
     assert warn_code_paths(wide, lambda text, warn=False: said.append(text)) == []
     assert len(said) == 1 and "code paths of tensorflow not checked" in said[0] and "recs.parquet" in said[0]
@@ -181,4 +181,4 @@ def test_a_records_file_says_its_code_paths_are_not_checked(tmp_path, capsys):
     kept, _ = exclude_rows(wide, ["framework=tensorflow"])
     assert warn_code_paths(kept, lambda text, warn=False: said.append(text)) == [] and said == []  # nothing said
     write_records(path, recs[recs["framework"] != "tensorflow"])
-    assert "code_paths_unchecked" not in load_table(str(path)).attrs
+    assert "code_paths_unchecked" not in load_table(str(path)).meta

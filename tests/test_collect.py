@@ -87,7 +87,7 @@ def test_campaign_all_frameworks(campaign):
     img = df[df.phase == "image"]
     assert sorted(img.framework.unique()) == sorted(FRAMEWORKS)
     assert img.groupby("cell_id").image_index.nunique().eq(3).all()
-    wide = wide_per_cell(df)
+    wide = wide_per_cell(df).frame
     assert sorted(wide.framework) == sorted(FRAMEWORKS)
     assert (wide.throughput_fps > 0).all() and (wide.n_images == 3).all()
     # throughput is 1000 / mean latency, latency = read + preprocess + inference
@@ -184,7 +184,7 @@ def test_killed_worker_keeps_finished_cells_and_resume_completes(tmp_path, monke
     second = run_campaign(spec, out, progress=False)
     assert second.done == [victim] and sorted(second.skipped) == sorted(first.done)
     assert {c: (out / "records" / f"{c}.parquet").stat().st_mtime_ns for c in first.done} == done_files
-    assert sorted(wide_per_cell(read_dataset(out)).framework) == ["litert", "onnxruntime", "opencv"]
+    assert sorted(wide_per_cell(read_dataset(out)).frame.framework) == ["litert", "onnxruntime", "opencv"]
 
 
 # ------------------------------------------------------------------------------------------ trace, command
@@ -197,7 +197,7 @@ def test_trace_short(tmp_path, squeezenet_exports):
                     progress=False)
     df = res.records
     assert set(df.phase) == {"trace"}
-    wide = wide_per_sample(read_dataset(tmp_path / "tr"))
+    wide = wide_per_sample(read_dataset(tmp_path / "tr")).frame
     assert 6 <= len(wide) <= 11
     assert (wide.images >= 1).all() and (wide.throughput_fps > 0).all()
     assert wide.throughput_fps.values == pytest.approx((wide.images / wide.dt_s).values)
@@ -218,8 +218,9 @@ def _script(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("counters", ["auto", "software"])
 def test_measure_command_two_phase(tmp_path, counters):
     script = _script(tmp_path)
-    df = measure_command([sys.executable, str(script), "8"], 8, [sys.executable, str(script), "8", "load"],
-                         counters=counters, repeats=2)
+    df, meta = measure_command([sys.executable, str(script), "8"], 8, [sys.executable, str(script), "8", "load"],
+                               counters=counters, repeats=2)
+    assert meta["repeats"] == 2 and meta["note"].startswith("per image = (s1 - s2) / N")
     assert set(df.phase) == {"command"} and (df.image_index == -1).all()
     v = df.set_index("metric")
     assert v.loc["latency_ms", "value"] > 0 and v.loc["task_clock_ms", "value"] > 0
@@ -227,14 +228,14 @@ def test_measure_command_two_phase(tmp_path, counters):
     assert "instructions" in v.index  # not countable here -> NaN with reason, or counted on a real PMU
     row = v.loc["instructions"]
     assert (not math.isnan(row.value)) or row.reason
-    wide = wide_per_cell(df)
+    wide = wide_per_cell(df).frame
     assert wide.throughput_fps.iloc[0] == pytest.approx(1000 / v.loc["latency_ms", "value"])
 
 
 def test_measure_command_without_load_notes_it(tmp_path):
     script = _script(tmp_path)
-    df = measure_command([sys.executable, str(script), "2"], 2, counters="software")
-    assert "includes" in df.attrs["note"]
+    df, meta = measure_command([sys.executable, str(script), "2"], 2, counters="software")
+    assert "includes" in meta["note"]
     assert "s1/N" in df.set_index("metric").loc["latency_ms", "source"]
     with pytest.raises(PerfmodelError):
         measure_command([sys.executable, str(script), "2"], 0)
@@ -290,7 +291,8 @@ def test_quick_sample_by_seconds(squeezenet_exports):
     """A sample of a few seconds counts images until that long has passed since the counting started."""
     from perfmodel.collect import quick_sample
 
-    df = quick_sample("litert", "squeezenet1_1", threads=1, seconds=0.4)
+    cell_meta: dict = {}
+    df = quick_sample("litert", "squeezenet1_1", threads=1, seconds=0.4, cell_meta=cell_meta)
     images = df[(df.phase == "image") & (df.metric == "latency_ms")]
     cell = df[df.phase == "cell"]
     n = images.image_index.nunique()
@@ -298,7 +300,7 @@ def test_quick_sample_by_seconds(squeezenet_exports):
     assert images.t_end_s.max() - cell.t_start_s.min() >= 0.4
     # the last image is the first to end past the time: without it the sample is shorter than asked
     assert images.t_end_s.sort_values().iloc[-2] - cell.t_start_s.min() < 0.4
-    (meta,) = df.attrs["cells"].values()
+    (meta,) = cell_meta.values()
     assert meta["images"]["counted"] == meta["counted_images"] == n
     for bad in (0, -1, 10.5, "soon"):
         with pytest.raises(PerfmodelError, match="seconds"):
@@ -321,7 +323,7 @@ def test_valgrind_cell(tmp_path, squeezenet_exports):
     assert len(ins) == 2 and (ins.provenance == "simulated").all() and (ins.value > 1e6).all()
     meta = Dataset.open(out).cell_meta(res.done[0])
     assert meta["simulated_images"] == 2 and "LL 512K" in meta["geometry"]
-    wide = wide_per_cell(df)
+    wide = wide_per_cell(df).frame
     assert wide.l1d_accesses_per_image.iloc[0] > 0 and wide.branches_per_image.iloc[0] > 0
 
 
@@ -340,10 +342,11 @@ def test_campaign_with_an_external_power_log(tmp_path, squeezenet_exports):
     out = tmp_path / "ds"
     run_campaign(_spec(frameworks=["onnxruntime"], images=2, power_log=str(log), power_log_offset_s=1000.0),
                  out, progress=False)
-    cells = wide_per_cell(read_dataset(out))
+    table = wide_per_cell(read_dataset(out))
+    cells = table.frame
     power = cells["power_w_cell"] if "power_w_cell" in cells.columns else cells["power_w"]
     assert power.iloc[0] == pytest.approx(2.5)
-    assert "external" in cells.attrs["provenance"][power.name]
+    assert "external" in table.provenance.get(power.name)
     # without the offset the log does not cover the run: NaN with a reason, never a guess
     out2 = tmp_path / "ds2"
     run_campaign(_spec(frameworks=["onnxruntime"], images=2, power_log=str(log)), out2, progress=False)
@@ -502,7 +505,7 @@ def test_interrupted_trace_keeps_its_finished_intervals(tmp_path, squeezenet_exp
     assert meta["interrupted"] is True and meta["intervals"] >= 3
     df = ds.read_cell(cid)
     assert set(df.phase) == {"trace"} and set(df.cell_id) == {cid}
-    wide = wide_per_sample(df)
+    wide = wide_per_sample(df).frame
     assert len(wide) == meta["intervals"] and (wide.images >= 1).all()
     assert ds.done_cells() == []  # not taken for a finished trace
     assert list(tmp.glob("perfmodel-trace-*")) == []  # the stream file is cleaned up

@@ -26,6 +26,7 @@ from perfmodel.data import (
     read_dataset,
     read_records,
     records_from_readings,
+    records_attrs,
     records_metadata,
     write_dataset,
     write_records,
@@ -67,13 +68,13 @@ def cell_records(cell_id: str, n_images: int = 4, run_id: str = "run1", board: s
 def test_cell_round_trip_preserves_everything(tmp_path):
     ds = Dataset.create(tmp_path / "ds", META, campaign={"networks": ["squeezenet1_1"], "counters": "software"})
     df = cell_records("c1")
-    df.attrs = {"sampler_period_s": 0.1, "notes": ["warm-up 3 images"]}
-    ds.write_cell("c1", df, {"framework": "litert", "images": 4, "timings": {"wall_s": 1.5}})
+    attrs = {"sampler_period_s": 0.1, "notes": ["warm-up 3 images"]}
+    ds.write_cell("c1", df, {"framework": "litert", "images": 4, "timings": {"wall_s": 1.5}}, attrs=attrs)
 
     again = Dataset.open(tmp_path / "ds")
     back = again.read_cell("c1")
     pdt.assert_frame_equal(back, df, check_dtype=True)
-    assert back.attrs == df.attrs
+    assert again.cell_attrs("c1") == attrs
     assert back["value"].isna().sum() == 4
     assert (back.loc[back["value"].isna(), "reason"] == "no power sensor").all()
     for col, dtype in COLUMNS.items():
@@ -81,7 +82,6 @@ def test_cell_round_trip_preserves_everything(tmp_path):
 
     whole = again.read()
     pdt.assert_frame_equal(whole, df, check_dtype=True)
-    assert whole.attrs["cell_attrs"] == {"c1": df.attrs}
     meta = again.cell_meta("c1")
     assert meta["status"] == "done" and meta["rows"] == len(df) and meta["timings"] == {"wall_s": 1.5}
     assert again.metadata == META
@@ -93,11 +93,10 @@ def test_cell_round_trip_preserves_everything(tmp_path):
 
 def test_flat_file_round_trip(tmp_path):
     df = pd.concat([cell_records("a"), cell_records("b")], ignore_index=True)
-    df.attrs = {"source": "unit test"}
-    path = write_records(tmp_path / "flat.parquet", df, {"board": "odroid-xu3"})
+    path = write_records(tmp_path / "flat.parquet", df, {"board": "odroid-xu3"}, attrs={"source": "unit test"})
     back = read_records(path)
     pdt.assert_frame_equal(back, df)
-    assert back.attrs == {"source": "unit test"}
+    assert records_attrs(path) == {"source": "unit test"}
     assert records_metadata(path) == {"board": "odroid-xu3"}
     pdt.assert_frame_equal(read_dataset(path), df)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from perfmodel.data import read_dataset, records_from_readings, write_dataset
+from perfmodel.data import Dataset, read_dataset, records_from_readings, write_dataset
 from perfmodel.data.store import _parquet_bytes, _read_parquet
 from perfmodel.errors import InputFileError
 from perfmodel.readings import Reading
@@ -57,7 +57,7 @@ def test_cells_with_a_deleted_or_corrupt_sidecar_are_said(three_cells, caplog):
     with caplog.at_level(logging.WARNING, logger="perfmodel.data"):
         df = read_dataset(three_cells)
     assert sorted(df["cell_id"].unique()) == ["c"]
-    bad = df.attrs["unreadable_cells"]
+    bad = Dataset.open(three_cells).unreadable_cells()
     assert set(bad) == {"a", "b"}
     assert "no sidecar" in bad["a"] and "corrupt" in bad["b"]
     assert "2 cell(s) cannot be read and are left out" in caplog.text and "a: its records file" in caplog.text
@@ -68,7 +68,7 @@ def test_a_done_cell_whose_records_file_is_gone_is_said(three_cells, caplog):
     with caplog.at_level(logging.WARNING, logger="perfmodel.data"):
         df = read_dataset(three_cells)
     assert sorted(df["cell_id"].unique()) == ["a", "b"]
-    assert df.attrs["unreadable_cells"] == {"c": "its sidecar says done but its records file is missing"}
+    assert Dataset.open(three_cells).unreadable_cells() == {"c": "its sidecar says done but its records file is missing"}
     assert "c: its sidecar says done" in caplog.text
 
 
@@ -80,7 +80,7 @@ def test_modified_records_are_refused_naming_the_cell_unless_trusted(three_cells
     with caplog.at_level(logging.WARNING, logger="perfmodel.data"):
         df = read_dataset(three_cells, trust_modified=True)
     assert sorted(df["cell_id"].unique()) == ["a", "b", "c"]
-    assert df.attrs["modified_cells"] == {"b": "records file does not match its sidecar (sha256)"}
+    assert Dataset.open(three_cells).modified_cells() == {"b": "records file does not match its sidecar (sha256)"}
     assert "reading 1 cell(s) changed after they were written" in caplog.text
 
 

@@ -162,12 +162,11 @@ def test_records_travel_as_parquet_not_pickle(two_boards):
     out, _ = two_boards
     df = read_dataset(out)
     df = df[df["cell_id"] == f"a@{CELL.format(r=0)}"].reset_index(drop=True)
-    df.attrs = {"note": "kept", "n": 3}
-    packed = pack_records(df)
+    packed = pack_records(df, {"note": "kept", "n": 3})
     assert isinstance(packed["records_parquet"], bytes) and isinstance(packed["attrs"], str)
-    back = unpack_records(packed)
+    back, attrs = unpack_records(packed)
     pdt.assert_frame_equal(back, df)
-    assert back.attrs == {"note": "kept", "n": 3}
+    assert attrs == {"note": "kept", "n": 3}
 
 
 def test_fleet_status_lists_the_boards_and_what_they_measure(fleet):

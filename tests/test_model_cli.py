@@ -50,7 +50,7 @@ def test_fit_evaluate_predict(records, tmp_path):
 
 
 def test_predict_csv_needs_provenance(tmp_path):
-    df = synthetic_power_table(seed=1)
+    df = synthetic_power_table(seed=1).frame
     csv = tmp_path / "p.csv"
     df.to_csv(csv, index=False)
     model = tmp_path / "p.json"

@@ -67,7 +67,7 @@ def test_vif_detects_collinearity():
 
 
 def test_stepwise_picks_the_true_power_events():
-    df = synthetic_power_table(seed=2)
+    df = synthetic_power_table(seed=2).frame
     splits = make_splits(df, group="workload")
     always = ["voltage_v", "voltage_v^2*freq_mhz"]
     cands = [f"{e}_per_s*voltage_v^2" for e in ("cycles", "instructions", "l2d_accesses", "branches", "l1i_accesses")]
@@ -78,7 +78,7 @@ def test_stepwise_picks_the_true_power_events():
 
 
 def test_stepwise_respects_vif_cap():
-    df = synthetic_power_table(seed=2)
+    df = synthetic_power_table(seed=2).frame
     df["instr_copy_per_s"] = df["instructions_per_s"] * (1 + 1e-4 * np.arange(len(df)) / len(df))
     splits = make_splits(df, group="workload")
     res = stepwise_select(df, "power_w", ["instructions_per_s", "instr_copy_per_s", "l2d_accesses_per_s"],
@@ -90,22 +90,23 @@ def test_join_simulated_attaches_counts_to_every_thread_count():
     from perfmodel.data import wide_per_cell
 
     rec = synthetic_throughput_records(networks=("squeezenet1_1", "resnet50"), frameworks=("litert",), threads=(1, 2))
-    wide = wide_per_cell(rec)
-    joined = join_simulated(wide)
+    table = wide_per_cell(rec)
+    wide = table.frame
+    joined_table = join_simulated(table)
+    joined = joined_table.frame
     assert len(joined) == 4 and not joined["cell_id"].str.endswith("__valgrind").any()
     sim = wide[wide.cell_id.str.endswith("__valgrind")].set_index("network")["instructions_per_image"]
     for _, row in joined.iterrows():
         assert row["instructions_per_image"] == sim[row["network"]]
-    assert joined.attrs["provenance"]["instructions_per_image"] == "simulated"
-    assert feature_provenance(joined, ["log(instructions_per_image)*framework=litert"]) == {
+    assert joined_table.provenance.get("instructions_per_image") == "simulated"
+    assert feature_provenance(joined_table, ["log(instructions_per_image)*framework=litert"]) == {
         "log(instructions_per_image)*framework=litert": ["key", "simulated"]}
     # timing measured under valgrind is never used as a timing cell
     assert (joined["latency_ms"] < 10000).all()
     # a timing cell without a simulated cell keeps NaN, never a guess
-    wide2 = wide[~((wide.network == "resnet50") & wide.cell_id.str.endswith("__valgrind"))]
-    j2 = join_simulated(wide2)
-    assert j2.loc[j2.network == "resnet50", "instructions_per_image"].isna().all()
-    assert j2.attrs["join_unmatched"] == 2
+    j2 = join_simulated(table.rows(~((wide.network == "resnet50") & wide.cell_id.str.endswith("__valgrind"))))
+    assert j2.frame.loc[j2.frame.network == "resnet50", "instructions_per_image"].isna().all()
+    assert j2.meta["join_unmatched"] == 2
 
 
 def test_throughput_terms_and_macs_baseline():

@@ -17,7 +17,7 @@ FEATS = ["voltage_v", "voltage_v^2*freq_mhz", "instructions_per_s*voltage_v^2", 
 
 @pytest.fixture(scope="module")
 def power():
-    return synthetic_power_table(seed=4)
+    return synthetic_power_table(seed=4)  # a Table: the frame and its provenance (counters and sensors real)
 
 
 @pytest.fixture(scope="module", params=["linear", "loglinear", "ridge"])
@@ -53,9 +53,9 @@ def test_round_trip_is_bit_exact(model, power, tmp_path):
 
 def test_prediction_interval_contains_most_samples(model, power):
     p = model.predict_frame(power, alpha=0.05)
-    assert list(p.columns) == ["pred", "lo", "hi"] and p.index.equals(power.index)
+    assert list(p.columns) == ["pred", "lo", "hi"] and p.index.equals(power.frame.index)
     assert (p["lo"] <= p["pred"]).all() and (p["pred"] <= p["hi"]).all()
-    assert ((power.power_w >= p.lo) & (power.power_w <= p.hi)).mean() > 0.85
+    assert ((power.frame.power_w >= p.lo) & (power.frame.power_w <= p.hi)).mean() > 0.85
 
 
 def test_tampered_and_corrupt_files_are_refused(model, tmp_path):
@@ -80,18 +80,16 @@ def test_tampered_and_corrupt_files_are_refused(model, tmp_path):
 
 
 def test_nan_missing_feature_and_provenance_mismatch_are_refused(model, power):
-    bad = power.head(3).copy()
-    bad.attrs = power.attrs
+    bad = power.frame.head(3).copy()
     bad.loc[bad.index[1], "instructions_per_s"] = np.nan
     with pytest.raises(PerfmodelError, match="NaN"):
-        model.predict_frame(bad)
+        model.predict_frame(power.with_frame(bad))
     with pytest.raises(IncompatibleSampleError, match="lacks column"):
-        model.check_compatible(power.drop(columns=["l2d_accesses_per_s"]))
-    sim = power.copy()
-    sim.attrs = {"provenance": {**power.attrs["provenance"], "instructions_per_s": "simulated"}}
+        model.check_compatible(power.with_frame(power.frame.drop(columns=["l2d_accesses_per_s"])))
+    sim = power.with_provenance(power.provenance.with_columns({"instructions_per_s": "simulated"}))
     with pytest.raises(IncompatibleSampleError, match="trained on real"):
         model.predict_frame(sim)
-    plain = pd.DataFrame(power.to_dict("list"))  # a CSV: no attrs
+    plain = pd.DataFrame(power.frame.to_dict("list"))  # a CSV: no provenance
     with pytest.raises(IncompatibleSampleError, match="provenance unknown"):
         model.predict_frame(plain)
     assert np.allclose(model.predict_frame(plain, provenance="real")["pred"], model.predict_frame(power)["pred"])
@@ -107,8 +105,7 @@ def test_unknown_category_is_refused(tmp_path):
     df = join_simulated(wide_per_cell(synthetic_throughput_records(frameworks=("litert", "tensorflow"))))
     m = fit_model(df, "throughput_fps", kind="loglinear", groups="lono", baselines=False)
     assert "framework=tensorflow" in m.features and m.levels["framework"] == ["litert", "tensorflow"]
-    other = df.copy()
-    other["framework"] = "opencv"
+    other = df.with_frame(df.frame.assign(framework="opencv"))
     with pytest.raises(IncompatibleSampleError, match="opencv"):
         load_model(save_model(m, tmp_path / "t.json")).predict_frame(other)
 
@@ -125,11 +122,11 @@ def test_fit_model_user_errors(power):
 def test_out_of_range_names_the_features_a_prediction_extrapolates(model, power):
     inside = model.out_of_range(power)
     assert (inside == "").all()
-    far = power.head(3).copy()
-    far.attrs = power.attrs
+    far = power.frame.head(3).copy()
     f = model.features[-1]
     col = "l2d_accesses_per_s"
     far[col] = far[col] * 50  # far beyond any training sample
+    far = power.with_frame(far)
     flagged = model.out_of_range(far)
     assert (flagged != "").all() and all(f in s and "trained" in s for s in flagged)
     # the prediction itself still comes (the CLI prints a warning beside it)

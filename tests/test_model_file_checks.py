@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from perfmodel.data.provenance import Provenance, Table
 from perfmodel.errors import PerfmodelError
 from perfmodel.model import IncompatibleSampleError, ModelFileError, fit_model, load_model, save_model
 from perfmodel.model.modelfile import ModelFile, _canonical
@@ -213,14 +214,15 @@ def additive():
     recs = synthetic_throughput_records(networks=("squeezenet1_1", "mobilenet_v2", "googlenet", "resnet50"),
                                         frameworks=("litert", "onnxruntime"), threads=(1, 2), seed=2,
                                         noise=0.01, overhead_ms=300.0)
-    df = join_simulated(wide_per_cell(recs))
-    terms = additive_throughput_terms(df, memory=("llc_misses_per_image",))
-    return df, fit_model(df, "throughput_fps", terms, kind="overhead-linear", groups="lono", select="fixed",
-                         baselines=False)
+    table = join_simulated(wide_per_cell(recs))
+    terms = additive_throughput_terms(table.frame, memory=("llc_misses_per_image",))
+    return table, fit_model(table, "throughput_fps", terms, kind="overhead-linear", groups="lono", select="fixed",
+                            baselines=False)
 
 
 def test_new_fit_records_ranges_where_each_term_is_on(additive, tmp_path):
-    df, model = additive
+    table, model = additive
+    df = table.frame
     ar = model.training["active_ranges"]
     on = (df["framework"] == "litert") & (df["threads"].astype(int) == 1)
     f = "instructions_per_image*framework=litert*threads=1"
@@ -231,9 +233,8 @@ def test_new_fit_records_ranges_where_each_term_is_on(additive, tmp_path):
     assert (back.out_of_range(df) == "").all()  # the training rows themselves
     # a tiny (not zero) count of an interaction term is flagged where the term is on, and only there
     small = df[on].head(1).copy()
-    small.attrs = df.attrs
     small["instructions_per_image"] = ar[f][0] / 100
-    note = back.out_of_range(small).iloc[0]
+    note = back.out_of_range(table.with_frame(small)).iloc[0]
     assert note.startswith(f"{f}=") and "trained" in note and "onnxruntime" not in note
 
 
@@ -245,8 +246,7 @@ def test_widening_below_a_positive_minimum_never_reaches_zero():
     m = fit_model(power, "power_w", feats, kind="linear", groups="lowo", select="fixed", baselines=False)
     lo, hi = m.training["active_ranges"]["l2d_accesses_per_s*voltage_v^2"]
     assert 0 < lo < 0.05 * (hi - lo)  # the old 5 % width widening went below 0 here
-    row = power.head(1).copy()
-    row.attrs = power.attrs
+    row = power.frame.head(1).copy()
     row["l2d_accesses_per_s"] = 0.0
     assert "l2d_accesses_per_s*voltage_v^2=0 (trained" in m.out_of_range(row).iloc[0]
 
@@ -278,7 +278,7 @@ def test_csv_with_its_own_stream_time_is_predicted():
     for its counters and does not apply to it."""
     m = load_model(THROUGHPUT)
     assert m.column_provenance["fc_stream_ms"] == []
-    row = _reference_row()  # a CSV: no attrs
+    row = _reference_row()  # a CSV: no provenance
     p = m.predict_frame(row, provenance="simulated")
     assert np.isfinite(p.to_numpy()).all()
     with pytest.raises(IncompatibleSampleError) as err:
@@ -290,10 +290,9 @@ def test_csv_with_its_own_stream_time_is_predicted():
     with pytest.raises(IncompatibleSampleError, match="fc_stream_ms: sample is real, model was trained on derived"):
         m.predict_frame(row, provenance={"instructions_per_image": "simulated", "l2d_refills_per_image": "simulated",
                                          "l1d_refills_per_image": "simulated", "fc_stream_ms": "real"})
-    # so are the attrs of a data set
-    rec = row.copy()
-    rec.attrs = {"provenance": {c: "simulated" for c in ("instructions_per_image", "l2d_refills_per_image",
-                                                          "l1d_refills_per_image", "fc_stream_ms")}}
+    # so is the provenance of a data set's table
+    rec = Table(row, Provenance({c: "simulated" for c in ("instructions_per_image", "l2d_refills_per_image",
+                                                           "l1d_refills_per_image", "fc_stream_ms")}))
     with pytest.raises(IncompatibleSampleError, match="fc_stream_ms: sample is simulated"):
         m.predict_frame(rec)
 

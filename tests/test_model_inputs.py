@@ -355,7 +355,7 @@ def test_implausible_latency_in_a_records_file_is_refused_on_read(tmp_path):
 def _csv_of_reference(tmp_path) -> tuple[Path, pd.DataFrame]:
     from perfmodel.workflows.load import load_table
 
-    df = load_table(str(REFERENCE))
+    df = load_table(str(REFERENCE)).frame
     path = tmp_path / "wide.csv"
     df.to_csv(path, index=False)
     return path, pd.read_csv(path)

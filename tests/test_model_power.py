@@ -87,9 +87,7 @@ def _grouped(seed=0, groups=5, n=40):
         y = 2.0 + 1.5 * a + 0.7 * b + rng.normal(0, 0.05, n)
         rows.append(pd.DataFrame({"workload": f"w{g}", "a_per_s": a, "b_per_s": b, "c_per_s": c, "d_per_s": d,
                                   "power_w": y}))
-    df = pd.concat(rows, ignore_index=True)
-    df.attrs = {"provenance": {k: "real" for k in df.columns if k != "workload"}}
-    return df
+    return pd.concat(rows, ignore_index=True)
 
 
 def test_nested_cv_selection_sees_training_groups_only(monkeypatch):
@@ -154,7 +152,7 @@ def test_power_features_on_armpm_full_rank_and_beat_baseline():
     from perfmodel.data.importers.armpm import load_armpm
     from perfmodel.model.fit import evaluate
 
-    df = load_armpm(DATA, sensor_lag=1)
+    df = load_armpm(DATA, sensor_lag=1).frame
     feats = power_features(df)
     X = np.column_stack([np.ones(len(df)), feature_frame(df, feats).to_numpy()])
     assert np.linalg.matrix_rank(X) == X.shape[1]
@@ -173,7 +171,7 @@ def test_trained_power_model_applies_to_armpm():
     model = load_model(MODEL)
     assert model.preparation.sensor_lag == 1  # the lag it was trained with (metadata of this schema 1 file)
     df = load_armpm(DATA, sensor_lag=model.preparation.sensor_lag)
-    assert model.features == power_features(df)
+    assert model.features == power_features(df.frame)
     pred = model.predict_frame(df)
     assert len(pred) == len(df) and np.isfinite(pred["pred"]).all()
     assert model.cv["scheme"] == "leave-one-workload-out" and np.isfinite(model.cv["mape"])

@@ -31,13 +31,15 @@ def _ref_metadata(**versions):
 
 def test_join_attaches_simulated_counts_to_every_thread_count(records):
     wide = wide_per_cell(records)
-    joined = join_simulated(wide)
+    table = join_simulated(wide)
+    joined = table.frame
     assert not joined["cell_id"].str.endswith("__valgrind").any()
     assert len(joined) == len(NETS) * 2 * 2
-    sim = wide[wide["cell_id"].str.endswith("__valgrind")].set_index(["framework", "network"])
+    sim = wide.frame[wide.frame["counter_source"] == "valgrind"].set_index(["framework", "network"])
     for _, r in joined.iterrows():
         assert r["instructions_per_image"] == pytest.approx(sim.loc[(r["framework"], r["network"]), "instructions_per_image"])
-    assert joined.attrs["provenance"]["instructions_per_image"] == "simulated"
+    assert table.provenance.get("instructions_per_image") == "simulated"
+    assert table.meta["join_simulated_events"][0] == "instructions"
     # per-second rates come from the simulated counts and each cell's own latency
     r = joined.iloc[0]
     assert r["instructions_per_s"] == pytest.approx(r["instructions_per_image"] / (r["latency_ms"] / 1000))
@@ -45,16 +47,17 @@ def test_join_attaches_simulated_counts_to_every_thread_count(records):
 
 def test_join_leaves_unmatched_cells_nan(records):
     drop = records["cell_id"] == "litert__resnet50__t1__r0__valgrind"
-    joined = join_simulated(wide_per_cell(records[~drop]))
+    table = join_simulated(wide_per_cell(records[~drop]))
+    joined = table.frame
     gone = joined[(joined["framework"] == "litert") & (joined["network"] == "resnet50")]
     assert len(gone) == 2 and gone["instructions_per_image"].isna().all()
-    assert joined.attrs["join_unmatched"] == 2
+    assert table.meta["join_unmatched"] == 2
     with pytest.raises(FeatureError, match="no simulated"):
         join_simulated(wide_per_cell(records[~records["cell_id"].str.endswith("__valgrind")]))
 
 
 def test_throughput_term_sets(records):
-    df = join_simulated(wide_per_cell(records))
+    df = join_simulated(wide_per_cell(records)).frame
     log_terms = throughput_terms(df)
     assert log_terms == ["log(instructions_per_image)", "framework=onnxruntime", "log(threads)",
                          "log(threads)*framework=onnxruntime"]
@@ -70,7 +73,7 @@ def test_throughput_term_sets(records):
 
 def test_simulated_model_beats_macs_baseline_on_its_ground_truth(records):
     df = join_simulated(wide_per_cell(records))
-    model = fit_model(df, "throughput_fps", throughput_terms(df), kind="loglinear", groups="lono", select="fixed")
+    model = fit_model(df, "throughput_fps", throughput_terms(df.frame), kind="loglinear", groups="lono", select="fixed")
     rows = {r["model"]: r for r in model.cv["results"]}
     assert model.cv["scheme"] == "leave-one-network-out"
     assert model.column_provenance["instructions_per_image"] == ["simulated"]
@@ -118,13 +121,13 @@ def test_drop_incomplete_and_named_terms(records):
 
     df = join_simulated(wide_per_cell(records[records["cell_id"] != "litert__googlenet__t1__r0__valgrind"]))
     df2, feats = named_terms(df, "throughput")
-    assert feats == throughput_terms(df)
+    assert feats == throughput_terms(df.frame)
     kept, dropped = drop_incomplete(df2, "throughput_fps", feats)
     assert sorted(dropped) == ["litert__googlenet__t1__r0__software", "litert__googlenet__t2__r0__software"]
-    assert len(kept) == len(df) - 2 and np.isfinite(kept["instructions_per_image"]).all()
-    assert kept.attrs["provenance"]["instructions_per_image"] == "simulated"
+    assert len(kept) == len(df) - 2 and np.isfinite(kept.frame["instructions_per_image"]).all()
+    assert kept.provenance.get("instructions_per_image") == "simulated"
     df3, macs_terms = named_terms(df, "throughput-macs")
-    assert macs_terms[0] == "log(macs)" and (df3["macs"] > 0).all()
+    assert macs_terms[0] == "log(macs)" and (df3.frame["macs"] > 0).all()
     assert attach_macs(df3) is df3
     from perfmodel.errors import PerfmodelError
 
@@ -134,16 +137,15 @@ def test_drop_incomplete_and_named_terms(records):
 
 def test_levels_model_predicts_unseen_network_within_tolerance(records):
     df = join_simulated(wide_per_cell(records))
-    train = df[df["network"] != "googlenet"].reset_index(drop=True)
-    train.attrs = df.attrs
-    test = df[df["network"] == "googlenet"].reset_index(drop=True)
-    test.attrs = df.attrs
-    model = fit_model(train, "throughput_fps", throughput_terms(train, threads_model="levels"), kind="loglinear",
+    train = df.rows(df.frame["network"] != "googlenet", reset_index=True)
+    test = df.rows(df.frame["network"] == "googlenet", reset_index=True)
+    model = fit_model(train, "throughput_fps", throughput_terms(train.frame, threads_model="levels"), kind="loglinear",
                       groups="lono", select="fixed", baselines=False, statistics=False)
     pred = model.predict_frame(test)
-    rel = np.abs(pred["pred"] - test["throughput_fps"]) / test["throughput_fps"]
+    fps = test.frame["throughput_fps"]
+    rel = np.abs(pred["pred"] - fps) / fps
     assert (rel < 0.15).all()
-    assert ((pred["lo"] <= test["throughput_fps"]) & (test["throughput_fps"] <= pred["hi"])).mean() >= 0.75
+    assert ((pred["lo"] <= fps) & (fps <= pred["hi"])).mean() >= 0.75
     assert isinstance(pred, pd.DataFrame)
 
 
@@ -156,7 +158,8 @@ def test_overhead_model_uses_training_overhead_only_and_round_trips(tmp_path):
 
     recs = synthetic_throughput_records(networks=NETS, frameworks=("litert", "onnxruntime"), threads=(1,),
                                         seed=2, noise=0.0, overhead_ms=300.0)
-    df = join_simulated(wide_per_cell(recs))
+    table = join_simulated(wide_per_cell(recs))
+    df = table.frame
     assert {"read_ms", "preprocess_ms"} <= set(df.columns)
     terms = throughput_terms(df)
     fm = FeatureModel(make_estimator("overhead-loglinear"), terms)
@@ -173,13 +176,13 @@ def test_overhead_model_uses_training_overhead_only_and_round_trips(tmp_path):
     # the synthetic ground truth has an LLC term the features lack: close, not exact
     assert over.metrics["mape"] < 3.0
 
-    model = fit_model(df, "throughput_fps", terms, kind="overhead-loglinear", groups="lono", select="fixed")
+    model = fit_model(table, "throughput_fps", terms, kind="overhead-loglinear", groups="lono", select="fixed")
     assert model.params.overhead == pytest.approx(300.0, rel=1e-9) and model.params.rate_scale == 1000.0
     path = save_model(model, tmp_path / "m.json")
     d = __import__("json").loads(path.read_text())
     assert d["schema_version"] >= 2 and d["transforms"]["rate"]["overhead"] == float.hex(model.params.overhead)
     back = load_model(path)
-    p1, p2 = model.predict_frame(df), back.predict_frame(df)
+    p1, p2 = model.predict_frame(table), back.predict_frame(table)
     assert p1.to_numpy().tobytes() == p2.to_numpy().tobytes()
     assert (p1["lo"] < p1["pred"]).all() and (p1["pred"] < p1["hi"]).all()
     assert np.allclose(p1["pred"], y, rtol=0.05)
@@ -192,13 +195,14 @@ def test_overhead_model_refuses_targets_and_data_it_cannot_model(records, tmp_pa
     from perfmodel.model import ModelFileError, load_model, save_model
 
     df = join_simulated(wide_per_cell(records))  # no read_ms / preprocess_ms
+    terms = throughput_terms(df.frame)
     with pytest.raises(PerfmodelError, match="read_ms"):
-        fit_model(df, "throughput_fps", throughput_terms(df), kind="overhead-loglinear", groups="lono", select="fixed")
-    df = df.assign(read_ms=0.1, preprocess_ms=0.9, power_w=3.0)
+        fit_model(df, "throughput_fps", terms, kind="overhead-loglinear", groups="lono", select="fixed")
+    df = df.with_frame(df.frame.assign(read_ms=0.1, preprocess_ms=0.9, power_w=3.0))
     for target in ("power_w", "latency_ms"):  # a latency is the time itself, not a rate
         with pytest.raises(PerfmodelError, match="throughput target"):
-            fit_model(df, target, throughput_terms(df), kind="overhead-loglinear", groups="lono", select="fixed")
-    model = fit_model(df, "throughput_fps", throughput_terms(df), kind="overhead-loglinear", groups="lono",
+            fit_model(df, target, terms, kind="overhead-loglinear", groups="lono", select="fixed")
+    model = fit_model(df, "throughput_fps", terms, kind="overhead-loglinear", groups="lono",
                       select="fixed", baselines=False)
     d = json.loads(save_model(model, tmp_path / "m.json").read_text())
     d["schema_version"] = 1  # a version-1 reader would ignore the rate transform: refuse the combination
@@ -219,18 +223,19 @@ def test_additive_model_fits_files_and_refuses_non_rates(tmp_path):
 
     recs = synthetic_throughput_records(networks=NETS, frameworks=("litert", "onnxruntime"), threads=(1, 2),
                                         seed=2, noise=0.01, overhead_ms=300.0)
-    df = join_simulated(wide_per_cell(recs))
+    table = join_simulated(wide_per_cell(recs))
+    df = table.frame
     terms = additive_throughput_terms(df, memory=("llc_misses_per_image",))
     assert terms == [f"instructions_per_image*framework={fw}*threads={t}" for fw in ("litert", "onnxruntime")
                      for t in (1, 2)] + ["llc_misses_per_image"]
-    model = fit_model(df, "throughput_fps", terms, kind="overhead-linear", groups="lono", select="fixed")
+    model = fit_model(table, "throughput_fps", terms, kind="overhead-linear", groups="lono", select="fixed")
     base = next(r for r in model.cv["results"] if r["model"].startswith("baseline: MACs"))
     assert model.cv["mape"] < 3.0 < base["mape"]
     d = __import__("json").loads(save_model(model, tmp_path / "m.json").read_text())
     assert d["transforms"]["rate"]["time"] == "linear"
     back = load_model(tmp_path / "m.json")
     assert back.params.rate_time == "linear"
-    p1, p2 = model.predict_frame(df), back.predict_frame(df)
+    p1, p2 = model.predict_frame(table), back.predict_frame(table)
     assert p1.to_numpy().tobytes() == p2.to_numpy().tobytes()
     assert ((p1["lo"] <= df["throughput_fps"]) & (df["throughput_fps"] <= p1["hi"])).mean() >= 0.85
 
@@ -239,7 +244,7 @@ def test_default_throughput_candidates_never_restate_the_latency(records):
     """CPU time, cycles, rates and per-cycle ratios divide by (or are) the run's own time: not defaults."""
     from perfmodel.model.fit import default_candidates
 
-    df = join_simulated(wide_per_cell(records))
+    df = join_simulated(wide_per_cell(records)).frame
     lat = df["latency_ms"].to_numpy()
     df = df.assign(read_ms=0.1, preprocess_ms=0.9, task_clock_ms_per_image=lat, cycles_per_image=1.2e6 * lat,
                    instructions_per_cycle=df["instructions_per_image"] / (1.2e6 * lat))

@@ -183,6 +183,7 @@ def test_training_table_keeps_the_frameworks_whose_version_matches(monkeypatch):
     table, work, note, used, notes = pipeline.training_table(campaign, here, ref)
     assert work == "instructions_per_image"
     assert used == ["litert", "onnxruntime", "tensorflow"]
-    assert set(table["framework"].astype(str)) == {"litert", "onnxruntime", "tensorflow"}
+    assert set(table.frame["framework"].astype(str)) == {"litert", "onnxruntime", "tensorflow"}
+    assert table.provenance.get("instructions_per_image") == "simulated"
     assert "not opencv" in note
     assert any(n.startswith("opencv: ") and "5.0.0.93 (reference) vs 5.1.0.95 (here)" in n for n in notes)

@@ -36,13 +36,14 @@ def test_armpm_other_event_set_without_core_column(tmp_path):
     from perfmodel.metrics import base_event
 
     path = write_armpm(tmp_path / "other.data")
-    df = load_armpm(path, sensor_lag=1)
+    table = load_armpm(path, sensor_lag=1)
+    df = table.frame
     assert {"sw_incr", "cid_write_retired", "l1d_refills", "instructions", "branch_misses", "cycles"} == set(
-        df.attrs["events"])
+        table.meta["events"])
     assert "cores" not in df.columns and base_event("sw_incr_per_s") == "sw_incr"
-    rep = df.attrs["import_report"]
+    rep = table.meta["import_report"]
     assert rep["ignored"] == ["Comment"] and any("core terms" in n for n in rep["notes"])
-    with_cores = load_armpm(path, cores=2)
+    with_cores = load_armpm(path, cores=2).frame
     assert (with_cores["cores"] == 2).all()
     np.testing.assert_allclose(df["l1d_refills_per_s"], df["l1d_refills"] / df["dt_s"])
 
@@ -54,9 +55,10 @@ def test_powmon_sums_cluster_cores_and_maps_numbers(tmp_path):
 
     path = write_powmon(tmp_path / "pm.csv")
     raw = pd.read_csv(path)
-    df = load_powmon(path)
-    assert df.attrs["cluster"] == "a15" and df.attrs["cluster_cores"] == [4, 5, 6, 7]
-    assert set(df.attrs["events"]) == {"cycles", "instructions", "l1d_accesses", "l2d_refills", "bus_access",
+    table = load_powmon(path)
+    df = table.frame
+    assert table.meta["cluster"] == "a15" and table.meta["cluster_cores"] == [4, 5, 6, 7]
+    assert set(table.meta["events"]) == {"cycles", "instructions", "l1d_accesses", "l2d_refills", "bus_access",
                                       "event_0x4e"}
     assert df["cores"].tolist() == raw["Core Mask"].map({"0x10": 1, "0x30": 2, "0x70": 3, "0xF0": 4}).tolist()
     # counts summed over the cluster's cores in the mask (core 0-3 are the A7's and never counted)
@@ -65,7 +67,7 @@ def test_powmon_sums_cluster_cores_and_maps_numbers(tmp_path):
     per_s = sum(raw.loc[i, f"Core {c} Event 0x08"] / raw.loc[i, f"Core {c} CycleCount"] for c in (4, 5))
     assert df["instructions_per_s"].iloc[i] == pytest.approx(per_s * df["freq_mhz"].iloc[i] * 1e6)
     assert df["temperature_c"].tolist() == raw["Average Temperature A15"].tolist()
-    a7 = load_powmon(path, cluster="A7")
+    a7 = load_powmon(path, cluster="A7").frame
     assert (a7["power_w"] == 0.1).all() and (a7["cores"] == 0).all()
     with pytest.raises(InputFileError, match="sensor lag"):
         load_powmon(path, sensor_lag=1)
@@ -75,14 +77,15 @@ def test_mapped_csv_units_and_report(tmp_path):
     from perfmodel.data.importers.mapped import load_mapped
 
     path = write_mapped_csv(tmp_path / "log.csv")
-    df = load_mapped(path, MAPPING)
+    table = load_mapped(path, MAPPING)
+    df = table.frame
     assert df["freq_mhz"].isin([1000.0, 1400.0, 1800.0]).all()
     assert df["voltage_v"].between(0.9, 1.25).all() and df["power_w"].max() < 50
     assert df["dt_s"].round(3).eq(0.2).all()
-    assert df.attrs["import_report"]["ignored"] == ["note"]
+    assert table.meta["import_report"]["ignored"] == ["note"]
     mfile = tmp_path / "map.json"
     mfile.write_text(json.dumps(dict(p.split("=") for p in MAPPING.split(","))))
-    assert load_mapped(path, mfile).shape == df.shape
+    assert load_mapped(path, mfile).frame.shape == df.shape
     with pytest.raises(InputFileError, match="no column"):
         load_mapped(path, "time=nope,power_w=p_mw")
     with pytest.raises(InputFileError, match="neither a role"):
@@ -139,7 +142,7 @@ def test_default_power_terms_are_the_validated_fixed_set_where_the_data_has_its_
     from power_fixtures import PARSEC_EVENTS
 
     path = write_armpm(tmp_path / "full.data", events=PARSEC_EVENTS, cores_column=True, samples=12)
-    df = load_armpm(path, sensor_lag=1)
+    df = load_armpm(path, sensor_lag=1).frame
     fixed = validated_power_features(df)
     assert len(fixed) == 18 and "l1d_refills_per_s*voltage_v^2" not in fixed  # the set, not every event present
     r = runner.invoke(app, ["evaluate", f"armpm:{path}", "--target", "power_w", "--cv", "lowo", "--sensor-lag", "1",
@@ -226,7 +229,7 @@ def test_shrunk_power_model_penalises_only_the_event_terms(tmp_path):
     from perfmodel.model.features import power_selection_terms
     from perfmodel.model.fit import ShrunkPowerModel, evaluate_power_shrunk
 
-    df = load_armpm(write_armpm(tmp_path / "a.data", samples=10), sensor_lag=1)
+    df = load_armpm(write_armpm(tmp_path / "a.data", samples=10), sensor_lag=1).frame
     y = df["power_w"].to_numpy()
     cands, always, _ = power_selection_terms(df)
     feats = always + cands
@@ -260,7 +263,7 @@ def test_powmon_cycles_term_dropped_where_it_restates_the_core_term(tmp_path):
     from perfmodel.model.fit import power_term_set
     from perfmodel.model.stats import ols_statistics
 
-    df = load_powmon(write_powmon(tmp_path / "p.csv"))
+    df = load_powmon(write_powmon(tmp_path / "p.csv")).frame
     cands, always, _ = power_selection_terms(df)
     assert "cores*voltage_v^2*freq_mhz" in always and "cycles_per_s*voltage_v^2" not in always + cands
     with warnings.catch_warnings():
@@ -271,7 +274,7 @@ def test_powmon_cycles_term_dropped_where_it_restates_the_core_term(tmp_path):
     assert "cycles/s x V^2 left out" in reason and "V left out" in reason
     # an ARMPM file (rates from the interval) keeps it
     armpm = __import__("perfmodel.data.importers.armpm", fromlist=["load_armpm"]).load_armpm(
-        write_armpm(tmp_path / "a.data", cores_column=True, samples=6, workloads=3), sensor_lag=1)
+        write_armpm(tmp_path / "a.data", cores_column=True, samples=6, workloads=3), sensor_lag=1).frame
     assert "cycles_per_s*voltage_v^2" in power_selection_terms(armpm)[1]
 
 

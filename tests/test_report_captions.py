@@ -55,7 +55,7 @@ def test_fig5_finding_is_the_log_log_correlation_with_its_fisher_interval(tmp_pa
 
     recs = synthetic_records(power=False)
     text = build_report(recs, tmp_path / "r").read_text("utf-8")
-    cells = join_simulated_cells(wide_per_cell(recs))
+    cells = join_simulated_cells(wide_per_cell(recs)).frame
     g = cells.groupby(["framework", "network", "threads"])[["instructions_per_image", "throughput_fps"]].mean()
     r = float(np.corrcoef(np.log10(g.iloc[:, 0]), np.log10(g.iloc[:, 1]))[0, 1])
     lo, hi = fisher_ci(r, len(g))
@@ -76,7 +76,7 @@ def test_fig1_finding_and_fig3_finding_follow_the_data():
     from perfmodel.select import join_simulated_cells
 
     recs = synthetic_records(power=True)
-    cells = join_simulated_cells(wide_per_cell(recs))
+    cells = join_simulated_cells(wide_per_cell(recs)).frame
     # the synthetic frameworks run the same instructions per image: a tie, said as one
     f3 = captions.finding_fig3(cells)
     assert f3.startswith("Fewest instructions per image: litert = onnxruntime (tie) on 2 of 2 networks"), f3
@@ -88,7 +88,7 @@ def test_fig1_finding_and_fig3_finding_follow_the_data():
     fewer.loc[(fewer["framework"] == "onnxruntime") & (fewer["network"] == "resnet50"), "instructions_per_image"] *= 4
     assert captions.finding_fig3(fewer).startswith(
         "Fewest instructions per image: litert on 1, onnxruntime on 1 of 2"), captions.finding_fig3(fewer)
-    samples = wide_per_sample(recs)
+    samples = wide_per_sample(recs).frame
     f1 = captions.finding_fig1(samples)
     assert "Median throughput:" in f1 and "litert/resnet50 x1" in f1
     assert captions.finding_fig4(samples, cells).startswith("Event rate that tracks power most strongly")
@@ -130,14 +130,15 @@ def test_fig1_drops_a_partial_last_interval(tmp_path, monkeypatch):
     assert plotted and len(plotted[0]) == 20 and plotted[0].min() > 95, plotted
     from perfmodel.report import captions
 
+    partial = partial.frame
     kept, dropped = figures.trace_intervals(partial)
     assert len(kept) == 20 and len(dropped) == 1 and math.isclose(float(dropped["dt_s"].iloc[0]), 0.013,
                                                                    rel_tol=1e-6)
     assert "partial last interval of 1 trace (0.013 s" in captions.what_fig1(partial)
-    full = wide_per_sample(_trace([1.0] * 21))
+    full = wide_per_sample(_trace([1.0] * 21)).frame
     assert len(figures.trace_intervals(full)[0]) == 21 and "partial" not in captions.what_fig1(full)
     # only the last interval is tested: a short one in the middle (a hiccup) is data, kept
-    middle = wide_per_sample(_trace([1.0] * 10 + [0.2] + [1.0] * 10))
+    middle = wide_per_sample(_trace([1.0] * 10 + [0.2] + [1.0] * 10)).frame
     assert len(figures.trace_intervals(middle)[0]) == 21
 
 
@@ -199,8 +200,7 @@ def test_each_figure_names_the_data_sets_it_draws(tmp_path):
     recs = synthetic_records(power=False)
     trace = recs["phase"] == "trace"
     main, extra = recs[~trace].reset_index(drop=True), recs[trace].assign(run_id="r2").reset_index(drop=True)
-    main.attrs["dataset"] = "main-ds"
-    extra.attrs["dataset"] = "traces-ds"
-    text = build_report(main, tmp_path / "r", extra_records=extra).read_text("utf-8")
+    text = build_report(main, tmp_path / "r", extra_records=extra, source_name="main-ds",
+                        extra_label="traces-ds").read_text("utf-8")
     assert _caption(text, "fig1").endswith("data: this report's data (traces-ds)"), _caption(text, "fig1")
     assert _caption(text, "fig2").endswith("data: this data set (main-ds)"), _caption(text, "fig2")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from perfmodel.data.provenance import Provenance, Table
 from perfmodel.errors import PerfmodelError
 from perfmodel.select import Constraint, Spec, candidates_from_cells, pareto_front, parse_weights, rank
 
@@ -247,7 +248,7 @@ def test_rank_pareto_uses_axes_with_data():
 # ---------------------------------------------------------------------------------------- candidates
 
 
-def _cell_table(power: bool = True) -> pd.DataFrame:
+def _cell_table(power: bool = True) -> Table:
     rows = []
     for fw, net, th, lat, p in [("litert", "squeezenet1_1", 1, 40.0, 2.0), ("litert", "squeezenet1_1", 1, 60.0, 2.2),
                                 ("onnxruntime", "resnet50", 2, 500.0, 3.0), ("onnxruntime", "notanet", 1, 80.0, 2.5)]:
@@ -255,11 +256,10 @@ def _cell_table(power: bool = True) -> pd.DataFrame:
                      "threads": th, "workload": f"{fw}/{net}", "repeat": 0, "latency_ms": lat,
                      "throughput_fps": 1000 / lat, "power_w": p if power else np.nan, "power_w_n": 4,
                      "instructions_per_s": 1e9 * th, "max_rss_mb": 100.0})
-    df = pd.DataFrame(rows)
-    df.attrs = {"provenance": {"latency_ms": "software", "throughput_fps": "derived", "power_w": "real",
-                               "power_w_n": "derived", "instructions_per_s": "derived", "max_rss_mb": "software"},
-                "derived_from": {"throughput_fps": ["latency_ms"], "instructions_per_s": ["latency_ms"]}}
-    return df
+    return Table(pd.DataFrame(rows), Provenance(
+        {"latency_ms": "software", "throughput_fps": "derived", "power_w": "real", "power_w_n": "derived",
+         "instructions_per_s": "derived", "max_rss_mb": "software"},
+        {"throughput_fps": ["latency_ms"], "instructions_per_s": ["latency_ms"]}))
 
 
 def test_candidates_average_repeats_and_derive_energy():
@@ -299,10 +299,11 @@ class FakeModel:
     def __init__(self, target="power_w", fail=None):
         self.target, self.fail, self.name, self.calls = target, fail, f"fake-{target}", 0
 
-    def predict_frame(self, df, alpha=0.05):
+    def predict_frame(self, table, alpha=0.05):
         self.calls += 1
         if self.fail:
             raise PerfmodelError(self.fail)
+        df = table.frame  # the rows to predict with the cells' provenance (a Table)
         pred = 1.0 + df["instructions_per_s"] / 1e9
         return pd.DataFrame({"pred": pred, "lo": pred - 0.2, "hi": pred + 0.2}, index=df.index)
 
@@ -398,12 +399,12 @@ REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def reference_cells():
-    from perfmodel.data import read_dataset, wide_per_cell
+    from perfmodel.data import is_simulated, read_dataset, wide_per_cell
 
     recs = read_dataset(REPO / "datasets" / "reference")
     # the shipped model's counts: the same workloads simulated with this VM's caches
     sim = read_dataset(REPO / "datasets" / "simulated-l2-2mib")
-    recs = pd.concat([recs[~recs["cell_id"].astype(str).str.endswith("__valgrind")], sim], ignore_index=True)
+    recs = pd.concat([recs[~is_simulated(recs)], sim], ignore_index=True)
     cid = recs["cell_id"].astype(str)
     # litert x googlenet at 2 threads not timed (its valgrind cell stays); onnxruntime x resnet50 gone entirely
     gone = cid.str.startswith("litert__googlenet__t2__") | cid.str.startswith("onnxruntime__resnet50__")

@@ -298,7 +298,7 @@ def trace(
         typer.echo("interrupted (Ctrl-C) before the first interval finished: nothing measured, nothing stored",
                    err=True)
         raise SystemExit(130)
-    wide = wide_per_sample(res.records)
+    wide = wide_per_sample(res.records).frame
     cols = [c for c in ("t_rel_s", "dt_s", "images", "throughput_fps", "cpu_percent", "temperature_c", "freq_mhz",
                         "power_w", "task_clock_ms_per_s", "instructions_per_s") if c in wide.columns]
     if json_out:
@@ -335,7 +335,7 @@ def _trace_command(command: str, seconds: float, period: float, *, out, regex, t
     if not (timeout > 0 and math.isfinite(timeout)):
         raise PerfmodelError(f"--line-timeout must be > 0, got {timeout}")
     df, meta = trace_command(_argv(command), seconds, period, out=out, regex=regex, timeout=timeout, force=force)
-    wide = wide_per_sample(df)
+    wide = wide_per_sample(df).frame
     cols = [c for c in ("t_rel_s", "dt_s", "images", "throughput_fps") if c in wide.columns]
     if json_out:
         typer.echo(json.dumps({"cell_id": str(df["cell_id"].iloc[0]), "path": meta.get("path"),

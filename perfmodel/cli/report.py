@@ -59,7 +59,7 @@ def report_cmd(
     check_report_out(out, force=force)
     check_datasets_exist(datasets)
     dataset = datasets[0]
-    extra = extra_records(datasets[1:])
+    extra, sources = extra_records(datasets[1:])
     load_models(model)  # every model file is checked before the report starts
     models = list(model or [])  # build_report loads them again, naming each by its file
     err = Console(stderr=True)
@@ -68,7 +68,7 @@ def report_cmd(
         task = bar.add_task("report", total=None)
         path = build_report(dataset, out, models=models, selection=spec, extra_records=extra,
                             extra_label="the records of " + ", ".join(map(str, datasets[1:])) if extra is not None
-                            else None,
+                            else None, extra_sources=sources,
                             title=title, progress=lambda msg: bar.update(task, description=f"report: {msg}"))
     files = report_files(path)
     if json_out:

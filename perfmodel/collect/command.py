@@ -2,8 +2,8 @@
 
 ``s1`` = the full command (load + N images), ``s2`` = a load-only command; per image = (s1 - s2) / N,
 averaged over repeats (full and load runs alternate so that drift affects both). Without a load-only
-command the figures are s1 / N, which includes the load: the records' ``source`` says so and
-``df.attrs["note"]`` explains it.
+command the figures are s1 / N, which includes the load: the records' ``source`` says so and the
+measurement's ``note`` explains it.
 
 Counters: ``perf`` (``perf stat``; hardware events this machine cannot count are NaN + reason),
 ``software`` (wall clock + getrusage of the child: CPU time, faults, context switches), ``auto``
@@ -158,7 +158,10 @@ def measure_command(argv: str | Sequence[str], images: int, load_argv: str | Seq
                     geometry: Any = None, timeout: float | None = None, run_id: str | None = None,
                     board: str | None = None, cell_id: str | None = None, workload: str | None = None,
                     framework: str = "", network: str = "", threads: int = 1):
-    """Per-image figures of a whole command (module docstring) as long records with ``phase="command"``.
+    """``(records, meta)``: per-image figures of a whole command (module docstring) as long records with
+    ``phase="command"``, and how they were measured (``command``, ``load_command``, ``images``, ``repeats``,
+    ``counters``, ``counters_used``, ``method``, ``wall_s`` per repeat, ``geometry``; ``note``: how a per-image
+    figure was made).
 
     ``latency_ms`` = (wall(s1) - wall(s2)) / N; ``cpu_percent`` = CPU time / wall time of the same
     difference (software counters). A per-image value that comes out <= 0 (load-only run longer than
@@ -248,13 +251,13 @@ def measure_command(argv: str | Sequence[str], images: int, load_argv: str | Seq
                                framework=framework, network=network, threads=int(threads),
                                workload=workload or f"command:{Path(full[0]).name}", phase="command", repeat=0)
     df = validate(df, what="command records")
-    df.attrs["meta"] = {"command": full, "load_command": load, "images": images, "repeats": repeats,
-                        "counters": counters, "counters_used": used, "method": method,
-                        "wall_s": [list(w) for w in walls],
-                        "geometry": geometry.describe() if used == "valgrind" else None}
-    df.attrs["note"] = ("per image = (s1 - s2) / N, mean over repeats" if load is not None else
-                        "no load-only command: per image = s1 / N, which includes start-up and model load")
-    return df
+    meta = {"command": full, "load_command": load, "images": images, "repeats": repeats,
+            "counters": counters, "counters_used": used, "method": method,
+            "wall_s": [list(w) for w in walls],
+            "geometry": geometry.describe() if used == "valgrind" else None,
+            "note": ("per image = (s1 - s2) / N, mean over repeats" if load is not None else
+                     "no load-only command: per image = s1 / N, which includes start-up and model load")}
+    return df, meta
 
 
 #: settings of a done command cell that make a new measurement of the same command not comparable
@@ -326,19 +329,20 @@ def collect_command(out: str | os.PathLike, argv: str | Sequence[str], images: i
                  "repeats": int(repeats), "counters": counters, "run_id": run_id}
         t0 = time.monotonic()
         try:
-            df = measure_command(full, images, load_argv, counters, repeats, geometry=geometry, timeout=timeout,
-                                 run_id=run_id, board=metadata["board"], cell_id=cid)
+            df, measured = measure_command(full, images, load_argv, counters, repeats, geometry=geometry,
+                                           timeout=timeout, run_id=run_id, board=metadata["board"], cell_id=cid)
         except PerfmodelError as exc:
             kept = ds.mark_failed(cid, str(exc), cmeta)
             raise PerfmodelError(f"{exc} (cell {cid} marked failed in {ds.path}"
                                  + ("; its earlier records are kept)" if kept else ")")) from None
-        meta = dict(df.attrs["meta"], status="done", run_id=run_id, note=df.attrs["note"],
-                    wall_s_total=time.monotonic() - t0)
+        how = {k: v for k, v in measured.items() if k != "note"}
+        note = measured["note"]
+        meta = dict(how, status="done", run_id=run_id, note=note, wall_s_total=time.monotonic() - t0)
         if again:
             meta["replaced"] = again
-        ds.write_cell(cid, df, meta)
+        ds.write_cell(cid, df, meta, attrs={"meta": how, "note": note})  # the records file keeps them too
         values = {r.metric: (None if math.isnan(r.value) else r.value) for r in df.itertuples()}
-        summary = {"path": str(ds.path), "cell_id": cid, "status": "done", "note": df.attrs["note"],
+        summary = {"path": str(ds.path), "cell_id": cid, "status": "done", "note": note,
                    "per_image": values}
         if again:
             summary["reason"] = again

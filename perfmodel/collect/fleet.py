@@ -25,6 +25,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -169,24 +170,24 @@ def run_board_cell(board: str, cell: dict, spec: dict, run_id: str, cell_id: str
         return {"ok": False, "reason": f"{exc} (board {board})", "task_s": time.monotonic() - t0}
 
 
-def pack_records(df) -> dict[str, Any]:
-    """A cell's records as plain data for the trip to the client: Parquet bytes and the frame's attrs as JSON
-    (never a pickled DataFrame: a board may run another pandas than the client)."""
+def pack_records(df, attrs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A cell's records as plain data for the trip to the client: Parquet bytes and ``attrs`` (facts the records
+    file keeps, :meth:`perfmodel.data.Dataset.write_cell`) as JSON (never a pickled DataFrame: a board may run
+    another pandas than the client)."""
     import io
 
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
-    return {"records_parquet": buf.getvalue(), "attrs": json.dumps(json_safe(dict(df.attrs or {})), default=str)}
+    return {"records_parquet": buf.getvalue(), "attrs": json.dumps(json_safe(dict(attrs or {})), default=str)}
 
 
 def unpack_records(reply: dict[str, Any]):
+    """``(records, attrs)`` of :func:`pack_records`."""
     import io
 
     import pandas as pd
 
-    df = pd.read_parquet(io.BytesIO(reply["records_parquet"]))
-    df.attrs = json.loads(reply.get("attrs") or "{}")
-    return df
+    return pd.read_parquet(io.BytesIO(reply["records_parquet"])), json.loads(reply.get("attrs") or "{}")
 
 
 def task_problem(key: Any, run_spec: Any) -> str | None:
@@ -507,10 +508,10 @@ def _take(ds, fut, board: str, fid: str, cell: Cell, spec: CampaignSpec, run_id:
         if not reply.get("ok"):
             raise CellFailed(reply.get("reason") or "unknown error")
         meta = json.loads(reply["meta"])
-        records = unpack_records(reply)
+        records, attrs = unpack_records(reply)
         if fid in redo:
             meta["replaced"] = outcome.reason = f"measured again: {redo[fid]}"
-        ds.write_cell(fid, records, meta)
+        ds.write_cell(fid, records, meta, attrs=attrs)
         outcome.rows = int(len(records))
         outcome.spawn_s = meta.get("worker", {}).get("spawn_s")
     except (CellFailed, PerfmodelError) as exc:

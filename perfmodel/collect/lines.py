@@ -313,7 +313,6 @@ def trace_command(argv: Sequence[str], duration_s: float, period_s: float = 1.0,
     finally:
         if ds is not None:
             ds.release()
-    df.attrs["meta"] = meta
     return df, meta
 
 

@@ -3,8 +3,8 @@ simulated (valgrind) counts of the same framework x network.
 
     df = quick_sample("onnxruntime", "squeezenet1_1", threads=2, images=10, simulate=True)
 
-Returns validated long records (``phase="image"`` and ``"cell"``), not written anywhere; ``df.attrs``
-holds the cell metadata under ``"cells"``.
+Returns validated long records (``phase="image"`` and ``"cell"``), not written anywhere; ``cell_meta=``
+(a dict) receives each cell's metadata.
 """
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ MAX_QUICK_SECONDS = 10.0
 def quick_sample(framework: str, network: str, threads: int = 1, images: int = 10, counters: str = "auto",
                  simulate: bool = False, *, valgrind_images: int = 3, warmup_images: int = 2,
                  warmup_min_s: float = 0.2, image_folder: str | None = None, timeout_s: float = 900.0,
-                 geometry: dict | None = None, seconds: float | None = None) -> pd.DataFrame:
+                 geometry: dict | None = None, seconds: float | None = None,
+                 cell_meta: dict | None = None) -> pd.DataFrame:
     """Measure one cell in a fresh worker (``images`` <= 10 counted images after the warm-up).
+
+    ``cell_meta``: a dict that receives cell id -> the cell's metadata (what a campaign writes in its sidecar).
 
     ``seconds`` (0 < seconds <= 10): count images for that long instead (at least one image), a sample of a
     few seconds: it averages over the second-to-second jitter that ten images of a fast network
@@ -69,6 +72,6 @@ def quick_sample(framework: str, network: str, threads: int = 1, images: int = 1
         frames.append(df)
         metas[cell.cell_id] = meta
     out = validate(pd.concat(frames, ignore_index=True), what="quick sample records")
-    out.attrs["cells"] = metas
-    out.attrs["run_id"] = run_id
+    if cell_meta is not None:
+        cell_meta.update(metas)
     return out

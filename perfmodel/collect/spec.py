@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from perfmodel.errors import PerfmodelError, check_choice
+from perfmodel.readings import COUNTER_SOURCES  # a cell's id ends with its counter source (data.cells)
 
-COUNTER_SOURCES = ("auto", "perf", "valgrind", "software")
 DEFAULT_GEOMETRY = {"I1": "32768,4,64", "D1": "32768,4,64", "LL": "524288,16,64"}  # Cortex-A53-like
 
 

@@ -230,7 +230,6 @@ def _run_trace(framework: str, network: str, threads: int, duration_s: float, pe
         ds.write_cell(cell_id, df, meta)
     else:
         df = validate(df, what=f"trace records of {cell_id!r}")
-    df.attrs["meta"] = meta
     return TraceResult(cell_id, df, meta, str(ds.path) if ds is not None else None)
 
 
@@ -260,6 +259,5 @@ def _keep_partial(stream_file: str, ds: Any, cell_id: str, run_id: str, keys: di
             stored = pid
         else:
             df = validate(df, what=f"partial trace records of {cell_id!r}")
-    df.attrs["meta"] = meta
     return TraceResult(cell_id, df, meta, str(ds.path) if ds is not None else None, interrupted=interrupted,
                        partial_cell_id=stored)

@@ -57,7 +57,8 @@ the differences, unless told ``allow_incompatible=True``.
 Flat files
 ----------
 :func:`write_records` / :func:`read_records` store one validated long frame (e.g. an imported external
-data set) in a single Parquet file with its metadata and ``df.attrs`` in the file's key-value metadata.
+data set) in a single Parquet file with its metadata (and optional ``attrs``, facts about the records) in the
+file's key-value metadata.
 :func:`read_dataset` reads either form; :func:`write_dataset` writes either form (by the path's suffix).
 """
 
@@ -288,12 +289,13 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict]:
         except json.JSONDecodeError as exc:
             raise InputFileError(f"records file {path} has corrupt perfmodel metadata: {exc}") from None
         _check_version(meta.get("schema_version"), f"records file {path}")
-    # pandas' own metadata may carry attrs too; perfmodel restores its own copy below
-    df = table.to_pandas()
-    df.attrs = {}
-    if isinstance(meta.get("attrs"), dict):
-        df.attrs = meta["attrs"]
-    return df, meta
+    if b'"attributes"' in kv.get(b"pandas", b""):
+        # files written while perfmodel kept facts in the frame's pandas attrs: pandas would restore them (and
+        # deep-copy them into every result); perfmodel's own copy is meta["attrs"] (:meth:`Dataset.cell_attrs`)
+        pandas_meta = json.loads(kv[b"pandas"])
+        pandas_meta.pop("attributes", None)
+        table = table.replace_schema_metadata({**kv, b"pandas": json.dumps(pandas_meta).encode()})
+    return table.to_pandas(), meta
 
 
 # --------------------------------------------------------------------------------------------------
@@ -583,12 +585,14 @@ class Dataset:
 
     # ---- writing ------------------------------------------------------------------------------
 
-    def write_cell(self, cell_id: str, records: pd.DataFrame, cell_meta: Mapping | None = None) -> Path:
+    def write_cell(self, cell_id: str, records: pd.DataFrame, cell_meta: Mapping | None = None, *,
+                   attrs: Mapping | None = None) -> Path:
         """Validate and store one cell's records and metadata atomically; return the Parquet path.
 
         Every row of ``records`` must have ``cell_id == cell_id``. ``cell_meta`` is any JSON-able dict;
-        its ``status`` (default ``"done"``) is one of ``done``, ``failed``, ``partial``. Re-writing a
-        cell replaces it (the old sidecar is removed first, so a crash in between leaves it not done).
+        its ``status`` (default ``"done"``) is one of ``done``, ``failed``, ``partial``. ``attrs``: JSON-able
+        facts kept in the records file itself (:meth:`cell_attrs`). Re-writing a cell replaces it (the old
+        sidecar is removed first, so a crash in between leaves it not done).
         """
         check_cell_id(cell_id)
         meta = _jsonable(dict(cell_meta or {}))
@@ -602,8 +606,8 @@ class Dataset:
         if len(wrong):
             raise PerfmodelError(f"records written for cell {cell_id!r} name other cells: "
                                  f"{', '.join(map(repr, wrong[:5]))}")
-        attrs = _jsonable(dict(records.attrs)) if getattr(records, "attrs", None) else {}
-        data = _parquet_bytes(df, {"schema_version": SCHEMA_VERSION, "cell_id": cell_id, "attrs": attrs})
+        data = _parquet_bytes(df, {"schema_version": SCHEMA_VERSION, "cell_id": cell_id,
+                                   "attrs": _jsonable(dict(attrs or {}))})
         self.commit_run()
         self.records_dir.mkdir(parents=True, exist_ok=True)
         sidecar = self._sidecar(cell_id)
@@ -755,14 +759,30 @@ class Dataset:
         return meta
 
     def read_cell(self, cell_id: str, *, validate: bool = True) -> pd.DataFrame:
-        """The records of one cell (with the ``attrs`` they were written with)."""
+        """The records of one cell."""
         check_cell_id(cell_id)
         df, _ = _read_parquet(self._parquet(cell_id))
-        attrs = df.attrs
-        if validate:
-            df = _validate(df, f"records file {self._parquet(cell_id)}")
-        df.attrs = attrs
-        return df
+        return _validate(df, f"records file {self._parquet(cell_id)}") if validate else df
+
+    def cell_attrs(self, cell_id: str) -> dict:
+        """The ``attrs`` one cell's records were written with (:meth:`write_cell`; ``{}`` when none)."""
+        check_cell_id(cell_id)
+        return _parquet_attrs(self._parquet(cell_id))
+
+    def modified_cells(self, cells: Iterable[str] | None = None) -> dict[str, str]:
+        """cell_id -> why, for the done cells (or ``cells``) whose records file no longer matches its sidecar
+        (edited or corrupt after it was written): :meth:`read` refuses them unless trusted."""
+        sidecars = self.cells()
+        return self._modified(self._readable_cells(sidecars) if cells is None else [check_cell_id(c) for c in cells],
+                              sidecars)
+
+    def _readable_cells(self, sidecars: Mapping[str, dict]) -> list[str]:
+        return sorted(cid for cid, meta in sidecars.items() if meta.get("status") == "done"
+                      and self._parquet(cid).is_file())
+
+    def _modified(self, ids: Iterable[str], sidecars: Mapping[str, dict]) -> dict[str, str]:
+        return {cid: problem for cid in ids if cid in sidecars
+                and (problem := self._records_problem(cid, sidecars[cid])) is not None}
 
     def unreadable_cells(self) -> dict[str, str]:
         """cell_id -> why, for the cells a reader cannot use and would otherwise miss without a word: a
@@ -797,11 +817,8 @@ class Dataset:
         (edited or corrupt after it was written) is refused (:class:`InputFileError` naming the cells) unless
         ``trust_modified`` (default: :func:`trust_modified_default`, the CLI's ``--trust-modified``), which
         reads it with a warning. Cells that cannot be read at all (:meth:`unreadable_cells`) are left out
-        with a warning on the ``perfmodel.data`` logger (stderr in the CLI) and listed in
-        ``attrs["unreadable_cells"]``.
-
-        ``attrs``: ``dataset`` (path), ``schema_version`` and ``cell_attrs`` (cell_id -> attrs written
-        with the cell, for cells that had any).
+        with a warning on the ``perfmodel.data`` logger (stderr in the CLI); :meth:`unreadable_cells` and
+        :meth:`modified_cells` list them.
         """
         trust = _TRUST_MODIFIED[0] if trust_modified is None else bool(trust_modified)
         unreadable = self.unreadable_cells() if cells is None else {}
@@ -809,10 +826,8 @@ class Dataset:
             log.warning("warning: %s: %d cell(s) cannot be read and are left out: %s", self.path, len(unreadable),
                         "; ".join(f"{c}: {why}" for c, why in unreadable.items()))
         sidecars = self.cells()
-        ids = (sorted(cid for cid, meta in sidecars.items() if meta.get("status") == "done"
-                      and self._parquet(cid).is_file()) if cells is None else [check_cell_id(c) for c in cells])
-        modified = {cid: problem for cid in ids if cid in sidecars
-                    and (problem := self._records_problem(cid, sidecars[cid])) is not None}
+        ids = self._readable_cells(sidecars) if cells is None else [check_cell_id(c) for c in cells]
+        modified = self._modified(ids, sidecars)
         if modified:
             listed = "; ".join(f"{c}: {why}" for c, why in modified.items())
             if not trust:
@@ -822,24 +837,9 @@ class Dataset:
                     "(trust_modified=True) to read them as they are")
             log.warning("warning: %s: reading %d cell(s) changed after they were written (--trust-modified): %s",
                         self.path, len(modified), listed)
-        frames, cell_attrs = [], {}
-        for cid in ids:
-            df, _ = _read_parquet(self._parquet(cid))
-            if df.attrs:
-                cell_attrs[cid] = df.attrs
-            df.attrs = {}
-            frames.append(df)
-        frames = [f for f in frames if len(f)]
+        frames = [df for df, _ in (_read_parquet(self._parquet(cid)) for cid in ids) if len(df)]
         df = pd.concat(frames, ignore_index=True) if frames else empty_records()
-        df = _validate(df, f"records of data set {self.path}") if validate else coerce(df)
-        df.attrs = {"dataset": str(self.path), "schema_version": SCHEMA_VERSION}
-        if cell_attrs:
-            df.attrs["cell_attrs"] = cell_attrs
-        if unreadable:
-            df.attrs["unreadable_cells"] = unreadable
-        if modified:
-            df.attrs["modified_cells"] = modified
-        return df
+        return _validate(df, f"records of data set {self.path}") if validate else coerce(df)
 
     def verify(self) -> list[str]:
         """Check every done cell's Parquet file against the size and hash in its sidecar; list problems."""
@@ -872,33 +872,29 @@ def _validate(df: pd.DataFrame, what: str) -> pd.DataFrame:
 # flat files and convenience functions
 
 
-def write_records(path: str | os.PathLike, records: pd.DataFrame, metadata: Mapping | None = None) -> Path:
-    """Validate ``records`` and write them to one Parquet file atomically (with metadata and attrs)."""
+def write_records(path: str | os.PathLike, records: pd.DataFrame, metadata: Mapping | None = None, *,
+                  attrs: Mapping | None = None) -> Path:
+    """Validate ``records`` and write them to one Parquet file atomically (with metadata and ``attrs``,
+    JSON-able facts about the records: :func:`records_attrs`)."""
     path = Path(path)
     df = validate(records, what=f"records for {path.name}")
-    attrs = _jsonable(dict(records.attrs)) if records.attrs else {}
     meta = {"schema_version": SCHEMA_VERSION, "format": FORMAT + "-records", "tool_version": _tool_version(),
-            "written": _now(), "metadata": _jsonable(dict(metadata or {})), "attrs": attrs}
+            "written": _now(), "metadata": _jsonable(dict(metadata or {})), "attrs": _jsonable(dict(attrs or {}))}
     _atomic_write(path, _parquet_bytes(df, meta))
     return path
 
 
 def read_records(path: str | os.PathLike, *, validate: bool = True) -> pd.DataFrame:
-    """Read a flat records Parquet file written by :func:`write_records` (``attrs`` restored)."""
+    """Read a flat records Parquet file written by :func:`write_records`."""
     path = Path(path)
     df, _ = _read_parquet(path)
-    attrs = df.attrs
-    if validate:
-        df = _validate(df, f"file {path}")
-    df.attrs = attrs
-    return df
+    return _validate(df, f"file {path}") if validate else df
 
 
-def records_metadata(path: str | os.PathLike) -> dict:
-    """The metadata stored in a flat records file (``{}`` if none)."""
+def _parquet_meta(path: Path) -> dict:
+    """perfmodel's key-value metadata of a records file (``{}`` if none), read without the records."""
     import pyarrow.parquet as pq
 
-    path = Path(path)
     try:
         kv = pq.read_schema(path).metadata or {}
     except FileNotFoundError:
@@ -909,7 +905,22 @@ def records_metadata(path: str | os.PathLike) -> dict:
         return {}
     meta = json.loads(kv[PARQUET_META_KEY])
     _check_version(meta.get("schema_version"), f"records file {path}")
-    return meta.get("metadata") or {}
+    return meta
+
+
+def _parquet_attrs(path: Path) -> dict:
+    attrs = _parquet_meta(path).get("attrs")
+    return dict(attrs) if isinstance(attrs, dict) else {}
+
+
+def records_metadata(path: str | os.PathLike) -> dict:
+    """The metadata stored in a flat records file (``{}`` if none)."""
+    return _parquet_meta(Path(path)).get("metadata") or {}
+
+
+def records_attrs(path: str | os.PathLike) -> dict:
+    """The ``attrs`` a flat records file was written with (:func:`write_records`; ``{}`` if none)."""
+    return _parquet_attrs(Path(path))
 
 
 def write_dataset(
@@ -1014,8 +1025,8 @@ def merge(
         if isinstance(src, Dataset):
             items: list[tuple[str, Any]] = [(cid, None) for cid in src.done_cells()]
         else:
-            df = read_records(src)
-            items = [(str(cid), g.reset_index(drop=True)) for cid, g in df.groupby("cell_id", sort=True)]
+            df, attrs = read_records(src), records_attrs(src)
+            items = [(str(cid), (g.reset_index(drop=True), attrs)) for cid, g in df.groupby("cell_id", sort=True)]
         for cid, records in items:
             target = cid
             if cid in seen:
@@ -1052,15 +1063,15 @@ def merge(
         merged = Dataset.create(tmp, metadata, campaign=sources[0][2])
         for name, cid, target, src in plan:
             if isinstance(src, Dataset):
-                records, meta = src.read_cell(cid), src.cell_meta(cid)
+                records, meta, attrs = src.read_cell(cid), src.cell_meta(cid), src.cell_attrs(cid)
             else:
-                records, meta = src, {"status": "done"}
+                (records, attrs), meta = src, {"status": "done"}
             if target != cid:
                 records = records.assign(cell_id=target)
                 meta = {**meta, "original_cell_id": cid}
             meta = {k: v for k, v in meta.items() if k not in _RESERVED_SIDECAR}
             meta["merged_from"] = name
-            merged.write_cell(target, records, meta)
+            merged.write_cell(target, records, meta, attrs=attrs)
         if cals:  # every input's calibrations (of all its runs and attached ones): merged_from has first runs only
             merged.info["calibrations"] = cals
             merged._save_info()

@@ -28,23 +28,27 @@ denominator is NaN.
 
 Provenance
 ----------
-``df.attrs["provenance"]`` maps every metric column to the provenance of its present values (one of
-:data:`perfmodel.readings.PROVENANCES`, several joined with ``+`` such as ``"real+simulated"`` when data
-sets were mixed, ``"none"`` when no row has a value). Derived columns are ``"derived"`` and
-``df.attrs["derived_from"]`` lists their inputs; :func:`base_provenances` resolves a column to the
-provenances of the measurements behind it, so a model trained on simulated counts can refuse real ones.
-``df.attrs["units"]`` maps columns to units.
+Each function returns a :class:`perfmodel.data.provenance.Table`: the frame and its
+:class:`~perfmodel.data.provenance.Provenance`, which maps every metric column to the provenance of its present
+values (one of :data:`perfmodel.readings.PROVENANCES`, several joined with ``+`` such as ``"real+simulated"``
+when data sets were mixed, ``"none"`` when no row has a value). Derived columns are ``"derived"`` with their
+inputs in ``derived_from``; :func:`base_provenances` resolves a column to the provenances of the measurements
+behind it, so a model trained on simulated counts can refuse real ones. ``units`` maps columns to units.
+
+Every table with a ``cell_id`` has the key column ``counter_source`` (:mod:`perfmodel.data.cells`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from perfmodel.metrics import EVENTS, per_cycle, per_image, per_second
 
+from . import cells
+from .provenance import Provenance, Table
 from .schema import SchemaError, metric_unit
 
 CELL_KEYS: tuple[str, ...] = ("run_id", "cell_id", "board", "framework", "network", "threads", "workload", "repeat")
@@ -71,43 +75,23 @@ _LONG_NEEDED = ("metric", "value", "provenance", "unit", "phase")
 # provenance helpers
 
 
-def provenance(df: pd.DataFrame) -> dict[str, str]:
-    """Column -> provenance of a wide table (``df.attrs["provenance"]``)."""
-    return dict(df.attrs.get("provenance", {}))
+def provenance(table: Table) -> dict[str, str]:
+    """Column -> provenance of a wide table."""
+    return dict(table.provenance.sources)
 
 
-def column_provenance(df: pd.DataFrame, column: str) -> str:
+def column_provenance(table: Table, column: str) -> str:
     """The provenance of one column of a wide table (``KeyError`` for key columns / unknown names)."""
-    prov = df.attrs.get("provenance", {})
-    if column not in prov:
+    p = table.provenance.get(column)
+    if p is None:
         raise KeyError(f"no provenance recorded for column {column!r}")
-    return prov[column]
+    return p
 
 
-def provenance_leaves(attrs: Mapping, column: str) -> list[tuple[str, str | None]]:
-    """The measured columns behind ``column`` with their recorded provenance (None when ``attrs`` does not
-    describe one). Derived columns are followed through ``attrs["derived_from"]``; a derived column with
-    no recorded inputs (bookkeeping such as ``n_images``) contributes nothing."""
-    prov = attrs.get("provenance", {}) or {}
-    derived = attrs.get("derived_from", {}) or {}
-    leaves: list[tuple[str, str | None]] = []
-    todo, seen = [column], set()
-    while todo:
-        col = todo.pop()
-        if col in seen:
-            continue
-        seen.add(col)
-        if col in derived:
-            todo.extend(derived[col])
-        else:
-            leaves.append((col, prov.get(col)))
-    return leaves
-
-
-def base_provenances(df: pd.DataFrame, column: str) -> set[str]:
+def base_provenances(table: Table, column: str) -> set[str]:
     """The provenances of the measured columns behind ``column`` (derived columns resolved)."""
     out: set[str] = set()
-    for col, p in provenance_leaves(df.attrs, column):
+    for col, p in table.provenance.leaves(column):
         if p is None:
             raise KeyError(f"no provenance recorded for column {col!r}")
         out.update(p.split("+"))
@@ -223,7 +207,7 @@ def _derive(d: _Derive, count_of, time_s_col: str | None, time_s: pd.Series | No
 
 
 def _finish(df: pd.DataFrame, keys: Sequence[str], prov: dict, units: dict, derived: dict,
-            lead: Sequence[str] = ()) -> pd.DataFrame:
+            lead: Sequence[str] = ()) -> Table:
     keys = [k for k in keys if k in df.columns]
     lead = [c for c in lead if c in df.columns and c not in keys]
     rest = sorted(c for c in df.columns if c not in keys and c not in lead)
@@ -231,19 +215,18 @@ def _finish(df: pd.DataFrame, keys: Sequence[str], prov: dict, units: dict, deri
     for k in ("threads", "repeat", "image_index"):
         if k in df.columns and len(df):
             df[k] = df[k].astype("int64")
-    df.attrs = {
-        "provenance": {c: prov[c] for c in df.columns if c in prov},
-        "derived_from": {c: derived[c] for c in df.columns if c in derived},
-        "units": {c: units[c] for c in df.columns if c in units},
-    }
-    return df
+    if "cell_id" in df.columns:  # a key: the cell's counter source, asked by cells.is_simulated
+        df.insert(df.columns.get_loc("cell_id") + 1, cells.COLUMN, cells.counter_sources(df["cell_id"]))
+    return Table(df, Provenance(sources={c: prov[c] for c in df.columns if c in prov},
+                                derived_from={c: derived[c] for c in df.columns if c in derived},
+                                units={c: units[c] for c in df.columns if c in units}))
 
 
 # --------------------------------------------------------------------------------------------------
 # public tables
 
 
-def wide_per_image(long_df: pd.DataFrame) -> pd.DataFrame:
+def wide_per_image(long_df: pd.DataFrame) -> Table:
     """One row per image record with one column per metric and derived rates (module docstring)."""
     _check_long(long_df)
     wide, prov, units = _pivot(long_df, IMAGE_KEYS, "image", extra=("t_start_s", "t_end_s"))
@@ -257,11 +240,12 @@ def wide_per_image(long_df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cell_from_images(long_df: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict, dict]:
-    img = wide_per_image(long_df)
+    table = wide_per_image(long_df)
+    img = table.frame.drop(columns=cells.COLUMN)
     keys = list(CELL_KEYS)
-    prov = dict(img.attrs["provenance"])
-    units = dict(img.attrs["units"])
-    derived = {k: list(v) for k, v in img.attrs["derived_from"].items()}
+    prov = dict(table.provenance.sources)
+    units = dict(table.provenance.units)
+    derived = {k: list(v) for k, v in table.provenance.derived_from.items()}
     if img.empty:
         return pd.DataFrame(columns=keys), {}, {}, {}
     metric_cols = [c for c in img.columns if c not in IMAGE_KEYS and c not in ("t_start_s", "t_end_s")]
@@ -298,7 +282,7 @@ def _cell_from_images(long_df: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict, 
     return d.df, out_prov, out_units, out_derived
 
 
-def wide_per_cell(long_df: pd.DataFrame) -> pd.DataFrame:
+def wide_per_cell(long_df: pd.DataFrame) -> Table:
     """One row per cell: per-image means / std / n, derived ratios of means, cell-level metrics."""
     _check_long(long_df)
     keys = list(CELL_KEYS)
@@ -349,7 +333,7 @@ def wide_per_cell(long_df: pd.DataFrame) -> pd.DataFrame:
     return _finish(cell, keys, prov, units, derived, lead=("n_images",))
 
 
-def wide_per_sample(long_df: pd.DataFrame) -> pd.DataFrame:
+def wide_per_sample(long_df: pd.DataFrame) -> Table:
     """One row per trace sample (``phase="trace"``) with interval counts and per-second rates."""
     _check_long(long_df)
     keys = list(SAMPLE_KEYS)
@@ -396,12 +380,13 @@ def implausible_cells(df: pd.DataFrame) -> dict:
             sorted(out.items(), key=lambda kv: positions[kv[0]])}
 
 
-def read_wide_csv(path, *, strict: bool = True) -> pd.DataFrame:
+def read_wide_csv(path, *, strict: bool = True) -> Table:
     """A wide table from a CSV file, checked: a column named twice in the header is refused (which one is
     meant cannot be told), and so is, with ``strict``, a value that is not a number or is physically
     impossible where a number is due (:func:`implausible_cells`, naming column, row, CSV line and reason).
-    Without ``strict`` such rows are kept and listed in ``attrs["row_problems"]`` (row label -> reason), so
-    that a prediction can give them n/a and its reason and still answer for the other rows."""
+    Without ``strict`` such rows are kept and listed in the table's ``meta["row_problems"]`` (row label ->
+    reason), so that a prediction can give them n/a and its reason and still answer for the other rows. A CSV
+    records no provenance: the caller states it (``--provenance``)."""
     import csv
     from collections import Counter
     from pathlib import Path
@@ -433,13 +418,11 @@ def read_wide_csv(path, *, strict: bool = True) -> pd.DataFrame:
         shown = list(problems.values())[:5]
         raise InputFileError(f"CSV {path}: {len(problems)} row(s) hold values that are not numbers or are physically "
                              f"impossible: {'; '.join(shown)}{' ...' if len(problems) > 5 else ''}")
-    if problems:
-        df.attrs["row_problems"] = problems
-    return df
+    return Table(df, meta={"row_problems": problems} if problems else {})
 
 
 __all__ = [
     "CELL_KEYS", "IMAGE_KEYS", "SAMPLE_KEYS", "MISS_RATES", "wide_per_image", "wide_per_cell",
-    "wide_per_sample", "provenance", "column_provenance", "base_provenances", "provenance_leaves",
+    "wide_per_sample", "provenance", "column_provenance", "base_provenances",
     "implausible_cells", "read_wide_csv",
 ]

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from perfmodel.data import Dataset
+from perfmodel.data.cells import SIMULATED, counter_source
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def code_path_differences(paths: str | os.PathLike | Sequence[str | os.PathLike]
             values = {k: eff[k] for k in runner_class(fw).code_path_keys if eff.get(k) is not None}
             if not values:
                 continue
-            simulated_cell = meta.get("counter_source") == "valgrind" or "__valgrind" in cid
+            simulated_cell = SIMULATED in (meta.get("counter_source"), counter_source(cid))
             (simulated if simulated_cell else timed)[(fw, net)].append(values)
     found: dict[tuple[str, str, str, str], list[str]] = defaultdict(list)
     for (fw, net), sims in sorted(simulated.items()):

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from perfmodel.data.provenance import Table, as_table
 from perfmodel.errors import PerfmodelError, check_choice
 
 from .cv import (CVResult, FeatureModel, default_baselines, make_splits, cross_validate, regression_metrics,
@@ -250,7 +251,6 @@ def nested_cv(
     folds = []
     for i, (tr, te) in enumerate(outer):
         train = df.iloc[tr].reset_index(drop=True)
-        train.attrs = df.attrs
         held = str(df[group].iloc[te[0]]) if group else f"fold{i}"
         if group and train[group].nunique() < 2:
             raise PerfmodelError(f"nested CV needs at least 3 distinct {group} values (2 left to select on)")
@@ -398,7 +398,7 @@ def evaluate_power_shrunk(df: pd.DataFrame, target: str, *, group: str | None = 
 
 
 def fit_model(
-    df: pd.DataFrame,
+    df: Table | pd.DataFrame,
     target: str,
     features: Sequence[str] | None = None,
     kind: str = "linear",
@@ -428,7 +428,9 @@ def fit_model(
     groups : CV group column (``network``, ``framework``, ``workload``, ``board``) or a scheme name
         (``lono``, ``lofo``, ``lowo``, ``lobo``); None or ``kfold``: shuffled ``n_splits``-fold.
     always : terms stepwise selection always keeps (default: from :func:`default_candidates`).
-    provenance : provenance of columns ``df.attrs`` does not describe (e.g. ``"real"`` for a CSV).
+    df : a :class:`~perfmodel.data.provenance.Table` (its provenance is what the model records) or a bare
+        DataFrame (which records none: then ``provenance`` must state it).
+    provenance : provenance of columns the table's provenance does not describe (e.g. ``"real"`` for a CSV).
     metadata : free metadata kept in the file (data set, board, ...).
     preparation : what the caller did to ``df`` that a prediction must replay (:class:`Preparation`).
     """
@@ -444,8 +446,10 @@ def fit_model(
         raise PerfmodelError(f"max_features must be a whole number >= 1, got {max_features!r}")
     if not (isinstance(vif_cap, (int, float)) and np.isfinite(vif_cap) and vif_cap >= 1):
         raise PerfmodelError(f"vif_cap must be a number >= 1 (a VIF is never below 1), got {vif_cap!r}")
-    if not isinstance(df, pd.DataFrame) or df.empty:
+    if not isinstance(df, (Table, pd.DataFrame)) or df.empty:
         raise PerfmodelError("no data to fit")
+    data = as_table(df)  # the provenance is data.provenance
+    df = data.frame
     group = scheme_group(groups)
     y_all = target_vector(df, target, positive=kind in LOG_TARGET_KINDS)
     del y_all
@@ -484,8 +488,8 @@ def fit_model(
     if X.shape[0] <= X.shape[1] + 1:
         raise PerfmodelError(f"{X.shape[0]} samples are too few for {X.shape[1]} features")
     fitted = FeatureModel(make_estimator(kind), feats).fit(df, y).estimator_
-    prov = feature_provenance(df, feats, provenance)
-    cprov = column_provenance(df, base_columns(feats), provenance)
+    prov = feature_provenance(data, feats, provenance)
+    cprov = column_provenance(data, base_columns(feats), provenance)
     unknown = sorted(c for c, v in cprov.items() if v is None)
     if unknown:
         raise PerfmodelError(
@@ -521,7 +525,7 @@ def fit_model(
                 "active_ranges": active_ranges(df, X, feats),
                 "target_range": [float(y.min()), float(y.max())],
                 "groups": sorted(map(str, pd.unique(df[group]))) if group else None,
-                "source": (df.attrs or {}).get("source")}
+                "source": data.provenance.origin}
     known = [feats[i] for i in (fitted.get_params().get("known") or ())]
     if known:  # times already (fc_stream_ms): coefficient 1, not fitted
         training["fixed_coefficients"] = {f: 1.0 for f in known}

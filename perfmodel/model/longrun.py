@@ -43,7 +43,7 @@ def trace_ratios(records: pd.DataFrame, *, window_s: float = WINDOW_S, skip_s: f
     cols = ["framework", "network", "threads", "cell_id", "start_fps", "long_run_fps", "ratio", "trace_s"]
     if rec.empty:
         return pd.DataFrame(columns=cols)
-    wide = wide_per_sample(rec)
+    wide = wide_per_sample(rec).frame
     missing = [c for c in ("images", "t_rel_s", "dt_s") if c not in wide.columns]
     if missing:
         raise PerfmodelError(f"trace records without {', '.join(missing)}: not a perfmodel trace (perfmodel trace "

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from perfmodel.data.provenance import Table, frame_of
 from perfmodel.errors import InputFileError, PerfmodelError
 
 from pydantic import ValidationError
@@ -161,20 +162,22 @@ class ModelFile:
             out.update(p for p in v if p != "key")
         return out
 
-    def check_compatible(self, df: pd.DataFrame, provenance: str | Mapping[str, str] | None = None) -> None:
+    def check_compatible(self, df: Table | pd.DataFrame, provenance: str | Mapping[str, str] | None = None) -> None:
         """Raise :class:`IncompatibleSampleError` unless ``df`` has every column the features need, with
         the same measurement provenance as the training data, and only categorical values seen in training.
 
-        ``provenance`` states the provenance of columns the frame's ``attrs`` do not describe (a CSV file).
+        The provenance of the sample is that of a :class:`~perfmodel.data.provenance.Table`; a bare DataFrame
+        records none. ``provenance`` states the provenance of columns the table does not describe (a CSV file).
         A column the model records with no measurement behind it (``[]``: derived, e.g. ``fc_stream_ms`` =
         graph facts / a calibrated bandwidth) does not take a single ``provenance`` label meant for the
-        counters: it is checked only against what the attrs, or a column -> provenance mapping naming it,
+        counters: it is checked only against what the table, or a column -> provenance mapping naming it,
         say. ``derived`` itself is no measurement source and is left out of both sides of the comparison.
         """
-        if not isinstance(df, pd.DataFrame):
+        if not isinstance(df, (Table, pd.DataFrame)):
             raise IncompatibleSampleError(f"expected a DataFrame of samples, got {type(df).__name__}")
+        frame = frame_of(df)
         cols = list(self.column_provenance)
-        missing = [c for c in cols if c not in df.columns]
+        missing = [c for c in cols if c not in frame.columns]
         if missing:
             from perfmodel.metrics import base_event
 
@@ -209,17 +212,16 @@ class ModelFile:
             raise IncompatibleSampleError(
                 "the sample's counter source does not match the model's - " + "; ".join(problems))
         for col, values in self.levels.items():
-            from .features import _key_str, attrs_aside
+            from .features import _key_str
 
-            with attrs_aside(df):
-                seen = set(_key_str(df[col]).unique())
+            seen = set(_key_str(frame[col]).unique())
             unknown = sorted(seen - set(values))
             if unknown:
                 raise IncompatibleSampleError(
                     f"{col} value(s) {', '.join(unknown)} were not in the training data "
                     f"(known: {', '.join(values)}); the model cannot predict them")
 
-    def out_of_range(self, df: pd.DataFrame, tolerance: float = 0.05) -> pd.Series:
+    def out_of_range(self, df: Table | pd.DataFrame, tolerance: float = 0.05) -> pd.Series:
         """Per row, the features whose value lies outside the training range (widened by ``tolerance`` of
         its width), as ``"feature=value (trained a..b)"`` joined by ``"; "`` - ``""`` inside. A prediction
         there is an extrapolation: its interval assumes the fitted form still holds. Features with a fixed
@@ -233,6 +235,7 @@ class ModelFile:
         the rows of other levels) use the range of the same count as a plain feature of the model when it
         has one, else take that 0 as the bound of a count that was on: a value <= 0 where the term is on is
         flagged (a refit records the real minimum, and then a tiny count is flagged too)."""
+        df = frame_of(df)
         training = self.training or {}
         active = training.get("active_ranges")
         ranges = training.get("ranges") or {}
@@ -260,15 +263,18 @@ class ModelFile:
                 out.iat[i] = note if not out.iat[i] else f"{out.iat[i]}; {note}"
         return out
 
-    def predict_frame(self, df: pd.DataFrame, alpha: float = 0.05,
+    def predict_frame(self, df: Table | pd.DataFrame, alpha: float = 0.05,
                       provenance: str | Mapping[str, str] | None = None) -> pd.DataFrame:
         """Columns ``pred``, ``lo``, ``hi`` (a ``1 - alpha`` prediction interval), same index as ``df``.
+        The sample's provenance is that of a :class:`~perfmodel.data.provenance.Table` (and ``provenance``
+        for columns it does not describe): :meth:`check_compatible`.
 
         An additive time model (``overhead-linear``: a sum of counts x costs) refuses negative feature
         values: a count below zero has no meaning there, and its time part would be <= 0."""
         if not 0 < alpha < 1:
             raise PerfmodelError(f"alpha must be in (0, 1), got {alpha}")
         self.check_compatible(df, provenance)
+        df = frame_of(df)
         try:
             X = feature_frame(df, self.features).to_numpy(dtype="float64")
         except FeatureError as exc:
@@ -446,15 +452,14 @@ def _measured(prov: Sequence[str]) -> list[str]:
 
 def _term_on(df: pd.DataFrame, factors: Sequence, cache: dict) -> np.ndarray:
     """Rows where every indicator factor (``column=value``) of a feature holds (all rows when it has none)."""
-    from .features import _key_str, attrs_aside
+    from .features import _key_str
 
     on = np.ones(len(df), dtype=bool)
     for fac in factors:
         if fac.op != "eq":
             continue
         if fac.column not in cache:
-            with attrs_aside(df):
-                cache[fac.column] = _key_str(df[fac.column]).to_numpy(dtype=object)
+            cache[fac.column] = _key_str(df[fac.column]).to_numpy(dtype=object)
         on &= cache[fac.column] == fac.value
     return on
 

@@ -114,7 +114,7 @@ def with_stream_time(df, dataset: str | os.PathLike | None, fallback: dict | Non
     pipeline's prediction check."""
     import pandas as pd
 
-    from perfmodel.data import stream_bandwidth
+    from perfmodel.data import frame_of, stream_bandwidth
     from perfmodel.model.features import attach_stream_time
 
     if "fc_stream_ms" in df.columns:
@@ -125,11 +125,12 @@ def with_stream_time(df, dataset: str | os.PathLike | None, fallback: dict | Non
         bw, source = stream_bandwidth(cals), own
     need = set()
     if "threads" in df.columns:
-        thr = pd.to_numeric(df["threads"], errors="coerce")
+        given = frame_of(df)["threads"]
+        thr = pd.to_numeric(given, errors="coerce")
         bad = ~(thr.notna() & (thr == thr.round()) & (thr > 0))
         if bad.any():
             raise PerfmodelError(f"the weight-streaming time needs a whole thread count (> 0) in every row: "
-                                 f"{int(bad.sum())} row(s) have {', '.join(str(v) for v in df['threads'][bad].unique()[:3])}")
+                                 f"{int(bad.sum())} row(s) have {', '.join(str(v) for v in given[bad].unique()[:3])}")
         need = {int(t) for t in pd.unique(thr)}
     if measured is not None:
         now = {int(k): float(v) for k, v in measured.items()}
@@ -181,7 +182,8 @@ def with_speed_calibration(df, model, *, dataset: str | os.PathLike | None = Non
     import numpy as np
     import pandas as pd
 
-    from perfmodel.model.features import FeatureError, KNOWN_TIME_COLUMNS, attrs_aside, speed_scaled
+    from perfmodel.data import frame_of
+    from perfmodel.model.features import FeatureError, KNOWN_TIME_COLUMNS, speed_scaled
 
     as_trained = "predicting the machine as it was when the model was trained"
     train = dict(model.preparation.gemm_gflops or {})
@@ -196,9 +198,8 @@ def with_speed_calibration(df, model, *, dataset: str | os.PathLike | None = Non
     else:
         now, source = training_speed(dataset)
         where = "the data's calibrations"
-    with attrs_aside(df):  # (pandas deep-copies attrs into every column lookup)
-        thr = pd.to_numeric(df["threads"], errors="coerce").to_numpy(dtype="float64") if "threads" in df.columns \
-            else np.array([np.nan])
+    thr = pd.to_numeric(frame_of(df)["threads"], errors="coerce").to_numpy(dtype="float64") if "threads" in df.columns \
+        else np.array([np.nan])
     if not (np.isfinite(thr) & (thr == np.round(thr))).all():
         return df, {"applied": False, "reason": f"rows without a whole thread count: {as_trained}"}
     need = {int(t) for t in thr}
@@ -296,7 +297,8 @@ def prepare_for_model(df, model, *, dataset: str | os.PathLike | None = None, no
 
 
 def predict_each(model, df, *, alpha: float = 0.05, provenance=None, prepare=None):
-    """``(predictions, {row index: why not})``: ``model.predict_frame`` of the rows of ``df`` (``prepare``:
+    """``(predictions, {row index: why not})``: ``model.predict_frame`` of the rows of ``df`` (a
+    :class:`~perfmodel.data.provenance.Table`, whose provenance every row keeps, or a DataFrame; ``prepare``:
     an optional callable applied to the rows first, e.g. :func:`prepare_for_model`), all together, and one
     by one when that fails, so that one row's missing figure does not cost the other rows their
     predictions. The predictions are indexed like ``df`` and hold only the rows that could be predicted.
@@ -304,11 +306,14 @@ def predict_each(model, df, *, alpha: float = 0.05, provenance=None, prepare=Non
     mismatch, not a row's problem)."""
     import pandas as pd
 
+    from perfmodel.data import as_table, frame_of
+    from perfmodel.data.provenance import like
+
     def one_go(part):
         part = prepare(part) if prepare is not None else part
         kw = {"alpha": alpha} if provenance is None else {"alpha": alpha, "provenance": provenance}
         out = model.predict_frame(part, **kw)
-        return out.set_axis(list(part.index)) if len(out) == len(part) else out
+        return out.set_axis(list(frame_of(part).index)) if len(out) == len(part) else out
 
     try:
         return one_go(df), {}
@@ -317,16 +322,16 @@ def predict_each(model, df, *, alpha: float = 0.05, provenance=None, prepare=Non
             raise
         first = exc
     preds, failed = [], {}
-    for idx in df.index:
-        row = df.loc[[idx]]
-        row.attrs = dict(df.attrs)
+    table = as_table(df)
+    for idx in table.frame.index:
+        row = like(df, table.rows([idx]))
         try:
             preds.append(one_go(row))
         except PerfmodelError as exc:
             failed[idx] = str(exc)
     if not preds and len(set(failed.values())) == 1:
         raise first
-    return (pd.concat(preds) if preds else df.iloc[:0]), failed
+    return (pd.concat(preds) if preds else frame_of(df).iloc[:0]), failed
 
 
 __all__ = ["OWN_CALIBRATIONS", "check_counts_geometry", "counts_geometry", "needs_l2_overflow", "needs_stream_time",

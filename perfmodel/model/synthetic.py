@@ -12,6 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from perfmodel.data.cells import SIMULATED
+from perfmodel.data.provenance import Provenance, Table
+
 #: per-image instruction counts of the synthetic networks (relative sizes of real CNNs)
 NETWORK_INSTRUCTIONS: dict[str, float] = {
     "squeezenet1_1": 0.9e9, "mobilenet_v2": 0.75e9, "googlenet": 3.2e9, "resnet50": 8.5e9,
@@ -72,7 +75,7 @@ def synthetic_throughput_records(
                         rec(cid, fw, net, t, i, "preprocess_ms", pre, "ms", "perf_counter", "software")
                         lat_ms += read + pre
                     rec(cid, fw, net, t, i, "latency_ms", lat_ms, "ms", "perf_counter", "software")
-            cid = f"{fw}__{net}__t1__r0__valgrind"
+            cid = f"{fw}__{net}__t1__r0__{SIMULATED}"  # the collect stage's naming (data.cells)
             for i in range(images):
                 j = 1 + 0.001 * rng.standard_normal()
                 for metric, v in (("instructions", fw_instr), ("l1d_accesses", 0.4 * fw_instr),
@@ -85,12 +88,13 @@ def synthetic_throughput_records(
     return coerce(pd.DataFrame(rows))
 
 
-def synthetic_power_table(n_workloads: int = 6, samples: int = 60, noise: float = 0.01, seed: int = 0) -> pd.DataFrame:
+def synthetic_power_table(n_workloads: int = 6, samples: int = 60, noise: float = 0.01, seed: int = 0) -> Table:
     """A wide per-sample table like the ARMPM importer's, with power from a known Powmon-style formula.
 
     ``power_w = 0.05 + 0.3 V + 0.2 V^2 f + (0.25 ipc_rate + 0.6 l2d_rate) V^2 + noise`` (rates in 1e9/s,
     ``f`` in GHz), three frequency / voltage levels, one or two cores; ``branches`` and ``l1i`` rates
-    are distractors. ``attrs`` mark counters and sensors ``real``.
+    are distractors. A :class:`~perfmodel.data.provenance.Table` whose provenance marks counters and sensors
+    ``real`` (origin ``synthetic``).
     """
     rng = np.random.default_rng(seed)
     levels = [(1000.0, 0.9), (1400.0, 1.0), (1800.0, 1.15)]
@@ -117,10 +121,8 @@ def synthetic_power_table(n_workloads: int = 6, samples: int = 60, noise: float 
                     "branches_per_s": br, "l1i_accesses_per_s": l1i,
                 }))
     df = pd.concat(parts, ignore_index=True)
-    df.attrs = {"provenance": {c: "real" for c in df.columns if c.endswith("_per_s") or c in
-                               ("freq_mhz", "voltage_v", "temperature_c", "power_w")},
-                "source": "synthetic"}
-    return df
+    return Table(df, Provenance({c: "real" for c in df.columns if c.endswith("_per_s") or c in
+                                 ("freq_mhz", "voltage_v", "temperature_c", "power_w")}, origin="synthetic"))
 
 
 __all__ = ["synthetic_throughput_records", "synthetic_power_table", "NETWORK_INSTRUCTIONS", "FRAMEWORKS"]

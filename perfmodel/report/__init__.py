@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from perfmodel.data.cells import is_simulated
+from perfmodel.data.provenance import Table
 from perfmodel.errors import PerfmodelError
 
 from .correlate import correlation_table, default_features, fisher_ci
@@ -110,7 +112,7 @@ class FigureSource:
         return cls(label, pd.concat([read_dataset(p) for p in paths], ignore_index=True))
 
 
-def _figure_tables(long_df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+def _figure_tables(long_df: pd.DataFrame) -> tuple[Table, Table, dict[str, str]]:
     """``(cells with simulated counts joined, samples, missing reasons)`` of long records."""
     from perfmodel.data import wide_per_cell, wide_per_sample
     from perfmodel.select import join_simulated_cells, missing_reasons
@@ -309,18 +311,19 @@ def _not_evaluated(selection: Any, figs: Mapping[str, dict], reasons: Mapping[st
     return list(dict.fromkeys(out))
 
 
-def _counts_note(cells: pd.DataFrame, key: str) -> str:
+def _counts_note(cells: Table | None, key: str) -> str:
     """'; counts: simulated' etc. for the figures drawn from per-image counts (Figs. 3 and 5)."""
     if key not in ("fig3", "fig5") or cells is None or "instructions_per_image" not in cells.columns:
         return ""
-    prov = (cells.attrs or {}).get("provenance", {}).get("instructions_per_image")
+    prov = cells.provenance.get("instructions_per_image")
     return f"; per-image counts: {prov}" if prov else ""
 
 
 def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: str | os.PathLike,
                  models: Iterable[Any] = (), selection: Any = None, *, title: str | None = None,
                  progress: Any = None, extra_records: pd.DataFrame | None = None,
-                 fallbacks: Sequence[FigureSource] = (), extra_label: str | None = None) -> Path:
+                 fallbacks: Sequence[FigureSource] = (), extra_label: str | None = None,
+                 source_name: str | None = None, extra_sources: Mapping[str, str] | None = None) -> Path:
     """Write the report into ``out_dir`` (created) and return the HTML path.
 
     ``dataset_path_or_df``: a data set folder / records file, or a long records DataFrame.
@@ -331,6 +334,8 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
     ``fallbacks``: :class:`FigureSource` objects, tried in order for a figure the data set cannot draw; the
     figure then says whose data it shows and why the data set's own could not be used. ``extra_label``: what
     ``extra_records`` are (shown with the data set's name under each figure drawn from them).
+    ``source_name``: the name of a records DataFrame given as the data set (default ``DataFrame``);
+    ``extra_sources``: run_id -> the data set each run of ``extra_records`` came from.
     """
     from perfmodel.data import dataset_metadata, read_dataset
     from perfmodel.select import Spec, candidates_from_cells, rank
@@ -342,24 +347,23 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
     campaign = None
     if isinstance(dataset_path_or_df, pd.DataFrame):
         long_df = dataset_path_or_df
-        source_name = str(long_df.attrs.get("dataset", "DataFrame"))
+        source_name = str(source_name or "DataFrame")
     else:
         path = Path(dataset_path_or_df)
         long_df = read_dataset(path)
         meta, campaign = dataset_metadata(path)
         source_name = str(path)
-    # run_id -> the data set it came from (the extra records may say theirs in attrs["run_sources"])
+    # run_id -> the data set it came from (the extra records may say theirs: extra_sources)
     run_sources = {str(r): source_name for r in long_df["run_id"].unique()} if "run_id" in long_df.columns else {}
     if extra_records is not None and len(extra_records):
-        extra_name = extra_label or str(extra_records.attrs.get("dataset", "")) or "extra records"
-        given = extra_records.attrs.get("run_sources") or {}
+        extra_name = extra_label or "extra records"
+        given = dict(extra_sources or {})
         for r in extra_records["run_id"].unique():
             run_sources.setdefault(str(r), str(given.get(str(r), extra_name)))
         long_df = pd.concat([long_df, extra_records], ignore_index=True)
     extra_counts = None  # where per-image counts joined from the extra records came from
-    if extra_records is not None and len(extra_records) and "cell_id" in extra_records.columns \
-            and extra_records["cell_id"].astype(str).str.endswith("__valgrind").any():
-        extra_counts = extra_label or str(extra_records.attrs.get("dataset", "")) or "the records added"
+    if extra_records is not None and len(extra_records) and is_simulated(extra_records).any():
+        extra_counts = extra_label or "the records added"
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise PerfmodelError(f"{out} exists and is not a folder")
@@ -380,28 +384,30 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
     step("figures")
     for name in FIGURE_FILES:  # a figure left by an earlier report into this folder is not this data's
         (out / name).unlink(missing_ok=True)
-    # key: (file, heading, draw(cells, samples, reasons, path), what(c, s), finding(c, s))
+    # key: (file, heading, draw(cells, samples, reasons, path), what(c, s), finding(c, s)); cells and samples
+    # are Tables (Fig. 1 says a series' provenance), the other figures and captions draw from their frames
     drawers = {
         "fig1": ("fig1_timeseries.png", "Fig. 1 - throughput, CPU %, temperature and frequency over each trace",
                  lambda c, s, r, p: figures.fig_timeseries(s, p, r),
-                 lambda c, s: captions.what_fig1(s), lambda c, s: captions.finding_fig1(s)),
+                 lambda c, s: captions.what_fig1(s.frame), lambda c, s: captions.finding_fig1(s.frame)),
         "fig2": ("fig2_cpu_throughput.png", "Fig. 2 - average CPU % and throughput per framework x network",
-                 lambda c, s, r, p: figures.fig_cpu_throughput(c, p, r),
-                 lambda c, s: captions.what_fig2(c), lambda c, s: captions.finding_fig2(c)),
+                 lambda c, s, r, p: figures.fig_cpu_throughput(c.frame, p, r),
+                 lambda c, s: captions.what_fig2(c.frame), lambda c, s: captions.finding_fig2(c.frame)),
         "fig3": ("fig3_events.png", "Fig. 3 - hardware events per image per framework x network",
-                 lambda c, s, r, p: figures.fig_events(c, p),
-                 lambda c, s: captions.what_fig3(c), lambda c, s: captions.finding_fig3(c)),
+                 lambda c, s, r, p: figures.fig_events(c.frame, p),
+                 lambda c, s: captions.what_fig3(c.frame), lambda c, s: captions.finding_fig3(c.frame)),
         "fig4": ("fig4_power_events.png", "Fig. 4 - power vs event rates, per framework",
-                 lambda c, s, r, p: figures.fig_power_events(s, c, p, r),
-                 lambda c, s: captions.what_fig4(s, c), lambda c, s: captions.finding_fig4(s, c)),
+                 lambda c, s, r, p: figures.fig_power_events(s.frame, c.frame, p, r),
+                 lambda c, s: captions.what_fig4(s.frame, c.frame),
+                 lambda c, s: captions.finding_fig4(s.frame, c.frame)),
         "fig5": ("fig5_throughput_metric.png", "Fig. 5 - throughput vs a per-image hardware metric (log-log)",
-                 lambda c, s, r, p: figures.fig_throughput_metric(c, p),
-                 lambda c, s: captions.what_fig5(c), lambda c, s: captions.finding_fig5(c)),
+                 lambda c, s, r, p: figures.fig_throughput_metric(c.frame, p),
+                 lambda c, s: captions.what_fig5(c.frame), lambda c, s: captions.finding_fig5(c.frame)),
     }
     def own_label(tables: tuple) -> str:
         """'this data set (PATH)' / 'this report's data (the data sets the figure's rows came from)'."""
         names = sorted({run_sources.get(str(r), source_name) for t in tables if t is not None and len(t)
-                        and "run_id" in t.columns for r in t["run_id"].unique()})
+                        and "run_id" in t.columns for r in t.frame["run_id"].unique()})
         if names and (len(names) > 1 or names[0] != source_name):
             return f"this report's data ({', '.join(names)})"
         return f"this data set ({source_name})"
@@ -410,8 +416,8 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
     figs: dict[str, dict] = {}
     # the table each figure draws from (Fig. 4: the trace samples when they have power, else the cells)
     uses = {"fig1": lambda c, s: (s,), "fig2": lambda c, s: (c,), "fig3": lambda c, s: (c,),
-            "fig4": lambda c, s: (s,) if s is not None and "power_w" in s.columns and s["power_w"].notna().any()
-            else (c,), "fig5": lambda c, s: (c,)}
+            "fig4": lambda c, s: (s,) if s is not None and "power_w" in s.columns
+            and s.frame["power_w"].notna().any() else (c,), "fig5": lambda c, s: (c,)}
     for key, (fname, heading, draw, what, finding) in drawers.items():
         res = draw(cells, samples, reasons, out / fname)
         own = own_label(uses[key](cells, samples))
@@ -443,6 +449,7 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
 
     step("correlations")
     corr: list[dict] = []
+    cells, samples = cells.frame, samples.frame
     if not samples.empty and "power_w" in samples.columns and samples["power_w"].notna().any():
         feats = default_features(samples, "sample")
         if feats:
@@ -515,8 +522,8 @@ def build_report(dataset_path_or_df: str | os.PathLike | pd.DataFrame, out_dir: 
 
 def _dataset_created(src: Any) -> str:
     """The data set's creation date (dataset.json ``created``), '' when unknown."""
-    if isinstance(src, pd.DataFrame):
-        return str(src.attrs.get("created", ""))[:10]
+    if isinstance(src, pd.DataFrame):  # records given as a frame: no dataset.json to say it
+        return ""
     path = Path(src)
     try:
         return str(json.loads((path / "dataset.json").read_text()).get("created", ""))[:19].replace("T", " ")

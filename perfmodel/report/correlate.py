@@ -105,7 +105,6 @@ def correlation_table(df: pd.DataFrame, target: str, features: Sequence[str], by
             rows.append({"group": name, "feature": feat, **_one(x, y)})
     out = pd.DataFrame(rows, columns=list(COLUMNS))
     out["n"] = out["n"].astype("int64")
-    out.attrs["target"] = target
     return out
 
 

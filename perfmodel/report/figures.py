@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from perfmodel.data.provenance import Table, frame_of, provenance_of
+
 DPI = 110
 #: Fig. 1 panels: (column, label)
 TRACE_SERIES: tuple[tuple[str, str], ...] = (
@@ -88,12 +90,15 @@ def trace_intervals(samples: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return samples.drop(index=drop), samples.loc[drop]
 
 
-def fig_timeseries(samples: pd.DataFrame, path: Path, reasons: dict[str, str], max_cells: int = 8) -> Path | str:
+def fig_timeseries(samples: Table | pd.DataFrame, path: Path, reasons: dict[str, str],
+                   max_cells: int = 8) -> Path | str:
     """Fig. 1: throughput / CPU % / temperature / frequency over each trace (one line per cell); a trace's
-    partial last interval is left out (:func:`trace_intervals`)."""
+    partial last interval is left out (:func:`trace_intervals`). A panel whose series is not a real
+    measurement says its provenance (that of the :class:`~perfmodel.data.provenance.Table` ``samples``)."""
     if samples is None or samples.empty:
         return "no trace samples (phase 'trace') in the data set"
-    samples, _dropped = trace_intervals(samples)
+    provenance = provenance_of(samples)
+    samples, _dropped = trace_intervals(frame_of(samples))
     plt = _plt()
     # a panel with nothing to draw (a sensor the machine lacks) is a short strip with its reason
     present = [_has(samples, c) or (c == "cpu_percent" and _has(samples, "system_cpu_percent"))
@@ -116,7 +121,7 @@ def fig_timeseries(samples: pd.DataFrame, path: Path, reasons: dict[str, str], m
             ax.text(0.5, 0.5, textwrap.fill(_why(col, reasons), 90), ha="center", va="center",
                     transform=ax.transAxes, fontsize=8, color="0.3")
             continue
-        prov = samples.attrs.get("provenance", {}).get(src)
+        prov = provenance.get(src)
         if prov and prov != "real":
             # say where a figure comes from when it is not a measurement of a real sensor / counter
             # (e.g. the nominal frequency a VM reports in /proc/cpuinfo is "software", not measured)

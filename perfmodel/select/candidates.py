@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from perfmodel.data.cells import is_simulated
+from perfmodel.data.provenance import NO_PROVENANCE, Provenance, Table, frame_of, provenance_of
 from perfmodel.errors import PerfmodelError
 
 #: figures a candidate carries, with units
@@ -74,11 +76,8 @@ def _model_name(model: Any, i: int) -> str:
     return f"model {i + 1} ({getattr(model, 'target', '?')})"
 
 
-def _base_prov(cell_df: pd.DataFrame, col: str) -> str:
-    from perfmodel.data.tables import provenance_leaves
-
-    out = {p for _, leaf in provenance_leaves(cell_df.attrs, col) if leaf for p in str(leaf).split("+")
-           if p and p != "none"}
+def _base_prov(provenance: Provenance, col: str) -> str:
+    out = {p for _, leaf in provenance.leaves(col) if leaf for p in str(leaf).split("+") if p and p != "none"}
     return "+".join(sorted(out)) if out else "unknown"
 
 
@@ -122,27 +121,24 @@ def _accuracy(network: str, accuracy: bool | Mapping) -> tuple[float, float, str
 
 
 
-def join_simulated_cells(cell_df: pd.DataFrame) -> pd.DataFrame:
-    """Timing cells only, with the simulated (valgrind) cells' per-image counts attached.
+def join_simulated_cells(cells: Table | pd.DataFrame) -> Table | pd.DataFrame:
+    """Timing cells only, with the simulated (valgrind) cells' per-image counts attached
+    (:func:`perfmodel.model.features.join_simulated`); a table without simulated cells as it is.
 
     A valgrind cell holds simulated counts and no timing, so it is not a candidate of its own; its counts
     describe every timing cell of the same framework x network (any thread count), which is what a model
     trained on simulated counts needs to predict them.
     """
-    if "cell_id" not in cell_df.columns or cell_df.empty:
-        return cell_df.copy()
-    sim = cell_df["cell_id"].astype(str).str.split("__").str[-1] == "valgrind"
-    if not sim.any():
-        return cell_df.copy()
-    if sim.all():
-        raise PerfmodelError("the data set holds only simulated (valgrind) cells: there is no measured "
-                             "throughput to select on")
     from perfmodel.model.features import join_simulated
 
-    return join_simulated(cell_df, simulated=sim)
+    df = frame_of(cells)
+    if len(df) and is_simulated(df).all():
+        raise PerfmodelError("the data set holds only simulated (valgrind) cells: there is no measured "
+                             "throughput to select on")
+    return join_simulated(cells, if_mixed=True)
 
 def _candidates_from_cells(
-    cell_df: pd.DataFrame,
+    cells: Table | pd.DataFrame,
     models: Iterable[Any] = (),
     accuracy: bool | Mapping[str, Mapping[str, Any]] = True,
     *,
@@ -151,9 +147,12 @@ def _candidates_from_cells(
     alpha: float = 0.05,
     dataset: Any = None,
 ) -> pd.DataFrame:
-    """Candidate table from a per-cell wide table (module docstring).
+    """Candidate table from a per-cell wide table (module docstring): a :class:`~perfmodel.data.provenance.Table`,
+    whose provenance the ``<col>_provenance`` columns and the models' provenance checks take (a bare
+    DataFrame records none).
 
-    ``models``: objects with ``target`` and ``predict_frame(df, alpha) -> DataFrame[pred, lo, hi]``
+    ``models``: objects with ``target`` and ``predict_frame(table, alpha) -> DataFrame[pred, lo, hi]`` (``table``: a
+    :class:`~perfmodel.data.provenance.Table` of the rows to predict, with the cells' provenance)
     (:class:`perfmodel.model.ModelFile`). ``accuracy``: True (the zoo's published figures), False, or
     a mapping network -> ``{"top1", "top5", "accuracy_source"}`` (fractions or percent).
     ``reasons``: metric -> why it is missing (:func:`missing_reasons` of the long records).
@@ -164,15 +163,16 @@ def _candidates_from_cells(
     bandwidth, the GEMM speed: :func:`perfmodel.model.prepare.prepare_for_model`); without it a model's
     training calibration is used where it has one.
     """
-    if not isinstance(cell_df, pd.DataFrame):
-        raise PerfmodelError(f"expected a per-cell DataFrame, got {type(cell_df).__name__}")
+    if not isinstance(cells, (Table, pd.DataFrame)):
+        raise PerfmodelError(f"expected a per-cell DataFrame, got {type(cells).__name__}")
+    cell_df, provenance = frame_of(cells), provenance_of(cells)
     missing = [c for c in ("framework", "network", "threads") if c not in cell_df.columns]
     if missing:
         raise PerfmodelError(f"not a per-cell table: missing column(s) {', '.join(missing)}")
     reasons = dict(reasons or {})
-    df = join_simulated_cells(cell_df)
+    df = frame_of(join_simulated_cells(cell_df))
     if "board" not in df.columns:
-        df["board"] = ""
+        df = df.assign(board="")
     keys = list(KEY_COLUMNS)
     numeric = [c for c in df.columns if c not in keys and c not in ("run_id", "cell_id", "workload", "repeat")
                and pd.api.types.is_numeric_dtype(df[c])]
@@ -197,11 +197,10 @@ def _candidates_from_cells(
         if extra:
             cand = pd.concat([cand, pd.DataFrame(extra)], ignore_index=True)
             not_measured = pd.Series(cand["n_cells"] == 0, index=cand.index)
-            _share_simulated(cand, not_measured, cell_df)
+            _share_simulated(cand, not_measured, provenance)
         cand = cand.sort_values(keys, kind="stable")
         not_measured = not_measured.loc[cand.index].reset_index(drop=True)
         cand = cand.reset_index(drop=True)
-    cand.attrs = {k: v for k, v in cell_df.attrs.items() if k in ("provenance", "derived_from", "units")}
 
     n = len(cand)
     for col in VALUE_COLUMNS:
@@ -211,7 +210,7 @@ def _candidates_from_cells(
         prov = np.empty(n, dtype=object)
         if col in cand.columns:
             vals = cand[col].astype(float)
-            bp = _base_prov(cell_df, col)
+            bp = _base_prov(provenance, col)
             why = reasons.get(col, "not measured in this cell")
         else:
             vals = pd.Series(np.nan, index=cand.index)
@@ -234,7 +233,7 @@ def _candidates_from_cells(
     per_image_energy = "energy_j" in cand.columns and "energy_j_n" in cand.columns
     for i in range(n):
         if per_image_energy and cand["energy_j_n"].iloc[i] > 0 and not math.isnan(cand["energy_j"].iloc[i]):
-            e_vals[i], e_src[i], e_prov[i] = cand["energy_j"].iloc[i], "measured", _base_prov(cell_df, "energy_j")
+            e_vals[i], e_src[i], e_prov[i] = cand["energy_j"].iloc[i], "measured", _base_prov(provenance, "energy_j")
         else:
             e_src[i] = _unavailable(reasons.get("power_w", "no per-image energy and no power to derive it from"))
             e_prov[i] = "none"
@@ -242,7 +241,7 @@ def _candidates_from_cells(
     cand["energy_j_source"] = e_src
     cand["energy_j_provenance"] = e_prov
 
-    _apply_models(cand, list(models), alpha, dataset)
+    _apply_models(cand, list(models), alpha, dataset, provenance)
     _derive_energy(cand)
 
     # accuracy
@@ -254,12 +253,11 @@ def _candidates_from_cells(
     cand["accuracy_source"] = [a[4] for a in acc]
     for col in ("top1", "top5"):
         cand[f"{col}_provenance"] = ["external" if s == "published" else "none" for s in cand[f"{col}_source"]]
-    cand.attrs["value_columns"] = dict(VALUE_COLUMNS)
     return cand
 
 
 
-def candidates_from_cells(cell_df: pd.DataFrame, models: Iterable[Any] = (),
+def candidates_from_cells(cells: Table | pd.DataFrame, models: Iterable[Any] = (),
                           accuracy: bool | Mapping[str, Mapping[str, Any]] = True, *,
                           reasons: Mapping[str, str] | None = None, expand: bool = False,
                           alpha: float = 0.05, dataset: Any = None) -> pd.DataFrame:
@@ -269,14 +267,14 @@ def candidates_from_cells(cell_df: pd.DataFrame, models: Iterable[Any] = (),
     with warnings.catch_warnings():
         # one companion column per value column is added in turn; pandas warns about fragmentation
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
-        out = _candidates_from_cells(cell_df, models, accuracy, reasons=reasons, expand=expand, alpha=alpha,
+        out = _candidates_from_cells(cells, models, accuracy, reasons=reasons, expand=expand, alpha=alpha,
                                      dataset=dataset)
-    return out.copy()  # one consolidated block per dtype (copy keeps attrs)
+    return out.copy()  # one consolidated block per dtype
 
-def _share_simulated(cand: pd.DataFrame, added: pd.Series, cell_df: pd.DataFrame) -> None:
+def _share_simulated(cand: pd.DataFrame, added: pd.Series, provenance: Provenance) -> None:
     """Give the ``added`` (not measured) rows the simulated counts of a measured row of the same board x
     framework x network: a valgrind cell's counts describe every thread count of it (:func:`join_simulated_cells`)."""
-    cols = [c for c in cand.columns if "simulated" in _base_prov(cell_df, c).split("+")]
+    cols = [c for c in cand.columns if "simulated" in _base_prov(provenance, c).split("+")]
     if not cols:
         return
     keys = ["board", "framework", "network"]
@@ -287,7 +285,7 @@ def _share_simulated(cand: pd.DataFrame, added: pd.Series, cell_df: pd.DataFrame
             cand.loc[i, cols] = have.loc[k].to_numpy(dtype="float64")
 
 
-def _predict_rows(model: Any, rows: pd.DataFrame, alpha: float, dataset: Any) -> tuple[pd.DataFrame, dict]:
+def _predict_rows(model: Any, rows: Table, alpha: float, dataset: Any) -> tuple[pd.DataFrame, dict]:
     """``(predictions of the rows that could be predicted, {row index: why not})``, the model's inputs
     attached first (:func:`perfmodel.model.prepare.prepare_for_model`)."""
     from perfmodel.model.prepare import predict_each, prepare_for_model
@@ -300,10 +298,13 @@ def _predict_rows(model: Any, rows: pd.DataFrame, alpha: float, dataset: Any) ->
     try:
         return predict_each(model, rows, alpha=alpha, prepare=prepare)
     except PerfmodelError as exc:  # the same reason for every row
-        return rows.iloc[:0], {idx: str(exc) for idx in rows.index}
+        return rows.frame.iloc[:0], {idx: str(exc) for idx in rows.frame.index}
 
 
-def _apply_models(cand: pd.DataFrame, models: Sequence[Any], alpha: float, dataset: Any = None) -> None:
+def _apply_models(cand: pd.DataFrame, models: Sequence[Any], alpha: float, dataset: Any = None,
+                  provenance: Provenance = NO_PROVENANCE) -> None:
+    """Fill the candidates' missing figures from ``models``; the rows predicted carry ``provenance`` (that of
+    the cell table the candidates are made from) into the models' provenance checks."""
     for i, model in enumerate(models):
         target = getattr(model, "target", None)
         if not isinstance(target, str) or not hasattr(model, "predict_frame"):
@@ -320,16 +321,14 @@ def _apply_models(cand: pd.DataFrame, models: Sequence[Any], alpha: float, datas
         if not need.any():
             continue
         name = _model_name(model, i)
-        rows = cand.loc[need]
-        rows.attrs = dict(cand.attrs)
+        rows = Table(cand.loc[need], provenance)
         pred, failed = _predict_rows(model, rows, alpha, dataset)
         for idx, why in failed.items():
             for c in fills:
                 if math.isnan(cand.at[idx, c]):
                     cand.at[idx, f"{c}_source"] = _append_reason(cand.at[idx, f"{c}_source"],
                                                                  f"{name} cannot predict it: {why}")
-        rows = rows.loc[[i for i in rows.index if i not in failed]]
-        for idx in rows.index:
+        for idx in [i for i in rows.frame.index if i not in failed]:
             p = pred.loc[idx]
             val, lo, hi = float(p["pred"]), float(p.get("lo", np.nan)), float(p.get("hi", np.nan))
             vals = {col: (val, lo, hi)}

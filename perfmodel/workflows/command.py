@@ -85,14 +85,15 @@ def command_sample_estimate(command: Sequence[str], *, images: int | None = None
             raise PerfmodelError("--two-phase needs --load-command (the same command loading its model and "
                                  "running no image): per image = (s1 - s2) / N")
         n = 10 if images is None else int(images)
-        rec = measure_command(list(command), n, load_argv=load_command, counters="software", timeout=timeout)
-        lat = float(wide_per_cell(rec)["latency_ms"].iloc[0]) if "latency_ms" in wide_per_cell(rec) else math.nan
+        rec, measured = measure_command(list(command), n, load_argv=load_command, counters="software", timeout=timeout)
+        wide = wide_per_cell(rec).frame
+        lat = float(wide["latency_ms"].iloc[0]) if "latency_ms" in wide else math.nan
         if not (math.isfinite(lat) and lat > 0):
             raise PerfmodelError(f"the two-phase method gave no per-image time for {shown} (the load-only run took "
                                  "as long as the full run: give more --images)")
         fps, rel_se, window = 1e3 / lat, 0.0, None
         sample = {"images": n, "method": "(s1 - s2) / N", "load_command": load_command,
-                  "wall_s": rec.attrs["meta"]["wall_s"]}
+                  "wall_s": measured["wall_s"]}
         what = f"two-phase (s1 - s2) / N over {n} image(s) ({shown} vs {load_command})"
     else:
         if load_command:

@@ -21,31 +21,38 @@ TERM_SETS = ("throughput", "throughput-levels", "throughput-macs", "throughput-a
 
 
 def named_terms(df, name: str):
-    """``(df, features)``: the features of a named term set (see ``perfmodel fit --terms``) on ``df``
-    (``df`` gains a ``macs`` column for ``throughput-macs``)."""
+    """``(df, features)``: the features of a named term set (see ``perfmodel fit --terms``) on ``df`` (a
+    :class:`~perfmodel.data.Table` or a DataFrame; it gains a ``macs`` column for ``throughput-macs``)."""
     from perfmodel.errors import check_choice
     from perfmodel.model.features import (L2_OVERFLOW_COLUMN, additive_throughput_terms, attach_macs,
                                           per_thread_terms, throughput_terms)
 
+    from perfmodel.data.provenance import frame_of
+
     check_choice("term set", name, TERM_SETS)
+    frame = frame_of(df)
     if name == "throughput-additive":
-        return df, additive_throughput_terms(df)
+        return df, additive_throughput_terms(frame)
     if name == "throughput-stream":  # needs fc_stream_ms (with_stream_time)
-        return df, additive_throughput_terms(df) + ["fc_stream_ms"]
+        return df, additive_throughput_terms(frame) + ["fc_stream_ms"]
     if name == "throughput-stream-l1d":  # + L1-d refills, one cost per thread count
-        return df, additive_throughput_terms(df) + ["fc_stream_ms"] + per_thread_terms(df, "l1d_refills_per_image")
+        return df, additive_throughput_terms(frame) + ["fc_stream_ms"] + per_thread_terms(frame,
+                                                                                         "l1d_refills_per_image")
     if name == "throughput-l2":  # + conv_over_l2_mb (with_l2_overflow), one cost per thread count
-        return df, additive_throughput_terms(df) + ["fc_stream_ms"] + per_thread_terms(df, L2_OVERFLOW_COLUMN)
+        return df, additive_throughput_terms(frame) + ["fc_stream_ms"] + per_thread_terms(frame, L2_OVERFLOW_COLUMN)
     if name == "throughput-macs":
         df = attach_macs(df)
-        return df, throughput_terms(df, work="macs")
-    return df, throughput_terms(df, threads_model="levels" if name.endswith("levels") else "log")
+        return df, throughput_terms(frame_of(df), work="macs")
+    return df, throughput_terms(frame, threads_model="levels" if name.endswith("levels") else "log")
 
 
-def exclude_rows(df, rules: list[str]):
-    """``(df without the rows matching any COLUMN=VALUE rule, number of rows removed)``."""
+def exclude_rows(table, rules: list[str]):
+    """``(table without the rows matching any COLUMN=VALUE rule, number of rows removed)``; the kind of table
+    it is given (a :class:`~perfmodel.data.Table` keeps its provenance)."""
+    from perfmodel.data.provenance import as_table, frame_of, like
     from perfmodel.model.features import _key_str
 
+    df = frame_of(table)
     keep = None
     for rule in rules:
         col, sep, value = rule.partition("=")
@@ -58,19 +65,20 @@ def exclude_rows(df, rules: list[str]):
             seen = ", ".join(sorted(map(str, _key_str(df[col]).unique()))[:12])
             raise PerfmodelError(f"--exclude {rule}: no row has {col}={value} (values: {seen})")
         keep = ~hit if keep is None else keep & ~hit
-    out = df.loc[keep].reset_index(drop=True)
-    out.attrs = df.attrs
+    out = as_table(table).rows(keep, reset_index=True)
     if out.empty:
         raise PerfmodelError(f"--exclude {' '.join(rules)} leaves no data")
-    return out, int((~keep).sum())
+    return like(table, out), int((~keep).sum())
 
 
 def check_excluded(model, df) -> None:
     """Refuse samples that match a row class the model was fitted without (``perfmodel fit --exclude``)."""
+    from perfmodel.data.provenance import frame_of
     from perfmodel.model import IncompatibleSampleError
     from perfmodel.model.features import _key_str
 
     rules = model.preparation.excluded.rules if model.preparation.excluded else []
+    df = frame_of(df)
     for rule in rules:
         col, _, value = str(rule).partition("=")
         if col in df.columns and (_key_str(df[col]) == value).any():
@@ -78,28 +86,31 @@ def check_excluded(model, df) -> None:
                 f"the model was fitted without {rule} (excluded: {', '.join(rules)}); it cannot predict it")
 
 
-def drop_incomplete(df, target: str, features: list[str] | None):
-    """``(df without rows lacking the target or a feature's columns, labels of the dropped rows)``."""
+def drop_incomplete(table, target: str, features: list[str] | None):
+    """``(table without rows lacking the target or a feature's columns, labels of the dropped rows)``; the
+    kind of table it is given."""
     import numpy as np
     import pandas as pd
 
+    from perfmodel.data.provenance import as_table, frame_of, like
     from perfmodel.model.features import feature_frame
 
+    df = frame_of(table)
     ok = np.isfinite(pd.to_numeric(df[target], errors="coerce").to_numpy(dtype="float64")) \
         if target in df.columns else np.ones(len(df), dtype=bool)
     if features:
         ok &= np.isfinite(feature_frame(df, features, allow_nan=True).to_numpy(dtype="float64")).all(axis=1)
     label = df["cell_id"].astype(str) if "cell_id" in df.columns else pd.Series(df.index.astype(str), index=df.index)
     dropped = list(label[~ok])
-    out = df.loc[ok].reset_index(drop=True)
-    out.attrs = df.attrs
-    return out, dropped
+    return like(table, as_table(table).rows(ok, reset_index=True)), dropped
 
 
 def check_features_exist(df, feats) -> None:
     """Refuse feature names that cannot be computed on ``df``, naming each with the reason."""
+    from perfmodel.data.provenance import frame_of
     from perfmodel.model.features import compute_feature
 
+    df = frame_of(df)
     bad = []
     for f in feats or []:
         try:
@@ -124,9 +135,9 @@ def check_fit_output(dataset: str, output: Path, *, force: bool) -> None:
 
 @dataclass
 class FitPlan:
-    """What :func:`plan_fit` prepared: the table, its features (None: stepwise over every event), the
-    selection, the model file's metadata, what a prediction must replay (``preparation``) and the power
-    term set chosen (None: not a power auto fit)."""
+    """What :func:`plan_fit` prepared: the table (a :class:`~perfmodel.data.Table`, whose provenance the model
+    records), its features (None: stepwise over every event), the selection, the model file's metadata, what a
+    prediction must replay (``preparation``) and the power term set chosen (None: not a power auto fit)."""
 
     df: Any
     target: str
@@ -158,9 +169,9 @@ def plan_fit(dataset: str, target: str, *, kind: str = "linear", features: list[
 
     meta: dict[str, Any] = {"dataset": dataset, "simulated_from": [str(p) for p in simulated_from or []] or None}
     prep = Preparation(sensor_lag=sensor_lag if dataset.startswith(IMPORT_PREFIXES) or mapping else None)
-    if df.attrs.get("import_report"):  # a power file: the board / cluster and the events it recorded
-        meta.update({"board": df.attrs.get("board"), "cluster": df.attrs.get("cluster"),
-                     "events": list(df.attrs.get("events") or [])})
+    if df.meta.get("import_report"):  # a power file: the board / cluster and the events it recorded
+        meta.update({"board": df.meta.get("board"), "cluster": df.meta.get("cluster"),
+                     "events": list(df.meta.get("events") or [])})
         if mapping:
             prep.map = mapping
     if counts_from is not None:
@@ -198,8 +209,8 @@ def plan_fit(dataset: str, target: str, *, kind: str = "linear", features: list[
     from perfmodel.model.fit import is_power_auto, power_term_set
 
     power_terms = None
-    if feats is None and (force_auto or (select is None and not terms and is_power_auto(df, target))):
-        power_terms = power_term_set(df, target, force_auto=force_auto)
+    if feats is None and (force_auto or (select is None and not terms and is_power_auto(df.frame, target))):
+        power_terms = power_term_set(df.frame, target, force_auto=force_auto)
         meta["power_terms"] = {k: power_terms[k] for k in ("set", "reason")}
         if power_terms["set"] == "fixed":
             feats = power_terms["features"]
@@ -268,8 +279,10 @@ def evaluation_terms(df, target: str, features: list[str] | None, *, force_auto:
     them (or ``force_auto``) the validated fixed set where the data has its events, else the automatic set
     (features None: chosen inside every outer fold)."""
     check_features_exist(df, features)
+    from perfmodel.data.provenance import frame_of
     from perfmodel.model.fit import is_power_auto, power_term_set
 
+    df = frame_of(df)
     terms = None
     if features is None and (force_auto or is_power_auto(df, target)):
         terms = power_term_set(df, target, force_auto=force_auto)
@@ -303,8 +316,10 @@ def evaluate_table(df, target: str, features: list[str] | None, terms: dict[str,
     """Cross-validate linear, log-linear and ridge models (and overhead-loglinear for throughput) beside the
     baselines on the same splits; the automatic power term set is selected inside every outer fold
     (``shrink``: plus ridge on every event term)."""
+    from perfmodel.data.provenance import frame_of
     from perfmodel.model.fit import _is_throughput, evaluate, evaluate_power_nested, fit_model, scheme_group
 
+    table, df = df, frame_of(df)  # the table (with its provenance) for fit_model, the frame for the rest
     if shrink and (terms is None or terms["set"] != "auto"):
         raise PerfmodelError("--shrink is for the automatic power term set (a power target; --features auto "
                              "where the data has the validated fixed set's events)")
@@ -318,7 +333,7 @@ def evaluate_table(df, target: str, features: list[str] | None, terms: dict[str,
             rows.insert(k, evaluate_power_shrunk(df, target, group=scheme_group(cv), n_splits=folds))
         return Evaluation(target=target, features=feats, rows=rows, terms=terms, nested=True)
     if features is None:
-        features = fit_model(df, target, kind="linear", groups=cv, n_splits=folds, n_jobs=jobs, baselines=False,
+        features = fit_model(table, target, kind="linear", groups=cv, n_splits=folds, n_jobs=jobs, baselines=False,
                              statistics=False, provenance="real").features
     kinds = ("linear", "loglinear", "ridge")
     if _is_throughput(target):  # "not evaluated" with the reason where read/pre-process times are missing

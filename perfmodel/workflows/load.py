@@ -1,4 +1,6 @@
-"""Data sets, records files, CSVs and power files as the wide tables the models take."""
+"""Data sets, records files, CSVs and power files as the wide tables the models take: each a
+:class:`perfmodel.data.Table` (the frame, its provenance and ``meta``: an importer's report, a CSV's row
+problems, the code-path differences of joined simulated counts)."""
 
 from __future__ import annotations
 
@@ -25,12 +27,7 @@ def _wide_from_records(records, table: str):
         return wide_per_sample(records)
     if table == "image":
         return wide_per_image(records)
-    wide = wide_per_cell(records)
-    if "cell_id" in wide.columns and len(wide):
-        sim = wide["cell_id"].astype(str).str.split("__").str[-1] == "valgrind"
-        if sim.any() and not sim.all():
-            wide = join_simulated(wide)
-    return wide
+    return join_simulated(wide_per_cell(records), if_mixed=True)
 
 
 def _cluster_suffix(text: str) -> tuple[str, str | None]:
@@ -41,9 +38,10 @@ def _cluster_suffix(text: str) -> tuple[str, str | None]:
     return text, None
 
 
-def import_report_lines(df) -> list[str]:
-    """What an importer recognised and ignored (``attrs["import_report"]``), as lines; none for a data set."""
-    rep = (df.attrs or {}).get("import_report")
+def import_report_lines(table) -> list[str]:
+    """What an importer recognised and ignored (the table's ``meta["import_report"]``), as lines; none for a
+    data set."""
+    rep = table.meta.get("import_report")
     if not rep:
         return []
     from perfmodel.data.importers.columns import ImportReport
@@ -92,7 +90,7 @@ def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0, strict
     """The wide table for ``dataset``: a data set folder, a records file (.parquet), a wide table (.csv),
     ``armpm:PATH``, ``powmon:PATH`` (``PATH@A7`` picks a cluster) or ``csv:PATH`` with ``mapping``. A CSV is
     checked on load (:func:`perfmodel.data.read_wide_csv`): ``strict`` refuses rows with values that are not
-    numbers or are impossible, else they are listed in ``attrs["row_problems"]`` for the caller to report.
+    numbers or are impossible, else they are listed in ``meta["row_problems"]`` for the caller to report.
     ``mapping`` (``--map``): read a CSV through the mapped importer; ``cores``: the core count of a power
     file without one. What an importer recognised and ignored: :func:`import_report_lines`."""
     from perfmodel.errors import check_choice
@@ -132,39 +130,40 @@ def load_table(dataset: str, *, table: str = "auto", sensor_lag: int = 0, strict
 
 
 def _with_code_paths(wide, paths: list[Path]):
-    """``wide`` with ``attrs["code_path_differences"]`` when simulated counts were joined to timing cells of
+    """``wide`` with ``meta["code_path_differences"]`` when simulated counts were joined to timing cells of
     data set folders ``paths`` whose kernel-selecting settings differ (:mod:`perfmodel.model.codepath`);
     :func:`warn_code_paths` says them for the rows a command keeps."""
     folders = [p for p in paths if Path(p).is_dir()]
-    if wide.attrs.get("join_simulated_events") and "framework" in wide.columns:
+    if wide.meta.get("join_simulated_events") and "framework" in wide.columns:
         from perfmodel.runners import FRAMEWORKS, runner_class
 
         files = [str(p) for p in paths if not Path(p).is_dir()]
-        choosing = [f for f in sorted(set(wide["framework"].astype(str)))
+        choosing = [f for f in sorted(set(wide.frame["framework"].astype(str)))
                     if f in FRAMEWORKS and runner_class(f).code_path_keys]
         if files and choosing:  # a records file keeps no per-cell sidecar: the check cannot run, and that is said
-            wide.attrs["code_paths_unchecked"] = {"files": files, "frameworks": choosing}
-    if folders and wide.attrs.get("join_simulated_events"):
+            wide = wide.with_meta(code_paths_unchecked={"files": files, "frameworks": choosing})
+    if folders and wide.meta.get("join_simulated_events"):
         from perfmodel.model.codepath import code_path_differences
 
         found = code_path_differences(folders)
         if found:
-            wide.attrs["code_path_differences"] = found
+            wide = wide.with_meta(code_path_differences=found)
     return wide
 
 
-def warn_code_paths(df, say: Say = silent) -> list[str]:
-    """Say (and return) the code-path differences of ``df`` (see :func:`_with_code_paths`) that concern its
+def warn_code_paths(table, say: Say = silent) -> list[str]:
+    """Say (and return) the code-path differences of ``table`` (see :func:`_with_code_paths`) that concern its
     remaining rows (after ``--exclude`` etc.), each a warning; say too when simulated counts came from a
     records file, whose cells' settings cannot be compared."""
-    unchecked = (df.attrs or {}).get("code_paths_unchecked") or {}
+    df = table.frame
+    unchecked = table.meta.get("code_paths_unchecked") or {}
     fws = [f for f in unchecked.get("frameworks", [])
            if "framework" in df.columns and f in set(df["framework"].astype(str))]
     if fws:
         say(f"note: code paths of {', '.join(fws)} not checked for {', '.join(unchecked['files'])}: a records file "
             "keeps no per-cell runner settings (give the data set folder to compare the simulated and timed "
             "cells' kernel choices)")
-    found = (df.attrs or {}).get("code_path_differences") or []
+    found = table.meta.get("code_path_differences") or []
     if not found or not {"framework", "network"} <= set(df.columns):
         return []
     pairs = set(zip(df["framework"].astype(str), df["network"].astype(str)))
@@ -177,22 +176,12 @@ def warn_code_paths(df, say: Say = silent) -> list[str]:
 def load_with_simulated(dataset: str, extra: list[Path], *, table: str = "auto", replace: bool = False):
     """The wide table of ``dataset`` with the valgrind cells of the ``extra`` data sets added (``replace``:
     instead of its own valgrind cells, e.g. the same workloads simulated with another cache geometry)."""
-    import pandas as pd
-
-    from perfmodel.data import read_dataset
+    from perfmodel.data import read_dataset, splice_simulated
 
     for p in (dataset, *extra):
         check_records_readable(Path(p))
-    records = read_dataset(Path(dataset))
-    if replace:
-        records = records[~records["cell_id"].astype(str).str.endswith("__valgrind")]
-    have = set(records["cell_id"].astype(str))
-    parts = [records]
-    for p in extra:
-        e = read_dataset(Path(p))
-        cid = e["cell_id"].astype(str)
-        parts.append(e[cid.str.endswith("__valgrind") & ~cid.isin(have)])
-    wide = _wide_from_records(pd.concat(parts, ignore_index=True), table)
+    records = splice_simulated(read_dataset(Path(dataset)), [read_dataset(Path(p)) for p in extra], replace=replace)
+    wide = _wide_from_records(records, table)
     return _with_code_paths(wide, [Path(dataset), *map(Path, extra)])
 
 

@@ -36,18 +36,19 @@ def _reference_records(reference: str):
 
 def simulated_records(reference: Path, frameworks=None):
     """The reference's simulated (valgrind) cells: per-image counts, no timing; ``frameworks``: only these."""
+    from perfmodel.data import is_simulated
+
     ref = _reference_records(str(reference))
-    sim = ref[ref["cell_id"].astype(str).str.endswith("__valgrind")]
+    sim = ref[is_simulated(ref)]
     return sim if frameworks is None else sim[sim["framework"].astype(str).isin(list(frameworks))]
 
 
-def _has_values(df, col: str, provenance: str | None = None) -> bool:
-    if col not in df.columns or not df[col].notna().all():
+def _has_values(table, col: str, provenance: str | None = None) -> bool:
+    if col not in table.columns or not table.frame[col].notna().all():
         return False
     if provenance is None:
         return True
-    prov = (df.attrs or {}).get("provenance", {}).get(col, "")
-    return provenance in str(prov).split("+")
+    return provenance in str(table.provenance.get(col) or "").split("+")
 
 
 def check_reference(reference: Path | None) -> Path | None:
@@ -61,7 +62,8 @@ def check_reference(reference: Path | None) -> Path | None:
 
 def training_table(campaign_long, campaign_meta: dict, reference: Path | None
                    ) -> tuple[Any, str, str, list[str] | None, list[str]]:
-    """``(table to fit on, per-image work column, sentence saying where the work figures came from,
+    """``(table to fit on (a :class:`~perfmodel.data.Table`), per-image work column, sentence saying where the
+    work figures came from,
     frameworks whose reference counts are used (None: not on the reference path), notes)``.
 
     The reference's simulated counts are taken per framework (:func:`perfmodel.versions.counts_applicability`,
@@ -77,7 +79,8 @@ def training_table(campaign_long, campaign_meta: dict, reference: Path | None
     notes: list[str] = []
     if reference is not None:
         ref_meta, ref_campaign = dataset_metadata(reference)
-        frameworks = sorted(set(cells["framework"].astype(str)) | set((ref_campaign or {}).get("frameworks") or []))
+        frameworks = sorted(set(cells.frame["framework"].astype(str))
+                            | set((ref_campaign or {}).get("frameworks") or []))
         fit = counts_applicability(ref_meta, frameworks, here_meta=campaign_meta)
         notes = [f"{fw}: the reference's simulated counts do not apply ({'; '.join(rs)})"
                  for fw, rs in fit.refused.items()] + fit.notes()
@@ -90,9 +93,9 @@ def training_table(campaign_long, campaign_meta: dict, reference: Path | None
             except Exception as exc:  # noqa: BLE001 - no simulated cells: fall through to MACs
                 why = f"reference data set has no usable simulated counts ({exc})"
             else:
-                joined = joined[joined["instructions_per_image"].notna()]
+                joined = joined.rows(joined.frame["instructions_per_image"].notna())
                 if len(joined) >= 8:
-                    used = sorted(set(joined["framework"].astype(str)))
+                    used = sorted(set(joined.frame["framework"].astype(str)))
                     left = [f for f in frameworks if f not in used]
                     return (joined, "instructions_per_image",
                             f"valgrind-simulated instruction counts of the reference data set {reference}"
@@ -152,13 +155,14 @@ def fit_throughput_model(long_df, meta: dict, ref: Path | None, out: Path, say: 
         # lacks the read / pre-process times
         fit_meta = {"work": work, "work_source": res.work_note, "made_by": "perfmodel pipeline"}
         prep = Preparation()  # what a prediction replays: the training calibrations
-        if set(OVERHEAD_COLUMNS) <= set(train.columns):
-            kind, terms = "overhead-linear", additive_throughput_terms(train, work=work)
+        frame = train.frame  # (train: a Table, whose provenance the model records)
+        if set(OVERHEAD_COLUMNS) <= set(frame.columns):
+            kind, terms = "overhead-linear", additive_throughput_terms(frame, work=work)
             # + L1-d refills at one cost per thread count where counted (trained/'s throughput-stream-l1d)
-            l1 = pd.to_numeric(train["l1d_refills_per_image"], errors="coerce").to_numpy(dtype="float64") \
-                if work == "instructions_per_image" and "l1d_refills_per_image" in train.columns else None
+            l1 = pd.to_numeric(frame["l1d_refills_per_image"], errors="coerce").to_numpy(dtype="float64") \
+                if work == "instructions_per_image" and "l1d_refills_per_image" in frame.columns else None
             if l1 is not None and len(l1) and np.isfinite(l1).all():
-                terms += per_thread_terms(train, "l1d_refills_per_image")
+                terms += per_thread_terms(frame, "l1d_refills_per_image")
             # + the FC weights' streaming time at the bandwidth calibrated with the training cells
             # the training rows are the reference's timing cells only on the simulated-counts path
             from_ref = ref is not None and res.counts_frameworks is not None
@@ -167,7 +171,7 @@ def fit_throughput_model(long_df, meta: dict, ref: Path | None, out: Path, say: 
             bw = stream_bandwidth(cals)
             speed = gemm_speed(cals)  # to price counts at the speed of later data
             prep.gemm_gflops, prep.gemm_gflops_source = speed or None, f"the calibrations of {cal_src}"
-            need = {int(t) for t in train["threads"].unique()}
+            need = {int(t) for t in frame["threads"].unique()}
             if bw and need <= set(bw):
                 train, terms = attach_stream_time(train, bw), terms + ["fc_stream_ms"]
                 prep.stream_bandwidth_gbps = bw
@@ -176,7 +180,7 @@ def fit_throughput_model(long_df, meta: dict, ref: Path | None, out: Path, say: 
                 say(f"no FC weight-streaming term: {cal_src} has no calibration for threads "
                     f"{sorted(need - set(bw))}", warn=True)
         else:
-            kind, terms = "loglinear", throughput_terms(train, work=work)
+            kind, terms = "loglinear", throughput_terms(frame, work=work)
         model = fit_model(train, "throughput_fps", terms, kind=kind, groups="network", select="fixed",
                           metadata=fit_meta, preparation=prep)
     except PerfmodelError as exc:
@@ -210,13 +214,14 @@ def prediction_check(model, long_df, ref, counts_frameworks: list[str] | None, c
     rows: list[dict] = []
     try:
         pc = _campaign_for_prediction(long_df, ref if counts_frameworks is not None else None, counts_frameworks)
-        pc = pc[pc["throughput_fps"].notna()]
+        pc = pc.rows(pc.frame["throughput_fps"].notna())
         if counts_frameworks is not None:
-            other = pc[~pc["framework"].astype(str).isin(counts_frameworks)]
+            ours = pc.frame["framework"].astype(str).isin(counts_frameworks)
+            other = pc.frame[~ours]
             if len(other):
                 say(f"prediction check: {len(other)} cell(s) of {', '.join(sorted(set(other['framework'])))} "
                     "not predicted (no simulated counts of their version)")
-            pc = pc[pc["framework"].astype(str).isin(counts_frameworks)]
+            pc = pc.rows(ours)
         from perfmodel.model.prepare import prepare_for_model, speed_ratio_text
 
         # macs, the campaign's own streaming bandwidth where it covers the cells, and the reference's costs
@@ -233,7 +238,7 @@ def prediction_check(model, long_df, ref, counts_frameworks: list[str] | None, c
     except PerfmodelError as exc:
         say(f"prediction check skipped: {exc}", warn=True)
         return rows
-    for i, r in pc.iterrows():
+    for i, r in pc.frame.iterrows():
         err = 100.0 * (pred.loc[i, "pred"] - r["throughput_fps"]) / r["throughput_fps"]
         rows.append({"framework": r["framework"], "network": r["network"], "threads": int(r["threads"]),
                      "measured_fps": float(r["throughput_fps"]), "predicted_fps": float(pred.loc[i, "pred"]),

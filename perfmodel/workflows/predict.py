@@ -79,8 +79,8 @@ def command_samples(model, command: list[str], *, images: int, counters: str, fr
     if problems:
         raise PerfmodelError(f"this model cannot be applied to a measured command as asked: "
                              f"{'; '.join(problems)}")
-    records = measure_command(list(command), images, counters=counters, framework=framework or "",
-                              network=network or "", threads=1 if threads is None else threads, timeout=timeout)
+    records, _ = measure_command(list(command), images, counters=counters, framework=framework or "",
+                                 network=network or "", threads=1 if threads is None else threads, timeout=timeout)
     return wide_per_cell(records)
 
 
@@ -146,14 +146,15 @@ def predict_samples(model, prepared: PreparedSamples, *, alpha: float = 0.05, pr
     predicted gets NaN and its reason); ``source`` names the input in the error when no row can be."""
     import pandas as pd
 
+    from perfmodel.data.provenance import as_table
     from perfmodel.model.prepare import predict_each
 
-    df = prepared.df
-    bad_rows = dict(df.attrs.get("row_problems") or {})
+    table = as_table(prepared.df)
+    df = table.frame
+    bad_rows = dict(table.meta.get("row_problems") or {})
     if bad_rows and len(bad_rows) == len(df):
         raise PerfmodelError(f"no row of {source} can be predicted: {'; '.join(list(bad_rows.values())[:5])}")
-    good = df.drop(index=list(bad_rows)) if bad_rows else df
-    good.attrs = df.attrs
+    good = table.with_frame(df.drop(index=list(bad_rows))) if bad_rows else table
     pred, failed = predict_each(model, good, alpha=alpha, provenance=provenance)
     failed = {**failed, **bad_rows}
     pred = pred.reindex(df.index)  # rows that could not be predicted: NaN, with the reason below
@@ -175,6 +176,9 @@ def quick_sample_summary(df, counts_note: str, *, framework: str, network: str, 
     from, and its throughput x the long-run / start ratio of long-run traces."""
     import pandas as pd
 
+    from perfmodel.data.provenance import frame_of
+
+    df = frame_of(df)
     fps = pd.to_numeric(df["throughput_fps"], errors="coerce") if "throughput_fps" in df else None
     measured = float(fps.iloc[0]) if fps is not None and len(fps) else None
     return {"framework": framework, "network": network, "threads": threads, "images": sample_image_count(df),

@@ -67,6 +67,7 @@ def reference_simulated_records(reference: Path, framework: str, network: str):
     (:func:`perfmodel.versions.counts_applicability`, the policy the pipeline follows too) or lacks the
     cell."""
     from perfmodel.data import Dataset
+    from perfmodel.data.cells import SIMULATED, counter_source
     from perfmodel.versions import FRAMEWORK_LIBRARY, counts_applicability
 
     reference = Path(reference)
@@ -77,7 +78,7 @@ def reference_simulated_records(reference: Path, framework: str, network: str):
     if fit.refused:
         return None, f"the reference data set {reference} does not apply here: " + "; ".join(fit.reasons())
     prefix = f"{framework}__{network}__"
-    cells = [c for c in ds.done_cells() if c.startswith(prefix) and c.endswith("__valgrind")]
+    cells = [c for c in ds.done_cells() if c.startswith(prefix) and counter_source(c) == SIMULATED]
     if not cells:
         return None, f"the reference data set {reference} has no finished valgrind cell for {framework} x {network}"
     notes = fit.notes()
@@ -138,13 +139,9 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
     else:
         records = sampler(framework, network, threads=threads, images=images, counters=counters, **timed)
     both = records if sim_records is None else pd.concat([records, sim_records], ignore_index=True)
-    wide = wide_per_cell(both)
-    if "cell_id" in wide.columns and len(wide):
-        sim = wide["cell_id"].astype(str).str.split("__").str[-1] == "valgrind"
-        if sim.any() and not sim.all():
-            wide = join_simulated(wide)
-        elif need_sim:
-            raise PerfmodelError("the quick sample has no simulated (valgrind) cell to take counts from")
+    wide = join_simulated(wide_per_cell(both), if_mixed=True)
+    if need_sim and len(wide) and not wide.meta.get("join_simulated_events"):
+        raise PerfmodelError("the quick sample has no simulated (valgrind) cell to take counts from")
     if "macs" in model.column_provenance and "macs" not in wide.columns:
         note += "; MACs from the zoo"
     from perfmodel.model.prepare import needs_stream_time, prepare_for_model
@@ -173,8 +170,10 @@ def quick_sample_table(model, framework: str, network: str, *, threads: int = 1,
 
 def sample_image_count(df) -> int | None:
     """Images a quick sample counted (``latency_ms_n`` of its wide cell table); None when unknown."""
+    from perfmodel.data.provenance import frame_of
+
     try:
-        n = float(df["latency_ms_n"].iloc[0])
+        n = float(frame_of(df)["latency_ms_n"].iloc[0])
     except (KeyError, IndexError, TypeError, ValueError):
         return None
     return int(n) if math.isfinite(n) else None
@@ -182,8 +181,10 @@ def sample_image_count(df) -> int | None:
 
 def sample_rel_se(df) -> float:
     """Relative standard error of a quick sample's mean latency (sd / mean / sqrt(n)); 0 when unknown."""
+    from perfmodel.data.provenance import frame_of
+
     try:
-        m, sd, n = (float(df[c].iloc[0]) for c in ("latency_ms", "latency_ms_std", "latency_ms_n"))
+        m, sd, n = (float(frame_of(df)[c].iloc[0]) for c in ("latency_ms", "latency_ms_std", "latency_ms_n"))
     except (KeyError, IndexError, TypeError, ValueError):
         return 0.0
     return sd / m / math.sqrt(n) if all(math.isfinite(v) for v in (m, sd, n)) and m > 0 and n > 1 else 0.0

@@ -26,18 +26,16 @@ def check_datasets_exist(datasets) -> None:
 
 
 def extra_records(datasets: list[Path]):
-    """The records of ``datasets`` (e.g. traces) added to a report's data set, each run labelled with the data
-    set it came from (a figure's caption names the ones it draws); None when there are none."""
+    """``(records, run sources)``: the records of ``datasets`` (e.g. traces) added to a report's data set, and
+    run_id -> the data set it came from (a figure's caption names the ones it draws); ``(None, {})`` when there
+    are none."""
     if not datasets:
-        return None
+        return None, {}
     import pandas as pd
 
     parts = [load_long(d) for d in datasets]
-    extra = pd.concat(parts, ignore_index=True)
-    extra.attrs["dataset"] = ", ".join(map(str, datasets))
-    # which data set each run came from: a figure's caption names the ones it draws
-    extra.attrs["run_sources"] = {str(r): str(d) for d, part in zip(datasets, parts) for r in part["run_id"].unique()}
-    return extra
+    return (pd.concat(parts, ignore_index=True),
+            {str(r): str(d) for d, part in zip(datasets, parts) for r in part["run_id"].unique()})
 
 
 def report_files(path: Path) -> list[str]:

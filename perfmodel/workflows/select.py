@@ -15,9 +15,7 @@ def only_board(long_df, board: str, dataset) -> "object":
     if board not in boards:
         raise PerfmodelError(f"--board {board!r}: {dataset} has no records of that board (its boards: "
                              f"{', '.join(boards) or 'none'})")
-    out = long_df[long_df["board"].astype(str) == board].copy()
-    out.attrs = dict(long_df.attrs)
-    return out
+    return long_df[long_df["board"].astype(str) == board].copy()
 
 
 def load_models(paths) -> list:
@@ -80,10 +78,10 @@ def correlation(dataset: Path, target: str, features: list[str] | None, *, by: s
 
     def cells():
         # simulated (valgrind) cells carry the per-image counts of the timing cells they describe
-        return join_simulated_cells(wide_per_cell(long_df))
+        return join_simulated_cells(wide_per_cell(long_df)).frame
 
     if level in ("auto", "sample"):
-        table = wide_per_sample(long_df)
+        table = wide_per_sample(long_df).frame
         if level == "auto" and (target not in table.columns or not table[target].notna().any()):
             level, table = "cell", cells()
         else:

@@ -12,7 +12,7 @@ imports one on demand.
 * ``csv`` - any delimited time-series file with a column mapping (``--map time=...,power_w=...``).
 
 Columns are recognised by meaning (:mod:`.columns`); event numbers / names go through
-:mod:`perfmodel.armpmu`. Each wide table's ``attrs["import_report"]`` says what was used and ignored.
+:mod:`perfmodel.armpmu`. Each wide table (a :class:`~perfmodel.data.provenance.Table`) says in ``meta["import_report"]`` what was used and ignored.
 """
 
 from __future__ import annotations

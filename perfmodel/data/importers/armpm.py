@@ -39,9 +39,9 @@ measured by ``benchmarks/bench_power_model.py``). Rows left without a sensor rea
 
 Provenance
 ----------
-``df.attrs["provenance"]`` marks counts and sensor readings ``"real"`` (hardware PMU / physical
-sensors), ratios ``"derived"`` with ``df.attrs["derived_from"]`` naming their inputs;
-``df.attrs["source"]`` is ``"armpm:<file name>"``.
+:func:`load_armpm` returns a :class:`~perfmodel.data.provenance.Table` whose provenance marks counts and sensor
+readings ``"real"`` (hardware PMU / physical sensors), ratios ``"derived"`` with ``derived_from`` naming their
+inputs; its ``origin`` is ``"armpm:<file name>"``; ``meta`` holds the board, cluster, events and import report.
 
 :func:`load_armpm_records` gives the same samples as long ``phase="trace"`` records of
 :mod:`perfmodel.data.schema`.
@@ -57,6 +57,7 @@ import pandas as pd
 
 from perfmodel.errors import InputFileError
 
+from ..provenance import Table
 from .columns import ImportReport, build_samples, detect_cluster, event_columns, pick_roles
 
 BOARD = "odroid-xu3-a15"
@@ -144,7 +145,7 @@ def load_armpm(
     cores: int | None = None,
     cluster: str | None = None,
     board: str | None = None,
-) -> pd.DataFrame:
+) -> Table:
     """Load an ARMPM ``.data`` file as a wide per-sample table (see the module docstring).
 
     Parameters
@@ -155,7 +156,7 @@ def load_armpm(
     interval_tolerance : relative deviation from the run's median interval above which a sample is
         flagged ``interval_ok=False``.
     cores : core count of every sample when the file has no core-count column (else the core terms are
-        dropped, and ``attrs["import_report"]`` says so).
+        dropped, and ``meta["import_report"]`` says so).
     cluster : the CPU cluster whose sensors to take where the file has several (default: the biggest one
         a power column names).
     board : the board key (default ``odroid-xu3-<cluster>``).
@@ -197,8 +198,8 @@ def load_armpm_records(path: str | os.PathLike, *, drop_first: bool = True, sens
     """
     from perfmodel.data.schema import coerce  # noqa: PLC0415 - keep import light
 
-    wide = load_armpm(path, drop_first=True if drop_first else False, sensor_lag=sensor_lag)
-    source = wide.attrs["source"]
+    table = load_armpm(path, drop_first=True if drop_first else False, sensor_lag=sensor_lag)
+    wide, source = table.frame, table.provenance.origin
     t0 = float(wide["timestamp_ns"].min()) if len(wide) else 0.0
     t_end = (wide["timestamp_ns"] - t0) / 1e9
     if "cores" not in wide.columns:  # no core count in the file: 0 = not known
@@ -219,9 +220,9 @@ def load_armpm_records(path: str | os.PathLike, *, drop_first: bool = True, sens
         "t_start_s": t_end - dt,
         "t_end_s": t_end,
     })
-    metrics = [c for c in ("freq_mhz", "temperature_c", "voltage_v", "current_a", "power_w", *wide.attrs["events"])
+    metrics = [c for c in ("freq_mhz", "temperature_c", "voltage_v", "current_a", "power_w", *table.meta["events"])
                if c in wide.columns]
-    units = wide.attrs["units"]
+    units = table.provenance.units
     parts = []
     for m in metrics:
         part = base.copy()

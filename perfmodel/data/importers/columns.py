@@ -24,6 +24,8 @@ import pandas as pd
 from perfmodel.armpmu import canonical_event
 from perfmodel.errors import InputFileError
 
+from ..provenance import Provenance, Table
+
 #: role -> header pattern (lower-cased header); checked in this order, a column takes the first role it fits
 ROLE_PATTERNS: dict[str, str] = {
     "timestamp": r"timestamp|^#?\s*time\b|^t_?(s|ns|ms)$|^time_",
@@ -220,7 +222,7 @@ def build_samples(
     sensor_lag: int = 0,
     interval_tolerance: float = 0.1,
     kind: str = "armpm",
-) -> pd.DataFrame:
+) -> Table:
     """The wide per-sample table of a time series of PMU counts and sensor readings (see ``armpm``)."""
     if sensor_lag < 0:
         raise InputFileError(f"sensor_lag must be >= 0, got {sensor_lag}")
@@ -295,9 +297,10 @@ def build_samples(
 
 
 def finish(df: pd.DataFrame, events: dict[str, str], report: ImportReport, *, path: Path, board: str,
-           cluster: str | None, kind: str, extra: dict, rates_from: str) -> pd.DataFrame:
+           cluster: str | None, kind: str, extra: dict, rates_from: str) -> Table:
     """Add ``<event>_per_s`` (``rates_from="interval"``: count / dt_s; ``"given"``: already there) and
-    ``<event>_per_cycle``, provenance / units attrs and the report."""
+    ``<event>_per_cycle``: the :class:`~perfmodel.data.provenance.Table` with provenance and units (origin
+    ``<kind>:<file name>``) and, in ``meta``, ``board``, ``cluster``, ``events``, ``import_report`` and ``extra``."""
     prov: dict[str, str] = {}
     derived: dict[str, list[str]] = {}
     units: dict[str, str] = {}
@@ -325,11 +328,8 @@ def finish(df: pd.DataFrame, events: dict[str, str], report: ImportReport, *, pa
         df[col] = df[name] / cycles
         prov[col], derived[col], units[col] = "derived", [name, "cycles"], "1/cycle"
     df = df.reset_index(drop=True)
-    df.attrs = {
-        "provenance": prov, "derived_from": derived, "units": units, "source": f"{kind}:{path.name}",
-        "board": board, "cluster": cluster, "events": list(events), "import_report": report.as_dict(), **extra,
-    }
-    return df
+    return Table(df, Provenance(prov, derived, units, origin=f"{kind}:{path.name}"),
+                 {"board": board, "cluster": cluster, "events": list(events), "import_report": report.as_dict(), **extra})
 
 
 def mask_count(text) -> int:

@@ -8,7 +8,7 @@ a mapping file (JSON object, or ``key=column`` lines). Roles: ``time`` (``timest
 ``power_w``; any other key is an event: an ARM mnemonic (``INST_RETIRED``), a raw number (``0x08``) or a
 perfmodel event name (``instructions``). Columns the mapping does not name are recognised by meaning
 (:mod:`.columns`) where they can be, and reported as ignored otherwise. Units: the header's, else
-perfmodel's (the time stamp's from its size), converted and said in ``attrs["import_report"]``.
+perfmodel's (the time stamp's from its size), converted and said in ``meta["import_report"]`` of the table.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from perfmodel.armpmu import canonical_event
 from perfmodel.errors import InputFileError
 from perfmodel.metrics import EVENTS
 
+from ..provenance import Table
 from .columns import ImportReport, build_samples, detect_cluster, event_columns, pick_roles
 
 ROLE_KEYS = {"time": "timestamp", "timestamp": "timestamp", "time_s": "timestamp", "time_ns": "timestamp",
@@ -71,7 +72,7 @@ def load_mapped(
     cluster: str | None = None,
     board: str | None = None,
     interval_tolerance: float = 0.1,
-) -> pd.DataFrame:
+) -> Table:
     """Load ``path`` with ``mapping`` as a wide per-sample table (see the module docstring)."""
     path = Path(path)
     if not path.is_file():

@@ -37,6 +37,7 @@ import pandas as pd
 from perfmodel.armpmu import event_name
 from perfmodel.errors import InputFileError
 
+from ..provenance import Table
 from .columns import ImportReport, convert_unit, detect_cluster, finish, mask_cores, numeric, pick_roles
 
 #: cluster -> core numbers on the ODROID-XU3 / XU4 (Exynos 5422): cpu0-3 Cortex-A7, cpu4-7 Cortex-A15
@@ -66,7 +67,7 @@ def load_powmon(
     cluster_cores: tuple[int, ...] | None = None,
     board: str | None = None,
     sensor_lag: int = 0,
-) -> pd.DataFrame:
+) -> Table:
     """Load a Powmon data file as a wide per-row table of one cluster (see the module docstring)."""
     path = Path(path)
     if sensor_lag:
