@@ -75,7 +75,9 @@ def test_sample_by_images_skips_the_warm_up_and_ends_the_command(tmp_path):
     """), images=5)
     assert s.images == 5 and s.stopped_by == "images"
     assert s.warmup_lines >= 2 and s.warmup_s >= 0.5  # the first 2 lines and 0.5 s are not counted
-    assert 0 < s.fps <= 50  # each image sleeps 20 ms
+    # each image sleeps 20 ms: at most 50 fps, up to the jitter of when the lines reach us (measured
+    # 50.0002 on a loaded machine); counting the warm-up or noise lines would give far more
+    assert 0 < s.fps <= 50 * 1.1
     assert_all_ended(pf)  # the command and its child: the whole process group
 
 
@@ -96,7 +98,7 @@ def test_progress_regex_counts_only_matching_lines():
             i += 1
     """)
     s = sample_command(noisy, images=5, regex=r"^IMG ")
-    assert s.images == 5 and s.fps <= 50  # without the regex the noise lines would count as images
+    assert s.images == 5 and s.fps <= 50 * 1.1  # without the regex the 20 noise lines per image would count
     with pytest.raises(PerfmodelError, match="not a regular expression"):
         sample_command(noisy, images=5, regex="(")
 
