@@ -245,11 +245,11 @@ def test_merge_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
     a.write_cell("y", cell_records("y"))
     calls = []
 
-    def failing_write(self, cell_id, records, cell_meta=None):
+    def failing_write(self, cell_id, records, cell_meta=None, **kw):
         calls.append(cell_id)
         if len(calls) == 2:
             raise OSError("disk full")
-        return original(self, cell_id, records, cell_meta)
+        return original(self, cell_id, records, cell_meta, **kw)
 
     original = Dataset.write_cell
     monkeypatch.setattr(Dataset, "write_cell", failing_write)
