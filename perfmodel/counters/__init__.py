@@ -20,14 +20,14 @@ import subprocess
 from collections.abc import Iterable, Sequence
 
 from perfmodel.errors import PerfmodelError, check_choice
-from perfmodel.readings import Reading
+from perfmodel.readings import COUNTER_SOURCES, Reading
 
 from .perf_event import PerfEventCounters, default_events, probe
 from .perf_stat import parse_perf_stat, perf_binary, run_perf_stat, two_phase
 from .software import SoftwareCounters
 from .valgrind import CacheGeometry, CallgrindMarker, WorkloadSpec, simulate, valgrind_available
 
-SOURCES = ("auto", "perf", "valgrind", "software")
+SOURCES = COUNTER_SOURCES  #: the counter sources (one list: collect names cells after them, data.cells reads them)
 
 __all__ = [
     "SOURCES", "CounterSet", "CallgrindSession", "PerfEventCounters", "SoftwareCounters", "CacheGeometry",
