@@ -69,12 +69,9 @@ def command_samples(model, command: list[str], *, images: int, counters: str, fr
                     network: str | None, threads: int | None, timeout: float):
     """The wide cell table of a measured command (:func:`perfmodel.collect.command.measure_command`),
     refused before it runs when it cannot give the model's features (:func:`command_problems`)."""
+    from perfmodel.collect.command import measure_command
     from perfmodel.data import wide_per_cell
 
-    try:
-        from perfmodel.collect.command import measure_command
-    except ImportError:
-        raise PerfmodelError("measuring a command (perfmodel.collect.command) is not available yet") from None
     problems = command_problems(model, framework=framework, network=network, threads=threads, counters=counters)
     if problems:
         raise PerfmodelError(f"this model cannot be applied to a measured command as asked: "
