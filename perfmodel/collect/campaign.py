@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from perfmodel.errors import PerfmodelError
+from perfmodel.workerproto import worker_env
 
 from .spec import CampaignSpec, Cell, spec_differences
 
@@ -97,13 +98,6 @@ class CampaignResult:
 
 # --------------------------------------------------------------------------------------------------
 # workers
-
-
-def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """A worker's environment (:func:`perfmodel.workerproto.worker_env`) with ``extra``."""
-    from perfmodel.workerproto import worker_env as protocol_env
-
-    return protocol_env(extra)
 
 
 def spawn_worker(request: dict[str, Any], timeout_s: float | None,
