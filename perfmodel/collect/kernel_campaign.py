@@ -1,0 +1,222 @@
+"""Kernel profiling campaign: sampled one-kernel models and whole networks, timed interleaved, resumable.
+
+``run_kernel_campaign(folder, units, ...)`` writes a kernel data set (:mod:`perfmodel.data.kernelset`):
+
+* ``units.jsonl`` - each unit's configuration and, per framework, the kernels that framework runs for it
+  (:func:`perfmodel.zoo.kernels.detect_kernels` on the unit's graph);
+* ``timings.csv`` - one row per (round, framework, threads, item): median / min / reps of the per-call times;
+* ``dataset.json`` - the plan, library versions, the machine, and a speed calibration at the start and end.
+
+Plan: ``rounds`` rounds; in each, the framework x thread blocks in a shuffled order, each block one fresh worker
+(:mod:`perfmodel.collect.kernel_worker`) timing every network (shuffled) and the round's share of the units
+(units are split over the rounds, networks are timed in every round: their repeat disagreement is the noise
+floor). Finished rows are appended (and fsynced) after each block, and a crashed / killed block's rows are kept
+(the worker appends them as it goes); re-running the same call resumes, skipping rows already there. An item that
+killed its worker is recorded with the error and not retried.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from perfmodel.workerproto import WorkerError, run_worker, worker_env
+
+TIMING_COLUMNS = ("key", "round", "framework", "threads", "kind", "item", "median_ms", "min_ms", "reps", "error",
+                  "wall_s", "t_unix")
+DEFAULT_TIMING = {"unit": {"warmup": 3, "min_reps": 5, "min_time_s": 0.15, "max_reps": 200},
+                  "network": {"warmup": 2, "min_reps": 7, "min_time_s": 0.5, "max_reps": 50}}
+
+
+def done_keys(folder: Path) -> set[str]:
+    path = folder / "timings.csv"
+    if not path.is_file():
+        return set()
+    with open(path, newline="") as f:
+        return {row["key"] for row in csv.DictReader(f)}
+
+
+def append_rows(folder: Path, rows: Sequence[dict[str, Any]]) -> None:
+    path = folder / "timings.csv"
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=TIMING_COLUMNS, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        for r in rows:
+            w.writerow(r)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def prepare_units(folder: Path, units: Sequence[Any], frameworks: Sequence[str],
+                  say: Callable[[str], None] = print) -> dict[str, dict[str, str]]:
+    """Export every unit (TFLite, ONNX) and record its kernels per framework in ``units.jsonl`` (appends new
+    units). Returns unit id -> {format: path}."""
+    from perfmodel.runlog import native_output_to_log
+    from perfmodel.zoo.kernels import detect_kernels, read_keras
+    from perfmodel.zoo.units import build_keras, export_unit
+
+    path = folder / "units.jsonl"
+    known: dict[str, dict[str, Any]] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                d = json.loads(line)
+                known[d["id"]] = d
+    files: dict[str, dict[str, str]] = {}
+    t0 = time.time()
+    with open(path, "a") as out:
+        for i, u in enumerate(units):
+            with native_output_to_log(f"export unit {u.id}"):
+                files[u.id] = {fmt: str(export_unit(u, fmt)) for fmt in ("tflite", "onnx")}
+                if u.id not in known:
+                    g = read_keras(build_keras(u), source=f"unit:{u.id}")
+                    kernels = {fw: [k.as_dict() for k in detect_kernels(g, fw)] for fw in frameworks}
+                    rec = {"id": u.id, "unit": u.as_dict(), "kernels": kernels}
+                    out.write(json.dumps(rec) + "\n")
+                    out.flush()
+                    known[u.id] = rec
+            if (i + 1) % 25 == 0 or i + 1 == len(units):
+                say(f"  units exported: {i + 1}/{len(units)} ({time.time() - t0:.0f} s)")
+    return files
+
+
+def plan_blocks(frameworks: Sequence[str], threads: Sequence[int], rounds: int, seed: int) -> list[tuple[int, str, int]]:
+    rng = random.Random(seed)
+    blocks = []
+    for r in range(rounds):
+        order = [(fw, t) for fw in frameworks for t in threads]
+        rng.shuffle(order)
+        blocks += [(r, fw, t) for fw, t in order]
+    return blocks
+
+
+def run_kernel_campaign(folder: str | os.PathLike, units: Sequence[Any], *, networks: Sequence[str],
+                        frameworks: Sequence[str] = ("tensorflow", "litert", "onnxruntime", "opencv"),
+                        threads: Sequence[int] = (1, 2), rounds: int = 2, seed: int = 0,
+                        round_offset: int = 0, network_rounds: Sequence[int] | None = None,
+                        block_timeout_s: float = 3600.0, say: Callable[[str], None] = print) -> Path:
+    """Run (or resume) the campaign into ``folder``; see the module docstring. ``round_offset`` numbers the
+    rounds of a later call (adaptive sampling adds rounds); ``network_rounds``: rounds (absolute numbers) that
+    time the networks (default: all)."""
+    from perfmodel.collect.calibrate import safe_calibration
+    from perfmodel.sysinfo import system_info
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta_path = folder / "dataset.json"
+    meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.is_file() else {
+        "kind": "kernel-profile", "version": 1, "calibrations": [], "calls": []}
+    say(f"kernel campaign -> {folder}: {len(units)} units, {len(networks)} networks, "
+        f"{len(frameworks)} frameworks x threads {list(threads)}, {rounds} rounds")
+    files = prepare_units(folder, units, frameworks, say)
+    meta["calibrations"].append({"when": _now(), "at": "start", **safe_calibration(list(threads))})
+    call = {"started": _now(), "units": len(units), "networks": list(networks), "frameworks": list(frameworks),
+            "threads": list(threads), "rounds": [round_offset + r for r in range(rounds)], "seed": seed,
+            "timing": DEFAULT_TIMING}
+    meta["calls"].append(call)
+    meta.setdefault("machine", system_info())
+    _write_json(meta_path, meta)
+    done = done_keys(folder)
+    rng = random.Random(seed)
+    blocks = plan_blocks(frameworks, threads, rounds, seed)
+    t_start = time.time()
+    for b, (r, fw, t) in enumerate(blocks):
+        r_abs = round_offset + r
+        items: list[dict[str, Any]] = []
+        nets = list(networks) if network_rounds is None or r_abs in network_rounds else []
+        rng.shuffle(nets)
+        share = [u for i, u in enumerate(units) if i % rounds == r]
+        rng.shuffle(share)
+        # networks spread through the block (interleaved with units), not all first
+        unit_items = [{"kind": "unit", "item": u.id, "unit": u.as_dict(), "files": files[u.id]} for u in share]
+        net_items = [{"kind": "network", "item": n} for n in nets]
+        step = max(1, len(unit_items) // max(1, len(net_items)))
+        merged: list[dict[str, Any]] = []
+        for i, ni in enumerate(net_items):
+            merged.append(ni)
+            merged += unit_items[i * step:(i + 1) * step]
+        merged += unit_items[len(net_items) * step:]
+        for it in merged:
+            it["key"] = f"{r_abs}|{fw}|{t}|{it['kind']}|{it['item']}"
+        todo = [it for it in merged if it["key"] not in done]
+        if not todo:
+            continue
+        say(f"  block {b + 1}/{len(blocks)} round {r_abs} {fw} x{t}: {len(todo)} items "
+            f"({time.time() - t_start:.0f} s so far)")
+        _run_block(folder, fw, t, r_abs, todo, block_timeout_s, say)
+        done = done_keys(folder)
+    meta = json.loads(meta_path.read_text())
+    meta["calibrations"].append({"when": _now(), "at": "end", **safe_calibration(list(threads))})
+    meta["calls"][-1]["finished"] = _now()
+    meta["calls"][-1]["wall_s"] = round(time.time() - t_start, 1)
+    _write_json(meta_path, meta)
+    return folder
+
+
+def _run_block(folder: Path, fw: str, threads: int, r: int, todo: list[dict[str, Any]], timeout_s: float,
+               say: Callable[[str], None]) -> None:
+    remaining = list(todo)
+    while remaining:
+        with tempfile.TemporaryDirectory(prefix="perfmodel-kblock-") as wd:
+            request = {"framework": fw, "threads": threads, "items": remaining, "timing": DEFAULT_TIMING}
+            err: WorkerError | None = None
+            try:
+                run_worker([sys.executable, "-m", "perfmodel.collect.kernel_worker"], request, workdir=wd,
+                           label=f"kernels {fw} x{threads}", timeout_s=timeout_s, env=worker_env(),
+                           die_with_parent=True)
+            except WorkerError as exc:
+                err = exc
+            finally:  # also on Ctrl-C: what the worker finished is kept
+                rows = _harvest(folder, Path(wd) / "rows.jsonl", remaining, r, fw, threads)
+        got = {row["key"] for row in rows}
+        remaining = [it for it in remaining if it["key"] not in got]
+        if err is None or not remaining:
+            if err is not None:
+                say(f"    worker error after its last item: {str(err).splitlines()[0]}")
+            break
+        bad = remaining.pop(0)  # the item that was running when the worker died
+        say(f"    {bad['kind']} {bad['item']} ended its worker: {str(err).splitlines()[0][:200]}")
+        append_rows(folder, [{"key": bad["key"], "round": r, "framework": fw, "threads": threads,
+                              "kind": bad["kind"], "item": bad["item"], "median_ms": math.nan, "min_ms": math.nan,
+                              "reps": 0, "error": str(err).splitlines()[0][:300], "wall_s": math.nan,
+                              "t_unix": round(time.time(), 3)}])
+
+
+def _harvest(folder: Path, rows_path: Path, remaining: Sequence[dict[str, Any]], r: int, fw: str,
+             threads: int) -> list[dict[str, Any]]:
+    rows = []
+    if rows_path.is_file():
+        for line in rows_path.read_text().splitlines():
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:  # a line cut by a kill
+                    continue
+    keys = {it["key"] for it in remaining}
+    rows = [row for row in rows if row.get("key") in keys]
+    append_rows(folder, [{**row, "round": r, "framework": fw, "threads": threads} for row in rows])
+    return rows
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+__all__ = ["DEFAULT_TIMING", "TIMING_COLUMNS", "run_kernel_campaign", "prepare_units", "done_keys"]

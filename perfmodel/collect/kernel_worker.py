@@ -1,0 +1,221 @@
+"""The measuring process of one kernel-campaign block: ``python -m perfmodel.collect.kernel_worker``.
+
+One block = one framework x thread count in a fresh process (TensorFlow fixes its pools per process, OpenCV's
+thread count is process-wide), timing a list of items in order: profiling units (one-kernel models,
+:mod:`perfmodel.zoo.units`) and whole zoo networks, unprofiled. Speaks :mod:`perfmodel.workerproto`; every
+finished item is appended at once to ``<workdir>/rows.jsonl`` (one JSON object a line, flushed), so a block that
+crashes or is killed keeps what it measured and the parent resumes after it.
+
+Timing of one item: build / load, ``warmup`` calls, then calls until at least ``min_reps`` and ``min_time_s``
+(at most ``max_reps``); the row has the median, minimum and number of the per-call times (``time.perf_counter``,
+milliseconds) of the model call alone (inputs are prepared before: random normal float32, fixed seed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from perfmodel.errors import PerfmodelError
+from perfmodel.workerproto import report_progress, serve
+
+FRAMEWORKS = ("tensorflow", "litert", "onnxruntime", "opencv")
+
+
+def time_calls(fn: Callable[[], Any], *, warmup: int, min_reps: int, min_time_s: float,
+               max_reps: int) -> dict[str, Any]:
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    t_end = time.perf_counter() + min_time_s
+    while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() < t_end):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "reps": len(times)}
+
+
+class _Framework:
+    def __init__(self, framework: str, threads: int):
+        self.framework = framework
+        self.threads = threads
+        self.versions: dict[str, str] = {}
+        if framework == "tensorflow":
+            from perfmodel.runners.tensorflow import configure_threads
+
+            configure_threads(threads)
+            import tensorflow as tf
+
+            self.tf = tf
+            self.versions["tensorflow"] = tf.__version__
+        elif framework == "onnxruntime":
+            import onnxruntime as ort
+
+            self.ort = ort
+            self.versions["onnxruntime"] = ort.__version__
+        elif framework == "opencv":
+            import cv2
+
+            from perfmodel.runners.opencv import resolve_engine
+
+            self.cv2 = cv2
+            self.engine_args, self.engine = resolve_engine(cv2, "classic", explicit=False)
+            cv2.setNumThreads(threads)
+            self.versions["opencv"] = cv2.__version__
+        elif framework == "litert":
+            from ai_edge_litert.interpreter import Interpreter
+
+            from perfmodel.runners.base import library_version
+
+            self.Interpreter = Interpreter
+            self.versions["ai_edge_litert"] = library_version("ai-edge-litert")
+        else:
+            raise PerfmodelError(f"unknown framework {framework!r}")
+
+    def unit_call(self, unit: Any, files: dict[str, str]) -> Callable[[], Any]:
+        from perfmodel.zoo.units import input_shapes
+
+        rng = np.random.default_rng(0)
+        fw = self.framework
+        if fw == "tensorflow":
+            from perfmodel.zoo.units import build_keras
+
+            tf = self.tf
+            model = build_keras(unit)
+            xs = [tf.constant(rng.standard_normal(s).astype(np.float32)) for s in input_shapes(unit, "NHWC")]
+            specs = [tf.TensorSpec(x.shape, tf.float32) for x in xs]
+            fn = tf.function(lambda *a: model(list(a) if len(a) > 1 else a[0], training=False),
+                             input_signature=specs)
+            return lambda: fn(*xs).numpy()
+        if fw == "litert":
+            it = self.Interpreter(model_path=files["tflite"], num_threads=self.threads)
+            it.allocate_tensors()
+            details = it.get_input_details()
+            out = it.get_output_details()[0]["index"]
+            for d in details:
+                it.set_tensor(d["index"], rng.standard_normal(d["shape"]).astype(np.float32))
+
+            def call() -> Any:
+                it.invoke()
+                return it.get_tensor(out)
+            return call
+        if fw == "onnxruntime":
+            sess = self._ort_session(files["onnx"])
+            feeds = {i.name: rng.standard_normal([int(d) for d in i.shape]).astype(np.float32)
+                     for i in sess.get_inputs()}
+            outs = [sess.get_outputs()[0].name]
+            return lambda: sess.run(outs, feeds)
+        cv2 = self.cv2
+        import onnx
+
+        net = cv2.dnn.readNetFromONNX(files["onnx"], *self.engine_args)
+        net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        model = onnx.load(files["onnx"], load_external_data=False)
+        inits = {i.name for i in model.graph.initializer}
+        blobs = []
+        for inp in model.graph.input:
+            if inp.name in inits:
+                continue
+            dims = [d.dim_value or 1 for d in inp.type.tensor_type.shape.dim]
+            blobs.append((inp.name, rng.standard_normal(dims).astype(np.float32)))
+
+        def call_cv() -> Any:
+            for name, blob in blobs:
+                net.setInput(blob, name)
+            return net.forward()
+        return call_cv
+
+    def _ort_session(self, path: str) -> Any:
+        ort = self.ort
+        from perfmodel.runners.onnxruntime import SPINNING_KEY
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.add_session_config_entry(SPINNING_KEY, "0")
+        so.log_severity_level = 3
+        return ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
+
+    def network_call(self, name: str) -> tuple[Callable[[], Any], Any]:
+        from perfmodel.runners import get_runner
+
+        runner = get_runner(self.framework, name, self.threads)
+        runner.load()
+        x = np.random.default_rng(0).standard_normal(runner.input_shape).astype(np.float32)
+        self.versions.update(runner.versions)
+        return (lambda: runner._infer(x)), runner
+
+
+def items_workload(framework: str, items: list[dict[str, Any]]) -> Callable[[int], Any]:
+    """A :class:`perfmodel.counters.valgrind.WorkloadSpec` factory: "image" ``i`` is one call of item ``i``
+    (a unit or a network, model call only), one thread; every item is built and called once here (set-up,
+    not counted)."""
+    fw = _Framework(framework, 1)
+    calls = []
+    for item in items:
+        if item["kind"] == "unit":
+            from perfmodel.zoo.units import Unit
+
+            fn = fw.unit_call(Unit.from_dict(item["unit"]), item.get("files", {}))
+        else:
+            fn, _ = fw.network_call(item["item"])
+        fn()
+        calls.append(fn)
+    return lambda i: calls[i]()
+
+
+def handle(request: dict[str, Any]) -> dict[str, Any]:
+    fw = _Framework(request["framework"], int(request["threads"]))
+    rows_path = Path(request["workdir"]) / "rows.jsonl"
+    items = request["items"]
+    timing = request.get("timing", {})
+    done = 0
+    with open(rows_path, "a") as out:
+        for i, item in enumerate(items):
+            t0 = time.time()
+            holder = None
+            try:
+                if item["kind"] == "unit":
+                    from perfmodel.zoo.units import Unit
+
+                    fn = fw.unit_call(Unit.from_dict(item["unit"]), item.get("files", {}))
+                    cfg = timing.get("unit", {})
+                else:
+                    fn, holder = fw.network_call(item["item"])
+                    cfg = timing.get("network", {})
+                res = time_calls(fn, warmup=int(cfg.get("warmup", 3)), min_reps=int(cfg.get("min_reps", 5)),
+                                 min_time_s=float(cfg.get("min_time_s", 0.15)),
+                                 max_reps=int(cfg.get("max_reps", 200)))
+                row = {**{k: item[k] for k in ("key", "kind", "item")}, **res, "error": ""}
+            except Exception as exc:  # noqa: BLE001 - one item's failure is recorded, the block goes on
+                row = {**{k: item[k] for k in ("key", "kind", "item")}, "median_ms": float("nan"),
+                       "min_ms": float("nan"), "reps": 0, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+            finally:
+                if holder is not None:
+                    holder.close()
+            row["wall_s"] = round(time.time() - t0, 3)
+            row["t_unix"] = round(t0, 3)
+            out.write(json.dumps(row) + "\n")
+            out.flush()
+            done += 1
+            report_progress(done, len(items))
+    return {"items": done, "versions": fw.versions}
+
+
+def main() -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return serve(handle, die_with_parent=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
