@@ -1,0 +1,504 @@
+"""Operator-level throughput model: per-kernel predictors summed over the kernels a framework runs.
+
+A network's inference time on (framework, threads) = sum over its kernels (:func:`perfmodel.zoo.kernels.detect_kernels`
+with that framework's fusion rules) of the kernel predictor of the kernel's type + the framework's per-call
+envelope (a constant + a cost per byte of model input and output) + a per-(framework, threads) overhead fitted on
+whole networks. fps = 1000 / time (the model call alone, batch 1: no image read or pre-processing).
+
+Kernel predictors, fitted on the profiling units of a kernel data set (:mod:`perfmodel.data.kernelset`):
+
+* ``nnls`` (default): time linear in [1, MMACs, input MB, output MB, weight MB] per kernel type, non-negative
+  coefficients, fitted jointly on the units (a unit's time is the sum of its kernels' + the envelope), weighted
+  for relative error;
+* ``ridge``: the same design, ridge (signed coefficients, a prediction floored at 0);
+* ``loglinear``: per type, log time linear in log(1 + each configuration figure), on each unit's main kernel
+  (the unit's time less the envelope and its small kernels as the nnls fit prices them);
+* ``forest``: per type, a random forest (scikit-learn) on the same per-kernel targets (log time), stored as
+  arrays (children, features, thresholds, values), evaluated with numpy: the model file is JSON and never code.
+
+Kernel types: ``base`` (the kernel's type) or ``split`` (convolutions split by shape class: 1x1, 3x3 stride 1,
+other; the frameworks pick other algorithms for them). Overhead: ``add`` (median residual of the training
+networks) or ``affine`` (time = a + b x the kernel sum, least squares on the training networks).
+
+Interval: the network's relative residual spread from leave-one-network-out of the training networks
+(``network_rel_sigma``), combined with the kernels' own (``rel_sigma`` per type, independent), as a normal
+interval on the time, mapped to fps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from perfmodel.errors import InputFileError, PerfmodelError
+
+FORMAT = "perfmodel-operator-model"
+SCHEMA_VERSION = 1
+KERNEL_PREDICTORS = ("nnls", "ridge", "loglinear", "forest")
+TYPE_SCHEMES = ("base", "split")
+OVERHEAD_FORMS = ("add", "affine")
+FEATURES = ("one", "mmacs", "in_mb", "out_mb", "w_mb")
+TREE_FEATURES = ("mmacs", "in_mb", "out_mb", "w_mb", "k", "s", "h", "c_in", "c_out", "groups")
+#: small kernels (element-wise, data movement): never a unit's "main" kernel
+SMALL_TYPES = frozenset({"bias", "relu", "relu6", "pad", "reshape", "softmax"})
+
+
+# --------------------------------------------------------------------------------------------- features
+
+
+def type_key(kernel: Mapping[str, Any], scheme: str) -> str:
+    t = kernel["type"]
+    if scheme == "split" and t == "conv":
+        k, s = tuple(kernel["kernel_size"]), tuple(kernel["stride"])
+        if k == (1, 1):
+            return "conv:1x1"
+        if k == (3, 3) and s == (1, 1):
+            return "conv:3x3s1"
+        return "conv:other"
+    return t
+
+
+def kernel_features(kernel: Mapping[str, Any]) -> np.ndarray:
+    return np.array([1.0, kernel["macs"] / 1e6, kernel["input_bytes"] / 1e6, kernel["output_bytes"] / 1e6,
+                     kernel["weight_bytes"] / 1e6])
+
+
+def tree_features(kernel: Mapping[str, Any]) -> np.ndarray:
+    h, w, c = kernel["input_hwc"]
+    return np.array([kernel["macs"] / 1e6, kernel["input_bytes"] / 1e6, kernel["output_bytes"] / 1e6,
+                     kernel["weight_bytes"] / 1e6, kernel["kernel_size"][0], kernel["stride"][0], h, c,
+                     kernel["output_hwc"][2], kernel["groups"]], dtype=float)
+
+
+def network_io_mb(kernels: Sequence[Mapping[str, Any]], input_hwc: Sequence[int] | None = None) -> float:
+    """Model input + output MB of a network from its kernel list (first kernel's input, last one's output)."""
+    if not kernels:
+        return 0.0
+    inp = 4 * math.prod(input_hwc) if input_hwc is not None else kernels[0]["input_bytes"]
+    return (inp + kernels[-1]["output_bytes"]) / 1e6
+
+
+# --------------------------------------------------------------------------------------------- trees as arrays
+
+
+def forest_to_arrays(forest: Any) -> list[dict[str, list]]:
+    out = []
+    for est in forest.estimators_:
+        t = est.tree_
+        out.append({"left": t.children_left.tolist(), "right": t.children_right.tolist(),
+                    "feature": t.feature.tolist(), "threshold": [float(x) for x in t.threshold],
+                    "value": [float(v) for v in t.value[:, 0, 0]]})
+    return out
+
+
+def forest_predict(trees: Sequence[Mapping[str, list]], x: np.ndarray) -> float:
+    vals = []
+    for t in trees:
+        node = 0
+        left, right, feat, thr = t["left"], t["right"], t["feature"], t["threshold"]
+        while left[node] != -1:
+            node = left[node] if x[feat[node]] <= thr[node] else right[node]
+        vals.append(t["value"][node])
+    return float(np.mean(vals))
+
+
+# --------------------------------------------------------------------------------------------- the model
+
+
+@dataclass
+class CellModel:
+    """The predictors of one (framework, threads)."""
+
+    framework: str
+    threads: int
+    envelope: list[float]  #: [ms per call, ms per MB of model input + output]
+    types: dict[str, dict[str, Any]]  #: type key -> {"coef": [5], "rel_sigma", "n", optional "loglinear"}
+    overhead: dict[str, float]  #: {"a": ms, "b": factor}
+    network_rel_sigma: float
+    forest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    n_units: int = 0
+    unit_cv_mape: float = math.nan  #: k-fold CV MAPE of the kernel predictor on the units
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"framework": self.framework, "threads": self.threads, "envelope": self.envelope,
+                "types": self.types, "overhead": self.overhead, "network_rel_sigma": self.network_rel_sigma,
+                "forest": self.forest, "n_units": self.n_units, "unit_cv_mape": self.unit_cv_mape}
+
+
+@dataclass
+class KernelTime:
+    type: str
+    ms: float
+    modelled: bool
+
+
+class OperatorModel:
+    """Fit per-kernel predictors on a kernel data set and predict a network's time from its graph.
+
+    Parameters are stored as given (scikit-learn style); fitted state ends in ``_``."""
+
+    def __init__(self, kernel_predictor: str = "nnls", type_scheme: str = "split", overhead_form: str = "add",
+                 ridge_alpha: float = 1e-3, n_trees: int = 40, random_state: int = 0):
+        self.kernel_predictor = kernel_predictor
+        self.type_scheme = type_scheme
+        self.overhead_form = overhead_form
+        self.ridge_alpha = ridge_alpha
+        self.n_trees = n_trees
+        self.random_state = random_state
+
+    # ----------------------------------------------------------------------------------- fitting
+
+    def _check(self) -> None:
+        for name, val, ok in (("kernel_predictor", self.kernel_predictor, KERNEL_PREDICTORS),
+                              ("type_scheme", self.type_scheme, TYPE_SCHEMES),
+                              ("overhead_form", self.overhead_form, OVERHEAD_FORMS)):
+            if val not in ok:
+                raise PerfmodelError(f"{name} {val!r}: one of {', '.join(ok)}")
+
+    def fit(self, kset: Any, network_kernels: Mapping[str, Mapping[str, list[dict[str, Any]]]] | None = None,
+            networks: Iterable[str] | None = None, cells: Iterable[tuple[str, int]] | None = None,
+            unit_ids: Iterable[str] | None = None) -> "OperatorModel":
+        """Fit on ``kset``'s units (``unit_ids``: a subset) and, for the overhead, on the timings of
+        ``networks`` (default: every network timed) whose kernels are ``network_kernels[network][framework]``."""
+        self._check()
+        self.cells_: dict[tuple[str, int], CellModel] = {}
+        use_units = set(unit_ids) if unit_ids is not None else None
+        for cell in (cells or kset.cells):
+            if cell not in kset.unit_ms:
+                continue
+            self.cells_[cell] = self._fit_cell(kset, cell, use_units)
+        if network_kernels is not None:
+            self.fit_overhead(kset, network_kernels, networks)
+        self.source_ = {"dataset": str(kset.path), "units": len(use_units) if use_units else len(kset.units),
+                        "gemm_gflops": {str(t): kset.gemm_gflops(t) for t in sorted({c[1] for c in self.cells_})},
+                        "versions": _versions(kset)}
+        return self
+
+    def _unit_rows(self, kset: Any, cell: tuple[str, int], use_units: set[str] | None):
+        fw = cell[0]
+        rows = []
+        for uid, ms in kset.unit_ms[cell].items():
+            if use_units is not None and uid not in use_units:
+                continue
+            rec = kset.units[uid]
+            ks = rec.kernels.get(fw)
+            if not ks or not (ms > 0):
+                continue
+            rows.append((rec, ks, ms))
+        return rows
+
+    def _fit_cell(self, kset: Any, cell: tuple[str, int], use_units: set[str] | None) -> CellModel:
+        rows = self._unit_rows(kset, cell, use_units)
+        if len(rows) < 10:
+            raise PerfmodelError(f"{cell[0]} x{cell[1]}: only {len(rows)} timed units (need 10)")
+        types = sorted({type_key(k, self.type_scheme) for _, ks, _ in rows for k in ks})
+        X, y = self._design(rows, types)
+        beta = self._solve(X, y)
+        env = [float(beta[-2]), float(beta[-1])]
+        tmodels: dict[str, dict[str, Any]] = {}
+        for i, t in enumerate(types):
+            tmodels[t] = {"coef": [float(b) for b in beta[i * 5:(i + 1) * 5]], "n": 0, "rel_sigma": math.nan}
+        cm = CellModel(cell[0], cell[1], env, tmodels, {"a": 0.0, "b": 1.0}, math.nan, n_units=len(rows))
+        # per-kernel targets for the main kernel of each unit; residual spread per type
+        main = self._main_targets(rows, cm)
+        for t, items in main.items():
+            rel = [(self._kernel_ms_linear(cm, k) - tgt) / tgt for k, tgt in items if tgt > 0]
+            tmodels[t]["n"] = len(items)
+            tmodels[t]["rel_sigma"] = float(np.sqrt(np.mean(np.square(rel)))) if rel else math.nan
+        if self.kernel_predictor in ("loglinear", "forest"):
+            self._fit_per_type(cm, main)
+        cm.unit_cv_mape = self._unit_cv(rows, types)
+        return cm
+
+    def _design(self, rows, types: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        idx = {t: i for i, t in enumerate(types)}
+        X = np.zeros((len(rows), 5 * len(types) + 2))
+        y = np.zeros(len(rows))
+        for r, (rec, ks, ms) in enumerate(rows):
+            for k in ks:
+                i = idx.get(type_key(k, self.type_scheme))
+                if i is not None:
+                    X[r, i * 5:(i + 1) * 5] += kernel_features(k)
+            X[r, -2] = 1.0
+            X[r, -1] = rec.io_bytes() / 1e6
+            y[r] = ms
+        return X, y
+
+    def _solve(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        w = 1.0 / y
+        Xw, yw = X * w[:, None], y * w
+        scale = np.linalg.norm(Xw, axis=0)
+        scale[scale == 0] = 1.0
+        Z = Xw / scale
+        if self.kernel_predictor == "ridge":
+            A = Z.T @ Z + self.ridge_alpha * np.eye(Z.shape[1])
+            b = np.linalg.solve(A, Z.T @ yw)
+        else:
+            from scipy.optimize import nnls
+
+            b, _ = nnls(Z, yw, maxiter=50 * Z.shape[1])
+        return b / scale
+
+    def _unit_cv(self, rows, types: list[str], folds: int = 5) -> float:
+        rng = np.random.default_rng(self.random_state)
+        order = rng.permutation(len(rows))
+        errs = []
+        for f in range(folds):
+            test = set(order[f::folds].tolist())
+            tr = [rows[i] for i in range(len(rows)) if i not in test]
+            te = [rows[i] for i in sorted(test)]
+            X, y = self._design(tr, types)
+            beta = self._solve(X, y)
+            Xt, yt = self._design(te, types)
+            pred = np.maximum(Xt @ beta, 1e-6)
+            errs += list(np.abs(pred - yt) / yt)
+        return float(np.mean(errs) * 100)
+
+    def _main_targets(self, rows, cm: CellModel) -> dict[str, list[tuple[dict[str, Any], float]]]:
+        out: dict[str, list[tuple[dict[str, Any], float]]] = {}
+        for rec, ks, ms in rows:
+            big = [k for k in ks if k["type"] not in SMALL_TYPES]
+            if len(big) != 1 and not (len(big) == 0 and len(ks) == 1):
+                continue
+            main = big[0] if big else ks[0]
+            rest = sum(self._kernel_ms_linear(cm, k) for k in ks if k is not main)
+            tgt = ms - cm.envelope[0] - cm.envelope[1] * rec.io_bytes() / 1e6 - rest
+            if tgt > 0:
+                out.setdefault(type_key(main, self.type_scheme), []).append((main, tgt))
+        return out
+
+    def _fit_per_type(self, cm: CellModel, main: Mapping[str, list]) -> None:
+        for t, items in main.items():
+            if len(items) < 8:
+                continue
+            Xf = np.array([tree_features(k) for k, _ in items])
+            y = np.log(np.array([tgt for _, tgt in items]))
+            if self.kernel_predictor == "loglinear":
+                L = np.column_stack([np.ones(len(items)), np.log1p(Xf[:, :4] * 1e3)])
+                coef, *_ = np.linalg.lstsq(L, y, rcond=None)
+                cm.types[t]["loglinear"] = [float(c) for c in coef]
+            else:
+                from sklearn.ensemble import RandomForestRegressor
+
+                rf = RandomForestRegressor(n_estimators=self.n_trees, min_samples_leaf=2,
+                                           random_state=self.random_state).fit(Xf, y)
+                cm.forest[t] = {"features": list(TREE_FEATURES), "trees": forest_to_arrays(rf)}
+
+    def fit_overhead(self, kset: Any, network_kernels: Mapping[str, Mapping[str, list[dict[str, Any]]]],
+                     networks: Iterable[str] | None = None) -> "OperatorModel":
+        """(Re)fit every cell's network overhead on the timings of ``networks`` (default: all timed) only; the
+        kernel predictors stay as they are."""
+        wanted = None if networks is None else list(networks)
+        for cell, cm in self.cells_.items():
+            nets = [n for n in (wanted if wanted is not None else kset.network_ms.get(cell, {}))
+                    if n in network_kernels and not math.isnan(kset.network_median(cell[0], cell[1], n))]
+            self._fit_overhead(cm, kset, cell, nets, network_kernels)
+        self.overhead_networks_ = sorted(set(wanted)) if wanted is not None else None
+        return self
+
+    def _fit_overhead(self, cm: CellModel, kset: Any, cell: tuple[str, int], nets: Sequence[str],
+                      network_kernels: Mapping[str, Mapping[str, list[dict[str, Any]]]]) -> None:
+        raw = {n: self._raw_ms(cm, network_kernels[n][cell[0]]) for n in nets}
+        meas = {n: kset.network_median(cell[0], cell[1], n) for n in nets}
+        cm.overhead = _overhead(self.overhead_form, [raw[n] for n in nets], [meas[n] for n in nets])
+        # leave-one-network-out spread of the overhead fit (the interval's network part)
+        rel = []
+        for n in nets:
+            rest = [m for m in nets if m != n]
+            if len(rest) < 2:
+                continue
+            ov = _overhead(self.overhead_form, [raw[m] for m in rest], [meas[m] for m in rest])
+            pred = ov["a"] + ov["b"] * raw[n]
+            rel.append((pred - meas[n]) / meas[n])
+        cm.network_rel_sigma = float(np.sqrt(np.mean(np.square(rel)))) if rel else math.nan
+
+    # ----------------------------------------------------------------------------------- prediction
+
+    def _kernel_ms_linear(self, cm: CellModel, k: Mapping[str, Any]) -> float:
+        t = cm.types.get(type_key(k, self.type_scheme))
+        if t is None:
+            return 0.0
+        return max(float(np.dot(t["coef"], kernel_features(k))), 0.0)
+
+    def kernel_ms(self, cm: CellModel, k: Mapping[str, Any]) -> KernelTime:
+        tk = type_key(k, self.type_scheme)
+        t = cm.types.get(tk)
+        if t is None:
+            return KernelTime(tk, 0.0, False)
+        if self.kernel_predictor == "loglinear" and "loglinear" in t:
+            x = tree_features(k)
+            return KernelTime(tk, float(np.exp(np.dot(t["loglinear"], np.r_[1.0, np.log1p(x[:4] * 1e3)]))), True)
+        if self.kernel_predictor == "forest" and tk in cm.forest:
+            return KernelTime(tk, float(np.exp(forest_predict(cm.forest[tk]["trees"], tree_features(k)))), True)
+        return KernelTime(tk, self._kernel_ms_linear(cm, k), True)
+
+    def _raw_ms(self, cm: CellModel, kernels: Sequence[Mapping[str, Any]]) -> float:
+        s = sum(self.kernel_ms(cm, k).ms for k in kernels)
+        return s + cm.envelope[0] + cm.envelope[1] * network_io_mb(kernels)
+
+    def predict_kernels(self, framework: str, threads: int, kernels: Sequence[Mapping[str, Any]],
+                        alpha: float = 0.1) -> dict[str, Any]:
+        """Time and fps of one network (its kernel list for ``framework``) with a (1 - alpha) interval."""
+        cm = self.cell(framework, threads)
+        times = [self.kernel_ms(cm, k) for k in kernels]
+        raw = sum(t.ms for t in times) + cm.envelope[0] + cm.envelope[1] * network_io_mb(kernels)
+        ms = cm.overhead["a"] + cm.overhead["b"] * raw
+        var_k = sum((cm.types.get(t.type, {}).get("rel_sigma", 0.0) or 0.0) ** 2 * t.ms ** 2 for t in times
+                    if t.modelled and not math.isnan(cm.types.get(t.type, {}).get("rel_sigma", math.nan)))
+        net_sigma = 0.0 if math.isnan(cm.network_rel_sigma) else cm.network_rel_sigma
+        sd = math.sqrt(var_k + (net_sigma * ms) ** 2)
+        from scipy.stats import norm
+
+        z = float(norm.ppf(1 - alpha / 2))
+        lo_ms, hi_ms = max(ms - z * sd, 1e-6), ms + z * sd
+        unmodelled = sorted({t.type for t in times if not t.modelled})
+        return {"framework": framework, "threads": threads, "ms": ms, "fps": 1000.0 / ms,
+                "lo": 1000.0 / hi_ms, "hi": 1000.0 / lo_ms, "kernels": len(kernels),
+                "unmodelled_types": unmodelled, "alpha": alpha}
+
+    def cell(self, framework: str, threads: int) -> CellModel:
+        try:
+            return self.cells_[(framework, int(threads))]
+        except KeyError:
+            have = ", ".join(f"{f} x{t}" for f, t in sorted(self.cells_)) or "none"
+            raise PerfmodelError(f"the operator model has no predictors for {framework} x{threads} "
+                                 f"(it has: {have})") from None
+
+    @property
+    def cells(self) -> list[tuple[str, int]]:
+        return sorted(self.cells_)
+
+    # ----------------------------------------------------------------------------------- files
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "schema_version": SCHEMA_VERSION,
+                "params": {"kernel_predictor": self.kernel_predictor, "type_scheme": self.type_scheme,
+                           "overhead_form": self.overhead_form, "ridge_alpha": self.ridge_alpha,
+                           "n_trees": self.n_trees, "random_state": self.random_state},
+                "features": list(FEATURES), "source": self.source_,
+                "cells": [cm.to_dict() for _, cm in sorted(self.cells_.items())]}
+
+    def save(self, path: str | Path) -> Path:
+        doc = OperatorDocument.model_validate(_json_clean(self.to_dict()))
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(doc.model_dump_json(indent=1))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "OperatorModel":
+        doc = OperatorDocument.model_validate(d)
+        m = cls(**doc.params.model_dump())
+        m._check()
+        m.source_ = doc.source
+        m.cells_ = {}
+        for c in doc.cells:
+            cm = CellModel(c.framework, c.threads, c.envelope, {k: dict(v) for k, v in c.types.items()},
+                           dict(c.overhead), _nan(c.network_rel_sigma), c.forest, c.n_units, _nan(c.unit_cv_mape))
+            m.cells_[(c.framework, c.threads)] = cm
+        return m
+
+
+def load_operator_model(path: str | Path) -> OperatorModel:
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise InputFileError(f"model file {str(p)!r} not found") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputFileError(f"model file {str(p)!r} is not JSON: {exc}") from None
+    if not is_operator_document(d):
+        raise InputFileError(f"{str(p)!r} is not an operator model (format {FORMAT!r}); fit one with "
+                             "perfmodel kernels fit, or use trained/throughput_operator.json")
+    try:
+        return OperatorModel.from_dict(d)
+    except Exception as exc:  # pydantic ValidationError
+        raise InputFileError(f"operator model {str(p)!r} is invalid: {str(exc).splitlines()[0]}") from None
+
+
+def is_operator_document(d: Any) -> bool:
+    return isinstance(d, dict) and d.get("format") == FORMAT
+
+
+def _overhead(form: str, raw: Sequence[float], meas: Sequence[float]) -> dict[str, float]:
+    raw_a, meas_a = np.asarray(raw, float), np.asarray(meas, float)
+    if len(raw_a) == 0:
+        return {"a": 0.0, "b": 1.0}
+    if form == "affine" and len(raw_a) >= 3:
+        # relative least squares of meas = a + b raw
+        w = 1.0 / meas_a
+        A = np.column_stack([w, raw_a * w])
+        (a, b), *_ = np.linalg.lstsq(A, np.ones_like(meas_a), rcond=None)
+        return {"a": float(a), "b": float(b)}
+    return {"a": float(statistics.median(meas_a - raw_a)), "b": 1.0}
+
+
+def _versions(kset: Any) -> dict[str, Any]:
+    calls = kset.meta.get("calls", [])
+    return {"machine": (kset.meta.get("machine") or {}).get("cpu_model"), "calls": len(calls),
+            "libraries": kset.meta.get("versions", {})}
+
+
+def _json_clean(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return None if math.isnan(obj) or math.isinf(obj) else obj
+    if isinstance(obj, dict):
+        return {k: _json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_clean(v) for v in obj]
+    return obj
+
+
+def _nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+# --------------------------------------------------------------------------------------------- schema
+
+from pydantic import BaseModel, ConfigDict  # noqa: E402
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OperatorParams(_Strict):
+    kernel_predictor: str
+    type_scheme: str
+    overhead_form: str
+    ridge_alpha: float
+    n_trees: int
+    random_state: int
+
+
+class OperatorCell(_Strict):
+    framework: str
+    threads: int
+    envelope: list[float]
+    types: dict[str, dict[str, Any]]
+    overhead: dict[str, float]
+    network_rel_sigma: float | None
+    forest: dict[str, dict[str, Any]]
+    n_units: int
+    unit_cv_mape: float | None
+
+
+class OperatorDocument(_Strict):
+    format: str
+    schema_version: int
+    params: OperatorParams
+    features: list[str]
+    source: dict[str, Any]
+    cells: list[OperatorCell]
+
+
+__all__ = ["FORMAT", "KERNEL_PREDICTORS", "OVERHEAD_FORMS", "TYPE_SCHEMES", "OperatorModel", "forest_predict",
+           "forest_to_arrays", "is_operator_document", "load_operator_model", "type_key"]

@@ -1,0 +1,226 @@
+"""Operator-level model (perfmodel.model.operator) on synthetic kernel data sets whose times follow known
+per-kernel costs: the fit recovers them, a network's prediction is the sum of its kernels + the envelope + the
+overhead, trees are stored as arrays that predict as scikit-learn does, files are checked JSON; and the CLI
+(predict --graph, select --graph, kernels fit) on a small kernel data set written to disk."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from perfmodel.data.kernelset import KernelSet, UnitRecord, read_kernelset
+from perfmodel.errors import InputFileError, PerfmodelError
+from perfmodel.model.operator import (OperatorModel, forest_predict, forest_to_arrays, load_operator_model,
+                                      type_key)
+
+#: ms per [call, MMAC, input MB, output MB, weight MB] by kernel type (the synthetic truth)
+TRUE = {"conv:1x1": [0.01, 0.02, 0.05, 0.05, 0.1], "conv:3x3s1": [0.01, 0.015, 0.05, 0.05, 0.1],
+        "conv:other": [0.02, 0.04, 0.05, 0.05, 0.1], "maxpool": [0.005, 0.0, 0.2, 0.1, 0.0],
+        "relu": [0.002, 0.0, 0.1, 0.1, 0.0], "fc": [0.01, 0.01, 0.0, 0.0, 0.12]}
+ENVELOPE = (0.05, 0.3)  # ms, ms per MB of model input + output
+
+
+def _kernel(type_, h, c_in, c_out, k=1, s=1):
+    oh = -(-h // s)
+    macs = oh * oh * k * k * c_in * c_out if type_ == "conv" else (c_in * c_out if type_ == "fc" else 0)
+    w = 4 * (k * k * c_in * c_out + c_out) if type_ in ("conv", "fc") else 0
+    out_c = c_out if type_ in ("conv", "fc") else c_in
+    if type_ == "fc":
+        return {"type": "fc", "ops": ["fc", "bias"], "input_hwc": [1, 1, c_in], "output_hwc": [1, 1, c_out],
+                "kernel_size": [1, 1], "stride": [1, 1], "padding": [0, 0, 0, 0], "groups": 1, "macs": macs,
+                "input_bytes": 4 * c_in, "output_bytes": 4 * c_out, "weight_bytes": w, "layers": ["x"]}
+    return {"type": type_, "ops": [type_], "input_hwc": [h, h, c_in], "output_hwc": [oh, oh, out_c],
+            "kernel_size": [k, k], "stride": [s, s], "padding": [0, 0, 0, 0], "groups": 1, "macs": macs,
+            "input_bytes": 4 * h * h * c_in, "output_bytes": 4 * oh * oh * out_c, "weight_bytes": w,
+            "layers": ["x"]}
+
+
+def _true_ms(k):
+    c = TRUE[type_key(k, "split")]
+    return c[0] + c[1] * k["macs"] / 1e6 + c[2] * k["input_bytes"] / 1e6 + c[3] * k["output_bytes"] / 1e6 + \
+        c[4] * k["weight_bytes"] / 1e6
+
+
+def _random_kernel(rng):
+    t = rng.choice(["conv1", "conv3", "conv7", "maxpool", "relu", "fc"])
+    h = int(rng.integers(4, 60))
+    c_in, c_out = int(rng.integers(8, 256)), int(rng.integers(8, 256))
+    if t == "conv1":
+        return _kernel("conv", h, c_in, c_out, 1, 1)
+    if t == "conv3":
+        return _kernel("conv", h, c_in, c_out, 3, 1)
+    if t == "conv7":
+        return _kernel("conv", h, c_in, c_out, 7, 2)
+    if t == "fc":
+        return _kernel("fc", 1, int(rng.integers(64, 4096)), int(rng.integers(10, 2048)))
+    return _kernel(str(t), h, c_in, c_in, 3 if t == "maxpool" else 1, 2 if t == "maxpool" else 1)
+
+
+def _io(ks):
+    return (ks[0]["input_bytes"] + ks[-1]["output_bytes"]) / 1e6
+
+
+def synthetic_set(tmp: Path | None = None, n_units: int = 120, noise: float = 0.0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    units, unit_ms = {}, {}
+    for i in range(n_units):
+        ks = [_random_kernel(rng)]
+        if ks[0]["type"] == "conv" and rng.random() < 0.3:  # a unit of two kernels (conv + a separate relu)
+            ks.append({**_kernel("relu", ks[0]["output_hwc"][0], ks[0]["output_hwc"][2], 0), "layers": ["r"]})
+        uid = f"u{i}"
+        units[uid] = UnitRecord(uid, {"type": ks[0]["type"], "fused_add": False}, {"onnxruntime": ks})
+        ms = sum(_true_ms(k) for k in ks) + ENVELOPE[0] + ENVELOPE[1] * units[uid].io_bytes() / 1e6
+        unit_ms[uid] = ms * (1 + noise * rng.standard_normal())
+    nets = {}
+    for j in range(6):
+        nets[f"net{j}"] = {"onnxruntime": [_random_kernel(rng) for _ in range(int(rng.integers(10, 40)))]}
+    overhead = 0.4
+    network_ms = {("onnxruntime", 1): {n: [sum(_true_ms(k) for k in ks["onnxruntime"]) + ENVELOPE[0] +
+                                           ENVELOPE[1] * _io(ks["onnxruntime"]) + overhead] * 2
+                                       for n, ks in nets.items()}}
+    kset = KernelSet(tmp or Path("synthetic"), {"calibrations": [{"gemm_gflops": {"1": 100.0}}]}, units,
+                     {("onnxruntime", 1): unit_ms}, network_ms)
+    return kset, nets, overhead
+
+
+def test_nnls_recovers_the_kernel_costs_and_sums_a_network():
+    kset, nets, overhead = synthetic_set()
+    m = OperatorModel().fit(kset, nets)
+    cm = m.cell("onnxruntime", 1)
+    assert cm.envelope[0] == pytest.approx(ENVELOPE[0], abs=2e-3)
+    for t in ("conv:1x1", "conv:3x3s1", "conv:other"):
+        assert cm.types[t]["coef"][1] == pytest.approx(TRUE[t][1], rel=0.05), t
+    # a dense layer's MACs and weight bytes are proportional: their split is not identifiable, their sum is
+    fc = _kernel("fc", 1, 2048, 1000)
+    assert m.kernel_ms(cm, fc).ms == pytest.approx(_true_ms(fc), rel=0.02)
+    assert cm.overhead["a"] == pytest.approx(overhead, abs=0.02)
+    for n, ks in nets.items():
+        p = m.predict_kernels("onnxruntime", 1, ks["onnxruntime"])
+        meas = kset.network_median("onnxruntime", 1, n)
+        assert p["ms"] == pytest.approx(meas, rel=0.01)
+        assert p["lo"] <= p["fps"] <= p["hi"]
+    assert cm.unit_cv_mape < 1.0
+
+
+def test_a_type_without_units_is_reported_not_invented():
+    kset, nets, _ = synthetic_set()
+    m = OperatorModel().fit(kset, nets)
+    ks = nets["net0"]["onnxruntime"] + [{**_kernel("relu", 8, 8, 0), "type": "softmax"}]
+    p = m.predict_kernels("onnxruntime", 1, ks)
+    assert p["unmodelled_types"] == ["softmax"]
+    with pytest.raises(PerfmodelError, match="no predictors for litert x1"):
+        m.predict_kernels("litert", 1, ks)
+
+
+def test_base_scheme_cannot_tell_conv_shapes_apart():
+    """With conv's shape classes priced alike (V1), the 7x7/2 convs' higher cost per MAC is averaged away:
+    the fit is worse than with the split scheme on the same units."""
+    kset, nets, _ = synthetic_set()
+    base = OperatorModel(type_scheme="base").fit(kset, nets).cell("onnxruntime", 1).unit_cv_mape
+    split = OperatorModel(type_scheme="split").fit(kset, nets).cell("onnxruntime", 1).unit_cv_mape
+    assert split < base
+
+
+def test_forest_arrays_predict_as_scikit_learn():
+    from sklearn.ensemble import RandomForestRegressor
+
+    rng = np.random.default_rng(1)
+    X = rng.random((200, 4))
+    y = X[:, 0] * 3 + np.sin(X[:, 1] * 6)
+    rf = RandomForestRegressor(n_estimators=7, random_state=0).fit(X, y)
+    trees = forest_to_arrays(rf)
+    json.dumps(trees)  # plain JSON
+    for x in X[:20]:
+        assert forest_predict(trees, x) == pytest.approx(float(rf.predict(x[None])[0]), rel=1e-9)
+
+
+@pytest.mark.parametrize("predictor", ["nnls", "ridge", "loglinear", "forest"])
+def test_every_predictor_saves_and_loads_the_same(tmp_path, predictor):
+    kset, nets, _ = synthetic_set(noise=0.02)
+    m = OperatorModel(kernel_predictor=predictor).fit(kset, nets)
+    path = m.save(tmp_path / "op.json")
+    back = load_operator_model(path)
+    ks = nets["net1"]["onnxruntime"]
+    a, b = m.predict_kernels("onnxruntime", 1, ks), back.predict_kernels("onnxruntime", 1, ks)
+    assert b["ms"] == pytest.approx(a["ms"], rel=1e-12)
+    assert b["lo"] == pytest.approx(a["lo"], rel=1e-9)
+    assert math.isfinite(a["ms"]) and a["ms"] > 0
+
+
+def test_model_file_is_checked(tmp_path):
+    kset, nets, _ = synthetic_set()
+    path = OperatorModel().fit(kset, nets).save(tmp_path / "op.json")
+    doc = json.loads(path.read_text())
+    doc["cells"][0]["code"] = "__import__('os')"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(InputFileError, match="invalid"):
+        load_operator_model(bad)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"format": "perfmodel-model"}))
+    with pytest.raises(InputFileError, match="not an operator model"):
+        load_operator_model(other)
+    with pytest.raises(PerfmodelError, match="kernel_predictor"):
+        OperatorModel(kernel_predictor="pickle").fit(kset, nets)
+
+
+def _write_kernel_set(folder: Path, kset: KernelSet) -> None:
+    folder.mkdir(parents=True)
+    (folder / "dataset.json").write_text(json.dumps({"kind": "kernel-profile", "calibrations": [], "calls": []}))
+    with open(folder / "units.jsonl", "w") as f:
+        for rec in kset.units.values():
+            f.write(json.dumps({"id": rec.id, "unit": rec.unit, "kernels": rec.kernels}) + "\n")
+    lines = ["key,round,framework,threads,kind,item,median_ms,min_ms,reps,error,wall_s,t_unix"]
+    for (fw, t), d in kset.unit_ms.items():
+        for u, ms in d.items():
+            lines.append(f"0|{fw}|{t}|unit|{u},0,{fw},{t},unit,{u},{ms},{ms},5,,0.1,0")
+    lines.append("0|onnxruntime|1|unit|broken,0,onnxruntime,1,unit,broken,nan,nan,0,RuntimeError: boom,0,0")
+    (folder / "timings.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_kernel_set_round_trip_on_disk(tmp_path):
+    kset, _, _ = synthetic_set()
+    _write_kernel_set(tmp_path / "ks", kset)
+    back = read_kernelset(tmp_path / "ks")
+    assert back.unit_ms[("onnxruntime", 1)] == pytest.approx(kset.unit_ms[("onnxruntime", 1)])
+    assert back.errors == [{"key": "0|onnxruntime|1|unit|broken", "error": "RuntimeError: boom"}]
+    with pytest.raises(InputFileError, match="not a kernel data set"):
+        read_kernelset(tmp_path)
+
+
+def test_predict_and_select_from_a_graph_cli(tmp_path):
+    """perfmodel predict --graph / select --graph on an ONNX file the model has never seen."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    from typer.testing import CliRunner
+
+    from perfmodel.cli.app import app
+
+    kset, nets, _ = synthetic_set()
+    model_path = OperatorModel().fit(kset, nets).save(tmp_path / "op.json")
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((32, 3, 3, 3)).astype(np.float32), "w")
+    b = numpy_helper.from_array(np.zeros(32, np.float32), "b")
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c"], ["r"]),
+         helper.make_node("MaxPool", ["r"], ["out"], kernel_shape=[3, 3], strides=[2, 2])],
+        "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 32, 15, 15])], initializer=[w, b])
+    path = tmp_path / "tiny.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    r = CliRunner().invoke(app, ["predict", "--model", str(model_path), "--graph", str(path), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [(x["framework"], x["threads"]) for x in rows] == [("onnxruntime", 1)]
+    assert rows[0]["lo"] < rows[0]["fps"] < rows[0]["hi"] and rows[0]["kernels"] == 2
+    r = CliRunner().invoke(app, ["predict", "--model", str(model_path), "--graph", str(path), "--threads", "2"])
+    assert isinstance(r.exception, PerfmodelError) and "no predictors for threads [2]" in str(r.exception)
+    r = CliRunner().invoke(app, ["select", "--graph", str(path), "--model", str(model_path), "--min-fps", "1"])
+    assert r.exit_code == 0, r.output
+    assert "choice: onnxruntime x1" in r.stdout
+    r = CliRunner().invoke(app, ["select", "--graph", str(path), "--model", str(model_path), "--max-power", "3"])
+    assert r.exit_code == 1 and "not evaluable: --max-power 3" in r.stdout
