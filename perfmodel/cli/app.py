@@ -30,6 +30,7 @@ app = typer.Typer(
 # Command-group modules, in data-flow order. Each defines register(app).
 COMMAND_MODULES = [
     "perfmodel.cli.zoo",
+    "perfmodel.cli.kernels",
     "perfmodel.cli.bench",
     "perfmodel.cli.doctor",
     "perfmodel.cli.collect",
@@ -73,6 +74,8 @@ KEPT_ON_INTERRUPT = {
     "fit": "no model file was written",
     "report": "figures drawn before it stay in the output folder; report.html was not written",
     "zoo build": "models exported before it stay in the model cache",
+    "kernels profile": "the rows of finished items are saved; run the same command again to resume",
+    "kernels fit": "no model file was written",
     "zoo list": "no output was written (network facts counted before it stay in the cache)",
     "bench": "no output was written (models exported before it stay in the model cache)",
     "predict": "no output was written (models exported before it stay in the model cache)",

@@ -248,6 +248,29 @@ def evaluate_cmd(
     print_table(f"{target}: {ev.scheme(cv)} cross-validation", _CV_COLS, _cv_rows(ev.rows))
 
 
+def _predict_graph(graph: str, model_path: Path | None, framework: str | None, threads: int | None,
+                   alpha: float, json_out: bool, others: Sequence[object]) -> None:
+    from perfmodel.workflows.graph import predict_graph
+
+    if any(others):
+        raise PerfmodelError("--graph predicts from a graph alone: give no --dataset, --csv, --network or -- CMD")
+    if model_path is None:
+        raise PerfmodelError("--graph needs --model: an operator model (trained/throughput_operator.json)")
+    _check_option("--threads", threads, minimum=1)
+    res = predict_graph(model_path, graph, frameworks=split_list([framework]) if framework else None,
+                        threads=[threads] if threads else None, alpha=alpha, say=say)
+    if json_out:
+        keys = ("framework", "threads", "fps", "lo", "hi", "ms", "kernels", "unmodelled_types")
+        typer.echo(json.dumps([{k: r[k] for k in keys} for r in res["rows"]], indent=1))
+        return
+    conf = f"{100 * (1 - alpha):g} %"
+    print_table(f"{res['graph']}: inference throughput from the graph ({res['model']})",
+                ["framework", "threads", "fps", f"{conf} interval", "ms / image", "kernels"],
+                [[r["framework"], str(r["threads"]), f"{r['fps']:.1f}", f"{r['lo']:.1f} - {r['hi']:.1f}",
+                  f"{r['ms']:.2f}", str(r["kernels"])] for r in res["rows"]])
+    say("fps = 1000 / the predicted model-call time (batch 1; image read and pre-processing not included)")
+
+
 def predict_cmd(
     command: list[str] = typer.Argument(None, help="After --: a command to measure (perfmodel predict --model "
                                         "M -- CMD ARGS...)."),
@@ -309,9 +332,14 @@ def predict_cmd(
     counts_from: Path = typer.Option(None, "--counts-from", help="With --dataset: use this data set's valgrind "
                                      "cells instead of the data set's own (counts simulated with the "
                                      "model's cache geometry, preparation.simulated_geometry)."),
+    graph: str = typer.Option(None, "--graph", help="A network never run: a .onnx or .keras file or a zoo "
+                              "network name. Needs an operator model (trained/throughput_operator.json): its "
+                              "fps with the interval for every framework x threads of the model, or those of "
+                              "--framework (comma-separated) and --threads."),
 ) -> None:
     """Predict the model's target, with a prediction interval, for every row of a data set or CSV, for
-    a quick sample (--framework/--network) or for a command (-- CMD...). The sample must have the
+    a quick sample (--framework/--network), for a command (-- CMD...) or, with an operator model, for a
+    network's graph (--graph FILE: fps of each framework x threads from the kernels each framework runs). The sample must have the
     model's features from the same counter source (real PMU vs simulated) or the prediction is refused.
 
     Quick sample: measures a few images of FRAMEWORK x NETWORK after a warm-up and prints the model's
@@ -327,6 +355,10 @@ def predict_cmd(
     from perfmodel.model import load_model
 
     _check_option("--alpha", alpha, above=0, below=1, what=" (1 - the confidence of the interval)")
+    if graph is not None:
+        _predict_graph(graph, model_path, framework, threads, alpha, json_out,
+                       others=[dataset, csv, command, network])
+        return
     _check_option("--images", images, minimum=1)
     _check_option("--seconds", seconds, above=0)
     _check_option("--threads", threads, minimum=1)

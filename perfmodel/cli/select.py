@@ -10,6 +10,7 @@ import typer
 
 from perfmodel.cli.options import json_option, list_option, split_list
 from perfmodel.cli.show import fmt, stdout_console
+from perfmodel.errors import PerfmodelError
 from perfmodel.workflows.select import correlation, select_from_dataset, spec_from_options
 
 UNEVALUABLE_POLICY = (
@@ -109,8 +110,42 @@ CORRELATE_HELP = (
     "with the reason.")
 
 
+def _select_graph(graph: str, dataset: Path | None, models: list[Path] | None, min_fps: float | None,
+                  json_out: bool, others: dict[str, float | None]) -> None:
+    from perfmodel.cli.show import print_table, say
+    from perfmodel.workflows.graph import select_graph
+
+    if dataset is not None:
+        raise PerfmodelError("--graph ranks a network from its graph alone: give no data set")
+    if not models or len(models) != 1:
+        raise PerfmodelError("--graph needs one --model: an operator model (trained/throughput_operator.json)")
+    unevaluable = [f"{k} {v:g}: the operator model predicts throughput only" for k, v in others.items()
+                   if v is not None]
+    res = select_graph(models[0], graph, min_fps=min_fps, unevaluable=unevaluable, say=say)
+    if json_out:
+        typer.echo(json.dumps(res, indent=1, default=str))
+    else:
+        rows = [[str(i + 1), r["framework"], str(r["threads"]), f"{r['fps']:.1f}", f"{r['lo']:.1f} - {r['hi']:.1f}",
+                 "-" if r["meets"] is None else ("yes" if r["surely_meets"] else "yes (interval below)"
+                                                 if r["meets"] else "no")] for i, r in enumerate(res["rows"])]
+        print_table(f"{res['graph']}: framework x threads by predicted fps", ["#", "framework", "threads", "fps",
+                    f"{100 * (1 - res['alpha']):g} % interval", "meets --min-fps"], rows, left=3)
+        choice = res["choice"]
+        if unevaluable:
+            typer.echo("no choice: a constraint asked for cannot be evaluated from the graph (below)")
+        elif choice:
+            typer.echo(f"choice: {choice['framework']} x{choice['threads']} at {choice['fps']:.1f} fps "
+                       f"({choice['lo']:.1f} - {choice['hi']:.1f}; predicted from the graph, never run)")
+        else:
+            typer.echo(f"no framework x threads meets --min-fps {min_fps:g}")
+        for line in unevaluable:
+            typer.echo(f"not evaluable: {line}")
+    if not res["feasible"] or unevaluable:
+        raise typer.Exit(1)
+
+
 def select_cmd(
-    dataset: Path = typer.Argument(..., help="Data set folder or records file (.parquet)."),
+    dataset: Path = typer.Argument(None, help="Data set folder or records file (.parquet); not with --graph."),
     model: list[Path] = list_option(None, "--model", "-m", help="Model files (perfmodel fit). "
                                     "Their target (throughput_fps, power_w, ...) is predicted where missing."),
     max_power: float = typer.Option(None, "--max-power", help="Power budget (W, mean while inferring)."),
@@ -133,7 +168,18 @@ def select_cmd(
     board: str = typer.Option(None, "--board", help="Rank the cells of this board only (a data set of "
                               "several boards, e.g. from a fleet: perfmodel collect --scheduler)."),
     json_out: bool = json_option("Print the result as JSON."),
+    graph: str = typer.Option(None, "--graph", help="Rank framework x threads for a network never run (a .onnx "
+                              "or .keras file or a zoo network name) with an operator model (--model "
+                              "trained/throughput_operator.json): by predicted fps, --min-fps checked; other "
+                              "constraints are reported as not evaluable."),
 ) -> None:
+    if graph is not None:
+        _select_graph(graph, dataset, model, min_fps, json_out,
+                      {"--max-power": max_power, "--max-energy": max_energy, "--min-top1": min_top1,
+                       "--min-top5": min_top5, "--max-memory": max_memory, "--max-temp": max_temp})
+        return
+    if dataset is None:
+        raise PerfmodelError("give a data set (or --graph FILE with an operator model)")
     spec = spec_from_options(max_power=max_power, max_energy=max_energy, min_fps=min_fps, min_top1=min_top1,
                              min_top5=min_top5, max_memory=max_memory, max_temp=max_temp, objective=objective,
                              weights=weights, allow_unknown=allow_unknown)
@@ -147,7 +193,7 @@ def select_cmd(
 
 
 def correlate_cmd(
-    dataset: Path = typer.Argument(..., help="Data set folder or records file (.parquet)."),
+    dataset: Path = typer.Argument(None, help="Data set folder or records file (.parquet); not with --graph."),
     target: str = typer.Option("power_w", "--target", help="power_w, throughput_fps or any column."),
     features: list[str] = list_option(None, "--features", help="Columns (default: event rates for "
                                       "samples, per-image counts for cells)."),

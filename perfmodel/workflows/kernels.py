@@ -1,0 +1,124 @@
+"""Kernel profiling and the operator-level model (``perfmodel kernels profile / fit / show``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from perfmodel.errors import PerfmodelError
+from perfmodel.workflows import Say, silent
+
+#: the shipped operator model's form (benchmarks/bench_operator_model.py, docs/operator-model.md)
+DEFAULT_FORM = {"kernel_predictor": "nnls", "type_scheme": "split", "overhead_form": "add"}
+
+
+def profile(out: str | Path, *, units: int = 480, seed: int = 0, rounds: int = 2,
+            frameworks: Sequence[str] = ("tensorflow", "litert", "onnxruntime", "opencv"),
+            threads: Sequence[int] = (1, 2), networks: Sequence[str] | None = None, adaptive_from: str | None = None,
+            adaptive_units: int = 0, say: Say = silent) -> Path:
+    """Sample ``units`` one-kernel models (or, with ``adaptive_from`` an operator model, ``adaptive_units`` more
+    around the units its predictors price worst) and time them with the networks, interleaved, into ``out``."""
+    from perfmodel.collect.kernel_campaign import run_kernel_campaign
+    from perfmodel.zoo import NETWORKS
+    from perfmodel.zoo.units import sample_units, zoo_prior
+
+    nets = list(networks) if networks is not None else list(NETWORKS)
+    offset = 0
+    if adaptive_units:
+        if not (Path(out) / "timings.csv").is_file():
+            raise PerfmodelError(f"--adaptive adds units to an existing kernel data set; {str(out)!r} has none yet")
+        say(f"choosing {adaptive_units} units around those predicted worst (5-fold CV of the units)")
+        chosen = worst_units_neighbours(out, adaptive_units, seed=seed + 1)
+        offset = _next_round(Path(out))
+        nets = list(networks) if networks is not None else []
+    else:
+        if 0 < units < 10 or units < 0:
+            raise PerfmodelError(f"--units {units}: at least 10 units are needed to fit kernel predictors "
+                                 "(0: time the networks only, e.g. a later check of a fitted model)")
+        if units == 0 and not nets:
+            raise PerfmodelError("--units 0 and no networks: nothing to time")
+        from perfmodel.runlog import native_output_to_log
+
+        with native_output_to_log("kernels profile: the zoo's operators (sampling prior)"):
+            prior = zoo_prior() if units else {}
+        chosen = sample_units(units, seed=seed, prior=prior) if units else []
+    return run_kernel_campaign(out, chosen, networks=nets, frameworks=frameworks, threads=threads, rounds=rounds,
+                               seed=seed, round_offset=offset, say=lambda m: say(m))
+
+
+def _next_round(folder: Path) -> int:
+    import csv
+
+    path = folder / "timings.csv"
+    if not path.is_file():
+        return 0
+    with open(path, newline="") as f:
+        return 1 + max((int(r["round"]) for r in csv.DictReader(f)), default=-1)
+
+
+def worst_units_neighbours(folder: str | Path, n: int, seed: int = 0) -> list[Any]:
+    """nn-Meter's adaptive sampling: the units whose time the default form predicts worst (5-fold CV, summed
+    over the framework x threads cells), and ``n`` new units around them."""
+    import numpy as np
+
+    from perfmodel.data.kernelset import read_kernelset
+    from perfmodel.model.operator import OperatorModel
+    from perfmodel.zoo.units import Unit, units_near
+
+    kset = read_kernelset(folder)
+    ids = sorted(kset.units)
+    rng = np.random.default_rng(seed)
+    fold = {u: int(i) for u, i in zip(ids, rng.integers(0, 5, len(ids)))}
+    err = {u: 0.0 for u in ids}
+    for cell in kset.cells:
+        if cell not in kset.unit_ms:
+            continue
+        for f in range(5):
+            train = [u for u in ids if fold[u] != f]
+            m = OperatorModel(**DEFAULT_FORM).fit(kset, cells=[cell], unit_ids=train)
+            for u in ids:
+                if fold[u] != f or u not in kset.unit_ms[cell]:
+                    continue
+                ks = kset.units[u].kernels.get(cell[0], [])
+                cm = m.cell(*cell)
+                pred = sum(m.kernel_ms(cm, k).ms for k in ks) + cm.envelope[0] + \
+                    cm.envelope[1] * kset.units[u].io_bytes() / 1e6
+                meas = kset.unit_ms[cell][u]
+                err[u] += abs(pred - meas) / meas
+    worst = sorted(ids, key=lambda u: -err[u])[:max(1, n // 3)]
+    return units_near([Unit.from_dict(kset.units[u].unit) for u in worst], n, seed=seed)
+
+
+def fit_operator(data: str | Path, out: str | Path, *, form: dict[str, str] | None = None,
+                 say: Say = silent) -> dict[str, Any]:
+    """Fit the operator-level model on a kernel data set (kernel predictors on its units, the overhead on all
+    its networks) and save it; returns a summary per cell."""
+    from perfmodel.data.kernelset import read_kernelset
+    from perfmodel.model.operator import OperatorModel
+    from perfmodel.zoo.kernels import detect_kernels, read_graph
+
+    t0 = time.time()
+    kset = read_kernelset(data)
+    nets = sorted({n for c in kset.cells for n in kset.network_ms.get(c, {})})
+    fws = sorted({c[0] for c in kset.cells})
+    say(f"reading {len(nets)} network graphs for the overhead fit")
+    nk = {}
+    for n in nets:
+        g = read_graph(n)
+        nk[n] = {fw: [k.as_dict() for k in detect_kernels(g, fw)] for fw in fws}
+    model = OperatorModel(**(form or DEFAULT_FORM)).fit(kset, nk)
+    model.save(out)
+    cells = [{"framework": cm.framework, "threads": cm.threads, "units": cm.n_units,
+              "unit_cv_mape": cm.unit_cv_mape, "network_lono_rel_sd": cm.network_rel_sigma}
+             for _, cm in sorted(model.cells_.items())]
+    return {"model": str(out), "data": str(data), "networks": nets, "cells": cells,
+            "seconds": round(time.time() - t0, 1)}
+
+
+def graph_kernels(graph: str, framework: str) -> list[dict[str, Any]]:
+    """The kernels ``framework`` runs for ``graph`` (a zoo name, .onnx or .keras), as dicts."""
+    from perfmodel.zoo.kernels import detect_kernels, read_graph
+
+    return [k.as_dict() for k in detect_kernels(read_graph(graph), framework)]
