@@ -104,3 +104,24 @@ def test_a_failing_item_is_recorded_and_the_block_goes_on(tmp_path, monkeypatch)
     assert rows[bad.id]["error"] and rows[bad.id]["reps"] == "0"
     assert not rows[good.id]["error"] and float(rows[good.id]["median_ms"]) > 0
     assert np.isnan(float(rows[bad.id]["median_ms"]))
+
+
+@pytest.mark.parametrize("framework", ["onnxruntime", "opencv"])
+def test_network_profiles_map_onto_the_detected_kernels(framework):
+    """A zoo network's per-node profile: every timed node becomes a kernel of the graph's detection (ONNX
+    Runtime from the node's shapes, OpenCV by layer name), except the framework's own layout / output nodes."""
+    pytest.importorskip(framework if framework != "opencv" else "cv2")
+    from perfmodel.collect.kernel_worker import _Framework
+    from perfmodel.data.kernelset import ort_node_kernel
+    from perfmodel.zoo.kernels import detect_kernels, read_graph
+
+    nodes = _Framework(framework, 1).profile_network("squeezenet1_1", warmup=1, runs=2)
+    assert nodes and all(n["ms"] >= 0 and n["n"] == 2 for n in nodes)
+    kernels = [n.get("kernel") or ort_node_kernel(n) for n in nodes]
+    unmapped = [n["op"] for n, k in zip(nodes, kernels) if k is None]
+    assert set(unmapped) <= {"ReorderInput", "ReorderOutput", "Transpose", "Identity"}, unmapped
+    detected = detect_kernels(read_graph("squeezenet1_1"), framework)
+    convs = sum(1 for k in detected if k.type == "conv")
+    assert sum(1 for k in kernels if k and k["type"] == "conv") == convs
+    # ONNX Runtime pads the classifier's 1000 channels to 1008 (NCHWc blocks): its MACs are 0.2 % more
+    assert sum(k["macs"] for k in kernels if k) == pytest.approx(sum(k.macs for k in detected), rel=0.005)

@@ -142,6 +142,7 @@ def test_forest_arrays_predict_as_scikit_learn():
 def test_every_predictor_saves_and_loads_the_same(tmp_path, predictor):
     kset, nets, _ = synthetic_set(noise=0.02)
     m = OperatorModel(kernel_predictor=predictor).fit(kset, nets)
+    m.cell("onnxruntime", 1).types["relu"]["rel_sigma"] = math.nan  # no unit with it as main kernel: null
     path = m.save(tmp_path / "op.json")
     back = load_operator_model(path)
     ks = nets["net1"]["onnxruntime"]
@@ -224,3 +225,45 @@ def test_predict_and_select_from_a_graph_cli(tmp_path):
     assert "choice: onnxruntime x1" in r.stdout
     r = CliRunner().invoke(app, ["select", "--graph", str(path), "--model", str(model_path), "--max-power", "3"])
     assert r.exit_code == 1 and "not evaluable: --max-power 3" in r.stdout
+
+
+def test_profiled_kernels_fit_without_an_envelope_and_hold_out_a_network():
+    """Kernels timed inside their networks (a framework's per-node profile): fitted on the other networks'
+    nodes only, the held-out network is predicted from its graph."""
+    kset, nets, overhead = synthetic_set()
+    kset.profiles = {("onnxruntime", 1): {n: [(k, _true_ms(k)) for k in ks["onnxruntime"]] for n, ks in nets.items()}}
+    others = [n for n in nets if n != "net0"]
+    m = OperatorModel(source="profiles").fit(kset, nets, networks=others)
+    cm = m.cell("onnxruntime", 1)
+    assert cm.envelope == [0.0, 0.0]  # no per-call cost in a profiled node
+    p = m.predict_kernels("onnxruntime", 1, nets["net0"]["onnxruntime"])
+    truth = sum(_true_ms(k) for k in nets["net0"]["onnxruntime"])
+    # the overhead absorbs the envelope the profiles cannot see (the network's call cost)
+    assert p["ms"] == pytest.approx(kset.network_median("onnxruntime", 1, "net0"), rel=0.02)
+    assert p["ms"] - truth == pytest.approx(cm.overhead["a"], rel=1e-9)
+    with pytest.raises(PerfmodelError, match="source"):
+        OperatorModel(source="guess").fit(kset, nets)
+
+
+def test_ort_profile_nodes_as_kernels():
+    """Nodes as ONNX Runtime 1.32's profiler records them (GoogLeNet, NCHWc on this VM)."""
+    from perfmodel.data.kernelset import ort_node_kernel
+
+    conv = {"name": "googlenet_1/conv2_3x3_relu_1/Relu:0_nchwc", "op": "Conv", "ms": 3.652,
+            "inputs": [[1, 64, 56, 56], [192, 64, 3, 3], [192]], "outputs": [[1, 192, 56, 56]], "parameter_bytes": 443136}
+    k = ort_node_kernel(conv)
+    assert (k["type"], k["kernel_size"], k["stride"], k["groups"]) == ("conv", [3, 3], [1, 1], 1)
+    assert k["macs"] == 56 * 56 * 192 * 64 * 9 and k["weight_bytes"] == 443136
+    assert k["input_hwc"] == [56, 56, 64] and k["output_bytes"] == 4 * 192 * 56 * 56
+    dw = ort_node_kernel({**conv, "inputs": [[1, 32, 28, 28], [32, 1, 3, 3], [32]], "outputs": [[1, 32, 14, 14]]})
+    assert (dw["type"], dw["groups"], dw["stride"]) == ("dwconv", 32, [2, 2])
+    res = ort_node_kernel({**conv, "inputs": [[1, 64, 56, 56], [256, 64, 1, 1], [256], [1, 256, 56, 56]],
+                           "outputs": [[1, 256, 56, 56]]})
+    assert res["input_bytes"] == 4 * (64 + 256) * 56 * 56  # the fused residual operand is read too
+    fc = ort_node_kernel({"name": "fc", "op": "MatMul", "ms": 0.14, "inputs": [[1, 1024]], "outputs": [[1, 1000]]})
+    assert (fc["type"], fc["macs"], fc["weight_bytes"]) == ("fc", 1024000, 4 * 1024000)
+    assert ort_node_kernel({"name": "r", "op": "ReorderOutput", "inputs": [[1, 8, 1, 1]],
+                            "outputs": [[1, 8, 1, 1]]}) is None
+    cat = ort_node_kernel({"name": "c", "op": "Concat", "inputs": [[1, 8, 4, 4], [1, 24, 4, 4]],
+                           "outputs": [[1, 32, 4, 4]]})
+    assert cat["type"] == "concat" and cat["input_bytes"] == 4 * 32 * 16

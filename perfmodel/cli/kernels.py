@@ -32,6 +32,9 @@ def profile_cmd(
                                       "'none' for none)."),
     adaptive: int = typer.Option(0, "--adaptive", help="Add this many units around the units the current "
                                  "predictors price worst (nn-Meter's adaptive sampling) to an existing OUT."),
+    profiles: bool = typer.Option(False, "--profiles", help="Also record ONNX Runtime's per-node profile of each "
+                                  "network (kernels timed inside their network; perfmodel kernels fit "
+                                  "--source profiles). With --units 0 --networks none: the profiles only."),
 ) -> None:
     """Time sampled one-kernel models and whole networks on every framework x threads, in fresh worker
     processes (one per framework x threads block), interleaved; resumable (re-run the same command)."""
@@ -45,7 +48,7 @@ def profile_cmd(
     if rounds < 1:
         raise typer.BadParameter("--rounds must be at least 1")
     folder = profile(out, units=units, seed=seed, rounds=rounds, frameworks=fws, threads=ths, networks=nets,
-                     adaptive_units=adaptive, say=say)
+                     adaptive_units=adaptive, profiles=profiles, say=say)
     typer.echo(f"kernel data set: {folder}")
 
 
@@ -56,6 +59,10 @@ def fit_cmd(
     kernel_predictor: str = typer.Option("nnls", "--kernel-predictor", help="nnls, ridge, loglinear or forest."),
     type_scheme: str = typer.Option("split", "--types", help="base (kernel type) or split (conv by shape class)."),
     overhead: str = typer.Option("add", "--overhead", help="add or affine network overhead."),
+    source: str = typer.Option("auto", "--source", help="Fit the kernel predictors on: units (sampled one-kernel "
+                               "models), profiles (the frameworks' per-node profiles of the networks: ONNX Runtime "
+                               "and OpenCV cells only), both, or auto (profiles where the data set has them, "
+                               "else units)."),
     json_out: bool = json_option("Print the fit summary as JSON."),
 ) -> None:
     """Fit the operator-level throughput model: per-kernel predictors on the data set's units, the network
@@ -63,7 +70,7 @@ def fit_cmd(
     from perfmodel.workflows.kernels import fit_operator
 
     res = fit_operator(data, out, form={"kernel_predictor": kernel_predictor, "type_scheme": type_scheme,
-                                        "overhead_form": overhead}, say=say)
+                                        "overhead_form": overhead, "source": source}, say=say)
     if json_out:
         typer.echo(json.dumps(res, indent=1, default=str))
         return

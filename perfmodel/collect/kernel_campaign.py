@@ -33,6 +33,10 @@ from perfmodel.workerproto import WorkerError, run_worker, worker_env
 
 TIMING_COLUMNS = ("key", "round", "framework", "threads", "kind", "item", "median_ms", "min_ms", "reps", "error",
                   "wall_s", "t_unix")
+#: frameworks whose per-node profile of a network is read (ONNX Runtime's profiler: op, shapes, duration;
+#: OpenCV's getPerfProfile per layer, matched to the kernels of the same ONNX file; TensorFlow's step stats of a
+#: v1 session, summed per kernel of the Keras layers)
+PROFILED_FRAMEWORKS = ("onnxruntime", "opencv", "tensorflow")
 DEFAULT_TIMING = {"unit": {"warmup": 3, "min_reps": 5, "min_time_s": 0.15, "max_reps": 200},
                   "network": {"warmup": 2, "min_reps": 7, "min_time_s": 0.5, "max_reps": 50}}
 
@@ -105,6 +109,7 @@ def run_kernel_campaign(folder: str | os.PathLike, units: Sequence[Any], *, netw
                         frameworks: Sequence[str] = ("tensorflow", "litert", "onnxruntime", "opencv"),
                         threads: Sequence[int] = (1, 2), rounds: int = 2, seed: int = 0,
                         round_offset: int = 0, network_rounds: Sequence[int] | None = None,
+                        profile_networks: Sequence[str] = (),
                         block_timeout_s: float = 3600.0, say: Callable[[str], None] = print) -> Path:
     """Run (or resume) the campaign into ``folder``; see the module docstring. ``round_offset`` numbers the
     rounds of a later call (adaptive sampling adds rounds); ``network_rounds``: rounds (absolute numbers) that
@@ -119,9 +124,13 @@ def run_kernel_campaign(folder: str | os.PathLike, units: Sequence[Any], *, netw
         "kind": "kernel-profile", "version": 1, "calibrations": [], "calls": []}
     say(f"kernel campaign -> {folder}: {len(units)} units, {len(networks)} networks, "
         f"{len(frameworks)} frameworks x threads {list(threads)}, {rounds} rounds")
+    started = _now()
+    t_export = time.time()
     files = prepare_units(folder, units, frameworks, say)
+    export_s = round(time.time() - t_export, 1)
     meta["calibrations"].append({"when": _now(), "at": "start", **safe_calibration(list(threads))})
-    call = {"started": _now(), "units": len(units), "networks": list(networks), "frameworks": list(frameworks),
+    call = {"started": started, "export_s": export_s, "units": len(units), "networks": list(networks),
+            "profile_networks": list(profile_networks), "frameworks": list(frameworks),
             "threads": list(threads), "rounds": [round_offset + r for r in range(rounds)], "seed": seed,
             "timing": DEFAULT_TIMING}
     meta["calls"].append(call)
@@ -141,6 +150,9 @@ def run_kernel_campaign(folder: str | os.PathLike, units: Sequence[Any], *, netw
         # networks spread through the block (interleaved with units), not all first
         unit_items = [{"kind": "unit", "item": u.id, "unit": u.as_dict(), "files": files[u.id]} for u in share]
         net_items = [{"kind": "network", "item": n} for n in nets]
+        if fw in PROFILED_FRAMEWORKS:  # the framework's per-node profile of each network (unprofiled timing apart)
+            net_items += [{"kind": "profile", "item": n} for n in profile_networks]
+            rng.shuffle(net_items)
         step = max(1, len(unit_items) // max(1, len(net_items)))
         merged: list[dict[str, Any]] = []
         for i, ni in enumerate(net_items):
@@ -205,6 +217,14 @@ def _harvest(folder: Path, rows_path: Path, remaining: Sequence[dict[str, Any]],
                     continue
     keys = {it["key"] for it in remaining}
     rows = [row for row in rows if row.get("key") in keys]
+    profiles = [row for row in rows if row.get("nodes")]
+    if profiles:
+        with open(folder / "profiles.jsonl", "a") as f:
+            for row in profiles:
+                f.write(json.dumps({"key": row["key"], "round": r, "framework": fw, "threads": threads,
+                                    "network": row["item"], "nodes": row["nodes"]}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
     append_rows(folder, [{**row, "round": r, "framework": fw, "threads": threads} for row in rows])
     return rows
 

@@ -134,6 +134,149 @@ class _Framework:
         return call_cv
 
     def _ort_session(self, path: str) -> Any:
+        return self.ort.InferenceSession(path, sess_options=self._ort_options(), providers=["CPUExecutionProvider"])
+
+    def profile_network(self, name: str, warmup: int = 2, runs: int = 10) -> list[dict[str, Any]]:
+        """ONNX Runtime's per-node profile of a zoo network (the runner's session options + profiling):
+        every executed node with its op, shapes, parameter bytes and the median of its ``runs`` durations."""
+        if self.framework == "opencv":
+            return self._profile_opencv(name, warmup, runs)
+        if self.framework == "tensorflow":
+            return self._profile_tensorflow(name, warmup, runs)
+        if self.framework != "onnxruntime":
+            raise PerfmodelError(f"per-node profiles are read from onnxruntime, opencv and tensorflow, not "
+                                 f"{self.framework}")
+        import tempfile
+
+        from perfmodel.zoo import export
+
+        path = str(export(name, "onnx"))
+        ort = self.ort
+        with tempfile.TemporaryDirectory(prefix="perfmodel-ortprof-") as tmp:
+            so = self._ort_options()
+            so.enable_profiling = True
+            so.profile_file_prefix = str(Path(tmp) / "prof")
+            sess = ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
+            inp = sess.get_inputs()[0]
+            x = np.random.default_rng(0).standard_normal([int(d) for d in inp.shape]).astype(np.float32)
+            for _ in range(warmup + runs):
+                sess.run(None, {inp.name: x})
+            events = json.loads(Path(sess.end_profiling()).read_text())
+        per_node: dict[str, list[float]] = {}
+        info: dict[str, dict[str, Any]] = {}
+        for e in events:
+            if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time"):
+                continue
+            per_node.setdefault(e["name"], []).append(e["dur"] / 1e3)
+            info.setdefault(e["name"], e.get("args", {}))
+        nodes = []
+        for node, durs in per_node.items():
+            a = info[node]
+            timed = durs[warmup:] if len(durs) > warmup else durs
+            nodes.append({"name": node[:-len("_kernel_time")], "op": a.get("op_name", "?"),
+                          "ms": statistics.median(timed), "n": len(timed),
+                          "inputs": [next(iter(d.values())) for d in a.get("input_type_shape", [])],
+                          "outputs": [next(iter(d.values())) for d in a.get("output_type_shape", [])],
+                          "parameter_bytes": int(a.get("parameter_size", 0) or 0)})
+        return nodes
+
+    def _profile_opencv(self, name: str, warmup: int, runs: int) -> list[dict[str, Any]]:
+        """OpenCV's per-layer times (``getPerfProfile``, classic engine) of a zoo network; each timed layer with
+        the kernel it runs (``zoo.kernels`` on the same ONNX file, matched by node name: OpenCV names a layer
+        ``onnx_node!<node>``; a layer fused into another takes 0 and is left out)."""
+        from perfmodel.zoo import export
+        from perfmodel.zoo.kernels import detect_kernels, read_onnx
+
+        cv2 = self.cv2
+        path = str(export(name, "onnx"))
+        net = cv2.dnn.readNetFromONNX(path, *self.engine_args)
+        net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        from perfmodel.zoo import get_network
+
+        size = get_network(name).input_size
+        x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
+        for _ in range(warmup):  # the new engine inserts its layout layers during the first forward
+            net.setInput(x)
+            net.forward()
+        names = list(net.getLayerNames())
+        freq = cv2.getTickFrequency()
+        acc: dict[str, list[float]] = {n: [] for n in names}
+        for _ in range(runs):
+            net.setInput(x)
+            net.forward()
+            _, per_layer = net.getPerfProfile()
+            for n, t in zip(names, np.asarray(per_layer).ravel()):
+                acc[n].append(float(t) / freq * 1e3)
+        kernel_of: dict[str, Any] = {}
+        for k in detect_kernels(read_onnx(path), "opencv"):
+            for layer in k.layers:
+                kernel_of.setdefault(layer, k)
+        nodes = []
+        for n in names:
+            ms = statistics.median(acc[n]) if acc[n] else 0.0
+            if ms <= 0:
+                continue
+            k = kernel_of.get(n.split("!", 1)[-1])
+            nodes.append({"name": n, "op": net.getLayer(n).type, "ms": ms, "n": len(acc[n]),
+                          "kernel": k.as_dict() if k is not None else None})
+        return nodes
+
+    def _profile_tensorflow(self, name: str, warmup: int, runs: int) -> list[dict[str, Any]]:
+        """TensorFlow's per-op step stats (a v1 session on the zoo's SavedModel, ``FULL_TRACE``): each op's
+        time summed onto the kernel of its Keras layer (``zoo.kernels`` on the zoo graph, TensorFlow's rules);
+        one entry per kernel that ran ops (an op fused across layers, e.g. oneDNN's pad + conv, counts for the
+        layer that names it)."""
+        import re
+
+        from perfmodel.zoo import export, get_network
+        from perfmodel.zoo.kernels import detect_kernels, read_graph
+
+        tf = self.tf
+        path = str(export(name, "savedmodel"))
+        kernel_of: dict[str, Any] = {}
+        kernels = detect_kernels(read_graph(name), "tensorflow")
+        for i, k in enumerate(kernels):
+            for layer in k.layers:
+                kernel_of.setdefault(layer, i)
+        cfg = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=self.threads, inter_op_parallelism_threads=1)
+        graph = tf.Graph()
+        skip = {"VarHandleOp", "ReadVariableOp", "Const", "Identity", "IdentityN", "NoOp", "_Arg", "_Retval"}
+        per_kernel: dict[int, list[float]] = {}
+        with graph.as_default(), tf.compat.v1.Session(graph=graph, config=cfg) as sess:
+            meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
+            sig = meta.signature_def["serving_default"]
+            inp, out = next(iter(sig.inputs.values())).name, next(iter(sig.outputs.values())).name
+            size = get_network(name).input_size
+            x = np.random.default_rng(0).standard_normal((1, size, size, 3)).astype(np.float32)
+            for _ in range(warmup):
+                sess.run(out, {inp: x})
+            opts = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
+            for _ in range(runs):
+                md = tf.compat.v1.RunMetadata()
+                sess.run(out, {inp: x}, options=opts, run_metadata=md)
+                run: dict[int, float] = {}
+                for dev in md.step_stats.dev_stats:
+                    for ns in dev.node_stats:
+                        label = ns.timeline_label
+                        op = label.split("=", 1)[1].split("(", 1)[0].strip() if "=" in label else ""
+                        if op in skip:
+                            continue
+                        parts = ns.node_name.split("/")
+                        if len(parts) < 5:
+                            continue
+                        layer = re.sub(r"_\d+$", "", parts[3])
+                        i = kernel_of.get(layer)
+                        if i is None:
+                            continue
+                        run[i] = run.get(i, 0.0) + (ns.op_end_rel_micros - ns.op_start_rel_micros) / 1e3
+                for i, ms in run.items():
+                    per_kernel.setdefault(i, []).append(ms)
+        return [{"name": "+".join(kernels[i].layers), "op": "+".join(kernels[i].ops),
+                 "ms": statistics.median(v), "n": len(v), "kernel": kernels[i].as_dict()}
+                for i, v in sorted(per_kernel.items())]
+
+    def _ort_options(self) -> Any:
         ort = self.ort
         from perfmodel.runners.onnxruntime import SPINNING_KEY
 
@@ -144,7 +287,7 @@ class _Framework:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.add_session_config_entry(SPINNING_KEY, "0")
         so.log_severity_level = 3
-        return ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
+        return so
 
     def network_call(self, name: str) -> tuple[Callable[[], Any], Any]:
         from perfmodel.runners import get_runner
@@ -174,6 +317,30 @@ def items_workload(framework: str, items: list[dict[str, Any]]) -> Callable[[int
     return lambda i: calls[i]()
 
 
+def _measure(fw: _Framework, item: dict[str, Any], timing: dict[str, Any]) -> dict[str, Any]:
+    """One item's timing fields: a unit or a network (median / min / reps of its calls), or a network's
+    per-node profile (``nodes``; ``median_ms`` their sum)."""
+    if item["kind"] == "profile":
+        nodes = fw.profile_network(item["item"])
+        return {"median_ms": sum(n["ms"] for n in nodes), "min_ms": float("nan"),
+                "reps": min((n["n"] for n in nodes), default=0), "nodes": nodes}
+    holder = None
+    try:
+        if item["kind"] == "unit":
+            from perfmodel.zoo.units import Unit
+
+            fn = fw.unit_call(Unit.from_dict(item["unit"]), item.get("files", {}))
+            cfg = timing.get("unit", {})
+        else:
+            fn, holder = fw.network_call(item["item"])
+            cfg = timing.get("network", {})
+        return time_calls(fn, warmup=int(cfg.get("warmup", 3)), min_reps=int(cfg.get("min_reps", 5)),
+                          min_time_s=float(cfg.get("min_time_s", 0.15)), max_reps=int(cfg.get("max_reps", 200)))
+    finally:
+        if holder is not None:
+            holder.close()
+
+
 def handle(request: dict[str, Any]) -> dict[str, Any]:
     fw = _Framework(request["framework"], int(request["threads"]))
     rows_path = Path(request["workdir"]) / "rows.jsonl"
@@ -181,28 +348,14 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
     timing = request.get("timing", {})
     done = 0
     with open(rows_path, "a") as out:
-        for i, item in enumerate(items):
+        for item in items:
             t0 = time.time()
-            holder = None
+            base = {k: item[k] for k in ("key", "kind", "item")}
             try:
-                if item["kind"] == "unit":
-                    from perfmodel.zoo.units import Unit
-
-                    fn = fw.unit_call(Unit.from_dict(item["unit"]), item.get("files", {}))
-                    cfg = timing.get("unit", {})
-                else:
-                    fn, holder = fw.network_call(item["item"])
-                    cfg = timing.get("network", {})
-                res = time_calls(fn, warmup=int(cfg.get("warmup", 3)), min_reps=int(cfg.get("min_reps", 5)),
-                                 min_time_s=float(cfg.get("min_time_s", 0.15)),
-                                 max_reps=int(cfg.get("max_reps", 200)))
-                row = {**{k: item[k] for k in ("key", "kind", "item")}, **res, "error": ""}
+                row = {**base, **_measure(fw, item, timing), "error": ""}
             except Exception as exc:  # noqa: BLE001 - one item's failure is recorded, the block goes on
-                row = {**{k: item[k] for k in ("key", "kind", "item")}, "median_ms": float("nan"),
-                       "min_ms": float("nan"), "reps": 0, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
-            finally:
-                if holder is not None:
-                    holder.close()
+                row = {**base, "median_ms": float("nan"), "min_ms": float("nan"), "reps": 0,
+                       "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
             row["wall_s"] = round(time.time() - t0, 3)
             row["t_unix"] = round(t0, 3)
             out.write(json.dumps(row) + "\n")

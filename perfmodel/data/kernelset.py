@@ -37,6 +37,74 @@ class UnitRecord:
         return int(first["input_bytes"] + extra + last["output_bytes"])
 
 
+@dataclass(frozen=True)
+class ProfiledKernel:
+    """One node of a framework's per-node profile of a network, as a kernel (its time measured inside the
+    network): ``kernel`` in the form of :meth:`perfmodel.zoo.kernels.Kernel.as_dict`. No per-call envelope."""
+
+    id: str
+    network: str
+    kernels: dict[str, list[dict[str, Any]]]
+    envelope: bool = False
+
+    def io_bytes(self) -> int:
+        return 0
+
+
+#: ONNX Runtime ops that the framework inserts (layout reorders): no kernel of the graph, part of the overhead
+ORT_INSERTED = frozenset({"ReorderInput", "ReorderOutput", "Transpose"})
+_ORT_SIMPLE = {"Concat": "concat", "Add": "add", "Sum": "add", "Relu": "relu", "Clip": "relu6",
+               "Softmax": "softmax", "Pad": "pad", "Squeeze": "reshape", "Unsqueeze": "reshape", "Reshape": "reshape",
+               "Flatten": "reshape", "GlobalAveragePool": "global_avgpool", "MaxPool": "maxpool",
+               "AveragePool": "avgpool"}
+
+
+def ort_node_kernel(node: dict[str, Any]) -> dict[str, Any] | None:
+    """An ONNX Runtime profile node (op, input / output shapes, NCHW) as a kernel dict; None for a node the
+    framework inserted (:data:`ORT_INSERTED`) or an op this reader does not know."""
+    op = node["op"]
+    ins = [list(map(int, x)) for x in node.get("inputs", [])]
+    outs = [list(map(int, x)) for x in node.get("outputs", [])]
+    if op in ORT_INSERTED or not ins or not outs:
+        return None
+
+    def hwc(shape: list[int]) -> list[int]:
+        return [shape[2], shape[3], shape[1]] if len(shape) == 4 else [1, 1, int(math.prod(shape[1:]) or 1)]
+
+    out = outs[0]
+    k = {"ops": [op], "input_hwc": hwc(ins[0]), "output_hwc": hwc(out), "kernel_size": [1, 1], "stride": [1, 1],
+         "padding": [0, 0, 0, 0], "groups": 1, "macs": 0, "input_bytes": 4 * math.prod(ins[0]),
+         "output_bytes": 4 * math.prod(out), "weight_bytes": 0, "layers": [node["name"]]}
+    if op in ("Conv", "FusedConv"):
+        if len(ins) < 2 or len(ins[1]) != 4:
+            return None
+        c_in, w = ins[0][1], ins[1]
+        groups = max(1, c_in // max(1, w[1]))
+        s = max(1, round(ins[0][2] / max(1, out[2])))
+        k.update(type="dwconv" if groups > 1 and groups == c_in else "conv", kernel_size=[w[2], w[3]], stride=[s, s],
+                 groups=groups, macs=out[1] * out[2] * out[3] * w[1] * w[2] * w[3],
+                 weight_bytes=4 * (math.prod(w) + (math.prod(ins[2]) if len(ins) > 2 else 0)))
+        if len(ins) > 3:  # the fused residual add's operand
+            k["input_bytes"] += 4 * math.prod(ins[3])
+        return k
+    if op in ("MatMul", "Gemm", "FusedGemm"):
+        kk, n = ins[0][-1], out[-1]
+        k.update(type="fc", macs=kk * n, weight_bytes=4 * (kk * n + (n if len(ins) > 2 or op != "MatMul" else 0)))
+        return k
+    if op in _ORT_SIMPLE:
+        t = _ORT_SIMPLE[op]
+        if t in ("concat", "add"):
+            k["input_bytes"] = 4 * sum(math.prod(x) for x in ins if len(x) >= 2)
+        if t in ("maxpool", "avgpool") and len(ins[0]) == 4:
+            s = max(1, round(ins[0][2] / max(1, out[2])))
+            k["stride"] = k["kernel_size"] = [s, s]
+        if t == "pad":
+            k["input_bytes"] = 4 * math.prod(ins[0])
+        k["type"] = t
+        return k
+    return None
+
+
 @dataclass
 class KernelSet:
     path: Path
@@ -47,6 +115,8 @@ class KernelSet:
     #: (framework, threads) -> network -> [median ms of each round]
     network_ms: dict[tuple[str, int], dict[str, list[float]]] = field(default_factory=dict)
     errors: list[dict[str, str]] = field(default_factory=list)
+    #: (framework, threads) -> network -> the profile's kernels with their in-network ms (median over rounds)
+    profiles: dict[tuple[str, int], dict[str, list[tuple[dict[str, Any], float]]]] = field(default_factory=dict)
 
     @property
     def cells(self) -> list[tuple[str, int]]:
@@ -88,10 +158,34 @@ def read_kernelset(path: str | Path) -> KernelSet:
             ms = float(row["median_ms"])
             if row["kind"] == "unit":
                 per_unit[cell][row["item"]].append(ms)
-            else:
+            elif row["kind"] == "network":
                 nets[cell][row["item"]].append(ms)
     unit_ms = {c: {u: statistics.mean(v) for u, v in d.items() if u in units} for c, d in per_unit.items()}
-    return KernelSet(folder, meta, units, unit_ms, {c: dict(d) for c, d in nets.items()}, errors)
+    return KernelSet(folder, meta, units, unit_ms, {c: dict(d) for c, d in nets.items()}, errors,
+                     _read_profiles(folder / "profiles.jsonl"))
 
 
-__all__ = ["KernelSet", "UnitRecord", "read_kernelset"]
+def _read_profiles(path: Path) -> dict[tuple[str, int], dict[str, list[tuple[dict[str, Any], float]]]]:
+    """Per (framework, threads, network): each profiled node's kernel and its median ms over the rounds."""
+    if not path.is_file():
+        return {}
+    times: dict[tuple[str, int, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    kernels: dict[tuple[str, int, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        key = (rec["framework"], int(rec["threads"]), rec["network"])
+        for node in rec["nodes"]:
+            k = node.get("kernel") or (ort_node_kernel(node) if rec["framework"] == "onnxruntime" else None)
+            if k is None:
+                continue
+            kernels[key][node["name"]] = k
+            times[key][node["name"]].append(float(node["ms"]))
+    out: dict[tuple[str, int], dict[str, list[tuple[dict[str, Any], float]]]] = defaultdict(dict)
+    for (fw, t, net), d in times.items():
+        out[(fw, t)][net] = [(kernels[(fw, t, net)][name], statistics.median(v)) for name, v in d.items()]
+    return dict(out)
+
+
+__all__ = ["KernelSet", "ProfiledKernel", "UnitRecord", "ort_node_kernel", "read_kernelset"]

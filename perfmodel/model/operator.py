@@ -44,10 +44,19 @@ SCHEMA_VERSION = 1
 KERNEL_PREDICTORS = ("nnls", "ridge", "loglinear", "forest")
 TYPE_SCHEMES = ("base", "split")
 OVERHEAD_FORMS = ("add", "affine")
+#: what the kernel predictors are fitted on: the sampled units, the framework's per-node profiles of networks
+#: (kernels timed in their network), or both
+SOURCES = ("units", "profiles", "both", "auto")  # auto: profiles where the data set has them for the cell
 FEATURES = ("one", "mmacs", "in_mb", "out_mb", "w_mb")
 TREE_FEATURES = ("mmacs", "in_mb", "out_mb", "w_mb", "k", "s", "h", "c_in", "c_out", "groups")
 #: small kernels (element-wise, data movement): never a unit's "main" kernel
 SMALL_TYPES = frozenset({"bias", "relu", "relu6", "pad", "reshape", "softmax"})
+#: kernels that move no data (a flatten / reshape is a view of its input in every framework here): 0 ms
+FREE_TYPES = frozenset({"reshape"})
+#: profiled kernels shorter than this are left out of a fit: the profilers count whole microseconds, and a
+#: kernel whose op was fused into another layer's shows a stray 0-1 us (with relative weights it would
+#: dominate its type)
+PROFILE_FLOOR_MS = 0.002
 
 
 # --------------------------------------------------------------------------------------------- features
@@ -123,13 +132,15 @@ class CellModel:
     overhead: dict[str, float]  #: {"a": ms, "b": factor}
     network_rel_sigma: float
     forest: dict[str, dict[str, Any]] = field(default_factory=dict)
-    n_units: int = 0
-    unit_cv_mape: float = math.nan  #: k-fold CV MAPE of the kernel predictor on the units
+    n_units: int = 0  #: training rows: units and / or profiled kernels
+    unit_cv_mape: float = math.nan  #: k-fold CV MAPE of the kernel predictor on its training rows
+    source: str = "units"  #: what the kernel predictors were fitted on (units / profiles / both)
 
     def to_dict(self) -> dict[str, Any]:
         return {"framework": self.framework, "threads": self.threads, "envelope": self.envelope,
                 "types": self.types, "overhead": self.overhead, "network_rel_sigma": self.network_rel_sigma,
-                "forest": self.forest, "n_units": self.n_units, "unit_cv_mape": self.unit_cv_mape}
+                "forest": self.forest, "n_units": self.n_units, "unit_cv_mape": self.unit_cv_mape,
+                "source": self.source}
 
 
 @dataclass
@@ -145,7 +156,8 @@ class OperatorModel:
     Parameters are stored as given (scikit-learn style); fitted state ends in ``_``."""
 
     def __init__(self, kernel_predictor: str = "nnls", type_scheme: str = "split", overhead_form: str = "add",
-                 ridge_alpha: float = 1e-3, n_trees: int = 40, random_state: int = 0):
+                 ridge_alpha: float = 1e-3, n_trees: int = 40, random_state: int = 0, source: str = "units"):
+        self.source = source
         self.kernel_predictor = kernel_predictor
         self.type_scheme = type_scheme
         self.overhead_form = overhead_form
@@ -156,7 +168,8 @@ class OperatorModel:
     # ----------------------------------------------------------------------------------- fitting
 
     def _check(self) -> None:
-        for name, val, ok in (("kernel_predictor", self.kernel_predictor, KERNEL_PREDICTORS),
+        for name, val, ok in (("source", self.source, SOURCES),
+                              ("kernel_predictor", self.kernel_predictor, KERNEL_PREDICTORS),
                               ("type_scheme", self.type_scheme, TYPE_SCHEMES),
                               ("overhead_form", self.overhead_form, OVERHEAD_FORMS)):
             if val not in ok:
@@ -165,15 +178,22 @@ class OperatorModel:
     def fit(self, kset: Any, network_kernels: Mapping[str, Mapping[str, list[dict[str, Any]]]] | None = None,
             networks: Iterable[str] | None = None, cells: Iterable[tuple[str, int]] | None = None,
             unit_ids: Iterable[str] | None = None) -> "OperatorModel":
-        """Fit on ``kset``'s units (``unit_ids``: a subset) and, for the overhead, on the timings of
-        ``networks`` (default: every network timed) whose kernels are ``network_kernels[network][framework]``."""
+        """Fit on ``kset``'s units (``unit_ids``: a subset) and / or per-node profiles (``source``) and, for the
+        overhead, on the timings of ``networks`` (default: every network timed) whose kernels are
+        ``network_kernels[network][framework]``. Profiles are taken from ``networks`` only (default: all)."""
         self._check()
         self.cells_: dict[tuple[str, int], CellModel] = {}
         use_units = set(unit_ids) if unit_ids is not None else None
+        self._profile_networks = None if networks is None else set(networks)
         for cell in (cells or kset.cells):
-            if cell not in kset.unit_ms:
+            src = self.source
+            if src == "auto":
+                src = "profiles" if kset.profiles.get(cell) else "units"
+            if src == "units" and cell not in kset.unit_ms:
                 continue
-            self.cells_[cell] = self._fit_cell(kset, cell, use_units)
+            if src == "profiles" and cell not in kset.profiles:
+                continue
+            self.cells_[cell] = self._fit_cell(kset, cell, use_units, src)
         if network_kernels is not None:
             self.fit_overhead(kset, network_kernels, networks)
         self.source_ = {"dataset": str(kset.path), "units": len(use_units) if use_units else len(kset.units),
@@ -181,10 +201,21 @@ class OperatorModel:
                         "versions": _versions(kset)}
         return self
 
-    def _unit_rows(self, kset: Any, cell: tuple[str, int], use_units: set[str] | None):
+    def _unit_rows(self, kset: Any, cell: tuple[str, int], use_units: set[str] | None, src: str):
         fw = cell[0]
         rows = []
-        for uid, ms in kset.unit_ms[cell].items():
+        if src in ("profiles", "both"):
+            from perfmodel.data.kernelset import ProfiledKernel
+
+            for net, nodes in kset.profiles.get(cell, {}).items():
+                if self._profile_networks is not None and net not in self._profile_networks:
+                    continue
+                for i, (k, ms) in enumerate(nodes):
+                    if ms >= PROFILE_FLOOR_MS:
+                        rows.append((ProfiledKernel(f"{net}#{i}", net, {fw: [k]}), [k], ms))
+        if src == "profiles":
+            return rows
+        for uid, ms in kset.unit_ms.get(cell, {}).items():
             if use_units is not None and uid not in use_units:
                 continue
             rec = kset.units[uid]
@@ -194,10 +225,10 @@ class OperatorModel:
             rows.append((rec, ks, ms))
         return rows
 
-    def _fit_cell(self, kset: Any, cell: tuple[str, int], use_units: set[str] | None) -> CellModel:
-        rows = self._unit_rows(kset, cell, use_units)
+    def _fit_cell(self, kset: Any, cell: tuple[str, int], use_units: set[str] | None, src: str) -> CellModel:
+        rows = self._unit_rows(kset, cell, use_units, src)
         if len(rows) < 10:
-            raise PerfmodelError(f"{cell[0]} x{cell[1]}: only {len(rows)} timed units (need 10)")
+            raise PerfmodelError(f"{cell[0]} x{cell[1]}: only {len(rows)} timed units / profiled kernels (need 10)")
         types = sorted({type_key(k, self.type_scheme) for _, ks, _ in rows for k in ks})
         X, y = self._design(rows, types)
         beta = self._solve(X, y)
@@ -205,7 +236,8 @@ class OperatorModel:
         tmodels: dict[str, dict[str, Any]] = {}
         for i, t in enumerate(types):
             tmodels[t] = {"coef": [float(b) for b in beta[i * 5:(i + 1) * 5]], "n": 0, "rel_sigma": math.nan}
-        cm = CellModel(cell[0], cell[1], env, tmodels, {"a": 0.0, "b": 1.0}, math.nan, n_units=len(rows))
+        cm = CellModel(cell[0], cell[1], env, tmodels, {"a": 0.0, "b": 1.0}, math.nan, n_units=len(rows),
+                       source=src)
         # per-kernel targets for the main kernel of each unit; residual spread per type
         main = self._main_targets(rows, cm)
         for t, items in main.items():
@@ -226,8 +258,9 @@ class OperatorModel:
                 i = idx.get(type_key(k, self.type_scheme))
                 if i is not None:
                     X[r, i * 5:(i + 1) * 5] += kernel_features(k)
-            X[r, -2] = 1.0
-            X[r, -1] = rec.io_bytes() / 1e6
+            if getattr(rec, "envelope", True):  # a profiled node has no call of its own
+                X[r, -2] = 1.0
+                X[r, -1] = rec.io_bytes() / 1e6
             y[r] = ms
         return X, y
 
@@ -269,7 +302,8 @@ class OperatorModel:
                 continue
             main = big[0] if big else ks[0]
             rest = sum(self._kernel_ms_linear(cm, k) for k in ks if k is not main)
-            tgt = ms - cm.envelope[0] - cm.envelope[1] * rec.io_bytes() / 1e6 - rest
+            env = cm.envelope[0] + cm.envelope[1] * rec.io_bytes() / 1e6 if getattr(rec, "envelope", True) else 0.0
+            tgt = ms - env - rest
             if tgt > 0:
                 out.setdefault(type_key(main, self.type_scheme), []).append((main, tgt))
         return out
@@ -331,7 +365,7 @@ class OperatorModel:
         tk = type_key(k, self.type_scheme)
         t = cm.types.get(tk)
         if t is None:
-            return KernelTime(tk, 0.0, False)
+            return KernelTime(tk, 0.0, tk in FREE_TYPES)
         if self.kernel_predictor == "loglinear" and "loglinear" in t:
             x = tree_features(k)
             return KernelTime(tk, float(np.exp(np.dot(t["loglinear"], np.r_[1.0, np.log1p(x[:4] * 1e3)]))), True)
@@ -350,8 +384,7 @@ class OperatorModel:
         times = [self.kernel_ms(cm, k) for k in kernels]
         raw = sum(t.ms for t in times) + cm.envelope[0] + cm.envelope[1] * network_io_mb(kernels)
         ms = cm.overhead["a"] + cm.overhead["b"] * raw
-        var_k = sum((cm.types.get(t.type, {}).get("rel_sigma", 0.0) or 0.0) ** 2 * t.ms ** 2 for t in times
-                    if t.modelled and not math.isnan(cm.types.get(t.type, {}).get("rel_sigma", math.nan)))
+        var_k = sum(_rel_sigma(cm, t.type) ** 2 * t.ms ** 2 for t in times if t.modelled)
         net_sigma = 0.0 if math.isnan(cm.network_rel_sigma) else cm.network_rel_sigma
         sd = math.sqrt(var_k + (net_sigma * ms) ** 2)
         from scipy.stats import norm
@@ -379,7 +412,7 @@ class OperatorModel:
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "schema_version": SCHEMA_VERSION,
-                "params": {"kernel_predictor": self.kernel_predictor, "type_scheme": self.type_scheme,
+                "params": {"source": self.source, "kernel_predictor": self.kernel_predictor, "type_scheme": self.type_scheme,
                            "overhead_form": self.overhead_form, "ridge_alpha": self.ridge_alpha,
                            "n_trees": self.n_trees, "random_state": self.random_state},
                 "features": list(FEATURES), "source": self.source_,
@@ -402,7 +435,8 @@ class OperatorModel:
         m.cells_ = {}
         for c in doc.cells:
             cm = CellModel(c.framework, c.threads, c.envelope, {k: dict(v) for k, v in c.types.items()},
-                           dict(c.overhead), _nan(c.network_rel_sigma), c.forest, c.n_units, _nan(c.unit_cv_mape))
+                           dict(c.overhead), _nan(c.network_rel_sigma), c.forest, c.n_units, _nan(c.unit_cv_mape),
+                           c.source)
             m.cells_[(c.framework, c.threads)] = cm
         return m
 
@@ -426,6 +460,13 @@ def load_operator_model(path: str | Path) -> OperatorModel:
 
 def is_operator_document(d: Any) -> bool:
     return isinstance(d, dict) and d.get("format") == FORMAT
+
+
+def _rel_sigma(cm: CellModel, type_: str) -> float:
+    """A kernel type's relative residual spread on the units (0 where no unit had it as its main kernel: the
+    network part of the interval covers it)."""
+    v = cm.types.get(type_, {}).get("rel_sigma")
+    return 0.0 if v is None or math.isnan(v) else float(v)
 
 
 def _overhead(form: str, raw: Sequence[float], meas: Sequence[float]) -> dict[str, float]:
@@ -471,6 +512,7 @@ class _Strict(BaseModel):
 
 
 class OperatorParams(_Strict):
+    source: str = "units"
     kernel_predictor: str
     type_scheme: str
     overhead_form: str
@@ -489,6 +531,7 @@ class OperatorCell(_Strict):
     forest: dict[str, dict[str, Any]]
     n_units: int
     unit_cv_mape: float | None
+    source: str = "units"
 
 
 class OperatorDocument(_Strict):

@@ -16,9 +16,11 @@ from perfmodel.workflows import Say, silent
 
 def read_graph_source(graph: str) -> Any:
     """A zoo network name, a ``.onnx`` or a ``.keras`` file -> its unfused op graph."""
+    from perfmodel.runlog import native_output_to_log
     from perfmodel.zoo.kernels import read_graph
 
-    return read_graph(graph)
+    with native_output_to_log(f"read graph {graph}"):  # TensorFlow's import banners go to the run log
+        return read_graph(graph)
 
 
 def predict_graph(model_path: str | Path, graph: str | Any, *, frameworks: Sequence[str] | None = None,
@@ -54,10 +56,13 @@ def predict_graph(model_path: str | Path, graph: str | Any, *, frameworks: Seque
     kernels = {fw: [k.as_dict() for k in detect_kernels(g, fw)] for fw in sorted({c[0] for c in cells})}
     rows = [model.predict_kernels(fw, t, kernels[fw], alpha=alpha) for fw, t in cells]
     t3 = time.perf_counter()
+    missing: dict[str, list[str]] = {}
     for r in rows:
-        if r["unmodelled_types"]:
-            say(f"{r['framework']} x{r['threads']}: kernel type(s) {', '.join(r['unmodelled_types'])} have no "
-                "predictor (no profiling unit of that type); counted as 0 ms", warn=True)
+        for t in r["unmodelled_types"]:
+            missing.setdefault(t, []).append(f"{r['framework']} x{r['threads']}")
+    for t, where in missing.items():
+        say(f"kernel type {t!r} has no predictor (no profiling unit of that type) in {', '.join(where)}: "
+            "counted as 0 ms", warn=True)
     return {"graph": getattr(g, "source", str(graph)), "model": str(model_path), "alpha": alpha, "rows": rows,
             "seconds": {"load_model": t1 - t0, "read_graph": t2 - t1, "predict": t3 - t2}}
 

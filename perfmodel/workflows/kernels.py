@@ -11,13 +11,13 @@ from perfmodel.errors import PerfmodelError
 from perfmodel.workflows import Say, silent
 
 #: the shipped operator model's form (benchmarks/bench_operator_model.py, docs/operator-model.md)
-DEFAULT_FORM = {"kernel_predictor": "nnls", "type_scheme": "split", "overhead_form": "add"}
+DEFAULT_FORM = {"kernel_predictor": "nnls", "type_scheme": "split", "overhead_form": "add", "source": "auto"}
 
 
 def profile(out: str | Path, *, units: int = 480, seed: int = 0, rounds: int = 2,
             frameworks: Sequence[str] = ("tensorflow", "litert", "onnxruntime", "opencv"),
             threads: Sequence[int] = (1, 2), networks: Sequence[str] | None = None, adaptive_from: str | None = None,
-            adaptive_units: int = 0, say: Say = silent) -> Path:
+            adaptive_units: int = 0, profiles: bool = False, say: Say = silent) -> Path:
     """Sample ``units`` one-kernel models (or, with ``adaptive_from`` an operator model, ``adaptive_units`` more
     around the units its predictors price worst) and time them with the networks, interleaved, into ``out``."""
     from perfmodel.collect.kernel_campaign import run_kernel_campaign
@@ -37,15 +37,16 @@ def profile(out: str | Path, *, units: int = 480, seed: int = 0, rounds: int = 2
         if 0 < units < 10 or units < 0:
             raise PerfmodelError(f"--units {units}: at least 10 units are needed to fit kernel predictors "
                                  "(0: time the networks only, e.g. a later check of a fitted model)")
-        if units == 0 and not nets:
+        if units == 0 and not nets and not profiles:
             raise PerfmodelError("--units 0 and no networks: nothing to time")
         from perfmodel.runlog import native_output_to_log
 
         with native_output_to_log("kernels profile: the zoo's operators (sampling prior)"):
             prior = zoo_prior() if units else {}
         chosen = sample_units(units, seed=seed, prior=prior) if units else []
+    profile_nets = (list(networks) if networks else list(NETWORKS)) if profiles else []
     return run_kernel_campaign(out, chosen, networks=nets, frameworks=frameworks, threads=threads, rounds=rounds,
-                               seed=seed, round_offset=offset, say=lambda m: say(m))
+                               seed=seed, round_offset=offset, profile_networks=profile_nets, say=lambda m: say(m))
 
 
 def _next_round(folder: Path) -> int:
@@ -77,7 +78,7 @@ def worst_units_neighbours(folder: str | Path, n: int, seed: int = 0) -> list[An
             continue
         for f in range(5):
             train = [u for u in ids if fold[u] != f]
-            m = OperatorModel(**DEFAULT_FORM).fit(kset, cells=[cell], unit_ids=train)
+            m = OperatorModel(**{**DEFAULT_FORM, "source": "units"}).fit(kset, cells=[cell], unit_ids=train)
             for u in ids:
                 if fold[u] != f or u not in kset.unit_ms[cell]:
                     continue
