@@ -75,8 +75,8 @@ def fit_cmd(
         typer.echo(json.dumps(res, indent=1, default=str))
         return
     print_table(f"operator model {out} ({len(res['networks'])} networks for the overhead)",
-                ["framework", "threads", "units", "unit CV MAPE %", "network LONO rel. sd %"],
-                [[c["framework"], str(c["threads"]), str(c["units"]), f"{c['unit_cv_mape']:.1f}",
+                ["framework", "threads", "fitted on", "rows", "rows' CV MAPE %", "network LONO rel. sd %"],
+                [[c["framework"], str(c["threads"]), c["source"], str(c["units"]), f"{c['unit_cv_mape']:.1f}",
                   f"{100 * c['network_lono_rel_sd']:.1f}"] for c in res["cells"]])
 
 

@@ -387,9 +387,7 @@ class OperatorModel:
         var_k = sum(_rel_sigma(cm, t.type) ** 2 * t.ms ** 2 for t in times if t.modelled)
         net_sigma = 0.0 if math.isnan(cm.network_rel_sigma) else cm.network_rel_sigma
         sd = math.sqrt(var_k + (net_sigma * ms) ** 2)
-        from scipy.stats import norm
-
-        z = float(norm.ppf(1 - alpha / 2))
+        z = statistics.NormalDist().inv_cdf(1 - alpha / 2)
         lo_ms, hi_ms = max(ms - z * sd, 1e-6), ms + z * sd
         unmodelled = sorted({t.type for t in times if not t.modelled})
         return {"framework": framework, "threads": threads, "ms": ms, "fps": 1000.0 / ms,

@@ -111,7 +111,7 @@ def fit_operator(data: str | Path, out: str | Path, *, form: dict[str, str] | No
         nk[n] = {fw: [k.as_dict() for k in detect_kernels(g, fw)] for fw in fws}
     model = OperatorModel(**(form or DEFAULT_FORM)).fit(kset, nk)
     model.save(out)
-    cells = [{"framework": cm.framework, "threads": cm.threads, "units": cm.n_units,
+    cells = [{"framework": cm.framework, "threads": cm.threads, "source": cm.source, "units": cm.n_units,
               "unit_cv_mape": cm.unit_cv_mape, "network_lono_rel_sd": cm.network_rel_sigma}
              for _, cm in sorted(model.cells_.items())]
     return {"model": str(out), "data": str(data), "networks": nets, "cells": cells,
