@@ -125,3 +125,15 @@ def test_network_profiles_map_onto_the_detected_kernels(framework):
     assert sum(1 for k in kernels if k and k["type"] == "conv") == convs
     # ONNX Runtime pads the classifier's 1000 channels to 1008 (NCHWc blocks): its MACs are 0.2 % more
     assert sum(k["macs"] for k in kernels if k) == pytest.approx(sum(k.macs for k in detected), rel=0.005)
+
+
+def test_a_block_its_worker_refuses_is_an_error_not_a_loop(tmp_path):
+    from perfmodel.collect import kernel_campaign as KC
+    from perfmodel.errors import PerfmodelError
+
+    items = [{"kind": "unit", "item": f"u{i}", "unit": U.Unit("relu", 8, 8, 8, 8).as_dict(), "files": {},
+              "key": f"0|nope|u{i}"} for i in range(3)]
+    (tmp_path / "ks").mkdir()
+    with pytest.raises(PerfmodelError, match="kernels nope x1: unknown framework 'nope'"):
+        KC._run_block(tmp_path / "ks", "nope", 1, 0, items, 120, lambda m: None)
+    assert not (tmp_path / "ks" / "timings.csv").exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from perfmodel.cli.options import json_option, list_option, split_list
+from perfmodel.cli.options import json_option, list_option
 from perfmodel.cli.show import print_table, say
 
 kernels_app = typer.Typer(
@@ -27,7 +27,7 @@ def profile_cmd(
                                "timed in each (their disagreement is the noise floor)."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     frameworks: list[str] = list_option(None, "--frameworks", help="Frameworks (default all four)."),
-    threads: list[str] = list_option(None, "--threads", help="Thread counts (default 1,2)."),
+    threads: list[str] = list_option(None, "--threads", item=int, help="Thread counts (default 1,2)."),
     networks: list[str] = list_option(None, "--networks", help="Zoo networks timed whole (default all; "
                                       "'none' for none)."),
     adaptive: int = typer.Option(0, "--adaptive", help="Add this many units around the units the current "
@@ -40,9 +40,9 @@ def profile_cmd(
     processes (one per framework x threads block), interleaved; resumable (re-run the same command)."""
     from perfmodel.workflows.kernels import profile
 
-    fws = split_list(frameworks, "--frameworks") or ["tensorflow", "litert", "onnxruntime", "opencv"]
-    ths = split_list(threads, "--threads", int) or [1, 2]
-    nets = split_list(networks, "--networks")
+    fws = frameworks or ["tensorflow", "litert", "onnxruntime", "opencv"]
+    ths = threads or [1, 2]
+    nets = networks
     if nets == ["none"]:
         nets = []
     if rounds < 1:

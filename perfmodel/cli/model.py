@@ -335,7 +335,7 @@ def predict_cmd(
     graph: str = typer.Option(None, "--graph", help="A network never run: a .onnx or .keras file or a zoo "
                               "network name. Needs an operator model (trained/throughput_operator.json): its "
                               "fps with the interval for every framework x threads of the model, or those of "
-                              "--framework (comma-separated) and --threads."),
+                              "--framework and --threads only."),
 ) -> None:
     """Predict the model's target, with a prediction interval, for every row of a data set or CSV, for
     a quick sample (--framework/--network), for a command (-- CMD...) or, with an operator model, for a

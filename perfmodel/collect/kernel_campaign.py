@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from perfmodel.workerproto import WorkerError, run_worker, worker_env
+from perfmodel.workerproto import WorkerError, WorkerFailed, run_worker, worker_env
 
 TIMING_COLUMNS = ("key", "round", "framework", "threads", "kind", "item", "median_ms", "min_ms", "reps", "error",
                   "wall_s", "t_unix")
@@ -50,6 +50,8 @@ def done_keys(folder: Path) -> set[str]:
 
 
 def append_rows(folder: Path, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
     path = folder / "timings.csv"
     new = not path.is_file()
     with open(path, "a", newline="") as f:
@@ -193,6 +195,8 @@ def _run_block(folder: Path, fw: str, threads: int, r: int, todo: list[dict[str,
                 rows = _harvest(folder, Path(wd) / "rows.jsonl", remaining, r, fw, threads)
         got = {row["key"] for row in rows}
         remaining = [it for it in remaining if it["key"] not in got]
+        if isinstance(err, WorkerFailed) and not rows:  # the worker refused the block (framework unavailable, ...)
+            raise err.reworded(f"kernels {fw} x{threads}: {err.error}")
         if err is None or not remaining:
             if err is not None:
                 say(f"    worker error after its last item: {str(err).splitlines()[0]}")

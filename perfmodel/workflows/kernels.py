@@ -24,6 +24,19 @@ def profile(out: str | Path, *, units: int = 480, seed: int = 0, rounds: int = 2
     from perfmodel.zoo import NETWORKS
     from perfmodel.zoo.units import sample_units, zoo_prior
 
+    from perfmodel.errors import UnknownNameError
+    from perfmodel.runners import FRAMEWORKS
+
+    for fw in frameworks:
+        if fw not in FRAMEWORKS:
+            raise UnknownNameError("framework", fw, FRAMEWORKS)
+    for n in networks or ():
+        if n not in NETWORKS:
+            raise UnknownNameError("network", n, NETWORKS)
+    if not threads or any(int(t) < 1 for t in threads):
+        raise PerfmodelError(f"--threads must be positive integers, got {list(threads)}")
+    if rounds < 1:
+        raise PerfmodelError(f"--rounds must be at least 1, got {rounds}")
     nets = list(networks) if networks is not None else list(NETWORKS)
     offset = 0
     if adaptive_units:
