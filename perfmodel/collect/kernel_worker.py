@@ -277,17 +277,9 @@ class _Framework:
                 for i, v in sorted(per_kernel.items())]
 
     def _ort_options(self) -> Any:
-        ort = self.ort
-        from perfmodel.runners.onnxruntime import SPINNING_KEY
+        from perfmodel.runners.onnxruntime import session_options
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.add_session_config_entry(SPINNING_KEY, "0")
-        so.log_severity_level = 3
-        return so
+        return session_options(self.ort, self.threads)
 
     def network_call(self, name: str) -> tuple[Callable[[], Any], Any]:
         from perfmodel.runners import get_runner

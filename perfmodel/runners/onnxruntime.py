@@ -16,6 +16,19 @@ from perfmodel.runners.base import FrameworkUnavailableError, Runner
 SPINNING_KEY = "session.intra_op.allow_spinning"
 
 
+def session_options(ort: Any, threads: int) -> Any:
+    """The runner's session options: ``threads`` intra-op threads, one inter-op, sequential, every graph
+    optimisation, no spinning, errors only (also used by the kernel profiler's sessions)."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry(SPINNING_KEY, "0")
+    so.log_severity_level = 3
+    return so
+
+
 class OnnxRuntimeRunner(Runner):
     """``InferenceSession`` with CPUExecutionProvider on an NCHW float32 ONNX model."""
 
@@ -29,13 +42,7 @@ class OnnxRuntimeRunner(Runner):
         except ImportError as exc:  # pragma: no cover - dependency is declared
             raise FrameworkUnavailableError(f"the onnxruntime framework needs onnxruntime ({exc})") from None
         path = explicit_path or self._zoo_path()
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.add_session_config_entry(SPINNING_KEY, "0")
-        so.log_severity_level = 3
+        so = session_options(ort, self.threads)
         try:
             self._session = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # InvalidProtobuf, Fail, InvalidGraph, ...
