@@ -137,3 +137,68 @@ def test_a_block_its_worker_refuses_is_an_error_not_a_loop(tmp_path):
     with pytest.raises(PerfmodelError, match="kernels nope x1: unknown framework 'nope'"):
         KC._run_block(tmp_path / "ks", "nope", 1, 0, items, 120, lambda m: None)
     assert not (tmp_path / "ks" / "timings.csv").exists()
+
+
+def _fake_items(n):
+    return [{"kind": "unit", "item": f"u{i}", "unit": U.Unit("relu", 8, 8, 8, 8).as_dict(), "files": {},
+             "key": f"0|ort|1|unit|u{i}"} for i in range(n)]
+
+
+def _fake_worker(script):
+    """A stand-in for run_worker: each call does the next step of ``script`` (rows to write, the item it dies
+    on, the exception) in the request's workdir."""
+    from perfmodel.collect import kernel_campaign as KC
+
+    calls = iter(script)
+
+    def run(argv, request, *, workdir, **kw):
+        done, current, exc = next(calls)
+        with open(Path(workdir) / "rows.jsonl", "a") as f:
+            for it in request["items"][:done]:
+                f.write(json.dumps({"key": it["key"], "kind": it["kind"], "item": it["item"], "median_ms": 1.0,
+                                    "min_ms": 1.0, "reps": 5, "error": ""}) + "\n")
+            if exc is KeyboardInterrupt:
+                f.write('{"key": "cut')  # a line cut by the interrupt
+        if current is not None:
+            (Path(workdir) / KC.CURRENT_FILE).write_text(request["items"][current]["key"])
+        if exc is not None:
+            raise exc() if exc is KeyboardInterrupt else exc
+    return run
+
+
+def test_a_worker_that_dies_blames_its_item_and_the_rest_goes_on(tmp_path, monkeypatch):
+    from perfmodel.collect import kernel_campaign as KC
+    from perfmodel.workerproto import WorkerCrashed
+
+    crash = WorkerCrashed("kernels ort x1", -11, ["Segmentation fault"])
+    monkeypatch.setattr(KC, "run_worker", _fake_worker([(2, 2, crash), (2, None, None)]))
+    (tmp_path / "ks").mkdir()
+    KC._run_block(tmp_path / "ks", "onnxruntime", 1, 0, _fake_items(5), 60, lambda m: None)
+    rows = list(csv.DictReader(open(tmp_path / "ks" / "timings.csv")))
+    assert [r["item"] for r in rows] == ["u0", "u1", "u2", "u3", "u4"]  # each once, in order
+    assert rows[2]["error"].startswith("kernels ort x1: worker process was killed by signal 11")
+    assert not any(r["error"] for i, r in enumerate(rows) if i != 2)
+
+
+def test_a_worker_that_dies_before_any_item_is_not_an_item_error(tmp_path, monkeypatch):
+    from perfmodel.collect import kernel_campaign as KC
+    from perfmodel.errors import PerfmodelError
+    from perfmodel.workerproto import WorkerCrashed
+
+    crash = WorkerCrashed("kernels ort x1", 1, ["ImportError: libfoo.so"])
+    monkeypatch.setattr(KC, "run_worker", _fake_worker([(0, None, crash), (0, None, crash)]))
+    (tmp_path / "ks").mkdir()
+    with pytest.raises(PerfmodelError, match="died twice before timing anything"):
+        KC._run_block(tmp_path / "ks", "onnxruntime", 1, 0, _fake_items(3), 60, lambda m: None)
+    assert not (tmp_path / "ks" / "timings.csv").exists()
+
+
+def test_ctrl_c_keeps_the_finished_rows(tmp_path, monkeypatch):
+    from perfmodel.collect import kernel_campaign as KC
+
+    monkeypatch.setattr(KC, "run_worker", _fake_worker([(2, 2, KeyboardInterrupt)]))
+    (tmp_path / "ks").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        KC._run_block(tmp_path / "ks", "onnxruntime", 1, 0, _fake_items(4), 60, lambda m: None)
+    rows = list(csv.DictReader(open(tmp_path / "ks" / "timings.csv")))
+    assert [r["item"] for r in rows] == ["u0", "u1"] and KC.done_keys(tmp_path / "ks") == {r["key"] for r in rows}

@@ -161,6 +161,23 @@ def test_model_file_is_checked(tmp_path):
     bad.write_text(json.dumps(doc))
     with pytest.raises(InputFileError, match="invalid"):
         load_operator_model(bad)
+    good = json.loads(path.read_text())
+    for breaks in (lambda d: d["cells"][0]["types"]["fc"].pop("coef"),
+                   lambda d: d["cells"][0]["overhead"].update(b=0.0),
+                   lambda d: d["cells"][0].update(envelope=[0.1]),
+                   lambda d: d.update(schema_version=99)):
+        doc = json.loads(json.dumps(good))
+        breaks(doc)
+        bad.write_text(json.dumps(doc))
+        with pytest.raises(InputFileError, match="invalid"):
+            load_operator_model(bad)
+    forest = OperatorModel(kernel_predictor="forest", n_trees=2).fit(kset, nets).save(tmp_path / "forest.json")
+    doc = json.loads(forest.read_text())
+    tree = next(iter(doc["cells"][0]["forest"].values()))["trees"][0]
+    tree["left"][0] = 0  # a node that is its own child would loop forever
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(InputFileError, match="invalid"):
+        load_operator_model(bad)
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"format": "perfmodel-model"}))
     with pytest.raises(InputFileError, match="not an operator model"):
@@ -232,14 +249,19 @@ def test_profiled_kernels_fit_without_an_envelope_and_hold_out_a_network():
     nodes only, the held-out network is predicted from its graph."""
     kset, nets, overhead = synthetic_set()
     kset.profiles = {("onnxruntime", 1): {n: [(k, _true_ms(k)) for k in ks["onnxruntime"]] for n, ks in nets.items()}}
+    # the held-out network's own profile and timing are 5x off: any use of them would show
+    kset.profiles[("onnxruntime", 1)]["net0"] = [(k, 5 * ms) for k, ms in kset.profiles[("onnxruntime", 1)]["net0"]]
+    kset.network_ms[("onnxruntime", 1)]["net0"] = [5 * v for v in kset.network_ms[("onnxruntime", 1)]["net0"]]
     others = [n for n in nets if n != "net0"]
     m = OperatorModel(source="profiles").fit(kset, nets, networks=others)
     cm = m.cell("onnxruntime", 1)
     assert cm.envelope == [0.0, 0.0]  # no per-call cost in a profiled node
+    assert cm.n_units == sum(len(nets[n]["onnxruntime"]) for n in others)
     p = m.predict_kernels("onnxruntime", 1, nets["net0"]["onnxruntime"])
     truth = sum(_true_ms(k) for k in nets["net0"]["onnxruntime"])
     # the overhead absorbs the envelope the profiles cannot see (the network's call cost)
-    assert p["ms"] == pytest.approx(kset.network_median("onnxruntime", 1, "net0"), rel=0.02)
+    expected = truth + ENVELOPE[0] + ENVELOPE[1] * _io(nets["net0"]["onnxruntime"]) + overhead
+    assert p["ms"] == pytest.approx(expected, rel=0.02)
     assert p["ms"] - truth == pytest.approx(cm.overhead["a"], rel=1e-9)
     with pytest.raises(PerfmodelError, match="source"):
         OperatorModel(source="guess").fit(kset, nets)
@@ -267,3 +289,14 @@ def test_ort_profile_nodes_as_kernels():
     cat = ort_node_kernel({"name": "c", "op": "Concat", "inputs": [[1, 8, 4, 4], [1, 24, 4, 4]],
                            "outputs": [[1, 32, 4, 4]]})
     assert cat["type"] == "concat" and cat["input_bytes"] == 4 * 32 * 16
+
+
+def test_a_graph_much_smaller_than_the_networks_is_floored_not_negative():
+    kset, nets, _ = synthetic_set()
+    m = OperatorModel().fit(kset, nets)
+    cm = m.cell("onnxruntime", 1)
+    cm.overhead = {"a": -5.0, "b": 1.0}  # as fitted on big networks
+    tiny = [_kernel("relu", 4, 8, 0)]
+    p = m.predict_kernels("onnxruntime", 1, tiny)
+    assert p["floored"] and p["ms"] == pytest.approx(m.kernel_ms(cm, tiny[0]).ms)
+    assert p["fps"] > 0 and p["lo"] > 0 and (p["hi"] is None or p["hi"] > p["fps"])

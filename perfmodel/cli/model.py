@@ -250,7 +250,7 @@ def evaluate_cmd(
 
 def _predict_graph(graph: str, model_path: Path | None, framework: str | None, threads: int | None,
                    alpha: float, json_out: bool, others: Sequence[object]) -> None:
-    from perfmodel.workflows.graph import predict_graph
+    from perfmodel.workflows.graph import fmt_interval, predict_graph
 
     if any(others):
         raise PerfmodelError("--graph predicts from a graph alone: give no --dataset, --csv, --network or -- CMD")
@@ -260,13 +260,13 @@ def _predict_graph(graph: str, model_path: Path | None, framework: str | None, t
     res = predict_graph(model_path, graph, frameworks=split_list([framework]) if framework else None,
                         threads=[threads] if threads else None, alpha=alpha, say=say)
     if json_out:
-        keys = ("framework", "threads", "fps", "lo", "hi", "ms", "kernels", "unmodelled_types")
+        keys = ("framework", "threads", "fps", "lo", "hi", "ms", "kernels", "unmodelled_types", "floored")
         typer.echo(json.dumps([{k: r[k] for k in keys} for r in res["rows"]], indent=1))
         return
     conf = f"{100 * (1 - alpha):g} %"
     print_table(f"{res['graph']}: inference throughput from the graph ({res['model']})",
                 ["framework", "threads", "fps", f"{conf} interval", "ms / image", "kernels"],
-                [[r["framework"], str(r["threads"]), f"{r['fps']:.1f}", f"{r['lo']:.1f} - {r['hi']:.1f}",
+                [[r["framework"], str(r["threads"]), f"{r['fps']:.1f}", fmt_interval(r["lo"], r["hi"]),
                   f"{r['ms']:.2f}", str(r["kernels"])] for r in res["rows"]])
     say("fps = 1000 / the predicted model-call time (batch 1; image read and pre-processing not included)")
 

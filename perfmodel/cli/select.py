@@ -113,7 +113,7 @@ CORRELATE_HELP = (
 def _select_graph(graph: str, dataset: Path | None, models: list[Path] | None, min_fps: float | None,
                   json_out: bool, others: dict[str, float | None]) -> None:
     from perfmodel.cli.show import print_table, say
-    from perfmodel.workflows.graph import select_graph
+    from perfmodel.workflows.graph import fmt_interval, select_graph
 
     if dataset is not None:
         raise PerfmodelError("--graph ranks a network from its graph alone: give no data set")
@@ -125,7 +125,7 @@ def _select_graph(graph: str, dataset: Path | None, models: list[Path] | None, m
     if json_out:
         typer.echo(json.dumps(res, indent=1, default=str))
     else:
-        rows = [[str(i + 1), r["framework"], str(r["threads"]), f"{r['fps']:.1f}", f"{r['lo']:.1f} - {r['hi']:.1f}",
+        rows = [[str(i + 1), r["framework"], str(r["threads"]), f"{r['fps']:.1f}", fmt_interval(r["lo"], r["hi"]),
                  "-" if r["meets"] is None else ("yes" if r["surely_meets"] else "yes (interval below)"
                                                  if r["meets"] else "no")] for i, r in enumerate(res["rows"])]
         print_table(f"{res['graph']}: framework x threads by predicted fps", ["#", "framework", "threads", "fps",
@@ -136,8 +136,10 @@ def _select_graph(graph: str, dataset: Path | None, models: list[Path] | None, m
         elif choice:
             typer.echo(f"choice: {choice['framework']} x{choice['threads']} at {choice['fps']:.1f} fps "
                        f"({choice['lo']:.1f} - {choice['hi']:.1f}; predicted from the graph, never run)")
-        else:
+        elif min_fps is not None:
             typer.echo(f"no framework x threads meets --min-fps {min_fps:g}")
+        else:
+            typer.echo("no framework x threads to rank (the operator model has no cells)")
         for line in unevaluable:
             typer.echo(f"not evaluable: {line}")
     if not res["feasible"] or unevaluable:
@@ -193,7 +195,7 @@ def select_cmd(
 
 
 def correlate_cmd(
-    dataset: Path = typer.Argument(None, help="Data set folder or records file (.parquet); not with --graph."),
+    dataset: Path = typer.Argument(..., help="Data set folder or records file (.parquet)."),
     target: str = typer.Option("power_w", "--target", help="power_w, throughput_fps or any column."),
     features: list[str] = list_option(None, "--features", help="Columns (default: event rates for "
                                       "samples, per-image counts for cells)."),

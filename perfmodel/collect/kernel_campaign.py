@@ -29,10 +29,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from perfmodel.workerproto import WorkerError, WorkerFailed, run_worker, worker_env
+from perfmodel.workerproto import WorkerError, WorkerFailed, WorkerTimeout, run_worker, worker_env
 
 TIMING_COLUMNS = ("key", "round", "framework", "threads", "kind", "item", "median_ms", "min_ms", "reps", "error",
                   "wall_s", "t_unix")
+#: the file in a block's workdir where the worker names the item it starts (the one to blame if it dies)
+CURRENT_FILE = "current"
 #: frameworks whose per-node profile of a network is read (ONNX Runtime's profiler: op, shapes, duration;
 #: OpenCV's getPerfProfile per layer, matched to the kernels of the same ONNX file; TensorFlow's step stats of a
 #: v1 session, summed per kernel of the Keras layers)
@@ -72,22 +74,22 @@ def prepare_units(folder: Path, units: Sequence[Any], frameworks: Sequence[str],
     from perfmodel.zoo.kernels import detect_kernels, read_keras
     from perfmodel.zoo.units import build_keras, export_unit
 
+    from perfmodel.data.kernelset import read_jsonl
+
     path = folder / "units.jsonl"
-    known: dict[str, dict[str, Any]] = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                d = json.loads(line)
-                known[d["id"]] = d
+    known: dict[str, dict[str, Any]] = {d["id"]: d for d in read_jsonl(path)} if path.is_file() else {}
     files: dict[str, dict[str, str]] = {}
     t0 = time.time()
+    _fresh_line(path)
     with open(path, "a") as out:
         for i, u in enumerate(units):
             with native_output_to_log(f"export unit {u.id}"):
                 files[u.id] = {fmt: str(export_unit(u, fmt)) for fmt in ("tflite", "onnx")}
-                if u.id not in known:
+                have = known.get(u.id, {}).get("kernels", {})
+                if any(fw not in have for fw in frameworks):  # new, or timed now on a framework it lacks
                     g = read_keras(build_keras(u), source=f"unit:{u.id}")
-                    kernels = {fw: [k.as_dict() for k in detect_kernels(g, fw)] for fw in frameworks}
+                    kernels = {**have, **{fw: [k.as_dict() for k in detect_kernels(g, fw)] for fw in frameworks
+                                          if fw not in have}}
                     rec = {"id": u.id, "unit": u.as_dict(), "kernels": kernels}
                     out.write(json.dumps(rec) + "\n")
                     out.flush()
@@ -111,7 +113,7 @@ def run_kernel_campaign(folder: str | os.PathLike, units: Sequence[Any], *, netw
                         frameworks: Sequence[str] = ("tensorflow", "litert", "onnxruntime", "opencv"),
                         threads: Sequence[int] = (1, 2), rounds: int = 2, seed: int = 0,
                         round_offset: int = 0, network_rounds: Sequence[int] | None = None,
-                        profile_networks: Sequence[str] = (),
+                        profile_networks: Sequence[str] = (), call_info: dict[str, Any] | None = None,
                         block_timeout_s: float = 3600.0, say: Callable[[str], None] = print) -> Path:
     """Run (or resume) the campaign into ``folder``; see the module docstring. ``round_offset`` numbers the
     rounds of a later call (adaptive sampling adds rounds); ``network_rounds``: rounds (absolute numbers) that
@@ -132,7 +134,7 @@ def run_kernel_campaign(folder: str | os.PathLike, units: Sequence[Any], *, netw
     export_s = round(time.time() - t_export, 1)
     meta["calibrations"].append({"when": _now(), "at": "start", **safe_calibration(list(threads))})
     call = {"started": started, "export_s": export_s, "units": len(units), "networks": list(networks),
-            "profile_networks": list(profile_networks), "frameworks": list(frameworks),
+            "profile_networks": list(profile_networks), **(call_info or {}), "frameworks": list(frameworks),
             "threads": list(threads), "rounds": [round_offset + r for r in range(rounds)], "seed": seed,
             "timing": DEFAULT_TIMING}
     meta["calls"].append(call)
@@ -180,7 +182,12 @@ def run_kernel_campaign(folder: str | os.PathLike, units: Sequence[Any], *, netw
 
 def _run_block(folder: Path, fw: str, threads: int, r: int, todo: list[dict[str, Any]], timeout_s: float,
                say: Callable[[str], None]) -> None:
+    """Time ``todo`` in workers until every item has a row. A worker that dies is followed by a fresh one for the
+    rest; the item it was on (the worker names it in ``current`` before starting it) gets an error row and is
+    not retried. A worker that dies before starting any item twice, refuses the block, or runs past
+    ``timeout_s`` stops the block with an error (finished rows are kept: re-run to resume)."""
     remaining = list(todo)
+    early_deaths = 0
     while remaining:
         with tempfile.TemporaryDirectory(prefix="perfmodel-kblock-") as wd:
             request = {"framework": fw, "threads": threads, "items": remaining, "timing": DEFAULT_TIMING}
@@ -193,20 +200,32 @@ def _run_block(folder: Path, fw: str, threads: int, r: int, todo: list[dict[str,
                 err = exc
             finally:  # also on Ctrl-C: what the worker finished is kept
                 rows = _harvest(folder, Path(wd) / "rows.jsonl", remaining, r, fw, threads)
+                current_path = Path(wd) / CURRENT_FILE
+                current = current_path.read_text().strip() if current_path.is_file() else None
         got = {row["key"] for row in rows}
         remaining = [it for it in remaining if it["key"] not in got]
-        if isinstance(err, WorkerFailed) and not rows:  # the worker refused the block (framework unavailable, ...)
-            raise err.reworded(f"kernels {fw} x{threads}: {err.error}")
         if err is None or not remaining:
             if err is not None:
                 say(f"    worker error after its last item: {str(err).splitlines()[0]}")
-            break
-        bad = remaining.pop(0)  # the item that was running when the worker died
-        say(f"    {bad['kind']} {bad['item']} ended its worker: {str(err).splitlines()[0][:200]}")
+            return
+        first = str(err).splitlines()[0]
+        if isinstance(err, WorkerFailed):  # it replied with an error: it refused the block (framework missing, ...)
+            raise err.reworded(f"kernels {fw} x{threads}: {err.error}")
+        if isinstance(err, WorkerTimeout):
+            raise err.reworded(f"kernels {fw} x{threads}: the block ran past {timeout_s:g} s ({len(remaining)} "
+                               "items left; finished rows are kept: re-run to resume)")
+        bad = next((it for it in remaining if it["key"] == current), None)
+        if bad is None:  # died before starting an item: its start-up, not an item
+            early_deaths += 1
+            if early_deaths >= 2:
+                raise err.reworded(f"kernels {fw} x{threads}: the worker died twice before timing anything: {first}")
+            continue
+        early_deaths = 0
+        remaining.remove(bad)
+        say(f"    {bad['kind']} {bad['item']} ended its worker: {first[:200]}")
         append_rows(folder, [{"key": bad["key"], "round": r, "framework": fw, "threads": threads,
                               "kind": bad["kind"], "item": bad["item"], "median_ms": math.nan, "min_ms": math.nan,
-                              "reps": 0, "error": str(err).splitlines()[0][:300], "wall_s": math.nan,
-                              "t_unix": round(time.time(), 3)}])
+                              "reps": 0, "error": first[:300], "wall_s": math.nan, "t_unix": round(time.time(), 3)}])
 
 
 def _harvest(folder: Path, rows_path: Path, remaining: Sequence[dict[str, Any]], r: int, fw: str,
@@ -223,6 +242,7 @@ def _harvest(folder: Path, rows_path: Path, remaining: Sequence[dict[str, Any]],
     rows = [row for row in rows if row.get("key") in keys]
     profiles = [row for row in rows if row.get("nodes")]
     if profiles:
+        _fresh_line(folder / "profiles.jsonl")
         with open(folder / "profiles.jsonl", "a") as f:
             for row in profiles:
                 f.write(json.dumps({"key": row["key"], "round": r, "framework": fw, "threads": threads,
@@ -231,6 +251,16 @@ def _harvest(folder: Path, rows_path: Path, remaining: Sequence[dict[str, Any]],
             os.fsync(f.fileno())
     append_rows(folder, [{**row, "round": r, "framework": fw, "threads": threads} for row in rows])
     return rows
+
+
+def _fresh_line(path: Path) -> None:
+    """End a JSON-lines file cut mid-line by a kill with a newline, so what is appended starts on its own line
+    (the cut line is skipped by the reader)."""
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
 
 
 def _now() -> str:

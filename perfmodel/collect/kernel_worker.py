@@ -333,6 +333,13 @@ def _measure(fw: _Framework, item: dict[str, Any], timing: dict[str, Any]) -> di
             holder.close()
 
 
+def _write_current(workdir: Path, key: str) -> None:
+    """Name the item about to start (the parent blames it if this process dies before its row is written)."""
+    tmp = workdir / ".current.tmp"
+    tmp.write_text(key)
+    os.replace(tmp, workdir / "current")
+
+
 def handle(request: dict[str, Any]) -> dict[str, Any]:
     fw = _Framework(request["framework"], int(request["threads"]))
     rows_path = Path(request["workdir"]) / "rows.jsonl"
@@ -343,6 +350,7 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
         for item in items:
             t0 = time.time()
             base = {k: item[k] for k in ("key", "kind", "item")}
+            _write_current(Path(request["workdir"]), item["key"])
             try:
                 row = {**base, **_measure(fw, item, timing), "error": ""}
             except Exception as exc:  # noqa: BLE001 - one item's failure is recorded, the block goes on

@@ -120,7 +120,7 @@ class KernelSet:
 
     @property
     def cells(self) -> list[tuple[str, int]]:
-        return sorted(set(self.unit_ms) | set(self.network_ms))
+        return sorted(set(self.unit_ms) | set(self.network_ms) | set(self.profiles))
 
     def network_median(self, fw: str, threads: int, network: str) -> float:
         vals = self.network_ms.get((fw, threads), {}).get(network, [])
@@ -133,6 +133,18 @@ class KernelSet:
         return statistics.mean(vals) if vals else math.nan
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file; a line cut by a kill (not JSON) is skipped."""
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
 def read_kernelset(path: str | Path) -> KernelSet:
     folder = Path(path)
     meta_path, units_path, timings_path = (folder / "dataset.json", folder / "units.jsonl", folder / "timings.csv")
@@ -142,15 +154,15 @@ def read_kernelset(path: str | Path) -> KernelSet:
                                  "(make one with perfmodel kernels profile)")
     meta = json.loads(meta_path.read_text())
     units: dict[str, UnitRecord] = {}
-    for line in units_path.read_text().splitlines():
-        if line.strip():
-            d = json.loads(line)
-            units[d["id"]] = UnitRecord(d["id"], d["unit"], d["kernels"])
+    for d in read_jsonl(units_path):  # the last record of a unit wins (a later call adds frameworks)
+        units[d["id"]] = UnitRecord(d["id"], d["unit"], d["kernels"])
     per_unit: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     nets: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     errors = []
+    keys: set[str] = set()
     with open(timings_path, newline="") as f:
         for row in csv.DictReader(f):
+            keys.add(row["key"])
             if row["error"]:
                 errors.append({"key": row["key"], "error": row["error"]})
                 continue
@@ -162,19 +174,19 @@ def read_kernelset(path: str | Path) -> KernelSet:
                 nets[cell][row["item"]].append(ms)
     unit_ms = {c: {u: statistics.mean(v) for u, v in d.items() if u in units} for c, d in per_unit.items()}
     return KernelSet(folder, meta, units, unit_ms, {c: dict(d) for c, d in nets.items()}, errors,
-                     _read_profiles(folder / "profiles.jsonl"))
+                     _read_profiles(folder / "profiles.jsonl", keys))
 
 
-def _read_profiles(path: Path) -> dict[tuple[str, int], dict[str, list[tuple[dict[str, Any], float]]]]:
-    """Per (framework, threads, network): each profiled node's kernel and its median ms over the rounds."""
+def _read_profiles(path: Path, done: set[str]) -> dict[tuple[str, int], dict[str, list[tuple[dict[str, Any], float]]]]:
+    """Per (framework, threads, network): each profiled node's kernel and its median ms over the rounds. Only
+    records whose row made it into ``timings.csv`` (``done``) count, the last one per row key (a profile written
+    just before a kill is measured again on resume)."""
     if not path.is_file():
         return {}
+    latest = {rec["key"]: rec for rec in read_jsonl(path) if rec.get("key") in done}
     times: dict[tuple[str, int, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     kernels: dict[tuple[str, int, str], dict[str, dict[str, Any]]] = defaultdict(dict)
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        rec = json.loads(line)
+    for rec in latest.values():
         key = (rec["framework"], int(rec["threads"]), rec["network"])
         for node in rec["nodes"]:
             k = node.get("kernel") or (ort_node_kernel(node) if rec["framework"] == "onnxruntime" else None)
@@ -188,4 +200,4 @@ def _read_profiles(path: Path) -> dict[tuple[str, int], dict[str, list[tuple[dic
     return dict(out)
 
 
-__all__ = ["KernelSet", "ProfiledKernel", "UnitRecord", "ort_node_kernel", "read_kernelset"]
+__all__ = ["KernelSet", "ProfiledKernel", "UnitRecord", "ort_node_kernel", "read_jsonl", "read_kernelset"]

@@ -57,6 +57,7 @@ FREE_TYPES = frozenset({"reshape"})
 #: kernel whose op was fused into another layer's shows a stray 0-1 us (with relative weights it would
 #: dominate its type)
 PROFILE_FLOOR_MS = 0.002
+MIN_MS = 1e-3  #: the shortest network time a prediction gives
 
 
 # --------------------------------------------------------------------------------------------- features
@@ -121,6 +122,10 @@ def forest_predict(trees: Sequence[Mapping[str, list]], x: np.ndarray) -> float:
 # --------------------------------------------------------------------------------------------- the model
 
 
+class ThinCellError(PerfmodelError):
+    """A framework x threads with too few rows to fit (skipped, named in ``skipped_``)."""
+
+
 @dataclass
 class CellModel:
     """The predictors of one (framework, threads)."""
@@ -183,6 +188,7 @@ class OperatorModel:
         ``network_kernels[network][framework]``. Profiles are taken from ``networks`` only (default: all)."""
         self._check()
         self.cells_: dict[tuple[str, int], CellModel] = {}
+        self.skipped_: dict[tuple[str, int], str] = {}
         use_units = set(unit_ids) if unit_ids is not None else None
         self._profile_networks = None if networks is None else set(networks)
         for cell in (cells or kset.cells):
@@ -193,7 +199,13 @@ class OperatorModel:
                 continue
             if src == "profiles" and cell not in kset.profiles:
                 continue
-            self.cells_[cell] = self._fit_cell(kset, cell, use_units, src)
+            try:
+                self.cells_[cell] = self._fit_cell(kset, cell, use_units, src)
+            except ThinCellError as exc:  # one thin cell does not stop the others
+                self.skipped_[cell] = str(exc)
+        if not self.cells_:
+            why = "; ".join(self.skipped_.values()) or f"no cell has {self.source} data"
+            raise PerfmodelError(f"nothing to fit in {kset.path}: {why}")
         if network_kernels is not None:
             self.fit_overhead(kset, network_kernels, networks)
         self.source_ = {"dataset": str(kset.path), "units": len(use_units) if use_units else len(kset.units),
@@ -228,7 +240,7 @@ class OperatorModel:
     def _fit_cell(self, kset: Any, cell: tuple[str, int], use_units: set[str] | None, src: str) -> CellModel:
         rows = self._unit_rows(kset, cell, use_units, src)
         if len(rows) < 10:
-            raise PerfmodelError(f"{cell[0]} x{cell[1]}: only {len(rows)} timed units / profiled kernels (need 10)")
+            raise ThinCellError(f"{cell[0]} x{cell[1]}: only {len(rows)} timed units / profiled kernels (need 10)")
         types = sorted({type_key(k, self.type_scheme) for _, ks, _ in rows for k in ks})
         X, y = self._design(rows, types)
         beta = self._solve(X, y)
@@ -328,7 +340,8 @@ class OperatorModel:
     def fit_overhead(self, kset: Any, network_kernels: Mapping[str, Mapping[str, list[dict[str, Any]]]],
                      networks: Iterable[str] | None = None) -> "OperatorModel":
         """(Re)fit every cell's network overhead on the timings of ``networks`` (default: all timed) only; the
-        kernel predictors stay as they are."""
+        kernel predictors stay as they are. Its leave-one-network-out spread (the interval's network part)
+        holds out a zoo network's other input sizes with it (``zoo.networks.same_architecture``)."""
         wanted = None if networks is None else list(networks)
         for cell, cm in self.cells_.items():
             nets = [n for n in (wanted if wanted is not None else kset.network_ms.get(cell, {}))
@@ -343,9 +356,12 @@ class OperatorModel:
         meas = {n: kset.network_median(cell[0], cell[1], n) for n in nets}
         cm.overhead = _overhead(self.overhead_form, [raw[n] for n in nets], [meas[n] for n in nets])
         # leave-one-network-out spread of the overhead fit (the interval's network part)
+        from perfmodel.zoo.networks import NETWORKS, same_architecture
+
         rel = []
         for n in nets:
-            rest = [m for m in nets if m != n]
+            siblings = same_architecture(n) if n in NETWORKS else set()
+            rest = [m for m in nets if m != n and m not in siblings]
             if len(rest) < 2:
                 continue
             ov = _overhead(self.overhead_form, [raw[m] for m in rest], [meas[m] for m in rest])
@@ -382,17 +398,23 @@ class OperatorModel:
         """Time and fps of one network (its kernel list for ``framework``) with a (1 - alpha) interval."""
         cm = self.cell(framework, threads)
         times = [self.kernel_ms(cm, k) for k in kernels]
-        raw = sum(t.ms for t in times) + cm.envelope[0] + cm.envelope[1] * network_io_mb(kernels)
+        kernel_sum = sum(t.ms for t in times)
+        raw = kernel_sum + cm.envelope[0] + cm.envelope[1] * network_io_mb(kernels)
         ms = cm.overhead["a"] + cm.overhead["b"] * raw
-        var_k = sum(_rel_sigma(cm, t.type) ** 2 * t.ms ** 2 for t in times if t.modelled)
+        # a graph far smaller than the networks the overhead was fitted on can get a negative overhead larger
+        # than its kernels: it is never faster than its kernels as priced (floored, and said)
+        floor = max(kernel_sum, MIN_MS)
+        floored = ms < floor
+        ms = max(ms, floor)
+        var_k = cm.overhead["b"] ** 2 * sum(_rel_sigma(cm, t.type) ** 2 * t.ms ** 2 for t in times if t.modelled)
         net_sigma = 0.0 if math.isnan(cm.network_rel_sigma) else cm.network_rel_sigma
         sd = math.sqrt(var_k + (net_sigma * ms) ** 2)
         z = statistics.NormalDist().inv_cdf(1 - alpha / 2)
-        lo_ms, hi_ms = max(ms - z * sd, 1e-6), ms + z * sd
+        lo_ms, hi_ms = ms - z * sd, ms + z * sd
         unmodelled = sorted({t.type for t in times if not t.modelled})
         return {"framework": framework, "threads": threads, "ms": ms, "fps": 1000.0 / ms,
-                "lo": 1000.0 / hi_ms, "hi": 1000.0 / lo_ms, "kernels": len(kernels),
-                "unmodelled_types": unmodelled, "alpha": alpha}
+                "lo": 1000.0 / hi_ms, "hi": 1000.0 / lo_ms if lo_ms > 0 else None, "kernels": len(kernels),
+                "unmodelled_types": unmodelled, "alpha": alpha, "floored": floored}
 
     def cell(self, framework: str, threads: int) -> CellModel:
         try:
@@ -432,9 +454,11 @@ class OperatorModel:
         m.source_ = doc.source
         m.cells_ = {}
         for c in doc.cells:
-            cm = CellModel(c.framework, c.threads, c.envelope, {k: dict(v) for k, v in c.types.items()},
-                           dict(c.overhead), _nan(c.network_rel_sigma), c.forest, c.n_units, _nan(c.unit_cv_mape),
-                           c.source)
+            types = {k: {kk: vv for kk, vv in v.model_dump().items() if kk != "loglinear" or vv is not None}
+                     for k, v in c.types.items()}
+            cm = CellModel(c.framework, c.threads, c.envelope, types, c.overhead.model_dump(),
+                           _nan(c.network_rel_sigma), {k: f.model_dump() for k, f in c.forest.items()}, c.n_units,
+                           _nan(c.unit_cv_mape), c.source)
             m.cells_[(c.framework, c.threads)] = cm
         return m
 
@@ -476,7 +500,8 @@ def _overhead(form: str, raw: Sequence[float], meas: Sequence[float]) -> dict[st
         w = 1.0 / meas_a
         A = np.column_stack([w, raw_a * w])
         (a, b), *_ = np.linalg.lstsq(A, np.ones_like(meas_a), rcond=None)
-        return {"a": float(a), "b": float(b)}
+        if b > 0:
+            return {"a": float(a), "b": float(b)}  # else: the additive form below
     return {"a": float(statistics.median(meas_a - raw_a)), "b": 1.0}
 
 
@@ -502,7 +527,7 @@ def _nan(x: float | None) -> float:
 
 # --------------------------------------------------------------------------------------------- schema
 
-from pydantic import BaseModel, ConfigDict  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field, model_validator  # noqa: E402
 
 
 class _Strict(BaseModel):
@@ -519,14 +544,50 @@ class OperatorParams(_Strict):
     random_state: int
 
 
+class TypePredictor(_Strict):
+    coef: list[float] = Field(min_length=len(FEATURES), max_length=len(FEATURES))
+    n: int
+    rel_sigma: float | None
+    loglinear: list[float] | None = Field(default=None, min_length=5, max_length=5)
+
+
+class Overhead(_Strict):
+    a: float
+    b: float = Field(gt=0)
+
+
+class Tree(_Strict):
+    left: list[int]
+    right: list[int]
+    feature: list[int]
+    threshold: list[float]
+    value: list[float]
+
+    @model_validator(mode="after")
+    def _a_tree(self) -> "Tree":
+        n = len(self.left)
+        if n == 0 or any(len(x) != n for x in (self.right, self.feature, self.threshold, self.value)):
+            raise ValueError("a tree's arrays must be non-empty and of one length")
+        for i, (lc, rc, f) in enumerate(zip(self.left, self.right, self.feature)):
+            leaf = lc == -1
+            if leaf != (rc == -1) or (not leaf and not (i < lc < n and i < rc < n and 0 <= f < len(TREE_FEATURES))):
+                raise ValueError(f"tree node {i}: children must come after it (or both be -1) and name a feature")
+        return self
+
+
+class Forest(_Strict):
+    features: list[str]
+    trees: list[Tree] = Field(min_length=1)
+
+
 class OperatorCell(_Strict):
     framework: str
-    threads: int
-    envelope: list[float]
-    types: dict[str, dict[str, Any]]
-    overhead: dict[str, float]
+    threads: int = Field(ge=1)
+    envelope: list[float] = Field(min_length=2, max_length=2)
+    types: dict[str, TypePredictor]
+    overhead: Overhead
     network_rel_sigma: float | None
-    forest: dict[str, dict[str, Any]]
+    forest: dict[str, Forest]
     n_units: int
     unit_cv_mape: float | None
     source: str = "units"
@@ -539,6 +600,13 @@ class OperatorDocument(_Strict):
     features: list[str]
     source: dict[str, Any]
     cells: list[OperatorCell]
+
+    @model_validator(mode="after")
+    def _this_version(self) -> "OperatorDocument":
+        if self.schema_version != SCHEMA_VERSION or self.features != list(FEATURES):
+            raise ValueError(f"schema_version {self.schema_version} with features {self.features}: this perfmodel "
+                             f"reads version {SCHEMA_VERSION} with {list(FEATURES)}")
+        return self
 
 
 __all__ = ["FORMAT", "KERNEL_PREDICTORS", "OVERHEAD_FORMS", "TYPE_SCHEMES", "OperatorModel", "forest_predict",

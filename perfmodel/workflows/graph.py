@@ -4,7 +4,6 @@ operator-level model (:mod:`perfmodel.model.operator`) on the kernels each frame
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,6 +59,10 @@ def predict_graph(model_path: str | Path, graph: str | Any, *, frameworks: Seque
     for r in rows:
         for t in r["unmodelled_types"]:
             missing.setdefault(t, []).append(f"{r['framework']} x{r['threads']}")
+    floored = [f"{r['framework']} x{r['threads']}" for r in rows if r["floored"]]
+    if floored:
+        say(f"{', '.join(floored)}: the graph is far smaller than the networks the overhead was fitted on; its "
+            "time is floored at the sum of its kernels' predicted times", warn=True)
     for t, where in missing.items():
         say(f"kernel type {t!r} has no predictor (no profiling unit of that type) in {', '.join(where)}: "
             "counted as 0 ms", warn=True)
@@ -82,5 +85,6 @@ def select_graph(model_path: str | Path, graph: str, *, min_fps: float | None = 
             "not_evaluable": list(unevaluable), "feasible": bool(feasible)}
 
 
-def fmt_fps(x: float) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1f}"
+def fmt_interval(lo: float, hi: float | None) -> str:
+    """``lo - hi`` fps; an interval whose upper time end is not above 0 has no upper fps bound."""
+    return f"{lo:.1f} - {hi:.1f}" if hi is not None else f"{lo:.1f} - (no bound)"

@@ -39,12 +39,21 @@ def profile(out: str | Path, *, units: int = 480, seed: int = 0, rounds: int = 2
         raise PerfmodelError(f"--rounds must be at least 1, got {rounds}")
     nets = list(networks) if networks is not None else list(NETWORKS)
     offset = 0
+    call_info: dict[str, Any] = {}
+    if adaptive_units < 0:
+        raise PerfmodelError(f"--adaptive must be a positive number of units, got {adaptive_units}")
     if adaptive_units:
         if not (Path(out) / "timings.csv").is_file():
             raise PerfmodelError(f"--adaptive adds units to an existing kernel data set; {str(out)!r} has none yet")
-        say(f"choosing {adaptive_units} units around those predicted worst (5-fold CV of the units)")
-        chosen = worst_units_neighbours(out, adaptive_units, seed=seed + 1)
-        offset = _next_round(Path(out))
+        unfinished = _unfinished_adaptive(Path(out), adaptive_units)
+        if unfinished is not None:  # an interrupted adaptive call: the same units in the same rounds
+            chosen, offset = unfinished
+            say(f"resuming the unfinished adaptive call ({len(chosen)} units, rounds from {offset})")
+        else:
+            say(f"choosing {adaptive_units} units around those predicted worst (5-fold CV of the units)")
+            chosen = worst_units_neighbours(out, adaptive_units, seed=seed + 1)
+            offset = _next_round(Path(out))
+        call_info = {"adaptive": adaptive_units, "unit_ids": [u.id for u in chosen]}
         nets = list(networks) if networks is not None else []
     else:
         if 0 < units < 10 or units < 0:
@@ -59,7 +68,26 @@ def profile(out: str | Path, *, units: int = 480, seed: int = 0, rounds: int = 2
         chosen = sample_units(units, seed=seed, prior=prior) if units else []
     profile_nets = (list(networks) if networks else list(NETWORKS)) if profiles else []
     return run_kernel_campaign(out, chosen, networks=nets, frameworks=frameworks, threads=threads, rounds=rounds,
-                               seed=seed, round_offset=offset, profile_networks=profile_nets, say=lambda m: say(m))
+                               seed=seed, round_offset=offset, profile_networks=profile_nets, call_info=call_info,
+                               say=lambda m: say(m))
+
+
+def _unfinished_adaptive(folder: Path, n: int) -> tuple[list[Any], int] | None:
+    """The units and first round of the last call when it was an adaptive call of ``n`` units that did not
+    finish (interrupted), else None."""
+    import json
+
+    from perfmodel.data.kernelset import read_jsonl
+    from perfmodel.zoo.units import Unit
+
+    meta_path = folder / "dataset.json"
+    calls = json.loads(meta_path.read_text()).get("calls", []) if meta_path.is_file() else []
+    last = calls[-1] if calls else {}
+    if last.get("adaptive") != n or "finished" in last or not last.get("unit_ids"):
+        return None
+    recs = {d["id"]: d for d in read_jsonl(folder / "units.jsonl")}
+    units = [Unit.from_dict(recs[i]["unit"]) for i in last["unit_ids"] if i in recs]
+    return units, int(last["rounds"][0])
 
 
 def _next_round(folder: Path) -> int:
@@ -83,6 +111,8 @@ def worst_units_neighbours(folder: str | Path, n: int, seed: int = 0) -> list[An
 
     kset = read_kernelset(folder)
     ids = sorted(kset.units)
+    if len(ids) < 10:
+        raise PerfmodelError(f"--adaptive needs a kernel data set with timed units ({len(ids)} in {str(folder)!r})")
     rng = np.random.default_rng(seed)
     fold = {u: int(i) for u, i in zip(ids, rng.integers(0, 5, len(ids)))}
     err = {u: 0.0 for u in ids}
@@ -127,7 +157,10 @@ def fit_operator(data: str | Path, out: str | Path, *, form: dict[str, str] | No
     cells = [{"framework": cm.framework, "threads": cm.threads, "source": cm.source, "units": cm.n_units,
               "unit_cv_mape": cm.unit_cv_mape, "network_lono_rel_sd": cm.network_rel_sigma}
              for _, cm in sorted(model.cells_.items())]
+    for (fw, t), why in sorted(model.skipped_.items()):
+        say(f"{fw} x{t} not fitted: {why}", warn=True)
     return {"model": str(out), "data": str(data), "networks": nets, "cells": cells,
+            "skipped": {f"{fw} x{t}": why for (fw, t), why in sorted(model.skipped_.items())},
             "seconds": round(time.time() - t0, 1)}
 
 

@@ -596,3 +596,10 @@ NETWORKS: dict[str, NetworkSpec] = {
         ),
     )
 }
+
+
+def same_architecture(name: str) -> set[str]:
+    """The other zoo networks built by the same builder (one architecture at another input size, e.g.
+    squeezenet1_1 / squeezenet1_1_224): a leave-one-network-out holds them out together."""
+    spec = NETWORKS[name]
+    return {n for n, s in NETWORKS.items() if n != name and s.builder is spec.builder}
