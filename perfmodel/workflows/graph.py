@@ -62,7 +62,7 @@ def predict_graph(model_path: str | Path, graph: str | Any, *, frameworks: Seque
     floored = [f"{r['framework']} x{r['threads']}" for r in rows if r["floored"]]
     if floored:
         say(f"{', '.join(floored)}: the graph is far smaller than the networks the overhead was fitted on; its "
-            "time is floored at the sum of its kernels' predicted times", warn=True)
+            "time is floored at half its kernels' predicted time", warn=True)
     for t, where in missing.items():
         say(f"kernel type {t!r} has no predictor (no profiling unit of that type) in {', '.join(where)}: "
             "counted as 0 ms", warn=True)
