@@ -72,7 +72,8 @@ def test_small_campaign_resumes_and_fits(tmp_path, monkeypatch):
     assert {r["round"] for r in rows} == {"0", "1"}
     recs = [json.loads(x) for x in (folder / "units.jsonl").read_text().splitlines()]
     assert [r["id"] for r in recs] == [u.id for u in units] and all(r["kernels"]["onnxruntime"] for r in recs)
-    meta = json.loads((folder / "dataset.json").read_text())
+    meta = json.loads((folder / "kernelset.json").read_text())
+    assert meta["format"] == "perfmodel-kernelset" and not (folder / "dataset.json").exists()
     assert [c["at"] for c in meta["calibrations"]] == ["start", "end"] and meta["calls"][0]["wall_s"] >= 0
     # resume: nothing timed again
     lines.clear()

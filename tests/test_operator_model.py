@@ -188,7 +188,8 @@ def test_model_file_is_checked(tmp_path):
 
 def _write_kernel_set(folder: Path, kset: KernelSet) -> None:
     folder.mkdir(parents=True)
-    (folder / "dataset.json").write_text(json.dumps({"kind": "kernel-profile", "calibrations": [], "calls": []}))
+    (folder / "kernelset.json").write_text(json.dumps({"format": "perfmodel-kernelset", "calibrations": [],
+                                                      "calls": []}))
     with open(folder / "units.jsonl", "w") as f:
         for rec in kset.units.values():
             f.write(json.dumps({"id": rec.id, "unit": rec.unit, "kernels": rec.kernels}) + "\n")

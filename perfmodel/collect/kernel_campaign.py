@@ -5,7 +5,8 @@
 * ``units.jsonl`` - each unit's configuration and, per framework, the kernels that framework runs for it
   (:func:`perfmodel.zoo.kernels.detect_kernels` on the unit's graph);
 * ``timings.csv`` - one row per (round, framework, threads, item): median / min / reps of the per-call times;
-* ``dataset.json`` - the plan, library versions, the machine, and a speed calibration at the start and end.
+* ``kernelset.json`` - the calls (plan, units, timing settings), the machine, and a speed calibration at the start
+  and end of each call.
 
 Plan: ``rounds`` rounds; in each, the framework x thread blocks in a shuffled order, each block one fresh worker
 (:mod:`perfmodel.collect.kernel_worker`) timing every network (shuffled) and the round's share of the units
@@ -123,9 +124,11 @@ def run_kernel_campaign(folder: str | os.PathLike, units: Sequence[Any], *, netw
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    meta_path = folder / "dataset.json"
+    from perfmodel.data.kernelset import KERNELSET_FILE, KERNELSET_FORMAT
+
+    meta_path = folder / KERNELSET_FILE
     meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.is_file() else {
-        "kind": "kernel-profile", "version": 1, "calibrations": [], "calls": []}
+        "format": KERNELSET_FORMAT, "version": 1, "calibrations": [], "calls": []}
     say(f"kernel campaign -> {folder}: {len(units)} units, {len(networks)} networks, "
         f"{len(frameworks)} frameworks x threads {list(threads)}, {rounds} rounds")
     started = _now()

@@ -16,6 +16,11 @@ from typing import Any
 from perfmodel.errors import InputFileError
 
 
+#: a kernel data set's metadata file (not ``dataset.json``: a kernel set is not a data set of cells)
+KERNELSET_FILE = "kernelset.json"
+KERNELSET_FORMAT = "perfmodel-kernelset"
+
+
 @dataclass(frozen=True)
 class UnitRecord:
     id: str
@@ -147,7 +152,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def read_kernelset(path: str | Path) -> KernelSet:
     folder = Path(path)
-    meta_path, units_path, timings_path = (folder / "dataset.json", folder / "units.jsonl", folder / "timings.csv")
+    meta_path, units_path, timings_path = (folder / KERNELSET_FILE, folder / "units.jsonl", folder / "timings.csv")
     for p in (meta_path, units_path, timings_path):
         if not p.is_file():
             raise InputFileError(f"{str(folder)!r} is not a kernel data set: {p.name} missing "
@@ -200,4 +205,4 @@ def _read_profiles(path: Path, done: set[str]) -> dict[tuple[str, int], dict[str
     return dict(out)
 
 
-__all__ = ["KernelSet", "ProfiledKernel", "UnitRecord", "ort_node_kernel", "read_jsonl", "read_kernelset"]
+__all__ = ["KERNELSET_FILE", "KERNELSET_FORMAT", "KernelSet", "ProfiledKernel", "UnitRecord", "ort_node_kernel", "read_jsonl", "read_kernelset"]

@@ -80,7 +80,9 @@ def _unfinished_adaptive(folder: Path, n: int) -> tuple[list[Any], int] | None:
     from perfmodel.data.kernelset import read_jsonl
     from perfmodel.zoo.units import Unit
 
-    meta_path = folder / "dataset.json"
+    from perfmodel.data.kernelset import KERNELSET_FILE
+
+    meta_path = folder / KERNELSET_FILE
     calls = json.loads(meta_path.read_text()).get("calls", []) if meta_path.is_file() else []
     last = calls[-1] if calls else {}
     if last.get("adaptive") != n or "finished" in last or not last.get("unit_ids"):
