@@ -430,3 +430,21 @@ def test_fleet_without_dask_says_how_to_install_it(monkeypatch):
     for call in (lambda: fleet.make_security(None, None, None), lambda: fleet.connect("tcp://127.0.0.1:1")):
         with pytest.raises(PerfmodelError, match=r"needs Dask distributed.*\[fleet\]"):
             call()
+
+
+def test_a_result_lost_with_its_board_leaves_the_cell_pending_not_a_hang():
+    """A board killed between finishing a cell and the parent fetching its result takes the result with it; Dask
+    puts the task back, waiting for that board. The fetch is bounded, and the cell stays pending (so the board
+    timeout covers it) instead of the campaign waiting forever (seen once under load in the kill -9 test)."""
+    from perfmodel.collect import fleet as F
+
+    class LostResult:  # a future that finished, whose result no longer exists anywhere
+        status = "finished"
+
+        def result(self, timeout=None):
+            assert timeout == F.GATHER_TIMEOUT_S
+            raise TimeoutError
+
+    spec = CampaignSpec(frameworks=["onnxruntime"], networks=["squeezenet1_1"], threads=[1])
+    cell = spec.cells()[0]
+    assert F._take(None, LostResult(), "k", "k@x", cell, spec, "run", {}, F.FleetResult("ds", "run")) is None

@@ -39,6 +39,9 @@ from .spec import CampaignSpec, Cell
 DEFAULT_PORT = 8786
 META_KEY = "perfmodel-boards"
 TASK_PREFIX = "perfmodel-cell-"
+#: how long fetching a finished cell's result may take: a board killed between finishing a cell and the fetch
+#: takes the result with it, and an unbounded wait would hang the campaign (the board timeout never ran)
+GATHER_TIMEOUT_S = 30.0
 RESOURCE_PREFIX = "board-"
 #: testing only: a JSON object of library versions the worker publishes instead of the installed ones
 VERSIONS_OVERRIDE_ENV = "PERFMODEL_FLEET_VERSIONS_OVERRIDE"
@@ -445,6 +448,9 @@ def run_fleet_campaign(spec: CampaignSpec, out, scheduler: str, *, boards: list[
                         pending.discard(fut)
                         b, fid, cell = futures[fut]
                         outcome = _take(ds, fut, b, fid, cell, spec, run_id, redo, result)
+                        if outcome is None:  # its result left with its board: pending again (board timeout)
+                            pending.add(fut)
+                            continue
                         result.outcomes.append(outcome)
                         bar.advance(bars[b])
                         if on_cell is not None:
@@ -489,13 +495,19 @@ def run_fleet_campaign(spec: CampaignSpec, out, scheduler: str, *, boards: list[
 
 
 def _take(ds, fut, board: str, fid: str, cell: Cell, spec: CampaignSpec, run_id: str, redo: dict,
-          result: FleetResult) -> CellOutcome:
-    """Write one finished cell task's records (or its failure) into the data set."""
+          result: FleetResult) -> CellOutcome | None:
+    """Write one finished cell task's records (or its failure) into the data set. None: the result could not be
+    fetched within :data:`GATHER_TIMEOUT_S` (its board died between finishing the cell and the fetch; Dask then
+    puts the task back, waiting for that board), so the caller keeps the cell pending and the board timeout
+    applies to it as to any queued cell."""
     cmeta = {**_cell_meta(cell, spec, run_id), "board": board}
     outcome = CellOutcome(fid, "done")
     try:
         if fut.status == "finished":
-            reply = fut.result()
+            try:
+                reply = fut.result(timeout=GATHER_TIMEOUT_S)
+            except TimeoutError:
+                return None
         else:
             try:
                 exc = fut.exception()
