@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from perfmodel.data.kernelset import read_kernelset  # noqa: E402
 from perfmodel.model.operator import OperatorModel  # noqa: E402
+from perfmodel.workflows.kernels import network_kernels  # noqa: E402
 
 #: registered before the first run (docs/experiments.md): V1 the issue's form, V2 conv split by shape class,
 #: V3 V2 with an affine network overhead; beside them the other kernel predictors of the issue
@@ -56,16 +57,6 @@ DEFAULT = "shipped: P1 where profiled + V2 elsewhere"
 from perfmodel.zoo.networks import NETWORKS, same_architecture  # noqa: E402
 
 SIBLINGS = {n: same_architecture(n) for n in NETWORKS}  # held out together (one architecture, two input sizes)
-
-
-def network_kernels(networks, frameworks):
-    from perfmodel.zoo.kernels import detect_kernels, read_graph
-
-    out = {}
-    for n in networks:
-        g = read_graph(n)
-        out[n] = {fw: [k.as_dict() for k in detect_kernels(g, fw)] for fw in frameworks}
-    return out
 
 
 def _rel_ls(X, y):
@@ -95,6 +86,20 @@ def baselines(kset, nk, cell, nets, held):
     return out
 
 
+def measured(ks, cells, nets):
+    """``(cell, network, ms)`` for every network the kernel set ``ks`` timed in ``cells``."""
+    for cell in cells:
+        for n in nets:
+            meas = ks.network_median(cell[0], cell[1], n)
+            if not math.isnan(meas):
+                yield cell, n, meas
+
+
+def disagreement(reps):
+    """A network's round-to-round disagreement: (max - min) / mean of its rounds' medians."""
+    return (max(reps) - min(reps)) / statistics.mean(reps)
+
+
 def evaluate(kset, nk, variants, cells, nets, unit_ids=None):
     rows = []
     for vname, params in variants.items():
@@ -103,10 +108,7 @@ def evaluate(kset, nk, variants, cells, nets, unit_ids=None):
             if params.get("source") in ("profiles", "both") and cell not in kset.profiles:
                 continue
             model = None if profiled else OperatorModel(**params).fit(kset, cells=[cell], unit_ids=unit_ids)
-            for n in nets:
-                meas = kset.network_median(cell[0], cell[1], n)
-                if math.isnan(meas):
-                    continue
+            for _, n, meas in measured(kset, [cell], nets):
                 others = [m for m in nets if m != n and m not in SIBLINGS.get(n, ())]
                 if profiled:  # the held-out network's own profile is never used
                     model = OperatorModel(**params).fit(kset, nk, networks=others, cells=[cell], unit_ids=unit_ids)
@@ -158,19 +160,14 @@ def main(argv=None):
     rows = evaluate(kset, nk, variants, cells, nets)
     # baselines and noise, once per (cell, network)
     base_rows, noise = [], []
-    for cell in cells:
-        for n in nets:
-            meas = kset.network_median(cell[0], cell[1], n)
-            if math.isnan(meas):
-                continue
-            for name, pred in baselines(kset, nk, cell, nets, n).items():
-                base_rows.append({"variant": name, "framework": cell[0], "threads": cell[1], "network": n,
-                                  "err": (pred - meas) / meas})
-            reps = kset.network_ms[cell][n]
-            if len(reps) >= 2:
-                noise.append({"variant": "noise floor (round disagreement)", "framework": cell[0],
-                              "threads": cell[1], "network": n,
-                              "err": (max(reps) - min(reps)) / statistics.mean(reps)})
+    for cell, n, meas in measured(kset, cells, nets):
+        for name, pred in baselines(kset, nk, cell, nets, n).items():
+            base_rows.append({"variant": name, "framework": cell[0], "threads": cell[1], "network": n,
+                              "err": (pred - meas) / meas})
+        reps = kset.network_ms[cell][n]
+        if len(reps) >= 2:
+            noise.append({"variant": "noise floor (round disagreement)", "framework": cell[0], "threads": cell[1],
+                          "network": n, "err": disagreement(reps)})
     allrows = rows + base_rows + noise
     overall = summary(allrows, lambda r: r["variant"])
     per_fw = summary(allrows, lambda r: (r["variant"], r["framework"], r["threads"]))
@@ -265,26 +262,21 @@ def later_check(kset, nk, cells, nets, folder):
     later = read_kernelset(folder)
     model = OperatorModel(**VARIANTS[DEFAULT]).fit(kset, nk, cells=cells)
     ratio = {t: kset.gemm_gflops(t) / later.gemm_gflops(t) for t in sorted({c[1] for c in cells})}
+    scale = {t: 1.0 if math.isnan(r) else r for t, r in ratio.items()}  # no calibration: not rescaled
     errs, noise = [], []
-    for cell in cells:
-        for n in nets:
-            meas = later.network_median(cell[0], cell[1], n)
-            if math.isnan(meas):
-                continue
-            r = ratio[cell[1]] if not math.isnan(ratio[cell[1]]) else 1.0
-            p = model.predict_kernels(cell[0], cell[1], nk[n][cell[0]])["ms"] * r
-            errs.append(abs(p - meas) / meas)
-            reps = later.network_ms[cell][n]
-            if len(reps) >= 2:
-                noise.append((max(reps) - min(reps)) / statistics.mean(reps))
+    for cell, n, meas in measured(later, cells, nets):
+        p = model.predict_kernels(cell[0], cell[1], nk[n][cell[0]])["ms"] * scale[cell[1]]
+        errs.append(abs(p - meas) / meas)
+        reps = later.network_ms[cell][n]
+        if len(reps) >= 2:
+            noise.append(disagreement(reps))
     e = np.array(errs)
     # the same leave-one-network-out predictions as the main table, scored on the later timing
     lono = []
     for row in evaluate(kset, nk, {DEFAULT: VARIANTS[DEFAULT]}, cells, nets):
         meas = later.network_median(row["framework"], row["threads"], row["network"])
-        r = ratio[row["threads"]] if not math.isnan(ratio[row["threads"]]) else 1.0
         if not math.isnan(meas):
-            lono.append(abs(row["predicted_ms"] * r - meas) / meas)
+            lono.append(abs(row["predicted_ms"] * scale[row["threads"]] - meas) / meas)
     lo = np.array(lono)
     return {"cells": len(e), "within10": 100 * float(np.mean(e <= 0.1)), "mape": 100 * float(np.mean(e)),
             "lono_within10": 100 * float(np.mean(lo <= 0.1)), "lono_mape": 100 * float(np.mean(lo)),
@@ -348,8 +340,7 @@ def hardware_view(kset, nk, nets):
         for n, r in netc.items():
             if n in nk:
                 cm = m.cell(*cell)
-                pred = sum(m.kernel_ms(cm, k).ms for k in nk[n][fw]) + cm.envelope[0] + \
-                    cm.envelope[1] * (nk[n][fw][0]["input_bytes"] + nk[n][fw][-1]["output_bytes"]) / 1e6
+                pred = m.raw_ms(cm, nk[n][fw])
                 add_up[n] = 100 * (pred - ins_net(r)) / ins_net(r)
         # time from counts
         ids = [u for u in units if u in kset.unit_ms.get(cell, {})]

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from perfmodel.paths import atomic_write_text
 from perfmodel.workerproto import WorkerError, WorkerFailed, WorkerTimeout, run_worker, worker_env
 
 TIMING_COLUMNS = ("key", "round", "framework", "threads", "kind", "item", "median_ms", "min_ms", "reps", "error",
@@ -71,11 +72,10 @@ def prepare_units(folder: Path, units: Sequence[Any], frameworks: Sequence[str],
                   say: Callable[[str], None] = print) -> dict[str, dict[str, str]]:
     """Export every unit (TFLite, ONNX) and record its kernels per framework in ``units.jsonl`` (appends new
     units). Returns unit id -> {format: path}."""
-    from perfmodel.runlog import native_output_to_log
-    from perfmodel.zoo.kernels import detect_kernels, read_keras
-    from perfmodel.zoo.units import build_keras, export_unit
-
     from perfmodel.data.kernelset import read_jsonl
+    from perfmodel.runlog import native_output_to_log
+    from perfmodel.zoo.kernels import kernel_dicts
+    from perfmodel.zoo.units import export_unit, unit_graph
 
     path = folder / "units.jsonl"
     known: dict[str, dict[str, Any]] = {d["id"]: d for d in read_jsonl(path)} if path.is_file() else {}
@@ -88,9 +88,7 @@ def prepare_units(folder: Path, units: Sequence[Any], frameworks: Sequence[str],
                 files[u.id] = {fmt: str(export_unit(u, fmt)) for fmt in ("tflite", "onnx")}
                 have = known.get(u.id, {}).get("kernels", {})
                 if any(fw not in have for fw in frameworks):  # new, or timed now on a framework it lacks
-                    g = read_keras(build_keras(u), source=f"unit:{u.id}")
-                    kernels = {**have, **{fw: [k.as_dict() for k in detect_kernels(g, fw)] for fw in frameworks
-                                          if fw not in have}}
+                    kernels = {**have, **kernel_dicts(unit_graph(u), [fw for fw in frameworks if fw not in have])}
                     rec = {"id": u.id, "unit": u.as_dict(), "kernels": kernels}
                     out.write(json.dumps(rec) + "\n")
                     out.flush()
@@ -271,9 +269,7 @@ def _now() -> str:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str))
 
 
 __all__ = ["DEFAULT_TIMING", "TIMING_COLUMNS", "run_kernel_campaign", "prepare_units", "done_keys"]

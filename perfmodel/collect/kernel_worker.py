@@ -26,9 +26,6 @@ import numpy as np
 from perfmodel.errors import PerfmodelError
 from perfmodel.workerproto import report_progress, serve
 
-FRAMEWORKS = ("tensorflow", "litert", "onnxruntime", "opencv")
-
-
 def time_calls(fn: Callable[[], Any], *, warmup: int, min_reps: int, min_time_s: float,
                max_reps: int) -> dict[str, Any]:
     for _ in range(warmup):
@@ -112,12 +109,9 @@ class _Framework:
                      for i in sess.get_inputs()}
             outs = [sess.get_outputs()[0].name]
             return lambda: sess.run(outs, feeds)
-        cv2 = self.cv2
         import onnx
 
-        net = cv2.dnn.readNetFromONNX(files["onnx"], *self.engine_args)
-        net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-        net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        net = self._cv_net(files["onnx"])
         model = onnx.load(files["onnx"], load_external_data=False)
         inits = {i.name for i in model.graph.initializer}
         blobs = []
@@ -132,6 +126,14 @@ class _Framework:
                 net.setInput(blob, name)
             return net.forward()
         return call_cv
+
+    def _cv_net(self, path: str) -> Any:
+        """An OpenCV network of the ONNX file ``path`` on the runner's engine, backend and target."""
+        cv2 = self.cv2
+        net = cv2.dnn.readNetFromONNX(path, *self.engine_args)
+        net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        return net
 
     def _ort_session(self, path: str) -> Any:
         return self.ort.InferenceSession(path, sess_options=self._ort_options(), providers=["CPUExecutionProvider"])
@@ -189,9 +191,7 @@ class _Framework:
 
         cv2 = self.cv2
         path = str(export(name, "onnx"))
-        net = cv2.dnn.readNetFromONNX(path, *self.engine_args)
-        net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-        net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        net = self._cv_net(path)
         from perfmodel.zoo import get_network
 
         size = get_network(name).input_size

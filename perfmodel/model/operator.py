@@ -355,7 +355,7 @@ class OperatorModel:
 
     def _fit_overhead(self, cm: CellModel, kset: Any, cell: tuple[str, int], nets: Sequence[str],
                       network_kernels: Mapping[str, Mapping[str, list[dict[str, Any]]]]) -> None:
-        raw = {n: self._raw_ms(cm, network_kernels[n][cell[0]]) for n in nets}
+        raw = {n: self.raw_ms(cm, network_kernels[n][cell[0]]) for n in nets}
         meas = {n: kset.network_median(cell[0], cell[1], n) for n in nets}
         cm.overhead = _overhead(self.overhead_form, [raw[n] for n in nets], [meas[n] for n in nets])
         # leave-one-network-out spread of the overhead fit (the interval's network part)
@@ -392,9 +392,11 @@ class OperatorModel:
             return KernelTime(tk, float(np.exp(forest_predict(cm.forest[tk]["trees"], tree_features(k)))), True)
         return KernelTime(tk, self._kernel_ms_linear(cm, k), True)
 
-    def _raw_ms(self, cm: CellModel, kernels: Sequence[Mapping[str, Any]]) -> float:
-        s = sum(self.kernel_ms(cm, k).ms for k in kernels)
-        return s + cm.envelope[0] + cm.envelope[1] * network_io_mb(kernels)
+    def raw_ms(self, cm: CellModel, kernels: Sequence[Mapping[str, Any]], io_mb: float | None = None) -> float:
+        """The kernels' predicted times + the envelope (``io_mb``: the model's input + output MB, default a
+        network's from its kernels), before any network overhead: a unit's predicted time."""
+        io = network_io_mb(kernels) if io_mb is None else io_mb
+        return sum(self.kernel_ms(cm, k).ms for k in kernels) + cm.envelope[0] + cm.envelope[1] * io
 
     def predict_kernels(self, framework: str, threads: int, kernels: Sequence[Mapping[str, Any]],
                         alpha: float = 0.1) -> dict[str, Any]:
@@ -443,11 +445,11 @@ class OperatorModel:
                 "cells": [cm.to_dict() for _, cm in sorted(self.cells_.items())]}
 
     def save(self, path: str | Path) -> Path:
+        from perfmodel.paths import atomic_write_text
+
         doc = OperatorDocument.model_validate(_json_clean(self.to_dict()))
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(doc.model_dump_json(indent=1))
-        tmp.replace(path)
+        atomic_write_text(path, doc.model_dump_json(indent=1))
         return path
 
     @classmethod

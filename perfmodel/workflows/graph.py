@@ -29,7 +29,7 @@ def predict_graph(model_path: str | Path, graph: str | Any, *, frameworks: Seque
     Returns ``{"graph", "model", "rows": [{framework, threads, fps, lo, hi, ms, kernels, unmodelled_types}],
     "seconds": {...}}``."""
     from perfmodel.model.operator import load_operator_model
-    from perfmodel.zoo.kernels import detect_kernels
+    from perfmodel.zoo.kernels import kernel_dicts
 
     if not 0 < alpha < 1:
         raise PerfmodelError(f"--alpha must be between 0 and 1, got {alpha}")
@@ -52,7 +52,7 @@ def predict_graph(model_path: str | Path, graph: str | Any, *, frameworks: Seque
             raise PerfmodelError(f"the operator model has no predictors for threads {bad_t} (it has {have_t}); "
                                  "profile them with perfmodel kernels profile")
         cells = [c for c in cells if c[1] in threads]
-    kernels = {fw: [k.as_dict() for k in detect_kernels(g, fw)] for fw in sorted({c[0] for c in cells})}
+    kernels = kernel_dicts(g, sorted({c[0] for c in cells}))
     rows = [model.predict_kernels(fw, t, kernels[fw], alpha=alpha) for fw, t in cells]
     t3 = time.perf_counter()
     missing: dict[str, list[str]] = {}

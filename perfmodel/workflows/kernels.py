@@ -129,8 +129,7 @@ def worst_units_neighbours(folder: str | Path, n: int, seed: int = 0) -> list[An
                     continue
                 ks = kset.units[u].kernels.get(cell[0], [])
                 cm = m.cell(*cell)
-                pred = sum(m.kernel_ms(cm, k).ms for k in ks) + cm.envelope[0] + \
-                    cm.envelope[1] * kset.units[u].io_bytes() / 1e6
+                pred = m.raw_ms(cm, ks, kset.units[u].io_bytes() / 1e6)
                 meas = kset.unit_ms[cell][u]
                 err[u] += abs(pred - meas) / meas
     worst = sorted(ids, key=lambda u: -err[u])[:max(1, n // 3)]
@@ -143,17 +142,12 @@ def fit_operator(data: str | Path, out: str | Path, *, form: dict[str, str] | No
     its networks) and save it; returns a summary per cell."""
     from perfmodel.data.kernelset import read_kernelset
     from perfmodel.model.operator import OperatorModel
-    from perfmodel.zoo.kernels import detect_kernels, read_graph
 
     t0 = time.time()
     kset = read_kernelset(data)
     nets = sorted({n for c in kset.cells for n in kset.network_ms.get(c, {})})
-    fws = sorted({c[0] for c in kset.cells})
     say(f"reading {len(nets)} network graphs for the overhead fit")
-    nk = {}
-    for n in nets:
-        g = read_graph(n)
-        nk[n] = {fw: [k.as_dict() for k in detect_kernels(g, fw)] for fw in fws}
+    nk = network_kernels(nets, sorted({c[0] for c in kset.cells}))
     model = OperatorModel(**(form or DEFAULT_FORM)).fit(kset, nk)
     model.save(out)
     cells = [{"framework": cm.framework, "threads": cm.threads, "source": cm.source, "units": cm.n_units,
@@ -164,6 +158,16 @@ def fit_operator(data: str | Path, out: str | Path, *, form: dict[str, str] | No
     return {"model": str(out), "data": str(data), "networks": nets, "cells": cells,
             "skipped": {f"{fw} x{t}": why for (fw, t), why in sorted(model.skipped_.items())},
             "seconds": round(time.time() - t0, 1)}
+
+
+def network_kernels(networks: Sequence[str], frameworks: Sequence[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """network -> framework -> the kernels it runs (``zoo.kernels.kernel_dicts`` on each zoo graph); TensorFlow's
+    banners go to the run log."""
+    from perfmodel.runlog import native_output_to_log
+    from perfmodel.zoo.kernels import kernel_dicts, read_graph
+
+    with native_output_to_log(f"read {len(networks)} network graphs"):
+        return {n: kernel_dicts(read_graph(n), frameworks) for n in networks}
 
 
 def graph_kernels(graph: str, framework: str) -> list[dict[str, Any]]:

@@ -362,6 +362,12 @@ def _make_kernel(graph: OpGraph, b: _Building, tail: list[str]) -> Kernel:
             [o.source or o.name for o in ops] + [graph.ops[t].source or t for t in tail])))
 
 
+def kernel_dicts(graph: OpGraph, frameworks: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """The kernels each of ``frameworks`` runs for ``graph``, as :meth:`Kernel.as_dict` dicts (the form the
+    operator-level model and the kernel data sets use)."""
+    return {fw: [k.as_dict() for k in detect_kernels(graph, fw)] for fw in frameworks}
+
+
 def summarize(kernels: Sequence[Kernel]) -> dict[str, Any]:
     """Per kernel type (sorted by MACs, then count): kernels, MACs, input / output / weight bytes; and the totals."""
     by: dict[str, dict[str, int]] = {}

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from perfmodel.errors import PerfmodelError
+from perfmodel.paths import atomic_write_bytes
 
 UNIT_VERSION = 1
 EXPORT_VERSION = 2  #: 2: TFLite from the Keras model (frozen weights)
@@ -119,6 +120,8 @@ def build_keras(unit: Unit) -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
+    from perfmodel.zoo.networks import _act  # the zoo's activation layers, named as in its networks
+
     unit.check()
     keras.utils.set_random_seed(unit.seed)
     L = keras.layers
@@ -146,10 +149,10 @@ def build_keras(unit: Unit) -> Any:
             other = keras.Input((oh, ow, x.shape[-1]), batch_size=1, name="input_1")
             inp.append(other)
             x = L.Add(name=f"{name}_add")([x, other])
-        x = _act(L, x, u.act, name)
+        x = _act(x, u.act, name)
     elif u.type == "fc":
         x = L.Dense(u.c_out, use_bias=True, name=name)(x)
-        x = _act(L, x, u.act, name)
+        x = _act(x, u.act, name)
     elif u.type in ("maxpool", "avgpool"):
         cls = L.MaxPooling2D if u.type == "maxpool" else L.AveragePooling2D
         x = cls(u.k, u.s, padding="same" if u.same else "valid", name=name)(x)
@@ -157,25 +160,17 @@ def build_keras(unit: Unit) -> Any:
         x = L.GlobalAveragePooling2D(name=name)(x)
     elif u.type == "add":
         x = L.Add(name=name)(inp)
-        x = _act(L, x, u.act, name)
+        x = _act(x, u.act, name)
     elif u.type == "concat":
         x = L.Concatenate(axis=-1, name=name)(inp)
     elif u.type in ("relu", "relu6"):
-        x = _act(L, x, u.type, name)
+        x = _act(x, u.type, name)
     elif u.type == "pad":
         x = L.ZeroPadding2D(u.pre_pad, name=name)(x)
     elif u.type == "softmax":
         x = L.Softmax(name=name)(x)
     model = keras.Model(inp if len(inp) > 1 else inp[0], x, name=name)
     return model
-
-
-def _act(L: Any, x: Any, act: str | None, name: str) -> Any:
-    if act == "relu":
-        return L.ReLU(name=f"{name}_relu")(x)
-    if act == "relu6":
-        return L.Activation("relu6", name=f"{name}_relu6")(x)
-    return x
 
 
 def _concat_channels(u: Unit) -> list[int]:
@@ -229,7 +224,6 @@ def export_unit(unit: Unit, fmt: str, folder: str | os.PathLike | None = None) -
     if out.is_file() and out.stat().st_size > 0:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
     model = build_keras(unit)
     import tensorflow as tf
 
@@ -238,16 +232,15 @@ def export_unit(unit: Unit, fmt: str, folder: str | os.PathLike | None = None) -
         # from the Keras model: its variables are frozen into constants, as the zoo's SavedModel path does (a
         # concrete function keeps them as resource variables: READ_VARIABLE + TRANSPOSE of the weights on every
         # call and a built-in CONV_2D that XNNPACK does not take)
-        tmp.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+        atomic_write_bytes(out, tf.lite.TFLiteConverter.from_keras_model(model).convert())
     elif fmt == "onnx":
         import tf2onnx
 
         nchw = [s.name for s in specs if len(s.shape) == 4]
-        tf2onnx.convert.from_keras(model, input_signature=specs, opset=ONNX_OPSET, inputs_as_nchw=nchw,
-                                   output_path=str(tmp))
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=specs, opset=ONNX_OPSET, inputs_as_nchw=nchw)
+        atomic_write_bytes(out, proto.SerializeToString())
     else:
         raise PerfmodelError(f"unit format {fmt!r}: tflite or onnx")
-    os.replace(tmp, out)
     return out
 
 
@@ -382,13 +375,5 @@ def unit_graph(unit: Unit) -> Any:
     return read_keras(build_keras(unit), source=f"unit:{unit.id}")
 
 
-def write_units(path: str | os.PathLike, units: Iterable[Unit]) -> None:
-    Path(path).write_text("".join(json.dumps({"id": u.id, **u.as_dict()}, sort_keys=True) + "\n" for u in units))
-
-
-def read_units(path: str | os.PathLike) -> list[Unit]:
-    return [Unit.from_dict(json.loads(line)) for line in Path(path).read_text().splitlines() if line.strip()]
-
-
-__all__ = ["MAX_MACS", "TYPES", "Unit", "build_keras", "export_unit", "input_shapes", "read_units", "sample_unit",
-           "sample_units", "unit_graph", "units_near", "write_units", "zoo_prior"]
+__all__ = ["MAX_MACS", "TYPES", "Unit", "build_keras", "export_unit", "input_shapes", "sample_unit", "sample_units",
+           "unit_graph", "units_near", "zoo_prior"]
