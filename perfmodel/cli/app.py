@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "perfmodel.cli.collect",
     "perfmodel.cli.fleet",
     "perfmodel.cli.model",
+    "perfmodel.cli.retrain",
     "perfmodel.cli.select",
     "perfmodel.cli.report",
     "perfmodel.cli.pipeline",
@@ -76,6 +77,8 @@ KEPT_ON_INTERRUPT = {
     "zoo build": "models exported before it stay in the model cache",
     "kernels profile": "the rows of finished items are saved; run the same command again to resume",
     "kernels fit": "no model file was written",
+    "retrain": "the sample's finished rows are saved; run the same command again to resume (no model file was "
+               "written)",
     "zoo list": "no output was written (network facts counted before it stay in the cache)",
     "bench": "no output was written (models exported before it stay in the model cache)",
     "predict": "no output was written (models exported before it stay in the model cache)",

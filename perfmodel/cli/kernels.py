@@ -35,6 +35,10 @@ def profile_cmd(
     profiles: bool = typer.Option(False, "--profiles", help="Also record ONNX Runtime's per-node profile of each "
                                   "network (kernels timed inside their network; perfmodel kernels fit "
                                   "--source profiles). With --units 0 --networks none: the profiles only."),
+    python: str = typer.Option(None, "--python", help="Interpreter that runs the timing workers: a virtual "
+                               "environment with another release of a framework (perfmodel importable in it)."),
+    note: str = typer.Option(None, "--note", help="What is special about this platform (recorded with the "
+                             "call), e.g. 'competing load on CPU 1'."),
 ) -> None:
     """Time sampled one-kernel models and whole networks on every framework x threads, in fresh worker
     processes (one per framework x threads block), interleaved; resumable (re-run the same command)."""
@@ -48,7 +52,7 @@ def profile_cmd(
     if rounds < 1:
         raise typer.BadParameter("--rounds must be at least 1")
     folder = profile(out, units=units, seed=seed, rounds=rounds, frameworks=fws, threads=ths, networks=nets,
-                     adaptive_units=adaptive, profiles=profiles, say=say)
+                     adaptive_units=adaptive, profiles=profiles, python=python, note=note, say=say)
     typer.echo(f"kernel data set: {folder}")
 
 

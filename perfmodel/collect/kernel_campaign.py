@@ -113,10 +113,13 @@ def run_kernel_campaign(folder: str | os.PathLike, units: Sequence[Any], *, netw
                         threads: Sequence[int] = (1, 2), rounds: int = 2, seed: int = 0,
                         round_offset: int = 0, network_rounds: Sequence[int] | None = None,
                         profile_networks: Sequence[str] = (), call_info: dict[str, Any] | None = None,
-                        block_timeout_s: float = 3600.0, say: Callable[[str], None] = print) -> Path:
+                        block_timeout_s: float = 3600.0, python: str | None = None,
+                        say: Callable[[str], None] = print) -> Path:
     """Run (or resume) the campaign into ``folder``; see the module docstring. ``round_offset`` numbers the
     rounds of a later call (adaptive sampling adds rounds); ``network_rounds``: rounds (absolute numbers) that
-    time the networks (default: all)."""
+    time the networks (default: all). ``python``: the interpreter that runs the workers (default this one): a
+    virtual environment with another release of a framework, perfmodel importable in it. The frameworks'
+    versions the workers ran are recorded in the call (``versions``)."""
     from perfmodel.collect.calibrate import safe_calibration
     from perfmodel.sysinfo import system_info
 
@@ -137,7 +140,7 @@ def run_kernel_campaign(folder: str | os.PathLike, units: Sequence[Any], *, netw
     call = {"started": started, "export_s": export_s, "units": len(units), "networks": list(networks),
             "profile_networks": list(profile_networks), **(call_info or {}), "frameworks": list(frameworks),
             "threads": list(threads), "rounds": [round_offset + r for r in range(rounds)], "seed": seed,
-            "timing": DEFAULT_TIMING}
+            "timing": DEFAULT_TIMING, "python": python or sys.executable}
     meta["calls"].append(call)
     meta.setdefault("machine", system_info())
     _write_json(meta_path, meta)
@@ -145,6 +148,7 @@ def run_kernel_campaign(folder: str | os.PathLike, units: Sequence[Any], *, netw
     rng = random.Random(seed)
     blocks = plan_blocks(frameworks, threads, rounds, seed)
     t_start = time.time()
+    versions: dict[str, str] = {}
     for b, (r, fw, t) in enumerate(blocks):
         r_abs = round_offset + r
         items: list[dict[str, Any]] = []
@@ -171,9 +175,10 @@ def run_kernel_campaign(folder: str | os.PathLike, units: Sequence[Any], *, netw
             continue
         say(f"  block {b + 1}/{len(blocks)} round {r_abs} {fw} x{t}: {len(todo)} items "
             f"({time.time() - t_start:.0f} s so far)")
-        _run_block(folder, fw, t, r_abs, todo, block_timeout_s, say)
+        versions.update(_run_block(folder, fw, t, r_abs, todo, block_timeout_s, say, python or sys.executable))
         done = done_keys(folder)
     meta = json.loads(meta_path.read_text())
+    meta["calls"][-1]["versions"] = {**meta["calls"][-1].get("versions", {}), **versions}
     meta["calibrations"].append({"when": _now(), "at": "end", **safe_calibration(list(threads))})
     meta["calls"][-1]["finished"] = _now()
     meta["calls"][-1]["wall_s"] = round(time.time() - t_start, 1)
@@ -182,21 +187,24 @@ def run_kernel_campaign(folder: str | os.PathLike, units: Sequence[Any], *, netw
 
 
 def _run_block(folder: Path, fw: str, threads: int, r: int, todo: list[dict[str, Any]], timeout_s: float,
-               say: Callable[[str], None]) -> None:
+               say: Callable[[str], None], python: str = sys.executable) -> dict[str, str]:
     """Time ``todo`` in workers until every item has a row. A worker that dies is followed by a fresh one for the
     rest; the item it was on (the worker names it in ``current`` before starting it) gets an error row and is
     not retried. A worker that dies before starting any item twice, refuses the block, or runs past
-    ``timeout_s`` stops the block with an error (finished rows are kept: re-run to resume)."""
+    ``timeout_s`` stops the block with an error (finished rows are kept: re-run to resume). Returns the
+    framework versions the workers reported."""
     remaining = list(todo)
+    versions: dict[str, str] = {}
     early_deaths = 0
     while remaining:
         with tempfile.TemporaryDirectory(prefix="perfmodel-kblock-") as wd:
             request = {"framework": fw, "threads": threads, "items": remaining, "timing": DEFAULT_TIMING}
             err: WorkerError | None = None
             try:
-                run_worker([sys.executable, "-m", "perfmodel.collect.kernel_worker"], request, workdir=wd,
-                           label=f"kernels {fw} x{threads}", timeout_s=timeout_s, env=worker_env(),
-                           die_with_parent=True)
+                reply = run_worker([python, "-m", "perfmodel.collect.kernel_worker"], request, workdir=wd,
+                                   label=f"kernels {fw} x{threads}", timeout_s=timeout_s, env=worker_env(),
+                                   die_with_parent=True)
+                versions.update((getattr(reply, "result", None) or {}).get("versions", {}))
             except WorkerError as exc:
                 err = exc
             finally:  # also on Ctrl-C: what the worker finished is kept
@@ -208,7 +216,7 @@ def _run_block(folder: Path, fw: str, threads: int, r: int, todo: list[dict[str,
         if err is None or not remaining:
             if err is not None:
                 say(f"    worker error after its last item: {str(err).splitlines()[0]}")
-            return
+            return versions
         first = str(err).splitlines()[0]
         if isinstance(err, WorkerFailed):  # it replied with an error: it refused the block (framework missing, ...)
             raise err.reworded(f"kernels {fw} x{threads}: {err.error}")
@@ -227,6 +235,7 @@ def _run_block(folder: Path, fw: str, threads: int, r: int, todo: list[dict[str,
         append_rows(folder, [{"key": bad["key"], "round": r, "framework": fw, "threads": threads,
                               "kind": bad["kind"], "item": bad["item"], "median_ms": math.nan, "min_ms": math.nan,
                               "reps": 0, "error": first[:300], "wall_s": math.nan, "t_unix": round(time.time(), 3)}])
+    return versions
 
 
 def _harvest(folder: Path, rows_path: Path, remaining: Sequence[dict[str, Any]], r: int, fw: str,

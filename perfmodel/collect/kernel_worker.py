@@ -66,6 +66,7 @@ class _Framework:
             self.engine_args, self.engine = resolve_engine(cv2, "classic", explicit=False)
             cv2.setNumThreads(threads)
             self.versions["opencv"] = cv2.__version__
+            self.versions["opencv_engine"] = self.engine  # its fusion rules: zoo.kernels "opencv" / "opencv-new"
         elif framework == "litert":
             from ai_edge_litert.interpreter import Interpreter
 
@@ -209,7 +210,7 @@ class _Framework:
             for n, t in zip(names, np.asarray(per_layer).ravel()):
                 acc[n].append(float(t) / freq * 1e3)
         kernel_of: dict[str, Any] = {}
-        for k in detect_kernels(read_onnx(path), "opencv"):
+        for k in detect_kernels(read_onnx(path), "opencv-new" if self.engine == "new" else "opencv"):
             for layer in k.layers:
                 kernel_of.setdefault(layer, k)
         nodes = []

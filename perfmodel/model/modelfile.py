@@ -296,7 +296,33 @@ class ModelFile:
                 f"{int(neg.any(axis=1).sum())} row(s) have negative values in {', '.join(cols)}")
         with np.errstate(over="ignore", invalid="ignore"):
             pred, lo, hi = self.params.predict(X, alpha)
+        if self.preparation.time_scale:
+            pred, lo, hi = self._time_scaled(df, pred, lo, hi)
         return pd.DataFrame({"pred": pred, "lo": lo, "hi": hi}, index=df.index)
+
+    def _time_scaled(self, df: pd.DataFrame, *bands: np.ndarray) -> tuple[np.ndarray, ...]:
+        """A retrained model's per-(framework, threads) factor on the inference time (``preparation.time_scale``):
+        a rate model's time part (``scale / fps - overhead``) is scaled, another throughput model's fps divided;
+        a row of a cell without a factor is refused (NaN), it was not adapted."""
+        scales = self.preparation.time_scale or {}
+        if not {"framework", "threads"} <= set(df.columns):
+            raise IncompatibleSampleError("this model was retrained per framework x threads "
+                                          "(preparation.time_scale): the samples need framework and threads")
+        thr = pd.to_numeric(df["threads"], errors="coerce")
+        keys = [f"{f} x{int(t)}" if pd.notna(t) else "" for f, t in zip(df["framework"].astype(str), thr)]
+        s = np.array([scales.get(k, np.nan) for k in keys], dtype="float64")
+        p = self.params
+        out = []
+        for b in bands:
+            b = np.asarray(b, dtype="float64")
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                if p.rate_scale > 0:  # rate = scale / (overhead + t), t linear or log-modelled
+                    t = p.rate_scale / b - p.overhead
+                    out.append(p.rate_scale / (p.overhead + s * t))
+                else:
+                    out.append(b / s)
+        pred, lo, hi = out
+        return pred, np.minimum(lo, hi), np.maximum(lo, hi)
 
     # ---- tables ----
 

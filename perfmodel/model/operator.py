@@ -143,9 +143,16 @@ class CellModel:
     n_units: int = 0  #: training rows: units and / or profiled kernels
     unit_cv_mape: float = math.nan  #: k-fold CV MAPE of the kernel predictor on its training rows
     source: str = "units"  #: what the kernel predictors were fitted on (units / profiles / both)
+    #: the fusion rules (``zoo.kernels``) of the kernels this cell prices, where not the framework's own (OpenCV
+    #: >= 5.1 runs its new engine: ``opencv-new``)
+    rules: str | None = None
+
+    @property
+    def kernel_rules(self) -> str:
+        return self.rules or self.framework
 
     def to_dict(self) -> dict[str, Any]:
-        return {"framework": self.framework, "threads": self.threads, "envelope": self.envelope,
+        return {"rules": self.rules, "framework": self.framework, "threads": self.threads, "envelope": self.envelope,
                 "types": self.types, "overhead": self.overhead, "network_rel_sigma": self.network_rel_sigma,
                 "forest": self.forest, "n_units": self.n_units, "unit_cv_mape": self.unit_cv_mape,
                 "source": self.source}
@@ -387,10 +394,13 @@ class OperatorModel:
             return KernelTime(tk, 0.0, tk in FREE_TYPES)
         if self.kernel_predictor == "loglinear" and "loglinear" in t:
             x = tree_features(k)
-            return KernelTime(tk, float(np.exp(np.dot(t["loglinear"], np.r_[1.0, np.log1p(x[:4] * 1e3)]))), True)
+            ms = float(np.exp(np.dot(t["loglinear"], np.r_[1.0, np.log1p(x[:4] * 1e3)])))
+            return KernelTime(tk, _corrected(t.get("correction"), ms), True)
         if self.kernel_predictor == "forest" and tk in cm.forest:
-            return KernelTime(tk, float(np.exp(forest_predict(cm.forest[tk]["trees"], tree_features(k)))), True)
-        return KernelTime(tk, self._kernel_ms_linear(cm, k), True)
+            ms = float(np.exp(forest_predict(cm.forest[tk]["trees"], tree_features(k))))
+        else:
+            ms = self._kernel_ms_linear(cm, k)
+        return KernelTime(tk, _corrected(t.get("correction"), ms), True)
 
     def raw_ms(self, cm: CellModel, kernels: Sequence[Mapping[str, Any]], io_mb: float | None = None) -> float:
         """The kernels' predicted times + the envelope (``io_mb``: the model's input + output MB, default a
@@ -434,6 +444,10 @@ class OperatorModel:
     def cells(self) -> list[tuple[str, int]]:
         return sorted(self.cells_)
 
+    def kernel_rules(self, framework: str, threads: int) -> str:
+        """The fusion rules whose kernel list the cell prices (``zoo.kernels.kernel_dicts`` key)."""
+        return self.cell(framework, threads).kernel_rules
+
     # ----------------------------------------------------------------------------------- files
 
     def to_dict(self) -> dict[str, Any]:
@@ -460,11 +474,12 @@ class OperatorModel:
         m.source_ = doc.source
         m.cells_ = {}
         for c in doc.cells:
-            types = {k: {kk: vv for kk, vv in v.model_dump().items() if kk != "loglinear" or vv is not None}
+            types = {k: {kk: vv for kk, vv in v.model_dump().items()
+                         if kk not in ("loglinear", "correction") or vv is not None}
                      for k, v in c.types.items()}
             cm = CellModel(c.framework, c.threads, c.envelope, types, c.overhead.model_dump(),
                            _nan(c.network_rel_sigma), {k: f.model_dump() for k, f in c.forest.items()}, c.n_units,
-                           _nan(c.unit_cv_mape), c.source)
+                           _nan(c.unit_cv_mape), c.source, c.rules)
             m.cells_[(c.framework, c.threads)] = cm
         return m
 
@@ -495,6 +510,15 @@ def _rel_sigma(cm: CellModel, type_: str) -> float:
     network part of the interval covers it)."""
     v = cm.types.get(type_, {}).get("rel_sigma")
     return 0.0 if v is None or math.isnan(v) else float(v)
+
+
+def _corrected(corr: Mapping[str, float] | None, ms: float) -> float:
+    """A kernel's time under an adaptation's size correction (:mod:`perfmodel.model.adapt`): ``ms x exp(b x
+    (log ms - log ref))`` with log ms clamped to the adaptation sample's ``[lo, hi]`` (no extrapolation)."""
+    if not corr or ms <= 0:
+        return ms
+    x = min(max(math.log(ms), corr["lo"]), corr["hi"])
+    return ms * math.exp(corr["b"] * (x - corr["ref"]))
 
 
 def _overhead(form: str, raw: Sequence[float], meas: Sequence[float]) -> dict[str, float]:
@@ -555,6 +579,8 @@ class TypePredictor(_Strict):
     n: int
     rel_sigma: float | None
     loglinear: list[float] | None = Field(default=None, min_length=5, max_length=5)
+    #: an adaptation's size correction: {"b", "ref", "lo", "hi"} (log ms), see ``_corrected``
+    correction: dict[str, float] | None = None
 
 
 class Overhead(_Strict):
@@ -597,6 +623,7 @@ class OperatorCell(_Strict):
     n_units: int
     unit_cv_mape: float | None
     source: str = "units"
+    rules: str | None = None
 
 
 class OperatorDocument(_Strict):

@@ -230,6 +230,8 @@ ThreadsMap = Annotated[dict[int, float], BeforeValidator(_threads_map), WithJson
     "type": "object", "propertyNames": {"pattern": "^[1-9][0-9]*$"},
     "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
     "description": "thread count -> a figure measured with that many threads"})]
+CellScales = Annotated[dict[Annotated[str, StringConstraints(pattern=r"^[a-z_]+ x[1-9][0-9]*$")], PositiveNumber],
+                      Field(description="'framework xN' -> a factor")]
 ValueRange = Annotated[Optional[Annotated[list[Number], Field(min_length=2, max_length=2)]],
                        BeforeValidator(_value_range), Field(description="[lo, hi] with lo <= hi; null: no range")]
 Ranges = _section(dict[str, ValueRange], "feature -> its [lo, hi] in the training rows")
@@ -283,6 +285,10 @@ class Preparation(BaseModel):
         None, description="training data's GEMM speed (GFLOP/s): an overhead-linear model's counts are "
                           "priced at train / now")
     gemm_gflops_source: Optional[str] = None
+    time_scale: Optional[CellScales] = Field(
+        None, description="perfmodel retrain: per 'framework xN' factor on the predicted inference time (the "
+                          "model adapted to another platform from a few networks measured there)")
+    time_scale_source: Optional[str] = None
 
     def is_empty(self) -> bool:
         return not self.to_json()

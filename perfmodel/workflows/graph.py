@@ -52,8 +52,8 @@ def predict_graph(model_path: str | Path, graph: str | Any, *, frameworks: Seque
             raise PerfmodelError(f"the operator model has no predictors for threads {bad_t} (it has {have_t}); "
                                  "profile them with perfmodel kernels profile")
         cells = [c for c in cells if c[1] in threads]
-    kernels = kernel_dicts(g, sorted({c[0] for c in cells}))
-    rows = [model.predict_kernels(fw, t, kernels[fw], alpha=alpha) for fw, t in cells]
+    kernels = kernel_dicts(g, sorted({model.kernel_rules(*c) for c in cells}))
+    rows = [model.predict_kernels(fw, t, kernels[model.kernel_rules(fw, t)], alpha=alpha) for fw, t in cells]
     t3 = time.perf_counter()
     missing: dict[str, list[str]] = {}
     for r in rows:

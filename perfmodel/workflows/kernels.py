@@ -17,9 +17,12 @@ DEFAULT_FORM = {"kernel_predictor": "nnls", "type_scheme": "split", "overhead_fo
 def profile(out: str | Path, *, units: int = 480, seed: int = 0, rounds: int = 2,
             frameworks: Sequence[str] = ("tensorflow", "litert", "onnxruntime", "opencv"),
             threads: Sequence[int] = (1, 2), networks: Sequence[str] | None = None, adaptive_from: str | None = None,
-            adaptive_units: int = 0, profiles: bool = False, say: Say = silent) -> Path:
+            adaptive_units: int = 0, profiles: bool = False, python: str | None = None, note: str | None = None,
+            say: Say = silent) -> Path:
     """Sample ``units`` one-kernel models (or, with ``adaptive_from`` an operator model, ``adaptive_units`` more
-    around the units its predictors price worst) and time them with the networks, interleaved, into ``out``."""
+    around the units its predictors price worst) and time them with the networks, interleaved, into ``out``.
+    ``python``: the interpreter of the workers (a venv with another framework release); ``note``: what is
+    special about this platform (recorded in the call, e.g. "competing load on CPU 1")."""
     from perfmodel.collect.kernel_campaign import run_kernel_campaign
     from perfmodel.zoo import NETWORKS
     from perfmodel.zoo.units import sample_units, zoo_prior
@@ -67,9 +70,29 @@ def profile(out: str | Path, *, units: int = 480, seed: int = 0, rounds: int = 2
             prior = zoo_prior() if units else {}
         chosen = sample_units(units, seed=seed, prior=prior) if units else []
     profile_nets = (list(networks) if networks else list(NETWORKS)) if profiles else []
-    return run_kernel_campaign(out, chosen, networks=nets, frameworks=frameworks, threads=threads, rounds=rounds,
+    if python is not None:
+        check_python(python)
+    if note:
+        call_info = {**call_info, "note": note}
+    return run_kernel_campaign(out, chosen, python=python, networks=nets, frameworks=frameworks, threads=threads, rounds=rounds,
                                seed=seed, round_offset=offset, profile_networks=profile_nets, call_info=call_info,
                                say=lambda m: say(m))
+
+
+def check_python(python: str) -> None:
+    """Refuse an interpreter that cannot run the kernel worker (missing, or perfmodel not importable in it)."""
+    import subprocess
+
+    try:
+        res = subprocess.run([python, "-c", "import perfmodel.collect.kernel_worker"], capture_output=True,
+                             text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PerfmodelError(f"--python {python!r} cannot be run: {exc}") from None
+    if res.returncode != 0:
+        last = (res.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise PerfmodelError(f"--python {python!r} cannot run perfmodel's kernel worker ({last}); install "
+                             "perfmodel in that environment, or add the project's environment to it (a .pth "
+                             "file: docs/retrain.md)")
 
 
 def _unfinished_adaptive(folder: Path, n: int) -> tuple[list[Any], int] | None:
