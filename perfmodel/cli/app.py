@@ -156,9 +156,10 @@ def add_trust_modified(typer_app: typer.Typer, commands=READING_COMMANDS) -> Non
             continue
 
         def wrapper(*args, __callback=callback, trust_modified: bool = False, **kwargs):
-            from perfmodel.data.store import set_trust_modified
+            if trust_modified or "perfmodel.data.store" in sys.modules:  # not imported: the default (False) holds
+                from perfmodel.data.store import set_trust_modified
 
-            set_trust_modified(trust_modified)
+                set_trust_modified(trust_modified)
             return __callback(*args, **kwargs)
 
         functools.update_wrapper(wrapper, callback)

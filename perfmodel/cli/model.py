@@ -352,13 +352,13 @@ def predict_cmd(
     multiplied by its training data's GEMM speed / the GEMM speed of the data predicted (the data set's
     calibration, or one measured with a quick sample), i.e. priced at the machine's speed now; without
     a GEMM figure nothing is rescaled, and the output says so."""
-    from perfmodel.model import load_model
-
     _check_option("--alpha", alpha, above=0, below=1, what=" (1 - the confidence of the interval)")
-    if graph is not None:
+    if graph is not None:  # before the network-level model's imports (pandas, scipy, scikit-learn)
         _predict_graph(graph, model_path, framework, threads, alpha, json_out,
                        others=[dataset, csv, command, network])
         return
+    from perfmodel.model import load_model
+
     _check_option("--images", images, minimum=1)
     _check_option("--seconds", seconds, above=0)
     _check_option("--threads", threads, minimum=1)

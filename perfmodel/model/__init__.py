@@ -12,8 +12,33 @@
 
 from __future__ import annotations
 
-from .fit import CV_SCHEMES, evaluate, fit_model
-from .modelfile import IncompatibleSampleError, ModelFile, ModelFileError, load_model, save_model
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: the package's names and the modules they live in: imported on first use (PEP 562), so that a module of this
+#: package that needs none of them (``perfmodel.model.operator``: ``predict --graph``) does not pay for pandas,
+#: scipy.stats and scikit-learn
+_LAZY = {"fit_model": ".fit", "evaluate": ".fit", "CV_SCHEMES": ".fit", "ModelFile": ".modelfile",
+         "ModelFileError": ".modelfile", "IncompatibleSampleError": ".modelfile", "load_model": ".modelfile",
+         "save_model": ".modelfile"}
+
+if TYPE_CHECKING:
+    from .fit import CV_SCHEMES, evaluate, fit_model
+    from .modelfile import IncompatibleSampleError, ModelFile, ModelFileError, load_model, save_model
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = ["fit_model", "evaluate", "CV_SCHEMES", "ModelFile", "ModelFileError", "IncompatibleSampleError",
            "load_model", "save_model"]
