@@ -588,3 +588,53 @@ def test_tiny_graph_against_opencv(tmp_path, engine):
     assert [k.layers for k in ks if "add" in k.ops] == [("conv3", "add", "add_relu")]  # the operand computed last
     # the importer runs Flatten(axis=1) as two layers (classic engine); the new engine adds layout layers
     assert set(inserted) <= ({"Identity", "Flatten"} if engine == "classic" else {"TransformLayout"})
+
+
+@pytest.mark.parametrize("network", ["squeezenet1_1", "mobilenet_v2", "resnet50", "googlenet", "alexnet",
+                                     "inception_v3"])
+def test_the_light_onnx_reader_gives_the_kernels_onnx_shape_inference_gives(network, monkeypatch):
+    """read_onnx infers shapes itself (no onnx import) for the ops it knows; forced onto the onnx package's
+    shape inference it must give the same graph, kernel for kernel, under every framework's rules."""
+    from perfmodel.zoo import _onnx_light as light
+    from perfmodel.zoo import export
+
+    path = export(network, "onnx")
+
+    def kernels():
+        g = K.read_onnx(path)
+        return {fw: [k.as_dict() for k in detect_kernels(g, fw)] for fw in [*K.FRAMEWORKS, "opencv-new"]}
+
+    fast = kernels()
+    calls = []
+
+    def unsupported(*a, **k):
+        calls.append(1)
+        raise light.Unsupported("forced")
+
+    monkeypatch.setattr(light, "infer_shapes", unsupported)
+    assert kernels() == fast and calls
+
+
+def test_the_light_onnx_reader_does_not_import_onnx_and_falls_back_for_what_it_does_not_know(tmp_path):
+    import subprocess
+    import sys
+
+    from perfmodel.zoo import export
+
+    path = export("squeezenet1_1", "onnx")
+    code = ("import sys\nfrom perfmodel.zoo.kernels import read_onnx\n"
+            f"g = read_onnx({str(path)!r})\nprint(len(g), 'onnx' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[1] == "False" and int(out[0]) > 40
+    # an op the light reader does not know (Erf): onnx's shape inference takes over
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    g = helper.make_graph([helper.make_node("Erf", ["x"], ["e"], name="erf"),
+                           helper.make_node("Relu", ["e"], ["y"], name="relu")], "g", [x], [y])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "erf.onnx")
+    graph = K.read_onnx(tmp_path / "erf.onnx")
+    assert [op.type for op in graph.ops.values()] == ["other:Erf", "relu"]
+    assert all(op.out_shape == (8, 8, 3) for op in graph.ops.values())

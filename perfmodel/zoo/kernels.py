@@ -655,16 +655,13 @@ def read_onnx(path: str | Path) -> OpGraph:
     bias input gives a ``conv`` / ``fc`` op and a ``bias`` op, an Add of a constant a ``bias`` op.
     """
     import numpy as np
-    import onnx
-    from onnx import numpy_helper, shape_inference
+
+    from perfmodel.zoo import _onnx_light as light
 
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"ONNX file {str(path)!r} does not exist")
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # DecodeError, ValueError, ...
-        raise InputFileError(f"cannot read ONNX file {str(path)!r}: {exc}") from None
+    model = _load_onnx(path)
     g = model.graph
     dims: dict[str, list[int]] = {}
 
@@ -682,12 +679,17 @@ def read_onnx(path: str | Path) -> OpGraph:
     activation_inputs = [i for i in g.input if i.name not in consts]
     node_outputs = {o for n in g.node for o in n.output}
     if any(o not in dims for o in node_outputs):
-        try:
-            inferred = shape_inference.infer_shapes(_without_weights(model))
-        except Exception as exc:
-            raise InputFileError(f"{path.name}: ONNX shape inference failed: {exc}") from None
-        collect(inferred.graph.value_info)
-        collect(inferred.graph.output)
+        try:  # the ops the light reader knows (every zoo network): no onnx import
+            light.infer_shapes(g, dims, consts)
+        except light.Unsupported:
+            from onnx import shape_inference
+
+            try:
+                inferred = shape_inference.infer_shapes(_without_weights(model))
+            except Exception as exc:
+                raise InputFileError(f"{path.name}: ONNX shape inference failed: {exc}") from None
+            collect(inferred.graph.value_info)
+            collect(inferred.graph.output)
     b = _Builder(f"onnx:{path.name}")
     for i in activation_inputs:
         if i.name not in dims:
@@ -702,7 +704,7 @@ def read_onnx(path: str | Path) -> OpGraph:
         if name in const_values:
             return const_values[name]
         if name in consts:
-            const_values[name] = numpy_helper.to_array(consts[name])
+            const_values[name] = _array(consts[name])
             return const_values[name]
         return None
 
@@ -712,7 +714,7 @@ def read_onnx(path: str | Path) -> OpGraph:
             if node.op_type == "Constant":
                 for a in node.attribute:
                     if a.name == "value":
-                        const_values[node.output[0]] = numpy_helper.to_array(a.t)
+                        const_values[node.output[0]] = _array(a.t)
                         inits_dims[node.output[0]] = list(a.t.dims)
             else:
                 for o in node.output:
@@ -725,7 +727,7 @@ def read_onnx(path: str | Path) -> OpGraph:
             raise InputFileError(f"{path.name}: no shape for {out_name!r} (output of {name})")
         out = _hwc(dims[out_name], False)
         srcs = [producer_of[t] for t in act_in]
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = {a.name: _attr(a) for a in node.attribute}
         op = node.op_type
         const_in = [t for t in node.input if t and t not in active]
         wbytes = sum(int(math.prod(inits_dims.get(t, [0]))) * FLOAT_BYTES for t in const_in)
@@ -810,6 +812,47 @@ def read_onnx(path: str | Path) -> OpGraph:
             active.add(o)
             producer_of[o] = last
     return b.graph()
+
+
+def _load_onnx(path: Path) -> Any:
+    """The ModelProto of an ONNX file: parsed with the protobuf classes alone where they load without the onnx
+    package (``zoo._onnx_light``), else by ``onnx.load``; weights stored in external files are not read (the
+    reader needs their shapes only)."""
+    from perfmodel.zoo._onnx_light import onnx_pb2
+
+    pb2 = onnx_pb2()
+    try:
+        if pb2 is not None:
+            model = pb2.ModelProto()
+            model.ParseFromString(path.read_bytes())
+            return model
+        import onnx
+
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # DecodeError, ValueError, ...
+        raise InputFileError(f"cannot read ONNX file {str(path)!r}: {exc}") from None
+
+
+def _attr(a: Any) -> Any:
+    from perfmodel.zoo import _onnx_light as light
+
+    try:
+        return light.attr_value(a)
+    except light.Unsupported:  # graphs, sparse tensors, ...: the onnx package's decoder
+        import onnx
+
+        return onnx.helper.get_attribute_value(a)
+
+
+def _array(t: Any) -> Any:
+    from perfmodel.zoo import _onnx_light as light
+
+    try:
+        return light.tensor_array(t)
+    except light.Unsupported:
+        from onnx import numpy_helper
+
+        return numpy_helper.to_array(t)
 
 
 #: initializers up to this many elements keep their values for shape inference (shape / pads / axes operands)
