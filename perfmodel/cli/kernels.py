@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from perfmodel.cli.options import json_option, list_option
+from perfmodel.cli.options import json_option, list_option, platform_note_option, worker_python_option
 from perfmodel.cli.show import print_table, say
 
 kernels_app = typer.Typer(
@@ -35,10 +35,8 @@ def profile_cmd(
     profiles: bool = typer.Option(False, "--profiles", help="Also record ONNX Runtime's per-node profile of each "
                                   "network (kernels timed inside their network; perfmodel kernels fit "
                                   "--source profiles). With --units 0 --networks none: the profiles only."),
-    python: str = typer.Option(None, "--python", help="Interpreter that runs the timing workers: a virtual "
-                               "environment with another release of a framework (perfmodel importable in it)."),
-    note: str = typer.Option(None, "--note", help="What is special about this platform (recorded with the "
-                             "call), e.g. 'competing load on CPU 1'."),
+    python: str = worker_python_option(),
+    note: str = platform_note_option(),
 ) -> None:
     """Time sampled one-kernel models and whole networks on every framework x threads, in fresh worker
     processes (one per framework x threads block), interleaved; resumable (re-run the same command)."""

@@ -91,5 +91,17 @@ def json_option(help: str) -> Any:  # noqa: A002
     return typer.Option(False, "--json", help=help)
 
 
-__all__ = ["list_option", "split_list", "json_option", "DATASET_ARG", "TARGET", "FOLDS", "JOBS", "MAP", "CORES",
+def worker_python_option() -> Any:
+    """``--python``: the interpreter of the timing workers (kernels profile, retrain)."""
+    return typer.Option(None, "--python", help="Interpreter that runs the timing workers: a virtual environment "
+                        "with another release of a framework (perfmodel importable in it; docs/retrain.md).")
+
+
+def platform_note_option() -> Any:
+    """``--note``: what is special about the measured platform, recorded with the measurement."""
+    return typer.Option(None, "--note", help="What is special about this platform (recorded with the "
+                        "measurement), e.g. 'competing load on CPU 1'.")
+
+
+__all__ = ["list_option", "split_list", "json_option", "worker_python_option", "platform_note_option", "DATASET_ARG", "TARGET", "FOLDS", "JOBS", "MAP", "CORES",
            "SELECTION_MAX_POWER", "SELECTION_MAX_ENERGY"]

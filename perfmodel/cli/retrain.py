@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from perfmodel.cli.options import json_option, list_option
+from perfmodel.cli.options import json_option, list_option, platform_note_option, worker_python_option
 from perfmodel.cli.show import print_table, say
 
 
@@ -26,9 +26,8 @@ def retrain_cmd(
     data: Path = typer.Option(None, "--data", help="Measure nothing: adapt from data recorded elsewhere (a "
                               "kernel data set, or a data set of cells with inference_ms, e.g. another "
                               "board's campaign)."),
-    python: str = typer.Option(None, "--python", help="Interpreter that runs the timing workers: a virtual "
-                               "environment with another release of a framework (perfmodel importable in it)."),
-    note: str = typer.Option(None, "--note", help="What is special about this platform (recorded)."),
+    python: str = worker_python_option(),
+    note: str = platform_note_option(),
     rounds: int = typer.Option(1, "--rounds", help="Measuring rounds of the sample."),
     method: str = typer.Option("auto", "--method", help="auto (per cell, the candidate with the lowest "
                                "leave-one-network-out error over the sample), size, scale, global or none."),
