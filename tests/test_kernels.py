@@ -638,3 +638,46 @@ def test_the_light_onnx_reader_does_not_import_onnx_and_falls_back_for_what_it_d
     graph = K.read_onnx(tmp_path / "erf.onnx")
     assert [op.type for op in graph.ops.values()] == ["other:Erf", "relu"]
     assert all(op.out_shape == (8, 8, 3) for op in graph.ops.values())
+
+
+def test_light_onnx_shape_rules_against_onnx_shape_inference():
+    """Single ops the light reader knows, with the attribute forms that have tripped readers (negative Flatten
+    axis, transposed Gemm, SAME_LOWER / ceil_mode / dilated windows, Reshape 0 and -1, empty ReduceMean axes):
+    each shape as onnx's own inference gives it, or Unsupported."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper, shape_inference
+
+    from perfmodel.zoo import _onnx_light as light
+
+    def check(op, x_shape, inits=(), **attrs):
+        names = ["x"] + [n for n, _ in inits]
+        node = helper.make_node(op, names, ["y"], **attrs)
+        g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=[numpy_helper.from_array(np.asarray(v), n) for n, v in inits])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
+        want = [d.dim_value for d in shape_inference.infer_shapes(m).graph.output[0].type.tensor_type.shape.dim]
+        dims = {"x": list(x_shape)}
+        try:
+            light.infer_shapes(m.graph, dims, {i.name: i for i in m.graph.initializer})
+        except light.Unsupported:
+            return
+        assert dims["y"] == want, (op, attrs)
+
+    check("Flatten", [1, 3, 4, 5], axis=-1)
+    check("Flatten", [1, 3, 4, 5])
+    check("Gemm", [4, 7], [("w", np.zeros((5, 7), np.float32))], transB=1)
+    check("Gemm", [7, 4], [("w", np.zeros((7, 5), np.float32))], transA=1)
+    check("Conv", [1, 3, 10, 10], [("w", np.zeros((8, 3, 3, 3), np.float32))], auto_pad="SAME_LOWER", strides=[2, 2])
+    check("Conv", [1, 3, 10, 10], [("w", np.zeros((8, 3, 3, 3), np.float32))], dilations=[2, 2], pads=[1, 1, 1, 1])
+    check("MaxPool", [1, 3, 10, 10], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)
+    check("AveragePool", [1, 3, 10, 10], kernel_shape=[3, 3], dilations=[2, 2])
+    check("Reshape", [1, 3, 4, 5], [("s", np.array([0, -1], np.int64))])
+    check("ReduceMean", [1, 3, 4, 5], [("a", np.array([], np.int64))])
+    check("ReduceMean", [1, 3, 4, 5], [("a", np.array([2, 3], np.int64))], keepdims=0)
+    check("Squeeze", [1, 3, 1, 5], [("a", np.array([-2], np.int64))])
+    check("Unsqueeze", [3, 5], [("a", np.array([0, -1], np.int64))])
+    check("Pad", [1, 3, 4, 5], [("p", np.array([0, 0, 1, 2, 0, 0, 3, 4], np.int64))])
+    check("Concat", [1, 3, 4, 5], [("c", np.zeros((1, 2, 4, 5), np.float32))], axis=-3)
+    check("Transpose", [1, 3, 4, 5], perm=[0, 2, 3, 1])
+    check("Add", [1, 3, 4, 5], [("b", np.zeros((3, 1, 1), np.float32))])

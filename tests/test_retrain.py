@@ -353,10 +353,11 @@ def test_a_time_scale_scales_a_rate_models_time_part_per_cell(tmp_path):
     pred = np.array([50.0, 20.0])
     scaled = m.__class__._time_scaled
     m.preparation.time_scale = {"onnxruntime x1": 2.0}
-    out, lo, hi = scaled(m, rows, pred, pred * 0.9, pred * 1.1)
+    with pytest.raises(IncompatibleSampleError, match="opencv x1 was not adapted"):
+        scaled(m, rows, pred, pred, pred)  # a cell the retrain did not measure is refused (row by row: its reason)
+    out, lo, hi = scaled(m, rows.iloc[:1], pred[:1], pred[:1] * 0.9, pred[:1] * 1.1)
     t = p.rate_scale / 50.0 - p.overhead
     assert out[0] == pytest.approx(p.rate_scale / (p.overhead + 2 * t))
-    assert math.isnan(out[1])  # a cell the retrain did not measure is not predicted
     assert lo[0] <= out[0] <= hi[0]
     with pytest.raises(IncompatibleSampleError, match="framework and threads"):
         scaled(m, rows.drop(columns=["threads"]), pred, pred, pred)
@@ -381,8 +382,16 @@ def test_retrain_adapts_the_network_level_model_from_the_same_sample(tmp_path):
     nm = res["network_model"]
     (cell,) = nm["cells"]
     assert cell["cell"] == "onnxruntime x1" and sorted(cell["networks"]) == ["googlenet", "resnet18", "squeezenet1_1"]
-    assert cell["lono_mape"] < cell["before_mape"]
     m = load_model(tmp_path / "net.json")
+    from perfmodel.data.kernelset import read_kernelset
+    from perfmodel.model.adapt import rate_time_ms
+
+    truth = read_kernelset(root / "datasets" / "retrain" / "upgrade" / "truth")
+    sample = [("onnxruntime", 1, n) for n in cell["networks"]]
+    fa = network_model_fps(m, sample)
+    ratios = sorted(rate_time_ms(m, fa[k]) / truth.network_median(*k) for k in sample)
+    assert ratios[1] == pytest.approx(1.0, rel=1e-6)  # the factor is the sample's median ratio
+    assert cell["lono_mape"] > 0 and cell["before_mape"] > 0
     assert m.preparation.time_scale == {"onnxruntime x1": pytest.approx(cell["scale"])}
     assert m.metadata["adaptation"]["with"]["networks"] == ["squeezenet1_1", "resnet18", "googlenet"]
     before = load_model(root / "trained" / "throughput_reference.json")
@@ -396,3 +405,51 @@ def test_retrain_adapts_the_network_level_model_from_the_same_sample(tmp_path):
     with pytest.raises(PerfmodelError, match="retrain adapts throughput models"):
         retrain(root / "trained" / "throughput_operator.json", tmp_path / "x.json",
                 network_model=root / "trained" / "power_armpm_xu3_a15.json", network_out=tmp_path / "y.json")
+
+
+def test_adapting_an_adapted_cell_moves_its_size_trend_with_the_new_scale():
+    model, nets, _ = _fitted()
+    base = model.cell("onnxruntime", 1)
+
+    def grow(k):
+        return _true_ms(k) * (1 + 0.5 * math.log1p(model.kernel_ms(base, k).ms))
+
+    s = CellSample()
+    for n in ("net0", "net1", "net2", "net3"):
+        ks = nets[n]["onnxruntime"]
+        s.profiles[n] = [(k, grow(k)) for k in ks]
+        s.networks[n] = sum(grow(k) for k in ks) + 0.05 + 0.3 * _io(ks) + 0.4
+    once, _ = adapt_operator_model(model, {("onnxruntime", 1): s}, nets, method="size")
+    cm = once.cell("onnxruntime", 1)
+    assert any(d.get("correction") for d in cm.types.values())
+    ks = nets["net5"]["onnxruntime"]
+    before = {id(k): once.kernel_ms(cm, k).ms for k in ks}
+    # the platform then runs every kernel 1.5x slower: a second, uniform adaptation must give 1.5x each kernel
+    from perfmodel.model.adapt import _scaled_cell
+
+    twice = _scaled_cell(cm, "onnxruntime", 1, 1.5, {})
+    for k in ks:
+        assert once.kernel_ms(twice, k).ms == pytest.approx(1.5 * before[id(k)], rel=1e-9)
+
+
+def test_an_explicit_method_that_cannot_apply_says_why():
+    model, nets, overhead = _fitted()
+    s = _sample(nets, ["net0", "net1"], profiles=False)
+    with pytest.raises(PerfmodelError, match="--method scale cannot apply: no per-node profile"):
+        adapt_operator_model(model, {("onnxruntime", 1): s}, nets, method="scale")
+    with pytest.raises(PerfmodelError, match="--method none cannot apply: the base is another cell"):
+        adapt_operator_model(model, {("onnxruntime", 3): s}, nets, method="none")
+
+
+def test_a_sample_folder_is_resumed_only_on_its_own_platform(tmp_path):
+    from perfmodel.workflows.retrain import _check_same_platform
+
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "kernelset.json").write_text(json.dumps({"calls": [{"python": "/venv-a/bin/python", "note": None}]}))
+    _check_same_platform(folder, "/venv-a/bin/python", None)
+    with pytest.raises(PerfmodelError, match="measured with --python '/venv-a/bin/python'"):
+        _check_same_platform(folder, "/venv-b/bin/python", None)
+    with pytest.raises(PerfmodelError, match="another folder"):
+        _check_same_platform(folder, "/venv-a/bin/python", "loaded")
+    _check_same_platform(tmp_path / "new", "/x", None)  # nothing there yet

@@ -100,7 +100,7 @@ def choose_networks(model: OperatorModel, network_kernels: Mapping[str, Mapping[
         for n in nets:
             for kern in network_kernels[n].get(cm.kernel_rules, []):
                 kt = model.kernel_ms(cm, kern)
-                key = f"{fw}|{kt.type}"
+                key = f"{fw}|{t}|{kt.type}"
                 share[key] = share.get(key, 0.0) + kt.ms
                 count[n][key] = count[n].get(key, 0) + 1
                 cost[n] += kt.ms
@@ -205,10 +205,12 @@ def _scaled_cell(base: CellModel, framework: str, threads: int, g: float, per: M
         d["coef"] = [c * s for c in d["coef"]]
         if "loglinear" in d and d["loglinear"] is not None:
             d["loglinear"] = [d["loglinear"][0] + math.log(s)] + list(d["loglinear"][1:])
-        if corr and t in corr:
+        if d.get("correction"):  # an earlier adaptation's trend: it moves with the scale (one trend per type)
+            d["correction"] = {**d["correction"], **{k: d["correction"][k] + math.log(s) for k in ("ref", "lo", "hi")}}
+        elif corr and t in corr:
             d["correction"] = dict(corr[t])
-    for fr in cm.forest.values():  # trees predict log ms
-        s = math.log(g)
+    for t, fr in cm.forest.items():  # trees predict log ms
+        s = math.log(per.get(t, g))
         for tr in fr["trees"]:
             tr["value"] = [v + s for v in tr["value"]]
     cm.envelope = [e * g for e in cm.envelope]
@@ -286,6 +288,11 @@ def adapt_operator_model(model: OperatorModel, samples: Mapping[tuple[str, int],
                 lono[m] = 100 * float(np.mean(errs))
         usable = [m for m in cands if build(m, nets) is not None]
         if not usable:
+            if method != "auto":
+                why = {"none": "the base is another cell or runs other fusion rules",
+                       "global": "no network was timed end to end"}.get(method, "no per-node profile was measured "
+                                                                          "(the framework has no profiler?)")
+                raise PerfmodelError(f"{fw} x{t}: --method {method} cannot apply: {why}; use --method auto")
             raise PerfmodelError(f"{fw} x{t}: nothing measured to adapt from (no network time, no profile)")
         scored = [m for m in usable if m in lono]
         if method != "auto":
@@ -371,7 +378,7 @@ def network_time_scales(model: Any, predicted_fps: Mapping[tuple[str, int, str],
         for i in range(len(items)):
             rest = logs[:i] + logs[i + 1:]
             if rest:
-                errs.append(abs(math.exp(logs[i] - statistics.median(rest)) - 1))
+                errs.append(abs(math.exp(statistics.median(rest) - logs[i]) - 1))  # |pred / measured - 1|
         out.append(NetworkCellScale(f"{fw} x{t}", math.exp(statistics.median(logs)), [n for n, _ in items],
                                     100 * float(np.mean(errs)) if errs else math.nan,
                                     100 * float(np.mean([abs(math.exp(-r) - 1) for r in logs]))))

@@ -310,7 +310,12 @@ class ModelFile:
                                           "(preparation.time_scale): the samples need framework and threads")
         thr = pd.to_numeric(df["threads"], errors="coerce")
         keys = [f"{f} x{int(t)}" if pd.notna(t) else "" for f, t in zip(df["framework"].astype(str), thr)]
-        s = np.array([scales.get(k, np.nan) for k in keys], dtype="float64")
+        missing = sorted({k or "(no threads)" for k in keys if k not in scales})
+        if missing:  # predict_each then predicts row by row: these rows get the reason, the others a value
+            raise IncompatibleSampleError(
+                f"this model was retrained for {', '.join(sorted(scales))} only (preparation.time_scale); "
+                f"{', '.join(missing)} was not adapted: retrain it with that cell, or use the model it came from")
+        s = np.array([scales[k] for k in keys], dtype="float64")
         p = self.params
         out = []
         for b in bands:

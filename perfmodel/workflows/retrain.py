@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,6 +93,7 @@ def retrain(model_path: str | Path, out: str | Path, *, frameworks: Sequence[str
             Path(out).stem + "-sample")
         from perfmodel.workflows.kernels import profile
 
+        _check_same_platform(Path(measure_dir), python or sys.executable, note)
         profile(measure_dir, units=0, networks=chosen, profiles=True, frameworks=fws, threads=ths, rounds=rounds,
                 python=python, note=note, say=say)
         source_dir = Path(measure_dir)
@@ -106,7 +108,7 @@ def retrain(model_path: str | Path, out: str | Path, *, frameworks: Sequence[str
             raise PerfmodelError(f"nothing was measured for {what} (see the run log)")
         raise PerfmodelError(f"{source_dir} has no timing of {', '.join(chosen)} for {what}")
     t2 = time.time()
-    rules = {c: kernel_rules(c[0], src_meta.get("versions", {})) for c in cells}
+    rules = {c: r for c in cells if (r := kernel_rules(c[0], src_meta.get("versions", {}))) is not None}
     new, report = adapt_operator_model(model, samples, nk, method=method, rules=rules,
                                        keep_other_cells=keep_other_cells)
     fit_s = time.time() - t2
@@ -131,6 +133,23 @@ def retrain(model_path: str | Path, out: str | Path, *, frameworks: Sequence[str
             "cells": [r.to_dict() for r in report], "kept": [f"{f} x{t}" for f, t in kept],
             "seconds": new.source_["adaptation"]["seconds"], "versions": src_meta.get("versions", {}),
             "network_model": network_summary}
+
+
+def _check_same_platform(folder: Path, python: str, note: str | None) -> None:
+    """A sample folder is resumed only on the platform it was measured on: rows timed by another interpreter
+    (another framework release) or under another note would pass for this one's."""
+    import json
+
+    from perfmodel.data.kernelset import KERNELSET_FILE
+
+    meta = folder / KERNELSET_FILE
+    if not meta.is_file():
+        return
+    for call in json.loads(meta.read_text()).get("calls", []):
+        if call.get("python", python) != python or (call.get("note") or None) != (note or None):
+            raise PerfmodelError(f"{folder} holds a sample measured with --python {call.get('python')!r} and "
+                                 f"--note {call.get('note')!r}; measure this platform into another folder "
+                                 "(--measure DIR), or remove that one")
 
 
 def _network_model(path: str | Path):
@@ -181,14 +200,16 @@ def _adapt_network_model(model: Any, path: str | Path, out: str | Path, samples:
 
     measured = {(fw, t, n): ms for (fw, t), s in samples.items() for n, ms in s.networks.items()}
     levels = {str(v) for v in (model.levels or {}).get("threads", [])}
-    fps = network_model_fps(model, list(measured))
-    scales = network_time_scales(model, fps, measured)
+    plain = copy.deepcopy(model)  # an earlier retrain's factors: replaced for the cells sampled now, kept elsewhere
+    plain.preparation.time_scale = None
+    fps = network_model_fps(plain, list(measured))
+    scales = network_time_scales(plain, fps, measured)
     if not scales:
         raise PerfmodelError(f"the network-level model {str(path)!r} has no prediction for any sampled cell "
                              f"({', '.join(chosen)}: its training data set lacks them)")
     new = copy.deepcopy(model)
     old = dict(new.preparation.time_scale or {})
-    ts = {**old, **{c.cell: old.get(c.cell, 1.0) * c.scale for c in scales}}
+    ts = {**old, **{c.cell: c.scale for c in scales}}
     new.preparation.time_scale = ts
     new.preparation.time_scale_source = f"perfmodel retrain from {', '.join(chosen)} ({record['when']})"
     new.metadata = {**new.metadata, "adaptation": {
@@ -200,9 +221,10 @@ def _adapt_network_model(model: Any, path: str | Path, out: str | Path, samples:
             "levels_threads": sorted(levels)}
 
 
-def kernel_rules(framework: str, versions: dict[str, str]) -> str:
+def kernel_rules(framework: str, versions: dict[str, str]) -> str | None:
     """The fusion rules (``zoo.kernels``) of ``framework`` as the measured platform ran it: OpenCV's new engine
-    (the workers report ``opencv_engine``; OpenCV >= 5.1 has no other) runs ``opencv-new``."""
+    (the workers report ``opencv_engine``; OpenCV >= 5.1 has no other) runs ``opencv-new``. None where the data
+    does not say (the base cell's rules are kept)."""
     if framework != "opencv":
         return framework
     engine = versions.get("opencv_engine")
@@ -212,7 +234,7 @@ def kernel_rules(framework: str, versions: dict[str, str]) -> str:
             engine = "new" if (major, minor) >= (5, 1) else "classic"
         except ValueError:
             engine = None
-    return "opencv-new" if engine == "new" else "opencv"
+    return None if engine is None else "opencv-new" if engine == "new" else "opencv"
 
 
 def _r1(x: float) -> float | None:

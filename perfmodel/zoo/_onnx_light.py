@@ -167,20 +167,23 @@ def infer_shapes(graph: Any, dims: dict[str, list[int]], consts: Mapping[str, An
             w = shape_of(ins[1])
             out = _window(x, attrs, list(attrs.get("kernel_shape", w[2:])), w[0])
         elif op in ("MaxPool", "AveragePool"):
-            out = _window(x, {k: v for k, v in attrs.items() if k != "dilations" or op == "MaxPool"},
-                          list(attrs["kernel_shape"]), x[1])
+            out = _window(x, attrs, list(attrs["kernel_shape"]), x[1])
         elif op in ("GlobalAveragePool", "GlobalMaxPool"):
             out = [*x[:2], *([1] * (len(x) - 2))]
         elif op == "Concat":
-            axis = int(attrs.get("axis", 0)) % len(x)
+            if "axis" not in attrs:  # opset < 4 defaulted it
+                raise Unsupported("Concat without axis")
+            axis = int(attrs["axis"]) % len(x)
             shapes = [shape_of(i) for i in ins]
             out = list(x)
             out[axis] = sum(s[axis] for s in shapes)
         elif op == "Pad":
-            pads = attrs.get("pads") or const_ints(ins[1])
+            if "paddings" in attrs or (len(node.input) > 3 and node.input[3]):
+                raise Unsupported("Pad of opset 1, or with axes")
+            pads = attrs.get("pads") or const_ints(node.input[1])
             n = len(x)
-            if len(pads) != 2 * n or (len(ins) > 3 and ins[3]):
-                raise Unsupported("Pad with axes")
+            if len(pads) != 2 * n:
+                raise Unsupported(f"Pad of {len(pads)} values on a {n}-D tensor")
             out = [x[i] + int(pads[i]) + int(pads[i + n]) for i in range(n)]
         elif op in ("Squeeze", "Unsqueeze"):
             axes = attrs.get("axes")
@@ -197,10 +200,15 @@ def infer_shapes(graph: Any, dims: dict[str, list[int]], consts: Mapping[str, An
                 it = iter(x)
                 out = [1 if i in put else next(it) for i in range(n)]
         elif op == "Flatten":
-            axis = int(attrs.get("axis", 1)) % (len(x) + 1) if x else 0
+            axis = int(attrs.get("axis", 1))
+            axis = axis + len(x) if axis < 0 else axis
             out = [math.prod(x[:axis]), math.prod(x[axis:])]
         elif op == "Reshape":
+            if len(ins) < 2:  # opset 1: the shape attribute
+                raise Unsupported("Reshape of opset 1")
             target = const_ints(ins[1])
+            if any(v == 0 and i >= len(x) for i, v in enumerate(target)):
+                raise Unsupported(f"Reshape of {x} to {target}")
             out = [x[i] if v == 0 and not attrs.get("allowzero", 0) else v for i, v in enumerate(target)]
             if out.count(-1) == 1:
                 known = math.prod(v for v in out if v != -1)
@@ -219,13 +227,19 @@ def infer_shapes(graph: Any, dims: dict[str, list[int]], consts: Mapping[str, An
             b = shape_of(ins[1])
             if len(x) != 2 or len(b) != 2:
                 raise Unsupported("Gemm of other than 2-D operands")
-            m = x[1] if attrs.get("transA", 0) else x[0]
-            n = b[0] if attrs.get("transB", 0) else b[1]
+            m, k = (x[1], x[0]) if attrs.get("transA", 0) else (x[0], x[1])
+            kb, n = (b[1], b[0]) if attrs.get("transB", 0) else (b[0], b[1])
+            if k != kb:
+                raise Unsupported(f"Gemm {x} x {b}")
             out = [m, n]
         elif op == "ReduceMean":
             axes = attrs.get("axes")
             if axes is None and len(ins) > 1:
                 axes = const_ints(ins[1])
+            if not axes and attrs.get("noop_with_empty_axes", 0):
+                axes = []
+            elif not axes:
+                axes = None
             red = {int(a) % len(x) for a in axes} if axes is not None else set(range(len(x)))
             keep = attrs.get("keepdims", 1)
             out = [1 if i in red else v for i, v in enumerate(x)] if keep else \

@@ -679,12 +679,20 @@ def read_onnx(path: str | Path) -> OpGraph:
     activation_inputs = [i for i in g.input if i.name not in consts]
     node_outputs = {o for n in g.node for o in n.output}
     if any(o not in dims for o in node_outputs):
+        declared = dict(dims)
         try:  # the ops the light reader knows (every zoo network): no onnx import
             light.infer_shapes(g, dims, consts)
-        except light.Unsupported:
+        except Exception:  # light.Unsupported, or a file it misreads: the onnx package decides, from scratch
+            dims.clear()
+            dims.update(declared)
+            import onnx
             from onnx import shape_inference
 
             try:
+                model = onnx.load(str(path))  # with external data (small shape / pad constants may live there)
+                g = model.graph
+                consts = {init.name: init for init in g.initializer}
+                inits_dims = {name: list(t.dims) for name, t in consts.items()}
                 inferred = shape_inference.infer_shapes(_without_weights(model))
             except Exception as exc:
                 raise InputFileError(f"{path.name}: ONNX shape inference failed: {exc}") from None
@@ -816,8 +824,8 @@ def read_onnx(path: str | Path) -> OpGraph:
 
 def _load_onnx(path: Path) -> Any:
     """The ModelProto of an ONNX file: parsed with the protobuf classes alone where they load without the onnx
-    package (``zoo._onnx_light``), else by ``onnx.load``; weights stored in external files are not read (the
-    reader needs their shapes only)."""
+    package (``zoo._onnx_light``), else by ``onnx.load``; tensors stored in external files are not read here
+    (their shapes are in the file; the onnx fallback of ``read_onnx`` loads them)."""
     from perfmodel.zoo._onnx_light import onnx_pb2
 
     pb2 = onnx_pb2()
