@@ -47,6 +47,22 @@ def _sample(nets, names, factor=FACTOR, profiles=True, overhead=0.4):
     return s
 
 
+def _growing_sample(model, nets):
+    """A platform where large kernels slowed down more than small ones (the ratio grows with the kernel's
+    predicted time), profiled on four networks."""
+    cm = model.cell("onnxruntime", 1)
+
+    def grow(k):
+        return _true_ms(k) * (1 + 0.5 * math.log1p(model.kernel_ms(cm, k).ms))
+
+    s = CellSample()
+    for n in ("net0", "net1", "net2", "net3"):
+        ks = nets[n]["onnxruntime"]
+        s.profiles[n] = [(k, grow(k)) for k in ks]
+        s.networks[n] = sum(grow(k) for k in ks) + 0.05 + 0.3 * _io(ks) + 0.4
+    return s
+
+
 def _err(model, fw, t, ks, factor=FACTOR, overhead=0.4):
     meas = sum(_new_ms(k, factor) for k in ks) + 0.05 + 0.3 * _io(ks) + overhead
     return (model.predict_kernels(fw, t, ks)["ms"] - meas) / meas
@@ -142,17 +158,7 @@ def test_the_size_correction_is_flat_outside_the_sample_range():
 
 def test_the_size_trend_follows_a_ratio_that_grows_with_kernel_size():
     model, nets, _ = _fitted()
-    cm = model.cell("onnxruntime", 1)
-
-    def grow(k):  # large kernels slowed down more than small ones
-        p = model.kernel_ms(cm, k).ms
-        return _true_ms(k) * (1 + 0.5 * math.log1p(p))
-
-    s = CellSample()
-    for n in ("net0", "net1", "net2", "net3"):
-        ks = nets[n]["onnxruntime"]
-        s.profiles[n] = [(k, grow(k)) for k in ks]
-        s.networks[n] = sum(grow(k) for k in ks) + 0.05 + 0.3 * _io(ks) + 0.4
+    s = _growing_sample(model, nets)
     _, rep_scale = adapt_operator_model(model, {("onnxruntime", 1): s}, nets, method="scale")
     size, rep = adapt_operator_model(model, {("onnxruntime", 1): s}, nets, method="size")
     assert any(d.get("correction", {}).get("b", 0) > 0 for d in size.cell("onnxruntime", 1).types.values())
@@ -409,16 +415,7 @@ def test_retrain_adapts_the_network_level_model_from_the_same_sample(tmp_path):
 
 def test_adapting_an_adapted_cell_moves_its_size_trend_with_the_new_scale():
     model, nets, _ = _fitted()
-    base = model.cell("onnxruntime", 1)
-
-    def grow(k):
-        return _true_ms(k) * (1 + 0.5 * math.log1p(model.kernel_ms(base, k).ms))
-
-    s = CellSample()
-    for n in ("net0", "net1", "net2", "net3"):
-        ks = nets[n]["onnxruntime"]
-        s.profiles[n] = [(k, grow(k)) for k in ks]
-        s.networks[n] = sum(grow(k) for k in ks) + 0.05 + 0.3 * _io(ks) + 0.4
+    s = _growing_sample(model, nets)
     once, _ = adapt_operator_model(model, {("onnxruntime", 1): s}, nets, method="size")
     cm = once.cell("onnxruntime", 1)
     assert any(d.get("correction") for d in cm.types.values())

@@ -32,9 +32,10 @@ def profile_cmd(
                                       "'none' for none)."),
     adaptive: int = typer.Option(0, "--adaptive", help="Add this many units around the units the current "
                                  "predictors price worst (nn-Meter's adaptive sampling) to an existing OUT."),
-    profiles: bool = typer.Option(False, "--profiles", help="Also record ONNX Runtime's per-node profile of each "
-                                  "network (kernels timed inside their network; perfmodel kernels fit "
-                                  "--source profiles). With --units 0 --networks none: the profiles only."),
+    profiles: bool = typer.Option(False, "--profiles", help="Also record the per-node profile of each network where "
+                                  "the framework has a profiler (ONNX Runtime, OpenCV, TensorFlow: kernels timed "
+                                  "inside their network; perfmodel kernels fit --source profiles). With --units 0 "
+                                  "--networks none: the profiles only."),
     python: str = worker_python_option(),
     note: str = platform_note_option(),
 ) -> None:
