@@ -125,6 +125,7 @@ def run_kernel_campaign(folder: str | os.PathLike, units: Sequence[Any], *, netw
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    python = python or sys.executable
     from perfmodel.data.kernelset import KERNELSET_FILE, KERNELSET_FORMAT
 
     meta_path = folder / KERNELSET_FILE
@@ -140,7 +141,7 @@ def run_kernel_campaign(folder: str | os.PathLike, units: Sequence[Any], *, netw
     call = {"started": started, "export_s": export_s, "units": len(units), "networks": list(networks),
             "profile_networks": list(profile_networks), **(call_info or {}), "frameworks": list(frameworks),
             "threads": list(threads), "rounds": [round_offset + r for r in range(rounds)], "seed": seed,
-            "timing": DEFAULT_TIMING, "python": python or sys.executable}
+            "timing": DEFAULT_TIMING, "python": python}
     meta["calls"].append(call)
     meta.setdefault("machine", system_info())
     _write_json(meta_path, meta)
@@ -175,7 +176,7 @@ def run_kernel_campaign(folder: str | os.PathLike, units: Sequence[Any], *, netw
             continue
         say(f"  block {b + 1}/{len(blocks)} round {r_abs} {fw} x{t}: {len(todo)} items "
             f"({time.time() - t_start:.0f} s so far)")
-        versions.update(_run_block(folder, fw, t, r_abs, todo, block_timeout_s, say, python or sys.executable))
+        versions.update(_run_block(folder, fw, t, r_abs, todo, block_timeout_s, say, python))
         done = done_keys(folder)
     meta = json.loads(meta_path.read_text())
     meta["calls"][-1]["versions"] = {**meta["calls"][-1].get("versions", {}), **versions}

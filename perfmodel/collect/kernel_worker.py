@@ -188,7 +188,7 @@ class _Framework:
         the kernel it runs (``zoo.kernels`` on the same ONNX file, matched by node name: OpenCV names a layer
         ``onnx_node!<node>``; a layer fused into another takes 0 and is left out)."""
         from perfmodel.zoo import export
-        from perfmodel.zoo.kernels import detect_kernels, read_onnx
+        from perfmodel.zoo.kernels import detect_kernels, read_onnx, rules_name
 
         cv2 = self.cv2
         path = str(export(name, "onnx"))
@@ -210,7 +210,7 @@ class _Framework:
             for n, t in zip(names, np.asarray(per_layer).ravel()):
                 acc[n].append(float(t) / freq * 1e3)
         kernel_of: dict[str, Any] = {}
-        for k in detect_kernels(read_onnx(path), "opencv-new" if self.engine == "new" else "opencv"):
+        for k in detect_kernels(read_onnx(path), rules_name("opencv", self.engine)):
             for layer in k.layers:
                 kernel_of.setdefault(layer, k)
         nodes = []

@@ -71,6 +71,12 @@ class CellAdaptation:
                 "rules": self.rules}
 
 
+def check_method(method: str) -> None:
+    """Refuse an adaptation method that is neither ``auto`` nor one of :data:`METHODS`."""
+    if method != "auto" and method not in METHODS:
+        raise PerfmodelError(f"--method {method!r}: auto or one of {', '.join(METHODS)}")
+
+
 def base_cell(model: OperatorModel, framework: str, threads: int) -> tuple[str, int]:
     """The model's cell a new (framework, threads) starts from: the same cell, else the same framework's nearest
     thread count (the lower one on a tie)."""
@@ -224,9 +230,7 @@ def _candidate(model: OperatorModel, base: CellModel, method: str, sample: CellS
     """The base cell adapted by ``method`` from the sampled networks ``nets`` (their profiles and times)."""
     timed = [n for n in nets if n in sample.networks and n in nk]
     if method == "none":
-        cm = copy.deepcopy(base)
-        cm.rules = rules if rules is not None and rules != framework else None
-        return cm, 1.0, {}
+        return _scaled_cell(base, framework, threads, 1.0, {}, rules=rules), 1.0, {}
     if method == "global":
         if not timed:
             return None
@@ -255,8 +259,7 @@ def adapt_operator_model(model: OperatorModel, samples: Mapping[tuple[str, int],
     ``method``: ``auto`` (leave-one-network-out picks) or one of :data:`METHODS`. ``rules``: a cell's fusion
     rules on the new platform where not the framework's own (``network_kernels`` has its kernel lists under
     that name). Cells not sampled are kept (``keep_other_cells``) or dropped."""
-    if method != "auto" and method not in METHODS:
-        raise PerfmodelError(f"adaptation method {method!r}: auto or one of {', '.join(METHODS)}")
+    check_method(method)
     new = copy.deepcopy(model)
     if not keep_other_cells:
         new.cells_ = {}
@@ -286,7 +289,8 @@ def adapt_operator_model(model: OperatorModel, samples: Mapping[tuple[str, int],
                 errs.append(abs(p - sample.networks[n]) / sample.networks[n])
             if errs:
                 lono[m] = 100 * float(np.mean(errs))
-        usable = [m for m in cands if build(m, nets) is not None]
+        built = {m: build(m, nets) for m in cands}
+        usable = [m for m in cands if built[m] is not None]
         if not usable:
             if method != "auto":
                 why = {"none": "the base is another cell or runs other fusion rules",
@@ -301,7 +305,7 @@ def adapt_operator_model(model: OperatorModel, samples: Mapping[tuple[str, int],
             chosen = min(scored, key=lambda m: lono[m])
         else:  # one network: nothing to leave out but for "none"; profiles beat one ratio, a ratio beats none
             chosen = usable[0]
-        cm, g, per = build(chosen, nets)  # type: ignore[misc]
+        cm, g, per = built[chosen]  # type: ignore[misc]
         if chosen in lono:
             cm.network_rel_sigma = float(max(_nan0(base.network_rel_sigma), lono[chosen] / 100))
         n_prof = sum(len(sample.profiles.get(n, [])) for n in nets)
@@ -386,4 +390,4 @@ def network_time_scales(model: Any, predicted_fps: Mapping[tuple[str, int, str],
 
 
 __all__ = ["METHODS", "CellAdaptation", "CellSample", "NetworkCellScale", "adapt_operator_model", "base_cell",
-           "choose_networks", "network_time_scales", "rate_time_ms", "sample_from_kernelset"]
+           "check_method", "choose_networks", "network_time_scales", "rate_time_ms", "sample_from_kernelset"]

@@ -74,9 +74,9 @@ def profile(out: str | Path, *, units: int = 480, seed: int = 0, rounds: int = 2
         check_python(python)
     if note:
         call_info = {**call_info, "note": note}
-    return run_kernel_campaign(out, chosen, python=python, networks=nets, frameworks=frameworks, threads=threads, rounds=rounds,
+    return run_kernel_campaign(out, chosen, networks=nets, frameworks=frameworks, threads=threads, rounds=rounds,
                                seed=seed, round_offset=offset, profile_networks=profile_nets, call_info=call_info,
-                               say=lambda m: say(m))
+                               python=python, say=lambda m: say(m))
 
 
 def check_python(python: str) -> None:

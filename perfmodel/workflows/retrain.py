@@ -38,7 +38,7 @@ def retrain(model_path: str | Path, out: str | Path, *, frameworks: Sequence[str
     ``network_model`` (a network-level throughput model) also that one, from the same sample, as
     ``network_out``. Returns the summary printed by the CLI (cells, what was measured, seconds)."""
     from perfmodel.errors import UnknownNameError
-    from perfmodel.model.adapt import CellSample, adapt_operator_model, base_cell, choose_networks
+    from perfmodel.model.adapt import CellSample, adapt_operator_model, base_cell, check_method, choose_networks
     from perfmodel.model.operator import load_operator_model
     from perfmodel.runners import FRAMEWORKS
     from perfmodel.workflows.kernels import network_kernels
@@ -57,10 +57,7 @@ def retrain(model_path: str | Path, out: str | Path, *, frameworks: Sequence[str
     for n in networks or ():
         if n not in NETWORKS:
             raise UnknownNameError("network", n, NETWORKS)
-    from perfmodel.model.adapt import METHODS
-
-    if method != "auto" and method not in METHODS:
-        raise PerfmodelError(f"--method {method!r}: auto or one of {', '.join(METHODS)}")
+    check_method(method)
     if n_networks < 1:
         raise PerfmodelError(f"--count must be at least 1, got {n_networks}")
     if data is not None and measure_dir is not None:
@@ -77,9 +74,9 @@ def retrain(model_path: str | Path, out: str | Path, *, frameworks: Sequence[str
     nk = network_kernels(list(NETWORKS), [*fws, *(["opencv-new"] if "opencv" in fws else [])])
     siblings = {n: same_architecture(n) for n in NETWORKS}
     pool = nk
-    if data is not None and not networks:  # recorded data: choose among the networks it timed on every cell
-        have, _ = _samples(Path(data), list(NETWORKS), cells)
-        timed = set.intersection(*[set(have.get(c, CellSample()).networks) for c in cells]) if cells else set()
+    recorded = _samples(Path(data), list(NETWORKS), cells) if data is not None else None  # read once
+    if recorded is not None and not networks:  # choose among the networks it timed on every cell
+        timed = set.intersection(*[set(recorded[0].get(c, CellSample()).networks) for c in cells]) if cells else set()
         pool = {n: v for n, v in nk.items() if n in timed}
         if not pool:
             raise PerfmodelError(f"{data} has no zoo network timed on every cell asked "
@@ -97,10 +94,18 @@ def retrain(model_path: str | Path, out: str | Path, *, frameworks: Sequence[str
         profile(measure_dir, units=0, networks=chosen, profiles=True, frameworks=fws, threads=ths, rounds=rounds,
                 python=python, note=note, say=say)
         source_dir = Path(measure_dir)
+        samples, src_meta = _samples(source_dir, chosen, cells)
+        measure_s = time.time() - t1
+        src_meta = {**src_meta, "measured_s": _rows_seconds(source_dir, chosen, cells)}
     else:
         source_dir = Path(data)
-    samples, src_meta = _samples(source_dir, chosen, cells)
-    measure_s = time.time() - t1 if data is None else src_meta.get("measured_s", math.nan)
+        samples = {c: CellSample({n: ms for n, ms in s.networks.items() if n in chosen},
+                                 {n: p for n, p in s.profiles.items() if n in chosen})
+                   for c, s in recorded[0].items()}
+        samples = {c: s for c, s in samples.items() if s.networks or s.profiles}
+        src_meta = recorded[1]
+        measure_s = _rows_seconds(source_dir, chosen, cells) if src_meta["kind"] == "kernel data set" else math.nan
+        src_meta = {**src_meta, "measured_s": measure_s}
     missing = [c for c in cells if c not in samples]
     if missing:
         what = ", ".join(f"{f} x{t}" for f, t in missing)
@@ -199,7 +204,6 @@ def _adapt_network_model(model: Any, path: str | Path, out: str | Path, samples:
     from perfmodel.model.adapt import network_time_scales
 
     measured = {(fw, t, n): ms for (fw, t), s in samples.items() for n, ms in s.networks.items()}
-    levels = {str(v) for v in (model.levels or {}).get("threads", [])}
     plain = copy.deepcopy(model)  # an earlier retrain's factors: replaced for the cells sampled now, kept elsewhere
     plain.preparation.time_scale = None
     fps = network_model_fps(plain, list(measured))
@@ -217,8 +221,7 @@ def _adapt_network_model(model: Any, path: str | Path, out: str | Path, samples:
         "with": record["with"], "cells": [c.to_dict() for c in scales], "when": record["when"]}}
     save_model(new, out)
     skipped = sorted({f"{fw} x{t}" for fw, t in samples} - {c.cell for c in scales})
-    return {"model": str(out), "from": str(path), "cells": [c.to_dict() for c in scales], "not_adapted": skipped,
-            "levels_threads": sorted(levels)}
+    return {"model": str(out), "from": str(path), "cells": [c.to_dict() for c in scales], "not_adapted": skipped}
 
 
 def kernel_rules(framework: str, versions: dict[str, str]) -> str | None:
@@ -234,7 +237,9 @@ def kernel_rules(framework: str, versions: dict[str, str]) -> str | None:
             engine = "new" if (major, minor) >= (5, 1) else "classic"
         except ValueError:
             engine = None
-    return None if engine is None else "opencv-new" if engine == "new" else "opencv"
+    from perfmodel.zoo.kernels import rules_name
+
+    return None if engine is None else rules_name(framework, engine)
 
 
 def _r1(x: float) -> float | None:
@@ -243,7 +248,7 @@ def _r1(x: float) -> float | None:
 
 def _samples(folder: Path, networks: Sequence[str], cells: Sequence[tuple[str, int]]):
     """Per-cell samples of ``networks`` from a kernel data set or a data set of cells, and what it says of
-    itself (versions, machine, note, its measuring time)."""
+    itself (kind, versions, machine, note)."""
     from perfmodel.data.kernelset import KERNELSET_FILE, read_kernelset
     from perfmodel.model.adapt import CellSample, sample_from_kernelset
 
@@ -256,8 +261,7 @@ def _samples(folder: Path, networks: Sequence[str], cells: Sequence[tuple[str, i
             versions.update(c.get("versions", {}))
         notes = sorted({c["note"] for c in calls if c.get("note")})
         meta = {"kind": "kernel data set", "versions": versions, "machine": (kset.meta.get("machine") or {}).get(
-            "cpu_model"), "note": "; ".join(notes) or None,
-            "measured_s": _rows_seconds(folder, networks, cells)}
+            "cpu_model"), "note": "; ".join(notes) or None}
         return samples, meta
     if (folder / "dataset.json").is_file():
         from perfmodel.data import read_dataset, wide_per_cell
@@ -274,7 +278,7 @@ def _samples(folder: Path, networks: Sequence[str], cells: Sequence[tuple[str, i
                 samples.setdefault(cell, CellSample()).networks[str(n)] = float(ms)
         md = getattr(ds, "metadata", None) or {}
         cpu = md.get("cpu_model") if isinstance(md, dict) else None
-        return samples, {"kind": "data set of cells", "machine": cpu, "versions": {}, "measured_s": math.nan}
+        return samples, {"kind": "data set of cells", "machine": cpu, "versions": {}}
     raise PerfmodelError(f"{str(folder)!r} is neither a kernel data set (kernelset.json) nor a data set of cells "
                          "(dataset.json)")
 

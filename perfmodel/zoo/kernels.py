@@ -238,10 +238,16 @@ INSERTED_NODES: dict[str, tuple[str, ...]] = {
 }
 
 
+def rules_name(framework: str, engine: str | None = None) -> str:
+    """The :data:`FUSION_RULES` key of ``framework`` running ``engine``: ``opencv-new`` for OpenCV's new engine,
+    else the framework's own name."""
+    return "opencv-new" if framework == "opencv" and engine == "new" else framework
+
+
 def rules(framework: str, engine: str | None = None) -> dict[str, Any]:
     """The rule set of ``framework`` (:data:`FUSION_RULES`); for ``opencv``, ``engine="new"`` gives OpenCV's new
     engine's rules (``opencv-new``), ``"classic"`` or None the classic engine's."""
-    name = "opencv-new" if framework == "opencv" and engine == "new" else framework
+    name = rules_name(framework, engine)
     if engine not in (None, "classic", "new") or (engine == "new" and framework not in ("opencv", "opencv-new")):
         raise PerfmodelError(f"no {engine!r} engine rules for {framework!r}")
     try:
