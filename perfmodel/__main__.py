@@ -1,3 +1,3 @@
-from perfmodel.cli.app import main
+from perfmodel.cli.entry import main
 
 main()

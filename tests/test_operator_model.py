@@ -301,3 +301,124 @@ def test_a_graph_much_smaller_than_the_networks_is_floored_not_negative():
     p = m.predict_kernels("onnxruntime", 1, tiny)
     assert p["floored"] and p["ms"] == pytest.approx(0.5 * m.kernel_ms(cm, tiny[0]).ms)
     assert p["fps"] > 0 and p["lo"] > 0 and (p["hi"] is None or p["hi"] > p["fps"])
+
+
+def _tiny_onnx(path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((32, 3, 3, 3)).astype(np.float32), "w")
+    b = numpy_helper.from_array(np.zeros(32, np.float32), "b")
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c"], ["r"]),
+         helper.make_node("MaxPool", ["r"], ["out"], kernel_shape=[3, 3], strides=[2, 2])],
+        "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 32, 15, 15])], initializer=[w, b])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_graph_fast_path_takes_only_plain_predict_graph_lines(tmp_path):
+    """perfmodel's entry answers `predict --graph` itself (typer never imported) only for the options it knows,
+    each once, its errors included; anything else (help, other options, a repeated option, a value that is not
+    a number) goes to the full CLI."""
+    import subprocess
+    import sys
+
+    kset, nets, _ = synthetic_set()
+    model = str(OperatorModel().fit(kset, nets).save(tmp_path / "op.json"))
+    g = str(_tiny_onnx(tmp_path / "tiny.onnx"))
+    fast = [["predict", "-m", model, f"--graph={g}", "--threads", "1", "--json", "--framework", "onnxruntime",
+             "--alpha=0.1"],
+            ["predict", "--graph", g],  # no model: refused by the fast path
+            ["predict", "--model", model, "--graph", g, "--threads", "-1"]]
+    full = [["predict", "--model", model, "--graph", g, "--help"], ["predict", "--model", model],
+            ["predict", "--graph", g, "--graph", g, "--model", model], ["predict", "--graph", g, "--threads", "two"],
+            ["predict", "--graph", g, "--dataset", "d"], ["predict", f"-m={model}", "--graph", g],
+            ["predict", "--model", model, "--graph", g, "--", "true"], ["--version"]]
+    code = ("import sys\nfrom perfmodel.cli.entry import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n"
+            "    pass\nfinally:\n    print('typer' in sys.modules, file=sys.stderr)")
+    runs = [subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for argv in fast + full]
+    typer_used = [r.communicate(timeout=120)[1].strip().splitlines()[-1] == "True" for r in runs]
+    assert typer_used == [False] * len(fast) + [True] * len(full)
+
+
+def test_graph_fast_path_prints_what_the_full_cli_prints(tmp_path, capsys):
+    """The same answer, table, JSON and errors (message and exit code) from the entry's fast path as from the
+    typer app, and a fresh fast-path process imports neither typer nor pydantic once the model was checked."""
+    import subprocess
+    import sys
+
+    from perfmodel.cli.app import main as full_main
+    from perfmodel.cli.entry import main
+
+    kset, nets, _ = synthetic_set()
+    model = str(OperatorModel().fit(kset, nets).save(tmp_path / "op.json"))
+    onnx_path = str(_tiny_onnx(tmp_path / "tiny.onnx"))
+    for argv in (["predict", "--model", model, "--graph", onnx_path, "--json"],
+                 ["predict", "--model", model, "--graph", onnx_path, "--alpha", "0.2"],
+                 ["predict", "--model", model, "--graph", onnx_path, "--threads", "2"],
+                 ["predict", "--model", model, "--graph", onnx_path, "--threads", "0"],
+                 ["predict", "--model", model, "--graph", onnx_path, "--alpha", "1.5"],
+                 ["predict", "--model", str(tmp_path / "none.json"), "--graph", onnx_path],
+                 ["predict", "--model", model, "--graph", str(tmp_path / "none.onnx"), "--json"]):
+        outs = []
+        for run in (main, full_main):
+            code = 0
+            try:
+                run(list(argv))
+            except SystemExit as exc:
+                code = exc.code
+            captured = capsys.readouterr()
+            outs.append((code, captured.out, captured.err))
+        assert outs[0] == outs[1], argv
+    assert outs[0][0] == 2 and outs[0][2].startswith("error: ")
+    code = ("import sys; from perfmodel.cli.entry import main; sys.argv = ['perfmodel', 'predict', '--model', "
+            f"{model!r}, '--graph', {onnx_path!r}, '--json']\ntry:\n    main()\nfinally:\n"
+            "    print(sorted(m for m in ('typer', 'pydantic', 'pandas', 'onnx') if m in sys.modules), "
+            "file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(r.stdout)[0]["framework"] == "onnxruntime"
+    assert r.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_an_operator_model_checked_once_loads_from_its_checked_form(tmp_path, monkeypatch):
+    """load_operator_model keeps the checked form of a file's exact bytes in the cache: the same file loads
+    from it (same model), an edited file is checked afresh (and an invalid one refused though its former
+    bytes were cached), and a cache that cannot be written only costs the check."""
+    import perfmodel.model._operator_schema as schema
+
+    monkeypatch.setenv("PERFMODEL_CACHE", str(tmp_path / "cache"))
+    kset, nets, _ = synthetic_set()
+    path = OperatorModel().fit(kset, nets).save(tmp_path / "op.json")
+    original = path.read_bytes()
+    first = load_operator_model(path)
+
+    def same(a, b):
+        return json.dumps(a.to_dict(), sort_keys=True) == json.dumps(b.to_dict(), sort_keys=True)
+
+    cached = list((tmp_path / "cache" / "checked-models").glob("operator-*.json"))
+    assert len(cached) == 1
+    calls = []
+    real = schema.OperatorDocument.model_validate
+    monkeypatch.setattr(schema.OperatorDocument, "model_validate", lambda d: calls.append(1) or real(d))
+    again = load_operator_model(path)
+    assert calls == [] and same(again, first)
+    d = json.loads(path.read_text())
+    d["cells"][0]["overhead"]["b"] = -1.0  # invalid: b > 0
+    path.write_text(json.dumps(d))
+    with pytest.raises(InputFileError, match="is invalid"):
+        load_operator_model(path)
+    assert calls == [1]
+    d["cells"][0]["overhead"]["b"] = 2.0
+    path.write_text(json.dumps(d))
+    assert load_operator_model(path).cell(d["cells"][0]["framework"], d["cells"][0]["threads"]).overhead["b"] == 2.0
+    path.write_bytes(original)
+    cached[0].write_text("{not json")  # a damaged cache entry: checked afresh, and written again
+    assert same(load_operator_model(path), first) and calls == [1, 1, 1]
+    assert same(load_operator_model(path), first) and calls == [1, 1, 1]
+    (tmp_path / "file-not-folder").write_text("")
+    monkeypatch.setenv("PERFMODEL_CACHE", str(tmp_path / "file-not-folder"))  # no cache folder can be made
+    assert same(load_operator_model(path), first) and calls == [1, 1, 1, 1]

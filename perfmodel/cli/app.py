@@ -192,11 +192,10 @@ def fail(message: str, code: int = 2) -> None:
 def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="perfmodel")
-    except PerfmodelError as exc:
-        fail(str(exc), exc.exit_code)
-    except OSError as exc:  # an output path that cannot be written, a full disk, ...: the user's to fix
-        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-        fail(f"{exc.strerror or exc}{where}", 2)
+    except (PerfmodelError, OSError) as exc:  # OSError: an output path that cannot be written, a full disk, ...
+        from perfmodel.cli.entry import error_exit
+
+        raise error_exit(exc) from None
     except KeyboardInterrupt:  # outside any command (e.g. while the options are parsed)
         typer.echo("interrupted (Ctrl-C): nothing was run", err=True)
         raise SystemExit(130) from None

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import typer
 
+from perfmodel.cli.checks import check_option as _check_option
+from perfmodel.cli.graph import predict_graph_command
 from perfmodel.cli.options import (CORES, CORES_HELP, DATASET_ARG, DATASET_HELP, FOLDS, JOBS, MAP, MAP_HELP, TARGET,
                                    json_option, list_option, split_list)
 from perfmodel.cli.show import fmt, print_table, say
@@ -69,22 +71,6 @@ def _check_cv_options(folds: int, jobs: int) -> None:
         raise PerfmodelError(f"--folds must be >= 2, got {folds}")
     if jobs == 0 or jobs < -1:
         raise PerfmodelError(f"--jobs must be >= 1 (or -1 for all cores), got {jobs}")
-
-
-def _check_option(name: str, value, *, minimum: float | None = None, above: float | None = None,
-                  below: float | None = None, maximum: float | None = None, what: str = "") -> None:
-    """Refuse an option value up front, naming the option (NaN and infinities included): ``minimum`` /
-    ``maximum`` inclusive, ``above`` / ``below`` exclusive bounds."""
-    if value is None:
-        return
-    x = float(value)
-    bounds = [f">= {minimum:g}" if minimum is not None else None, f"> {above:g}" if above is not None else None,
-              f"< {below:g}" if below is not None else None, f"<= {maximum:g}" if maximum is not None else None]
-    want = " and ".join(b for b in bounds if b) or "finite"
-    ok = math.isfinite(x) and (minimum is None or x >= minimum) and (above is None or x > above) \
-        and (below is None or x < below) and (maximum is None or x <= maximum)
-    if not ok:
-        raise PerfmodelError(f"{name} must be a number {want}{what}, got {value}")
 
 
 def _check_fit_options(*, max_features: int, vif_cap: float, sensor_lag: int, l2_kib: float | None) -> None:
@@ -248,29 +234,6 @@ def evaluate_cmd(
     print_table(f"{target}: {ev.scheme(cv)} cross-validation", _CV_COLS, _cv_rows(ev.rows))
 
 
-def _predict_graph(graph: str, model_path: Path | None, framework: str | None, threads: int | None,
-                   alpha: float, json_out: bool, others: Sequence[object]) -> None:
-    from perfmodel.workflows.graph import fmt_interval, predict_graph
-
-    if any(others):
-        raise PerfmodelError("--graph predicts from a graph alone: give no --dataset, --csv, --network or -- CMD")
-    if model_path is None:
-        raise PerfmodelError("--graph needs --model: an operator model (trained/throughput_operator.json)")
-    _check_option("--threads", threads, minimum=1)
-    res = predict_graph(model_path, graph, frameworks=split_list([framework]) if framework else None,
-                        threads=[threads] if threads else None, alpha=alpha, say=say)
-    if json_out:
-        keys = ("framework", "threads", "fps", "lo", "hi", "ms", "kernels", "unmodelled_types", "floored")
-        typer.echo(json.dumps([{k: r[k] for k in keys} for r in res["rows"]], indent=1))
-        return
-    conf = f"{100 * (1 - alpha):g} %"
-    print_table(f"{res['graph']}: inference throughput from the graph ({res['model']})",
-                ["framework", "threads", "fps", f"{conf} interval", "ms / image", "kernels"],
-                [[r["framework"], str(r["threads"]), f"{r['fps']:.1f}", fmt_interval(r["lo"], r["hi"]),
-                  f"{r['ms']:.2f}", str(r["kernels"])] for r in res["rows"]])
-    say("fps = 1000 / the predicted model-call time (batch 1; image read and pre-processing not included)")
-
-
 def predict_cmd(
     command: list[str] = typer.Argument(None, help="After --: a command to measure (perfmodel predict --model "
                                         "M -- CMD ARGS...)."),
@@ -354,8 +317,8 @@ def predict_cmd(
     a GEMM figure nothing is rescaled, and the output says so."""
     _check_option("--alpha", alpha, above=0, below=1, what=" (1 - the confidence of the interval)")
     if graph is not None:  # before the network-level model's imports (pandas, scipy, scikit-learn)
-        _predict_graph(graph, model_path, framework, threads, alpha, json_out,
-                       others=[dataset, csv, command, network])
+        predict_graph_command(graph, model_path, framework, threads, alpha, json_out,
+                              others=[dataset, csv, command, network])
         return
     from perfmodel.model import load_model
 

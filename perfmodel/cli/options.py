@@ -9,40 +9,12 @@ repeatable option of every command both ways.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import typer
 
-from perfmodel.errors import PerfmodelError
-
-def split_list(values: Iterable[Any] | str | None, option: str = "option", item: Callable[[str], Any] = str
-               ) -> list[Any] | None:
-    """``["a,b", "c"]`` -> ``["a", "b", "c"]`` (blanks dropped, order kept); None / empty -> None.
-
-    A value given only as commas or blanks (``--frameworks ""``) is an error, as is an item ``item`` cannot
-    convert.
-    """
-    if values is None:
-        return None
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-        values = [values]
-    values = list(values)
-    if not values:
-        return None
-    out: list[Any] = []
-    for v in values:
-        parts = [p.strip() for p in str(v).split(",") if p.strip()]
-        if not parts:
-            raise PerfmodelError(f"{option} needs at least one value (got {str(v)!r})")
-        for p in parts:
-            try:
-                out.append(item(p))
-            except (TypeError, ValueError):
-                kind = getattr(item, "__name__", "value")
-                raise PerfmodelError(f"{option} takes {kind} values (repeat it or give a comma list), got "
-                                     f"{p!r}") from None
-    return out
+from perfmodel.cli.checks import split_list  # noqa: F401 (re-exported: commands import it from here)
 
 
 def list_option(default: Any, *names: str, help: str, item: Callable[[str], Any] = str,  # noqa: A002

