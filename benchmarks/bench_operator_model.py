@@ -3,8 +3,9 @@
     python benchmarks/bench_operator_model.py [--data datasets/kernels] [--json] [--growth] [--later DIR]
 
 For each network N, each (framework, threads) and each variant: the kernel predictors are fitted on the kernel
-data set's sampled units (no network's timing) and the network overhead on the *other* networks' timings
-(N and its input-size sibling held out), then N's time is predicted from its graph alone and compared with its
+data set's sampled units, or on the *other* networks' per-node profiles, and (N1-N3, shipped) the *other*
+networks' whole timings as sum rows; the network overhead on the other networks' timings (N and its input-size
+sibling held out everywhere), then N's time is predicted from its graph alone and compared with its
 measured time (the mean of the per-round medians of interleaved, unprofiled repeats, same campaign). Beside it,
 fitted leave-one-network-out on the same timings: the MACs-only baseline (time = a + b MACs) and a network-level
 linear model (time = a + b MACs + c weight MB + d kernels). Noise floor: each network's disagreement between the
@@ -49,11 +50,20 @@ VARIANTS = {
                                        overhead_form="add"),
     "P2 profiles+units nnls/split/add": dict(source="both", kernel_predictor="nnls", type_scheme="split",
                                              overhead_form="add"),
-    # shipped: P1 where the framework has a per-node profiler (ONNX Runtime, OpenCV), V2 elsewhere
-    "shipped: P1 where profiled + V2 elsewhere": dict(source="auto", kernel_predictor="nnls", type_scheme="split",
+    # shipped until 2026-12-07 19:00: P1 where the framework has a per-node profiler, V2 elsewhere
+    "S0 P1 where profiled + V2 elsewhere": dict(source="auto", kernel_predictor="nnls", type_scheme="split",
                                                 overhead_form="add"),
+    # registered 2026-12-07 19:00, before their run (docs/experiments.md): the other networks' whole timings as
+    # sum rows beside the units (N1 same total weight, N2 4x), and beside the shipped source (N3)
+    "N1 units+networks nnls/split/add": dict(source="units", network_weight=1.0, kernel_predictor="nnls",
+                                             type_scheme="split", overhead_form="add"),
+    "N2 units+networks x4 nnls/split/add": dict(source="units", network_weight=4.0, kernel_predictor="nnls",
+                                                type_scheme="split", overhead_form="add"),
+    # shipped since 19:00 (perfmodel.workflows.kernels.DEFAULT_FORM)
+    "shipped: N3 = S0 + networks' whole timings": dict(source="auto", network_weight=1.0, kernel_predictor="nnls",
+                                                       type_scheme="split", overhead_form="add"),
 }
-DEFAULT = "shipped: P1 where profiled + V2 elsewhere"
+DEFAULT = "shipped: N3 = S0 + networks' whole timings"
 from perfmodel.zoo.networks import NETWORKS, same_architecture  # noqa: E402
 
 SIBLINGS = {n: same_architecture(n) for n in NETWORKS}  # held out together (one architecture, two input sizes)
@@ -103,7 +113,8 @@ def disagreement(reps):
 def evaluate(kset, nk, variants, cells, nets, unit_ids=None):
     rows = []
     for vname, params in variants.items():
-        profiled = params.get("source", "units") != "units"  # held-out profiles: refit per network
+        # held-out profiles or network rows: refit per network
+        profiled = params.get("source", "units") != "units" or params.get("network_weight", 0) > 0
         for cell in cells:
             if params.get("source") in ("profiles", "both") and cell not in kset.profiles:
                 continue

@@ -66,14 +66,19 @@ def fit_cmd(
                                "models), profiles (the frameworks' per-node profiles of the networks: ONNX Runtime "
                                "and OpenCV cells only), both, or auto (profiles where the data set has them, "
                                "else units)."),
+    network_weight: float = typer.Option(1.0, "--network-weight", help="The networks' whole timings as training "
+                                         "rows of the kernel predictors (a network's kernels summed = its "
+                                         "measured time), together weighing this many times all the unit / "
+                                         "profile rows; 0: kernels from units / profiles alone."),
     json_out: bool = json_option("Print the fit summary as JSON."),
 ) -> None:
-    """Fit the operator-level throughput model: per-kernel predictors on the data set's units, the network
-    overhead on its networks."""
+    """Fit the operator-level throughput model: per-kernel predictors on the data set's units or per-node
+    profiles (and its networks' whole timings), the network overhead on its networks."""
     from perfmodel.workflows.kernels import fit_operator
 
     res = fit_operator(data, out, form={"kernel_predictor": kernel_predictor, "type_scheme": type_scheme,
-                                        "overhead_form": overhead, "source": source}, say=say)
+                                        "overhead_form": overhead, "source": source,
+                                        "network_weight": network_weight}, say=say)
     if json_out:
         typer.echo(json.dumps(res, indent=1, default=str))
         return

@@ -23,6 +23,7 @@ class OperatorParams(_Strict):
     ridge_alpha: float
     n_trees: int
     random_state: int
+    network_weight: float = Field(default=0.0, ge=0)
 
 
 class TypePredictor(_Strict):

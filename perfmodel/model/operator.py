@@ -159,6 +159,20 @@ class CellModel:
 
 
 @dataclass
+class NetworkRow:
+    """A whole network's measured time as a training row of the kernel predictors: its kernels' features summed
+    per type, one call's envelope (``network_weight``)."""
+
+    name: str
+    kernels: list[dict[str, Any]]
+    weight: float = 1.0
+    envelope: bool = True
+
+    def io_bytes(self) -> float:
+        return network_io_mb(self.kernels) * 1e6
+
+
+@dataclass
 class KernelTime:
     type: str
     ms: float
@@ -171,8 +185,10 @@ class OperatorModel:
     Parameters are stored as given (scikit-learn style); fitted state ends in ``_``."""
 
     def __init__(self, kernel_predictor: str = "nnls", type_scheme: str = "split", overhead_form: str = "add",
-                 ridge_alpha: float = 1e-3, n_trees: int = 40, random_state: int = 0, source: str = "units"):
+                 ridge_alpha: float = 1e-3, n_trees: int = 40, random_state: int = 0, source: str = "units",
+                 network_weight: float = 0.0):
         self.source = source
+        self.network_weight = network_weight
         self.kernel_predictor = kernel_predictor
         self.type_scheme = type_scheme
         self.overhead_form = overhead_form
@@ -189,18 +205,26 @@ class OperatorModel:
                               ("overhead_form", self.overhead_form, OVERHEAD_FORMS)):
             if val not in ok:
                 raise PerfmodelError(f"{name} {val!r}: one of {', '.join(ok)}")
+        if not (self.network_weight >= 0 and math.isfinite(self.network_weight)):
+            raise PerfmodelError(f"network_weight {self.network_weight!r}: a finite number >= 0")
 
     def fit(self, kset: Any, network_kernels: Mapping[str, Mapping[str, list[dict[str, Any]]]] | None = None,
             networks: Iterable[str] | None = None, cells: Iterable[tuple[str, int]] | None = None,
             unit_ids: Iterable[str] | None = None) -> "OperatorModel":
         """Fit on ``kset``'s units (``unit_ids``: a subset) and / or per-node profiles (``source``) and, for the
         overhead, on the timings of ``networks`` (default: every network timed) whose kernels are
-        ``network_kernels[network][framework]``. Profiles are taken from ``networks`` only (default: all)."""
+        ``network_kernels[network][framework]``. Profiles are taken from ``networks`` only (default: all), and so
+        are the whole-network rows of ``network_weight`` > 0 (their kernels summed = their measured time, weighted
+        to ``network_weight`` x the total weight of the unit / profile rows)."""
         self._check()
+        if self.network_weight > 0 and network_kernels is None:
+            raise PerfmodelError("network_weight > 0 fits on whole networks' timings: give network_kernels")
+        self._network_kernels = network_kernels
         self.cells_: dict[tuple[str, int], CellModel] = {}
         self.skipped_: dict[tuple[str, int], str] = {}
         use_units = set(unit_ids) if unit_ids is not None else None
         self._profile_networks = None if networks is None else set(networks)
+        self._fit_data = (kset, use_units)  # for the held-out refits of the interval (network_weight > 0)
         for cell in (cells or kset.cells):
             src = self.source
             if src == "auto":
@@ -235,25 +259,37 @@ class OperatorModel:
                 for i, (k, ms) in enumerate(nodes):
                     if ms >= PROFILE_FLOOR_MS:
                         rows.append((ProfiledKernel(f"{net}#{i}", net, {fw: [k]}), [k], ms))
-        if src == "profiles":
-            return rows
-        for uid, ms in kset.unit_ms.get(cell, {}).items():
-            if use_units is not None and uid not in use_units:
-                continue
-            rec = kset.units[uid]
-            ks = rec.kernels.get(fw)
-            if not ks or not (ms > 0):
-                continue
-            rows.append((rec, ks, ms))
-        return rows
+        if src != "profiles":
+            for uid, ms in kset.unit_ms.get(cell, {}).items():
+                if use_units is not None and uid not in use_units:
+                    continue
+                rec = kset.units[uid]
+                ks = rec.kernels.get(fw)
+                if not ks or not (ms > 0):
+                    continue
+                rows.append((rec, ks, ms))
+        return rows + self._network_rows(kset, cell, len(rows))
 
-    def _fit_cell(self, kset: Any, cell: tuple[str, int], use_units: set[str] | None, src: str) -> CellModel:
+    def _network_rows(self, kset: Any, cell: tuple[str, int], n_rows: int) -> list:
+        """The training networks' whole timings as rows, together weighing ``network_weight`` x ``n_rows``."""
+        if not self.network_weight or not n_rows:
+            return []
+        nets = [n for n in sorted(kset.network_ms.get(cell, {}))
+                if (self._profile_networks is None or n in self._profile_networks)
+                and (self._network_kernels or {}).get(n, {}).get(cell[0])
+                and kset.network_median(cell[0], cell[1], n) > 0]
+        w = self.network_weight * n_rows / max(len(nets), 1)
+        return [(NetworkRow(n, self._network_kernels[n][cell[0]], w), self._network_kernels[n][cell[0]],
+                 kset.network_median(cell[0], cell[1], n)) for n in nets]
+
+    def _fit_cell(self, kset: Any, cell: tuple[str, int], use_units: set[str] | None, src: str,
+                  cv: bool = True) -> CellModel:
         rows = self._unit_rows(kset, cell, use_units, src)
         if len(rows) < 10:
             raise ThinCellError(f"{cell[0]} x{cell[1]}: only {len(rows)} timed units / profiled kernels (need 10)")
         types = sorted({type_key(k, self.type_scheme) for _, ks, _ in rows for k in ks})
-        X, y = self._design(rows, types)
-        beta = self._solve(X, y)
+        X, y, rw = self._design(rows, types)
+        beta = self._solve(X, y, rw)
         env = [float(beta[-2]), float(beta[-1])]
         tmodels: dict[str, dict[str, Any]] = {}
         for i, t in enumerate(types):
@@ -268,13 +304,31 @@ class OperatorModel:
             tmodels[t]["rel_sigma"] = float(np.sqrt(np.mean(np.square(rel)))) if rel else math.nan
         if self.kernel_predictor in ("loglinear", "forest"):
             self._fit_per_type(cm, main)
-        cm.unit_cv_mape = self._unit_cv(rows, types)
+        cm.unit_cv_mape = self._unit_cv(rows, types) if cv else math.nan
         return cm
 
-    def _design(self, rows, types: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def _held_out_cell(self, cm: CellModel, cell: tuple[str, int], exclude: set[str]) -> CellModel:
+        """``cm`` refitted without ``exclude``'s profiles and whole-network rows (``network_weight`` > 0: those
+        rows fit the networks' times, so the interval's leave-one-network-out spread must refit them too)."""
+        data = getattr(self, "_fit_data", None)
+        if not self.network_weight or data is None:
+            return cm
+        kset, use_units = data
+        kept = self._profile_networks
+        try:
+            self._profile_networks = set(kept if kept is not None else kset.network_ms.get(cell, {})) - exclude
+            held = self._fit_cell(kset, cell, use_units, cm.source, cv=False)
+        finally:
+            self._profile_networks = kept
+        held.rules = cm.rules
+        return held
+
+    def _design(self, rows, types: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features summed per type (+ the envelope's two columns), times, and each row's weight."""
         idx = {t: i for i, t in enumerate(types)}
         X = np.zeros((len(rows), 5 * len(types) + 2))
         y = np.zeros(len(rows))
+        rw = np.array([float(getattr(rec, "weight", 1.0)) for rec, _, _ in rows])
         for r, (rec, ks, ms) in enumerate(rows):
             for k in ks:
                 i = idx.get(type_key(k, self.type_scheme))
@@ -284,10 +338,11 @@ class OperatorModel:
                 X[r, -2] = 1.0
                 X[r, -1] = rec.io_bytes() / 1e6
             y[r] = ms
-        return X, y
+        return X, y, rw
 
-    def _solve(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-        w = 1.0 / y
+    def _solve(self, X: np.ndarray, y: np.ndarray, rw: np.ndarray | None = None) -> np.ndarray:
+        """Relative least squares (each row's error over its time), rows weighted by ``rw``; NNLS or ridge."""
+        w = 1.0 / y if rw is None else np.sqrt(rw) / y
         Xw, yw = X * w[:, None], y * w
         scale = np.linalg.norm(Xw, axis=0)
         scale[scale == 0] = 1.0
@@ -309,9 +364,9 @@ class OperatorModel:
             test = set(order[f::folds].tolist())
             tr = [rows[i] for i in range(len(rows)) if i not in test]
             te = [rows[i] for i in sorted(test)]
-            X, y = self._design(tr, types)
-            beta = self._solve(X, y)
-            Xt, yt = self._design(te, types)
+            X, y, rw = self._design(tr, types)
+            beta = self._solve(X, y, rw)
+            Xt, yt, _ = self._design(te, types)
             pred = np.maximum(Xt @ beta, 1e-6)
             errs += list(np.abs(pred - yt) / yt)
         return float(np.mean(errs) * 100)
@@ -319,6 +374,8 @@ class OperatorModel:
     def _main_targets(self, rows, cm: CellModel) -> dict[str, list[tuple[dict[str, Any], float]]]:
         out: dict[str, list[tuple[dict[str, Any], float]]] = {}
         for rec, ks, ms in rows:
+            if isinstance(rec, NetworkRow):
+                continue
             big = [k for k in ks if k["type"] not in SMALL_TYPES]
             if len(big) != 1 and not (len(big) == 0 and len(ks) == 1):
                 continue
@@ -374,8 +431,10 @@ class OperatorModel:
             rest = [m for m in nets if m != n and m not in siblings]
             if len(rest) < 2:
                 continue
-            ov = _overhead(self.overhead_form, [raw[m] for m in rest], [meas[m] for m in rest])
-            pred = ov["a"] + ov["b"] * raw[n]
+            held = self._held_out_cell(cm, cell, {n, *siblings})
+            raw_h = raw if held is cm else {m: self.raw_ms(held, network_kernels[m][cell[0]]) for m in [n, *rest]}
+            ov = _overhead(self.overhead_form, [raw_h[m] for m in rest], [meas[m] for m in rest])
+            pred = ov["a"] + ov["b"] * raw_h[n]
             rel.append((pred - meas[n]) / meas[n])
         cm.network_rel_sigma = float(np.sqrt(np.mean(np.square(rel)))) if rel else math.nan
 
@@ -454,7 +513,8 @@ class OperatorModel:
         return {"format": FORMAT, "schema_version": SCHEMA_VERSION,
                 "params": {"source": self.source, "kernel_predictor": self.kernel_predictor, "type_scheme": self.type_scheme,
                            "overhead_form": self.overhead_form, "ridge_alpha": self.ridge_alpha,
-                           "n_trees": self.n_trees, "random_state": self.random_state},
+                           "n_trees": self.n_trees, "random_state": self.random_state,
+                           "network_weight": self.network_weight},
                 "features": list(FEATURES), "source": self.source_,
                 "cells": [cm.to_dict() for _, cm in sorted(self.cells_.items())]}
 

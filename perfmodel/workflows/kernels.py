@@ -11,7 +11,10 @@ from perfmodel.errors import PerfmodelError
 from perfmodel.workflows import Say, silent
 
 #: the shipped operator model's form (benchmarks/bench_operator_model.py, docs/operator-model.md)
-DEFAULT_FORM = {"kernel_predictor": "nnls", "type_scheme": "split", "overhead_form": "add", "source": "auto"}
+#: the shipped form: kernel predictors on the per-node profiles where the framework has a profiler, else on the
+#: units, plus the networks' whole timings as sum rows of the same total weight (docs/operator-model.md)
+DEFAULT_FORM = {"kernel_predictor": "nnls", "type_scheme": "split", "overhead_form": "add", "source": "auto",
+                "network_weight": 1.0}
 
 
 def profile(out: str | Path, *, units: int = 480, seed: int = 0, rounds: int = 2,
@@ -146,7 +149,8 @@ def worst_units_neighbours(folder: str | Path, n: int, seed: int = 0) -> list[An
             continue
         for f in range(5):
             train = [u for u in ids if fold[u] != f]
-            m = OperatorModel(**{**DEFAULT_FORM, "source": "units"}).fit(kset, cells=[cell], unit_ids=train)
+            m = OperatorModel(**{**DEFAULT_FORM, "source": "units", "network_weight": 0.0}).fit(kset, cells=[cell],
+                                                                                   unit_ids=train)
             for u in ids:
                 if fold[u] != f or u not in kset.unit_ms[cell]:
                     continue
@@ -159,7 +163,7 @@ def worst_units_neighbours(folder: str | Path, n: int, seed: int = 0) -> list[An
     return units_near([Unit.from_dict(kset.units[u].unit) for u in worst], n, seed=seed)
 
 
-def fit_operator(data: str | Path, out: str | Path, *, form: dict[str, str] | None = None,
+def fit_operator(data: str | Path, out: str | Path, *, form: dict[str, Any] | None = None,
                  say: Say = silent) -> dict[str, Any]:
     """Fit the operator-level model on a kernel data set (kernel predictors on its units, the overhead on all
     its networks) and save it; returns a summary per cell."""
