@@ -4,8 +4,10 @@ A logger may read the power sensor after the counters of the same line: power of
 explains the counters of sample ``t``. The lag ``s`` is chosen without any model: on a lag-0 table
 (:func:`perfmodel.data.importers.armpm.load_armpm` with ``sensor_lag=0``), the within-run correlation of
 power with an event rate (each run's mean removed, so that levels across runs and frequencies do not
-dominate) is computed for every candidate ``s`` and the largest wins (on the XU3 PARSEC file: 0.80 / 0.89 /
-0.80 at 0 / 1 / 2 with the cycle count, so 1). ``rows`` restricts the pairs to training rows (both ends of
+dominate; the mean of all the run's rows, so that a short run's few pairs at a long lag are not centred on
+their own mean, which inflates their correlation) is computed for every candidate ``s`` and the largest wins
+(on the XU3 PARSEC file with cycles/s: 0.791 / 0.882 / 0.769 / 0.636 at 0 / 1 / 2 / 3, so 1; 1 in every
+leave-one-workload-out fold too). ``rows`` restricts the pairs to training rows (both ends of
 a pair), which is how ``evaluate`` chooses the lag inside every outer fold from the training workloads only.
 """
 
@@ -45,17 +47,23 @@ def lag_scores(df0: pd.DataFrame, *, candidates: Sequence[int] = LAG_CANDIDATES,
     d = df0.reset_index(drop=True)
     seg = d["segment"]
     ok = np.ones(len(d), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
-    x = pd.to_numeric(d[event], errors="coerce")
+    # every run's mean removed once, over all its usable rows (not over each lag's pairs: a short run has few
+    # pairs at a long lag, and centring them on their own mean inflates their correlation)
+    okm = pd.Series(ok)
+
+    def centred(col: str) -> pd.Series:
+        v = pd.to_numeric(d[col], errors="coerce").where(okm)
+        return v - v.groupby(seg).transform("mean")
+
+    x, pw = centred(event), centred(target)
     out: dict[int, float] = {}
     for s in candidates:
-        p = pd.to_numeric(d[target], errors="coerce").groupby(seg).shift(-int(s))
-        ok_s = pd.Series(ok).groupby(seg).shift(-int(s)).fillna(False).to_numpy(dtype=bool) & ok
-        pair = pd.DataFrame({"p": p, "x": x, "seg": seg})[ok_s].dropna()
+        p = pw.groupby(seg).shift(-int(s))
+        ok_s = okm.groupby(seg).shift(-int(s)).fillna(False).to_numpy(dtype=bool) & ok
+        pair = pd.DataFrame({"p": p, "x": x})[ok_s].dropna()
         if len(pair) < 3:
             out[int(s)] = float("nan")
             continue
-        pair["p"] -= pair.groupby("seg")["p"].transform("mean")
-        pair["x"] -= pair.groupby("seg")["x"].transform("mean")
         if pair["p"].std() == 0 or pair["x"].std() == 0:
             out[int(s)] = float("nan")
             continue
