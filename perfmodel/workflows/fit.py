@@ -494,7 +494,8 @@ def evaluate_lagged(dataset: str, df, lag: SensorLag, target: str, features: lis
     lag chosen and each fold keeps the figures of its own lag, :func:`perfmodel.model.lag.pool_fold_rows`)."""
     if lag.lag is not None or not lag.per_fold:
         ev = evaluate_table(df, target, features, terms, cv=cv, folds=folds, jobs=jobs, shrink=shrink)
-        ev.sensor_lag = lag
+        if lagged_trace(dataset, mapping) or dataset.startswith("powmon:"):  # a power file: its lag said
+            ev.sensor_lag = lag
         return ev
     from perfmodel.model.lag import pool_fold_rows
 
