@@ -51,25 +51,6 @@ def average_adjacent(df: pd.DataFrame) -> pd.DataFrame:
     return out.dropna(subset=[TARGET, "instructions_per_s"]).reset_index(drop=True)
 
 
-def xcorr_lag(df0: pd.DataFrame, max_lag: int = 2, event: str = "cycles") -> int:
-    """The sensor lag (samples) maximising the within-run correlation of power with ``event`` counts.
-
-    ``df0`` is a lag-0 table; power of row ``t + s`` is correlated with the counts of row ``t`` after
-    removing every run's mean (so that levels across runs / frequencies do not dominate).
-    """
-    best, best_r = 0, -np.inf
-    seg = df0["segment"]
-    for s in range(max_lag + 1):
-        p = df0.groupby("segment")[TARGET].shift(-s)
-        d = pd.DataFrame({"p": p, "x": df0[event], "seg": seg}).dropna()
-        d["p"] -= d.groupby("seg")["p"].transform("mean")
-        d["x"] -= d.groupby("seg")["x"].transform("mean")
-        r = float(np.corrcoef(d["p"], d["x"])[0, 1])
-        if r > best_r:
-            best, best_r = s, r
-    return best
-
-
 class PerGroupOLS:
     """OLS fitted separately per value of ``column`` (the reference's per-frequency model)."""
 
@@ -171,10 +152,13 @@ def main(argv=None) -> int:
     imported = {f"lag{lag}": load_armpm(args.data, sensor_lag=lag) for lag in (0, 1)}  # Tables (with provenance)
     tables = {name: t.frame for name, t in imported.items()}
 
-    # sensor lag, re-derived on the training workloads of every outer fold (cross-correlation, no model)
+    # sensor lag, re-derived on the training workloads of every outer fold (cross-correlation, no model):
+    # perfmodel.model.lag, what fit / evaluate --sensor-lag auto (the default) use
+    from perfmodel.model.lag import choose_sensor_lag, fold_sensor_lags
+
     df0 = tables["lag0"]
-    fold_lags = {w: xcorr_lag(df0[df0["workload"] != w]) for w in sorted(pd.unique(df0["workload"]))}
-    lag_all = xcorr_lag(df0)
+    fold_lags = fold_sensor_lags(df0, make_splits(df0, group="workload"), group="workload")
+    lag_all = choose_sensor_lag(df0)["lag"]
 
     # 1. a-priori feature sets: no selection, honest by construction
     for vname, df in tables.items():
@@ -245,6 +229,30 @@ def main(argv=None) -> int:
                                  "evaluate --shrink; penalty chosen in inner folds"))
         timings["automatic set"] = time.perf_counter() - t
 
+    # 2c. the CLI's own path side by side: perfmodel evaluate --cv lowo with --sensor-lag auto (the default,
+    # chosen inside every outer fold) and --sensor-lag 1, the default term set (the fixed set: the file has its
+    # events) and --features auto --shrink (the automatic set, stepwise nested, and the shrunk row)
+    cli_rows: list[dict] = []
+    if not args.quick:
+        from perfmodel.workflows.fit import evaluate_lagged, evaluation_lag, evaluation_table, evaluation_terms
+
+        dataset = f"armpm:{args.data}"
+        for lag_opt in ("auto", 1):
+            t = time.perf_counter()
+            lag = evaluation_lag(dataset, lag_opt, cv="lowo")
+            tab = evaluation_table(dataset, sensor_lag=lag.lags()[0])
+            for force_auto in (False, True):
+                feats, terms = evaluation_terms(tab, TARGET, None, force_auto=force_auto)
+                ev = evaluate_lagged(dataset, tab, lag, TARGET, feats, terms, cv="lowo", jobs=args.jobs,
+                                     shrink=force_auto)
+                for r in ev.rows:
+                    if r["model"].startswith("baseline") and force_auto:
+                        continue
+                    cli_rows.append({"sensor_lag": f"{lag_opt} -> {lag.lag if lag.lag is not None else lag.per_fold}",
+                                     "term_set": terms["set"], "model": r["model"], "mape": r.get("mape"),
+                                     "within_10": r.get("within_10"), "status": r.get("status")})
+            timings[f"cli evaluate, sensor lag {lag_opt}"] = time.perf_counter() - t
+
     # 3. the reference: per-frequency OLS on 5 stepwise raw event rates
     t = time.perf_counter()
     raw = [f"{e.split('*')[0]}" for e in events]
@@ -279,6 +287,11 @@ def main(argv=None) -> int:
     print(f"per-frequency reference chose: {', '.join(ref_feats)} (lag 0: {', '.join(ref0)})")
     for kind, ch in nested_chosen.items():
         print(f"nested {kind} chose per held-out workload: {json.dumps(ch)}")
+    if cli_rows:
+        print("perfmodel evaluate --cv lowo, side by side (sensor lag option -> lag used; term set; model):")
+        for r in cli_rows:
+            print(f"  {r['sensor_lag']:8s} {r['term_set']:6s} {r['model']:56s} {f(r['mape'], '7.2f')} % "
+                  f"{f(r['within_10'], '6.1f')} % within 10 %")
     honest = [r for r in rows if r["honest"] == "yes" and r["data"] != "lag1+avg2" and r["mape"] is not None
               and not r["model"].startswith("baseline")]
     best = min(honest, key=lambda r: r["mape"])
@@ -289,7 +302,7 @@ def main(argv=None) -> int:
                                          "stepwise_same_splits": sel.features, "nested_chosen": nested_chosen,
                                          "per_frequency_reference": {"lag1": ref_feats, "lag0": ref0,
                                                                      "nested": t_ref},
-                                         "best_honest": best}, indent=1, default=str))
+                                         "best_honest": best, "cli_side_by_side": cli_rows}, indent=1, default=str))
     if args.save:
         feats = power_features(df)
         nested_lin = next((r["mape"] for r in rows if r["model"] == "linear, stepwise nested in outer folds"), None)

@@ -250,7 +250,7 @@ def test_unreadable_records_folder_is_said_not_no_cells(tmp_path, capsys, monkey
     (["--vif-cap", "-1"], "--vif-cap must be a number >= 1"),
     (["--vif-cap", "inf"], "--vif-cap must be a number >= 1"),
     (["--max-features", "0"], "--max-features must be a number >= 1"),
-    (["--sensor-lag", "-1"], "--sensor-lag must be a number >= 0"),
+    (["--sensor-lag", "-1"], "--sensor-lag must be auto or a whole number >= 0"),
     (["--l2-kib", "0", "--terms", "throughput-l2"], "--l2-kib must be a number > 0"),
 ], ids=["vif-nan", "vif-negative", "vif-inf", "max-features-0", "sensor-lag", "l2-kib"])
 def test_fit_options_are_checked_up_front(tmp_path, capsys, args, message):
@@ -274,7 +274,7 @@ def test_predict_options_are_checked_up_front(tmp_path, capsys, args, message):
 
 def test_evaluate_sensor_lag_is_checked_up_front(capsys):
     code, _, err = _cli(["evaluate", REFERENCE, "--target", "throughput_fps", "--sensor-lag", "-2"], capsys)
-    assert code == 2 and "--sensor-lag must be a number >= 0" in err
+    assert code == 2 and "--sensor-lag must be auto or a whole number >= 0" in err
 
 
 def test_fit_model_api_checks_its_numbers():

@@ -104,9 +104,11 @@ def test_fit_and_evaluate_without_named_features(tmp_path, fmt):
     assert r.exit_code == 0, r.output
     assert "selection nested" in r.output and "baseline: mean per freq_mhz" in r.output
     assert "recognised" in r.output and "ignored" in r.output
+    assert "term set: auto" in r.output and "sensor lag: " in r.output
     out = tmp_path / "m.json"
     r = runner.invoke(app, ["fit", data, "--target", "power_w", "--cv", "lowo", "--out", str(out), *extra])
     assert r.exit_code == 0, r.output
+    assert "term set: auto" in r.output and "sensor lag: " in r.output and "cross-validation" in r.output
     model = json.loads(out.read_text())
     meta = model["metadata"]
     assert meta["events"] and meta["board"] and "selection nested" in model["cv"]["scheme"]
@@ -295,3 +297,127 @@ def test_predict_reads_a_mapped_csv_with_the_models_mapping_or_map(tmp_path):
         assert len(rows) == n and all(np.isfinite(x["pred"]) and x["pred"] > 0 for x in rows)
     r = runner.invoke(app, ["predict", "--model", str(model), "--csv", str(mapped), "--cores", "2"])
     assert r.exit_code != 0 and "--map / --cores apply to --dataset" in str(r.exception)
+
+
+@pytest.mark.parametrize("fmt, lag", [("armpm", 1), ("csv", 0), ("powmon", 0)])
+def test_sensor_lag_auto_is_chosen_in_the_folds_and_recorded(tmp_path, fmt, lag):
+    """--sensor-lag auto (the default): the ARMPM fixture's power follows the counters by one sample, the mapped
+    CSV's does not, Powmon rows are averages (no lag). evaluate chooses it inside every outer fold from the
+    training workloads; fit on all the data, recording it in preparation.sensor_lag, which predict applies."""
+    if fmt == "armpm":
+        data, extra = f"armpm:{write_armpm(tmp_path / 'a.data', samples=12, workloads=4)}", []
+    elif fmt == "powmon":
+        data, extra = f"powmon:{write_powmon(tmp_path / 'p.csv', workloads=4)}", []
+    else:
+        data, extra = f"csv:{write_mapped_csv(tmp_path / 'm.csv', samples=12, workloads=4)}", ["--map", MAPPING]
+    r = runner.invoke(app, ["evaluate", data, "--target", "power_w", "--cv", "lowo", "--json", *extra])
+    assert r.exit_code == 0, r.output
+    out = _json_out(r.output)
+    assert out["sensor_lag"]["lag"] == lag
+    if fmt == "powmon":
+        assert not out["sensor_lag"]["chosen"] and "averages" in out["sensor_lag"]["reason"]
+    else:
+        assert out["sensor_lag"]["chosen"] and set(out["sensor_lag"]["per_fold"]) == {f"wl{i}" for i in range(4)}
+        assert "training workloads only" in out["sensor_lag"]["reason"]
+        given = runner.invoke(app, ["evaluate", data, "--target", "power_w", "--cv", "lowo", "--json",
+                                    "--sensor-lag", str(lag), *extra])
+        assert given.exit_code == 0, given.output
+        want = {x["model"]: x.get("mape") for x in _json_out(given.output)["results"]}
+        assert {x["model"]: x.get("mape") for x in out["results"]} == want  # the same lag: the same table
+        assert _json_out(given.output)["sensor_lag"]["reason"] == "given (--sensor-lag)"
+    model = tmp_path / "fit.json"
+    r = runner.invoke(app, ["fit", data, "--target", "power_w", "--cv", "lowo", "-o", str(model), *extra])
+    assert r.exit_code == 0, r.output
+    assert f"sensor lag: {lag} - " in r.output
+    saved = json.loads(model.read_text())
+    assert saved["preparation"]["sensor_lag"] == lag and saved["metadata"]["sensor_lag_choice"]["lag"] == lag
+    r = runner.invoke(app, ["predict", "--model", str(model), "--dataset", data, "--json", *extra])
+    assert r.exit_code == 0, r.output
+    if fmt == "armpm":  # the recorded lag drops the last sample of every run: 4 workloads x 3 frequencies
+        from perfmodel.data.importers.armpm import load_armpm
+
+        assert len(_json_out(r.output)["rows"]) == len(load_armpm(tmp_path / "a.data", sensor_lag=1))
+        r = runner.invoke(app, ["fit", data, "--target", "power_w", "--cv", "lowo", "-o", str(model), "--force",
+                                "--sensor-lag", "0"])
+        assert r.exit_code == 0 and json.loads(model.read_text())["preparation"]["sensor_lag"] == 0
+        assert "sensor lag: 0 - given" in r.output
+
+
+def test_sensor_lags_that_differ_between_folds_are_each_used_for_their_fold(tmp_path, monkeypatch):
+    """Where the training workloads of the outer folds point at different lags, every fold is predicted by the
+    evaluation at its own lag, and MAPE / +-10 % are pooled over the folds (the other figures are not)."""
+    import perfmodel.model.lag as lagmod
+
+    path = write_armpm(tmp_path / "a.data", samples=12, workloads=4)
+    data = f"armpm:{path}"
+    chosen = {"wl0": 0, "wl1": 1, "wl2": 1, "wl3": 1}
+    monkeypatch.setattr(lagmod, "fold_sensor_lags", lambda *a, **k: dict(chosen))
+    r = runner.invoke(app, ["evaluate", data, "--target", "power_w", "--cv", "lowo", "--json"])
+    assert r.exit_code == 0, r.output
+    out = _json_out(r.output)
+    assert out["sensor_lag"]["lag"] is None and out["sensor_lag"]["per_fold"] == chosen
+    at = {}
+    for lag in (0, 1):
+        g = runner.invoke(app, ["evaluate", data, "--target", "power_w", "--cv", "lowo", "--json", "--sensor-lag",
+                                str(lag)])
+        assert g.exit_code == 0, g.output
+        at[lag] = {x["model"]: x for x in _json_out(g.output)["results"]}
+    for row in out["results"]:
+        assert row["status"] == "ok" and row["scheme"].endswith("sensor lag per fold") and row["r2"] is None
+        folds = [next(f for f in at[chosen[w]][row["model"]]["folds"] if f["held_out"] == w) for w in chosen]
+        n = sum(f["n_test"] for f in folds)
+        assert row["mape"] == pytest.approx(sum(f["n_test"] * f["mape"] for f in folds) / n)
+        assert row["n"] == n and [f["sensor_lag"] for f in row["folds"]] == list(chosen.values())
+    r = runner.invoke(app, ["evaluate", data, "--target", "power_w", "--cv", "lowo"])
+    assert r.exit_code == 0 and "sensor lag: per fold wl0: 0, wl1: 1" in r.output
+
+
+def test_choose_sensor_lag_uses_the_given_rows_only(tmp_path):
+    from perfmodel.data.importers.armpm import load_armpm
+    from perfmodel.data.importers.mapped import load_mapped
+    from perfmodel.model.lag import choose_sensor_lag
+
+    a = load_armpm(write_armpm(tmp_path / "a.data", samples=12, workloads=3)).frame.reset_index(drop=True)
+    m = load_mapped(write_mapped_csv(tmp_path / "m.csv", samples=12, workloads=3), MAPPING).frame
+    assert choose_sensor_lag(a)["lag"] == 1 and choose_sensor_lag(m)["lag"] == 0
+    # the rows of one workload replaced by the lag-0 CSV's pattern: excluded, they change nothing
+    rows = (a["workload"] != "wl0").to_numpy()
+    mixed = a.copy()
+    mixed.loc[~rows, "power_w"] = 1.0 + np.arange((~rows).sum()) % 2  # noise, unrelated to the counters
+    assert choose_sensor_lag(mixed, rows=rows)["r"] == choose_sensor_lag(a, rows=rows)["r"]
+    assert choose_sensor_lag(mixed, rows=rows)["r"] != choose_sensor_lag(mixed)["r"]
+
+
+def test_fit_shrink_saves_the_shrunk_model_and_predict_uses_it(tmp_path):
+    """fit --shrink: the row evaluate --shrink shows, fitted and saved (kind ridge; penalty and terms recorded),
+    its CV figure the nested one; predict gives the fitted model's values."""
+    from perfmodel.data.importers.armpm import load_armpm
+    from perfmodel.model import load_model
+    from perfmodel.model.fit import ShrunkPowerModel, evaluate_power_shrunk
+
+    path = write_armpm(tmp_path / "a.data", samples=10, workloads=5)
+    out = tmp_path / "s.json"
+    r = runner.invoke(app, ["fit", f"armpm:{path}", "--target", "power_w", "--cv", "lowo", "--shrink", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "term set: auto, shrunk" in r.output and "penalty: lambda" in r.output
+    model = load_model(out)
+    sel = model.selection
+    assert model.kind == "ridge" and sel["method"] == "shrink" and model.features == sel["unpenalised"] + sel["penalised"]
+    assert model.preparation.sensor_lag == 1 and sel["lambda"] in sel["lambdas"]
+    table = load_armpm(path, sensor_lag=1)
+    df = table.frame
+    row = evaluate_power_shrunk(df, "power_w", group="workload")
+    assert model.cv["mape"] == pytest.approx(row["mape"]) and model.cv["scheme"].endswith("penalty nested")
+    y = df["power_w"].to_numpy()
+    ref = ShrunkPowerModel(model.features, sel["penalised"], "workload").fit(df, y)
+    assert ref.lambda_ == sel["lambda"] and model.params.alpha == pytest.approx(ref.lambda_ * len(df))
+    np.testing.assert_allclose(model.predict_frame(table)["pred"], ref.predict(df), rtol=1e-10)
+    r = runner.invoke(app, ["predict", "--model", str(out), "--dataset", f"armpm:{path}", "--json"])
+    assert r.exit_code == 0, r.output
+    pred = [x["pred"] for x in _json_out(r.output)["rows"]]
+    np.testing.assert_allclose(pred, ref.predict(df), rtol=1e-10)
+    for extra, msg in ((["--features", "instructions_per_s*voltage_v^2"], "not with --features"),
+                       (["--kind", "linear"], "fits a ridge model")):
+        r = runner.invoke(app, ["fit", f"armpm:{path}", "--target", "power_w", "--shrink", "-o",
+                                str(tmp_path / "x.json"), *extra])
+        assert r.exit_code != 0 and msg in str(r.exception)

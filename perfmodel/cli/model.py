@@ -20,8 +20,8 @@ from perfmodel.cli.show import fmt, print_table, say
 from perfmodel.errors import PerfmodelError
 from perfmodel.readings import json_safe
 from perfmodel.workflows.command import command_sample_estimate
-from perfmodel.workflows.fit import check_fit_output, evaluate_table, evaluation_table, evaluation_terms, fit_planned, \
-    plan_fit
+from perfmodel.workflows.fit import check_fit_output, evaluate_lagged, evaluation_lag, evaluation_table, \
+    evaluation_terms, fit_planned, lagged_trace, parse_sensor_lag, plan_fit
 from perfmodel.workflows.predict import (command_samples, csv_samples, dataset_samples, predict_samples,
                                          prediction_payload, prepare_samples, quick_sample_summary,
                                          sample_only_reason)
@@ -73,11 +73,15 @@ def _check_cv_options(folds: int, jobs: int) -> None:
         raise PerfmodelError(f"--jobs must be >= 1 (or -1 for all cores), got {jobs}")
 
 
-def _check_fit_options(*, max_features: int, vif_cap: float, sensor_lag: int, l2_kib: float | None) -> None:
+def _check_fit_options(*, max_features: int, vif_cap: float, l2_kib: float | None) -> None:
     _check_option("--max-features", max_features, minimum=1, what=" (the most events to add)")
     _check_option("--vif-cap", vif_cap, minimum=1, what=" (a variance inflation factor is never below 1)")
-    _check_option("--sensor-lag", sensor_lag, minimum=0)
     _check_option("--l2-kib", l2_kib, above=0)
+
+
+SENSOR_LAG_HELP = ("Power traces (armpm:PATH, csv:PATH): pair the counters of sample t with the sensors of t + "
+                   "LAG. auto (default): the lag 0-3 at which the within-run correlation of power with the cycle "
+                   "(else another event) rate peaks (1 on the published XU3 file)")
 
 
 def print_command_estimate(est: dict, refusal: str | None = None) -> None:
@@ -99,7 +103,7 @@ def fit_cmd(
     dataset: str = DATASET_ARG,
     target: str = TARGET,
     output: Path = typer.Option(..., "--out", "--output", "-o", help="Model file to write (JSON)."),
-    kind: str = typer.Option("linear", "--kind", help="linear (OLS), loglinear (log target), loglog (log "
+    kind: str = typer.Option(None, "--kind", help="linear (OLS, the default; ridge with --shrink), loglinear (log target), loglog (log "
                              "target and features), ridge (alpha by inner CV) or overhead-loglinear "
                              "(throughput = 1000 / (overhead + inference ms), the overhead being the training "
                              "cells' mean read + pre-process time and log(inference ms) linear in the "
@@ -144,8 +148,13 @@ def fit_cmd(
     max_features: int = typer.Option(8, "--max-features", help="Stepwise: most events to add."),
     vif_cap: float = typer.Option(10.0, "--vif-cap", help="Stepwise: largest VIF allowed among chosen events."),
     table: str = typer.Option("auto", "--table", help="Wide table of a data set: auto, cell, image or sample."),
-    sensor_lag: int = typer.Option(0, "--sensor-lag", help="armpm: pair counters of sample t with sensors of "
-                                   "t + LAG (1 fits the published XU3 file best)."),
+    sensor_lag: str = typer.Option("auto", "--sensor-lag", help=SENSOR_LAG_HELP + ", chosen on all the data "
+                                   "and recorded in the model file (preparation.sensor_lag), which predict "
+                                   "applies."),
+    shrink: bool = typer.Option(False, "--shrink", help="Power: fit ridge on every Powmon-form term of the "
+                                "events present (no selection), the event terms' penalty chosen by the MAPE of "
+                                "inner folds grouped like --cv (evaluate --shrink's row); the penalty and the "
+                                "terms are recorded in the model file (selection)."),
     mapping: str = MAP,
     cores: int = CORES,
     provenance: str = typer.Option(None, "--provenance", help="Provenance of columns the data does not "
@@ -167,14 +176,17 @@ def fit_cmd(
     from rich.console import Console
 
     _check_cv_options(folds, jobs)
-    _check_fit_options(max_features=max_features, vif_cap=vif_cap, sensor_lag=sensor_lag, l2_kib=l2_kib)
+    _check_fit_options(max_features=max_features, vif_cap=vif_cap, l2_kib=l2_kib)
+    sensor_lag = parse_sensor_lag(sensor_lag)
+    kind = kind or ("ridge" if shrink else "linear")
     _check_provenance(provenance)
     check_fit_output(dataset, output, force=force)
     force_auto = _is_auto(features)
     plan = plan_fit(dataset, target, kind=kind, features=None if force_auto else _parse_features(features),
                     force_auto=force_auto, select=select, terms=terms, l2_kib=l2_kib,
                     simulated_from=simulated_from or (), exclude=exclude or (), dropna=dropna, table=table,
-                    sensor_lag=sensor_lag, mapping=mapping, cores=cores, counts_from=counts_from, say=say)
+                    sensor_lag=sensor_lag, mapping=mapping, cores=cores, counts_from=counts_from, shrink=shrink,
+                    say=say)
     with Console(stderr=True).status(f"fitting {kind} model of {target} ({plan.select} selection, {cv} CV)"):
         result = fit_planned(plan, output, cv=cv, folds=folds, max_features=max_features, vif_cap=vif_cap,
                              jobs=jobs, provenance=provenance)
@@ -184,7 +196,14 @@ def fit_cmd(
         return
     if result.power_terms is not None:
         typer.echo(f"term set: {result.power_terms['set']} - {result.power_terms['reason']}")
+    if result.sensor_lag is not None:
+        typer.echo(result.sensor_lag.text())
     typer.echo(f"wrote {output}: {kind} model of {target} on {len(model.features)} features")
+    sel = model.selection
+    if sel.get("method") == "shrink":
+        typer.echo(f"penalty: lambda {sel['lambda']:.3g} (alpha {sel['alpha']:.3g} on the {len(sel['penalised'])} "
+                   f"event terms; the {len(sel['unpenalised'])} other terms unpenalised), chosen by {sel['inner_cv']} "
+                   f"MAPE {sel['inner_mape']:.2f} % on all the data")
     for f in model.features:
         prov = model.provenance.get(f)
         typer.echo(f"  {f}  [{'?' if prov is None else '+'.join(prov) or 'derived'}]")
@@ -202,7 +221,8 @@ def evaluate_cmd(
     cv: str = typer.Option("kfold", "--cv", help="lono / lofo / lowo / lobo / kfold."),
     folds: int = FOLDS,
     table: str = typer.Option("auto", "--table", help="auto, cell, image or sample."),
-    sensor_lag: int = typer.Option(0, "--sensor-lag", help="armpm / csv: sensor lag in samples."),
+    sensor_lag: str = typer.Option("auto", "--sensor-lag", help=SENSOR_LAG_HELP + ", chosen inside every outer "
+                                   "fold from its training rows only."),
     mapping: str = MAP,
     cores: int = CORES,
     jobs: int = JOBS,
@@ -215,14 +235,18 @@ def evaluate_cmd(
     mean for power, MACs-only for throughput) on the same splits; print MAPE, RMSPE, share within
     +-5/10/15 %, R^2 and Spearman rho. A model that cannot be evaluated is listed with the reason."""
     _check_cv_options(folds, jobs)
-    _check_option("--sensor-lag", sensor_lag, minimum=0)
-    df = evaluation_table(dataset, table=table, sensor_lag=sensor_lag, mapping=mapping, cores=cores, say=say)
+    lag = evaluation_lag(dataset, parse_sensor_lag(sensor_lag), cv=cv, folds=folds, table=table, mapping=mapping,
+                         cores=cores, target=target)
+    df = evaluation_table(dataset, table=table, sensor_lag=lag.lags()[0], mapping=mapping, cores=cores, say=say)
     force_auto = _is_auto(features)
     feats, terms = evaluation_terms(df, target, None if force_auto else _parse_features(features),
                                     force_auto=force_auto)
     if terms is not None and not json_out:
         typer.echo(f"term set: {terms['set']} - {terms['reason']}")
-    ev = evaluate_table(df, target, feats, terms, cv=cv, folds=folds, jobs=jobs, shrink=shrink)
+    if not json_out and (lagged_trace(dataset, mapping) or dataset.startswith("powmon:")):
+        typer.echo(lag.text())
+    ev = evaluate_lagged(dataset, df, lag, target, feats, terms, cv=cv, folds=folds, jobs=jobs, shrink=shrink,
+                         table=table, mapping=mapping, cores=cores)
     if json_out:
         typer.echo(json.dumps(json_safe(ev.to_dict()), indent=2))
         return

@@ -365,6 +365,32 @@ class ShrunkPowerModel:
 
         return _penalised_predict(self.fit_, np.asarray(feature_matrix(df, self.features), dtype="float64"))
 
+    def params(self, df: pd.DataFrame, y: np.ndarray):
+        """The fitted model as :class:`~.estimators.LinearParams` (what a model file stores), from the
+        training rows it was fitted on: the coefficients of :meth:`fit`, and the sandwich covariance ``M Z'Z M``
+        (``M = (Z'Z + lambda n D)^-1``, ``D`` the penalised terms) and residual variance of
+        :class:`~.estimators.RidgeModel` for the prediction interval; ``alpha`` is ``lambda x n``, the penalty
+        on the penalised standardised terms (the others have none)."""
+        from .estimators import LinearParams
+        from .features import feature_matrix
+
+        mean, scale, ybar, coef = self.fit_
+        X = np.asarray(feature_matrix(df.reset_index(drop=True), self.features), dtype="float64")
+        y = np.asarray(y, dtype="float64")
+        n, p = X.shape
+        Z = (X - mean) / scale
+        G = Z.T @ Z
+        D = np.diag(np.array([f in self.penalised for f in self.features], dtype="float64"))
+        M = np.linalg.pinv(G + self.lambda_ * n * D)
+        resid = y - ybar - Z @ coef
+        dof = float(n - 1 - np.trace(M @ G))
+        sigma2 = float(resid @ resid / dof) if dof > 0 else 0.0
+        cov = np.zeros((p + 1, p + 1))
+        cov[0, 0] = 1.0 / n
+        cov[1:, 1:] = M @ G @ M
+        return LinearParams(np.asarray(coef, dtype="float64"), ybar, mean, scale, sigma2, cov, dof,
+                            alpha=float(self.lambda_ * n))
+
 
 SHRUNK_NAME = "ridge, all event terms shrunk (penalty in inner folds)"
 
@@ -422,7 +448,9 @@ def fit_model(
     Parameters
     ----------
     features : candidate features for ``select="stepwise"`` (default :func:`default_candidates`), or the
-        model's features for ``select="fixed"`` (default :data:`STUDY_FEATURES`).
+        model's features for ``select="fixed"`` (default :data:`STUDY_FEATURES`); none for
+        ``select="shrink"`` (power, kind ``ridge``: every Powmon-form term of the events present kept, the event
+        terms shrunk, :class:`ShrunkPowerModel`; the penalty recorded in ``selection``).
     kind : ``linear`` (OLS), ``loglinear`` (log target), ``loglog`` (log target and features) or
         ``ridge`` (alpha by inner CV, so the outer CV is nested).
     groups : CV group column (``network``, ``framework``, ``workload``, ``board``) or a scheme name
@@ -435,7 +463,7 @@ def fit_model(
     preparation : what the caller did to ``df`` that a prediction must replay (:class:`Preparation`).
     """
     check_choice("model kind", kind, MODEL_KINDS)
-    check_choice("selection", select, ("stepwise", "fixed"))
+    check_choice("selection", select, ("stepwise", "fixed", "shrink"))
     misplaced = [k for k in PREPARATION_KEYS if k in (metadata or {})]
     if misplaced:  # what a prediction replays is typed and checked, never a free metadata key
         raise PerfmodelError(f"fit_model: {', '.join(misplaced)} belong(s) in preparation=Preparation(...), "
@@ -470,6 +498,19 @@ def fit_model(
             raise PerfmodelError(f"fixed selection without --features uses the study's {', '.join(STUDY_FEATURES)}, "
                                  "which the data does not all have; name the features")
         selection = {"method": "fixed", "features": feats}
+    elif select == "shrink":  # every Powmon-form term kept, the event terms shrunk (ShrunkPowerModel)
+        if kind != "ridge":
+            raise PerfmodelError(f"the shrunk power model is a ridge model (kind 'ridge'), not {kind!r}")
+        if features:
+            raise PerfmodelError("the shrunk power model keeps every Powmon-form term of the events present: "
+                                 "it takes no --features")
+        if not is_power_auto(df, target):
+            raise PerfmodelError("--shrink is for a power target on data with voltage_v and freq_mhz columns (the "
+                                 "Powmon-form terms)")
+        shrink_cands, shrink_always, _ = power_selection_terms(df)
+        feats = list(shrink_always) + list(shrink_cands)
+        selection = {"method": "shrink", "features": feats, "penalised": list(shrink_cands),
+                     "unpenalised": list(shrink_always)}
     else:
         if features:
             cands, auto_always = list(features), []
@@ -487,7 +528,21 @@ def fit_model(
     y = target_vector(df, target, positive=kind in LOG_TARGET_KINDS)
     if X.shape[0] <= X.shape[1] + 1:
         raise PerfmodelError(f"{X.shape[0]} samples are too few for {X.shape[1]} features")
-    fitted = FeatureModel(make_estimator(kind), feats).fit(df, y).estimator_
+    if select == "shrink":
+        shrunk = ShrunkPowerModel(feats, selection["penalised"], group, n_splits=n_splits,
+                                  random_state=random_state).fit(df, y)
+        params = shrunk.params(df, y)
+        selection.update({"lambda": shrunk.lambda_, "alpha": params.alpha, "inner_mape": shrunk.inner_mape_,
+                          "lambdas": list(shrunk.lambdas),
+                          "inner_cv": f"leave-one-{group}-out" if group else f"{n_splits}-fold",
+                          "note": "ridge on the standardised terms, penalty lambda x n (alpha) on the event "
+                                  "terms only, lambda chosen by the pooled MAPE of inner folds on all the data; "
+                                  "the CV figures choose it again inside every outer fold (nested)"})
+        known: list[str] = []
+    else:
+        fitted = FeatureModel(make_estimator(kind), feats).fit(df, y).estimator_
+        params = fitted.params_
+        known = [feats[i] for i in (fitted.get_params().get("known") or ())]
     prov = feature_provenance(data, feats, provenance)
     cprov = column_provenance(data, base_columns(feats), provenance)
     unknown = sorted(c for c, v in cprov.items() if v is None)
@@ -496,8 +551,10 @@ def fit_model(
             f"provenance of column(s) {', '.join(unknown)} is unknown (the data does not record it); "
             "state it (provenance='real' / --provenance real)")
     # cross-validation of the final feature set, beside the baselines
-    table, rows = evaluate(df, target, feats, kinds=(kind,), group=group, n_splits=n_splits, n_jobs=n_jobs,
-                           baselines=baselines, random_state=random_state)
+    table, rows = evaluate(df, target, feats, kinds=() if select == "shrink" else (kind,), group=group,
+                           n_splits=n_splits, n_jobs=n_jobs, baselines=baselines, random_state=random_state)
+    if select == "shrink":  # the penalty chosen again inside every outer fold
+        rows.insert(0, evaluate_power_shrunk(df, target, group=group, n_splits=n_splits, random_state=random_state))
     if select == "stepwise" and not features and is_power_auto(df, target):
         # the CV figure of the automatic power model: the selection redone inside every outer fold
         _, nested = evaluate_power_nested(df, target, kinds=(kind,), group=group, n_splits=n_splits, n_jobs=n_jobs,
@@ -506,7 +563,8 @@ def fit_model(
         rows = nested + [r for r in rows if r["model"] != kind]
         selection["note"] = ("events chosen by CV error inside every outer fold for the CV figures (nested); the "
                              "model's own events chosen on all the data")
-    main = next((r for r in rows if r["model"] == kind and r.get("status") == "ok"), None)
+    main_name = SHRUNK_NAME if select == "shrink" else kind
+    main = next((r for r in rows if r["model"] == main_name and r.get("status") == "ok"), None)
     cv = {"scheme": main["scheme"] if main else (f"leave-one-{group}-out" if group else f"{n_splits}-fold"),
           "group": group, "results": rows}
     if main:
@@ -526,11 +584,10 @@ def fit_model(
                 "target_range": [float(y.min()), float(y.max())],
                 "groups": sorted(map(str, pd.unique(df[group]))) if group else None,
                 "source": data.provenance.origin}
-    known = [feats[i] for i in (fitted.get_params().get("known") or ())]
     if known:  # times already (fc_stream_ms): coefficient 1, not fitted
         training["fixed_coefficients"] = {f: 1.0 for f in known}
     return ModelFile(
-        target=target, kind=kind, features=feats, params=fitted.params_,
+        target=target, kind=kind, features=feats, params=params,
         provenance={f: v for f, v in prov.items()},  # type: ignore[misc]
         column_provenance={c: v for c, v in cprov.items()},  # type: ignore[misc]
         levels=_levels(df, feats), training=training, cv=cv, selection=selection, statistics=stats,

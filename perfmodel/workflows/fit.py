@@ -133,6 +133,114 @@ def check_fit_output(dataset: str, output: Path, *, force: bool) -> None:
         raise PerfmodelError(f"--out {output} exists: give another name, or --force to replace it")
 
 
+# -- the sensor lag of a power trace ----------------------------------------------------------------
+
+AUTO_LAG = "auto"
+
+
+def parse_sensor_lag(value: int | str | None) -> int | str:
+    """``--sensor-lag``: ``auto`` (the default) or a whole number of samples >= 0."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == AUTO_LAG):
+        return AUTO_LAG
+    try:
+        lag = int(str(value).strip())
+    except ValueError:
+        raise PerfmodelError(f"--sensor-lag must be auto or a whole number >= 0, got {value!r}") from None
+    if lag < 0:
+        raise PerfmodelError(f"--sensor-lag must be auto or a whole number >= 0, got {value!r}")
+    return lag
+
+
+def lagged_trace(dataset: str, mapping: str | None = None) -> bool:
+    """Is ``dataset`` a trace of samples whose sensors may lag the counters (``armpm:PATH``, ``csv:PATH``)?
+    Powmon rows are averages of many samples (no lag); data set folders have no sensor trace."""
+    return dataset.startswith(("armpm:", "csv:")) or (mapping is not None and not dataset.startswith("powmon:"))
+
+
+@dataclass
+class SensorLag:
+    """The sensor lag a command used and why: ``lag`` the one lag (None: it differs between outer folds,
+    ``per_fold``), ``chosen`` whether it was chosen from the data (``--sensor-lag auto``)."""
+
+    lag: int | None
+    reason: str
+    chosen: bool = False
+    per_fold: dict[str, int] | None = None
+    detail: dict[str, Any] | None = None
+
+    def lags(self) -> list[int]:
+        return sorted(set(self.per_fold.values())) if self.per_fold else [int(self.lag or 0)]
+
+    def text(self) -> str:
+        shown = self.lag if self.lag is not None else "per fold " + ", ".join(
+            f"{k}: {v}" for k, v in (self.per_fold or {}).items())
+        return f"sensor lag: {shown} - {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lag": self.lag, "chosen": self.chosen, "reason": self.reason, "per_fold": self.per_fold,
+                **({"correlation": self.detail["r"], "event": self.detail["event"]} if self.detail else {})}
+
+
+def _lag_zero_table(dataset: str, *, table: str, mapping: str | None, cores: int | None):
+    return load_table(dataset, table=table, sensor_lag=0, mapping=mapping, cores=cores)
+
+
+def _fixed_lag(dataset: str, sensor_lag: int | str, mapping: str | None) -> SensorLag | None:
+    """The lag without choosing: a given number, or auto where nothing lags (None: choose it)."""
+    if sensor_lag != AUTO_LAG:
+        return SensorLag(int(sensor_lag), "given (--sensor-lag)")
+    if dataset.startswith("powmon:"):
+        return SensorLag(0, "Powmon rows are averages of many samples: no lag to choose")
+    if not lagged_trace(dataset, mapping):
+        return SensorLag(0, "no sensor trace")
+    return None
+
+
+def fit_sensor_lag(dataset: str, sensor_lag: int | str, *, table: str = "auto", mapping: str | None = None,
+                   cores: int | None = None, target: str = "power_w") -> SensorLag:
+    """``perfmodel fit``'s sensor lag: the given one, or (``auto``) the lag of
+    :func:`perfmodel.model.lag.choose_sensor_lag` on all the data (its within-run correlation, no model)."""
+    fixed = _fixed_lag(dataset, sensor_lag, mapping)
+    if fixed is not None:
+        return fixed
+    from perfmodel.model.lag import choose_sensor_lag
+
+    c = choose_sensor_lag(_lag_zero_table(dataset, table=table, mapping=mapping, cores=cores).frame,
+                          target=_lag_target(target))
+    return SensorLag(c["lag"], f"auto, chosen on all the data: {c['reason']}", chosen=True, detail=c)
+
+
+def _lag_target(target: str) -> str:
+    return target if target.startswith("power") else "power_w"
+
+
+def evaluation_lag(dataset: str, sensor_lag: int | str, *, cv: str = "kfold", folds: int = 5, table: str = "auto",
+                   mapping: str | None = None, cores: int | None = None, target: str = "power_w") -> SensorLag:
+    """``perfmodel evaluate``'s sensor lag: the given one, or (``auto``) chosen inside every outer fold of
+    ``cv`` from its training rows only (:func:`perfmodel.model.lag.fold_sensor_lags`), the held-out rows never
+    seen; ``lag`` None where the folds disagree (then every fold is evaluated at its own lag)."""
+    fixed = _fixed_lag(dataset, sensor_lag, mapping)
+    if fixed is not None:
+        return fixed
+    from perfmodel.model.cv import make_splits
+    from perfmodel.model.fit import scheme_group
+    from perfmodel.model.lag import choose_sensor_lag, fold_sensor_lags
+
+    df0 = _lag_zero_table(dataset, table=table, mapping=mapping, cores=cores).frame.reset_index(drop=True)
+    group = scheme_group(cv)
+    splits = make_splits(df0, group=group, n_splits=folds)
+    per_fold = fold_sensor_lags(df0, splits, group=group, target=_lag_target(target))
+    overall = choose_sensor_lag(df0, target=_lag_target(target))
+    lags = sorted(set(per_fold.values()))
+    where = f"inside every outer fold from its training {group + 's' if group else 'rows'} only"
+    if len(lags) == 1:
+        return SensorLag(lags[0], f"auto, chosen {where} (the same in all {len(per_fold)} folds); on all the data "
+                         f"for reference: {overall['reason']}", chosen=True, per_fold=per_fold, detail=overall)
+    return SensorLag(None, f"auto, chosen {where}: they differ, so every fold is evaluated at its own lag (MAPE "
+                     f"and +-10 % pooled over the folds); on all the data for reference: {overall['reason']}",
+                     chosen=True, per_fold=per_fold, detail=overall)
+
+
 @dataclass
 class FitPlan:
     """What :func:`plan_fit` prepared: the table (a :class:`~perfmodel.data.Table`, whose provenance the model
@@ -147,20 +255,26 @@ class FitPlan:
     metadata: dict[str, Any]
     preparation: Preparation | None = None
     power_terms: dict[str, Any] | None = None
+    sensor_lag: SensorLag | None = None
 
 
 def plan_fit(dataset: str, target: str, *, kind: str = "linear", features: list[str] | None = None,
              force_auto: bool = False, select: str | None = None, terms: str | None = None,
              l2_kib: float | None = None, simulated_from: Sequence[Path] = (), exclude: Sequence[str] = (),
-             dropna: bool = False, table: str = "auto", sensor_lag: int = 0, mapping: str | None = None,
-             cores: int | None = None, counts_from: Path | None = None, say: Say = silent) -> FitPlan:
+             dropna: bool = False, table: str = "auto", sensor_lag: int | str = 0, mapping: str | None = None,
+             cores: int | None = None, counts_from: Path | None = None, shrink: bool = False,
+             say: Say = silent) -> FitPlan:
     """Load ``dataset`` (``counts_from`` / ``simulated_from``: other data sets' valgrind cells) and prepare
     the fit of ``target`` (``perfmodel fit``): ``--exclude`` rules, a named term set, the FC weight-streaming
     time, the L2 overflow, the training speed of an ``overhead-linear`` model, the power term set, rows
     dropped by ``dropna``; what a prediction replays recorded in the typed preparation, the rest in the
-    metadata. Says the importer's report, the code-path differences and the dropped rows."""
+    metadata. ``sensor_lag`` ``"auto"``: chosen on all the data (:func:`fit_sensor_lag`) and recorded.
+    ``shrink``: the shrunk power model (every Powmon-form term, the event terms' penalty from inner folds).
+    Says the importer's report, the sensor lag, the code-path differences and the dropped rows."""
+    lag = fit_sensor_lag(dataset, parse_sensor_lag(sensor_lag), table=table, mapping=mapping, cores=cores,
+                         target=target)
     df = load_counted(dataset, counts_from=counts_from, simulated_from=simulated_from or (), table=table,
-                      sensor_lag=sensor_lag, mapping=mapping, cores=cores)
+                      sensor_lag=int(lag.lag or 0), mapping=mapping, cores=cores)
     lines = import_report_lines(df)
     if lines:
         say("\n".join(lines))
@@ -168,7 +282,10 @@ def plan_fit(dataset: str, target: str, *, kind: str = "linear", features: list[
     from perfmodel.model.schema import Excluded, Preparation
 
     meta: dict[str, Any] = {"dataset": dataset, "simulated_from": [str(p) for p in simulated_from or []] or None}
-    prep = Preparation(sensor_lag=sensor_lag if dataset.startswith(IMPORT_PREFIXES) or mapping else None)
+    traced = dataset.startswith(IMPORT_PREFIXES) or mapping
+    prep = Preparation(sensor_lag=int(lag.lag or 0) if traced else None)
+    if traced:
+        meta["sensor_lag_choice"] = lag.to_dict()  # the lag itself is preparation.sensor_lag
     if df.meta.get("import_report"):  # a power file: the board / cluster and the events it recorded
         meta.update({"board": df.meta.get("board"), "cluster": df.meta.get("cluster"),
                      "events": list(df.meta.get("events") or [])})
@@ -209,7 +326,25 @@ def plan_fit(dataset: str, target: str, *, kind: str = "linear", features: list[
     from perfmodel.model.fit import is_power_auto, power_term_set
 
     power_terms = None
-    if feats is None and (force_auto or (select is None and not terms and is_power_auto(df.frame, target))):
+    if shrink:
+        if feats is not None or terms or select not in (None, "shrink") or force_auto:
+            raise PerfmodelError("--shrink keeps every Powmon-form term of the events present: not with "
+                                 "--features, --terms or --select")
+        if not is_power_auto(df.frame, target):
+            raise PerfmodelError("--shrink is for a power target on data with voltage_v and freq_mhz columns (the "
+                                 "Powmon-form terms)")
+        if kind != "ridge":
+            raise PerfmodelError(f"--shrink fits a ridge model (--kind ridge), not --kind {kind}")
+        from perfmodel.model.features import power_event_names
+
+        n_events = len(power_event_names(df.frame))
+        power_terms = {"set": "auto, shrunk",
+                       "reason": f"--shrink: every Powmon-form term of the {n_events} events present kept, the "
+                                 "event terms shrunk by ridge, the penalty chosen by the MAPE of inner folds grouped "
+                                 "like --cv"}
+        meta["power_terms"] = dict(power_terms)
+        select = "shrink"
+    elif feats is None and (force_auto or (select is None and not terms and is_power_auto(df.frame, target))):
         power_terms = power_term_set(df.frame, target, force_auto=force_auto)
         meta["power_terms"] = {k: power_terms[k] for k in ("set", "reason")}
         if power_terms["set"] == "fixed":
@@ -226,7 +361,7 @@ def plan_fit(dataset: str, target: str, *, kind: str = "linear", features: list[
                 f"target: {', '.join(dropped[:12])}{' ...' if len(dropped) > 12 else ''}")
             meta["dropped_rows"] = dropped
     return FitPlan(df=df, target=target, kind=kind, features=feats, select=sel, metadata=meta, preparation=prep,
-                   power_terms=power_terms)
+                   power_terms=power_terms, sensor_lag=lag if traced else None)
 
 
 @dataclass
@@ -238,6 +373,7 @@ class FitResult:
     target: str
     kind: str
     power_terms: dict[str, Any] | None = None
+    sensor_lag: SensorLag | None = None
 
     def summary(self) -> dict[str, Any]:
         """The ``perfmodel fit --json`` summary."""
@@ -245,6 +381,9 @@ class FitResult:
         return {"model": str(self.path), "target": self.target, "kind": self.kind, "features": m.features,
                 **({"term_set": {k: self.power_terms[k] for k in ("set", "reason")}}
                    if self.power_terms is not None else {}),
+                **({"sensor_lag": self.sensor_lag.to_dict()} if self.sensor_lag is not None else {}),
+                **({"shrink": {k: m.selection[k] for k in ("lambda", "alpha", "inner_mape", "penalised")}}
+                   if m.selection.get("method") == "shrink" else {}),
                 "cv": {k: v for k, v in m.cv.items() if k != "results"}, "results": m.cv["results"]}
 
 
@@ -257,7 +396,8 @@ def fit_planned(plan: FitPlan, output: Path, *, cv: str = "kfold", folds: int = 
                       max_features=max_features, vif_cap=vif_cap, n_splits=folds, n_jobs=jobs,
                       provenance=provenance, metadata=plan.metadata, preparation=plan.preparation)
     save_model(model, output)
-    return FitResult(model=model, path=output, target=plan.target, kind=plan.kind, power_terms=plan.power_terms)
+    return FitResult(model=model, path=output, target=plan.target, kind=plan.kind, power_terms=plan.power_terms,
+                     sensor_lag=plan.sensor_lag)
 
 
 # -- evaluate --------------------------------------------------------------------------------------
@@ -301,6 +441,7 @@ class Evaluation:
     rows: list[dict] = field(default_factory=list)
     terms: dict[str, Any] | None = None
     nested: bool = False
+    sensor_lag: SensorLag | None = None
 
     def scheme(self, cv: str) -> str:
         return next((r["scheme"] for r in self.rows if r.get("scheme")), cv)
@@ -308,6 +449,8 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         """The ``perfmodel evaluate --json`` payload."""
         extra = {"term_set": {k: self.terms[k] for k in ("set", "reason")}} if self.terms is not None else {}
+        if self.sensor_lag is not None:
+            extra["sensor_lag"] = self.sensor_lag.to_dict()
         return {"target": self.target, **extra, "features": self.features, "results": self.rows}
 
 
@@ -340,3 +483,27 @@ def evaluate_table(df, target: str, features: list[str] | None, terms: dict[str,
         kinds += ("overhead-loglinear",)  # overhead-linear needs its own terms (--kind on fit)
     _, rows = evaluate(df, target, features, kinds=kinds, group=scheme_group(cv), n_splits=folds, n_jobs=jobs)
     return Evaluation(target=target, features=features, rows=rows, terms=terms)
+
+
+def evaluate_lagged(dataset: str, df, lag: SensorLag, target: str, features: list[str] | None,
+                    terms: dict[str, Any] | None, *, cv: str = "kfold", folds: int = 5, jobs: int = 1,
+                    shrink: bool = False, table: str = "auto", mapping: str | None = None,
+                    cores: int | None = None) -> Evaluation:
+    """:func:`evaluate_table` at the sensor lag of :func:`evaluation_lag`: ``df`` is the table at ``lag.lag``
+    (at its smallest lag where the outer folds chose different ones: then the evaluation is run at every
+    lag chosen and each fold keeps the figures of its own lag, :func:`perfmodel.model.lag.pool_fold_rows`)."""
+    if lag.lag is not None or not lag.per_fold:
+        ev = evaluate_table(df, target, features, terms, cv=cv, folds=folds, jobs=jobs, shrink=shrink)
+        if lagged_trace(dataset, mapping) or dataset.startswith("powmon:"):  # a power file: its lag said
+            ev.sensor_lag = lag
+        return ev
+    from perfmodel.model.lag import pool_fold_rows
+
+    evs = {}
+    for s in lag.lags():
+        d = df if s == lag.lags()[0] else load_table(dataset, table=table, sensor_lag=s, mapping=mapping, cores=cores)
+        evs[s] = evaluate_table(d, target, features, terms, cv=cv, folds=folds, jobs=jobs, shrink=shrink)
+    first = evs[lag.lags()[0]]
+    rows = pool_fold_rows({s: e.rows for s, e in evs.items()}, lag.per_fold)
+    return Evaluation(target=target, features=first.features, rows=rows, terms=terms, nested=first.nested,
+                      sensor_lag=lag)
