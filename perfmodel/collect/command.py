@@ -444,7 +444,8 @@ def sample_command_counted(argv: Sequence[str], *, counters: str = "auto", event
             names = perf_event_names(list(events or default_events()))
             wrap = [str(perf_binary()), "stat", "-x,", "-o", str(stat), "-I", str(SAMPLE_PERF_INTERVAL_MS),
                     "-e", ",".join(names), "--"]
-        smp = sample_command(list(argv), sensors=sensors, wrap=wrap, **sample_kw)
+        smp = sample_command(list(argv), sensors=sensors, wrap=wrap, **sample_kw,
+                             linger_s=2.5 * SAMPLE_PERF_INTERVAL_MS / 1e3 if wrap else 0.0)
         if used == "perf":
             text = stat.read_text(errors="replace") if stat.exists() else ""
             window, why = _window_counts(text, smp.t_first - smp.launched, smp.t_last - smp.launched)

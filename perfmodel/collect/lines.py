@@ -206,14 +206,16 @@ def sample_command(argv: Sequence[str], *, images: int | None = None, seconds: f
                    regex: str | None = None, timeout: float = 600.0, warmup_lines: int = WARMUP_LINES,
                    warmup_s: float = WARMUP_S,
                    sensors: Callable[[], dict[str, Reading]] | None = None,
-                   wrap: Sequence[str] = ()) -> LineSample:
+                   wrap: Sequence[str] = (), linger_s: float = 0.0) -> LineSample:
     """A quick sample of a command's throughput from its progress lines (module docstring). With neither
     ``images`` nor ``seconds``: :data:`DEFAULT_SECONDS`. At least 2 counted images are needed.
 
     ``sensors``: a snapshot of the machine's sensors (:meth:`perfmodel.sensors.SensorSet.read`), taken with
     the command's CPU time at the end of the warm-up and at the last counted image (``state_start`` /
     ``state_end``: the sample's own state). ``wrap``: a prefix the command runs under (e.g. ``perf stat
-    ... --``); the command's lines and process group are still its own."""
+    ... --``); the command's lines and process group are still its own. ``linger_s``: how long the command
+    runs on after the sample's last image before its group is ended (``perf stat -I`` writes the interval
+    covering the sample's end)."""
     if images is not None and (isinstance(images, bool) or int(images) < 2):
         raise PerfmodelError(f"a command's sample needs at least 2 images, got {images}")
     if seconds is not None and not (seconds > 0 and math.isfinite(seconds)):
@@ -266,6 +268,8 @@ def sample_command(argv: Sequence[str], *, images: int | None = None, seconds: f
             counted = len(stamps) - i0 - 1 if t0 is not None else 0
             if rc not in (0, None) or counted < 2:
                 raise _failure(stream, rc, len(stamps), need)
+        elif linger_s > 0:
+            time.sleep(linger_s)
     finally:
         stream.close()
     counted = stamps[i0:]

@@ -23,6 +23,7 @@ state when its leave-one-trace-out error beats the pooled ratio's; otherwise the
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -308,6 +309,23 @@ class RatioChoice:
         return self.state.n if self.state is not None else self.pooled.n
 
 
+def _best_subset(X: np.ndarray, y: np.ndarray, subsets: list[list[int]]) -> list[int]:
+    """The column subset with the lowest leave-one-out RMSE of ``y ~ 1 + X[:, subset]`` (the smaller first on a tie)."""
+    return min(subsets, key=lambda c: (_loo_rmse(X[:, c], y), len(c)))
+
+
+def _nested_loo_rmse(X: np.ndarray, y: np.ndarray, subsets: list[list[int]]) -> float:
+    """Leave-one-out RMSE of the whole procedure: for each trace, the subset chosen on the others
+    (:func:`_best_subset`), fitted on them, predicting it."""
+    err = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        c = _best_subset(X[keep], y[keep], subsets)
+        beta, _ = _ols(X[keep][:, c], y[keep])
+        err.append(y[i] - (beta[0] + X[i, c] @ beta[1:]))
+    return float(np.sqrt(np.mean(np.square(err))))
+
+
 def _varies(x: np.ndarray) -> bool:
     x = x[np.isfinite(x)]
     return len(x) >= 2 and float(np.ptp(x)) > 1e-9 * max(1.0, float(np.abs(x).max()))
@@ -318,9 +336,11 @@ def choose_ratio(table: pd.DataFrame, sample: SampleState | None, *,
     """The state model where it applies (module docstring), else the pooled ratio of ``table``'s traces.
 
     The state model's terms: the :data:`STATE_FEATURES` that the sample recorded and that at least
-    ``min_traces`` traces carry and vary across them, at most ``(n - 2) // 3`` of them in the order of
-    :data:`STATE_FEATURES`, and one of :data:`BOARD_FEATURES` among them. It is used only when its
-    leave-one-trace-out RMSE of ``log r`` is below the pooled ratio's on the same traces."""
+    ``min_traces`` traces carry and vary across them: the subset of at most ``(n - 2) // 3`` of them, one of
+    :data:`BOARD_FEATURES` among them, with the lowest leave-one-trace-out error; a term whose sample value lies
+    more than a quarter of the traces' range outside it is left out (never extrapolated). It is used only when its
+    leave-one-trace-out RMSE of ``log r`` (the choice of terms made again without each trace left out) is
+    below the pooled ratio's on the same traces."""
     pooled = LongRunRatio.fit(table)
 
     def fallback(why: str) -> RatioChoice:
@@ -337,23 +357,40 @@ def choose_ratio(table: pd.DataFrame, sample: SampleState | None, *,
         why = "; ".join(f"{f}: {sample.reasons[f]}" for f in present if f in sample.reasons)
         return fallback(f"the sample has no {' / '.join(present)} reading, which the traces vary in"
                         + (f" ({why})" if why else "") + ": the pooled ratio")
+    outside = []
+    for f in list(have):  # a state the traces never saw is not extrapolated to (e.g. a VM's nominal clock)
+        col = table[f].to_numpy(dtype="float64")
+        lo, hi = np.nanmin(col), np.nanmax(col)
+        margin = 0.25 * (hi - lo)
+        if not lo - margin <= sample.value(f) <= hi + margin:
+            have.remove(f)
+            outside.append(f"{f} {sample.value(f):.4g} (traces {lo:.4g}..{hi:.4g})")
+    if not any(f in BOARD_FEATURES for f in have):
+        return fallback(f"the sample's {', '.join(outside)} lies outside the traces' range: the pooled ratio")
     X = table[have].to_numpy(dtype="float64")
     carrying = int((np.isfinite(X).all(axis=1)).sum())
     if carrying < min_traces:
         return fallback(f"only {carrying} trace(s) carry {', '.join(have)} (a state model needs {min_traces}): "
                         "the pooled ratio")
-    feats = have[:max(1, (carrying - 2) // 3)]
-    if not any(f in BOARD_FEATURES for f in feats):
-        feats = [next(f for f in have if f in BOARD_FEATURES)]
+    p_max = max(1, (carrying - 2) // 3)
+    keep = np.isfinite(X).all(axis=1) & np.isfinite(table["ratio"].to_numpy(dtype="float64"))
+    Xk, y = X[keep], np.log(table["ratio"].to_numpy(dtype="float64")[keep])
+    subsets = [list(c) for k in range(1, p_max + 1) for c in itertools.combinations(range(len(have)), k)
+               if any(have[j] in BOARD_FEATURES for j in c)]
+    best = _best_subset(Xk, y, subsets)
+    feats = [have[j] for j in best]
     try:
         model = StateRatio.fit(table, feats)
     except PerfmodelError as exc:
         return fallback(f"no state model: {exc}: the pooled ratio")
-    cv = (f"leave-one-trace-out RMSE of log ratio {model.cv_rmse:.4f} vs the pooled ratio's "
-          f"{model.pooled_cv_rmse:.4f} over {model.n} traces")
+    model.cv_rmse = _nested_loo_rmse(Xk, y, subsets)  # the choice of terms made again without each trace
+    cv = (f"leave-one-trace-out RMSE of log ratio {model.cv_rmse:.4f} (terms chosen among {len(subsets)} "
+          f"subset(s) without the trace left out) vs the pooled ratio's {model.pooled_cv_rmse:.4f} over "
+          f"{model.n} traces")
     if not model.cv_rmse < model.pooled_cv_rmse:
         return fallback(f"the state model ({', '.join(feats)}) does not beat the pooled ratio: {cv}")
-    return RatioChoice("state-model", f"modelled from the sample's {', '.join(feats)}: {cv}", pooled, model)
+    left = f" ({', '.join(outside)} outside the traces' range, left out)" if outside else ""
+    return RatioChoice("state-model", f"modelled from the sample's {', '.join(feats)}{left}: {cv}", pooled, model)
 
 
 __all__ = ["trace_ratios", "LongRunRatio", "WINDOW_S", "SKIP_S", "STATE_FEATURES", "BOARD_FEATURES", "SampleState",
