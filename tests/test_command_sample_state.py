@@ -327,3 +327,18 @@ def test_save_without_a_pmu_says_why_and_beside_a_model(tmp_path, faults_model):
     (junk / "f.txt").write_text("x")
     r = cli("predict", "--save", junk, "--traces", TRACE, "--", *LOOP)
     assert r.returncode == 2 and "not a perfmodel data set" in r.stderr
+
+
+def test_trace_of_a_command_records_the_boards_temperature_and_frequency(tmp_path):
+    from perfmodel.collect.lines import trace_command
+
+    fake_board(tmp_path / "root", 61.5, 1200000)
+    df, meta = trace_command(LOOP, 1.5, 0.25, out=tmp_path / "ds", sensor_root=tmp_path / "root")
+    temps = df[df["metric"] == "temperature_c"]
+    assert len(temps) == meta["intervals"] and (temps["value"] == 61.5).all()
+    t = trace_ratios(read_dataset(tmp_path / "ds"), window_s=0.5, skip_s=1.0)
+    assert t["start_temp_c"].iloc[0] == 61.5 and t["freq_mhz"].iloc[0] == pytest.approx(1200.0)
+    # this VM: no thermal zone, so NaN with the reason, never a number
+    df, _ = trace_command(LOOP, 0.5, 0.25)
+    here = df[df["metric"] == "temperature_c"]
+    assert here["value"].isna().all() or here["source"].str.contains("thermal|hwmon|vcgencmd").all()

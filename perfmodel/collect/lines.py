@@ -288,9 +288,12 @@ def sample_command(argv: Sequence[str], *, images: int | None = None, seconds: f
 
 def trace_intervals(argv: Sequence[str], duration_s: float, period_s: float = 1.0, *, regex: str | None = None,
                     timeout: float = 60.0, warmup_lines: int = WARMUP_LINES,
-                    warmup_s: float = WARMUP_S) -> tuple[list[tuple[float, float, int]], str]:
+                    warmup_s: float = WARMUP_S, sensors: Callable[[], dict[str, Reading]] | None = None,
+                    states: list | None = None) -> tuple[list[tuple[float, float, int]], str]:
     """``[(t_start_s, t_end_s, images)]`` from the end of the warm-up for ``duration_s`` (times relative to
-    it), and how it stopped (``"duration"`` or ``"exit"``). ``timeout``: the longest wait for one line."""
+    it), and how it stopped (``"duration"`` or ``"exit"``). ``timeout``: the longest wait for one line.
+    ``sensors`` with ``states``: a sensor snapshot taken as each interval closes is appended to ``states``
+    (one per interval: the state a trace's temperature / frequency columns hold)."""
     if not (duration_s > 0 and math.isfinite(duration_s)):
         raise PerfmodelError(f"duration must be a finite number of seconds > 0, got {duration_s}")
     if not 0.01 <= period_s <= duration_s:
@@ -314,6 +317,8 @@ def trace_intervals(argv: Sequence[str], duration_s: float, period_s: float = 1.
             count += 1
             if t - t0 - start >= period_s:
                 out.append((start, t - t0, count))
+                if sensors is not None and states is not None:
+                    states.append(sensors())
                 start, count = t - t0, 0
                 if t - t0 >= duration_s:
                     how = "duration"
@@ -330,9 +335,10 @@ def trace_intervals(argv: Sequence[str], duration_s: float, period_s: float = 1.
 
 def trace_command(argv: Sequence[str], duration_s: float, period_s: float = 1.0, *, out=None,
                   regex: str | None = None, timeout: float = 60.0, framework: str = "", network: str = "",
-                  threads: int = 1, force: bool = False):
-    """A trace of a user's command (``phase="trace"`` records: ``images`` per interval), stored as one cell
-    in ``out`` when given; returns ``(records, meta)``."""
+                  threads: int = 1, force: bool = False, sensor_root="/"):
+    """A trace of a user's command (``phase="trace"`` records: ``images`` per interval, and the temperature
+    and frequency read as each interval closes, NaN + reason where no sensor gives them; sensors under
+    ``sensor_root``), stored as one cell in ``out`` when given; returns ``(records, meta)``."""
     import hashlib
     from pathlib import Path
 
@@ -358,13 +364,25 @@ def trace_command(argv: Sequence[str], duration_s: float, period_s: float = 1.0,
 
             ds = open_dataset(out, metadata, spec, resume=True, merge=True, force=force,
                               measurement_diff=lambda old: [])
-        intervals, how = trace_intervals(argv, duration_s, period_s, regex=regex, timeout=timeout)
+        from perfmodel.sensors import SensorSet
+
+        sset = SensorSet(sensor_root)
+        states: list[dict[str, Reading]] = []
+        try:  # the machine's temperature / frequency per interval: a board's traces then model the ratio
+            intervals, how = trace_intervals(argv, duration_s, period_s, regex=regex, timeout=timeout,
+                                             sensors=sset.read, states=states)
+        finally:
+            sset.close()
         keys = {"run_id": run_id, "cell_id": cell_id, "board": metadata["board"], "framework": framework or "command",
                 "network": network or name, "threads": int(threads), "workload": f"command:{name}",
                 "phase": "trace", "repeat": 0}
+        def sensed(k: int) -> list[Reading]:
+            snap = states[k] if k < len(states) else {}
+            return [snap[m] for m in ("temperature_c", "freq_mhz") if m in snap]
+
         frames = [records_from_readings([Reading("images", float(n), "count", "perfmodel.collect.lines "
-                                                  "(stdout progress lines)", "real")],
-                                        **keys, t_start_s=a, t_end_s=b) for a, b, n in intervals]
+                                                  "(stdout progress lines)", "real"), *sensed(k)],
+                                        **keys, t_start_s=a, t_end_s=b) for k, (a, b, n) in enumerate(intervals)]
         import pandas as pd
 
         df = validate(pd.concat(frames, ignore_index=True) if frames else empty_records(),
