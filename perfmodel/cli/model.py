@@ -19,7 +19,7 @@ from perfmodel.cli.options import (CORES, CORES_HELP, DATASET_ARG, DATASET_HELP,
 from perfmodel.cli.show import fmt, print_table, say
 from perfmodel.errors import PerfmodelError
 from perfmodel.readings import json_safe
-from perfmodel.workflows.command import command_sample_estimate
+from perfmodel.workflows.command import command_estimate, command_sample_estimate
 from perfmodel.workflows.fit import check_fit_output, evaluate_lagged, evaluation_lag, evaluation_table, \
     evaluation_terms, fit_planned, lagged_trace, parse_sensor_lag, plan_fit
 from perfmodel.workflows.predict import (command_samples, csv_samples, dataset_samples, predict_samples,
@@ -95,6 +95,10 @@ def print_command_estimate(est: dict, refusal: str | None = None) -> None:
         typer.echo(f"  long-run estimate: not evaluated: {est['reason']}")
     typer.echo(f"  sample: {_fmt(est['sample_fps'], '.4g')} images/s over {est['images']} image(s)")
     typer.echo(f"  estimator: {est['estimator']}")
+    if est.get("ratio_estimator"):
+        typer.echo(f"  ratio: {est['ratio_estimator']} - {est['ratio_estimator_reason']}")
+    if est.get("saved"):
+        typer.echo(f"  saved: cell {est['saved']['cell_id']} in {est['saved']['path']}")
     if refusal:
         typer.echo(f"  model: not applied: {refusal}")
 
@@ -290,7 +294,18 @@ def predict_cmd(
                                    "run, / N) instead of its lines."),
     load_command: str = typer.Option(None, "--load-command", help="With --two-phase: the command loading "
                                      "the model and running no image (one string, shell-quoted)."),
-    counters: str = typer.Option("auto", "--counters", help="Counter source of the quick sample."),
+    counters: str = typer.Option("auto", "--counters", help="Counter source of the quick sample. With -- CMD: "
+                                 "perf (the command under perf stat; a line sample: its -I 100 intervals "
+                                 "over the sample's own window, / images), software (CPU time, OS counters) "
+                                 "or auto (perf where it counts: with a model, where perf is installed; a "
+                                 "line sample, where the kernel also exposes a CPU PMU; else software). "
+                                 "Hardware events a machine cannot count are recorded as missing with the "
+                                 "reason, never as numbers."),
+    save: Path = typer.Option(None, "--save", help="With -- CMD: store the sample as one training cell of "
+                              "this data set (created when absent; the format of perfmodel collect "
+                              "--command): the command, --framework/--network/--threads where named, the "
+                              "per-image times and counts of --counters (or why there are none), the "
+                              "sample's throughput and state, and the long-run estimate."),
     simulated_from: Path = typer.Option(None, "--simulated-from", help="Data set whose valgrind cells supply "
                                         "the simulated counts a model needs. With --dataset: added to its "
                                         "own valgrind cells (as perfmodel fit --simulated-from). Quick "
@@ -356,9 +371,15 @@ def predict_cmd(
     if model_path is None and not command:
         raise PerfmodelError("--model is needed for --dataset, --csv or a quick sample (--framework/--network); "
                              "only a command (-- CMD) is estimated without one")
+    if save is not None:
+        if not command:
+            raise PerfmodelError("--save applies to a measured command (-- CMD)")
+        from perfmodel.data.store import check_target
+
+        check_target(save)  # before the command runs
     sample_args = dict(images=images, seconds=seconds, regex=progress_regex, timeout=timeout,
                        two_phase=two_phase, load_command=load_command, framework=framework, threads=threads,
-                       traces=traces, alpha=alpha)
+                       traces=traces, alpha=alpha, counters=counters, network=network, save=save)
     if model_path is None:  # a command's long-run throughput from a quick sample of it
         if dataset or csv:
             raise PerfmodelError("give one of --dataset, --csv or -- CMD")
@@ -383,7 +404,7 @@ def predict_cmd(
     if images is None:
         images = 10
     _check_provenance(provenance)
-    counts_note = quick_measured = None
+    counts_note = quick_measured = command_est = None
     given = [x for x in (dataset, csv, None if command else framework or network, command) if x]
     if len(given) != 1:
         raise PerfmodelError("give exactly one of --dataset, --csv, --framework/--network or -- CMD "
@@ -403,9 +424,11 @@ def predict_cmd(
                              sensor_lag=sensor_lag, mapping=mapping, cores=cores, say=say)
     elif csv:  # a row with an impossible or non-numeric value gets n/a and its reason, the others an answer
         df = csv_samples(csv)
-    elif command:
-        df = command_samples(model, list(command), images=images, counters=counters, framework=framework,
-                             network=network, threads=threads, timeout=timeout)
+    elif command:  # one run: the model's features and the sample beside its prediction (stored with --save)
+        df, measured = command_samples(model, list(command), images=images, counters=counters, framework=framework,
+                                       network=network, threads=threads, timeout=timeout)
+        command_est = command_estimate(measured, framework=framework, network=network, threads=threads,
+                                       traces=traces, alpha=alpha, save=save)
     else:
         if not (framework and network):
             raise PerfmodelError("a quick sample needs both --framework and --network")
@@ -453,8 +476,10 @@ def predict_cmd(
         quick = quick_sample_summary(prepared.df, counts_note, framework=framework, network=network, threads=threads,
                                      seconds=seconds, traces=traces, alpha=alpha)
     if json_out:
-        typer.echo(json.dumps(json_safe(prediction_payload(model, prediction, prepared, alpha=alpha, quick=quick)),
-                              indent=2))
+        payload = prediction_payload(model, prediction, prepared, alpha=alpha, quick=quick)
+        if command_est is not None:
+            payload["command_sample"] = command_est
+        typer.echo(json.dumps(json_safe(payload), indent=2))
         return
     if quick is not None:
         r = out.iloc[0]
@@ -487,6 +512,8 @@ def predict_cmd(
         cols = ["row"] + cols
         rows = [[str(i)] + r for i, r in enumerate(rows)]
     print_table(f"predicted {model.target} ({model.kind} model, {len(model.features)} features)", cols, rows)
+    if command_est is not None:
+        print_command_estimate(command_est)
 
 
 def register(app: typer.Typer) -> None:

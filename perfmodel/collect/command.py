@@ -349,3 +349,141 @@ def collect_command(out: str | os.PathLike, argv: str | Sequence[str], images: i
         return summary
     finally:
         ds.release()
+
+
+# -- a quick sample of a command's progress lines, with counts per image ----------------------------------
+
+#: the interval of ``perf stat -I`` around a line sample (ms): the counts of the sample's own window are the
+#: intervals overlapping it, an edge interval by the share of it inside the window
+SAMPLE_PERF_INTERVAL_MS = 100
+SAMPLE_COUNTERS = ("auto", "perf", "software")
+
+
+def resolve_sample_counters(counters: str) -> tuple[str, str | None]:
+    """``(source, why no PMU counts)`` of a line sample: ``perf`` (``--counters perf``, or ``auto`` where perf
+    is installed and the kernel exposes a CPU PMU) or ``software`` (the command's CPU time, psutil);
+    the second item says why hardware counts are absent (None when perf counts them)."""
+    from perfmodel.counters.perf_event import core_pmus
+    from perfmodel.counters.perf_stat import perf_binary
+
+    if counters not in SAMPLE_COUNTERS:
+        raise PerfmodelError(f"a command's line sample counts with --counters {', '.join(SAMPLE_COUNTERS)}, not "
+                             f"{counters!r} (valgrind: the whole command under the cache simulator, with a "
+                             "model: perfmodel predict --model M -- CMD, or perfmodel collect --command)")
+    if counters == "perf":
+        if perf_binary() is None:
+            raise PerfmodelError("--counters perf: perf not found; install linux-perf (linux-tools)")
+        return "perf", None
+    if counters == "software":
+        return "software", "not counted: counter source 'software' (the command's CPU time only) was chosen"
+    if perf_binary() is None:
+        return "software", "not counted: perf is not installed (install linux-perf and give --counters perf)"
+    if not core_pmus():
+        return "software", ("not counted: no CPU PMU exposed to this machine (/sys/bus/event_source/devices "
+                            "lists none; a VM without PMU passthrough)")
+    return "perf", None
+
+
+def _window_counts(text: str, a: float, b: float) -> tuple[dict[str, Reading], str]:
+    """Counts of ``perf stat -x, -I`` output over ``[a, b]`` s (perf's clock, from its start): each interval
+    ``(previous stamp, stamp]`` by the share of it inside the window. ``({}, reason)`` without intervals."""
+    from perfmodel.counters.perf_stat import parse_perf_stat
+
+    res = parse_perf_stat(text)
+    groups = res.intervals()
+    if not groups:
+        return {}, "perf stat wrote no interval"
+    acc: dict[str, list] = {}
+    prev = 0.0
+    for stamp, rows in groups:
+        share = max(0.0, min(b, stamp) - max(a, prev)) / (stamp - prev) if stamp > prev else 0.0
+        prev = stamp
+        if share <= 0:
+            continue
+        for r in rows:
+            e = acc.setdefault(r.event, [0.0, r, False])
+            if r.available:
+                e[0] += r.value * share
+                e[2] = True
+    from perfmodel.counters.perf_stat import canonical_name
+    from perfmodel.counters.perf_event import _SOFTWARE
+
+    out: dict[str, Reading] = {}
+    for event, (total, row, counted) in acc.items():
+        name = canonical_name(event)
+        src = f"perf stat -I {SAMPLE_PERF_INTERVAL_MS}:{event}, the intervals overlapping the sample"
+        unit = "ms" if row.unit == "msec" else (row.unit or "count")
+        if counted:
+            out.setdefault(name, Reading(name, total, unit, src, "software" if row.base_event in _SOFTWARE
+                                         else "real"))
+        else:
+            reason = f"perf stat: {row.status or 'not counted'} (by this machine, over the sample)"
+            out.setdefault(name, Reading.missing(name, reason, unit, src))
+    return out, ""
+
+
+def sample_command_counted(argv: Sequence[str], *, counters: str = "auto", events: Sequence[str] | None = None,
+                           sensors=None, **sample_kw):
+    """A line sample of a command (:func:`perfmodel.collect.lines.sample_command`) with its counts per image:
+    ``(sample, readings, how)``. ``perf``: the command runs under ``perf stat -x, -I 100`` and the counts
+    of the intervals overlapping the sample's window (end of the warm-up to the last counted image) are
+    divided by the images counted; ``software``: the command's CPU time per image (psutil, needs
+    ``sensors``' state points). Hardware events not counted are NaN with the reason, never a number."""
+    from perfmodel.counters.perf_event import default_events
+    from perfmodel.counters.perf_stat import perf_binary, perf_event_names
+
+    from .lines import sample_command
+    from .worker import STUDY_EVENTS, complete_events
+
+    used, no_pmu = resolve_sample_counters(counters)
+    readings: dict[str, Reading] = {}
+    with tempfile.TemporaryDirectory(prefix="perfmodel-sample-stat-") as tmp:
+        wrap: list[str] = []
+        stat = Path(tmp) / "stat.csv"
+        if used == "perf":
+            names = perf_event_names(list(events or default_events()))
+            wrap = [str(perf_binary()), "stat", "-x,", "-o", str(stat), "-I", str(SAMPLE_PERF_INTERVAL_MS),
+                    "-e", ",".join(names), "--"]
+        smp = sample_command(list(argv), sensors=sensors, wrap=wrap, **sample_kw,
+                             linger_s=2.5 * SAMPLE_PERF_INTERVAL_MS / 1e3 if wrap else 0.0)
+        if used == "perf":
+            text = stat.read_text(errors="replace") if stat.exists() else ""
+            window, why = _window_counts(text, smp.t_first - smp.launched, smp.t_last - smp.launched)
+            if why:
+                raise PerfmodelError(f"--counters perf: {why} for the sample of {shlex.join(list(argv))}")
+            readings = {n: (Reading(n, r.value / smp.images, r.unit, r.source + " / images", r.provenance)
+                            if r.available else r) for n, r in window.items()}
+    if used == "software":
+        a, b = smp.state_start, smp.state_end
+        if a is not None and b is not None and math.isfinite(a.cpu_s) and math.isfinite(b.cpu_s):
+            readings["task_clock_ms"] = Reading("task_clock_ms", (b.cpu_s - a.cpu_s) * 1e3 / smp.images, "ms",
+                                                "psutil cpu_times of the command's process tree over the "
+                                                "sample / images", "software")
+        else:
+            readings["task_clock_ms"] = Reading.missing("task_clock_ms", (a and a.cpu_reason) or (b and b.cpu_reason)
+                                                        or "no CPU time read at both ends of the sample", "ms")
+    readings = complete_events(readings, "perf", {} if no_pmu is None else dict.fromkeys(STUDY_EVENTS, no_pmu))
+    how = {"counters": counters, "counters_used": used, "no_hardware_counts": no_pmu,
+           "method": (f"perf stat -I {SAMPLE_PERF_INTERVAL_MS} intervals overlapping the sample / images"
+                      if used == "perf" else "the command's CPU time over the sample / images (psutil)")}
+    return smp, readings, how
+
+
+def save_command_cell(out: str | os.PathLike, records, cell_meta: dict[str, Any], *, cell_id: str,
+                      run_id: str, spec: dict[str, Any]) -> str:
+    """Store one measured command sample (``phase="command"`` records, per image) as its own cell of the
+    data set at ``out`` (created when absent; an existing one is joined after the campaign's
+    compatibility checks: machine, versions, counter source). Returns the data set's path."""
+    from .campaign import open_dataset
+    from .meta import run_metadata
+
+    metadata = run_metadata(str(spec.get("counters_used") or spec.get("counters") or "software"), None,
+                            run_id=run_id)
+    ds = open_dataset(out, metadata, spec, resume=True, merge=True, force=False, measurement_diff=lambda old: [])
+    try:
+        ds.write_cell(cell_id, records, dict(cell_meta, status="done", run_id=run_id),
+                      attrs={"meta": {k: v for k, v in cell_meta.items() if k != "note"},
+                             "note": cell_meta.get("note", "")})
+        return str(ds.path)
+    finally:
+        ds.release()

@@ -32,12 +32,13 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from perfmodel.errors import PerfmodelError
 from perfmodel.procs import CommandTimeout, end_group
+from perfmodel.readings import Reading
 
 WARMUP_LINES = 2
 WARMUP_S = 0.5
@@ -70,6 +71,7 @@ class LineStream:
         self._q: queue.Queue = queue.Queue()
         self._err = tempfile.TemporaryFile()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.launched = time.monotonic()  #: just before the command started
         try:
             self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self._err, stdin=subprocess.DEVNULL,
                                          env=env, start_new_session=True)
@@ -118,11 +120,43 @@ class LineStream:
     def stderr_tail(self) -> str:
         return _stderr_tail(self._err)
 
+    def cpu_seconds(self) -> tuple[float, str]:
+        """CPU seconds (user + system) the command's process tree has used so far: the command, its live
+        descendants and the children it has reaped (psutil); ``(NaN, reason)`` when unreadable."""
+        try:
+            import psutil
+        except ImportError:
+            return math.nan, "psutil not installed"
+        try:
+            root = psutil.Process(self.proc.pid)
+            procs = [root, *root.children(recursive=True)]
+            total = 0.0
+            for i, p in enumerate(procs):
+                try:
+                    ct = p.cpu_times()
+                except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                    continue
+                total += ct.user + ct.system + (ct.children_user + ct.children_system if i == 0 else 0.0)
+            return total, ""
+        except (psutil.Error, OSError) as exc:
+            return math.nan, f"the command's CPU time is unreadable: {type(exc).__name__}: {exc}"
+
     def close(self) -> None:
         """End the command's process group (if anything of it still runs) and free the pipes."""
         end_group(self.proc)
         self._reader.join(timeout=5)
         self._err.close()
+
+
+@dataclass
+class StatePoint:
+    """The machine's state at one moment of a sample: sensor readings (``temperature_c``, ``freq_mhz``, ...;
+    NaN + reason where no sensor gave one) and the CPU seconds the command had used."""
+
+    t: float  #: time.monotonic()
+    readings: dict[str, Reading] = field(default_factory=dict)
+    cpu_s: float = math.nan
+    cpu_reason: str = ""
 
 
 @dataclass
@@ -135,6 +169,13 @@ class LineSample:
     warmup_s: float
     stopped_by: str  #: "images", "seconds" or "exit" (the command ended first, exit code 0)
     intervals_s: list[float] = field(default_factory=list)
+    #: the state at the end of the warm-up and at the last counted image (with ``sensors`` only)
+    state_start: StatePoint | None = None
+    state_end: StatePoint | None = None
+    #: time.monotonic() of the command's launch, of the sample's start (end of the warm-up) and last image
+    launched: float = math.nan
+    t_first: float = math.nan
+    t_last: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         return {"images": self.images, "elapsed_s": self.elapsed_s, "sample_fps": self.fps,
@@ -163,9 +204,18 @@ def _failure(stream: LineStream, rc: int | None, n_lines: int, need: str) -> Per
 
 def sample_command(argv: Sequence[str], *, images: int | None = None, seconds: float | None = None,
                    regex: str | None = None, timeout: float = 600.0, warmup_lines: int = WARMUP_LINES,
-                   warmup_s: float = WARMUP_S) -> LineSample:
+                   warmup_s: float = WARMUP_S,
+                   sensors: Callable[[], dict[str, Reading]] | None = None,
+                   wrap: Sequence[str] = (), linger_s: float = 0.0) -> LineSample:
     """A quick sample of a command's throughput from its progress lines (module docstring). With neither
-    ``images`` nor ``seconds``: :data:`DEFAULT_SECONDS`. At least 2 counted images are needed."""
+    ``images`` nor ``seconds``: :data:`DEFAULT_SECONDS`. At least 2 counted images are needed.
+
+    ``sensors``: a snapshot of the machine's sensors (:meth:`perfmodel.sensors.SensorSet.read`), taken with
+    the command's CPU time at the end of the warm-up and at the last counted image (``state_start`` /
+    ``state_end``: the sample's own state). ``wrap``: a prefix the command runs under (e.g. ``perf stat
+    ... --``); the command's lines and process group are still its own. ``linger_s``: how long the command
+    runs on after the sample's last image before its group is ended (``perf stat -I`` writes the interval
+    covering the sample's end)."""
     if images is not None and (isinstance(images, bool) or int(images) < 2):
         raise PerfmodelError(f"a command's sample needs at least 2 images, got {images}")
     if seconds is not None and not (seconds > 0 and math.isfinite(seconds)):
@@ -177,12 +227,19 @@ def sample_command(argv: Sequence[str], *, images: int | None = None, seconds: f
     need = f"{images} image(s)" if seconds is None else f"{seconds:g} s" if images is None else \
         f"{images} image(s) or {seconds:g} s"
     need = f"a sample of {need} after a warm-up of {warmup_lines} line(s) and {warmup_s:g} s"
-    stream = LineStream(argv, regex)
+    stream = LineStream([*wrap, *argv], regex)
     deadline = time.monotonic() + float(timeout)
     stamps: list[float] = []
     t0: float | None = None
     i0 = -1
     stopped = "exit"
+    points: list[StatePoint] = []
+
+    def mark() -> None:
+        if sensors is not None:
+            cpu, why = stream.cpu_seconds()
+            points.append(StatePoint(time.monotonic(), sensors(), cpu, why))
+
     try:
         while True:
             t = stream.next_progress(deadline, "progress line" if stamps else "first progress line")
@@ -193,19 +250,26 @@ def sample_command(argv: Sequence[str], *, images: int | None = None, seconds: f
                 if _warm(stamps, warmup_lines, warmup_s):
                     i0 = len(stamps) - 1
                     t0 = stamps[i0]
+                    mark()
                 continue
             n = len(stamps) - i0 - 1
             if images is not None and n >= int(images):
                 stopped = "images"
+                mark()
                 break
             if seconds is not None and t - t0 >= seconds and n >= 2:
                 stopped = "seconds"
+                mark()
                 break
         if stopped == "exit":
+            if t0 is not None:
+                mark()
             rc = stream.exit_code()
             counted = len(stamps) - i0 - 1 if t0 is not None else 0
             if rc not in (0, None) or counted < 2:
                 raise _failure(stream, rc, len(stamps), need)
+        elif linger_s > 0:
+            time.sleep(linger_s)
     finally:
         stream.close()
     counted = stamps[i0:]
@@ -217,14 +281,19 @@ def sample_command(argv: Sequence[str], *, images: int | None = None, seconds: f
     mean = el / n
     sd = math.sqrt(sum((d - mean) ** 2 for d in dts) / (n - 1)) if n > 1 else math.nan
     rel = sd / mean / math.sqrt(n) if n > 1 and mean > 0 else 0.0
-    return LineSample(n, el, n / el, rel, i0 + 1, stamps[i0] - stamps[0], stopped, dts)
+    return LineSample(n, el, n / el, rel, i0 + 1, stamps[i0] - stamps[0], stopped, dts,
+                      points[0] if points else None, points[-1] if len(points) > 1 else None,
+                      stream.launched, counted[0], counted[-1])
 
 
 def trace_intervals(argv: Sequence[str], duration_s: float, period_s: float = 1.0, *, regex: str | None = None,
                     timeout: float = 60.0, warmup_lines: int = WARMUP_LINES,
-                    warmup_s: float = WARMUP_S) -> tuple[list[tuple[float, float, int]], str]:
+                    warmup_s: float = WARMUP_S, sensors: Callable[[], dict[str, Reading]] | None = None,
+                    states: list | None = None) -> tuple[list[tuple[float, float, int]], str]:
     """``[(t_start_s, t_end_s, images)]`` from the end of the warm-up for ``duration_s`` (times relative to
-    it), and how it stopped (``"duration"`` or ``"exit"``). ``timeout``: the longest wait for one line."""
+    it), and how it stopped (``"duration"`` or ``"exit"``). ``timeout``: the longest wait for one line.
+    ``sensors`` with ``states``: a sensor snapshot taken as each interval closes is appended to ``states``
+    (one per interval: the state a trace's temperature / frequency columns hold)."""
     if not (duration_s > 0 and math.isfinite(duration_s)):
         raise PerfmodelError(f"duration must be a finite number of seconds > 0, got {duration_s}")
     if not 0.01 <= period_s <= duration_s:
@@ -248,6 +317,8 @@ def trace_intervals(argv: Sequence[str], duration_s: float, period_s: float = 1.
             count += 1
             if t - t0 - start >= period_s:
                 out.append((start, t - t0, count))
+                if sensors is not None and states is not None:
+                    states.append(sensors())
                 start, count = t - t0, 0
                 if t - t0 >= duration_s:
                     how = "duration"
@@ -264,9 +335,10 @@ def trace_intervals(argv: Sequence[str], duration_s: float, period_s: float = 1.
 
 def trace_command(argv: Sequence[str], duration_s: float, period_s: float = 1.0, *, out=None,
                   regex: str | None = None, timeout: float = 60.0, framework: str = "", network: str = "",
-                  threads: int = 1, force: bool = False):
-    """A trace of a user's command (``phase="trace"`` records: ``images`` per interval), stored as one cell
-    in ``out`` when given; returns ``(records, meta)``."""
+                  threads: int = 1, force: bool = False, sensor_root="/"):
+    """A trace of a user's command (``phase="trace"`` records: ``images`` per interval, and the temperature
+    and frequency read as each interval closes, NaN + reason where no sensor gives them; sensors under
+    ``sensor_root``), stored as one cell in ``out`` when given; returns ``(records, meta)``."""
     import hashlib
     from pathlib import Path
 
@@ -292,13 +364,25 @@ def trace_command(argv: Sequence[str], duration_s: float, period_s: float = 1.0,
 
             ds = open_dataset(out, metadata, spec, resume=True, merge=True, force=force,
                               measurement_diff=lambda old: [])
-        intervals, how = trace_intervals(argv, duration_s, period_s, regex=regex, timeout=timeout)
+        from perfmodel.sensors import SensorSet
+
+        sset = SensorSet(sensor_root)
+        states: list[dict[str, Reading]] = []
+        try:  # the machine's temperature / frequency per interval: a board's traces then model the ratio
+            intervals, how = trace_intervals(argv, duration_s, period_s, regex=regex, timeout=timeout,
+                                             sensors=sset.read, states=states)
+        finally:
+            sset.close()
         keys = {"run_id": run_id, "cell_id": cell_id, "board": metadata["board"], "framework": framework or "command",
                 "network": network or name, "threads": int(threads), "workload": f"command:{name}",
                 "phase": "trace", "repeat": 0}
+        def sensed(k: int) -> list[Reading]:
+            snap = states[k] if k < len(states) else {}
+            return [snap[m] for m in ("temperature_c", "freq_mhz") if m in snap]
+
         frames = [records_from_readings([Reading("images", float(n), "count", "perfmodel.collect.lines "
-                                                  "(stdout progress lines)", "real")],
-                                        **keys, t_start_s=a, t_end_s=b) for a, b, n in intervals]
+                                                  "(stdout progress lines)", "real"), *sensed(k)],
+                                        **keys, t_start_s=a, t_end_s=b) for k, (a, b, n) in enumerate(intervals)]
         import pandas as pd
 
         df = validate(pd.concat(frames, ignore_index=True) if frames else empty_records(),

@@ -11,7 +11,7 @@ from typing import Any
 
 from perfmodel.errors import PerfmodelError
 from perfmodel.workflows import Say, silent
-from perfmodel.workflows.command import command_problems
+from perfmodel.workflows.command import command_problems, measure_command_sample
 from perfmodel.workflows.fit import check_excluded
 from perfmodel.workflows.load import import_report_lines, load_counted, load_table, warn_code_paths
 from perfmodel.workflows.quick import long_run_from_sample, sample_image_count, sample_rel_se, simulated_columns
@@ -66,19 +66,21 @@ def csv_samples(csv: Path):
 
 
 def command_samples(model, command: list[str], *, images: int, counters: str, framework: str | None,
-                    network: str | None, threads: int | None, timeout: float):
-    """The wide cell table of a measured command (:func:`perfmodel.collect.command.measure_command`),
-    refused before it runs when it cannot give the model's features (:func:`command_problems`)."""
-    from perfmodel.collect.command import measure_command
+                    network: str | None, threads: int | None, timeout: float, sensor_root: str | Path = "/"):
+    """``(wide cell table, sample)`` of a measured command
+    (:func:`perfmodel.workflows.command.measure_command_sample`: one whole run, the machine's state before
+    and after), refused before it runs when it cannot give the model's features (:func:`command_problems`).
+    The sample's own throughput gives the long-run estimate beside the model's prediction
+    (:func:`perfmodel.workflows.command.command_estimate`) without running the command again."""
     from perfmodel.data import wide_per_cell
 
     problems = command_problems(model, framework=framework, network=network, threads=threads, counters=counters)
     if problems:
         raise PerfmodelError(f"this model cannot be applied to a measured command as asked: "
                              f"{'; '.join(problems)}")
-    records, _ = measure_command(list(command), images, counters=counters, framework=framework or "",
-                                 network=network or "", threads=1 if threads is None else threads, timeout=timeout)
-    return wide_per_cell(records)
+    cs = measure_command_sample(list(command), images=images, counters=counters, framework=framework,
+                                network=network, threads=threads, timeout=timeout, sensor_root=sensor_root)
+    return wide_per_cell(cs.records), cs
 
 
 @dataclass

@@ -192,16 +192,20 @@ def sample_rel_se(df) -> float:
 
 def long_run_from_sample(quick_fps: float, framework: str | None, threads: int, traces: list[Path] | None = None, *,
                          exclude_network=(), alpha: float = 0.05, quick_rel_se: float = 0.0,
-                         window_s: float | None = None) -> dict:
+                         window_s: float | None = None, state=None) -> dict:
     """The quick sample's throughput x the long-run / start-of-run ratio of long-run traces
-    (:mod:`perfmodel.model.longrun`): ``{"pred", "lo", "hi", "ratio", "n_traces", "traces_from"}``, or
-    ``{"reason"}`` when no trace applies. Traces of the same framework and thread count are used when
-    there are at least two, else all of them (said in ``traces_from``). ``window_s``: the traces' start
-    window that stands for the sample (default :data:`~perfmodel.model.longrun.WINDOW_S`)."""
+    (:mod:`perfmodel.model.longrun`): ``{"pred", "lo", "hi", "ratio", "n_traces", "traces_from",
+    "ratio_estimator", "ratio_estimator_reason"}`` (``state_model`` too where it was used), or ``{"reason"}``
+    when no trace applies. Traces of the same framework and thread count are used when there are at least
+    two, else all of them (said in ``traces_from``). ``window_s``: the traces' start window that stands for
+    the sample (default :data:`~perfmodel.model.longrun.WINDOW_S`). ``state``: the sample's own
+    :class:`~perfmodel.model.longrun.SampleState`; where the traces carry a temperature / frequency that
+    varies, the ratio is modelled from it (:func:`~perfmodel.model.longrun.choose_ratio`:
+    ``ratio_estimator`` ``"state-model"``), else the pooled ratio (``"pooled"``), the reason said."""
     import pandas as pd
 
     from perfmodel.data import read_dataset
-    from perfmodel.model.longrun import WINDOW_S, LongRunRatio, trace_ratios
+    from perfmodel.model.longrun import WINDOW_S, choose_ratio, trace_ratios
 
     paths = list(traces) if traces else default_traces()
     if not paths:
@@ -209,16 +213,23 @@ def long_run_from_sample(quick_fps: float, framework: str | None, threads: int, 
     try:
         table = pd.concat([trace_ratios(read_dataset(p), window_s=WINDOW_S if window_s is None else window_s)
                            for p in paths], ignore_index=True)
-        same = table[(table["framework"] == framework) & (table["threads"] == int(threads))
-                     & ~table["network"].isin(list(exclude_network))] if framework else table.iloc[:0]
+        table = table[~table["network"].isin(list(exclude_network))]
+        same = table[(table["framework"] == framework) & (table["threads"] == int(threads))] if framework \
+            else table.iloc[:0]
         if len(same) >= 2:
-            lr, where = LongRunRatio.fit(same), f"{len(same)} trace(s) of {framework}, {threads} thread(s)"
+            used, where = same, f"{len(same)} trace(s) of {framework}, {threads} thread(s)"
         else:
-            lr = LongRunRatio.fit(table, exclude_network=exclude_network)
-            where = f"{lr.n} trace(s) of any framework / thread count " + (
+            used = table
+            where = f"{len(table)} trace(s) of any framework / thread count " + (
                 f"(fewer than 2 of {framework} x {threads})" if framework else "(no --framework named)")
-        pred, lo, hi = lr.predict(quick_fps, alpha, quick_rel_se)
+        choice = choose_ratio(used, state)
+        pred, lo, hi = choice.predict(quick_fps, state, alpha, quick_rel_se)
+        ratio = choice.ratio(state)
     except PerfmodelError as exc:
         return {"reason": str(exc)}
-    return {"pred": pred, "lo": lo, "hi": hi, "ratio": lr.ratio, "n_traces": lr.n,
-            "traces_from": where + " in " + ", ".join(map(str, paths))}
+    out = {"pred": pred, "lo": lo, "hi": hi, "ratio": ratio, "n_traces": choice.n,
+           "traces_from": where + " in " + ", ".join(map(str, paths)),
+           "ratio_estimator": choice.estimator, "ratio_estimator_reason": choice.reason}
+    if choice.state is not None:
+        out["state_model"] = choice.state.to_dict()
+    return out
