@@ -62,6 +62,12 @@ VARIANTS = {
     # shipped since 19:00 (perfmodel.workflows.kernels.DEFAULT_FORM)
     "shipped: N3 = S0 + networks' whole timings": dict(source="auto", network_weight=1.0, kernel_predictor="nnls",
                                                        type_scheme="split", overhead_form="add"),
+    # registered 2026-12-07 19:11, before their run: the stem convolution as its own type (T1), and T1 with
+    # conv:other split into 3x3/2 and larger kernels (T2), on the shipped form
+    "T1 shipped form + stem type": dict(source="auto", network_weight=1.0, kernel_predictor="nnls",
+                                       type_scheme="stem", overhead_form="add"),
+    "T2 shipped form + stem + 3x3/2 and larger": dict(source="auto", network_weight=1.0, kernel_predictor="nnls",
+                                                  type_scheme="stem2", overhead_form="add"),
 }
 DEFAULT = "shipped: N3 = S0 + networks' whole timings"
 from perfmodel.zoo.networks import NETWORKS, same_architecture  # noqa: E402

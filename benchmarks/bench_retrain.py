@@ -104,7 +104,7 @@ def network_level(net_model_path, net_adapted_path, truth, cells, nets, sampled)
             for scope, sel in (("all", rows), ("held out", [r for r in rows if not r["sampled"]]))}
 
 
-def run(model_path, adapted_path, truth_dir, label="", net_model=None, net_adapted=None):
+def run(model_path, adapted_path, truth_dir, label="", net_model=None, net_adapted=None, full_variant=DEFAULT):
     model = load_operator_model(model_path)
     adapted = load_operator_model(adapted_path)
     rec = adapted.source_.get("adaptation")
@@ -135,7 +135,7 @@ def run(model_path, adapted_path, truth_dir, label="", net_model=None, net_adapt
     for cell in ([] if isinstance(truth, CellsTruth) else cells):  # each cell with its own rules' kernel lists
         view = {n: {cell[0]: nk[n][rules[cell]]} for n in nets}
         full.update({(r["framework"], r["threads"], r["network"]): r["err"]
-                     for r in evaluate(truth, view, {DEFAULT: VARIANTS[DEFAULT]}, [cell], nets)})
+                     for r in evaluate(truth, view, {full_variant: VARIANTS[full_variant]}, [cell], nets)})
     fit_s = time.time() - t0
     for r in rows:
         r["full"] = full.get((r["framework"], r["threads"], r["network"]), math.nan)
@@ -215,6 +215,8 @@ def main(argv=None):
     ap.add_argument("--network-adapted", help="the network-level model perfmodel retrain wrote")
     ap.add_argument("--truth", required=True)
     ap.add_argument("--label", default="")
+    ap.add_argument("--full-variant", default=DEFAULT, choices=sorted(VARIANTS),
+                    help="the form of the full re-profile (bench_operator_model.py's variants; default: shipped)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     if (a.adapted is None) == (a.dry is None):
@@ -233,9 +235,9 @@ def main(argv=None):
             b, ad, _ = dry_adapt(a.model, a.truth, k, tmp, fws, ths, drop)
             g = run(b, ad, a.truth, f"k={k}")
             growth[k] = {"sampled": g["sampled_networks"], **g["summary"]}
-        res = run(base, adapted, a.truth, a.label, a.network_model, net_adapted)
+        res = run(base, adapted, a.truth, a.label, a.network_model, net_adapted, a.full_variant)
     else:
-        res = run(a.model, a.adapted, a.truth, a.label, a.network_model, a.network_adapted)
+        res = run(a.model, a.adapted, a.truth, a.label, a.network_model, a.network_adapted, a.full_variant)
     res["growth"] = growth
     if a.json:
         print(json.dumps(res, indent=1, default=str))

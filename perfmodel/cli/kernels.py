@@ -60,7 +60,10 @@ def fit_cmd(
     data: Path = typer.Argument(..., help="Kernel data set (perfmodel kernels profile)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model file to write (JSON)."),
     kernel_predictor: str = typer.Option("nnls", "--kernel-predictor", help="nnls, ridge, loglinear or forest."),
-    type_scheme: str = typer.Option("split", "--types", help="base (kernel type) or split (conv by shape class)."),
+    type_scheme: str = typer.Option("split", "--types", help="base (kernel type), split (conv by shape class: 1x1, "
+                                    "3x3/1, other), stem (split + a network's first conv on the image, at most 4 "
+                                    "channels: OpenCV >= 5.1's new engine runs it 3-4x slower per MAC) or stem2 "
+                                    "(stem with the other convs split into 3x3/2 and larger)."),
     overhead: str = typer.Option("add", "--overhead", help="add or affine network overhead."),
     source: str = typer.Option("auto", "--source", help="Fit the kernel predictors on: units (sampled one-kernel "
                                "models), profiles (the frameworks' per-node profiles of the networks: ONNX Runtime "

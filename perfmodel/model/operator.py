@@ -42,7 +42,7 @@ from perfmodel.errors import InputFileError, PerfmodelError
 FORMAT = "perfmodel-operator-model"
 SCHEMA_VERSION = 1
 KERNEL_PREDICTORS = ("nnls", "ridge", "loglinear", "forest")
-TYPE_SCHEMES = ("base", "split")
+TYPE_SCHEMES = ("base", "split", "stem", "stem2")
 OVERHEAD_FORMS = ("add", "affine")
 #: what the kernel predictors are fitted on: the sampled units, the framework's per-node profiles of networks
 #: (kernels timed in their network), or both
@@ -66,14 +66,28 @@ FLOOR_SHARE = 0.5
 # --------------------------------------------------------------------------------------------- features
 
 
+#: a convolution reading at most this many channels is a network's stem (its first layer, on the image)
+STEM_MAX_CHANNELS = 4
+#: where a type with no predictor in a cell is priced instead (the coarser classes of the finer schemes)
+PARENT_TYPES = {"conv:stem": ("conv:other", "conv:large", "conv:3x3s2"), "conv:3x3s2": ("conv:other", "conv:large"),
+                "conv:large": ("conv:other", "conv:3x3s2")}
+
+
 def type_key(kernel: Mapping[str, Any], scheme: str) -> str:
+    """A kernel's type under ``scheme``: ``base`` as detected; ``split`` convolutions by shape (1x1, 3x3/1,
+    other); ``stem`` split + the stem (at most STEM_MAX_CHANNELS input channels); ``stem2`` stem with the
+    other convolutions split into 3x3/2 and larger."""
     t = kernel["type"]
-    if scheme == "split" and t == "conv":
+    if scheme != "base" and t == "conv":
         k, s = tuple(kernel["kernel_size"]), tuple(kernel["stride"])
+        if scheme in ("stem", "stem2") and kernel["input_hwc"][2] <= STEM_MAX_CHANNELS:
+            return "conv:stem"
         if k == (1, 1):
             return "conv:1x1"
         if k == (3, 3) and s == (1, 1):
             return "conv:3x3s1"
+        if scheme == "stem2":
+            return "conv:3x3s2" if k == (3, 3) else "conv:large"
         return "conv:other"
     return t
 
@@ -440,14 +454,21 @@ class OperatorModel:
 
     # ----------------------------------------------------------------------------------- prediction
 
+    def _cell_type(self, cm: CellModel, k: Mapping[str, Any]) -> str:
+        """The kernel's type key in ``cm``: its own, else the first parent type the cell has a predictor for."""
+        tk = type_key(k, self.type_scheme)
+        if tk not in cm.types:
+            return next((p for p in PARENT_TYPES.get(tk, ()) if p in cm.types), tk)
+        return tk
+
     def _kernel_ms_linear(self, cm: CellModel, k: Mapping[str, Any]) -> float:
-        t = cm.types.get(type_key(k, self.type_scheme))
+        t = cm.types.get(self._cell_type(cm, k))
         if t is None:
             return 0.0
         return max(float(np.dot(t["coef"], kernel_features(k))), 0.0)
 
     def kernel_ms(self, cm: CellModel, k: Mapping[str, Any]) -> KernelTime:
-        tk = type_key(k, self.type_scheme)
+        tk = self._cell_type(cm, k)
         t = cm.types.get(tk)
         if t is None:
             return KernelTime(tk, 0.0, tk in FREE_TYPES)
