@@ -422,3 +422,21 @@ def test_an_operator_model_checked_once_loads_from_its_checked_form(tmp_path, mo
     (tmp_path / "file-not-folder").write_text("")
     monkeypatch.setenv("PERFMODEL_CACHE", str(tmp_path / "file-not-folder"))  # no cache folder can be made
     assert same(load_operator_model(path), first) and calls == [1, 1, 1, 1]
+
+
+def test_stem_schemes_name_the_first_conv_and_price_a_missing_type_by_its_parent():
+    """`stem` gives a conv reading at most 4 channels its own type; `stem2` also splits the other convs into
+    3x3/2 and larger; a cell with no predictor for a type prices it with its parent (conv:other)."""
+    stem, c7 = _kernel("conv", 224, 3, 64, 7, 2), _kernel("conv", 56, 64, 64, 7, 2)
+    c3s2, c1 = _kernel("conv", 56, 64, 64, 3, 2), _kernel("conv", 56, 64, 64, 1, 1)
+    assert [type_key(k, "split") for k in (stem, c7, c3s2, c1)] == ["conv:other"] * 3 + ["conv:1x1"]
+    assert [type_key(k, "stem") for k in (stem, c7, c3s2, c1)] == ["conv:stem", "conv:other", "conv:other",
+                                                                   "conv:1x1"]
+    assert [type_key(k, "stem2") for k in (stem, c7, c3s2)] == ["conv:stem", "conv:large", "conv:3x3s2"]
+    kset, nets, _ = synthetic_set()  # its convs read 8-256 channels: no stem anywhere
+    m = OperatorModel(type_scheme="stem").fit(kset, nets)
+    cm = m.cell("onnxruntime", 1)
+    assert "conv:stem" not in cm.types and "conv:other" in cm.types
+    as_other = dict(stem, input_hwc=[224, 224, 8])  # the same conv read as a non-stem one
+    assert m.kernel_ms(cm, stem).ms == pytest.approx(m.kernel_ms(cm, as_other).ms, rel=1e-9)
+    assert m.kernel_ms(cm, stem).ms > 0 and m.kernel_ms(cm, stem).type == "conv:other"
