@@ -450,3 +450,34 @@ def test_a_sample_folder_is_resumed_only_on_its_own_platform(tmp_path):
     with pytest.raises(PerfmodelError, match="another folder"):
         _check_same_platform(folder, "/venv-a/bin/python", "loaded")
     _check_same_platform(tmp_path / "new", "/x", None)  # nothing there yet
+
+
+def test_a_cell_adapted_to_opencvs_new_engine_prices_the_stem_on_its_own():
+    """Rules `opencv-new` (RULE_SCHEMES): the adapted cell takes the stem scheme; the stem starts from the base's
+    conv:other predictor and gets its own scale from the sample's profiled stems (3x slower here, the others
+    as before); the file keeps the cell's scheme."""
+    from perfmodel.model.adapt import RULE_SCHEMES
+
+    assert RULE_SCHEMES["opencv-new"] == "stem"
+    model, nets, _ = _fitted()
+    stems = {n: _kernel("conv", 64, 3, 32, 7, 2) for n in nets}
+    new_nets = {n: {"onnxruntime": d["onnxruntime"], "opencv-new": [stems[n]] + d["onnxruntime"]}
+                for n, d in nets.items()}
+    slow = lambda k: _true_ms(k) * (3.0 if k["input_hwc"][2] <= 4 else 1.0)  # noqa: E731
+    s = CellSample()
+    for n in ("net0", "net1", "net2"):
+        ks = new_nets[n]["opencv-new"]
+        s.profiles[n] = [(k, slow(k)) for k in ks]
+        s.networks[n] = sum(slow(k) for k in ks) + 0.05 + 0.3 * _io(ks) + 0.4
+    new, _ = adapt_operator_model(model, {("onnxruntime", 1): s}, new_nets, method="scale",
+                                  rules={("onnxruntime", 1): "opencv-new"})
+    cm, base = new.cell("onnxruntime", 1), model.cell("onnxruntime", 1)
+    assert cm.type_scheme == "stem" and base.type_scheme is None and "conv:stem" not in base.types
+    stem = stems["net3"]
+    other = dict(stem, input_hwc=[64, 64, 8])  # the same conv, not a stem: priced as conv:other
+    ratio = new.kernel_ms(cm, stem).ms / new.kernel_ms(cm, other).ms
+    assert 1.4 < ratio < 3.0  # 3 stems: shrunk towards the cell's global scale (without the scheme: 1.0)
+    assert model.kernel_ms(base, stem).ms == pytest.approx(model.kernel_ms(base, other).ms)
+    back = OperatorModel.from_dict(json.loads(json.dumps(new.to_dict())))
+    assert back.cell("onnxruntime", 1).type_scheme == "stem"
+    assert back.kernel_ms(back.cell("onnxruntime", 1), stem).ms == pytest.approx(new.kernel_ms(cm, stem).ms)

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from perfmodel.model.operator import FEATURES, SCHEMA_VERSION, TREE_FEATURES
+from perfmodel.model.operator import FEATURES, SCHEMA_VERSION, TREE_FEATURES, TYPE_SCHEMES
 
 
 class _Strict(BaseModel):
@@ -76,6 +76,13 @@ class OperatorCell(_Strict):
     unit_cv_mape: float | None
     source: str = "units"
     rules: str | None = None
+    type_scheme: str | None = None
+
+    @model_validator(mode="after")
+    def _known_scheme(self) -> "OperatorCell":
+        if self.type_scheme is not None and self.type_scheme not in TYPE_SCHEMES:
+            raise ValueError(f"cell type_scheme {self.type_scheme!r}: one of {', '.join(TYPE_SCHEMES)}")
+        return self
 
 
 class OperatorDocument(_Strict):

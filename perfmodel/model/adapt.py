@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from perfmodel.errors import PerfmodelError
-from perfmodel.model.operator import FREE_TYPES, PROFILE_FLOOR_MS, CellModel, OperatorModel, network_io_mb, type_key
+from perfmodel.model.operator import (FREE_TYPES, PARENT_TYPES, PROFILE_FLOOR_MS, CellModel, OperatorModel,
+                                      network_io_mb, type_key)
 
 METHODS = ("size", "scale", "global", "none")
 #: a type's own scale counts as this many kernels' worth of evidence less than the global one (shrinkage)
@@ -126,6 +127,28 @@ def choose_networks(model: OperatorModel, network_kernels: Mapping[str, Mapping[
         best = max(cands, key=lambda n: ((score(chosen + [n]) - base) / math.sqrt(max(cost[n], 1e-3)), -cost[n]))
         chosen.append(best)
     return chosen
+
+
+#: fusion-rule set -> the kernel-type scheme its adapted cells use where the model's is ``split``: OpenCV >= 5.1's
+#: new engine runs a network's first conv (on the image) 3-4x slower per MAC than its others (docs/retrain.md)
+RULE_SCHEMES = {"opencv-new": "stem"}
+
+
+def _with_rule_scheme(model: OperatorModel, base: CellModel, rules: str) -> CellModel:
+    """``base`` ready to be adapted to ``rules``' engine: with that engine's type scheme (:data:`RULE_SCHEMES`),
+    each finer type starting from its parent's predictor (its own scale then comes from the sample)."""
+    scheme = RULE_SCHEMES.get(rules)
+    if scheme is None or (base.type_scheme or model.type_scheme) != "split":
+        return base
+    cm = copy.deepcopy(base)
+    cm.type_scheme = scheme
+    for t, parents in PARENT_TYPES.items():
+        parent = next((p for p in parents if p in cm.types), None)
+        if t not in cm.types and parent is not None and (scheme == "stem2" or t == "conv:stem"):
+            cm.types[t] = copy.deepcopy(cm.types[parent])
+            if parent in cm.forest:
+                cm.forest[t] = copy.deepcopy(cm.forest[parent])
+    return cm
 
 
 def _pred_network(model: OperatorModel, cm: CellModel, kernels: Sequence[Mapping[str, Any]]) -> float:
@@ -268,6 +291,8 @@ def adapt_operator_model(model: OperatorModel, samples: Mapping[tuple[str, int],
         bcell = base_cell(model, fw, t)
         base = model.cells_[bcell]
         r = (rules or {}).get((fw, t)) or base.kernel_rules
+        if r != base.kernel_rules:
+            base = _with_rule_scheme(model, base, r)
         nk = {n: d[r] for n, d in network_kernels.items() if r in d}
         nets = sorted(set(sample.networks) | set(sample.profiles))
         cands = [m for m in (METHODS if method == "auto" else (method,))

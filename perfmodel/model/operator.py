@@ -160,6 +160,9 @@ class CellModel:
     #: the fusion rules (``zoo.kernels``) of the kernels this cell prices, where not the framework's own (OpenCV
     #: >= 5.1 runs its new engine: ``opencv-new``)
     rules: str | None = None
+    #: this cell's kernel-type scheme where not the model's (an adapted cell of another engine, see
+    #: :data:`perfmodel.model.adapt.RULE_SCHEMES`)
+    type_scheme: str | None = None
 
     @property
     def kernel_rules(self) -> str:
@@ -169,7 +172,7 @@ class CellModel:
         return {"rules": self.rules, "framework": self.framework, "threads": self.threads, "envelope": self.envelope,
                 "types": self.types, "overhead": self.overhead, "network_rel_sigma": self.network_rel_sigma,
                 "forest": self.forest, "n_units": self.n_units, "unit_cv_mape": self.unit_cv_mape,
-                "source": self.source}
+                "source": self.source, "type_scheme": self.type_scheme}
 
 
 @dataclass
@@ -456,7 +459,7 @@ class OperatorModel:
 
     def _cell_type(self, cm: CellModel, k: Mapping[str, Any]) -> str:
         """The kernel's type key in ``cm``: its own, else the first parent type the cell has a predictor for."""
-        tk = type_key(k, self.type_scheme)
+        tk = type_key(k, cm.type_scheme or self.type_scheme)
         if tk not in cm.types:
             return next((p for p in PARENT_TYPES.get(tk, ()) if p in cm.types), tk)
         return tk
@@ -565,7 +568,7 @@ class OperatorModel:
                      for k, v in c["types"].items()}
             cm = CellModel(c["framework"], c["threads"], c["envelope"], types, dict(c["overhead"]),
                            _nan(c["network_rel_sigma"]), dict(c["forest"]), c["n_units"], _nan(c["unit_cv_mape"]),
-                           c["source"], c["rules"])
+                           c["source"], c["rules"], c.get("type_scheme"))
             m.cells_[(c["framework"], c["threads"])] = cm
         return m
 
