@@ -525,3 +525,20 @@ def test_fit_sensor_lag_chosen_on_all_rows_is_said_in_the_cv_title_and_json(tmp_
     assert r.exit_code == 0, r.output
     assert "sensor_lag" not in _json_out(r.output)["cv"]
 
+
+def test_plan_fit_shrink_without_a_kind_is_ridge_like_the_cli(tmp_path):
+    """The workflow, not only the CLI, maps a missing kind to ridge under shrink; a conflicting kind given
+    explicitly is refused."""
+    from perfmodel.errors import PerfmodelError
+    from perfmodel.workflows.fit import plan_fit
+
+    path = write_armpm(tmp_path / "a.data", samples=10, workloads=5)
+    plan = plan_fit(f"armpm:{path}", "power_w", shrink=True, sensor_lag=1)
+    assert plan.kind == "ridge" and plan.select == "shrink"
+    assert plan_fit(f"armpm:{path}", "power_w", sensor_lag=1).kind == "linear"
+    assert plan_fit(f"armpm:{path}", "power_w", kind="ridge", shrink=True, sensor_lag=1).kind == "ridge"
+    with pytest.raises(PerfmodelError, match="fits a ridge model"):
+        plan_fit(f"armpm:{path}", "power_w", kind="linear", shrink=True, sensor_lag=1)
+    from perfmodel.workflows.fit import fit_kind
+
+    assert (fit_kind(None), fit_kind(None, shrink=True), fit_kind("loglinear")) == ("linear", "ridge", "loglinear")

@@ -183,7 +183,6 @@ def fit_cmd(
     _check_cv_options(folds, jobs)
     _check_fit_options(max_features=max_features, vif_cap=vif_cap, l2_kib=l2_kib)
     sensor_lag = parse_sensor_lag(sensor_lag)
-    kind = kind or ("ridge" if shrink else "linear")
     _check_provenance(provenance)
     check_fit_output(dataset, output, force=force)
     force_auto = _is_auto(features)
@@ -192,6 +191,7 @@ def fit_cmd(
                     simulated_from=simulated_from or (), exclude=exclude or (), dropna=dropna, table=table,
                     sensor_lag=sensor_lag, mapping=mapping, cores=cores, counts_from=counts_from, shrink=shrink,
                     say=say)
+    kind = plan.kind  # a missing --kind resolved by the workflow (ridge with --shrink)
     with Console(stderr=True).status(f"fitting {kind} model of {target} ({plan.select} selection, {cv} CV)"):
         result = fit_planned(plan, output, cv=cv, folds=folds, max_features=max_features, vif_cap=vif_cap,
                              jobs=jobs, provenance=provenance)

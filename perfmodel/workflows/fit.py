@@ -307,7 +307,7 @@ class FitPlan:
     sensor_lag: SensorLag | None = None
 
 
-def plan_fit(dataset: str, target: str, *, kind: str = "linear", features: list[str] | None = None,
+def plan_fit(dataset: str, target: str, *, kind: str | None = None, features: list[str] | None = None,
              force_auto: bool = False, select: str | None = None, terms: str | None = None,
              l2_kib: float | None = None, simulated_from: Sequence[Path] = (), exclude: Sequence[str] = (),
              dropna: bool = False, table: str = "auto", sensor_lag: int | str = 0, mapping: str | None = None,
@@ -319,7 +319,10 @@ def plan_fit(dataset: str, target: str, *, kind: str = "linear", features: list[
     dropped by ``dropna``; what a prediction replays recorded in the typed preparation, the rest in the
     metadata. ``sensor_lag`` ``"auto"``: chosen on all the data (:func:`fit_sensor_lag`) and recorded.
     ``shrink``: the shrunk power model (every Powmon-form term, the event terms' penalty from inner folds).
-    Says the importer's report, the sensor lag, the code-path differences and the dropped rows."""
+    ``kind`` None: ``ridge`` with ``shrink`` (which fits nothing else), else ``linear``; :attr:`FitPlan.kind`
+    is the kind resolved. Says the importer's report, the sensor lag, the code-path differences and the dropped
+    rows."""
+    kind = fit_kind(kind, shrink=shrink)
     lag = fit_sensor_lag(dataset, parse_sensor_lag(sensor_lag), table=table, mapping=mapping, cores=cores,
                          target=target)
     df = load_counted(dataset, counts_from=counts_from, simulated_from=simulated_from or (), table=table,
@@ -382,8 +385,6 @@ def plan_fit(dataset: str, target: str, *, kind: str = "linear", features: list[
         if not is_power_auto(df.frame, target):
             raise PerfmodelError("--shrink is for a power target on data with voltage_v and freq_mhz columns (the "
                                  "Powmon-form terms)")
-        if kind != "ridge":
-            raise PerfmodelError(f"--shrink fits a ridge model (--kind ridge), not --kind {kind}")
         from perfmodel.model.features import power_event_names
 
         n_events = len(power_event_names(df.frame))
@@ -434,6 +435,16 @@ class FitResult:
                 **({"shrink": {k: m.selection[k] for k in ("lambda", "alpha", "inner_mape", "penalised")}}
                    if m.selection.get("method") == "shrink" else {}),
                 "cv": {k: v for k, v in m.cv.items() if k != "results"}, "results": m.cv["results"]}
+
+
+def fit_kind(kind: str | None, *, shrink: bool = False) -> str:
+    """The model kind ``perfmodel fit`` fits: the given one, else ``ridge`` with ``--shrink`` (the shrunk model is
+    a ridge), else ``linear``; ``--shrink`` with another kind given is refused."""
+    if kind is None:
+        return "ridge" if shrink else "linear"
+    if shrink and kind != "ridge":
+        raise PerfmodelError(f"--shrink fits a ridge model (--kind ridge), not --kind {kind}")
+    return kind
 
 
 def fit_planned(plan: FitPlan, output: Path, *, cv: str = "kfold", folds: int = 5, max_features: int = 8,
