@@ -421,3 +421,124 @@ def test_fit_shrink_saves_the_shrunk_model_and_predict_uses_it(tmp_path):
         r = runner.invoke(app, ["fit", f"armpm:{path}", "--target", "power_w", "--shrink", "-o",
                                 str(tmp_path / "x.json"), *extra])
         assert r.exit_code != 0 and msg in str(r.exception)
+
+
+def test_sensor_lag_auto_under_kfold_is_one_lag_on_all_rows_not_pooled_folds(tmp_path, monkeypatch):
+    """Shuffled k-fold (evaluate's default --cv): a lag-1 table is shorter (the last sample of every run dropped),
+    so its fold i is other rows than the lag-0 table's fold i; pooling per-fold lags by fold name counted rows
+    twice and missed others (132-row lag-0 table, 120-row lag-1 table, pooled n 125). Under k-fold one lag is
+    chosen on all rows, and the output says so; the folds would disagree here, yet every model's n is the
+    length of the table and the folds partition it."""
+    import perfmodel.model.lag as lagmod
+    from perfmodel.data.importers.armpm import load_armpm
+
+    path = write_armpm(tmp_path / "a.data", samples=12, workloads=4)
+    data = f"armpm:{path}"
+    monkeypatch.setattr(lagmod, "fold_sensor_lags",
+                        lambda df0, splits, **k: {f"fold{i}": i % 2 for i in range(len(splits))})
+    r = runner.invoke(app, ["evaluate", data, "--target", "power_w", "--cv", "kfold", "--json"])
+    assert r.exit_code == 0, r.output
+    out = _json_out(r.output)
+    sl = out["sensor_lag"]
+    assert sl["lag"] == 1 and sl["per_fold"] is None and sl["chosen"] and sl["chosen_on"] == "all rows"
+    assert "chosen on all rows" in sl["reason"] and "k-fold" in sl["reason"]
+    n = len(load_armpm(path, sensor_lag=1))
+    assert n != len(load_armpm(path, sensor_lag=0))
+    ok = [row for row in out["results"] if row.get("status") == "ok"]
+    assert ok
+    for row in ok:
+        held = [f["held_out"] for f in row["folds"]]
+        assert row["n"] == n and sum(f["n_test"] for f in row["folds"]) == n  # every row once
+        assert len(set(held)) == len(held) and "sensor lag per fold" not in row["scheme"]
+    r = runner.invoke(app, ["evaluate", data, "--target", "power_w", "--cv", "kfold"])
+    assert r.exit_code == 0, r.output
+    assert "sensor lag: 1 - auto, chosen on all rows" in r.output
+    assert "sensor lag 1 chosen on all rows, not re-chosen inside the folds" in " ".join(r.output.split())  # title
+
+
+def test_pool_fold_rows_refuses_kfold_folds():
+    from perfmodel.errors import PerfmodelError
+    from perfmodel.model.lag import fold_sensor_lags, pool_fold_rows
+
+    row = {"model": "linear", "scheme": "5-fold", "status": "ok",
+           "folds": [{"held_out": "fold0", "n_test": 3, "mape": 1.0, "within_10": 1.0}]}
+    with pytest.raises(PerfmodelError, match="grouped CV"):
+        pool_fold_rows({0: [row], 1: [row]}, {"fold0": 0, "fold1": 1})
+    with pytest.raises(PerfmodelError, match="grouped CV"):
+        fold_sensor_lags(None, [], group=None)
+
+
+@pytest.mark.parametrize("command", ["fit", "evaluate"])
+def test_sensor_lag_auto_falls_back_to_zero_where_none_can_be_chosen(tmp_path, command):
+    """A trace of about one usable sample per run (no within-run variance) has no lag to choose: auto (the
+    default) uses 0, as before it existed, and says why (output, JSON, the model file's metadata)."""
+    path = write_mapped_csv(tmp_path / "m.csv", samples=2, workloads=4)
+    data = [f"csv:{path}", "--map", MAPPING, "--target", "power_w", "--cv", "lowo"]
+    model = tmp_path / "m.json"
+    extra = ["--select", "fixed", "--features", "voltage_v", "-o", str(model)] if command == "fit" else []
+    r = runner.invoke(app, [command, *data, *extra])
+    assert r.exit_code == 0, r.output
+    assert "sensor lag: 0 - auto: no sensor lag can be chosen (" in r.output and "0 used" in r.output
+    if command == "fit":
+        saved = json.loads(model.read_text())
+        choice = saved["metadata"]["sensor_lag_choice"]
+        assert saved["preparation"]["sensor_lag"] == 0
+        assert choice["fallback"] and not choice["chosen"] and "no sensor lag can be chosen" in choice["reason"]
+        assert "sensor_lag" not in saved["cv"]  # nothing chosen on the held-out rows
+        r = runner.invoke(app, [command, *data, *extra, "--force", "--json"])
+    else:
+        r = runner.invoke(app, [command, *data, "--json"])
+    assert r.exit_code == 0, r.output
+    sl = _json_out(r.output)["sensor_lag"]
+    assert sl["lag"] == 0 and sl["fallback"] and sl["chosen_on"] is None
+
+
+def test_choose_sensor_lag_fallback_without_an_event_rate():
+    import pandas as pd
+
+    from perfmodel.errors import PerfmodelError
+    from perfmodel.model.lag import choose_sensor_lag
+
+    df = pd.DataFrame({"segment": [0, 0, 0, 1, 1, 1], "power_w": [1.0, 2.0, 1.5, 1.1, 2.2, 1.7]})
+    with pytest.raises(PerfmodelError, match="event rate"):
+        choose_sensor_lag(df)
+    c = choose_sensor_lag(df, fallback=0)
+    assert c["lag"] == 0 and c["fallback"] and "event rate" in c["reason"]
+
+
+def test_fit_sensor_lag_chosen_on_all_rows_is_said_in_the_cv_title_and_json(tmp_path):
+    """fit chooses the lag on all rows (held-out ones included), so its CV figure is slightly optimistic: the
+    CV title, the JSON summary and the model file's cv say so; a given lag says nothing of the kind."""
+    path = write_armpm(tmp_path / "a.data", samples=12, workloads=4)
+    model = tmp_path / "m.json"
+    base = ["fit", f"armpm:{path}", "--target", "power_w", "--cv", "lowo", "-o", str(model), "--force"]
+    r = runner.invoke(app, base)
+    assert r.exit_code == 0, r.output
+    note = "sensor lag 1 chosen on all rows, not re-chosen inside the folds"
+    assert f"cross-validation ({note}" in " ".join(r.output.split())
+    assert json.loads(model.read_text())["cv"]["sensor_lag"].startswith(note)
+    r = runner.invoke(app, [*base, "--json"])
+    assert r.exit_code == 0, r.output
+    out = _json_out(r.output)
+    assert out["cv"]["sensor_lag"].startswith(note) and out["sensor_lag"]["chosen_on"] == "all rows"
+    r = runner.invoke(app, [*base, "--sensor-lag", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    assert "sensor_lag" not in _json_out(r.output)["cv"]
+
+
+def test_plan_fit_shrink_without_a_kind_is_ridge_like_the_cli(tmp_path):
+    """The workflow, not only the CLI, maps a missing kind to ridge under shrink; a conflicting kind given
+    explicitly is refused."""
+    from perfmodel.errors import PerfmodelError
+    from perfmodel.workflows.fit import plan_fit
+
+    path = write_armpm(tmp_path / "a.data", samples=10, workloads=5)
+    plan = plan_fit(f"armpm:{path}", "power_w", shrink=True, sensor_lag=1)
+    assert plan.kind == "ridge" and plan.select == "shrink"
+    assert plan_fit(f"armpm:{path}", "power_w", sensor_lag=1).kind == "linear"
+    assert plan_fit(f"armpm:{path}", "power_w", kind="ridge", shrink=True, sensor_lag=1).kind == "ridge"
+    with pytest.raises(PerfmodelError, match="fits a ridge model"):
+        plan_fit(f"armpm:{path}", "power_w", kind="linear", shrink=True, sensor_lag=1)
+    from perfmodel.workflows.fit import fit_kind
+
+    assert (fit_kind(None), fit_kind(None, shrink=True), fit_kind("loglinear")) == ("linear", "ridge", "loglinear")

@@ -81,7 +81,8 @@ def _check_fit_options(*, max_features: int, vif_cap: float, l2_kib: float | Non
 
 SENSOR_LAG_HELP = ("Power traces (armpm:PATH, csv:PATH): pair the counters of sample t with the sensors of t + "
                    "LAG. auto (default): the lag 0-3 at which the within-run correlation of power with the cycle "
-                   "(else another event) rate peaks (1 on the published XU3 file)")
+                   "(else another event) rate peaks (1 on the published XU3 file); 0, with the reason said, where "
+                   "no lag can be chosen (about one sample per run, no event rate)")
 
 
 def print_command_estimate(est: dict, refusal: str | None = None) -> None:
@@ -153,8 +154,8 @@ def fit_cmd(
     vif_cap: float = typer.Option(10.0, "--vif-cap", help="Stepwise: largest VIF allowed among chosen events."),
     table: str = typer.Option("auto", "--table", help="Wide table of a data set: auto, cell, image or sample."),
     sensor_lag: str = typer.Option("auto", "--sensor-lag", help=SENSOR_LAG_HELP + ", chosen on all the data "
-                                   "and recorded in the model file (preparation.sensor_lag), which predict "
-                                   "applies."),
+                                   "(not re-chosen inside the CV folds: the CV title says so) and recorded in the "
+                                   "model file (preparation.sensor_lag), which predict applies."),
     shrink: bool = typer.Option(False, "--shrink", help="Power: fit ridge on every Powmon-form term of the "
                                 "events present (no selection), the event terms' penalty chosen by the MAPE of "
                                 "inner folds grouped like --cv (evaluate --shrink's row); the penalty and the "
@@ -182,7 +183,6 @@ def fit_cmd(
     _check_cv_options(folds, jobs)
     _check_fit_options(max_features=max_features, vif_cap=vif_cap, l2_kib=l2_kib)
     sensor_lag = parse_sensor_lag(sensor_lag)
-    kind = kind or ("ridge" if shrink else "linear")
     _check_provenance(provenance)
     check_fit_output(dataset, output, force=force)
     force_auto = _is_auto(features)
@@ -191,6 +191,7 @@ def fit_cmd(
                     simulated_from=simulated_from or (), exclude=exclude or (), dropna=dropna, table=table,
                     sensor_lag=sensor_lag, mapping=mapping, cores=cores, counts_from=counts_from, shrink=shrink,
                     say=say)
+    kind = plan.kind  # a missing --kind resolved by the workflow (ridge with --shrink)
     with Console(stderr=True).status(f"fitting {kind} model of {target} ({plan.select} selection, {cv} CV)"):
         result = fit_planned(plan, output, cv=cv, folds=folds, max_features=max_features, vif_cap=vif_cap,
                              jobs=jobs, provenance=provenance)
@@ -211,7 +212,9 @@ def fit_cmd(
     for f in model.features:
         prov = model.provenance.get(f)
         typer.echo(f"  {f}  [{'?' if prov is None else '+'.join(prov) or 'derived'}]")
-    print_table(f"{model.cv['scheme']} cross-validation", _CV_COLS,
+    lag_note = model.cv.get("sensor_lag")  # chosen on all rows: evaluate chooses it inside the folds
+    print_table(f"{model.cv['scheme']} cross-validation" + (f" ({lag_note}; evaluate with a grouped "
+                                                            "--cv chooses it inside every fold)" if lag_note else ""), _CV_COLS,
                 _cv_rows([{k: v for k, v in r.items()} for r in model.cv["results"]]))
 
 
@@ -226,7 +229,8 @@ def evaluate_cmd(
     folds: int = FOLDS,
     table: str = typer.Option("auto", "--table", help="auto, cell, image or sample."),
     sensor_lag: str = typer.Option("auto", "--sensor-lag", help=SENSOR_LAG_HELP + ", chosen inside every outer "
-                                   "fold from its training rows only."),
+                                   "fold from its training rows only with a grouped --cv (lono / lofo / lowo / "
+                                   "lobo); with kfold once on all rows (shuffled folds are not whole runs)."),
     mapping: str = MAP,
     cores: int = CORES,
     jobs: int = JOBS,
@@ -259,7 +263,9 @@ def evaluate_cmd(
         typer.echo(f"event candidates (chosen inside every outer fold): {', '.join(ev.features['candidates'])}")
     else:
         typer.echo(f"features: {', '.join(ev.features)}")
-    print_table(f"{target}: {ev.scheme(cv)} cross-validation", _CV_COLS, _cv_rows(ev.rows))
+    lag_note = ev.sensor_lag.cv_note() if ev.sensor_lag is not None else None
+    print_table(f"{target}: {ev.scheme(cv)} cross-validation" + (f" ({lag_note})" if lag_note else ""), _CV_COLS,
+                _cv_rows(ev.rows))
 
 
 def predict_cmd(

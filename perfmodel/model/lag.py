@@ -8,7 +8,12 @@ dominate; the mean of all the run's rows, so that a short run's few pairs at a l
 their own mean, which inflates their correlation) is computed for every candidate ``s`` and the largest wins
 (on the XU3 PARSEC file with cycles/s: 0.791 / 0.882 / 0.769 / 0.636 at 0 / 1 / 2 / 3, so 1; 1 in every
 leave-one-workload-out fold too). ``rows`` restricts the pairs to training rows (both ends of
-a pair), which is how ``evaluate`` chooses the lag inside every outer fold from the training workloads only.
+a pair), which is how ``evaluate`` chooses the lag inside every outer fold of a grouped CV (leave one workload /
+network / ... out) from the training groups only. Shuffled k-fold folds are not chosen in: a lag-``s`` table
+drops the last ``s`` samples of every run, so its shuffled folds are other rows than the lag-0 table's folds of
+the same name, and pooling "fold i at lag a" with "fold i at lag b" would count rows twice and miss others;
+under k-fold one lag is chosen on all the rows. Where no lag can be chosen (a trace of about one sample per run,
+no event rate), ``fallback`` (0 in ``fit`` / ``evaluate``) is used and the reason kept.
 """
 
 from __future__ import annotations
@@ -72,32 +77,54 @@ def lag_scores(df0: pd.DataFrame, *, candidates: Sequence[int] = LAG_CANDIDATES,
 
 
 def choose_sensor_lag(df0: pd.DataFrame, *, candidates: Sequence[int] = LAG_CANDIDATES,
-                      rows: np.ndarray | None = None, target: str = "power_w") -> dict[str, Any]:
-    """``{"lag", "event", "r": {lag: correlation}, "reason"}``: the candidate lag with the largest within-run
-    correlation (:func:`lag_scores`; ties go to the smaller lag)."""
+                      rows: np.ndarray | None = None, target: str = "power_w",
+                      fallback: int | None = None) -> dict[str, Any]:
+    """``{"lag", "event", "r": {lag: correlation}, "reason", "fallback"}``: the candidate lag with the largest
+    within-run correlation (:func:`lag_scores`; ties go to the smaller lag). Where none can be chosen (no run
+    with consecutive samples that vary, no event rate, no run column) it raises, or with ``fallback`` given
+    returns that lag with ``"fallback": True`` and the reason."""
     event = lag_event(df0)
-    r = lag_scores(df0, candidates=candidates, rows=rows, event=event, target=target)
+    try:
+        r = lag_scores(df0, candidates=candidates, rows=rows, event=event, target=target)
+    except PerfmodelError as exc:
+        if fallback is None:
+            raise
+        return {"lag": int(fallback), "event": event, "r": {}, "fallback": True,
+                "reason": f"no sensor lag can be chosen ({exc}): {fallback} used"}
     finite = {s: v for s, v in r.items() if np.isfinite(v)}
     if not finite:
-        raise PerfmodelError(f"no sensor lag can be chosen: too few consecutive samples to correlate {target} "
-                             f"with {event} (give --sensor-lag N)")
+        why = (f"too few consecutive samples of a run that vary to correlate {target} with {event} "
+               f"(lags {', '.join(map(str, r))}: n/a)")
+        if fallback is None:
+            raise PerfmodelError(f"no sensor lag can be chosen: {why} (give --sensor-lag N)")
+        return {"lag": int(fallback), "event": event, "r": r, "fallback": True,
+                "reason": f"no sensor lag can be chosen ({why}): {fallback} used"}
     best = max(finite, key=lambda s: (finite[s], -s))
     scores = ", ".join(f"{s}: {v:.3f}" if np.isfinite(v) else f"{s}: n/a" for s, v in r.items())
-    return {"lag": int(best), "event": event, "r": r,
+    return {"lag": int(best), "event": event, "r": r, "fallback": False,
             "reason": f"within-run correlation of {target} with {event} largest at lag {best} ({scores})"}
 
 
-def fold_sensor_lags(df0: pd.DataFrame, splits: Sequence[tuple[np.ndarray, np.ndarray]], *, group: str | None,
-                     candidates: Sequence[int] = LAG_CANDIDATES, target: str = "power_w") -> dict[str, int]:
-    """The lag chosen on the training rows of every outer split of ``df0`` (held-out group value, or
-    ``fold<i>`` for k-fold, as :func:`~.cv.cross_validate` names folds)."""
+def fold_sensor_lags(df0: pd.DataFrame, splits: Sequence[tuple[np.ndarray, np.ndarray]], *, group: str,
+                     candidates: Sequence[int] = LAG_CANDIDATES, target: str = "power_w",
+                     fallback: int | None = None, fell_back: list[str] | None = None) -> dict[str, int]:
+    """The lag chosen on the training rows of every outer split of ``df0``, by held-out ``group`` value (as
+    :func:`~.cv.cross_validate` names the folds of a grouped CV). Only grouped splits: a held-out group is
+    the same rows at every lag (less the dropped samples), a shuffled k-fold fold is not. ``fallback``: the lag
+    of a fold whose training rows choose none (its name appended to ``fell_back``)."""
+    if not group:
+        raise PerfmodelError("the sensor lag is chosen inside the folds of a grouped CV only (leave one workload "
+                             "/ network / ... out): shuffled k-fold folds of a lagged table are other rows")
     d = df0.reset_index(drop=True)
     out: dict[str, int] = {}
-    for i, (tr, te) in enumerate(splits):
+    for tr, te in splits:
         mask = np.zeros(len(d), dtype=bool)
         mask[tr] = True
-        held = str(d[group].iloc[te[0]]) if group else f"fold{i}"
-        out[held] = choose_sensor_lag(d, candidates=candidates, rows=mask, target=target)["lag"]
+        held = str(d[group].iloc[te[0]])
+        c = choose_sensor_lag(d, candidates=candidates, rows=mask, target=target, fallback=fallback)
+        out[held] = c["lag"]
+        if c.get("fallback") and fell_back is not None:
+            fell_back.append(held)
     return out
 
 
@@ -108,6 +135,11 @@ def pool_fold_rows(rows_by_lag: Mapping[int, Sequence[dict]], fold_lags: Mapping
     (not pooled from per-fold figures). A model not evaluated at one of the lags is not evaluated."""
     lags = sorted(set(fold_lags.values()))
     first = rows_by_lag[lags[0]]
+    kfold = [r.get("scheme") for r in first if str(r.get("scheme") or "").endswith("-fold")]
+    if kfold:
+        raise PerfmodelError(f"a sensor lag per fold needs a grouped CV, not {kfold[0]}: shuffled k-fold folds of "
+                             "tables at different lags are different rows (fold i at one lag is not fold i at "
+                             "another)")
     out = []
     for base in first:
         name = base["model"]

@@ -157,16 +157,27 @@ def lagged_trace(dataset: str, mapping: str | None = None) -> bool:
     return dataset.startswith(("armpm:", "csv:")) or (mapping is not None and not dataset.startswith("powmon:"))
 
 
+#: ``SensorLag.scope``: where an automatic lag was chosen
+ALL_ROWS = "all rows"
+IN_FOLDS = "training rows of every outer fold"
+#: the lag used where ``--sensor-lag auto`` cannot choose one
+FALLBACK_LAG = 0
+
+
 @dataclass
 class SensorLag:
     """The sensor lag a command used and why: ``lag`` the one lag (None: it differs between outer folds,
-    ``per_fold``), ``chosen`` whether it was chosen from the data (``--sensor-lag auto``)."""
+    ``per_fold``), ``chosen`` whether it was chosen from the data (``--sensor-lag auto``), ``scope`` on which
+    rows (:data:`ALL_ROWS` or :data:`IN_FOLDS`; None: not chosen), ``fallback`` whether ``auto`` could not
+    choose one and :data:`FALLBACK_LAG` was used (the reason says why)."""
 
     lag: int | None
     reason: str
     chosen: bool = False
     per_fold: dict[str, int] | None = None
     detail: dict[str, Any] | None = None
+    scope: str | None = None
+    fallback: bool = False
 
     def lags(self) -> list[int]:
         return sorted(set(self.per_fold.values())) if self.per_fold else [int(self.lag or 0)]
@@ -176,8 +187,16 @@ class SensorLag:
             f"{k}: {v}" for k, v in (self.per_fold or {}).items())
         return f"sensor lag: {shown} - {self.reason}"
 
+    def cv_note(self) -> str | None:
+        """What a CV figure must say of the lag: chosen on all the rows, not inside the folds (None: it was
+        not chosen from the data, or was chosen inside every fold)."""
+        if self.scope != ALL_ROWS:
+            return None
+        return f"sensor lag {self.lag} chosen on all rows, not re-chosen inside the folds: slightly optimistic"
+
     def to_dict(self) -> dict[str, Any]:
-        return {"lag": self.lag, "chosen": self.chosen, "reason": self.reason, "per_fold": self.per_fold,
+        return {"lag": self.lag, "chosen": self.chosen, "chosen_on": self.scope, "fallback": self.fallback,
+                "reason": self.reason, "per_fold": self.per_fold,
                 **({"correlation": self.detail["r"], "event": self.detail["event"]} if self.detail else {})}
 
 
@@ -196,18 +215,32 @@ def _fixed_lag(dataset: str, sensor_lag: int | str, mapping: str | None) -> Sens
     return None
 
 
+def _fallen_back(c: dict[str, Any]) -> SensorLag:
+    return SensorLag(int(c["lag"]), f"auto: {c['reason']} (give --sensor-lag N to use another)", detail=c,
+                     fallback=True)
+
+
+def _all_rows_lag(df0, target: str, why: str) -> SensorLag:
+    from perfmodel.model.lag import choose_sensor_lag
+
+    c = choose_sensor_lag(df0, target=_lag_target(target), fallback=FALLBACK_LAG)
+    if c["fallback"]:
+        return _fallen_back(c)
+    return SensorLag(c["lag"], f"auto, chosen on all rows{why}: {c['reason']}", chosen=True, detail=c,
+                     scope=ALL_ROWS)
+
+
 def fit_sensor_lag(dataset: str, sensor_lag: int | str, *, table: str = "auto", mapping: str | None = None,
                    cores: int | None = None, target: str = "power_w") -> SensorLag:
     """``perfmodel fit``'s sensor lag: the given one, or (``auto``) the lag of
-    :func:`perfmodel.model.lag.choose_sensor_lag` on all the data (its within-run correlation, no model)."""
+    :func:`perfmodel.model.lag.choose_sensor_lag` on all the data (its within-run correlation, no model; not
+    re-chosen inside the CV folds, so the fit's CV figures are slightly optimistic); :data:`FALLBACK_LAG`
+    with the reason where none can be chosen."""
     fixed = _fixed_lag(dataset, sensor_lag, mapping)
     if fixed is not None:
         return fixed
-    from perfmodel.model.lag import choose_sensor_lag
-
-    c = choose_sensor_lag(_lag_zero_table(dataset, table=table, mapping=mapping, cores=cores).frame,
-                          target=_lag_target(target))
-    return SensorLag(c["lag"], f"auto, chosen on all the data: {c['reason']}", chosen=True, detail=c)
+    df0 = _lag_zero_table(dataset, table=table, mapping=mapping, cores=cores).frame
+    return _all_rows_lag(df0, target, " (not re-chosen inside the CV folds; evaluate does that)")
 
 
 def _lag_target(target: str) -> str:
@@ -216,9 +249,12 @@ def _lag_target(target: str) -> str:
 
 def evaluation_lag(dataset: str, sensor_lag: int | str, *, cv: str = "kfold", folds: int = 5, table: str = "auto",
                    mapping: str | None = None, cores: int | None = None, target: str = "power_w") -> SensorLag:
-    """``perfmodel evaluate``'s sensor lag: the given one, or (``auto``) chosen inside every outer fold of
-    ``cv`` from its training rows only (:func:`perfmodel.model.lag.fold_sensor_lags`), the held-out rows never
-    seen; ``lag`` None where the folds disagree (then every fold is evaluated at its own lag)."""
+    """``perfmodel evaluate``'s sensor lag: the given one, or (``auto``) for a grouped ``cv`` (leave one
+    workload / network / ... out) chosen inside every outer fold from its training groups only
+    (:func:`perfmodel.model.lag.fold_sensor_lags`), the held-out rows never seen, ``lag`` None where the folds
+    disagree (then every fold is evaluated at its own lag); for shuffled k-fold one lag chosen on all rows (a
+    lagged table's k-fold folds are other rows, so per-fold lags cannot be pooled). :data:`FALLBACK_LAG` with
+    the reason where none can be chosen (a fold whose training rows choose none: that fold)."""
     fixed = _fixed_lag(dataset, sensor_lag, mapping)
     if fixed is not None:
         return fixed
@@ -228,17 +264,30 @@ def evaluation_lag(dataset: str, sensor_lag: int | str, *, cv: str = "kfold", fo
 
     df0 = _lag_zero_table(dataset, table=table, mapping=mapping, cores=cores).frame.reset_index(drop=True)
     group = scheme_group(cv)
+    if not group:
+        return _all_rows_lag(df0, target, " (k-fold: shuffled folds are not whole runs, and a lagged table, the "
+                                          "last sample of every run dropped, shuffles into other folds, so the "
+                                          "lag is not re-chosen inside them; slightly optimistic: a grouped --cv "
+                                          "such as lowo chooses it inside every fold)")
+    overall = choose_sensor_lag(df0, target=_lag_target(target), fallback=FALLBACK_LAG)
+    if overall["fallback"]:
+        return _fallen_back(overall)
     splits = make_splits(df0, group=group, n_splits=folds)
-    per_fold = fold_sensor_lags(df0, splits, group=group, target=_lag_target(target))
-    overall = choose_sensor_lag(df0, target=_lag_target(target))
+    fell_back: list[str] = []
+    per_fold = fold_sensor_lags(df0, splits, group=group, target=_lag_target(target), fallback=FALLBACK_LAG,
+                                fell_back=fell_back)
     lags = sorted(set(per_fold.values()))
-    where = f"inside every outer fold from its training {group + 's' if group else 'rows'} only"
+    where = f"inside every outer fold from its training {group}s only"
+    if fell_back:
+        where += (f" ({', '.join(fell_back)}: none can be chosen from the fold's training rows, "
+                  f"{FALLBACK_LAG} used)")
     if len(lags) == 1:
         return SensorLag(lags[0], f"auto, chosen {where} (the same in all {len(per_fold)} folds); on all the data "
-                         f"for reference: {overall['reason']}", chosen=True, per_fold=per_fold, detail=overall)
+                         f"for reference: {overall['reason']}", chosen=True, per_fold=per_fold, detail=overall,
+                         scope=IN_FOLDS)
     return SensorLag(None, f"auto, chosen {where}: they differ, so every fold is evaluated at its own lag (MAPE "
                      f"and +-10 % pooled over the folds); on all the data for reference: {overall['reason']}",
-                     chosen=True, per_fold=per_fold, detail=overall)
+                     chosen=True, per_fold=per_fold, detail=overall, scope=IN_FOLDS)
 
 
 @dataclass
@@ -258,7 +307,7 @@ class FitPlan:
     sensor_lag: SensorLag | None = None
 
 
-def plan_fit(dataset: str, target: str, *, kind: str = "linear", features: list[str] | None = None,
+def plan_fit(dataset: str, target: str, *, kind: str | None = None, features: list[str] | None = None,
              force_auto: bool = False, select: str | None = None, terms: str | None = None,
              l2_kib: float | None = None, simulated_from: Sequence[Path] = (), exclude: Sequence[str] = (),
              dropna: bool = False, table: str = "auto", sensor_lag: int | str = 0, mapping: str | None = None,
@@ -270,7 +319,10 @@ def plan_fit(dataset: str, target: str, *, kind: str = "linear", features: list[
     dropped by ``dropna``; what a prediction replays recorded in the typed preparation, the rest in the
     metadata. ``sensor_lag`` ``"auto"``: chosen on all the data (:func:`fit_sensor_lag`) and recorded.
     ``shrink``: the shrunk power model (every Powmon-form term, the event terms' penalty from inner folds).
-    Says the importer's report, the sensor lag, the code-path differences and the dropped rows."""
+    ``kind`` None: ``ridge`` with ``shrink`` (which fits nothing else), else ``linear``; :attr:`FitPlan.kind`
+    is the kind resolved. Says the importer's report, the sensor lag, the code-path differences and the dropped
+    rows."""
+    kind = fit_kind(kind, shrink=shrink)
     lag = fit_sensor_lag(dataset, parse_sensor_lag(sensor_lag), table=table, mapping=mapping, cores=cores,
                          target=target)
     df = load_counted(dataset, counts_from=counts_from, simulated_from=simulated_from or (), table=table,
@@ -333,8 +385,6 @@ def plan_fit(dataset: str, target: str, *, kind: str = "linear", features: list[
         if not is_power_auto(df.frame, target):
             raise PerfmodelError("--shrink is for a power target on data with voltage_v and freq_mhz columns (the "
                                  "Powmon-form terms)")
-        if kind != "ridge":
-            raise PerfmodelError(f"--shrink fits a ridge model (--kind ridge), not --kind {kind}")
         from perfmodel.model.features import power_event_names
 
         n_events = len(power_event_names(df.frame))
@@ -387,6 +437,16 @@ class FitResult:
                 "cv": {k: v for k, v in m.cv.items() if k != "results"}, "results": m.cv["results"]}
 
 
+def fit_kind(kind: str | None, *, shrink: bool = False) -> str:
+    """The model kind ``perfmodel fit`` fits: the given one, else ``ridge`` with ``--shrink`` (the shrunk model is
+    a ridge), else ``linear``; ``--shrink`` with another kind given is refused."""
+    if kind is None:
+        return "ridge" if shrink else "linear"
+    if shrink and kind != "ridge":
+        raise PerfmodelError(f"--shrink fits a ridge model (--kind ridge), not --kind {kind}")
+    return kind
+
+
 def fit_planned(plan: FitPlan, output: Path, *, cv: str = "kfold", folds: int = 5, max_features: int = 8,
                 vif_cap: float = 10.0, jobs: int = 1, provenance: str | None = None) -> FitResult:
     """Fit ``plan`` (cross-validated with ``cv``) and write the model file ``output``."""
@@ -395,6 +455,9 @@ def fit_planned(plan: FitPlan, output: Path, *, cv: str = "kfold", folds: int = 
     model = fit_model(plan.df, plan.target, plan.features, kind=plan.kind, groups=cv, select=plan.select,
                       max_features=max_features, vif_cap=vif_cap, n_splits=folds, n_jobs=jobs,
                       provenance=provenance, metadata=plan.metadata, preparation=plan.preparation)
+    note = plan.sensor_lag.cv_note() if plan.sensor_lag is not None else None
+    if note:  # the CV figures are of the lag chosen on all the rows, held-out ones included
+        model.cv["sensor_lag"] = note
     save_model(model, output)
     return FitResult(model=model, path=output, target=plan.target, kind=plan.kind, power_terms=plan.power_terms,
                      sensor_lag=plan.sensor_lag)
