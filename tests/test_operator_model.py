@@ -213,24 +213,13 @@ def test_kernel_set_round_trip_on_disk(tmp_path):
 
 def test_predict_and_select_from_a_graph_cli(tmp_path):
     """perfmodel predict --graph / select --graph on an ONNX file the model has never seen."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
     from typer.testing import CliRunner
 
     from perfmodel.cli.app import app
 
     kset, nets, _ = synthetic_set()
     model_path = OperatorModel().fit(kset, nets).save(tmp_path / "op.json")
-    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((32, 3, 3, 3)).astype(np.float32), "w")
-    b = numpy_helper.from_array(np.zeros(32, np.float32), "b")
-    g = helper.make_graph(
-        [helper.make_node("Conv", ["input", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
-         helper.make_node("Relu", ["c"], ["r"]),
-         helper.make_node("MaxPool", ["r"], ["out"], kernel_shape=[3, 3], strides=[2, 2])],
-        "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 32, 15, 15])], initializer=[w, b])
-    path = tmp_path / "tiny.onnx"
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    path = _tiny_onnx(tmp_path / "tiny.onnx")
     r = CliRunner().invoke(app, ["predict", "--model", str(model_path), "--graph", str(path), "--json"])
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)

@@ -405,6 +405,21 @@ class OverheadLinearModel(_RateBase):
         return self
 
 
+def ridge_posterior(Z: np.ndarray, y: np.ndarray, ybar: float, coef: np.ndarray, M: np.ndarray, G: np.ndarray
+                    ) -> tuple[float, np.ndarray, float]:
+    """Residual variance, parameter covariance ([intercept, coefficients]) and residual degrees of freedom of a
+    ridge fit on standardised ``Z`` with ``M`` = (G + penalty)^-1, ``G`` = Z'Z (effective dof from the hat
+    matrix's trace)."""
+    n, p = Z.shape
+    resid = y - ybar - Z @ coef
+    dof = float(n - 1 - np.trace(M @ G))
+    sigma2 = float(resid @ resid / dof) if dof > 0 else 0.0
+    cov = np.zeros((p + 1, p + 1))
+    cov[0, 0] = 1.0 / n
+    cov[1:, 1:] = M @ G @ M
+    return sigma2, cov, dof
+
+
 class RidgeModel(_LinearBase):
     """Ridge regression on standardised features, ``alpha`` chosen by inner CV (``RidgeCV``).
 
@@ -446,12 +461,7 @@ class RidgeModel(_LinearBase):
         G = Z.T @ Z
         M = np.linalg.pinv(G + alpha * np.eye(p))
         coef = M @ Z.T @ (y - ybar)
-        resid = y - ybar - Z @ coef
-        dof = float(n - 1 - np.trace(M @ G))
-        sigma2 = float(resid @ resid / dof) if dof > 0 else 0.0
-        cov = np.zeros((p + 1, p + 1))
-        cov[0, 0] = 1.0 / n
-        cov[1:, 1:] = M @ G @ M
+        sigma2, cov, dof = ridge_posterior(Z, y, ybar, coef, M, G)
         self.alpha_ = alpha
         self._set_params_from(LinearParams(coef, ybar, mean, scale, sigma2, cov, dof,
                                            log_features=bool(self.log_features), alpha=alpha))

@@ -372,22 +372,18 @@ class ShrunkPowerModel:
         :class:`~.estimators.RidgeModel` for the prediction interval; ``alpha`` is ``lambda x n``, the penalty
         on the penalised standardised terms (the others have none)."""
         from .estimators import LinearParams
+        from .estimators import ridge_posterior
         from .features import feature_matrix
 
         mean, scale, ybar, coef = self.fit_
         X = np.asarray(feature_matrix(df.reset_index(drop=True), self.features), dtype="float64")
         y = np.asarray(y, dtype="float64")
-        n, p = X.shape
+        n = X.shape[0]
         Z = (X - mean) / scale
         G = Z.T @ Z
         D = np.diag(np.array([f in self.penalised for f in self.features], dtype="float64"))
         M = np.linalg.pinv(G + self.lambda_ * n * D)
-        resid = y - ybar - Z @ coef
-        dof = float(n - 1 - np.trace(M @ G))
-        sigma2 = float(resid @ resid / dof) if dof > 0 else 0.0
-        cov = np.zeros((p + 1, p + 1))
-        cov[0, 0] = 1.0 / n
-        cov[1:, 1:] = M @ G @ M
+        sigma2, cov, dof = ridge_posterior(Z, y, ybar, coef, M, G)
         return LinearParams(np.asarray(coef, dtype="float64"), ybar, mean, scale, sigma2, cov, dof,
                             alpha=float(self.lambda_ * n))
 
