@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -205,6 +206,11 @@ def cell_metas(ds: Path) -> list[dict]:
     return [d.cell_meta(c) for c in sorted(read_dataset(ds)["cell_id"].unique())]
 
 
+def nan(x) -> bool:
+    """NaN, or JSON's null for it."""
+    return x is None or math.isnan(x)
+
+
 FINITE = [PY, "-c", "import time\nfor i in range(10):\n    time.sleep(0.03)\n    print(i)"]
 
 
@@ -231,17 +237,85 @@ def test_model_prediction_and_the_sample_estimate_from_one_run(tmp_path, faults_
     out = json.loads(r.stdout)
     assert out["rows"][0]["pred"] > 0  # the model's prediction, as before
     cs = out["command_sample"]
-    for k in ("long_run_fps", "lo", "hi", "sample_fps", "images", "estimator", "ratio_estimator"):
+    for k in ("long_run_fps", "lo", "hi", "sample_fps", "images", "estimator", "reason"):
         assert k in cs
     assert cs["images"] == 10 and cs["estimator"].startswith("whole run of")
-    assert cs["sample_fps"] == pytest.approx(out["rows"][0]["measured"])  # the same measurement...
-    assert runs.read_text() == "x"  # ...of one run
+    assert runs.read_text() == "x"  # one run
+    # its time per image includes start-up (s1 / N): no long-run estimate from it, the reason said
+    assert nan(cs["long_run_fps"]) and nan(cs["sample_fps"]) and "--load-command" in cs["reason"]
+    load = shlex.join([PY, "-c", "pass"])
+    r = cli("predict", "--json", "-m", faults_model, "--counters", "software", "--images", "10",
+            "--load-command", load, "--traces", TRACE, "--", *FINITE_ALLOC)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    cs = out["command_sample"]
+    assert cs["ratio_estimator"] and cs["long_run_fps"] > 0
+    assert cs["sample_fps"] == pytest.approx(out["rows"][0]["measured"])  # the same (s1 - s2) / N measurement
     assert cs["long_run_fps"] == pytest.approx(cs["sample_fps"] * cs["ratio"])
-    r = cli("predict", "-m", faults_model, "--counters", "software", "--images", "10", "--traces", TRACE, "--",
-            *FINITE)
+    r = cli("predict", "-m", faults_model, "--counters", "software", "--images", "10", "--load-command", load,
+            "--traces", TRACE, "--", *FINITE_ALLOC)
     assert r.returncode == 0, r.stderr
     assert "predicted throughput_fps" in r.stdout and "long-run estimate:" in r.stdout
     assert "ratio: pooled" in r.stdout
+
+
+# FINITE whose images touch fresh memory (page faults per image beyond a load-only run's: the faults model's term)
+FINITE_ALLOC = [PY, "-c", "import time\nfor i in range(10):\n    time.sleep(0.03)\n    b = bytearray(8 << 20)\n"
+                "    print(i)"]
+# 1 s of start-up (a model load), then 20 images of 20 ms: 50 images/s once running
+SLOW_START = [PY, "-c", "import time\ntime.sleep(1.0)\nfor i in range(20):\n    time.sleep(0.02)\n"
+              "    b = bytearray(8 << 20)\n    print(i)"]
+LOAD_ONLY = shlex.join([PY, "-c", "import time\ntime.sleep(1.0)"])
+
+
+def test_model_path_never_takes_a_start_up_inclusive_time_for_throughput(tmp_path, faults_model):
+    ds = tmp_path / "cells"
+    r = cli("predict", "--json", "-m", faults_model, "--counters", "software", "--images", "20", "--save", ds,
+            "--traces", TRACE, "--", *SLOW_START)
+    assert r.returncode == 0, r.stderr
+    cs = json.loads(r.stdout)["command_sample"]
+    # wall time / N would be ~1.4 s / 20 = ~14 images/s (a long-run estimate ~4x low): refused, saying why
+    assert nan(cs["long_run_fps"]) and "start-up" in cs["reason"] and "--load-command" in cs["reason"]
+    recs = read_dataset(ds)
+    lat = recs[recs["metric"] == "latency_ms"].iloc[0]
+    assert math.isnan(lat["value"]) and "start-up" in lat["reason"]  # never saved as throughput_fps
+    assert wide_per_cell(recs).frame["throughput_fps"].isna().all()
+    (cell,) = cell_metas(ds)
+    assert nan(cell["sample_fps"])
+    # with the load-only command: (s1 - s2) / N, start-up excluded: ~50 images/s, not ~14
+    r = cli("predict", "--json", "-m", faults_model, "--counters", "software", "--images", "20",
+            "--load-command", LOAD_ONLY, "--traces", TRACE, "--", *SLOW_START)
+    assert r.returncode == 0, r.stderr
+    cs = json.loads(r.stdout)["command_sample"]
+    assert 30 < cs["sample_fps"] < 80 and cs["long_run_fps"] > 0, cs
+
+
+def test_a_run_timed_under_valgrind_gives_no_throughput(tmp_path, monkeypatch):
+    import perfmodel.collect.command as cc
+    from perfmodel.errors import PerfmodelError
+    from perfmodel.workflows.command import command_estimate, command_sample, measure_command_sample
+
+    def fake_measure(argv, images, load_argv=None, counters="auto", **kw):  # callgrind's run: 40x slower
+        rec = validate(records_from_readings(
+            {"latency_ms": R("latency_ms", 800.0, "ms", "time.monotonic s1/N", "real"),
+             "instructions": R("instructions", 1e8, "count", "valgrind callgrind", "simulated")},
+            run_id="r", cell_id="c", board="b", framework="", network="", threads=1, workload="command:x",
+            phase="command", repeat=0))
+        return rec, {"command": list(argv), "load_command": load_argv, "images": images, "repeats": 1,
+                     "counters": "valgrind", "counters_used": "valgrind", "method": "(s1-s2)/N",
+                     "wall_s": [[8.0, 0.0]], "geometry": "g", "note": "n"}
+
+    monkeypatch.setattr(cc, "measure_command", fake_measure)
+    cs = measure_command_sample(FINITE, images=10, counters="valgrind", framework=None, network=None,
+                                threads=None, timeout=60, load_command=shlex.join([PY, "-c", "pass"]))
+    est = command_estimate(cs, traces=[Path(TRACE)], save=tmp_path / "cells")
+    assert math.isnan(est["long_run_fps"]) and "valgrind" in est["reason"]
+    recs = read_dataset(tmp_path / "cells")
+    assert wide_per_cell(recs).frame["throughput_fps"].isna().all()
+    assert "valgrind" in recs[recs["metric"] == "latency_ms"]["reason"].iloc[0]
+    # the two-phase method times the command: never under valgrind's simulator
+    with pytest.raises(PerfmodelError, match="valgrind's simulator"):
+        command_sample(FINITE, two_phase=True, load_command=shlex.join([PY, "-c", "pass"]), counters="valgrind")
 
 
 FAKE_PERF = """#!{py}
@@ -316,7 +390,8 @@ def test_save_without_a_pmu_says_why_and_beside_a_model(tmp_path, faults_model):
     assert r.returncode == 0, r.stderr
     assert "saved: cell" in r.stdout
     wide = wide_per_cell(read_dataset(ds)).frame.set_index("workload")
-    assert len(wide) == 2 and wide["throughput_fps"].notna().all()
+    # the line sample's throughput is stored; the model's whole run (start-up included) stores none
+    assert len(wide) == 2 and wide["throughput_fps"].notna().sum() == 1
     # the model's run: its software counts per image; the line sample: its CPU time per image
     assert wide["minor_faults_per_image"].notna().sum() == 1 and wide["task_clock_ms_per_image"].notna().all()
     # --save is refused where nothing is measured, and into a folder that is not a data set

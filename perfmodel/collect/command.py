@@ -157,7 +157,7 @@ def measure_command(argv: str | Sequence[str], images: int, load_argv: str | Seq
                     counters: str = "auto", repeats: int = 1, *, events: Sequence[str] | None = None,
                     geometry: Any = None, timeout: float | None = None, run_id: str | None = None,
                     board: str | None = None, cell_id: str | None = None, workload: str | None = None,
-                    framework: str = "", network: str = "", threads: int = 1):
+                    framework: str = "", network: str = "", threads: int = 1, around_full=None):
     """``(records, meta)``: per-image figures of a whole command (module docstring) as long records with
     ``phase="command"``, and how they were measured (``command``, ``load_command``, ``images``, ``repeats``,
     ``counters``, ``counters_used``, ``method``, ``wall_s`` per repeat, ``geometry``; ``note``: how a per-image
@@ -166,6 +166,8 @@ def measure_command(argv: str | Sequence[str], images: int, load_argv: str | Seq
     ``latency_ms`` = (wall(s1) - wall(s2)) / N; ``cpu_percent`` = CPU time / wall time of the same
     difference (software counters). A per-image value that comes out <= 0 (load-only run longer than
     the full run: N too small to resolve) is NaN with that reason, never a negative count.
+    ``around_full``: called with ``"start"`` and ``"end"`` around each full run (e.g. to read the machine's
+    state over it, not over the load-only run).
     """
     import pandas as pd
 
@@ -193,7 +195,11 @@ def measure_command(argv: str | Sequence[str], images: int, load_argv: str | Seq
     per_rep: list[dict[str, Reading]] = []
     walls: list[tuple[float, float]] = []
     for _ in range(repeats):
+        if around_full is not None:
+            around_full("start")
         w1, r1 = run(full)
+        if around_full is not None:
+            around_full("end")
         w2, r2 = run(load) if load is not None else (0.0, {})
         walls.append((w1, w2))
         per_rep.append({"__wall1": w1, "__wall2": w2, "full": r1, "load": r2})  # type: ignore[dict-item]
