@@ -417,3 +417,30 @@ def test_trace_of_a_command_records_the_boards_temperature_and_frequency(tmp_pat
     df, _ = trace_command(LOOP, 0.5, 0.25)
     here = df[df["metric"] == "temperature_c"]
     assert here["value"].isna().all() or here["source"].str.contains("thermal|hwmon|vcgencmd").all()
+
+
+def test_sample_only_fallback_with_counters_valgrind_times_with_software_counters(tmp_path):
+    """A model of real (PMU) counts refused with --counters valgrind: the sample estimate and the one-line
+    refusal, the sample timed with software counters (said), never an error."""
+    from typer.testing import CliRunner
+
+    from perfmodel.cli.app import app
+    from perfmodel.model import fit_model, save_model
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"instructions_per_image": rng.uniform(1e8, 1e9, 20)})
+    df["throughput_fps"] = 5.0 + df["instructions_per_image"] * 1e-8 + rng.normal(0, 0.01, 20)
+    model = tmp_path / "real.json"
+    save_model(fit_model(df, "throughput_fps", ["instructions_per_image"], kind="linear", select="fixed",
+                         provenance="real"), model)
+    r = CliRunner().invoke(app, ["predict", "-m", str(model), "--counters", "valgrind", "--images", "5",
+                                 "--traces", TRACE, "--", *LOOP])
+    assert r.exit_code == 0, r.output
+    assert "long-run estimate:" in r.output and "model: not applied:" in r.output
+    assert "real (PMU) counts" in r.output and "timed with software counters" in r.output
+    r = CliRunner().invoke(app, ["predict", "--json", "-m", str(model), "--counters", "valgrind", "--images", "5",
+                                 "--traces", TRACE, "--", *LOOP])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["counters"]["counters_used"] == "software" and out["long_run_fps"] > 0
+    assert out["model"]["applied"] is False and "software counters" in out["model"]["reason"]

@@ -397,6 +397,10 @@ def predict_cmd(
                                     counters=counters, progress_regex=progress_regex, two_phase=two_phase,
                                     seconds=seconds)
         if reason is not None:
+            if counters == "valgrind":  # the sample is timed: never under valgrind's simulator
+                sample_args["counters"] = "software"
+                reason += ("; the sample was timed with software counters (--counters valgrind runs the command "
+                           "under the cache simulator, tens of times slower: no timing)")
             est = command_sample_estimate(list(command), **sample_args)
             est["model"] = {"path": str(model_path), "applied": False, "reason": reason}
             if json_out:
