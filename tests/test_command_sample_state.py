@@ -444,3 +444,33 @@ def test_sample_only_fallback_with_counters_valgrind_times_with_software_counter
     out = json.loads(r.stdout)
     assert out["counters"]["counters_used"] == "software" and out["long_run_fps"] > 0
     assert out["model"]["applied"] is False and "software counters" in out["model"]["reason"]
+
+
+def test_state_model_is_chosen_validated_and_fitted_on_one_row_set(tmp_path):
+    """10 board traces, 6 of them carrying a CPU % that varies: the term choice, its nested leave-one-trace-out
+    error, the pooled error it is compared with and the fit are all over the same traces, and the reason says
+    how many."""
+    from perfmodel.model.longrun import _loo_rmse, _nested_loo_rmse
+
+    table = trace_ratios(read_dataset(write_board_traces(tmp_path / "b"))).sort_values("start_temp_c")
+    table = table.reset_index(drop=True)
+    table["cpu_percent"] = [90.0, 95.0, 99.0, 92.0, 97.0, 94.0] + [np.nan] * 4  # the 6 coldest carry it
+    choice = choose_ratio(table, hot_state(38.0))
+    assert choice.estimator == "state-model", choice.reason
+    st = choice.state
+    rows = pd.DataFrame(st.traces)
+    assert st.n == len(rows) == 10 and "over the same 10 traces" in choice.reason
+    assert "cpu_percent" not in st.candidates  # carried by 6 of 10: the row set of 10 without it
+    X, y = rows[st.candidates].to_numpy(dtype="float64"), np.log(rows["ratio"].to_numpy(dtype="float64"))
+    subsets = [[st.candidates.index(f) for f in c] for c in st.subsets]
+    assert st.cv_rmse == pytest.approx(_nested_loo_rmse(X, y, subsets))
+    assert st.pooled_cv_rmse == pytest.approx(_loo_rmse(None, y))
+    # all 10 carry it: the larger set over the same 10
+    table["cpu_percent"] = [90.0, 95.0, 99.0, 92.0, 97.0, 94.0, 91.0, 96.0, 93.0, 98.0]
+    st = choose_ratio(table, hot_state(38.0)).state
+    assert st.n == 10 and "cpu_percent" in st.candidates
+    # a board feature on 6 traces only: everything over those 6, said
+    part = table.copy()
+    part.loc[6:, ["start_temp_c", "temp_rise_c_per_s", "freq_mhz"]] = np.nan
+    c = choose_ratio(part, hot_state(38.0))
+    assert c.state.n == 6 and "over the same 6 of 10 traces" in c.reason, c.reason
