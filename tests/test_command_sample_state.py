@@ -474,3 +474,33 @@ def test_state_model_is_chosen_validated_and_fitted_on_one_row_set(tmp_path):
     part.loc[6:, ["start_temp_c", "temp_rise_c_per_s", "freq_mhz"]] = np.nan
     c = choose_ratio(part, hot_state(38.0))
     assert c.state.n == 6 and "over the same 6 of 10 traces" in c.reason, c.reason
+
+
+def perf_intervals(stamps_counts: list[tuple[float, str, str]]) -> str:
+    """perf stat -x, -I output: one row per (stamp, instructions field, cycles field)."""
+    out = ["# started on Mon Jan  1 00:00:00 2024", ""]
+    for t, ins, cyc in stamps_counts:
+        out.append(f"{t:.9f},{ins},,instructions,100000,100.00,,")
+        out.append(f"{t:.9f},{cyc},,cycles,100000,100.00,,")
+    return "\n".join(out) + "\n"
+
+
+def test_perf_window_counts_never_undercount():
+    from perfmodel.collect.command import _window_counts
+
+    full = perf_intervals([(0.1, "1000", "2000"), (0.2, "1000", "2000"), (0.3, "1000", "2000")])
+    out, why = _window_counts(full, 0.05, 0.25)
+    assert not why and out["instructions"].value == pytest.approx(2000.0)  # 0.5 + 1 + 0.5 intervals
+    # the intervals end before the window does: the window's end was never counted
+    out, _ = _window_counts(full, 0.05, 0.45)
+    for e in ("instructions", "cycles"):
+        assert math.isnan(out[e].value) and "before the sample's end" in out[e].reason
+    # an interval in the middle not counted: that event is missing, the other counted
+    gap = perf_intervals([(0.1, "1000", "2000"), (0.2, "<not counted>", "2000"), (0.3, "1000", "2000")])
+    out, _ = _window_counts(gap, 0.05, 0.25)
+    assert math.isnan(out["instructions"].value) and "not counted" in out["instructions"].reason
+    assert "1 of the 3 intervals" in out["instructions"].reason
+    assert out["cycles"].value == pytest.approx(4000.0) and out["cycles"].provenance == "real"
+    # never counted at all: the machine's own status
+    out, _ = _window_counts(perf_intervals([(0.1, "<not supported>", "1"), (0.2, "<not supported>", "1")]), 0, 0.2)
+    assert math.isnan(out["instructions"].value) and "not supported" in out["instructions"].reason

@@ -392,39 +392,51 @@ def resolve_sample_counters(counters: str) -> tuple[str, str | None]:
 
 def _window_counts(text: str, a: float, b: float) -> tuple[dict[str, Reading], str]:
     """Counts of ``perf stat -x, -I`` output over ``[a, b]`` s (perf's clock, from its start): each interval
-    ``(previous stamp, stamp]`` by the share of it inside the window. ``({}, reason)`` without intervals."""
+    ``(previous stamp, stamp]`` by the share of it inside the window. ``({}, reason)`` without intervals.
+    An event is NaN with the reason, never an undercount, where perf's intervals end before ``b`` or where
+    any interval overlapping the window did not count it (``<not counted>``, ``<not supported>``, absent)."""
     from perfmodel.counters.perf_stat import parse_perf_stat
 
     res = parse_perf_stat(text)
     groups = res.intervals()
     if not groups:
         return {}, "perf stat wrote no interval"
-    acc: dict[str, list] = {}
+    overlapping: list[tuple[float, dict]] = []
     prev = 0.0
     for stamp, rows in groups:
         share = max(0.0, min(b, stamp) - max(a, prev)) / (stamp - prev) if stamp > prev else 0.0
         prev = stamp
-        if share <= 0:
-            continue
-        for r in rows:
-            e = acc.setdefault(r.event, [0.0, r, False])
-            if r.available:
-                e[0] += r.value * share
-                e[2] = True
+        if share > 0:
+            overlapping.append((share, {r.event: r for r in rows}))
+    last = groups[-1][0]
+    short = (f"perf stat's intervals end at {last:.3f} s, before the sample's end at {b:.3f} s (the window's end "
+             "was not counted)") if last < b else ""
     from perfmodel.counters.perf_stat import canonical_name
     from perfmodel.counters.perf_event import _SOFTWARE
 
+    events = list(dict.fromkeys(e for _, rows in overlapping for e in rows))
     out: dict[str, Reading] = {}
-    for event, (total, row, counted) in acc.items():
+    for event in events:
         name = canonical_name(event)
         src = f"perf stat -I {SAMPLE_PERF_INTERVAL_MS}:{event}, the intervals overlapping the sample"
+        row = next(rows[event] for _, rows in overlapping if event in rows)
         unit = "ms" if row.unit == "msec" else (row.unit or "count")
-        if counted:
+        gaps = [rows.get(event) for _, rows in overlapping if event not in rows or not rows[event].available]
+        if len(gaps) == len(overlapping):
+            status = next((r.status for r in gaps if r is not None and r.status), "not counted")
+            reason = f"perf stat: {status} (by this machine, over the sample)"
+        elif gaps:
+            status = next((r.status for r in gaps if r is not None and r.status), "absent")
+            reason = (f"perf stat: {status} in {len(gaps)} of the {len(overlapping)} intervals overlapping the "
+                      "sample (a partial count is not a count)")
+        elif short:
+            reason = short
+        else:
+            total = sum(share * rows[event].value for share, rows in overlapping)
             out.setdefault(name, Reading(name, total, unit, src, "software" if row.base_event in _SOFTWARE
                                          else "real"))
-        else:
-            reason = f"perf stat: {row.status or 'not counted'} (by this machine, over the sample)"
-            out.setdefault(name, Reading.missing(name, reason, unit, src))
+            continue
+        out.setdefault(name, Reading.missing(name, reason, unit, src))
     return out, ""
 
 
