@@ -504,3 +504,29 @@ def test_perf_window_counts_never_undercount():
     # never counted at all: the machine's own status
     out, _ = _window_counts(perf_intervals([(0.1, "<not supported>", "1"), (0.2, "<not supported>", "1")]), 0, 0.2)
     assert math.isnan(out["instructions"].value) and "not supported" in out["instructions"].reason
+
+
+@pytest.mark.parametrize("own", ["C.UTF-8", None])
+def test_perf_line_sample_runs_perf_under_lc_all_c_and_the_command_under_its_own(tmp_path, monkeypatch, own):
+    from perfmodel.collect.command import sample_command_counted
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    perf = bin_dir / "perf"
+    perf.write_text(FAKE_PERF.format(py=PY).replace(
+        "import subprocess, sys, time",
+        "import os, subprocess, sys, time\nopen(os.environ['PERF_SAW'], 'w').write(str(os.environ.get('LC_ALL')))"))
+    perf.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("PERF_SAW", str(tmp_path / "perf_saw"))
+    if own is None:
+        monkeypatch.delenv("LC_ALL", raising=False)
+    else:
+        monkeypatch.setenv("LC_ALL", own)
+    saw = tmp_path / "cmd_saw"
+    cmd = [PY, "-c", f"import os\nopen({str(saw)!r}, 'w').write(str(os.environ.get('LC_ALL')))\n" + LOOP[2]]
+    smp, readings, how = sample_command_counted(cmd, counters="perf", images=5)
+    assert how["counters_used"] == "perf" and smp.images == 5
+    assert (tmp_path / "perf_saw").read_text() == "C"  # perf's -x, output is parsed in the C locale
+    assert saw.read_text() == str(own)  # the command keeps its own locale (unset stays unset)
+    assert readings["instructions"].available

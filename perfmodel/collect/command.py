@@ -443,7 +443,9 @@ def _window_counts(text: str, a: float, b: float) -> tuple[dict[str, Reading], s
 def sample_command_counted(argv: Sequence[str], *, counters: str = "auto", events: Sequence[str] | None = None,
                            sensors=None, **sample_kw):
     """A line sample of a command (:func:`perfmodel.collect.lines.sample_command`) with its counts per image:
-    ``(sample, readings, how)``. ``perf``: the command runs under ``perf stat -x, -I 100`` and the counts
+    ``(sample, readings, how)``. ``perf``: the command runs under ``perf stat -x, -I 100`` (perf with
+    ``LC_ALL=C``, the command with the user's own ``LC_ALL``: ``env LC_ALL=C perf stat ... -- env
+    LC_ALL=<own> CMD``, ``env -u LC_ALL`` where it was unset) and the counts
     of the intervals overlapping the sample's window (end of the warm-up to the last counted image) are
     divided by the images counted; ``software``: the command's CPU time per image (psutil, needs
     ``sensors``' state points). Hardware events not counted are NaN with the reason, never a number."""
@@ -460,8 +462,13 @@ def sample_command_counted(argv: Sequence[str], *, counters: str = "auto", event
         stat = Path(tmp) / "stat.csv"
         if used == "perf":
             names = perf_event_names(list(events or default_events()))
-            wrap = [str(perf_binary()), "stat", "-x,", "-o", str(stat), "-I", str(SAMPLE_PERF_INTERVAL_MS),
-                    "-e", ",".join(names), "--"]
+            # perf under LC_ALL=C (as run_perf_stat: no decimal commas in its -x, output); the command itself
+            # under the user's own LC_ALL again (set back, or unset where it was unset)
+            env_bin = shutil.which("env") or "/usr/bin/env"
+            own = os.environ.get("LC_ALL")
+            wrap = [env_bin, "LC_ALL=C", str(perf_binary()), "stat", "-x,", "-o", str(stat), "-I",
+                    str(SAMPLE_PERF_INTERVAL_MS), "-e", ",".join(names), "--", env_bin,
+                    *(["-u", "LC_ALL"] if own is None else [f"LC_ALL={own}"])]
         smp = sample_command(list(argv), sensors=sensors, wrap=wrap, **sample_kw,
                              linger_s=2.5 * SAMPLE_PERF_INTERVAL_MS / 1e3 if wrap else 0.0)
         if used == "perf":
