@@ -530,3 +530,19 @@ def test_perf_line_sample_runs_perf_under_lc_all_c_and_the_command_under_its_own
     assert (tmp_path / "perf_saw").read_text() == "C"  # perf's -x, output is parsed in the C locale
     assert saw.read_text() == str(own)  # the command keeps its own locale (unset stays unset)
     assert readings["instructions"].available
+
+
+def test_traces_from_counts_the_traces_the_ratio_used(tmp_path):
+    from perfmodel.workflows.quick import long_run_from_sample
+
+    recs = pd.concat([board_trace(f"onnxruntime__squeezenet1_1__t1__r{k}__trace-perf", t, seed=k)
+                      for k, t in enumerate(START_TEMPS)], ignore_index=True)
+    # 4 of the 10 traces carry no temperature or frequency: the state model uses the other 6
+    gone = recs["cell_id"].str.contains(r"__r[6-9]__") & recs["metric"].isin(["temperature_c", "freq_mhz"])
+    recs.loc[gone, "value"], recs.loc[gone, "reason"], recs.loc[gone, "provenance"] = np.nan, "no sensor", "none"
+    write_dataset(tmp_path / "t", validate(recs), {"board": "board"})
+    lr = long_run_from_sample(50.0, "onnxruntime", 1, [tmp_path / "t"], state=hot_state(38.0))
+    assert lr["ratio_estimator"] == "state-model", lr["ratio_estimator_reason"]
+    assert lr["n_traces"] == 6 and lr["traces_from"].startswith("6 trace(s) (of 10) of onnxruntime")
+    lr = long_run_from_sample(50.0, "onnxruntime", 1, [tmp_path / "t"], state=None)  # pooled: all 10
+    assert lr["n_traces"] == 10 and lr["traces_from"].startswith("10 trace(s) of onnxruntime")
