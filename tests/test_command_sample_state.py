@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -205,6 +206,11 @@ def cell_metas(ds: Path) -> list[dict]:
     return [d.cell_meta(c) for c in sorted(read_dataset(ds)["cell_id"].unique())]
 
 
+def nan(x) -> bool:
+    """NaN, or JSON's null for it."""
+    return x is None or math.isnan(x)
+
+
 FINITE = [PY, "-c", "import time\nfor i in range(10):\n    time.sleep(0.03)\n    print(i)"]
 
 
@@ -231,17 +237,85 @@ def test_model_prediction_and_the_sample_estimate_from_one_run(tmp_path, faults_
     out = json.loads(r.stdout)
     assert out["rows"][0]["pred"] > 0  # the model's prediction, as before
     cs = out["command_sample"]
-    for k in ("long_run_fps", "lo", "hi", "sample_fps", "images", "estimator", "ratio_estimator"):
+    for k in ("long_run_fps", "lo", "hi", "sample_fps", "images", "estimator", "reason"):
         assert k in cs
     assert cs["images"] == 10 and cs["estimator"].startswith("whole run of")
-    assert cs["sample_fps"] == pytest.approx(out["rows"][0]["measured"])  # the same measurement...
-    assert runs.read_text() == "x"  # ...of one run
+    assert runs.read_text() == "x"  # one run
+    # its time per image includes start-up (s1 / N): no long-run estimate from it, the reason said
+    assert nan(cs["long_run_fps"]) and nan(cs["sample_fps"]) and "--load-command" in cs["reason"]
+    load = shlex.join([PY, "-c", "pass"])
+    r = cli("predict", "--json", "-m", faults_model, "--counters", "software", "--images", "10",
+            "--load-command", load, "--traces", TRACE, "--", *FINITE_ALLOC)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    cs = out["command_sample"]
+    assert cs["ratio_estimator"] and cs["long_run_fps"] > 0
+    assert cs["sample_fps"] == pytest.approx(out["rows"][0]["measured"])  # the same (s1 - s2) / N measurement
     assert cs["long_run_fps"] == pytest.approx(cs["sample_fps"] * cs["ratio"])
-    r = cli("predict", "-m", faults_model, "--counters", "software", "--images", "10", "--traces", TRACE, "--",
-            *FINITE)
+    r = cli("predict", "-m", faults_model, "--counters", "software", "--images", "10", "--load-command", load,
+            "--traces", TRACE, "--", *FINITE_ALLOC)
     assert r.returncode == 0, r.stderr
     assert "predicted throughput_fps" in r.stdout and "long-run estimate:" in r.stdout
     assert "ratio: pooled" in r.stdout
+
+
+# FINITE whose images touch fresh memory (page faults per image beyond a load-only run's: the faults model's term)
+FINITE_ALLOC = [PY, "-c", "import time\nfor i in range(10):\n    time.sleep(0.03)\n    b = bytearray(8 << 20)\n"
+                "    print(i)"]
+# 1 s of start-up (a model load), then 20 images of 20 ms: 50 images/s once running
+SLOW_START = [PY, "-c", "import time\ntime.sleep(1.0)\nfor i in range(20):\n    time.sleep(0.02)\n"
+              "    b = bytearray(8 << 20)\n    print(i)"]
+LOAD_ONLY = shlex.join([PY, "-c", "import time\ntime.sleep(1.0)"])
+
+
+def test_model_path_never_takes_a_start_up_inclusive_time_for_throughput(tmp_path, faults_model):
+    ds = tmp_path / "cells"
+    r = cli("predict", "--json", "-m", faults_model, "--counters", "software", "--images", "20", "--save", ds,
+            "--traces", TRACE, "--", *SLOW_START)
+    assert r.returncode == 0, r.stderr
+    cs = json.loads(r.stdout)["command_sample"]
+    # wall time / N would be ~1.4 s / 20 = ~14 images/s (a long-run estimate ~4x low): refused, saying why
+    assert nan(cs["long_run_fps"]) and "start-up" in cs["reason"] and "--load-command" in cs["reason"]
+    recs = read_dataset(ds)
+    lat = recs[recs["metric"] == "latency_ms"].iloc[0]
+    assert math.isnan(lat["value"]) and "start-up" in lat["reason"]  # never saved as throughput_fps
+    assert wide_per_cell(recs).frame["throughput_fps"].isna().all()
+    (cell,) = cell_metas(ds)
+    assert nan(cell["sample_fps"])
+    # with the load-only command: (s1 - s2) / N, start-up excluded: ~50 images/s, not ~14
+    r = cli("predict", "--json", "-m", faults_model, "--counters", "software", "--images", "20",
+            "--load-command", LOAD_ONLY, "--traces", TRACE, "--", *SLOW_START)
+    assert r.returncode == 0, r.stderr
+    cs = json.loads(r.stdout)["command_sample"]
+    assert 30 < cs["sample_fps"] < 80 and cs["long_run_fps"] > 0, cs
+
+
+def test_a_run_timed_under_valgrind_gives_no_throughput(tmp_path, monkeypatch):
+    import perfmodel.collect.command as cc
+    from perfmodel.errors import PerfmodelError
+    from perfmodel.workflows.command import command_estimate, command_sample, measure_command_sample
+
+    def fake_measure(argv, images, load_argv=None, counters="auto", **kw):  # callgrind's run: 40x slower
+        rec = validate(records_from_readings(
+            {"latency_ms": R("latency_ms", 800.0, "ms", "time.monotonic s1/N", "real"),
+             "instructions": R("instructions", 1e8, "count", "valgrind callgrind", "simulated")},
+            run_id="r", cell_id="c", board="b", framework="", network="", threads=1, workload="command:x",
+            phase="command", repeat=0))
+        return rec, {"command": list(argv), "load_command": load_argv, "images": images, "repeats": 1,
+                     "counters": "valgrind", "counters_used": "valgrind", "method": "(s1-s2)/N",
+                     "wall_s": [[8.0, 0.0]], "geometry": "g", "note": "n"}
+
+    monkeypatch.setattr(cc, "measure_command", fake_measure)
+    cs = measure_command_sample(FINITE, images=10, counters="valgrind", framework=None, network=None,
+                                threads=None, timeout=60, load_command=shlex.join([PY, "-c", "pass"]))
+    est = command_estimate(cs, traces=[Path(TRACE)], save=tmp_path / "cells")
+    assert math.isnan(est["long_run_fps"]) and "valgrind" in est["reason"]
+    recs = read_dataset(tmp_path / "cells")
+    assert wide_per_cell(recs).frame["throughput_fps"].isna().all()
+    assert "valgrind" in recs[recs["metric"] == "latency_ms"]["reason"].iloc[0]
+    # the two-phase method times the command: never under valgrind's simulator
+    with pytest.raises(PerfmodelError, match="valgrind's simulator"):
+        command_sample(FINITE, two_phase=True, load_command=shlex.join([PY, "-c", "pass"]), counters="valgrind")
 
 
 FAKE_PERF = """#!{py}
@@ -316,7 +390,8 @@ def test_save_without_a_pmu_says_why_and_beside_a_model(tmp_path, faults_model):
     assert r.returncode == 0, r.stderr
     assert "saved: cell" in r.stdout
     wide = wide_per_cell(read_dataset(ds)).frame.set_index("workload")
-    assert len(wide) == 2 and wide["throughput_fps"].notna().all()
+    # the line sample's throughput is stored; the model's whole run (start-up included) stores none
+    assert len(wide) == 2 and wide["throughput_fps"].notna().sum() == 1
     # the model's run: its software counts per image; the line sample: its CPU time per image
     assert wide["minor_faults_per_image"].notna().sum() == 1 and wide["task_clock_ms_per_image"].notna().all()
     # --save is refused where nothing is measured, and into a folder that is not a data set
@@ -342,3 +417,132 @@ def test_trace_of_a_command_records_the_boards_temperature_and_frequency(tmp_pat
     df, _ = trace_command(LOOP, 0.5, 0.25)
     here = df[df["metric"] == "temperature_c"]
     assert here["value"].isna().all() or here["source"].str.contains("thermal|hwmon|vcgencmd").all()
+
+
+def test_sample_only_fallback_with_counters_valgrind_times_with_software_counters(tmp_path):
+    """A model of real (PMU) counts refused with --counters valgrind: the sample estimate and the one-line
+    refusal, the sample timed with software counters (said), never an error."""
+    from typer.testing import CliRunner
+
+    from perfmodel.cli.app import app
+    from perfmodel.model import fit_model, save_model
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"instructions_per_image": rng.uniform(1e8, 1e9, 20)})
+    df["throughput_fps"] = 5.0 + df["instructions_per_image"] * 1e-8 + rng.normal(0, 0.01, 20)
+    model = tmp_path / "real.json"
+    save_model(fit_model(df, "throughput_fps", ["instructions_per_image"], kind="linear", select="fixed",
+                         provenance="real"), model)
+    r = CliRunner().invoke(app, ["predict", "-m", str(model), "--counters", "valgrind", "--images", "5",
+                                 "--traces", TRACE, "--", *LOOP])
+    assert r.exit_code == 0, r.output
+    assert "long-run estimate:" in r.output and "model: not applied:" in r.output
+    assert "real (PMU) counts" in r.output and "timed with software counters" in r.output
+    r = CliRunner().invoke(app, ["predict", "--json", "-m", str(model), "--counters", "valgrind", "--images", "5",
+                                 "--traces", TRACE, "--", *LOOP])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["counters"]["counters_used"] == "software" and out["long_run_fps"] > 0
+    assert out["model"]["applied"] is False and "software counters" in out["model"]["reason"]
+
+
+def test_state_model_is_chosen_validated_and_fitted_on_one_row_set(tmp_path):
+    """10 board traces, 6 of them carrying a CPU % that varies: the term choice, its nested leave-one-trace-out
+    error, the pooled error it is compared with and the fit are all over the same traces, and the reason says
+    how many."""
+    from perfmodel.model.longrun import _loo_rmse, _nested_loo_rmse
+
+    table = trace_ratios(read_dataset(write_board_traces(tmp_path / "b"))).sort_values("start_temp_c")
+    table = table.reset_index(drop=True)
+    table["cpu_percent"] = [90.0, 95.0, 99.0, 92.0, 97.0, 94.0] + [np.nan] * 4  # the 6 coldest carry it
+    choice = choose_ratio(table, hot_state(38.0))
+    assert choice.estimator == "state-model", choice.reason
+    st = choice.state
+    rows = pd.DataFrame(st.traces)
+    assert st.n == len(rows) == 10 and "over the same 10 traces" in choice.reason
+    assert "cpu_percent" not in st.candidates  # carried by 6 of 10: the row set of 10 without it
+    X, y = rows[st.candidates].to_numpy(dtype="float64"), np.log(rows["ratio"].to_numpy(dtype="float64"))
+    subsets = [[st.candidates.index(f) for f in c] for c in st.subsets]
+    assert st.cv_rmse == pytest.approx(_nested_loo_rmse(X, y, subsets))
+    assert st.pooled_cv_rmse == pytest.approx(_loo_rmse(None, y))
+    # all 10 carry it: the larger set over the same 10
+    table["cpu_percent"] = [90.0, 95.0, 99.0, 92.0, 97.0, 94.0, 91.0, 96.0, 93.0, 98.0]
+    st = choose_ratio(table, hot_state(38.0)).state
+    assert st.n == 10 and "cpu_percent" in st.candidates
+    # a board feature on 6 traces only: everything over those 6, said
+    part = table.copy()
+    part.loc[6:, ["start_temp_c", "temp_rise_c_per_s", "freq_mhz"]] = np.nan
+    c = choose_ratio(part, hot_state(38.0))
+    assert c.state.n == 6 and "over the same 6 of 10 traces" in c.reason, c.reason
+
+
+def perf_intervals(stamps_counts: list[tuple[float, str, str]]) -> str:
+    """perf stat -x, -I output: one row per (stamp, instructions field, cycles field)."""
+    out = ["# started on Mon Jan  1 00:00:00 2024", ""]
+    for t, ins, cyc in stamps_counts:
+        out.append(f"{t:.9f},{ins},,instructions,100000,100.00,,")
+        out.append(f"{t:.9f},{cyc},,cycles,100000,100.00,,")
+    return "\n".join(out) + "\n"
+
+
+def test_perf_window_counts_never_undercount():
+    from perfmodel.collect.command import _window_counts
+
+    full = perf_intervals([(0.1, "1000", "2000"), (0.2, "1000", "2000"), (0.3, "1000", "2000")])
+    out, why = _window_counts(full, 0.05, 0.25)
+    assert not why and out["instructions"].value == pytest.approx(2000.0)  # 0.5 + 1 + 0.5 intervals
+    # the intervals end before the window does: the window's end was never counted
+    out, _ = _window_counts(full, 0.05, 0.45)
+    for e in ("instructions", "cycles"):
+        assert math.isnan(out[e].value) and "before the sample's end" in out[e].reason
+    # an interval in the middle not counted: that event is missing, the other counted
+    gap = perf_intervals([(0.1, "1000", "2000"), (0.2, "<not counted>", "2000"), (0.3, "1000", "2000")])
+    out, _ = _window_counts(gap, 0.05, 0.25)
+    assert math.isnan(out["instructions"].value) and "not counted" in out["instructions"].reason
+    assert "1 of the 3 intervals" in out["instructions"].reason
+    assert out["cycles"].value == pytest.approx(4000.0) and out["cycles"].provenance == "real"
+    # never counted at all: the machine's own status
+    out, _ = _window_counts(perf_intervals([(0.1, "<not supported>", "1"), (0.2, "<not supported>", "1")]), 0, 0.2)
+    assert math.isnan(out["instructions"].value) and "not supported" in out["instructions"].reason
+
+
+@pytest.mark.parametrize("own", ["C.UTF-8", None])
+def test_perf_line_sample_runs_perf_under_lc_all_c_and_the_command_under_its_own(tmp_path, monkeypatch, own):
+    from perfmodel.collect.command import sample_command_counted
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    perf = bin_dir / "perf"
+    perf.write_text(FAKE_PERF.format(py=PY).replace(
+        "import subprocess, sys, time",
+        "import os, subprocess, sys, time\nopen(os.environ['PERF_SAW'], 'w').write(str(os.environ.get('LC_ALL')))"))
+    perf.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("PERF_SAW", str(tmp_path / "perf_saw"))
+    if own is None:
+        monkeypatch.delenv("LC_ALL", raising=False)
+    else:
+        monkeypatch.setenv("LC_ALL", own)
+    saw = tmp_path / "cmd_saw"
+    cmd = [PY, "-c", f"import os\nopen({str(saw)!r}, 'w').write(str(os.environ.get('LC_ALL')))\n" + LOOP[2]]
+    smp, readings, how = sample_command_counted(cmd, counters="perf", images=5)
+    assert how["counters_used"] == "perf" and smp.images == 5
+    assert (tmp_path / "perf_saw").read_text() == "C"  # perf's -x, output is parsed in the C locale
+    assert saw.read_text() == str(own)  # the command keeps its own locale (unset stays unset)
+    assert readings["instructions"].available
+
+
+def test_traces_from_counts_the_traces_the_ratio_used(tmp_path):
+    from perfmodel.workflows.quick import long_run_from_sample
+
+    recs = pd.concat([board_trace(f"onnxruntime__squeezenet1_1__t1__r{k}__trace-perf", t, seed=k)
+                      for k, t in enumerate(START_TEMPS)], ignore_index=True)
+    # 4 of the 10 traces carry no temperature or frequency: the state model uses the other 6
+    gone = recs["cell_id"].str.contains(r"__r[6-9]__") & recs["metric"].isin(["temperature_c", "freq_mhz"])
+    recs.loc[gone, "value"], recs.loc[gone, "reason"], recs.loc[gone, "provenance"] = np.nan, "no sensor", "none"
+    write_dataset(tmp_path / "t", validate(recs), {"board": "board"})
+    lr = long_run_from_sample(50.0, "onnxruntime", 1, [tmp_path / "t"], state=hot_state(38.0))
+    assert lr["ratio_estimator"] == "state-model", lr["ratio_estimator_reason"]
+    assert lr["n_traces"] == 6 and lr["traces_from"].startswith("6 trace(s) (of 10) of onnxruntime")
+    lr = long_run_from_sample(50.0, "onnxruntime", 1, [tmp_path / "t"], state=None)  # pooled: all 10
+    assert lr["n_traces"] == 10 and lr["traces_from"].startswith("10 trace(s) of onnxruntime")

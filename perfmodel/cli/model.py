@@ -298,8 +298,11 @@ def predict_cmd(
     two_phase: bool = typer.Option(False, "--two-phase", help="-- CMD sample: time the command by the "
                                    "two-phase method (whole run of --images images minus --load-command's "
                                    "run, / N) instead of its lines."),
-    load_command: str = typer.Option(None, "--load-command", help="With --two-phase: the command loading "
-                                     "the model and running no image (one string, shell-quoted)."),
+    load_command: str = typer.Option(None, "--load-command", help="With --two-phase, or with --model and "
+                                     "-- CMD: the command loading the model and running no image (one string, "
+                                     "shell-quoted); per image = (s1 - s2) / N, start-up excluded. With --model "
+                                     "and without it, the run's per-image time includes start-up and gives no "
+                                     "long-run estimate."),
     counters: str = typer.Option("auto", "--counters", help="Counter source of the quick sample. With -- CMD: "
                                  "perf (the command under perf stat; a line sample: its -I 100 intervals "
                                  "over the sample's own window, / images), software (CPU time, OS counters) "
@@ -400,6 +403,10 @@ def predict_cmd(
                                     counters=counters, progress_regex=progress_regex, two_phase=two_phase,
                                     seconds=seconds)
         if reason is not None:
+            if counters == "valgrind":  # the sample is timed: never under valgrind's simulator
+                sample_args["counters"] = "software"
+                reason += ("; the sample was timed with software counters (--counters valgrind runs the command "
+                           "under the cache simulator, tens of times slower: no timing)")
             est = command_sample_estimate(list(command), **sample_args)
             est["model"] = {"path": str(model_path), "applied": False, "reason": reason}
             if json_out:
@@ -432,7 +439,8 @@ def predict_cmd(
         df = csv_samples(csv)
     elif command:  # one run: the model's features and the sample beside its prediction (stored with --save)
         df, measured = command_samples(model, list(command), images=images, counters=counters, framework=framework,
-                                       network=network, threads=threads, timeout=timeout)
+                                       network=network, threads=threads, timeout=timeout,
+                                       load_command=load_command)
         command_est = command_estimate(measured, framework=framework, network=network, threads=threads,
                                        traces=traces, alpha=alpha, save=save)
     else:

@@ -157,7 +157,7 @@ def measure_command(argv: str | Sequence[str], images: int, load_argv: str | Seq
                     counters: str = "auto", repeats: int = 1, *, events: Sequence[str] | None = None,
                     geometry: Any = None, timeout: float | None = None, run_id: str | None = None,
                     board: str | None = None, cell_id: str | None = None, workload: str | None = None,
-                    framework: str = "", network: str = "", threads: int = 1):
+                    framework: str = "", network: str = "", threads: int = 1, around_full=None):
     """``(records, meta)``: per-image figures of a whole command (module docstring) as long records with
     ``phase="command"``, and how they were measured (``command``, ``load_command``, ``images``, ``repeats``,
     ``counters``, ``counters_used``, ``method``, ``wall_s`` per repeat, ``geometry``; ``note``: how a per-image
@@ -166,6 +166,8 @@ def measure_command(argv: str | Sequence[str], images: int, load_argv: str | Seq
     ``latency_ms`` = (wall(s1) - wall(s2)) / N; ``cpu_percent`` = CPU time / wall time of the same
     difference (software counters). A per-image value that comes out <= 0 (load-only run longer than
     the full run: N too small to resolve) is NaN with that reason, never a negative count.
+    ``around_full``: called with ``"start"`` and ``"end"`` around each full run (e.g. to read the machine's
+    state over it, not over the load-only run).
     """
     import pandas as pd
 
@@ -193,7 +195,11 @@ def measure_command(argv: str | Sequence[str], images: int, load_argv: str | Seq
     per_rep: list[dict[str, Reading]] = []
     walls: list[tuple[float, float]] = []
     for _ in range(repeats):
+        if around_full is not None:
+            around_full("start")
         w1, r1 = run(full)
+        if around_full is not None:
+            around_full("end")
         w2, r2 = run(load) if load is not None else (0.0, {})
         walls.append((w1, w2))
         per_rep.append({"__wall1": w1, "__wall2": w2, "full": r1, "load": r2})  # type: ignore[dict-item]
@@ -386,46 +392,60 @@ def resolve_sample_counters(counters: str) -> tuple[str, str | None]:
 
 def _window_counts(text: str, a: float, b: float) -> tuple[dict[str, Reading], str]:
     """Counts of ``perf stat -x, -I`` output over ``[a, b]`` s (perf's clock, from its start): each interval
-    ``(previous stamp, stamp]`` by the share of it inside the window. ``({}, reason)`` without intervals."""
+    ``(previous stamp, stamp]`` by the share of it inside the window. ``({}, reason)`` without intervals.
+    An event is NaN with the reason, never an undercount, where perf's intervals end before ``b`` or where
+    any interval overlapping the window did not count it (``<not counted>``, ``<not supported>``, absent)."""
     from perfmodel.counters.perf_stat import parse_perf_stat
 
     res = parse_perf_stat(text)
     groups = res.intervals()
     if not groups:
         return {}, "perf stat wrote no interval"
-    acc: dict[str, list] = {}
+    overlapping: list[tuple[float, dict]] = []
     prev = 0.0
     for stamp, rows in groups:
         share = max(0.0, min(b, stamp) - max(a, prev)) / (stamp - prev) if stamp > prev else 0.0
         prev = stamp
-        if share <= 0:
-            continue
-        for r in rows:
-            e = acc.setdefault(r.event, [0.0, r, False])
-            if r.available:
-                e[0] += r.value * share
-                e[2] = True
+        if share > 0:
+            overlapping.append((share, {r.event: r for r in rows}))
+    last = groups[-1][0]
+    short = (f"perf stat's intervals end at {last:.3f} s, before the sample's end at {b:.3f} s (the window's end "
+             "was not counted)") if last < b else ""
     from perfmodel.counters.perf_stat import canonical_name
     from perfmodel.counters.perf_event import _SOFTWARE
 
+    events = list(dict.fromkeys(e for _, rows in overlapping for e in rows))
     out: dict[str, Reading] = {}
-    for event, (total, row, counted) in acc.items():
+    for event in events:
         name = canonical_name(event)
         src = f"perf stat -I {SAMPLE_PERF_INTERVAL_MS}:{event}, the intervals overlapping the sample"
+        row = next(rows[event] for _, rows in overlapping if event in rows)
         unit = "ms" if row.unit == "msec" else (row.unit or "count")
-        if counted:
+        gaps = [rows.get(event) for _, rows in overlapping if event not in rows or not rows[event].available]
+        if len(gaps) == len(overlapping):
+            status = next((r.status for r in gaps if r is not None and r.status), "not counted")
+            reason = f"perf stat: {status} (by this machine, over the sample)"
+        elif gaps:
+            status = next((r.status for r in gaps if r is not None and r.status), "absent")
+            reason = (f"perf stat: {status} in {len(gaps)} of the {len(overlapping)} intervals overlapping the "
+                      "sample (a partial count is not a count)")
+        elif short:
+            reason = short
+        else:
+            total = sum(share * rows[event].value for share, rows in overlapping)
             out.setdefault(name, Reading(name, total, unit, src, "software" if row.base_event in _SOFTWARE
                                          else "real"))
-        else:
-            reason = f"perf stat: {row.status or 'not counted'} (by this machine, over the sample)"
-            out.setdefault(name, Reading.missing(name, reason, unit, src))
+            continue
+        out.setdefault(name, Reading.missing(name, reason, unit, src))
     return out, ""
 
 
 def sample_command_counted(argv: Sequence[str], *, counters: str = "auto", events: Sequence[str] | None = None,
                            sensors=None, **sample_kw):
     """A line sample of a command (:func:`perfmodel.collect.lines.sample_command`) with its counts per image:
-    ``(sample, readings, how)``. ``perf``: the command runs under ``perf stat -x, -I 100`` and the counts
+    ``(sample, readings, how)``. ``perf``: the command runs under ``perf stat -x, -I 100`` (perf with
+    ``LC_ALL=C``, the command with the user's own ``LC_ALL``: ``env LC_ALL=C perf stat ... -- env
+    LC_ALL=<own> CMD``, ``env -u LC_ALL`` where it was unset) and the counts
     of the intervals overlapping the sample's window (end of the warm-up to the last counted image) are
     divided by the images counted; ``software``: the command's CPU time per image (psutil, needs
     ``sensors``' state points). Hardware events not counted are NaN with the reason, never a number."""
@@ -442,8 +462,13 @@ def sample_command_counted(argv: Sequence[str], *, counters: str = "auto", event
         stat = Path(tmp) / "stat.csv"
         if used == "perf":
             names = perf_event_names(list(events or default_events()))
-            wrap = [str(perf_binary()), "stat", "-x,", "-o", str(stat), "-I", str(SAMPLE_PERF_INTERVAL_MS),
-                    "-e", ",".join(names), "--"]
+            # perf under LC_ALL=C (as run_perf_stat: no decimal commas in its -x, output); the command itself
+            # under the user's own LC_ALL again (set back, or unset where it was unset)
+            env_bin = shutil.which("env") or "/usr/bin/env"
+            own = os.environ.get("LC_ALL")
+            wrap = [env_bin, "LC_ALL=C", str(perf_binary()), "stat", "-x,", "-o", str(stat), "-I",
+                    str(SAMPLE_PERF_INTERVAL_MS), "-e", ",".join(names), "--", env_bin,
+                    *(["-u", "LC_ALL"] if own is None else [f"LC_ALL={own}"])]
         smp = sample_command(list(argv), sensors=sensors, wrap=wrap, **sample_kw,
                              linger_s=2.5 * SAMPLE_PERF_INTERVAL_MS / 1e3 if wrap else 0.0)
         if used == "perf":

@@ -231,6 +231,9 @@ class StateRatio:
     cv_rmse: float
     pooled_cv_rmse: float
     traces: list[dict[str, Any]] = field(default_factory=list)
+    #: the terms the choice was made among and the subsets tried (:func:`choose_ratio`; empty when fitted directly)
+    candidates: list[str] = field(default_factory=list)
+    subsets: list[list[str]] = field(default_factory=list)
 
     @classmethod
     def fit(cls, table: pd.DataFrame, features: Sequence[str]) -> "StateRatio":
@@ -282,7 +285,8 @@ class StateRatio:
     def to_dict(self) -> dict[str, Any]:
         return {"features": self.features, "intercept": self.intercept, "coef": dict(zip(self.features, self.coef)),
                 "resid_sd": self.resid_sd, "n_traces": self.n, "cv_rmse_log": self.cv_rmse,
-                "pooled_cv_rmse_log": self.pooled_cv_rmse, "formula": self.describe()}
+                "pooled_cv_rmse_log": self.pooled_cv_rmse, "candidates": list(self.candidates),
+                "formula": self.describe()}
 
 
 @dataclass
@@ -340,7 +344,9 @@ def choose_ratio(table: pd.DataFrame, sample: SampleState | None, *,
     :data:`BOARD_FEATURES` among them, with the lowest leave-one-trace-out error; a term whose sample value lies
     more than a quarter of the traces' range outside it is left out (never extrapolated). It is used only when its
     leave-one-trace-out RMSE of ``log r`` (the choice of terms made again without each trace left out) is
-    below the pooled ratio's on the same traces."""
+    below the pooled ratio's on the same traces. Everything (the choice of terms, its nested error, the pooled
+    error it is compared with, the fit shipped) is done on one row set: the traces carrying in full the
+    feature set that the most traces carry (the larger set on a tie), said in the reason."""
     pooled = LongRunRatio.fit(table)
 
     def fallback(why: str) -> RatioChoice:
@@ -367,26 +373,44 @@ def choose_ratio(table: pd.DataFrame, sample: SampleState | None, *,
             outside.append(f"{f} {sample.value(f):.4g} (traces {lo:.4g}..{hi:.4g})")
     if not any(f in BOARD_FEATURES for f in have):
         return fallback(f"the sample's {', '.join(outside)} lies outside the traces' range: the pooled ratio")
-    X = table[have].to_numpy(dtype="float64")
-    carrying = int((np.isfinite(X).all(axis=1)).sum())
+    ratio = table["ratio"].to_numpy(dtype="float64")
+    with_ratio = np.isfinite(ratio) & (ratio > 0)
+
+    def rows_of(cols: list[str]) -> np.ndarray:
+        return with_ratio & np.isfinite(table[cols].to_numpy(dtype="float64")).all(axis=1)
+
+    # one row set for everything (term choice, its nested error, the pooled error it is compared with, the fit):
+    # the traces carrying the feature set (one board feature among it) that the most traces carry in full, the
+    # larger set on a tie - chosen from which readings the traces have, never from their ratios
+    sets = [list(c) for k in range(1, len(have) + 1) for c in itertools.combinations(have, k)
+            if any(f in BOARD_FEATURES for f in c)]
+    cols = max(sets, key=lambda c: (int(rows_of(c).sum()), len(c)))
+    rows = rows_of(cols)
+    carrying = int(rows.sum())
     if carrying < min_traces:
-        return fallback(f"only {carrying} trace(s) carry {', '.join(have)} (a state model needs {min_traces}): "
+        return fallback(f"only {carrying} trace(s) carry {', '.join(cols)} (a state model needs {min_traces}): "
                         "the pooled ratio")
+    sub = table[rows]
+    cols = [f for f in cols if _varies(sub[f].to_numpy(dtype="float64"))]  # on the traces used
+    if not any(f in BOARD_FEATURES for f in cols):
+        return fallback(f"the {carrying} traces carrying the sample's state do not vary in "
+                        f"{' / '.join(present)}: the pooled ratio")
+    Xk, y = sub[cols].to_numpy(dtype="float64"), np.log(sub["ratio"].to_numpy(dtype="float64"))
     p_max = max(1, (carrying - 2) // 3)
-    keep = np.isfinite(X).all(axis=1) & np.isfinite(table["ratio"].to_numpy(dtype="float64"))
-    Xk, y = X[keep], np.log(table["ratio"].to_numpy(dtype="float64")[keep])
-    subsets = [list(c) for k in range(1, p_max + 1) for c in itertools.combinations(range(len(have)), k)
-               if any(have[j] in BOARD_FEATURES for j in c)]
+    subsets = [list(c) for k in range(1, p_max + 1) for c in itertools.combinations(range(len(cols)), k)
+               if any(cols[j] in BOARD_FEATURES for j in c)]
     best = _best_subset(Xk, y, subsets)
-    feats = [have[j] for j in best]
+    feats = [cols[j] for j in best]
     try:
-        model = StateRatio.fit(table, feats)
+        model = StateRatio.fit(sub, feats)  # on the rows it is validated on
     except PerfmodelError as exc:
         return fallback(f"no state model: {exc}: the pooled ratio")
     model.cv_rmse = _nested_loo_rmse(Xk, y, subsets)  # the choice of terms made again without each trace
+    model.candidates, model.subsets = list(cols), [[cols[j] for j in c] for c in subsets]
+    left_out = f" of {len(table)}" if carrying < len(table) else ""
     cv = (f"leave-one-trace-out RMSE of log ratio {model.cv_rmse:.4f} (terms chosen among {len(subsets)} "
-          f"subset(s) without the trace left out) vs the pooled ratio's {model.pooled_cv_rmse:.4f} over "
-          f"{model.n} traces")
+          f"subset(s) without the trace left out) vs the pooled ratio's {model.pooled_cv_rmse:.4f} over the "
+          f"same {model.n}{left_out} traces (those carrying {', '.join(cols)})")
     if not model.cv_rmse < model.pooled_cv_rmse:
         return fallback(f"the state model ({', '.join(feats)}) does not beat the pooled ratio: {cv}")
     left = f" ({', '.join(outside)} outside the traces' range, left out)" if outside else ""

@@ -83,6 +83,18 @@ class CommandSample:
     records: Any = None  #: long records (pandas), phase="command"
     how: dict[str, Any] = field(default_factory=dict)  #: counter source and method of the records
     intervals_s: list[float] = field(default_factory=list)  #: per-image times (s) where the lines gave them
+    #: why the measurement's time is no steady-state throughput (``fps`` then NaN; no long-run estimate and
+    #: no ``throughput_fps`` saved): start-up included, or timed under valgrind's simulator
+    no_throughput: str | None = None
+
+
+#: why a run timed under valgrind gives no throughput (callgrind runs the command tens of times slower)
+VALGRIND_TIMED = ("timed under valgrind's simulator (callgrind runs the command tens of times slower): its wall "
+                  "time is no throughput")
+#: why a model's whole run (no load-only command) gives no throughput for the long-run estimate
+STARTUP_TIMED = ("the model's measurement times the whole run including start-up and model load (s1 / N): give "
+                 "--load-command (the same command loading its model and running no image: per image = "
+                 "(s1 - s2) / N) or run without --model for a line-timed sample")
 
 
 def state_from_points(a, b, *, cpu_percent: Reading | None = None):
@@ -161,6 +173,10 @@ def command_sample(command: Sequence[str], *, images: int | None = None, seconds
             from perfmodel.collect.lines import StatePoint
             from perfmodel.data import wide_per_cell
 
+            if counters == "valgrind":
+                raise PerfmodelError(f"--two-phase times the command: {VALGRIND_TIMED}; give --counters auto, "
+                                     "perf or software (valgrind's simulated counts: perfmodel predict --model M "
+                                     "-- CMD, or perfmodel collect --command)")
             if not load_command:
                 raise PerfmodelError("--two-phase needs --load-command (the same command loading its model and "
                                      "running no image): per image = (s1 - s2) / N")
@@ -230,11 +246,13 @@ def _command_records(command: Sequence[str], readings: dict[str, Reading], *, fr
 
 def measure_command_sample(command: Sequence[str], *, images: int, counters: str, framework: str | None,
                            network: str | None, threads: int | None, timeout: float,
-                           sensor_root: str | Path = "/") -> CommandSample:
-    """A whole run of a command for a model's features (:func:`perfmodel.collect.command.measure_command`:
-    per image = its wall time / ``images``, which includes start-up and model load) and the machine's
-    state before and after it; its throughput is the sample of the long-run estimate beside the model's
-    prediction (the command runs once)."""
+                           load_command: str | None = None, sensor_root: str | Path = "/") -> CommandSample:
+    """A whole run of a command for a model's features (:func:`perfmodel.collect.command.measure_command`)
+    and the machine's state before and after its full run; the command runs once (and its load-only
+    command once). Its throughput is the sample of the long-run estimate beside the model's prediction
+    only where it excludes start-up: with ``load_command`` (per image = (s1 - s2) / N). Without one (per
+    image = s1 / N, start-up and model load included) or timed under valgrind, ``fps`` is NaN and
+    ``no_throughput`` says why (never a start-up-inclusive or simulator-slowed throughput)."""
     import shlex
 
     from perfmodel.collect.command import measure_command
@@ -242,23 +260,37 @@ def measure_command_sample(command: Sequence[str], *, images: int, counters: str
     from perfmodel.data import wide_per_cell
 
     sset = _sensors(sensor_root)
+    points: dict[str, StatePoint] = {}
+
+    def around_full(when: str) -> None:  # the state over the full run only (not the load-only run)
+        if when not in points:
+            points[when] = StatePoint(time.monotonic(), sset.read())
+
     try:
-        a = StatePoint(time.monotonic(), sset.read())
-        rec, measured = measure_command(list(command), images, counters=counters, framework=framework or "",
-                                        network=network or "", threads=1 if threads is None else threads,
-                                        timeout=timeout)
-        b = StatePoint(time.monotonic(), sset.read())
+        rec, measured = measure_command(list(command), images, load_argv=load_command, counters=counters,
+                                        framework=framework or "", network=network or "",
+                                        threads=1 if threads is None else threads, timeout=timeout,
+                                        around_full=around_full)
     finally:
         sset.close()
     wide = wide_per_cell(rec).frame
     lat = float(wide["latency_ms"].iloc[0]) if "latency_ms" in wide else math.nan
     n = int(images)
     shown = shlex.join([str(c) for c in command])
-    return CommandSample([str(c) for c in command], 1e3 / lat if math.isfinite(lat) and lat > 0 else math.nan,
-                         0.0, n, None, f"whole run of {shown} / {n} image(s) ({measured['method']})",
-                         {"images": n, "method": measured["method"], "wall_s": measured["wall_s"]},
-                         state_from_points(a, b, cpu_percent=_reading(rec, "cpu_percent")), rec,
-                         {k: v for k, v in measured.items() if k != "note"} | {"note": measured["note"]})
+    why = VALGRIND_TIMED if measured["counters_used"] == "valgrind" else None if load_command else STARTUP_TIMED
+    fps = 1e3 / lat if why is None and math.isfinite(lat) and lat > 0 else math.nan
+    what = (f"whole run of {shown} / {n} image(s) ({measured['method']}"
+            + (f", load-only {load_command}" if load_command else "") + ")")
+    state = state_from_points(points.get("start"), points.get("end"),
+                              cpu_percent=_reading(rec, "cpu_percent"))
+    for f in ("start_temp_c", "temp_rise_c_per_s", "freq_mhz"):  # where each figure was read, said
+        if f in state.sources:
+            state.sources[f] += " (before and after the full run, start-up included)"
+    return CommandSample([str(c) for c in command], fps, 0.0, n, None, what,
+                         {"images": n, "method": measured["method"], "wall_s": measured["wall_s"],
+                          "load_command": load_command},
+                         state, rec, {k: v for k, v in measured.items() if k != "note"} | {"note": measured["note"]},
+                         no_throughput=why)
 
 
 def long_run_estimate(cs: CommandSample, *, framework: str | None = None, threads: int | None = None,
@@ -270,8 +302,8 @@ def long_run_estimate(cs: CommandSample, *, framework: str | None = None, thread
     the traces' period), or 2 s for a whole run."""
     out = {"command": cs.command, "sample_fps": cs.fps, "images": cs.images, "sample": cs.sample, "alpha": alpha,
            "sample_state": cs.state.to_dict()}
-    if not (math.isfinite(cs.fps) and cs.fps > 0):
-        reason = "the measurement gave no per-image time"
+    if cs.no_throughput or not (math.isfinite(cs.fps) and cs.fps > 0):
+        reason = cs.no_throughput or "the measurement gave no per-image time"
         out.update(long_run_fps=math.nan, lo=math.nan, hi=math.nan, reason=reason,
                    estimator=f"{cs.what}; no long-run estimate: {reason}")
         return out
@@ -313,6 +345,11 @@ def save_sample(out: str | Path, cs: CommandSample, est: dict, *, framework: str
     cell_id = f"command-sample__{digest}__{run_id}__{cs.how.get('counters_used') or 'software'}"
     rec = cs.records.copy()
     rec["cell_id"], rec["run_id"] = cell_id, run_id
+    if cs.no_throughput:  # a start-up-inclusive or simulator-slowed time is never stored as a throughput
+        timed = rec["metric"].isin(["latency_ms", "throughput_fps"])
+        rec.loc[timed, "value"] = math.nan
+        rec.loc[timed, "reason"] = cs.no_throughput
+        rec.loc[timed, "provenance"] = "none"
     from perfmodel.metrics import EVENTS
 
     missing = rec[rec["value"].isna() & rec["metric"].isin(list(EVENTS))]
@@ -321,7 +358,7 @@ def save_sample(out: str | Path, cs: CommandSample, est: dict, *, framework: str
         if len(missing) else "")
     meta = {"mode": "command-sample", "command": cs.command, "framework": framework, "network": network,
             "threads": threads, "images": cs.images, "method": cs.what, "per_image_s": cs.intervals_s,
-            "sample_fps": cs.fps, "sample": cs.sample, "sample_state": cs.state.to_dict(),
+            "sample_fps": cs.fps, "no_throughput": cs.no_throughput, "sample": cs.sample, "sample_state": cs.state.to_dict(),
             "long_run_fps": est.get("long_run_fps"), "lo": est.get("lo"), "hi": est.get("hi"),
             "estimator": est.get("estimator"), "ratio_estimator": est.get("ratio_estimator"),
             "counters": cs.how.get("counters"), "counters_used": cs.how.get("counters_used"),

@@ -66,7 +66,8 @@ def csv_samples(csv: Path):
 
 
 def command_samples(model, command: list[str], *, images: int, counters: str, framework: str | None,
-                    network: str | None, threads: int | None, timeout: float, sensor_root: str | Path = "/"):
+                    network: str | None, threads: int | None, timeout: float, load_command: str | None = None,
+                    sensor_root: str | Path = "/"):
     """``(wide cell table, sample)`` of a measured command
     (:func:`perfmodel.workflows.command.measure_command_sample`: one whole run, the machine's state before
     and after), refused before it runs when it cannot give the model's features (:func:`command_problems`).
@@ -79,7 +80,8 @@ def command_samples(model, command: list[str], *, images: int, counters: str, fr
         raise PerfmodelError(f"this model cannot be applied to a measured command as asked: "
                              f"{'; '.join(problems)}")
     cs = measure_command_sample(list(command), images=images, counters=counters, framework=framework,
-                                network=network, threads=threads, timeout=timeout, sensor_root=sensor_root)
+                                network=network, threads=threads, timeout=timeout, load_command=load_command,
+                                sensor_root=sensor_root)
     return wide_per_cell(cs.records), cs
 
 

@@ -217,12 +217,14 @@ def long_run_from_sample(quick_fps: float, framework: str | None, threads: int, 
         same = table[(table["framework"] == framework) & (table["threads"] == int(threads))] if framework \
             else table.iloc[:0]
         if len(same) >= 2:
-            used, where = same, f"{len(same)} trace(s) of {framework}, {threads} thread(s)"
+            used, where = same, f"of {framework}, {threads} thread(s)"
         else:
             used = table
-            where = f"{len(table)} trace(s) of any framework / thread count " + (
+            where = "of any framework / thread count " + (
                 f"(fewer than 2 of {framework} x {threads})" if framework else "(no --framework named)")
         choice = choose_ratio(used, state)
+        # the traces the ratio used (a state model: those carrying the sample's state), not all of them
+        where = f"{choice.n} trace(s) " + (f"(of {len(used)}) " if choice.n != len(used) else "") + where
         pred, lo, hi = choice.predict(quick_fps, state, alpha, quick_rel_se)
         ratio = choice.ratio(state)
     except PerfmodelError as exc:
