@@ -8,7 +8,8 @@ interleaved (one of each per round, so the VM's drift hits them alike):
 - `perfmodel` console script, the model file already checked (its checked form in the cache: the usual case);
 - the same as `python -m perfmodel`;
 - the first run on a model file (a fresh, empty PERFMODEL_CACHE: the file is checked against its schema);
-- with --baseline DIR: `python -m perfmodel` of another checkout (e.g. `git worktree add --detach DIR COMMIT`).
+- with --baseline DIR: `python -m perfmodel` of another checkout (e.g. `git worktree add --detach DIR COMMIT`)
+  with that checkout's own trained/throughput_operator.json.
 """
 
 from __future__ import annotations
@@ -59,10 +60,11 @@ def main(argv=None) -> int:
     variants = {"perfmodel console script (model checked before)": ([exe, *tail], env, ROOT),
                 "python -m perfmodel (model checked before)": ([sys.executable, "-m", "perfmodel", *tail], env, ROOT),
                 "python -m perfmodel, first run on the model file (empty cache)": None}
-    if args.baseline is not None:
-        variants[f"baseline {args.baseline}: python -m perfmodel"] = (
-            [sys.executable, "-m", "perfmodel", *tail], {**os.environ, "PYTHONPATH": str(args.baseline.resolve())},
-            args.baseline.resolve())
+    if args.baseline is not None:  # with its own model file (an older perfmodel may not read a newer file)
+        base_model = str(args.baseline.resolve() / "trained" / "throughput_operator.json")
+        variants[f"baseline {args.baseline}: python -m perfmodel (its own trained/ model)"] = (
+            [sys.executable, "-m", "perfmodel", "predict", "--model", base_model, "--graph", graph, "--json"],
+            {**os.environ, "PYTHONPATH": str(args.baseline.resolve())}, args.baseline.resolve())
     _time([sys.executable, "-m", "perfmodel", *tail], env, ROOT)  # the checked form in the cache; files warm
     times: dict[str, list[float]] = {k: [] for k in variants}
     with tempfile.TemporaryDirectory() as tmp:
