@@ -325,7 +325,8 @@ def test_graph_fast_path_takes_only_plain_predict_graph_lines(tmp_path):
     full = [["predict", "--model", model, "--graph", g, "--help"], ["predict", "--model", model],
             ["predict", "--graph", g, "--graph", g, "--model", model], ["predict", "--graph", g, "--threads", "two"],
             ["predict", "--graph", g, "--dataset", "d"], ["predict", f"-m={model}", "--graph", g],
-            ["predict", "--model", model, "--graph", g, "--", "true"], ["--version"]]
+            ["predict", "--model", model, "--graph", g, "--", "true"], ["--version"],
+            ["predict", "--model", model, "--graph", g, "--threads", "\u0661"]]  # an Arabic-Indic 1: typer refuses it
     code = ("import sys\nfrom perfmodel.cli.entry import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n"
             "    pass\nfinally:\n    print('typer' in sys.modules, file=sys.stderr)")
     runs = [subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -429,3 +430,43 @@ def test_stem_schemes_name_the_first_conv_and_price_a_missing_type_by_its_parent
     as_other = dict(stem, input_hwc=[224, 224, 8])  # the same conv read as a non-stem one
     assert m.kernel_ms(cm, stem).ms == pytest.approx(m.kernel_ms(cm, as_other).ms, rel=1e-9)
     assert m.kernel_ms(cm, stem).ms > 0 and m.kernel_ms(cm, stem).type == "conv:other"
+
+
+def test_review_fixes_of_the_operator_model_file_and_fit(tmp_path, monkeypatch):
+    """The checked-form cache is keyed by what the checks depend on (schema version, features, ...); a model's
+    own parameter checks name the file; a version-1 file (without network_weight / type_scheme) still loads
+    and a saved file is version 2; network rows do not count towards a cell's minimum of kernel rows; a stem
+    without its own predictor is priced by its split type first."""
+    import perfmodel.model.operator as op
+
+    monkeypatch.setenv("PERFMODEL_CACHE", str(tmp_path / "cache"))
+    raw = b'{"format": "x"}'
+    first = op._checked_cache_path(raw)
+    monkeypatch.setattr(op, "FEATURES", op.FEATURES + ("extra",))
+    assert op._checked_cache_path(raw) != first
+    monkeypatch.undo()
+    monkeypatch.setenv("PERFMODEL_CACHE", str(tmp_path / "cache"))
+    kset, nets, _ = synthetic_set()
+    path = OperatorModel().fit(kset, nets).save(tmp_path / "op.json")
+    d = json.loads(path.read_text())
+    assert d["schema_version"] == 2
+    old = json.loads(json.dumps(d))
+    old["schema_version"] = 1
+    del old["params"]["network_weight"]
+    for c in old["cells"]:
+        del c["type_scheme"]
+    (tmp_path / "v1.json").write_text(json.dumps(old))
+    assert load_operator_model(tmp_path / "v1.json").network_weight == 0.0
+    bad = dict(d, params=dict(d["params"], kernel_predictor="bogus"))
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(InputFileError, match=r"bad.json.*is invalid: kernel_predictor 'bogus'"):
+        load_operator_model(tmp_path / "bad.json")
+    few = sorted(kset.units)[:4]  # 4 units + 6 network rows: still too few kernel rows
+    with pytest.raises(PerfmodelError, match="only 4 timed units"):
+        OperatorModel(network_weight=1.0).fit(kset, nets, unit_ids=few)
+    ten = sorted(kset.units)[:10]  # exactly enough: the held-out refits keep them all and the fit goes through
+    assert OperatorModel(network_weight=1.0).fit(kset, nets, unit_ids=ten).cell("onnxruntime", 1).n_units == 16
+    m = OperatorModel(type_scheme="stem").fit(kset, nets)
+    cm = m.cell("onnxruntime", 1)
+    stem3 = _kernel("conv", 224, 3, 64, 3, 1)
+    assert m.kernel_ms(cm, stem3).type == "conv:3x3s1"

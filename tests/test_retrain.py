@@ -481,3 +481,16 @@ def test_a_cell_adapted_to_opencvs_new_engine_prices_the_stem_on_its_own():
     back = OperatorModel.from_dict(json.loads(json.dumps(new.to_dict())))
     assert back.cell("onnxruntime", 1).type_scheme == "stem"
     assert back.kernel_ms(back.cell("onnxruntime", 1), stem).ms == pytest.approx(new.kernel_ms(cm, stem).ms)
+
+
+def test_a_stem_cell_adapted_back_to_the_classic_engine_drops_the_stem_scheme():
+    from perfmodel.model.adapt import _with_rule_scheme
+
+    model, _, _ = _fitted()
+    base = model.cell("onnxruntime", 1)
+    new_engine = _with_rule_scheme(model, base, "opencv-new")
+    assert new_engine.type_scheme == "stem" and "conv:stem" in new_engine.types
+    back = _with_rule_scheme(model, new_engine, "opencv")
+    assert back.type_scheme is None and "conv:stem" not in back.types
+    assert set(back.types) == set(base.types)
+    assert _with_rule_scheme(model, base, "opencv") is base

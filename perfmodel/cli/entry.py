@@ -45,6 +45,8 @@ def graph_fast_args(argv: list[str]) -> dict[str, Any] | None:
             return None
         if key in args:  # an option given twice: the full CLI's rules decide
             return None
+        if conv in (int, float) and not value.isascii():  # int("١") works, typer refuses it: its rules decide
+            return None
         try:
             args[key] = conv(value) if conv is not None else value
         except ValueError:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from perfmodel.model.operator import FEATURES, SCHEMA_VERSION, TREE_FEATURES, TYPE_SCHEMES
+from perfmodel.model.operator import FEATURES, READ_VERSIONS, TREE_FEATURES, TYPE_SCHEMES
 
 
 class _Strict(BaseModel):
@@ -95,7 +95,7 @@ class OperatorDocument(_Strict):
 
     @model_validator(mode="after")
     def _this_version(self) -> "OperatorDocument":
-        if self.schema_version != SCHEMA_VERSION or self.features != list(FEATURES):
+        if self.schema_version not in READ_VERSIONS or self.features != list(FEATURES):
             raise ValueError(f"schema_version {self.schema_version} with features {self.features}: this perfmodel "
-                             f"reads version {SCHEMA_VERSION} with {list(FEATURES)}")
+                             f"reads versions {', '.join(map(str, READ_VERSIONS))} with {list(FEATURES)}")
         return self

@@ -134,10 +134,26 @@ def choose_networks(model: OperatorModel, network_kernels: Mapping[str, Mapping[
 RULE_SCHEMES = {"opencv-new": "stem"}
 
 
+#: one conv of each finer class (stem, 3x3/2, larger): which of them a scheme has
+_SCHEME_PROBES = [{"type": "conv", "kernel_size": k, "stride": st, "input_hwc": [8, 8, c]}
+                  for k, st, c in (([7, 7], [2, 2], 3), ([3, 3], [2, 2], 16), ([5, 5], [1, 1], 16))]
+
+
 def _with_rule_scheme(model: OperatorModel, base: CellModel, rules: str) -> CellModel:
     """``base`` ready to be adapted to ``rules``' engine: with that engine's type scheme (:data:`RULE_SCHEMES`),
     each finer type starting from its parent's predictor (its own scale then comes from the sample)."""
     scheme = RULE_SCHEMES.get(rules)
+    if scheme is None and base.type_scheme not in (None, model.type_scheme):
+        # back to an engine without a scheme of its own (a cell adapted to opencv-new, now to classic OpenCV): the
+        # model's scheme, without the finer types it does not have
+        cm = copy.deepcopy(base)
+        cm.type_scheme = None
+        finer = {type_key(k, model.type_scheme) for k in _SCHEME_PROBES}
+        for t in PARENT_TYPES:
+            if t not in finer:
+                cm.types.pop(t, None)
+                cm.forest.pop(t, None)
+        return cm
     if scheme is None or (base.type_scheme or model.type_scheme) != "split":
         return base
     cm = copy.deepcopy(base)

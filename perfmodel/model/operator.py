@@ -40,7 +40,10 @@ import numpy as np
 from perfmodel.errors import InputFileError, PerfmodelError
 
 FORMAT = "perfmodel-operator-model"
-SCHEMA_VERSION = 1
+#: written; 2 added params.network_weight and cells[].type_scheme (an older perfmodel refuses a version-2 file by
+#: its version, not by an unknown field)
+SCHEMA_VERSION = 2
+READ_VERSIONS = (1, 2)  #: read (a version-1 file has the new fields' defaults)
 KERNEL_PREDICTORS = ("nnls", "ridge", "loglinear", "forest")
 TYPE_SCHEMES = ("base", "split", "stem", "stem2")
 OVERHEAD_FORMS = ("add", "affine")
@@ -302,8 +305,9 @@ class OperatorModel:
     def _fit_cell(self, kset: Any, cell: tuple[str, int], use_units: set[str] | None, src: str,
                   cv: bool = True) -> CellModel:
         rows = self._unit_rows(kset, cell, use_units, src)
-        if len(rows) < 10:
-            raise ThinCellError(f"{cell[0]} x{cell[1]}: only {len(rows)} timed units / profiled kernels (need 10)")
+        n_kernel_rows = sum(not isinstance(rec, NetworkRow) for rec, _, _ in rows)
+        if n_kernel_rows < 10:
+            raise ThinCellError(f"{cell[0]} x{cell[1]}: only {n_kernel_rows} timed units / profiled kernels (need 10)")
         types = sorted({type_key(k, self.type_scheme) for _, ks, _ in rows for k in ks})
         X, y, rw = self._design(rows, types)
         beta = self._solve(X, y, rw)
@@ -324,7 +328,7 @@ class OperatorModel:
         cm.unit_cv_mape = self._unit_cv(rows, types) if cv else math.nan
         return cm
 
-    def _held_out_cell(self, cm: CellModel, cell: tuple[str, int], exclude: set[str]) -> CellModel:
+    def _held_out_cell(self, cm: CellModel, cell: tuple[str, int], exclude: set[str]) -> CellModel | None:
         """``cm`` refitted without ``exclude``'s profiles and whole-network rows (``network_weight`` > 0: those
         rows fit the networks' times, so the interval's leave-one-network-out spread must refit them too)."""
         data = getattr(self, "_fit_data", None)
@@ -332,9 +336,12 @@ class OperatorModel:
             return cm
         kset, use_units = data
         kept = self._profile_networks
+        every = set(kset.profiles.get(cell, {})) | set(kset.network_ms.get(cell, {}))
         try:
-            self._profile_networks = set(kept if kept is not None else kset.network_ms.get(cell, {})) - exclude
+            self._profile_networks = set(kept if kept is not None else every) - exclude
             held = self._fit_cell(kset, cell, use_units, cm.source, cv=False)
+        except ThinCellError:  # too few rows without it: this network gives no leave-one-out error
+            return None
         finally:
             self._profile_networks = kept
         held.rules = cm.rules
@@ -449,6 +456,8 @@ class OperatorModel:
             if len(rest) < 2:
                 continue
             held = self._held_out_cell(cm, cell, {n, *siblings})
+            if held is None:
+                continue
             raw_h = raw if held is cm else {m: self.raw_ms(held, network_kernels[m][cell[0]]) for m in [n, *rest]}
             ov = _overhead(self.overhead_form, [raw_h[m] for m in rest], [meas[m] for m in rest])
             pred = ov["a"] + ov["b"] * raw_h[n]
@@ -461,7 +470,8 @@ class OperatorModel:
         """The kernel's type key in ``cm``: its own, else the first parent type the cell has a predictor for."""
         tk = type_key(k, cm.type_scheme or self.type_scheme)
         if tk not in cm.types:
-            return next((p for p in PARENT_TYPES.get(tk, ()) if p in cm.types), tk)
+            parents = ((type_key(k, "split"),) if tk == "conv:stem" else ()) + PARENT_TYPES.get(tk, ())
+            return next((p for p in parents if p in cm.types), tk)
         return tk
 
     def _kernel_ms_linear(self, cm: CellModel, k: Mapping[str, Any]) -> float:
@@ -589,8 +599,13 @@ def _checked_cache_path(raw: bytes) -> Path | None:
     from perfmodel.paths import cache_dir
 
     try:
+        import importlib.util
+
         schema = (Path(__file__).parent / "_operator_schema.py").read_bytes()
-        key = hashlib.sha256(hashlib.sha256(schema).digest() + raw).hexdigest()
+        spec = importlib.util.find_spec("pydantic")  # its release, without importing it (the point of the cache)
+        validator = (Path(spec.origin).parent / "version.py").read_bytes() if spec and spec.origin else b""
+        checks = repr((SCHEMA_VERSION, READ_VERSIONS, FEATURES, TREE_FEATURES, TYPE_SCHEMES)).encode()
+        key = hashlib.sha256(hashlib.sha256(schema + checks + validator).digest() + raw).hexdigest()
         return cache_dir() / "checked-models" / f"operator-{key}.json"
     except OSError:
         return None
@@ -619,9 +634,9 @@ def load_operator_model(path: str | Path) -> OperatorModel:
             pass
     try:
         checked = checked_document(d)
-    except Exception as exc:  # pydantic ValidationError
+        model = OperatorModel._from_checked(checked)  # its parameters' own checks too
+    except Exception as exc:  # pydantic ValidationError, PerfmodelError
         raise InputFileError(f"operator model {str(p)!r} is invalid: {str(exc).splitlines()[0]}") from None
-    model = OperatorModel._from_checked(checked)
     if cached is not None:
         from perfmodel.paths import atomic_write_text
 
