@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="perfmodel")
     except (PerfmodelError, OSError) as exc:  # OSError: an output path that cannot be written, a full disk, ...
-        from perfmodel.cli.entry import error_exit
+        from perfmodel.cli.checks import error_exit
 
         raise error_exit(exc) from None
     except KeyboardInterrupt:  # outside any command (e.g. while the options are parsed)

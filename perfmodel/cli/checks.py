@@ -4,6 +4,7 @@ path of :mod:`perfmodel.cli.entry` uses them)."""
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -53,3 +54,15 @@ def check_option(name: str, value, *, minimum: float | None = None, above: float
         and (below is None or x < below) and (maximum is None or x <= maximum)
     if not ok:
         raise PerfmodelError(f"{name} must be a number {want}{what}, got {value}")
+
+
+def error_exit(exc: BaseException) -> SystemExit:
+    """``error: ...`` on stderr for a PerfmodelError or an OSError (no traceback), and the exit to raise."""
+    if isinstance(exc, PerfmodelError):
+        message, code = str(exc), exc.exit_code
+    else:
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        message, code = f"{getattr(exc, 'strerror', None) or exc}{where}", 2
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    return SystemExit(code)

@@ -61,20 +61,6 @@ def graph_fast_args(argv: list[str]) -> dict[str, Any] | None:
     return args
 
 
-def error_exit(exc: BaseException) -> SystemExit:
-    """``error: ...`` on stderr for a PerfmodelError or an OSError (no traceback), and the exit to raise."""
-    from perfmodel.errors import PerfmodelError
-
-    if isinstance(exc, PerfmodelError):
-        message, code = str(exc), exc.exit_code
-    else:
-        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-        message, code = f"{getattr(exc, 'strerror', None) or exc}{where}", 2
-    sys.stderr.write(f"error: {message}\n")
-    sys.stderr.flush()
-    return SystemExit(code)
-
-
 def main(argv: list[str] | None = None) -> None:
     args = graph_fast_args(list(sys.argv[1:] if argv is None else argv))
     if args is None:
@@ -82,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
 
         full(argv)
         return
+    from perfmodel.cli.checks import error_exit
     from perfmodel.cli.graph import predict_graph_command
     from perfmodel.errors import PerfmodelError
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from perfmodel.model.operator import FEATURES, READ_VERSIONS, TREE_FEATURES, TYPE_SCHEMES
+from perfmodel.model._operator_form import FEATURES, READ_VERSIONS, TREE_FEATURES, TYPE_SCHEMES
 
 
 class _Strict(BaseModel):

@@ -38,20 +38,9 @@ from typing import Any
 import numpy as np
 
 from perfmodel.errors import InputFileError, PerfmodelError
+from perfmodel.model._operator_form import (FEATURES, FORMAT, KERNEL_PREDICTORS, OVERHEAD_FORMS, READ_VERSIONS,
+                                            SCHEMA_VERSION, SOURCES, TREE_FEATURES, TYPE_SCHEMES)
 
-FORMAT = "perfmodel-operator-model"
-#: written; 2 added params.network_weight and cells[].type_scheme (an older perfmodel refuses a version-2 file by
-#: its version, not by an unknown field)
-SCHEMA_VERSION = 2
-READ_VERSIONS = (1, 2)  #: read (a version-1 file has the new fields' defaults)
-KERNEL_PREDICTORS = ("nnls", "ridge", "loglinear", "forest")
-TYPE_SCHEMES = ("base", "split", "stem", "stem2")
-OVERHEAD_FORMS = ("add", "affine")
-#: what the kernel predictors are fitted on: the sampled units, the framework's per-node profiles of networks
-#: (kernels timed in their network), or both
-SOURCES = ("units", "profiles", "both", "auto")  # auto: profiles where the data set has them for the cell
-FEATURES = ("one", "mmacs", "in_mb", "out_mb", "w_mb")
-TREE_FEATURES = ("mmacs", "in_mb", "out_mb", "w_mb", "k", "s", "h", "c_in", "c_out", "groups")
 #: small kernels (element-wise, data movement): never a unit's "main" kernel
 SMALL_TYPES = frozenset({"bias", "relu", "relu6", "pad", "reshape", "softmax"})
 #: kernels that move no data (a flatten / reshape is a view of its input in every framework here): 0 ms
