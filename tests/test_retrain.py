@@ -102,7 +102,7 @@ def test_the_sample_decides_the_method_and_the_interval_widens_to_its_error():
     new, rep = adapt_operator_model(model, {("onnxruntime", 1): _sample(nets, ["net0", "net1", "net2", "net3"])},
                                     nets)
     r = rep[0]
-    assert set(r.lono_mape) == {"size", "scale", "global", "none"}
+    assert set(r.lono_mape) == {"size", "scale", "global", "none", "refit"}
     assert r.method == min(r.lono_mape, key=r.lono_mape.get)
     assert new.cell("onnxruntime", 1).network_rel_sigma == pytest.approx(max(model.cell("onnxruntime", 1).network_rel_sigma or 0, r.lono_mape[r.method] / 100), abs=1e-4)
 
@@ -494,3 +494,18 @@ def test_a_stem_cell_adapted_back_to_the_classic_engine_drops_the_stem_scheme():
     assert back.type_scheme is None and "conv:stem" not in back.types
     assert set(back.types) == set(base.types)
     assert _with_rule_scheme(model, base, "opencv") is base
+
+
+def test_refit_learns_the_new_platform_from_the_sample_alone_and_needs_profiles():
+    """`refit`: the kernel predictors refitted on the sampled networks' profiles and times predict a held-out
+    network of the new platform; a type the sample lacks keeps the base's predictor at the global scale; no
+    profile: refused with the reason."""
+    model, nets, _ = _fitted()
+    names = ["net0", "net1", "net2", "net3", "net4"]
+    new, rep = adapt_operator_model(model, {("onnxruntime", 1): _sample(nets, names)}, nets, method="refit")
+    cm = new.cell("onnxruntime", 1)
+    assert rep[0].method == "refit" and cm.source.endswith("(refit)")
+    assert abs(_err(new, "onnxruntime", 1, nets["net5"]["onnxruntime"])) < 0.05
+    assert abs(_err(model, "onnxruntime", 1, nets["net5"]["onnxruntime"])) > 0.2  # the base is far off
+    with pytest.raises(PerfmodelError, match="refit cannot apply: too few profiled kernels"):
+        adapt_operator_model(model, {("onnxruntime", 1): _sample(nets, names, profiles=False)}, nets, method="refit")

@@ -30,7 +30,8 @@ def retrain_cmd(
     note: str = platform_note_option(),
     rounds: int = typer.Option(1, "--rounds", help="Measuring rounds of the sample."),
     method: str = typer.Option("auto", "--method", help="auto (per cell, the candidate with the lowest "
-                               "leave-one-network-out error over the sample), size, scale, global or none."),
+                               "leave-one-network-out error over the sample), size, scale, global, none or "
+                               "refit (the kernels refitted on the sample alone: for a large --count)."),
     network_model: Path = typer.Option(None, "--network-model", help="Also adapt this network-level throughput "
                                        "model (e.g. trained/throughput_reference.json) from the same sample: a "
                                        "factor on its inference time per framework x threads."),

@@ -17,6 +17,9 @@ Candidates, chosen per cell by leave-one-network-out over the sampled networks (
 * ``global``: one scale for the whole cell (kernels, envelope, overhead) from the sampled networks' end-to-end
   times (the median log ratio): the only candidate for a framework with no profiler (LiteRT).
 * ``none``: the base cell as it is (only when the base is the same cell).
+* ``refit``: the kernel predictors refitted on the sample alone (its per-node profiles and its networks' whole
+  timings, the model's form, the cell's type scheme); kernel types the sample lacks come from the base cell at
+  the cell's global scale. Worth it when the sample is large (many networks) or the platform runs other kernels.
 
 The adapted cell's interval widens to at least the chosen candidate's leave-one-network-out spread. What the
 model was adapted from and with what is the ``adaptation`` record of the model's ``source``.
@@ -37,7 +40,7 @@ from perfmodel.errors import PerfmodelError
 from perfmodel.model.operator import (FREE_TYPES, PARENT_TYPES, PROFILE_FLOOR_MS, CellModel, OperatorModel,
                                       network_io_mb, type_key)
 
-METHODS = ("size", "scale", "global", "none")
+METHODS = ("size", "scale", "global", "none", "refit")
 #: a type's own scale counts as this many kernels' worth of evidence less than the global one (shrinkage)
 PRIOR_KERNELS = 3.0
 
@@ -263,11 +266,46 @@ def _scaled_cell(base: CellModel, framework: str, threads: int, g: float, per: M
     return cm
 
 
+def _refit_cell(model: OperatorModel, base: CellModel, sample: CellSample, nets: Sequence[str],
+                nk: Mapping[str, list[dict[str, Any]]], framework: str, threads: int, prior: float,
+                rules: str | None) -> tuple[CellModel, float, dict[str, float]] | None:
+    """The ``refit`` candidate: ``base``'s framework x threads refitted on the sampled networks' profiles and whole
+    timings (None: nothing to refit from: no profile, too few kernels, a non-linear kernel predictor)."""
+    from pathlib import Path
+
+    from perfmodel.data.kernelset import KernelSet
+
+    profiles = {n: sample.profiles[n] for n in nets if n in sample.profiles and n in nk}
+    if not profiles or model.kernel_predictor not in ("nnls", "ridge"):
+        return None
+    cell = (framework, threads)
+    timed = {n: [sample.networks[n]] for n in nets if n in sample.networks and n in nk}
+    kset = KernelSet(path=Path("retrain-sample"), meta={}, units={}, network_ms={cell: timed},
+                     profiles={cell: profiles})
+    scheme = base.type_scheme or model.type_scheme
+    m = OperatorModel(kernel_predictor=model.kernel_predictor, type_scheme=scheme, overhead_form=model.overhead_form,
+                      ridge_alpha=model.ridge_alpha, source="profiles", network_weight=1.0)
+    try:
+        m.fit(kset, {n: {framework: nk[n]} for n in profiles}, cells=[cell])
+    except PerfmodelError:  # too few profiled kernels
+        return None
+    cm = m.cells_[cell]
+    ratios, _ = _type_log_ratios(model, base, profiles)
+    g = _scales(ratios, prior, slopes=False)[0] if ratios else 1.0
+    for t, d in _scaled_cell(base, framework, threads, g, {}).types.items():
+        cm.types.setdefault(t, d)  # a type the sample has no kernel of: the base's, at the global scale
+    cm.type_scheme = base.type_scheme
+    cm.rules = rules if rules is not None and rules != framework else None
+    return cm, g, {}
+
+
 def _candidate(model: OperatorModel, base: CellModel, method: str, sample: CellSample, nets: Sequence[str],
                nk: Mapping[str, list[dict[str, Any]]], framework: str, threads: int, prior: float,
                rules: str | None) -> tuple[CellModel, float, dict[str, float]] | None:
     """The base cell adapted by ``method`` from the sampled networks ``nets`` (their profiles and times)."""
     timed = [n for n in nets if n in sample.networks and n in nk]
+    if method == "refit":
+        return _refit_cell(model, base, sample, nets, nk, framework, threads, prior, rules)
     if method == "none":
         return _scaled_cell(base, framework, threads, 1.0, {}, rules=rules), 1.0, {}
     if method == "global":
@@ -335,8 +373,9 @@ def adapt_operator_model(model: OperatorModel, samples: Mapping[tuple[str, int],
         if not usable:
             if method != "auto":
                 why = {"none": "the base is another cell or runs other fusion rules",
-                       "global": "no network was timed end to end"}.get(method, "no per-node profile was measured "
-                                                                          "(the framework has no profiler?)")
+                       "global": "no network was timed end to end",
+                       "refit": "too few profiled kernels to refit from (or a non-linear kernel predictor)"}.get(
+                    method, "no per-node profile was measured (the framework has no profiler?)")
                 raise PerfmodelError(f"{fw} x{t}: --method {method} cannot apply: {why}; use --method auto")
             raise PerfmodelError(f"{fw} x{t}: nothing measured to adapt from (no network time, no profile)")
         scored = [m for m in usable if m in lono]
