@@ -99,8 +99,8 @@ def test_one_uniform_speed_change_is_one_global_scale_from_end_to_end_times():
 
 def test_the_sample_decides_the_method_and_the_interval_widens_to_its_error():
     model, nets, _ = _fitted()
-    new, rep = adapt_operator_model(model, {("onnxruntime", 1): _sample(nets, ["net0", "net1", "net2", "net3"])},
-                                    nets)
+    new, rep = adapt_operator_model(model, {("onnxruntime", 1): _sample(nets, ["net0", "net1", "net2", "net3",
+                                                                           "net4"])}, nets)
     r = rep[0]
     assert set(r.lono_mape) == {"size", "scale", "global", "none", "refit"}
     assert r.method == min(r.lono_mape, key=r.lono_mape.get)
@@ -507,5 +507,7 @@ def test_refit_learns_the_new_platform_from_the_sample_alone_and_needs_profiles(
     assert rep[0].method == "refit" and cm.source.endswith("(refit)")
     assert abs(_err(new, "onnxruntime", 1, nets["net5"]["onnxruntime"])) < 0.05
     assert abs(_err(model, "onnxruntime", 1, nets["net5"]["onnxruntime"])) > 0.2  # the base is far off
-    with pytest.raises(PerfmodelError, match="refit cannot apply: too few profiled kernels"):
+    with pytest.raises(PerfmodelError, match="refit cannot apply: fewer than 4 profiled networks"):
         adapt_operator_model(model, {("onnxruntime", 1): _sample(nets, names, profiles=False)}, nets, method="refit")
+    three = adapt_operator_model(model, {("onnxruntime", 1): _sample(nets, names[:3])}, nets)[1][0]
+    assert "refit" not in three.lono_mape  # 2 networks per leave-one-out fit: no refit candidate

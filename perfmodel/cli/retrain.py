@@ -9,6 +9,7 @@ import typer
 
 from perfmodel.cli.options import json_option, list_option, platform_note_option, worker_python_option
 from perfmodel.cli.show import print_table, say
+from perfmodel.workflows.retrain import DEFAULT_NETWORKS
 
 
 def retrain_cmd(
@@ -20,7 +21,9 @@ def retrain_cmd(
                                      "model's); one the model lacks starts from the nearest it has."),
     networks: list[str] = list_option(None, "--networks", help="Zoo networks to measure (default: chosen, "
                                       "--count of them, to cover the model's kernel types)."),
-    count: int = typer.Option(3, "--count", help="How many networks to choose when --networks is not given."),
+    count: int = typer.Option(DEFAULT_NETWORKS, "--count", help="How many networks to choose when --networks is "
+                              "not given (8: about 2-3 minutes of measuring here; fewer is faster but the kernel "
+                              "refit needs at least 4 and the per-type scales rest on few networks)."),
     measure: Path = typer.Option(None, "--measure", help="Folder of the measured sample (a kernel data set; "
                                  "default: next to --out). Re-run the same command to resume it."),
     data: Path = typer.Option(None, "--data", help="Measure nothing: adapt from data recorded elsewhere (a "

@@ -43,6 +43,9 @@ from perfmodel.model.operator import (FREE_TYPES, PARENT_TYPES, PROFILE_FLOOR_MS
 METHODS = ("size", "scale", "global", "none", "refit")
 #: a type's own scale counts as this many kernels' worth of evidence less than the global one (shrinkage)
 PRIOR_KERNELS = 3.0
+#: the fewest sampled networks the ``refit`` candidate fits on (from 2-3, leave-one-network-out picked refits
+#: that missed the other networks by 20-25 % on OpenCV 5.1: docs/experiments.md 19:40)
+MIN_REFIT_NETWORKS = 4
 
 
 @dataclass
@@ -276,7 +279,7 @@ def _refit_cell(model: OperatorModel, base: CellModel, sample: CellSample, nets:
     from perfmodel.data.kernelset import KernelSet
 
     profiles = {n: sample.profiles[n] for n in nets if n in sample.profiles and n in nk}
-    if not profiles or model.kernel_predictor not in ("nnls", "ridge"):
+    if len(profiles) < MIN_REFIT_NETWORKS or model.kernel_predictor not in ("nnls", "ridge"):
         return None
     cell = (framework, threads)
     timed = {n: [sample.networks[n]] for n in nets if n in sample.networks and n in nk}
@@ -374,7 +377,8 @@ def adapt_operator_model(model: OperatorModel, samples: Mapping[tuple[str, int],
             if method != "auto":
                 why = {"none": "the base is another cell or runs other fusion rules",
                        "global": "no network was timed end to end",
-                       "refit": "too few profiled kernels to refit from (or a non-linear kernel predictor)"}.get(
+                       "refit": f"fewer than {MIN_REFIT_NETWORKS} profiled networks (or too few kernels, or a "
+                                "non-linear kernel predictor) to refit from"}.get(
                     method, "no per-node profile was measured (the framework has no profiler?)")
                 raise PerfmodelError(f"{fw} x{t}: --method {method} cannot apply: {why}; use --method auto")
             raise PerfmodelError(f"{fw} x{t}: nothing measured to adapt from (no network time, no profile)")
