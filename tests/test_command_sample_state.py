@@ -214,18 +214,22 @@ def nan(x) -> bool:
 FINITE = [PY, "-c", "import time\nfor i in range(10):\n    time.sleep(0.03)\n    print(i)"]
 
 
-@pytest.fixture
-def faults_model(tmp_path):
-    """A model of throughput on minor faults per image: terms any measured command supplies."""
+def _one_term_model(path, feature, lo, hi, provenance):
+    """A linear throughput model on one per-image count (fps = 5 + count x 10 / hi), saved to ``path``."""
     from perfmodel.model import fit_model, save_model
 
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"minor_faults_per_image": rng.uniform(1e2, 1e4, 20)})
-    df["throughput_fps"] = 5.0 + df["minor_faults_per_image"] * 1e-3 + rng.normal(0, 0.01, 20)
-    path = tmp_path / "m.json"
-    save_model(fit_model(df, "throughput_fps", ["minor_faults_per_image"], kind="linear", select="fixed",
-                         provenance="software"), path)
+    df = pd.DataFrame({feature: rng.uniform(lo, hi, 20)})
+    df["throughput_fps"] = 5.0 + df[feature] * 10 / hi + rng.normal(0, 0.01, 20)
+    save_model(fit_model(df, "throughput_fps", [feature], kind="linear", select="fixed", provenance=provenance),
+               path)
     return path
+
+
+@pytest.fixture
+def faults_model(tmp_path):
+    """A model of throughput on minor faults per image: terms any measured command supplies."""
+    return _one_term_model(tmp_path / "m.json", "minor_faults_per_image", 1e2, 1e4, "software")
 
 
 def test_model_prediction_and_the_sample_estimate_from_one_run(tmp_path, faults_model):
@@ -425,14 +429,8 @@ def test_sample_only_fallback_with_counters_valgrind_times_with_software_counter
     from typer.testing import CliRunner
 
     from perfmodel.cli.app import app
-    from perfmodel.model import fit_model, save_model
 
-    rng = np.random.default_rng(0)
-    df = pd.DataFrame({"instructions_per_image": rng.uniform(1e8, 1e9, 20)})
-    df["throughput_fps"] = 5.0 + df["instructions_per_image"] * 1e-8 + rng.normal(0, 0.01, 20)
-    model = tmp_path / "real.json"
-    save_model(fit_model(df, "throughput_fps", ["instructions_per_image"], kind="linear", select="fixed",
-                         provenance="real"), model)
+    model = _one_term_model(tmp_path / "real.json", "instructions_per_image", 1e8, 1e9, "real")
     r = CliRunner().invoke(app, ["predict", "-m", str(model), "--counters", "valgrind", "--images", "5",
                                  "--traces", TRACE, "--", *LOOP])
     assert r.exit_code == 0, r.output
