@@ -183,12 +183,6 @@ def add_trust_modified(typer_app: typer.Typer, commands=READING_COMMANDS) -> Non
 add_trust_modified(app)
 
 
-def fail(message: str, code: int = 2) -> None:
-    """Print ``error: message`` to stderr and exit with ``code`` (no traceback)."""
-    typer.echo(f"error: {message}", err=True)
-    raise SystemExit(code)
-
-
 def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="perfmodel")
