@@ -127,9 +127,10 @@ def evaluate(kset, nk, variants, cells, nets, unit_ids=None):
             model = None if profiled else OperatorModel(**params).fit(kset, cells=[cell], unit_ids=unit_ids)
             for _, n, meas in measured(kset, [cell], nets):
                 others = [m for m in nets if m != n and m not in SIBLINGS.get(n, ())]
-                if profiled:  # the held-out network's own profile is never used
+                if profiled:  # the held-out network's own profile is never used; fit() fits the overhead on others
                     model = OperatorModel(**params).fit(kset, nk, networks=others, cells=[cell], unit_ids=unit_ids)
-                model.fit_overhead(kset, nk, others)
+                else:
+                    model.fit_overhead(kset, nk, others)
                 p = model.predict_kernels(cell[0], cell[1], nk[n][cell[0]])
                 rows.append({"variant": vname, "framework": cell[0], "threads": cell[1], "network": n,
                              "measured_ms": meas, "predicted_ms": p["ms"], "err": (p["ms"] - meas) / meas,
